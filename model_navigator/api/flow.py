@@ -1,0 +1,134 @@
+"""The export flow after validation, shared by every framework: workspace, samples, status, pipeline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from model_navigator.core.config import ExportConfig
+from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
+from model_navigator.core.environment import environment_info, git_info
+from model_navigator.core.logging import LOGGER, Progress, log_to_file
+from model_navigator.core.samples import SampleSet, save_sample
+from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
+from model_navigator.core.tensor import TensorMetadata
+from model_navigator.core.workspace import SAMPLE_SETS, Workspace
+from model_navigator.paths.base import PathSpec
+from model_navigator.steps.pipeline import Pipeline, profile_summary
+
+
+def navigator_version() -> str:
+    from model_navigator import __version__
+
+    return __version__
+
+
+def save_samples(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]]) -> Dict[str, List[str]]:
+    """Write model_input/<set>/<i>.npz and model_output/<set>/<i>.npz; return the files per set."""
+    files: Dict[str, List[str]] = {}
+    for name in SAMPLE_SETS:
+        files[name] = []
+        for i, index in enumerate(sample_set.selected[name]):
+            save_sample(workspace.input_dir(name) / f"{i}.npz", sample_set.samples[index])
+            save_sample(workspace.output_dir(name) / f"{i}.npz", outputs[index])
+            files[name].append(f"{i}.npz")
+    return files
+
+
+def run_export(
+    *,
+    config: ExportConfig,
+    workdir: Path,
+    override_workdir: bool,
+    sample_set: SampleSet,
+    outputs: Dict[int, Dict[str, np.ndarray]],
+    inputs_meta: List[TensorMetadata],
+    outputs_meta: List[TensorMetadata],
+    specs: List[PathSpec],
+    source_format: Format,
+    source_model: Any,
+    exporter_factory: Callable[[Workspace, NavigatorStatus], Any],
+    export_reproduce_factory: Callable[[Workspace], Any],
+    gpu_present: bool,
+    verbose: bool = True,
+):
+    """Create the workspace, save samples and run every path; return the PackageDescriptor."""
+    from model_navigator.package.descriptor import PackageDescriptor
+    from model_navigator.steps.executor import make_executor
+
+    start = time.perf_counter()
+    workspace = Workspace.create(workdir, override_workdir)
+    progress = Progress(enabled=verbose)
+    with log_to_file(workspace.log_file):
+        LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name, config.framework.value)
+        executor = make_executor(config, workspace.root)
+        try:
+            files = save_samples(workspace, sample_set, outputs)
+            status = NavigatorStatus(
+                model_name=config.model_name,
+                framework=config.framework.value,
+                navigator_version=navigator_version(),
+                config=config.to_dict(),
+                environment=environment_info(),
+                git=None if config.disable_git_info else git_info(),
+                dataloader={
+                    "length": sample_set.dataloader_len,
+                    "batch_size": sample_set.dataloader_batch_size,
+                    "sample_count": len(sample_set.samples),
+                },
+                samples=files,
+                inputs=inputs_meta,
+                outputs=outputs_meta,
+            )
+            source = PathStatus(key=source_format.value, format=source_format, status=StepStatus.OK,
+                                reason="source model (the reference for correctness)")
+            status.paths[source.key] = source
+            status.save(workspace.root)
+            progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
+            pipeline = Pipeline(workspace, status, config, specs, executor, progress,
+                                exporter=exporter_factory(workspace, status),
+                                export_reproduce=export_reproduce_factory(workspace), gpu_present=gpu_present)
+            try:
+                descriptor = PackageDescriptor(status, workspace.root, source_model=source_model)
+                pipeline.run_exports()
+                if config.run_profiling:  # in this process, while the worker still starts up
+                    profile_source(descriptor, pipeline, source)
+                pipeline.run_checks(profile=config.run_profiling)
+            except KeyboardInterrupt:
+                for path in status.paths.values():
+                    if path.status == StepStatus.NOT_RUN:
+                        path.reason = "interrupted (Ctrl-C)"
+                status.save(workspace.root)
+                progress.note("Interrupted: status.yaml holds the steps finished so far.")
+                raise
+            status.save(workspace.root)
+        finally:
+            executor.close()
+        LOGGER.info("export finished in %.2f s", time.perf_counter() - start)
+    if verbose:
+        from model_navigator.package.table import print_status_table
+
+        print_status_table(descriptor.status)
+    return descriptor
+
+
+def profile_source(descriptor: Any, pipeline: Pipeline, source: PathStatus) -> None:
+    """Profile the user's own model in this process with the same profiler as the artifacts."""
+    from model_navigator.steps.profiling import profile_with_runner
+    from model_navigator.core.status import PerformanceResult
+    from model_navigator.steps.base import short_reason
+
+    for runtime in (RuntimeProvider.CPU if pipeline.config.target_device == "cpu" else RuntimeProvider.CUDA,):
+        start = time.perf_counter()
+        result = source.runtimes.setdefault(runtime, RuntimeResult())
+        try:
+            runner = descriptor.get_runner(format=source.format, runtime=runtime)
+            result.performance = profile_with_runner(runner, pipeline.status, pipeline.workspace,
+                                                     pipeline.config.profiler_config)
+        except Exception as e:
+            result.performance = PerformanceResult(status=StepStatus.FAILED, reason=short_reason(e))
+        pipeline._report_profiling(source.key, runtime, result.performance, time.perf_counter() - start)
+        pipeline.save()

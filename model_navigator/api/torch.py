@@ -1,0 +1,244 @@
+"""nav.torch.export: PyTorch nn.Module -> TorchScript, torch.export (.pt2), ONNX and the TensorRT family."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from model_navigator.api.common import (
+    check_formats,
+    check_names,
+    check_positive_int,
+    check_profiler_config,
+    check_runtimes,
+    check_target_device,
+    check_tolerance,
+    check_workdir,
+    normalize_dynamic_axes,
+)
+from model_navigator.core.config import ExportConfig, ProfilerConfig
+from model_navigator.core.enums import (
+    Format,
+    Framework,
+    JitType,
+    RuntimeProvider,
+    TensorRTPrecision,
+    TensorRTPrecisionMode,
+    parse_enum,
+    parse_enum_tuple,
+)
+from model_navigator.core.errors import FrameworkMissingError, ModelNavigatorError, UserInputError
+from model_navigator.core.samples import collect_samples, infer_metadata, select_samples, varying_axes
+
+TORCH_FORMATS = (Format.TORCHSCRIPT, Format.TORCH_EXPORTEDPROGRAM, Format.ONNX, Format.TORCH_TRT, Format.TENSORRT)
+DEFAULT_OPSET = 17
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as e:
+        raise FrameworkMissingError(
+            "nav.torch needs PyTorch: pip install 'model-navigator[torch]' (pin torch to the build you use)."
+        ) from e
+    return torch
+
+
+def _forward_order(model: Any, names: Tuple[str, ...]) -> Tuple[str, ...]:
+    """Keyword inputs in the order forward() declares them (exporters number inputs in that order)."""
+    try:
+        params = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return names
+    known = [p for p in params if p in names]
+    return tuple(known + [n for n in names if n not in known])
+
+
+def run_source_model(model: Any, sample_set: Any, indices: List[int], device: str,
+                     output_names: Optional[Tuple[str, ...]]) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
+    """Run the user's model once per needed sample (eval, inference mode, own precision)."""
+    torch = _import_torch()
+    from model_navigator.exporters.torch_utils import flatten_outputs, to_torch_inputs
+
+    results: Dict[int, Dict[str, np.ndarray]] = {}
+    names: Optional[Tuple[str, ...]] = None
+    with torch.inference_mode():
+        for index in indices:
+            args, kwargs = to_torch_inputs(sample_set.samples[index], sample_set.input_names, device, sample_set.keyword)
+            try:
+                out = model(*args, **kwargs)
+            except Exception as e:
+                shapes = {k: tuple(v.shape) for k, v in sample_set.samples[index].items()}
+                raise ModelNavigatorError(
+                    f"The model failed on dataloader sample {index} (inputs {shapes}, "
+                    f"{'keyword' if sample_set.keyword else 'positional'} arguments): {type(e).__name__}: {e}"
+                ) from e
+            try:
+                tensors, default_names = flatten_outputs(out)
+            except TypeError as e:
+                raise UserInputError(f"Unsupported model output: {e}; return tensors, tuples/lists or dicts of tensors.") from e
+            if names is None:
+                if output_names is not None and len(output_names) != len(tensors):
+                    raise UserInputError(
+                        f"`output_names` has {len(output_names)} names {output_names} but the model returns "
+                        f"{len(tensors)} tensors {tuple(default_names)}."
+                    )
+                names = output_names or tuple(default_names)
+            results[index] = {n: t.detach().cpu().numpy() for n, t in zip(names, tensors)}
+    assert names is not None
+    return results, names
+
+
+def export(
+    model: Any,
+    dataloader: Any,
+    model_name: Optional[str] = None,
+    opset: Optional[int] = None,
+    target_formats: Optional[Union[Union[str, Format], Tuple[Union[str, Format], ...]]] = None,
+    jit_options: Optional[Union[Union[str, JitType], Tuple[Union[str, JitType], ...]]] = None,
+    workdir: Optional[Union[str, Path]] = None,
+    override_workdir: bool = False,
+    sample_count: Optional[int] = None,
+    atol: Optional[float] = None,
+    rtol: Optional[float] = None,
+    input_names: Optional[Tuple[str, ...]] = None,
+    output_names: Optional[Tuple[str, ...]] = None,
+    dynamic_axes: Optional[Dict[str, Union[Dict[int, str], List[int]]]] = None,
+    trt_dynamic_axes: Optional[Dict[str, Dict[int, Tuple[int, int, int]]]] = None,
+    target_precisions: Optional[Union[Union[str, TensorRTPrecision], Tuple[Union[str, TensorRTPrecision], ...]]] = None,
+    precison_mode: Optional[Union[str, TensorRTPrecisionMode]] = None,
+    max_workspace_size: Optional[int] = None,
+    target_device: Optional[str] = None,
+    disable_git_info: bool = False,
+    batch_dim: Optional[int] = 0,
+    runtimes: Optional[Union[Union[str, RuntimeProvider], Tuple[Union[str, RuntimeProvider], ...]]] = None,
+    run_profiling: bool = True,
+    profiler_config: Optional[ProfilerConfig] = None,
+    *,
+    precision_mode: Optional[Union[str, TensorRTPrecisionMode]] = None,
+    onnx_dynamo: bool = False,
+    isolation: bool = True,
+    step_timeout_s: Optional[float] = 600.0,
+    verbose: bool = True,
+) -> Any:
+    """Export a torch.nn.Module to every requested format, check each against the model on the
+    dataloader's samples, profile it, and return the PackageDescriptor of the workspace.
+
+    Beyond the reference: `precision_mode` (the reference spells it `precison_mode`; both work),
+    `onnx_dynamo` (use the torch.export-based ONNX exporter), `isolation` (run conversion,
+    correctness and profiling in a worker process; False runs them in this process),
+    `step_timeout_s` (a step running longer fails), `verbose` (progress lines and the table).
+    """
+    torch = _import_torch()
+    if not isinstance(model, torch.nn.Module):
+        raise UserInputError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    if precison_mode is not None and precision_mode is not None:
+        raise UserInputError("Pass `precision_mode` or the reference's `precison_mode`, not both.")
+    mode = parse_enum(TensorRTPrecisionMode, precision_mode or precison_mode or TensorRTPrecisionMode.HIERARCHY,
+                      "precision_mode")
+    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), TORCH_FORMATS, "PyTorch")
+    jit = parse_enum_tuple(JitType, jit_options, "jit_options") or (JitType.SCRIPT, JitType.TRACE)
+    precisions = parse_enum_tuple(TensorRTPrecision, target_precisions, "target_precisions") or (
+        TensorRTPrecision.FP32, TensorRTPrecision.FP16)
+    device = check_target_device(target_device, torch.cuda.is_available())
+    runtime_tuple = check_runtimes(parse_enum_tuple(RuntimeProvider, runtimes, "runtimes"), device)
+    opset_value = check_positive_int(opset if opset is not None else DEFAULT_OPSET, "opset", 7)
+    count = check_positive_int(sample_count if sample_count is not None else 100, "sample_count")
+    if max_workspace_size is not None:
+        check_positive_int(max_workspace_size, "max_workspace_size")
+    atol, rtol = check_tolerance(atol, "atol"), check_tolerance(rtol, "rtol")
+    in_names = check_names(input_names, "input_names")
+    out_names = check_names(output_names, "output_names")
+    profiler = check_profiler_config(profiler_config)
+    if model_name is not None and (not isinstance(model_name, str) or not model_name.strip()):
+        raise UserInputError(f"`model_name` must be a non-empty string, got {model_name!r}.")
+    if step_timeout_s is not None and step_timeout_s <= 0:
+        raise UserInputError("`step_timeout_s` must be > 0 or None.")
+    root = check_workdir(workdir, override_workdir)
+
+    # Samples: validated before anything is written.
+    sample_set = collect_samples(dataloader, in_names, batch_dim)
+    if sample_set.keyword:
+        ordered = _forward_order(model, sample_set.input_names)
+        sample_set.samples = [{n: s[n] for n in ordered} for s in sample_set.samples]
+        sample_set.input_names = ordered
+    selected = select_samples(sample_set, count)
+    needed = sorted({i for idx in selected.values() for i in idx})
+    model.eval()
+    if device != "cpu":
+        model.to(device)
+    outputs, final_out_names = run_source_model(model, sample_set, needed, device, out_names)
+
+    input_ranks = {n: sample_set.samples[0][n].ndim for n in sample_set.input_names}
+    output_ranks = {n: outputs[needed[0]][n].ndim for n in final_out_names}
+    overlap = set(input_ranks) & set(output_ranks)
+    if overlap:
+        raise UserInputError(f"Input and output names overlap: {sorted(overlap)}; give distinct `output_names`.")
+    user_axes = normalize_dynamic_axes(dynamic_axes, {**input_ranks, **output_ranks})
+    axes: Dict[str, List[int]] = {}
+    all_out = [outputs[i] for i in needed]
+    for name in sample_set.input_names:
+        auto = varying_axes(sample_set.samples, name)
+        axes[name] = sorted(set(user_axes.get(name, auto) + ([batch_dim] if batch_dim is not None else [])))
+    for name in final_out_names:
+        auto = varying_axes(all_out, name)
+        batch_axes = [batch_dim] if batch_dim is not None and output_ranks[name] > batch_dim else []
+        axes[name] = sorted(set(user_axes.get(name, auto) + batch_axes))
+    axes = {k: v for k, v in axes.items() if v}
+    inputs_meta = infer_metadata(sample_set.samples, sample_set.input_names, batch_dim, axes)
+    outputs_meta = infer_metadata(all_out, final_out_names, batch_dim, axes)
+
+    config = ExportConfig(
+        framework=Framework.TORCH,
+        model_name=model_name or type(model).__name__,
+        target_formats=formats,
+        jit_options=jit,
+        target_precisions=precisions,
+        precision_mode=mode,
+        runtimes=runtime_tuple,
+        opset=opset_value,
+        onnx_dynamo=bool(onnx_dynamo),
+        atol=atol,
+        rtol=rtol,
+        input_names=sample_set.input_names,
+        output_names=final_out_names,
+        dynamic_axes=axes,
+        trt_dynamic_axes={k: {int(a): list(v) for a, v in d.items()} for k, d in (trt_dynamic_axes or {}).items()} or None,
+        max_workspace_size=max_workspace_size,
+        target_device=device,
+        batch_dim=batch_dim,
+        sample_count=count,
+        forward_kw_names=sample_set.input_names if sample_set.keyword else None,
+        run_profiling=bool(run_profiling),
+        profiler_config=profiler,
+        disable_git_info=bool(disable_git_info),
+        isolation=bool(isolation),
+        step_timeout_s=step_timeout_s,
+    )
+
+    from model_navigator.api.flow import run_export
+    from model_navigator.core.environment import gpu_present
+    from model_navigator.exporters import torch as torch_exporters
+    from model_navigator.paths.torch import torch_paths
+    from model_navigator.paths.base import load_producer
+
+    def exporter_factory(workspace, status):
+        ctx = torch_exporters.context_from_status(model, workspace, status)
+
+        def export_path(spec, out_path):
+            return load_producer(spec)(ctx, spec, out_path)
+
+        return export_path
+
+    def reproduce_factory(workspace):
+        return lambda spec: torch_exporters.write_export_reproduce(workspace, spec)
+
+    return run_export(
+        config=config, workdir=root, override_workdir=override_workdir, sample_set=sample_set, outputs=outputs,
+        inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=list(torch_paths()), source_format=Format.TORCH,
+        source_model=model, exporter_factory=exporter_factory, export_reproduce_factory=reproduce_factory,
+        gpu_present=device != "cpu" or gpu_present(), verbose=verbose,
+    )

@@ -1,0 +1,107 @@
+"""Stable string enums: their values appear in folder names, status.yaml and the CLI."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Iterable, Optional, Tuple, Type, TypeVar, Union
+
+from model_navigator.core.errors import UserInputError
+
+E = TypeVar("E", bound=Enum)
+
+
+class StrEnum(str, Enum):
+    """A str-valued enum whose str() is its value (folder names, YAML)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Framework(StrEnum):
+    TORCH = "torch"
+    TENSORFLOW = "tensorflow"
+    JAX = "jax"
+    NONE = "none"
+
+
+class Format(StrEnum):
+    """Model formats. TORCH/TF_KERAS/JAX name the user's source model (never an artifact)."""
+
+    TORCHSCRIPT = "torchscript"
+    TORCH_EXPORTEDPROGRAM = "torch-exportedprogram"
+    ONNX = "onnx"
+    TORCH_TRT = "torch-trt"
+    TF_SAVEDMODEL = "tf-savedmodel"
+    TF_TRT = "tf-trt"
+    TENSORRT = "trt"
+    TORCH = "torch"
+    TENSORFLOW = "tensorflow"
+    JAX = "jax"
+
+
+SOURCE_FORMATS = (Format.TORCH, Format.TENSORFLOW, Format.JAX)
+
+
+class JitType(StrEnum):
+    SCRIPT = "script"
+    TRACE = "trace"
+
+
+class TensorRTPrecision(StrEnum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+
+
+class TensorRTPrecisionMode(StrEnum):
+    SINGLE = "single"
+    HIERARCHY = "hierarchy"
+
+
+class RuntimeProvider(StrEnum):
+    """Runtimes. For ONNX these are ONNX Runtime providers; for framework formats they name the
+    device the framework runs on (CPU -> cpu, CUDA -> cuda)."""
+
+    CPU = "CPUExecutionProvider"
+    CUDA = "CUDAExecutionProvider"
+    TRT = "TensorrtExecutionProvider"
+
+
+class MeasurementMode(StrEnum):
+    COUNT_WINDOWS = "count_windows"
+    TIME_WINDOWS = "time_windows"
+
+
+class StepStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    NOT_RUN = "not_run"
+
+
+def parse_enum(enum_cls: Type[E], value: Union[str, E], argument: str) -> E:
+    """Turn a user's string or enum into a member, or raise a UserInputError listing the choices."""
+    if isinstance(value, enum_cls):
+        return value
+    if isinstance(value, str):
+        for member in enum_cls:
+            if value == member.value or value.lower() == member.value.lower() or value.upper() == member.name:
+                return member
+    choices = ", ".join(repr(m.value) for m in enum_cls)
+    raise UserInputError(f"`{argument}`: unknown value {value!r}; choose from {choices}.")
+
+
+def parse_enum_tuple(
+    enum_cls: Type[E], value: Optional[Union[str, E, Iterable[Union[str, E]]]], argument: str
+) -> Optional[Tuple[E, ...]]:
+    """Normalise one value or a sequence of values into a tuple of enum members (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, Enum)):
+        value = (value,)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise UserInputError(f"`{argument}` must be a value or a tuple of values, got {type(value).__name__}.")
+    if not items:
+        raise UserInputError(f"`{argument}` is empty; pass None for the defaults or at least one value.")
+    return tuple(dict.fromkeys(parse_enum(enum_cls, v, argument) for v in items))

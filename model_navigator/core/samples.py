@@ -1,0 +1,263 @@
+"""Dataloader samples: validation, splitting into single samples, selection and npz storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from model_navigator.core.errors import UserInputError
+from model_navigator.core.tensor import TensorMetadata, is_tensor, to_numpy
+
+Sample = Dict[str, np.ndarray]
+SEED = 0
+
+_SUPPORTED = "a tensor (torch, tf, jax or numpy), a tuple/list of tensors, or a dict name -> tensor"
+
+
+@dataclass
+class SampleSet:
+    """The dataloader turned into single samples plus how they were given (positional or keyword)."""
+
+    samples: List[Sample]
+    input_names: Tuple[str, ...]
+    keyword: bool
+    dataloader_batch_size: int
+    dataloader_len: int
+    batch_dim: Optional[int]
+    selected: Dict[str, List[int]] = field(default_factory=dict)
+
+
+def _describe(value: Any) -> str:
+    return type(value).__module__ + "." + type(value).__name__
+
+
+def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]]) -> Tuple[Dict[str, Any], bool]:
+    """One dataloader item -> (ordered mapping name -> tensor, given as keywords?)."""
+    if isinstance(item, dict):
+        keys = list(item.keys())
+        for k, v in item.items():
+            if not isinstance(k, str) or not is_tensor(v):
+                raise UserInputError(
+                    f"`dataloader` item {index}: dict entry {k!r} holds {_describe(v)}; every value must be "
+                    f"a tensor and every key a str ({_SUPPORTED})."
+                )
+        if input_names is not None:
+            if set(input_names) != set(keys):
+                raise UserInputError(
+                    f"`input_names` {tuple(input_names)} do not match the keys of the dataloader's dict samples "
+                    f"{tuple(keys)}; pass the same names (any order) or leave `input_names` out."
+                )
+            keys = list(input_names)
+        return {k: item[k] for k in keys}, True
+    if is_tensor(item):
+        values = [item]
+    elif isinstance(item, (tuple, list)):
+        if not item:
+            raise UserInputError(f"`dataloader` item {index} is an empty {type(item).__name__}; expected {_SUPPORTED}.")
+        for j, v in enumerate(item):
+            if not is_tensor(v):
+                raise UserInputError(
+                    f"`dataloader` item {index}, element {j} is {_describe(v)}; expected {_SUPPORTED}."
+                )
+        values = list(item)
+    else:
+        raise UserInputError(f"`dataloader` item {index} is {_describe(item)}; expected {_SUPPORTED}.")
+    if input_names is not None:
+        if len(input_names) != len(values):
+            raise UserInputError(
+                f"`input_names` has {len(input_names)} names {tuple(input_names)} but dataloader samples hold "
+                f"{len(values)} tensors; give one name per tensor in the order the samples hold them."
+            )
+        names = list(input_names)
+    else:
+        names = [f"input__{i}" for i in range(len(values))]
+    return dict(zip(names, values)), False
+
+
+def check_dataloader(dataloader: Any) -> int:
+    """Require len() and iter(); return the length (> 0)."""
+    if not hasattr(dataloader, "__len__"):
+        raise UserInputError(
+            f"`dataloader` ({_describe(dataloader)}) has no len(); wrap it in a list or give it __len__ "
+            f"so model-navigator knows how many samples to read."
+        )
+    if not hasattr(dataloader, "__iter__"):
+        raise UserInputError(f"`dataloader` ({_describe(dataloader)}) is not iterable; it must implement __iter__.")
+    length = len(dataloader)
+    if length == 0:
+        raise UserInputError("`dataloader` is empty; give at least one sample.")
+    return length
+
+
+def collect_samples(
+    dataloader: Iterable[Any],
+    input_names: Optional[Sequence[str]],
+    batch_dim: Optional[int],
+) -> SampleSet:
+    """Read the whole dataloader and split every batch along `batch_dim` into single samples."""
+    length = check_dataloader(dataloader)
+    if input_names is not None:
+        if isinstance(input_names, str):
+            input_names = (input_names,)
+        input_names = tuple(input_names)
+        if len(set(input_names)) != len(input_names) or not all(isinstance(n, str) and n for n in input_names):
+            raise UserInputError(f"`input_names` must be unique non-empty strings, got {input_names}.")
+    if batch_dim is not None and (not isinstance(batch_dim, int) or isinstance(batch_dim, bool) or batch_dim < 0):
+        raise UserInputError(f"`batch_dim` must be a non-negative int or None, got {batch_dim!r}.")
+    samples: List[Sample] = []
+    names: Optional[Tuple[str, ...]] = None
+    keyword = False
+    max_batch = 1
+    count = 0
+    for index, item in enumerate(dataloader):
+        count += 1
+        named, keyword = _item_to_named(item, index, input_names)
+        arrays = {k: to_numpy(v) for k, v in named.items()}
+        if names is None:
+            names = tuple(arrays)
+        elif set(arrays) != set(names) or len(arrays) != len(names):
+            raise UserInputError(
+                f"`dataloader` item {index} holds inputs {tuple(arrays)} but item 0 held {names}; "
+                f"every sample must have the same inputs."
+            )
+        arrays = {k: arrays[k] for k in names}
+        for k, a in arrays.items():
+            if a.dtype == object:
+                raise UserInputError(f"`dataloader` item {index}, input {k!r} has dtype object; use numeric tensors.")
+        if batch_dim is None:
+            samples.append(arrays)
+            continue
+        sizes = set()
+        for k, a in arrays.items():
+            if a.ndim <= batch_dim:
+                raise UserInputError(
+                    f"`dataloader` item {index}, input {k!r} has shape {a.shape} with no axis {batch_dim} to "
+                    f"split batches on; set `batch_dim` to the batch axis, or batch_dim=None if the model "
+                    f"takes no batch."
+                )
+            sizes.add(a.shape[batch_dim])
+        if len(sizes) != 1:
+            shapes = {k: a.shape for k, a in arrays.items()}
+            raise UserInputError(
+                f"`dataloader` item {index}: inputs disagree on the batch size along batch_dim={batch_dim}: {shapes}."
+            )
+        batch = sizes.pop()
+        if batch == 0:
+            raise UserInputError(f"`dataloader` item {index} has an empty batch (size 0 on axis {batch_dim}).")
+        max_batch = max(max_batch, batch)
+        for i in range(batch):
+            samples.append(
+                {k: np.ascontiguousarray(np.take(a, [i], axis=batch_dim)) for k, a in arrays.items()}
+            )
+    if count == 0:
+        raise UserInputError(f"`dataloader` reports len() == {length} but yielded no items.")
+    assert names is not None
+    return SampleSet(
+        samples=samples,
+        input_names=names,
+        keyword=keyword,
+        dataloader_batch_size=max_batch,
+        dataloader_len=length,
+        batch_dim=batch_dim,
+    )
+
+
+def select_samples(sample_set: SampleSet, sample_count: int) -> Dict[str, List[int]]:
+    """Pick conversion (extremes of every axis), correctness (random, seeded) and profiling indices."""
+    samples = sample_set.samples
+    n = len(samples)
+    conversion: List[int] = []
+    for name in sample_set.input_names:
+        shapes = np.array([s[name].shape for s in samples]) if samples[0][name].ndim else np.zeros((n, 0))
+        for axis in range(shapes.shape[1]):
+            for idx in (int(np.argmin(shapes[:, axis])), int(np.argmax(shapes[:, axis]))):
+                if idx not in conversion:
+                    conversion.append(idx)
+    if not conversion:
+        conversion = [0]
+    rng = np.random.default_rng(SEED)
+    count = min(sample_count, n)
+    correctness = sorted(int(i) for i in rng.choice(n, size=count, replace=False))
+    profiling = [int(rng.integers(n))]
+    sample_set.selected = {"conversion": sorted(conversion), "correctness": correctness, "profiling": profiling}
+    return sample_set.selected
+
+
+def save_sample(path: Path, sample: Sample) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        np.savez(f, **sample)
+
+
+def load_sample(path: Path) -> Sample:
+    """Load one npz sample without pickle, keeping the stored order of names."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def load_sample_dir(folder: Path) -> List[Sample]:
+    files = sorted(Path(folder).glob("*.npz"), key=lambda p: int(p.stem) if p.stem.isdigit() else p.stem)
+    return [load_sample(f) for f in files]
+
+
+def build_batch(sample: Dict[str, np.ndarray], batch_size: int, batch_dim: Optional[int]) -> Dict[str, np.ndarray]:
+    """Rebuild a batch: repeat single samples along batch_dim to batch_size; arrays come back C-contiguous."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if batch_dim is None:
+        if batch_size != 1:
+            raise ValueError(f"No batch dimension (batch_dim=None): batch_size must be 1, got {batch_size}.")
+        return sample
+    batch: Dict[str, np.ndarray] = {}
+    for name, value in sample.items():
+        array = np.asarray(value)
+        if array.ndim == 0:
+            raise ValueError(f"Input {name!r} is a scalar; it has no batch dimension {batch_dim}.")
+        if not -array.ndim <= batch_dim < array.ndim:
+            raise ValueError(f"Input {name!r} has shape {array.shape}; batch_dim {batch_dim} is out of range.")
+        size = array.shape[batch_dim]
+        if size == batch_size:
+            batched = array
+        elif size == 1:
+            batched = np.repeat(array, batch_size, axis=batch_dim)
+        elif size > 1:
+            # A sample that already holds several items: cycle through them.
+            batched = np.take(array, np.arange(batch_size) % size, axis=batch_dim)
+        else:
+            raise ValueError(f"Input {name!r} has shape {array.shape}: empty along batch_dim {batch_dim}.")
+        batch[name] = batched if batched.flags.c_contiguous else np.ascontiguousarray(batched)
+    return batch
+
+
+def infer_metadata(
+    samples: Sequence[Sample],
+    names: Sequence[str],
+    batch_dim: Optional[int],
+    dynamic_axes: Dict[str, List[int]],
+) -> List[TensorMetadata]:
+    """Metadata from single samples: -1 on the batch axis and on every axis that is dynamic."""
+    result = []
+    for name in names:
+        first = samples[0][name]
+        shape = list(first.shape)
+        for axis in dynamic_axes.get(name, []):
+            if axis < len(shape):
+                shape[axis] = -1
+        if batch_dim is not None and batch_dim < len(shape):
+            shape[batch_dim] = -1
+        result.append(TensorMetadata(name=name, shape=tuple(shape), dtype=first.dtype.name))
+    return result
+
+
+def varying_axes(samples: Sequence[Sample], name: str) -> List[int]:
+    """Axes of `name` whose size differs between samples."""
+    shapes = {s[name].shape for s in samples}
+    if len(shapes) <= 1:
+        return []
+    ndims = {len(s) for s in shapes}
+    if len(ndims) != 1:
+        raise UserInputError(f"Input or output {name!r} changes rank between samples: {sorted(shapes)}.")
+    return [axis for axis in range(ndims.pop()) if len({s[axis] for s in shapes}) > 1]

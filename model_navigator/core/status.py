@@ -1,0 +1,172 @@
+"""The typed status model. status.yaml is its serialisation and the single source of truth."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from model_navigator.core.enums import Format, JitType, RuntimeProvider, StepStatus, TensorRTPrecision
+from model_navigator.core.errors import PackageError
+from model_navigator.core.serialization import dump_yaml, from_plain, load_yaml, to_plain
+from model_navigator.core.tensor import TensorMetadata
+
+FORMAT_VERSION = 2
+STATUS_FILE = "status.yaml"
+
+
+@dataclass
+class OutputError:
+    """Largest absolute and relative difference of one output against the source model."""
+
+    max_abs_error: float
+    max_rel_error: float
+
+
+@dataclass
+class CorrectnessResult:
+    status: StepStatus
+    reason: Optional[str] = None
+    per_output: Dict[str, OutputError] = field(default_factory=dict)
+    batch_sizes: List[int] = field(default_factory=list)
+    sample_count: int = 0
+    atol: Optional[float] = None
+    rtol: Optional[float] = None
+    duration_s: float = 0.0
+
+
+@dataclass
+class ProfilingResult:
+    """Latency (ms) and throughput (samples/s) of one runtime at one batch size."""
+
+    batch_size: int
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    throughput: float
+    windows: int
+    stable: bool
+    spread_percent: float = 0.0
+    request_count: int = 0
+
+
+@dataclass
+class PerformanceResult:
+    status: StepStatus
+    reason: Optional[str] = None
+    results: List[ProfilingResult] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class RuntimeResult:
+    correctness: Optional[CorrectnessResult] = None
+    performance: Optional[PerformanceResult] = None
+    verified: bool = False
+
+
+@dataclass
+class PathStatus:
+    """One export/conversion path: what it is, whether it worked and what each runtime showed."""
+
+    key: str
+    format: Format
+    status: StepStatus
+    jit_type: Optional[JitType] = None
+    precision: Optional[TensorRTPrecision] = None
+    flags: Dict[str, Any] = field(default_factory=dict)
+    parent: Optional[str] = None
+    reason: Optional[str] = None
+    model_path: Optional[str] = None
+    duration_s: float = 0.0
+    runtimes: Dict[RuntimeProvider, RuntimeResult] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == StepStatus.OK
+
+
+@dataclass
+class NavigatorStatus:
+    model_name: str
+    framework: str
+    format_version: int = FORMAT_VERSION
+    navigator_version: str = ""
+    created_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat())
+    config: Dict[str, Any] = field(default_factory=dict)
+    environment: Dict[str, Any] = field(default_factory=dict)
+    git: Optional[Dict[str, Any]] = None
+    dataloader: Dict[str, Any] = field(default_factory=dict)
+    samples: Dict[str, List[str]] = field(default_factory=dict)
+    inputs: List[TensorMetadata] = field(default_factory=list)
+    outputs: List[TensorMetadata] = field(default_factory=list)
+    paths: Dict[str, PathStatus] = field(default_factory=dict)
+
+    def save(self, workdir: Path) -> None:
+        """Write status.yaml atomically (temporary file, then rename)."""
+        dump_yaml(to_plain(self), Path(workdir) / STATUS_FILE)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "NavigatorStatus":
+        if not isinstance(data, dict):
+            raise PackageError(f"{STATUS_FILE} must hold a mapping, got {type(data).__name__}.")
+        version = data.get("format_version")
+        if not isinstance(version, int):
+            raise PackageError(f"{STATUS_FILE} has no integer `format_version`; it was not written by model-navigator.")
+        if version > FORMAT_VERSION:
+            raise PackageError(
+                f"{STATUS_FILE} has format_version {version}, newer than this model-navigator understands "
+                f"({FORMAT_VERSION}); upgrade model-navigator to read it."
+            )
+        data = upgrade_status(dict(data))
+        try:
+            return from_plain(cls, data)
+        except (TypeError, ValueError, KeyError) as e:
+            raise PackageError(f"{STATUS_FILE} is malformed: {e}") from e
+
+    @classmethod
+    def load(cls, workdir: Path) -> "NavigatorStatus":
+        path = Path(workdir) / STATUS_FILE
+        if not path.is_file():
+            raise PackageError(f"No {STATUS_FILE} in {workdir}: not a model-navigator workspace.")
+        try:
+            data = load_yaml(path)
+        except Exception as e:  # yaml.YAMLError and decode errors
+            raise PackageError(f"{path} is not safe, plain YAML: {str(e).splitlines()[0]}") from e
+        return cls.from_dict(data)
+
+
+def upgrade_status(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Bring status data written by an older model-navigator to FORMAT_VERSION, one version at a time.
+
+    Version 1 (the first public layout) stored per-runtime results under `runtime_results` with
+    `tolerance: {output: {atol, rtol}}` and `latency_ms`; version 2 names them `runtimes`,
+    `correctness.per_output` and `performance`.
+    """
+    if data["format_version"] == 1:
+        paths = {}
+        for key, path in (data.get("paths") or {}).items():
+            path = dict(path)
+            runtimes = {}
+            for runtime, result in (path.pop("runtime_results", None) or {}).items():
+                tolerance = result.get("tolerance") or {}
+                correctness = None
+                if "correctness_status" in result:
+                    correctness = {
+                        "status": result["correctness_status"],
+                        "reason": result.get("correctness_reason"),
+                        "per_output": {
+                            name: {"max_abs_error": t["atol"], "max_rel_error": t["rtol"]}
+                            for name, t in tolerance.items()
+                        },
+                    }
+                runtimes[runtime] = {"correctness": correctness, "verified": bool(result.get("verified", False))}
+            path["runtimes"] = runtimes
+            paths[key] = path
+        data["paths"] = paths
+        data["format_version"] = 2
+    return data

@@ -1,0 +1,59 @@
+"""Tensor metadata and conversion of framework tensors to numpy without importing frameworks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorMetadata:
+    """Name, shape (-1 marks a dynamic axis) and numpy dtype name of one input or output."""
+
+    name: str
+    shape: Tuple[int, ...]
+    dtype: str
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "TensorMetadata":
+        return cls(name=str(data["name"]), shape=tuple(int(d) for d in data["shape"]), dtype=str(data["dtype"]))
+
+
+def metadata_to_list(metadata: List[TensorMetadata]) -> List[Dict[str, Any]]:
+    return [m.to_dict() for m in metadata]
+
+
+def metadata_from_list(data: List[Dict[str, Any]]) -> List[TensorMetadata]:
+    return [TensorMetadata.from_dict(d) for d in data or []]
+
+
+def is_tensor(value: Any) -> bool:
+    """True for numpy arrays and torch / tensorflow / jax tensors (checked by type, no imports)."""
+    if isinstance(value, np.ndarray):
+        return True
+    module = type(value).__module__ or ""
+    root = module.split(".")[0]
+    if root == "torch":
+        return type(value).__name__ in ("Tensor", "Parameter")
+    if root in ("tensorflow", "tf_keras", "keras"):
+        return hasattr(value, "numpy") and hasattr(value, "shape")
+    if root in ("jax", "jaxlib"):
+        return hasattr(value, "shape") and hasattr(value, "dtype")
+    return False
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """Convert a tensor of any supported framework to a numpy array on the host."""
+    if isinstance(value, np.ndarray):
+        return value
+    root = (type(value).__module__ or "").split(".")[0]
+    if root == "torch":
+        return value.detach().cpu().numpy()
+    if root in ("tensorflow", "tf_keras", "keras"):
+        return np.asarray(value.numpy())
+    return np.asarray(value)

@@ -1,0 +1,181 @@
+"""Export producers that need the user's torch.nn.Module: TorchScript, torch.export (.pt2), ONNX."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from model_navigator.core.enums import JitType
+from model_navigator.exporters.torch_utils import to_torch_inputs
+from model_navigator.paths.base import PathSpec
+
+
+@dataclass
+class TorchExportContext:
+    """What every torch export needs: the model, one example batch and the tensor names/axes."""
+
+    model: Any
+    example: Dict[str, np.ndarray]
+    input_names: Tuple[str, ...]
+    output_names: Tuple[str, ...]
+    keyword: bool
+    dynamic_axes: Dict[str, List[int]] = field(default_factory=dict)
+    opset: int = 17
+    onnx_dynamo: bool = False
+    device: str = "cpu"
+
+    def example_args(self):
+        return to_torch_inputs(self.example, self.input_names, self.device, self.keyword)
+
+
+def export_torchscript(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+    """torch.jit.script or torch.jit.trace, then save."""
+    import torch
+
+    if spec.jit_type == JitType.SCRIPT:
+        module = torch.jit.script(ctx.model)
+    else:
+        args, kwargs = ctx.example_args()
+        with torch.inference_mode(False), torch.no_grad():
+            if kwargs:
+                module = torch.jit.trace(ctx.model, example_kwarg_inputs=kwargs, strict=False, check_trace=False)
+            else:
+                module = torch.jit.trace(ctx.model, args, strict=False, check_trace=False)
+    torch.jit.save(module, str(out_path))
+    return {}
+
+
+def _dynamic_shapes(ctx: TorchExportContext) -> Optional[Any]:
+    import torch
+
+    specs = [{axis: torch.export.Dim.AUTO for axis in ctx.dynamic_axes.get(n, [])} or None for n in ctx.input_names]
+    if all(s is None for s in specs):
+        return None
+    if ctx.keyword:
+        return dict(zip(ctx.input_names, specs))
+    return tuple(specs)
+
+
+def export_exportedprogram(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+    """torch.export.export with the dynamic axes marked Dim.AUTO, saved as .pt2."""
+    import torch
+
+    args, kwargs = ctx.example_args()
+    program = torch.export.export(ctx.model, args, kwargs or None, dynamic_shapes=_dynamic_shapes(ctx))
+    torch.export.save(program, str(out_path))
+    return {}
+
+
+def export_onnx(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+    """torch.onnx.export: the TorchScript-based exporter by default, the torch.export-based one with onnx_dynamo."""
+    import torch
+
+    args, kwargs = ctx.example_args()
+    names = list(ctx.input_names) + list(ctx.output_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if ctx.onnx_dynamo:
+            torch.onnx.export(
+                ctx.model, args, str(out_path), kwargs=kwargs or None, input_names=list(ctx.input_names),
+                output_names=list(ctx.output_names), opset_version=ctx.opset, dynamo=True,
+                dynamic_shapes=_dynamic_shapes(ctx), external_data=False,
+            )
+        else:
+            dynamic_axes = {n: {a: f"{n}_dim{a}" for a in ctx.dynamic_axes[n]} for n in names if ctx.dynamic_axes.get(n)}
+            torch.onnx.export(
+                ctx.model, args, str(out_path), kwargs=kwargs or None, input_names=list(ctx.input_names),
+                output_names=list(ctx.output_names), opset_version=ctx.opset, dynamo=False,
+                dynamic_axes=dynamic_axes or None,
+            )
+    return {"opset": ctx.opset, "exporter": "dynamo" if ctx.onnx_dynamo else "torchscript"}
+
+
+def export_example(conversion_samples: List[Dict[str, np.ndarray]], batch_dim: Optional[int]) -> Dict[str, np.ndarray]:
+    """The sample exports trace with: the largest conversion sample, as a batch of 2 when batched
+    (batch 1 would let tracers specialise the batch axis to a constant)."""
+    from model_navigator.core.samples import build_batch
+
+    largest = max(conversion_samples, key=lambda s: sum(a.size for a in s.values()))
+    return build_batch(largest, 2, batch_dim) if batch_dim is not None else largest
+
+
+def context_from_status(model: Any, workspace: Any, status: Any) -> TorchExportContext:
+    """Rebuild the export context from status.yaml (the pipeline and reproduce_export.py share it)."""
+    from model_navigator.core.samples import load_sample_dir
+
+    config = status.config
+    return TorchExportContext(
+        model=model,
+        example=export_example(load_sample_dir(workspace.input_dir("conversion")), config.get("batch_dim")),
+        input_names=tuple(m.name for m in status.inputs),
+        output_names=tuple(m.name for m in status.outputs),
+        keyword=bool(config.get("forward_kw_names")),
+        dynamic_axes={k: list(v) for k, v in (config.get("dynamic_axes") or {}).items()},
+        opset=int(config.get("opset", 17)),
+        onnx_dynamo=bool(config.get("onnx_dynamo", False)),
+        device=str(config.get("target_device", "cpu")),
+    )
+
+
+_EXPORT_TEMPLATE = '''#!/usr/bin/env python3
+"""Reproduce the export of path `{path}`.
+
+Export needs your model object: implement get_model() below, then run from the workspace root:
+    bash {path}/reproduce_export.sh
+"""
+import sys
+
+from model_navigator.exporters.torch import reproduce_export_main
+
+
+def get_model():
+    raise NotImplementedError("Please implement get_model() to return your torch.nn.Module to reproduce the export.")
+
+
+if __name__ == "__main__":
+    sys.exit(reproduce_export_main(get_model, sys.argv[1:]))
+'''
+
+
+def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
+    """Write <path>/reproduce_export.py (needs only get_model()) and its .sh."""
+    import shlex
+    import sys
+
+    folder = workspace.path_dir(spec.key)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reproduce_export.py").write_text(_EXPORT_TEMPLATE.format(path=spec.key))
+    command = " ".join(shlex.quote(a) for a in [sys.executable, f"{spec.key}/reproduce_export.py", "--workdir", ".",
+                                               "--path", spec.key])
+    sh = folder / "reproduce_export.sh"
+    sh.write_text("#!/usr/bin/env bash\n# Reproduce the export; implement get_model() in reproduce_export.py first.\n"
+                  f"set -euo pipefail\n{command}\n")
+    sh.chmod(0o755)
+
+
+def reproduce_export_main(get_model: Any, argv: List[str]) -> int:
+    """Entry of reproduce_export.py: export the path again from get_model() with the recorded settings."""
+    import argparse
+
+    from model_navigator.core.enums import Framework
+    from model_navigator.core.status import NavigatorStatus
+    from model_navigator.core.workspace import Workspace
+    from model_navigator.paths.base import load_producer
+    from model_navigator.paths.registry import find_spec
+
+    parser = argparse.ArgumentParser(description="Reproduce a torch export of model-navigator.")
+    parser.add_argument("--workdir", default=".")
+    parser.add_argument("--path", required=True)
+    args = parser.parse_args(argv)
+    workspace = Workspace(args.workdir)
+    status = NavigatorStatus.load(workspace.root)
+    spec = find_spec(Framework.TORCH, args.path)
+    ctx = context_from_status(get_model(), workspace, status)
+    out_path = workspace.path_dir(spec.key) / spec.artifact
+    load_producer(spec)(ctx, spec, out_path)
+    print(f"exported {workspace.relative(out_path)}")
+    return 0

@@ -1,0 +1,191 @@
+"""PackageDescriptor: the user's handle on a workspace (status, models, runners, verification)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from model_navigator.core.enums import (
+    SOURCE_FORMATS,
+    Format,
+    JitType,
+    RuntimeProvider,
+    StepStatus,
+    TensorRTPrecision,
+    parse_enum,
+)
+from model_navigator.core.errors import UserInputError
+from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
+from model_navigator.runners.base import NavigatorRunner
+
+
+class PackageDescriptor:
+    """Status and artifacts of one export, backed by a workspace folder and its status.yaml."""
+
+    def __init__(self, status: NavigatorStatus, workdir: Union[str, Path], source_model: Optional[Any] = None):
+        self.status = status
+        self._workdir = Path(workdir)
+        self.source_model = source_model
+
+    @classmethod
+    def from_workdir(cls, workdir: Union[str, Path]) -> "PackageDescriptor":
+        return cls(NavigatorStatus.load(Path(workdir)), workdir)
+
+    @property
+    def workdir(self) -> Path:
+        return self._workdir
+
+    @property
+    def model_name(self) -> str:
+        return self.status.model_name
+
+    def save_status(self) -> None:
+        self.status.save(self._workdir)
+
+    # Lookup ------------------------------------------------------------------------------------
+    def _matching(
+        self,
+        format: Union[str, Format],
+        jit_type: Optional[Union[str, JitType]] = None,
+        precision: Optional[Union[str, TensorRTPrecision]] = None,
+        enable_xla: Optional[bool] = None,
+        jit_compile: Optional[bool] = None,
+    ) -> List[PathStatus]:
+        fmt = parse_enum(Format, format, "format")
+        jit = parse_enum(JitType, jit_type, "jit_type") if jit_type is not None else None
+        prec = parse_enum(TensorRTPrecision, precision, "precision") if precision is not None else None
+        found = []
+        for path in self.status.paths.values():
+            if path.format != fmt:
+                continue
+            if jit is not None and path.jit_type != jit:
+                continue
+            if prec is not None and path.precision != prec:
+                continue
+            if enable_xla is not None and path.flags.get("enable_xla") != enable_xla:
+                continue
+            if jit_compile is not None and path.flags.get("jit_compile") != jit_compile:
+                continue
+            found.append(path)
+        return found
+
+    def get_path(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
+                 enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> PathStatus:
+        """Exactly one path for these selectors, or a UserInputError naming the choices."""
+        found = self._matching(format, jit_type, precision, enable_xla, jit_compile)
+        if not found:
+            known = ", ".join(sorted(self.status.paths)) or "none"
+            raise UserInputError(f"No path matches format={format!s} jit_type={jit_type} precision={precision}; "
+                                 f"paths in this package: {known}.")
+        if len(found) > 1:
+            ok = [p for p in found if p.ok]
+            if len(ok) == 1:
+                return ok[0]
+            keys = ", ".join(p.key for p in found)
+            raise UserInputError(f"Several paths match format={format!s} ({keys}); give jit_type or precision.")
+        return found[0]
+
+    def _runtime(self, path: PathStatus, runtime: Optional[Union[str, RuntimeProvider]]) -> RuntimeProvider:
+        if runtime is not None:
+            return parse_enum(RuntimeProvider, runtime, "runtime")
+        if path.runtimes:
+            return next(iter(path.runtimes))
+        return RuntimeProvider.CPU
+
+    # Reference API ---------------------------------------------------------------------------------
+    def get_formats_status(self) -> Dict[str, bool]:
+        """Path key -> True when its export/conversion succeeded."""
+        return {key: path.ok for key, path in self.status.paths.items() if path.format not in SOURCE_FORMATS}
+
+    def get_formats_performance(self) -> Dict[str, Optional[float]]:
+        """Path key -> p50 latency (ms) at the smallest profiled batch size (first runtime profiled)."""
+        result: Dict[str, Optional[float]] = {}
+        for key, path in self.status.paths.items():
+            latency = None
+            for runtime_result in path.runtimes.values():
+                perf = runtime_result.performance
+                if perf is not None and perf.status == StepStatus.OK and perf.results:
+                    latency = min(perf.results, key=lambda r: r.batch_size).p50_ms
+                    break
+            if path.ok:
+                result[key] = latency
+        return result
+
+    def get_status(
+        self,
+        format: Union[str, Format],
+        runtime_provider: Optional[Union[str, RuntimeProvider]] = None,
+        jit_type: Optional[Union[str, JitType]] = None,
+        precision: Optional[Union[str, TensorRTPrecision]] = None,
+        enable_xla: Optional[bool] = None,
+        jit_compile: Optional[bool] = None,
+    ) -> bool:
+        """True when a matching path exported (and, with a runtime, passed correctness on it)."""
+        for path in self._matching(format, jit_type, precision, enable_xla, jit_compile):
+            if not path.ok:
+                continue
+            if runtime_provider is None:
+                return True
+            runtime = parse_enum(RuntimeProvider, runtime_provider, "runtime_provider")
+            result = path.runtimes.get(runtime)
+            if path.format in SOURCE_FORMATS or (
+                result is not None and result.correctness is not None and result.correctness.status == StepStatus.OK
+            ):
+                return True
+        return False
+
+    def get_model(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
+                  enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> Any:
+        """The exported model object (torch module, onnx.ModelProto, ...); a path for TensorRT plans."""
+        path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
+        if path.format in SOURCE_FORMATS:
+            if self.source_model is None:
+                raise UserInputError("The source model is not part of a loaded package.")
+            return self.source_model
+        if not path.ok or path.model_path is None:
+            raise UserInputError(f"Path {path.key!r} has no model: {path.status.value} ({path.reason}).")
+        model_path = self._workdir / path.model_path
+        if path.format in (Format.TORCHSCRIPT, Format.TORCH_TRT):
+            import torch
+
+            return torch.jit.load(str(model_path), map_location="cpu")
+        if path.format == Format.TORCH_EXPORTEDPROGRAM:
+            import torch
+
+            return torch.export.load(str(model_path))
+        if path.format == Format.ONNX:
+            import onnx
+
+            return onnx.load(str(model_path))
+        if path.format in (Format.TF_SAVEDMODEL, Format.TF_TRT):
+            import tensorflow as tf
+
+            return tf.saved_model.load(str(model_path))
+        return model_path
+
+    def get_runner(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
+                   runtime: Optional[Union[str, RuntimeProvider]] = None, enable_xla: Optional[bool] = None,
+                   jit_compile: Optional[bool] = None) -> NavigatorRunner:
+        """A Polygraphy-style runner (activate/infer/deactivate, context manager) for the path and runtime."""
+        from model_navigator.runners.registry import make_runner
+
+        path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
+        return make_runner(self._workdir, self.status, path, self._runtime(path, runtime), self.source_model)
+
+    def set_verified(self, format: Union[str, Format], runtime: Union[str, RuntimeProvider], jit_type: Any = None,
+                     precision: Any = None, enable_xla: Optional[bool] = None,
+                     jit_compile: Optional[bool] = None) -> None:
+        """Mark a path and runtime as verified by the user's own tests (saved in status.yaml)."""
+        path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
+        if not path.ok:
+            raise UserInputError(f"Path {path.key!r} {path.status.value}; only a successful path can be verified.")
+        rt = parse_enum(RuntimeProvider, runtime, "runtime")
+        path.runtimes.setdefault(rt, RuntimeResult()).verified = True
+        self.save_status()
+
+    def save(self, path: Union[str, Path], keep_workdir: bool = True, override: bool = False,
+             save_data: bool = True) -> None:
+        """Same as nav.save(self, path, ...)."""
+        from model_navigator.package.nav import save
+
+        save(self, path, keep_workdir=keep_workdir, override=override, save_data=save_data)

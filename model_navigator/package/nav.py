@@ -1,0 +1,163 @@
+"""nav.save, nav.load and nav.profile: .nav packages and re-checking a workspace elsewhere."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from model_navigator.core.config import ExportConfig, ProfilerConfig
+from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
+from model_navigator.core.errors import UserInputError
+from model_navigator.core.logging import LOGGER, Progress, log_to_file
+from model_navigator.core.status import RuntimeResult
+from model_navigator.core.workspace import Workspace
+from model_navigator.package.descriptor import PackageDescriptor
+
+
+def save(
+    package_descriptor: PackageDescriptor,
+    path: Union[str, Path],
+    keep_workdir: bool = True,
+    override: bool = False,
+    save_data: bool = True,
+) -> None:
+    """Write the workspace as a .nav zip (status.yaml at its root, a checksummed manifest).
+
+    An existing `path` is refused unless `override`; `save_data=False` leaves the samples out (the
+    package can then not be re-tested); `keep_workdir=False` removes the workspace once the archive
+    is written and verified.
+    """
+    from model_navigator.package.archive import write_archive
+
+    if not isinstance(package_descriptor, PackageDescriptor):
+        raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
+    target = Path(path)
+    if target.suffix != ".nav":
+        LOGGER.warning("package path %s does not end in .nav", target)
+    package_descriptor.save_status()
+    start = time.perf_counter()
+    write_archive(package_descriptor.workdir, target, override=override, save_data=save_data)
+    LOGGER.info("saved %s in %.2f s (%d bytes)", target, time.perf_counter() - start, target.stat().st_size)
+    if not keep_workdir:
+        shutil.rmtree(package_descriptor.workdir)
+
+
+def _default_workdir(path: Path) -> Path:
+    return path.with_name(f"{path.stem}_workdir")
+
+
+def load(
+    path: Union[str, Path],
+    workdir: Optional[Union[str, Path]] = None,
+    override_workdir: bool = False,
+    retest_conversions: bool = True,
+    run_profiling: Optional[bool] = None,
+    profiler_config: Optional[ProfilerConfig] = None,
+    target_device: Optional[str] = None,
+    *,
+    verbose: bool = True,
+) -> PackageDescriptor:
+    """Unpack a .nav package (validated before anything is written) and optionally re-test it.
+
+    `workdir=None` unpacks into `<name>_workdir` beside the package, never into an existing folder
+    unless `override_workdir`. `retest_conversions` re-runs conversions from the exported
+    artifacts and correctness against the saved outputs; `run_profiling` (None: only when a
+    `profiler_config` is given) profiles again; `target_device` re-targets the runtimes.
+    """
+    from model_navigator.api.common import check_profiler_config, check_target_device
+    from model_navigator.core.environment import gpu_present
+    from model_navigator.package.archive import extract_archive, read_manifest
+
+    package = Path(path)
+    if not package.is_file():
+        raise UserInputError(f"`path` {str(package)!r} is not a file; give the path of a .nav package.")
+    root = Path(workdir) if workdir is not None else _default_workdir(package)
+    if root.exists():
+        if not override_workdir:
+            raise UserInputError(
+                f"`workdir` {str(root)!r} already exists and was left untouched; pass override_workdir=True "
+                f"to replace it, or give another `workdir`."
+            )
+        shutil.rmtree(root)
+    config_profiler = check_profiler_config(profiler_config) if profiler_config is not None else None
+    device = check_target_device(target_device, gpu_present()) if target_device is not None else None
+    start = time.perf_counter()
+    extract_archive(package, root)
+    manifest = read_manifest(package)
+    descriptor = PackageDescriptor.from_workdir(root)
+    LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
+    if device is not None:
+        descriptor.status.config["target_device"] = device
+    profile = bool(run_profiling) if run_profiling is not None else config_profiler is not None
+    if config_profiler is not None:
+        descriptor.status.config["profiler_config"] = config_profiler.to_dict()
+    if retest_conversions or profile:
+        _recheck(descriptor, retest=retest_conversions, profile=profile, has_data=bool(manifest.get("save_data", True)),
+                 verbose=verbose)
+    descriptor.save_status()
+    if verbose:
+        from model_navigator.package.table import print_status_table
+
+        print_status_table(descriptor.status)
+    return descriptor
+
+
+def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[ProfilerConfig] = None,
+            *, verbose: bool = True) -> None:
+    """Profile every successful path again with `profiler_config` (no re-export)."""
+    from model_navigator.api.common import check_profiler_config
+
+    config = check_profiler_config(profiler_config)
+    package_descriptor.status.config["profiler_config"] = config.to_dict()
+    _recheck(package_descriptor, retest=False, profile=True, has_data=True, verbose=verbose)
+
+
+def _recheck(descriptor: PackageDescriptor, retest: bool, profile: bool, has_data: bool, verbose: bool) -> None:
+    """Re-run conversions/correctness (retest) and profiling (profile) through the export pipeline."""
+    from model_navigator.api.flow import profile_source
+    from model_navigator.core.environment import gpu_present
+    from model_navigator.paths.registry import paths_for
+    from model_navigator.steps.executor import make_executor
+    from model_navigator.steps.pipeline import Pipeline, selected_runtimes
+
+    status = descriptor.status
+    config = ExportConfig.from_dict(status.config)
+    workspace = Workspace(descriptor.workdir)
+    progress = Progress(enabled=verbose)
+    if retest and not has_data:
+        progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
+        retest = False
+    specs = [s for s in paths_for(config.framework) if s.key in status.paths]
+    with log_to_file(workspace.log_file):
+        executor = make_executor(config, workspace.root)
+        try:
+            pipeline = Pipeline(workspace, status, config, specs, executor, progress,
+                                gpu_present=config.target_device != "cpu" or gpu_present())
+            if profile and descriptor.source_model is not None:
+                source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
+                if source is not None:
+                    profile_source(descriptor, pipeline, source)
+            for spec in specs:
+                path = status.paths[spec.key]
+                if retest and not spec.is_export:
+                    verified = {rt: r.verified for rt, r in path.runtimes.items()}
+                    path = pipeline.produce_path(spec)
+                    for rt, flag in verified.items():
+                        if rt in path.runtimes or flag:
+                            path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
+                if not path.ok:
+                    continue
+                for runtime in selected_runtimes(spec, config):
+                    result = path.runtimes.setdefault(runtime, RuntimeResult())
+                    if retest:
+                        result.correctness = pipeline.run_correctness(path, runtime)
+                        pipeline.save()
+                    if profile:
+                        if result.correctness is not None and result.correctness.status != StepStatus.OK:
+                            continue
+                        result.performance = pipeline.run_profiling(path, runtime, config.profiler_config)
+                        pipeline.save()
+        finally:
+            executor.close()

@@ -1,0 +1,77 @@
+"""The status table printed after export and load and by `model-navigator inspect`."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
+from model_navigator.core.status import NavigatorStatus
+
+
+def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
+    """One row per path and runtime (one per path when it has no runtime results)."""
+    rows = []
+    for key, path in status.paths.items():
+        base = {"path": key, "format": path.format.value, "status": path.status.value, "reason": path.reason}
+        if not path.runtimes:
+            rows.append({**base, "runtime": None, "correctness": None, "errors": {}, "performance": [],
+                         "verified": False})
+            continue
+        for runtime, result in path.runtimes.items():
+            corr = result.correctness
+            perf = result.performance
+            rows.append({
+                **base,
+                "runtime": runtime.value,
+                "correctness": "reference" if path.format in SOURCE_FORMATS else (corr.status.value if corr else None),
+                "correctness_reason": corr.reason if corr else None,
+                "errors": {n: [e.max_abs_error, e.max_rel_error] for n, e in (corr.per_output if corr else {}).items()},
+                "performance": [
+                    {"batch_size": r.batch_size, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "throughput": r.throughput,
+                     "stable": r.stable}
+                    for r in (perf.results if perf else [])
+                ],
+                "performance_status": perf.status.value if perf else None,
+                "verified": result.verified,
+            })
+    return rows
+
+
+def print_status_table(status: NavigatorStatus, console: Any = None) -> None:
+    """Render the rows as a rich table; skipped paths are listed under it with their reasons."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from model_navigator.core.logging import console as default_console
+
+    table = Table(title=f"{escape(status.model_name)} ({status.framework})")
+    for col in ("Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", "Throughput /s", "Verified"):
+        table.add_column(col)
+    skipped = []
+    for row in status_rows(status):
+        st = row["status"]
+        if st == StepStatus.SKIPPED.value:
+            skipped.append(f"{row['path']}: {row['reason']}")
+            continue
+        if st == StepStatus.OK.value and row.get("correctness") not in (None, "ok", "reference"):
+            st = f"correctness {row['correctness']}"
+        elif st == StepStatus.OK.value and row.get("performance_status") == StepStatus.FAILED.value:
+            st = "profiling failed"
+        color = "green" if st == "ok" else ("yellow" if st == "not_run" else "red")
+        reason = row.get("correctness_reason") or row.get("reason")
+        status_text = f"[{color}]{st}[/]" + (f"\n[dim]{escape(reason[:160])}[/]" if reason and st != "ok" else "")
+        errors = "\n".join(f"{n}: {a:.2e} / {r:.2e}" for n, (a, r) in row["errors"].items())
+        if row.get("correctness") == "reference":
+            errors = "reference"
+        perf = row["performance"]
+        p50 = "\n".join(f"{p['p50_ms']:.3f} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
+        thr = "\n".join(f"{p['throughput']:.0f}" for p in perf)
+        runtime = (row["runtime"] or "-").replace("ExecutionProvider", "")
+        table.add_row(escape(row["path"]), runtime, status_text, escape(errors) or "-", p50 or "-", thr or "-",
+                      "yes" if row["verified"] else "")
+    out = console or default_console()
+    out.print(table)
+    if skipped:
+        out.print("[yellow]Skipped:[/] " + escape("; ".join(skipped)))
+    if any(not p["stable"] for row in status_rows(status) for p in row["performance"]):
+        out.print("[dim]~ unstable measurement: the last windows differed more than stability_percentage[/]")

@@ -1,0 +1,65 @@
+"""A path is declared once as data: folder, artifact, what it is made from, by which producer,
+which runtimes run it and what it needs to be available."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from model_navigator.core.enums import Format, JitType, RuntimeProvider, TensorRTPrecision
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """One export or conversion path.
+
+    parent None means the path is exported from the user's model in the user's process; otherwise
+    it is converted from the parent path's artifact by a stand-alone step (worker process).
+    producer is "module:function"; it is imported only when the path runs.
+    """
+
+    key: str
+    format: Format
+    artifact: str
+    producer: str
+    parent: Optional[str] = None
+    jit_type: Optional[JitType] = None
+    precision: Optional[TensorRTPrecision] = None
+    flags: Tuple[Tuple[str, Any], ...] = ()
+    cpu_runtimes: Tuple[RuntimeProvider, ...] = (RuntimeProvider.CPU,)
+    gpu_runtimes: Tuple[RuntimeProvider, ...] = (RuntimeProvider.CUDA,)
+    requires_modules: Tuple[str, ...] = ()
+    requires_gpu: bool = False
+    extra: Optional[str] = None
+
+    @property
+    def is_export(self) -> bool:
+        return self.parent is None
+
+    @property
+    def flag_dict(self) -> Dict[str, Any]:
+        return dict(self.flags)
+
+    def runtimes_for(self, device: str) -> Tuple[RuntimeProvider, ...]:
+        return self.gpu_runtimes if device.startswith("cuda") else self.cpu_runtimes
+
+    def unavailable_reason(self, device: str, gpu_present: bool) -> Optional[str]:
+        """Why this path cannot run here (a missing library or GPU), or None when it can."""
+        missing = [m for m in self.requires_modules if importlib.util.find_spec(m) is None]
+        if missing:
+            hint = f" (pip install 'model-navigator[{self.extra}]')" if self.extra else ""
+            return f"{', '.join(missing)} not installed{hint}"
+        if self.requires_gpu and not gpu_present:
+            return "needs a CUDA GPU; none found"
+        if self.requires_gpu and not device.startswith("cuda"):
+            return f"needs a CUDA GPU; target_device is {device!r}"
+        if not self.runtimes_for(device):
+            return f"no runtime runs {self.format.value} on {device!r}"
+        return None
+
+
+def load_producer(spec: PathSpec) -> Callable[..., Any]:
+    module_name, func_name = spec.producer.split(":")
+    return getattr(importlib.import_module(module_name), func_name)

@@ -1,0 +1,24 @@
+"""All declared paths per framework (the graph the pipeline walks)."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+from model_navigator.core.enums import Framework
+from model_navigator.core.errors import UserInputError
+from model_navigator.paths.base import PathSpec
+
+
+def paths_for(framework: Framework) -> Tuple[PathSpec, ...]:
+    if framework == Framework.TORCH:
+        from model_navigator.paths.torch import torch_paths
+
+        return torch_paths()
+    raise UserInputError(f"No paths declared for framework {framework.value!r}.")
+
+
+def find_spec(framework: Framework, key: str) -> PathSpec:
+    for spec in paths_for(framework):
+        if spec.key == key:
+            return spec
+    raise UserInputError(f"Unknown path {key!r} for {framework.value}.")

@@ -1,0 +1,42 @@
+"""PyTorch paths: exports from the user's nn.Module and the conversions that follow them."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+from model_navigator.core.enums import Format, JitType, RuntimeProvider, TensorRTPrecision
+from model_navigator.paths.base import PathSpec
+
+_CPU = (RuntimeProvider.CPU,)
+_CUDA = (RuntimeProvider.CUDA,)
+
+
+def torch_paths() -> Tuple[PathSpec, ...]:
+    """Every PyTorch path, parents before children."""
+    paths = [
+        PathSpec("torchscript-script", Format.TORCHSCRIPT, "model.pt", "model_navigator.exporters.torch:export_torchscript",
+                 jit_type=JitType.SCRIPT),
+        PathSpec("torchscript-trace", Format.TORCHSCRIPT, "model.pt", "model_navigator.exporters.torch:export_torchscript",
+                 jit_type=JitType.TRACE),
+        PathSpec("torch-exportedprogram", Format.TORCH_EXPORTEDPROGRAM, "model.pt2",
+                 "model_navigator.exporters.torch:export_exportedprogram"),
+        PathSpec("onnx", Format.ONNX, "model.onnx", "model_navigator.exporters.torch:export_onnx",
+                 gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT)),
+    ]
+    for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):
+        paths.append(
+            PathSpec(f"trt-{precision.value}", Format.TENSORRT, "model.plan",
+                     "model_navigator.converters.tensorrt:convert_onnx_to_trt", parent="onnx", precision=precision,
+                     cpu_runtimes=(), gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
+                     requires_gpu=True, extra="tensorrt")
+        )
+    for jit_type in (JitType.SCRIPT, JitType.TRACE):
+        for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):
+            paths.append(
+                PathSpec(f"torch-trt-{jit_type.value}-{precision.value}", Format.TORCH_TRT, "model.pt",
+                         "model_navigator.converters.torch_trt:convert_torchscript_to_torch_trt",
+                         parent=f"torchscript-{jit_type.value}", jit_type=jit_type,
+                         precision=precision, cpu_runtimes=(), gpu_runtimes=_CUDA,
+                         requires_modules=("torch_tensorrt",), requires_gpu=True, extra="tensorrt")
+            )
+    return tuple(paths)

@@ -1,0 +1,69 @@
+"""The runner protocol: Polygraphy's BaseRunner (activate / infer(dict of numpy) -> dict of numpy /
+deactivate, context manager), so Polygraphy's comparator and users' own tests accept our runners."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+from polygraphy.backend.base import BaseRunner
+from polygraphy.common import TensorMetadata as PolygraphyTensorMetadata
+
+from model_navigator.core.tensor import TensorMetadata
+
+
+class NavigatorRunner(BaseRunner):
+    """Base of every model-navigator runner: subclasses implement `_load`, `_infer` and `_unload`."""
+
+    def __init__(
+        self,
+        input_metadata: Sequence[TensorMetadata],
+        output_metadata: Sequence[TensorMetadata],
+        device: str = "cpu",
+        name: Optional[str] = None,
+    ):
+        super().__init__(name=name, prefix="nav-runner")
+        self.input_metadata: List[TensorMetadata] = list(input_metadata)
+        self.output_metadata: List[TensorMetadata] = list(output_metadata)
+        self.output_names: List[str] = [m.name for m in self.output_metadata]
+        self.device = device
+
+    # Polygraphy hooks ------------------------------------------------------------------------
+    def activate_impl(self) -> None:
+        self._load()
+
+    def deactivate_impl(self) -> None:
+        self._unload()
+
+    def get_input_metadata_impl(self) -> PolygraphyTensorMetadata:
+        meta = PolygraphyTensorMetadata()
+        for m in self.input_metadata:
+            meta.add(m.name, np.dtype(m.dtype), [None if d < 0 else d for d in m.shape])
+        return meta
+
+    def infer_impl(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        start = time.perf_counter()
+        outputs = self._infer(feed_dict)
+        self.inference_time = time.perf_counter() - start
+        return outputs
+
+    # For subclasses --------------------------------------------------------------------------
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        raise NotImplementedError
+
+    def _unload(self) -> None:
+        pass
+
+    def _name_outputs(self, values: Sequence[Any]) -> "OrderedDict[str, np.ndarray]":
+        """Pair flat output values with the output names, checking the count matches."""
+        if len(values) != len(self.output_names):
+            raise RuntimeError(
+                f"{self.name}: model returned {len(values)} outputs, expected {len(self.output_names)} "
+                f"({', '.join(self.output_names)})."
+            )
+        return OrderedDict(zip(self.output_names, values))

@@ -1,0 +1,57 @@
+"""ONNX Runtime runner (CPU, CUDA and TensorRT execution providers)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from model_navigator.core.enums import RuntimeProvider
+from model_navigator.core.tensor import TensorMetadata
+from model_navigator.runners.base import NavigatorRunner
+
+
+def available_providers() -> Sequence[str]:
+    import onnxruntime
+
+    return onnxruntime.get_available_providers()
+
+
+class OnnxRuntimeRunner(NavigatorRunner):
+    """Runs an .onnx file with one ONNX Runtime execution provider (falling back to CPU)."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        input_metadata: Sequence[TensorMetadata],
+        output_metadata: Sequence[TensorMetadata],
+        provider: RuntimeProvider = RuntimeProvider.CPU,
+        name: Optional[str] = None,
+    ):
+        device = "cpu" if provider == RuntimeProvider.CPU else "cuda"
+        super().__init__(input_metadata, output_metadata, device, name or f"onnxrt-{provider.value}")
+        self.model_path = Path(model_path)
+        self.provider = provider
+        self._session = None
+
+    def _load(self) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        providers = [self.provider.value]
+        if self.provider != RuntimeProvider.CPU:
+            providers.append(RuntimeProvider.CPU.value)
+        self._session = onnxruntime.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
+        self._session_inputs = [i.name for i in self._session.get_inputs()]
+        self._session_outputs = [o.name for o in self._session.get_outputs()]
+
+    def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        feed = {name: feed_dict[name] for name in self._session_inputs}
+        values = self._session.run(self._session_outputs, feed)
+        return OrderedDict(zip(self._session_outputs, values))
+
+    def _unload(self) -> None:
+        self._session = None

@@ -1,0 +1,64 @@
+"""Build the runner for a path and runtime from status.yaml: the one place runners are chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from model_navigator.core.enums import Format, RuntimeProvider
+from model_navigator.core.errors import UserInputError
+from model_navigator.core.status import NavigatorStatus, PathStatus
+from model_navigator.runners.base import NavigatorRunner
+
+
+def runtime_device(runtime: RuntimeProvider) -> str:
+    return "cpu" if runtime == RuntimeProvider.CPU else "cuda"
+
+
+def make_runner(
+    workdir: Path,
+    status: NavigatorStatus,
+    path: PathStatus,
+    runtime: RuntimeProvider,
+    source_model: Optional[Any] = None,
+) -> NavigatorRunner:
+    """A new, inactive runner for `path` on `runtime` (use it as a context manager)."""
+    inputs, outputs = status.inputs, status.outputs
+    keyword = bool(status.config.get("forward_kw_names"))
+    device = runtime_device(runtime)
+    name = f"{path.key}:{runtime.value}"
+    if path.format in (Format.TORCH, Format.TENSORFLOW, Format.JAX):
+        if source_model is None:
+            raise UserInputError(
+                f"The source {path.format.value} model is not part of a workspace or package; its runner exists "
+                f"only in the process that called export()."
+            )
+        if path.format == Format.TORCH:
+            from model_navigator.runners.torch import TorchSourceRunner
+
+            return TorchSourceRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
+        raise UserInputError(f"No source runner for {path.format.value} yet.")
+    if path.model_path is None:
+        raise UserInputError(f"Path {path.key!r} has no model ({path.status.value}): {path.reason or 'not exported'}.")
+    model_path = Path(workdir) / path.model_path
+    if path.format == Format.ONNX:
+        from model_navigator.runners.onnx import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(model_path, inputs, outputs, provider=runtime, name=name)
+    if path.format == Format.TORCHSCRIPT:
+        from model_navigator.runners.torch import TorchScriptRunner
+
+        return TorchScriptRunner(model_path, inputs, outputs, device=device, keyword=keyword, name=name)
+    if path.format == Format.TORCH_EXPORTEDPROGRAM:
+        from model_navigator.runners.torch import TorchExportedProgramRunner
+
+        return TorchExportedProgramRunner(model_path, inputs, outputs, device=device, keyword=keyword, name=name)
+    if path.format == Format.TORCH_TRT:
+        from model_navigator.runners.torch import TorchScriptRunner
+
+        return TorchScriptRunner(model_path, inputs, outputs, device="cuda", keyword=keyword, name=name)
+    if path.format == Format.TENSORRT:
+        from model_navigator.runners.tensorrt import TensorRTRunner
+
+        return TensorRTRunner(model_path, inputs, outputs, name=name)
+    raise UserInputError(f"No runner for format {path.format.value!r}.")

@@ -1,0 +1,76 @@
+"""Runners for the torch formats: the source nn.Module, TorchScript and ExportedProgram (.pt2)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from model_navigator.core.tensor import TensorMetadata
+from model_navigator.exporters.torch_utils import outputs_to_numpy, to_torch_inputs
+from model_navigator.runners.base import NavigatorRunner
+
+
+class _TorchRunner(NavigatorRunner):
+    def __init__(
+        self,
+        input_metadata: Sequence[TensorMetadata],
+        output_metadata: Sequence[TensorMetadata],
+        device: str = "cpu",
+        keyword: bool = False,
+        name: Optional[str] = None,
+    ):
+        super().__init__(input_metadata, output_metadata, device, name)
+        self.keyword = keyword
+        self._input_names = [m.name for m in self.input_metadata]
+        self._module: Any = None
+
+    def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        import torch
+
+        args, kwargs = to_torch_inputs(feed_dict, self._input_names, self.device, self.keyword)
+        with torch.inference_mode():
+            out = self._module(*args, **kwargs)
+        return self._name_outputs(outputs_to_numpy(out))
+
+    def _unload(self) -> None:
+        self._module = None
+
+
+class TorchSourceRunner(_TorchRunner):
+    """The user's own nn.Module in eval mode (only in the process that holds the model)."""
+
+    def __init__(self, model: Any, *args: Any, **kwargs: Any):
+        kwargs.setdefault("name", "torch-source")
+        super().__init__(*args, **kwargs)
+        self.model = model
+
+    def _load(self) -> None:
+        self._module = self.model.eval()
+
+
+class TorchScriptRunner(_TorchRunner):
+    def __init__(self, model_path: Path, *args: Any, **kwargs: Any):
+        kwargs.setdefault("name", "torchscript")
+        super().__init__(*args, **kwargs)
+        self.model_path = Path(model_path)
+
+    def _load(self) -> None:
+        import torch
+
+        self._module = torch.jit.load(str(self.model_path), map_location=self.device).eval()
+
+
+class TorchExportedProgramRunner(_TorchRunner):
+    def __init__(self, model_path: Path, *args: Any, **kwargs: Any):
+        kwargs.setdefault("name", "torch-exportedprogram")
+        super().__init__(*args, **kwargs)
+        self.model_path = Path(model_path)
+
+    def _load(self) -> None:
+        import torch
+
+        program = torch.export.load(str(self.model_path))
+        self._module = program.module().to(self.device)

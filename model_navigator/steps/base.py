@@ -1,0 +1,103 @@
+"""The one step interface: a step is a module with build_parser() and run(args, base_dir) -> dict.
+
+The same argv runs it in the user's process, in the worker, or from the path's reproduce_<step>.sh,
+so the reproduce scripts are the very commands that ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+STEP_MODULES = {
+    "conversion": "model_navigator.steps.conversion",
+    "correctness": "model_navigator.steps.correctness",
+    "profiling": "model_navigator.steps.profiling",
+}
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--workdir", default=".", help="workspace root (default: current folder)")
+    parser.add_argument("--path", required=True, help="path key, e.g. onnx or torchscript-trace")
+    parser.add_argument("--results-path", default=None, help="write the result as JSON here")
+    return parser
+
+
+def short_reason(error: BaseException) -> str:
+    """The root cause in one or a few lines: the exception type and its own message."""
+    cause = error
+    while cause.__cause__ is not None and not str(cause):
+        cause = cause.__cause__
+    message = str(cause).strip() or repr(cause)
+    lines = [line for line in message.splitlines() if line.strip()]
+    if len(lines) > 8:
+        lines = lines[:8] + ["..."]
+    text = "\n".join(lines)
+    if len(text) > 2000:
+        text = text[:2000] + "..."
+    return f"{type(cause).__name__}: {text}"
+
+
+def run_step(step: str, argv: Sequence[str], base_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Run a step's logic on argv; exceptions become a failed result carrying the root cause."""
+    module = importlib.import_module(STEP_MODULES[step])
+    args = module.build_parser().parse_args(list(argv))
+    try:
+        return module.run(args, Path(base_dir) if base_dir else Path.cwd())
+    except Exception as e:  # the step's own failure is its result
+        return {"status": "failed", "reason": short_reason(e), "traceback": traceback.format_exc()}
+
+
+def step_main(step: str, argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry of a step (what reproduce_<step>.py calls)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    module = importlib.import_module(STEP_MODULES[step])
+    args = module.build_parser().parse_args(argv)
+    result = run_step(step, argv)
+    if args.results_path:
+        Path(args.results_path).write_text(json.dumps(result, indent=2))
+    summary = {k: v for k, v in result.items() if k != "traceback"}
+    print(json.dumps(summary, indent=2))
+    if result.get("traceback"):
+        print(result["traceback"], file=sys.stderr)
+    return 0 if result.get("status") == "ok" else 1
+
+
+_PY_TEMPLATE = '''#!/usr/bin/env python3
+"""Reproduce the `{step}` step of model-navigator for path `{path}`.
+
+Stand-alone: it reads only the workspace. Run from the workspace root:
+    bash {path}/reproduce_{step}.sh
+The logic is model_navigator.steps.{step}; its --help lists the arguments.
+"""
+import sys
+
+from model_navigator.steps.base import step_main
+
+if __name__ == "__main__":
+    sys.exit(step_main("{step}", sys.argv[1:]))
+'''
+
+
+def write_reproduce(root: Path, path_key: str, step: str, argv: List[str]) -> Path:
+    """Write <path>/reproduce_<step>.py and .sh (the exact command line, run from the workspace root)."""
+    folder = Path(root) / path_key
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"reproduce_{step}.py").write_text(_PY_TEMPLATE.format(step=step, path=path_key))
+    command = " ".join(shlex.quote(a) for a in [sys.executable, f"{path_key}/reproduce_{step}.py", *argv])
+    sh = folder / f"reproduce_{step}.sh"
+    sh.write_text(
+        "#!/usr/bin/env bash\n"
+        f"# Reproduce the {step} step of path {path_key}; run from the workspace root.\n"
+        "set -euo pipefail\n"
+        f"{command}\n"
+    )
+    sh.chmod(0o755)
+    return sh

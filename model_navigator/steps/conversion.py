@@ -1,0 +1,40 @@
+"""Conversion step: make a path's artifact from its parent path's artifact (no user model needed)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+from model_navigator.core.config import ExportConfig
+from model_navigator.core.status import NavigatorStatus
+from model_navigator.core.workspace import Workspace
+from model_navigator.paths.base import load_producer
+from model_navigator.paths.registry import find_spec
+from model_navigator.steps.base import base_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return base_parser(__doc__)
+
+
+def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
+    start = time.perf_counter()
+    workspace = Workspace(base_dir / args.workdir)
+    status = NavigatorStatus.load(workspace.root)
+    config = ExportConfig.from_dict(status.config)
+    spec = find_spec(config.framework, args.path)
+    parent = status.paths.get(spec.parent or "")
+    if parent is None or parent.model_path is None:
+        raise FileNotFoundError(f"parent path {spec.parent!r} has no artifact to convert from")
+    out_dir = workspace.path_dir(spec.key)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_path = out_dir / spec.artifact
+    flags = load_producer(spec)(workspace, status, config, spec, workspace.root / parent.model_path, out_path) or {}
+    return {
+        "status": "ok",
+        "model_path": workspace.relative(out_path),
+        "flags": flags,
+        "duration_s": time.perf_counter() - start,
+    }

@@ -1,0 +1,116 @@
+"""Correctness step: run a path's runner on the saved correctness samples and compare every output
+with the source model's saved output, at batch size 1 and at larger rebuilt batches."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from model_navigator.core.enums import RuntimeProvider, StepStatus
+from model_navigator.core.samples import build_batch, load_sample_dir
+from model_navigator.core.serialization import to_plain
+from model_navigator.core.status import CorrectnessResult, NavigatorStatus, OutputError
+from model_navigator.core.workspace import Workspace
+from model_navigator.runners.registry import make_runner
+from model_navigator.steps.base import base_parser, short_reason
+from model_navigator.steps.compare import OutputMismatch, compare_outputs
+
+BATCHED_SAMPLES = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = base_parser(__doc__)
+    parser.add_argument("--runtime", required=True, choices=[r.value for r in RuntimeProvider])
+    parser.add_argument("--atol", type=float, default=None)
+    parser.add_argument("--rtol", type=float, default=None)
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=None,
+                        help="extra batch sizes (> 1) to check with rebuilt batches")
+    return parser
+
+
+def default_check_batch_sizes(status: NavigatorStatus) -> List[int]:
+    """1 plus the dataloader's batch size (2 when that is 1); only 1 when the model takes no batch."""
+    if status.config.get("batch_dim") is None:
+        return [1]
+    batch = int(status.dataloader.get("batch_size", 1))
+    return [1, batch if batch > 1 else 2]
+
+
+def _repeat_output(output: Dict[str, np.ndarray], batch: int, batch_dim: int) -> Dict[str, np.ndarray]:
+    return {k: np.repeat(v, batch, axis=batch_dim) if v.ndim > batch_dim else v for k, v in output.items()}
+
+
+def check_correctness(
+    runner: Any,
+    inputs: List[Dict[str, np.ndarray]],
+    outputs: List[Dict[str, np.ndarray]],
+    output_names: List[str],
+    batch_dim: Optional[int],
+    batch_sizes: List[int],
+    atol: Optional[float],
+    rtol: Optional[float],
+) -> CorrectnessResult:
+    """Compare the runner with the reference outputs; the runner must be active."""
+    errors: Dict[str, Tuple[float, float]] = {}
+    failure: Optional[str] = None
+    checked: List[int] = []
+    for batch in [1] + [b for b in batch_sizes if b > 1]:
+        pairs = list(zip(inputs, outputs)) if batch == 1 else list(zip(inputs, outputs))[:BATCHED_SAMPLES]
+        for index, (sample, expected) in enumerate(pairs):
+            context = f"at batch size {batch} (sample {index})"
+            if batch > 1:
+                sample = build_batch(sample, batch, batch_dim)
+                expected = _repeat_output(expected, batch, batch_dim)
+            try:
+                actual = runner.infer(sample, check_inputs=False)
+            except Exception as e:
+                if batch > 1 and 1 in checked:
+                    raise RuntimeError(
+                        f"inference fails at batch size {batch} while batch size 1 works; the export is likely "
+                        f"specialised to the batch size it was made with. {short_reason(e)}"
+                    ) from e
+                raise
+            try:
+                reason = compare_outputs(expected, actual, output_names, errors, atol, rtol, context)
+            except OutputMismatch as e:
+                if batch > 1:
+                    raise OutputMismatch(f"{e}; batch size 1 works, so the export does not generalise over batch size") from e
+                raise
+            failure = failure or reason
+        checked.append(batch)
+    return CorrectnessResult(
+        status=StepStatus.FAILED if failure else StepStatus.OK,
+        reason=failure,
+        per_output={n: OutputError(max_abs_error=a, max_rel_error=r) for n, (a, r) in errors.items()},
+        batch_sizes=checked,
+        sample_count=len(inputs),
+        atol=atol,
+        rtol=rtol,
+    )
+
+
+def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
+    start = time.perf_counter()
+    workspace = Workspace(base_dir / args.workdir)
+    status = NavigatorStatus.load(workspace.root)
+    path = status.paths[args.path]
+    runtime = RuntimeProvider(args.runtime)
+    inputs = load_sample_dir(workspace.input_dir("correctness"))
+    outputs = load_sample_dir(workspace.output_dir("correctness"))
+    if not inputs or len(inputs) != len(outputs):
+        raise FileNotFoundError(
+            f"correctness samples missing or incomplete in {workspace.input_dir('correctness')} "
+            f"(saved without data?); correctness cannot be checked"
+        )
+    batch_sizes = args.batch_sizes if args.batch_sizes is not None else default_check_batch_sizes(status)
+    with make_runner(workspace.root, status, path, runtime) as runner:
+        result = check_correctness(
+            runner, inputs, outputs, [m.name for m in status.outputs], status.config.get("batch_dim"),
+            batch_sizes, args.atol, args.rtol,
+        )
+    result.duration_s = time.perf_counter() - start
+    return to_plain(result)

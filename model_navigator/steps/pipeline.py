@@ -1,0 +1,230 @@
+"""The orchestration: walk the path graph, and for each path produce its artifact, check
+correctness per runtime and profile it, recording every outcome in status.yaml as it happens."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import yaml
+
+from model_navigator.core.config import ExportConfig, ProfilerConfig
+from model_navigator.core.enums import RuntimeProvider, StepStatus
+from model_navigator.core.logging import LOGGER, Progress, capture_warnings, log_to_file
+from model_navigator.core.serialization import from_plain, to_plain
+from model_navigator.core.status import (
+    CorrectnessResult,
+    NavigatorStatus,
+    PathStatus,
+    PerformanceResult,
+    ProfilingResult,
+    RuntimeResult,
+)
+from model_navigator.core.workspace import PATH_CONFIG_FILE, PATH_LOG_FILE, Workspace
+from model_navigator.paths.base import PathSpec, load_producer
+from model_navigator.steps.base import short_reason, write_reproduce
+
+# An exporter gets (spec, out_path) and returns flags to record; it runs in the user's process.
+Exporter = Callable[[PathSpec, Path], Dict[str, Any]]
+
+
+def requested(spec: PathSpec, config: ExportConfig) -> bool:
+    """Did the user ask for this path (its format, jit type and precision)?"""
+    if spec.format not in config.target_formats:
+        return False
+    if spec.jit_type is not None and spec.jit_type not in config.jit_options:
+        return False
+    if spec.precision is not None and spec.precision not in config.target_precisions:
+        return False
+    return True
+
+
+def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvider]:
+    runtimes = spec.runtimes_for(config.target_device)
+    if config.runtimes is not None:
+        runtimes = tuple(r for r in runtimes if r in config.runtimes)
+    return list(runtimes)
+
+
+def profile_summary(results: List[ProfilingResult]) -> str:
+    return ", ".join(
+        f"bs{r.batch_size} p50 {r.p50_ms:.3f} ms {r.throughput:.0f}/s{'' if r.stable else ' (unstable)'}" for r in results
+    )
+
+
+def correctness_summary(result: CorrectnessResult) -> str:
+    errs = "; ".join(f"{n}: abs {e.max_abs_error:.2e} rel {e.max_rel_error:.2e}" for n, e in result.per_output.items())
+    return f"max error {errs}" if errs else "ok"
+
+
+class Pipeline:
+    """Runs every requested path; a failing path is recorded and the others go on."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        status: NavigatorStatus,
+        config: ExportConfig,
+        specs: List[PathSpec],
+        executor: Any,
+        progress: Progress,
+        exporter: Optional[Exporter] = None,
+        export_reproduce: Optional[Callable[[PathSpec], List[str]]] = None,
+        gpu_present: bool = False,
+    ):
+        self.workspace = workspace
+        self.status = status
+        self.config = config
+        self.specs = specs
+        self.executor = executor
+        self.progress = progress
+        self.exporter = exporter
+        self.export_reproduce = export_reproduce
+        self.gpu_present = gpu_present
+
+    # ------------------------------------------------------------------------------------------
+    def save(self) -> None:
+        self.status.save(self.workspace.root)
+
+    def run(self, profile: bool) -> None:
+        self.run_exports()
+        self.run_checks(profile)
+
+    def run_exports(self) -> None:
+        """Exports first: they need the user's model, in this process, while the worker starts and
+        imports its framework in parallel."""
+        for spec in self.specs:
+            if spec.is_export and requested(spec, self.config):
+                self.produce_path(spec)
+
+    def run_checks(self, profile: bool) -> None:
+        """Then per path: conversion, correctness and profiling per runtime."""
+        for spec in [s for s in self.specs if requested(s, self.config)]:
+            if not spec.is_export:
+                self.produce_path(spec)
+            path = self.status.paths[spec.key]
+            if path.ok:
+                with log_to_file(self.workspace.path_dir(spec.key) / PATH_LOG_FILE):
+                    for runtime in selected_runtimes(spec, self.config):
+                        self.check_and_profile(path, runtime, profile)
+
+    def _write_path_config(self, spec: PathSpec) -> None:
+        folder = self.workspace.path_dir(spec.key)
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {
+            "path": spec.key,
+            "format": spec.format.value,
+            "jit_type": spec.jit_type.value if spec.jit_type else None,
+            "precision": spec.precision.value if spec.precision else None,
+            "parent": spec.parent,
+            "artifact": spec.artifact,
+            "flags": to_plain(spec.flag_dict),
+            "export_config": self.config.to_dict(),
+        }
+        (folder / PATH_CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def produce_path(self, spec: PathSpec) -> PathStatus:
+        """Export or convert one path, or record why it is skipped."""
+        path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.NOT_RUN, jit_type=spec.jit_type,
+                          precision=spec.precision, flags=spec.flag_dict, parent=spec.parent)
+        self.status.paths[spec.key] = path
+        reason = spec.unavailable_reason(self.config.target_device, self.gpu_present)
+        if reason is None and spec.parent is not None:
+            parent = self.status.paths.get(spec.parent)
+            if parent is None or not parent.ok:
+                reason = f"parent path {spec.parent!r} {parent.status.value if parent else 'was not requested'}"
+        if reason is not None:
+            path.status, path.reason = StepStatus.SKIPPED, reason
+            self.progress.line(None, spec.key, "skipped", reason)
+            self.save()
+            return path
+        self._write_path_config(spec)
+        with log_to_file(self.workspace.path_dir(spec.key) / PATH_LOG_FILE):
+            self._produce(spec, path)
+        self.save()
+        return path
+
+    def _produce(self, spec: PathSpec, path: PathStatus) -> None:
+        folder = self.workspace.path_dir(spec.key)
+        out_path = folder / spec.artifact
+        start = time.perf_counter()
+        if spec.is_export:
+            step = "export"
+            if self.export_reproduce is not None:
+                self.export_reproduce(spec)
+            try:
+                with capture_warnings():
+                    flags = self.exporter(spec, out_path) if self.exporter else {}
+                path.status, path.model_path = StepStatus.OK, self.workspace.relative(out_path)
+                path.flags.update(flags or {})
+            except Exception as e:
+                LOGGER.exception("export of %s failed", spec.key)
+                path.status, path.reason = StepStatus.FAILED, short_reason(e)
+        else:
+            step = "conversion"
+            argv = ["--workdir", ".", "--path", spec.key]
+            sh = write_reproduce(self.workspace.root, spec.key, step, argv)
+            result = self.executor.run(step, argv, self.workspace.root, self.config.step_timeout_s)
+            if result.get("status") == "ok":
+                path.status, path.model_path = StepStatus.OK, result["model_path"]
+                path.flags.update(result.get("flags") or {})
+            else:
+                path.status = StepStatus.FAILED
+                path.reason = f"{result.get('reason')} (reproduce: bash {self.workspace.relative(sh)})"
+                LOGGER.error("conversion of %s failed: %s\n%s", spec.key, result.get("reason"), result.get("traceback", ""))
+        path.duration_s = time.perf_counter() - start
+        detail = "ok" if path.ok else (path.reason or "failed")
+        self.progress.line(path.ok, spec.key, step, detail, path.duration_s)
+
+    def check_and_profile(self, path: PathStatus, runtime: RuntimeProvider, profile: bool) -> None:
+        """Correctness, then (when it passed) profiling, of one path on one runtime."""
+        result = path.runtimes.setdefault(runtime, RuntimeResult())
+        result.correctness = self.run_correctness(path, runtime)
+        self.save()
+        if profile:
+            if result.correctness.status == StepStatus.OK:
+                result.performance = self.run_profiling(path, runtime, self.config.profiler_config)
+            else:
+                result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason="correctness failed")
+            self.save()
+
+    def _step_argv(self, path: PathStatus, runtime: RuntimeProvider) -> List[str]:
+        return ["--workdir", ".", "--path", path.key, "--runtime", runtime.value]
+
+    def run_correctness(self, path: PathStatus, runtime: RuntimeProvider) -> CorrectnessResult:
+        argv = self._step_argv(path, runtime)
+        if self.config.atol is not None:
+            argv += ["--atol", repr(self.config.atol)]
+        if self.config.rtol is not None:
+            argv += ["--rtol", repr(self.config.rtol)]
+        sh = write_reproduce(self.workspace.root, path.key, "correctness", argv)
+        start = time.perf_counter()
+        raw = self.executor.run("correctness", argv, self.workspace.root, self.config.step_timeout_s)
+        result = from_plain(CorrectnessResult, {k: v for k, v in raw.items() if k != "traceback"})
+        if result.status != StepStatus.OK:
+            result.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
+            LOGGER.error("correctness of %s on %s failed: %s\n%s", path.key, runtime.value, raw.get("reason"),
+                         raw.get("traceback", ""))
+        ok = result.status == StepStatus.OK
+        self.progress.line(ok, path.key, "correctness", f"{runtime.value}: " + (correctness_summary(result) if ok else str(result.reason)),
+                           time.perf_counter() - start)
+        return result
+
+    def run_profiling(self, path: PathStatus, runtime: RuntimeProvider, config: ProfilerConfig) -> PerformanceResult:
+        argv = self._step_argv(path, runtime) + ["--profiler-config", json.dumps(config.to_dict())]
+        sh = write_reproduce(self.workspace.root, path.key, "profiling", argv)
+        start = time.perf_counter()
+        raw = self.executor.run("profiling", argv, self.workspace.root, self.config.step_timeout_s)
+        result = from_plain(PerformanceResult, {k: v for k, v in raw.items() if k != "traceback"})
+        self._report_profiling(path.key, runtime, result, time.perf_counter() - start, sh)
+        return result
+
+    def _report_profiling(self, key: str, runtime: RuntimeProvider, result: PerformanceResult, seconds: float,
+                          sh: Optional[Path] = None) -> None:
+        ok = result.status == StepStatus.OK
+        if not ok and sh is not None:
+            result.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
+        detail = f"{runtime.value}: " + (profile_summary(result.results) if ok else str(result.reason))
+        self.progress.line(ok, key, "profiling", detail, seconds)

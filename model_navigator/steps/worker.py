@@ -1,0 +1,202 @@
+"""Crash isolation: a long-lived worker process per framework runs the stand-alone steps.
+
+The worker imports the framework once and then runs step after step, so isolation does not pay
+an interpreter start per step. If it dies (signal, abort, exit, out of memory) or overruns the
+step timeout, the step is recorded as failed with the cause and the tail of the worker's output,
+and a fresh worker is started for the next step.
+
+Protocol: one JSON request per line on stdin ({"step", "argv", "base_dir"}), one JSON result per
+line on the worker's original stdout; everything the frameworks print goes to stderr, which the
+parent keeps a tail of and writes to navigator.log.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Deque, Dict, Optional, Sequence
+
+from model_navigator.core.logging import LOGGER
+
+FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
+PRELOAD = {
+    # torch._export.serde: torch.export.load needs it and it costs ~1 s; imported while the user's
+    # process exports, it is off the critical path.
+    "torch": ("numpy", "onnxruntime", "torch", "torch._export.serde.serialize"),
+    "tensorflow": ("numpy", "tensorflow", "onnxruntime"),
+    "jax": ("numpy", "tensorflow", "onnxruntime"),
+}
+READY_TIMEOUT_S = 300.0
+TAIL_LINES = 30
+
+
+class WorkerExecutor:
+    """Runs steps in a reusable worker process; restarts it after a crash or timeout."""
+
+    isolated = True
+
+    def __init__(self, framework: str, root: Path):
+        self.framework = framework
+        self.root = Path(root)
+        self._proc: Optional[subprocess.Popen] = None
+        self._tail: Deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._ready = False
+        self._start()
+
+    # Process management ------------------------------------------------------------------------
+    def _start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "model_navigator.steps.worker", self.framework],
+            cwd=self.root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._ready = False
+        self._tail = collections.deque(maxlen=TAIL_LINES)
+        threading.Thread(target=self._drain_stderr, args=(self._proc, self._tail), daemon=True).start()
+
+    @staticmethod
+    def _drain_stderr(proc: subprocess.Popen, tail: Deque[str]) -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            tail.append(line)
+            LOGGER.debug("[worker %d] %s", proc.pid, line)
+
+    def _read_line(self, timeout_s: Optional[float]) -> Optional[bytes]:
+        """One line from the worker's protocol pipe, or None on EOF / timeout."""
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                return None
+            line = fd.readline()
+            return line or None
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream:
+                stream.close()
+
+    def _failure(self, step: str, cause: str) -> Dict[str, Any]:
+        tail = "\n".join(list(self._tail)[-12:])
+        reason = f"worker process {cause} during {step}" + (f"; last output:\n{tail}" if tail else "")
+        LOGGER.error(reason)
+        return {"status": "failed", "reason": reason}
+
+    # Executor interface ------------------------------------------------------------------------
+    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> Dict[str, Any]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._kill()
+            self._start()
+        assert self._proc is not None and self._proc.stdin is not None
+        if not self._ready:
+            line = self._read_line(READY_TIMEOUT_S)
+            if line is None:
+                return self._crashed(step, "did not start")
+            self._ready = True
+        request = {"step": step, "argv": list(argv), "base_dir": str(Path(root).absolute())}
+        try:
+            self._proc.stdin.write((json.dumps(request) + "\n").encode())
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            return self._crashed(step, "exited")
+        line = self._read_line(timeout_s)
+        if line is None:
+            if self._proc.poll() is None:
+                self._kill()
+                return self._failure(step, f"timed out after {timeout_s:.0f} s (step_timeout_s) and was stopped")
+            return self._crashed(step, "exited")
+        return json.loads(line)
+
+    def _crashed(self, step: str, what: str) -> Dict[str, Any]:
+        proc = self._proc
+        code = proc.wait() if proc is not None else None
+        time.sleep(0.05)  # let the stderr thread take the last lines
+        if code is not None and code < 0:
+            try:
+                cause = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                cause = f"was killed by signal {-code}"
+        else:
+            cause = f"{what} with exit code {code}"
+        self._kill()
+        return self._failure(step, cause)
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            try:
+                proc.stdin.close()
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+
+
+# Worker side -----------------------------------------------------------------------------------
+def _inject_fault(step: str, argv: Sequence[str]) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    fault_step, fault_path, kind = spec.split(":")
+    path = argv[list(argv).index("--path") + 1] if "--path" in argv else None
+    if fault_step != step or fault_path != path:
+        return
+    print(f"test fault injection: {kind} in {step} of {path}", file=sys.stderr, flush=True)
+    if kind == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "hang":
+        time.sleep(3600)
+    elif kind == "exit":
+        os._exit(3)
+
+
+def worker_main(framework: str) -> int:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever frameworks print goes to stderr, never into the protocol
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    import importlib
+
+    for module in PRELOAD.get(framework, ("numpy",)):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+    from model_navigator.steps.base import run_step
+
+    protocol.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        _inject_fault(request["step"], request["argv"])
+        result = run_step(request["step"], request["argv"], base_dir=Path(request["base_dir"]))
+        protocol.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1] if len(sys.argv) > 1 else "torch"))
