@@ -98,6 +98,7 @@ def run_export(
                     profile_source(descriptor, pipeline, source)
                 pipeline.run_checks(profile=config.run_profiling)
             except KeyboardInterrupt:
+                getattr(executor, "shutdown", executor.close)()  # stop a step that may still run
                 for path in status.paths.values():
                     if path.status == StepStatus.NOT_RUN:
                         path.reason = "interrupted (Ctrl-C)"

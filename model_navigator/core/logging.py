@@ -21,6 +21,8 @@ def console():
         from rich.console import Console
 
         _console = Console(stderr=True, highlight=False)
+        if not _console.is_terminal:  # logs and CI: wide enough for the status table
+            _console = Console(stderr=True, highlight=False, width=140)
     return _console
 
 

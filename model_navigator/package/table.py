@@ -46,12 +46,12 @@ def print_status_table(status: NavigatorStatus, console: Any = None) -> None:
 
     table = Table(title=f"{escape(status.model_name)} ({status.framework})")
     for col in ("Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", "Throughput /s", "Verified"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("Path", "Runtime"))
     skipped = []
     for row in status_rows(status):
         st = row["status"]
         if st == StepStatus.SKIPPED.value:
-            skipped.append(f"{row['path']}: {row['reason']}")
+            skipped.append((row["path"], row["reason"]))
             continue
         if st == StepStatus.OK.value and row.get("correctness") not in (None, "ok", "reference"):
             st = f"correctness {row['correctness']}"
@@ -71,7 +71,10 @@ def print_status_table(status: NavigatorStatus, console: Any = None) -> None:
                       "yes" if row["verified"] else "")
     out = console or default_console()
     out.print(table)
-    if skipped:
-        out.print("[yellow]Skipped:[/] " + escape("; ".join(skipped)))
+    by_reason: Dict[str, List[str]] = {}
+    for key, reason in skipped:
+        by_reason.setdefault(reason or "", []).append(key)
+    for reason, keys in by_reason.items():
+        out.print(f"[yellow]Skipped[/] {escape(', '.join(keys))}: {escape(reason)}")
     if any(not p["stable"] for row in status_rows(status) for p in row["performance"]):
         out.print("[dim]~ unstable measurement: the last windows differed more than stability_percentage[/]")

@@ -21,11 +21,10 @@ class InProcessExecutor:
 
 
 def make_executor(config: Any, root: Path) -> Any:
-    """The executor the export config asks for (isolation on: a worker process; off: in-process)."""
+    """The executor the export config asks for (isolation on: the framework's worker process,
+    shared by every export/load/profile call of this process; off: in-process)."""
     if getattr(config, "isolation", False):
-        try:
-            from model_navigator.steps.worker import WorkerExecutor
-        except ImportError:
-            return InProcessExecutor()
-        return WorkerExecutor(framework=str(config.framework.value), root=root)
+        from model_navigator.steps.worker import shared_worker
+
+        return shared_worker(str(config.framework.value))
     return InProcessExecutor()

@@ -12,6 +12,7 @@ parent keeps a tail of and writes to navigator.log.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import json
 import os
@@ -43,9 +44,10 @@ class WorkerExecutor:
 
     isolated = True
 
-    def __init__(self, framework: str, root: Path):
+    def __init__(self, framework: str, root: Optional[Path] = None):
         self.framework = framework
-        self.root = Path(root)
+        self.root = Path(root) if root is not None else Path.cwd()
+        self._lock = threading.Lock()
         self._proc: Optional[subprocess.Popen] = None
         self._tail: Deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._ready = False
@@ -110,6 +112,10 @@ class WorkerExecutor:
 
     # Executor interface ------------------------------------------------------------------------
     def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> Dict[str, Any]:
+        with self._lock:
+            return self._run(step, argv, root, timeout_s)
+
+    def _run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float]) -> Dict[str, Any]:
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._start()
@@ -148,6 +154,12 @@ class WorkerExecutor:
         return self._failure(step, cause)
 
     def close(self) -> None:
+        """Keep the shared worker for the next call (see shutdown_workers); private ones stop."""
+        if _WORKERS.get(self.framework) is not self:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the worker process now."""
         proc = self._proc
         if proc is not None and proc.poll() is None and proc.stdin is not None:
             try:
@@ -156,6 +168,29 @@ class WorkerExecutor:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self._kill()
+
+
+_WORKERS: Dict[str, WorkerExecutor] = {}
+
+
+def shared_worker(framework: str) -> WorkerExecutor:
+    """The framework's worker for this process, started on first use and reused by every later
+    export, load and profile call (importing a framework costs seconds); stopped at exit."""
+    worker = _WORKERS.get(framework)
+    if worker is None:
+        worker = _WORKERS[framework] = WorkerExecutor(framework)
+    elif worker._proc is None or worker._proc.poll() is not None:
+        worker._kill()
+        worker._start()
+    return worker
+
+
+@atexit.register
+def shutdown_workers() -> None:
+    """Stop every shared worker process (also run at interpreter exit)."""
+    while _WORKERS:
+        _, worker = _WORKERS.popitem()
+        worker.shutdown()
 
 
 # Worker side -----------------------------------------------------------------------------------
