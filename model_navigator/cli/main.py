@@ -1,0 +1,439 @@
+"""The `model-navigator` command: inspect, profile and convert packages and workspaces.
+
+Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed),
+2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+
+PACKAGE_SUFFIX = ".nav"
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading packages and workspaces
+# ------------------------------------------------------------------------------------------------
+
+
+def _is_package_file(path: Path) -> bool:
+    """A file (not a folder) is read as a .nav package, whatever its suffix; validation decides."""
+    return path.is_file()
+
+
+def _check_target(target: str) -> Path:
+    from model_navigator.core.errors import UserInputError
+
+    path = Path(target)
+    if not path.exists():
+        raise UserInputError(f"{target!r} does not exist; give a .nav package or a workspace folder.")
+    if path.is_dir():
+        from model_navigator.core.status import STATUS_FILE
+
+        if not (path / STATUS_FILE).is_file():
+            raise UserInputError(
+                f"{target!r} is a folder without {STATUS_FILE}: not a model-navigator workspace."
+            )
+    return path
+
+
+def read_package_status(path: Path) -> Any:
+    """The NavigatorStatus of a .nav package, read from the zip without extracting anything."""
+    import yaml
+
+    from model_navigator.core.errors import PackageError
+    from model_navigator.core.status import STATUS_FILE, NavigatorStatus
+    from model_navigator.package.archive import MAX_METADATA_BYTES, validate_archive
+
+    validate_archive(path)  # names, sizes, checksums and status.yaml itself, before it is used
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(STATUS_FILE)
+            if info.file_size > MAX_METADATA_BYTES:
+                raise PackageError(f"{path}: entry {STATUS_FILE!r} is larger than {MAX_METADATA_BYTES} bytes.")
+            with zf.open(info) as f:
+                data = f.read(MAX_METADATA_BYTES + 1)
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise PackageError(f"{path}: cannot read {STATUS_FILE}: {e}") from e
+    try:
+        loaded = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise PackageError(f"{path}: entry {STATUS_FILE!r} is not plain YAML: {e}") from e
+    return NavigatorStatus.from_dict(loaded)
+
+
+def read_status(path: Path) -> Any:
+    from model_navigator.core.status import NavigatorStatus
+
+    if _is_package_file(path):
+        return read_package_status(path)
+    return NavigatorStatus.load(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Verdict and output
+# ------------------------------------------------------------------------------------------------
+
+
+def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
+    """Why the status is not all ok: one line per failed path, correctness check or profiling run.
+
+    Skipped paths (not available here) are not failures. A path that never ran (not_run, e.g.
+    interrupted) is one.
+    """
+    from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
+
+    failures = []
+    for key, path in status.paths.items():
+        if keys is not None and key not in keys:
+            continue
+        if path.status == StepStatus.SKIPPED:
+            continue
+        if path.status != StepStatus.OK:
+            failures.append(f"{key}: {path.status.value}" + (f" ({_one_line(path.reason)})" if path.reason else ""))
+            continue
+        for runtime, result in path.runtimes.items():
+            corr, perf = result.correctness, result.performance
+            if path.format not in SOURCE_FORMATS and corr is not None and corr.status not in (
+                StepStatus.OK, StepStatus.SKIPPED
+            ):
+                failures.append(f"{key} on {runtime.value}: correctness {corr.status.value}")
+            if perf is not None and perf.status == StepStatus.FAILED:
+                failures.append(f"{key} on {runtime.value}: profiling failed")
+    return failures
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _stdout_console() -> Any:
+    from rich.console import Console
+
+    width = None
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        width = 160  # piped or captured: do not cut path names to 80 columns
+    return Console(highlight=False, width=width, soft_wrap=False)
+
+
+def report(status: Any, as_json: bool, keys: Optional[List[str]] = None) -> int:
+    """Print the table (or JSON) of `status` to stdout; return 0 when all ok, else 1."""
+    from model_navigator.package.table import print_status_table, status_rows
+
+    failures = find_failures(status, keys)
+    if as_json:
+        rows = status_rows(status)
+        if keys is not None:
+            rows = [r for r in rows if r["path"] in keys]
+        payload = {
+            "model_name": status.model_name,
+            "framework": status.framework,
+            "navigator_version": status.navigator_version,
+            "format_version": status.format_version,
+            "ok": not failures,
+            "failures": failures,
+            "rows": rows,
+        }
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print_status_table(status, console=_stdout_console())
+        if failures:
+            print(f"{len(failures)} failure(s): " + "; ".join(failures), file=sys.stderr)
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# Subcommands
+# ------------------------------------------------------------------------------------------------
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    target = _check_target(args.package)
+    return report(read_status(target), args.json)
+
+
+def _profiler_config(args: argparse.Namespace) -> Any:
+    from model_navigator.core.config import ProfilerConfig
+
+    options: Dict[str, Any] = {}
+    for name in ("batch_sizes", "measurement_mode", "measurement_interval", "measurement_request_count",
+                 "stability_percentage", "max_trials", "max_batch_size", "warmup_requests",
+                 "throughput_cutoff_threshold", "throughput_backoff_limit"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    return ProfilerConfig(**options)  # validates (UserInputError) before anything is touched
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from model_navigator.core.errors import UserInputError
+    from model_navigator.package import nav
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    target = _check_target(args.package)
+    config = _profiler_config(args)
+    if _is_package_file(target):
+        # Unpack without re-testing (the package's results stay), then profile with progress lines;
+        # nav.load(..., retest_conversions=False, run_profiling=True, profiler_config=config) does the
+        # same but prints the table itself.
+        root = Path(args.workdir) if args.workdir is not None else nav._default_workdir(target)
+        if root.exists() and not args.override_workdir:
+            raise UserInputError(f"workdir {str(root)!r} already exists and was left untouched; pass "
+                                 f"--override-workdir to replace it, or give another --workdir.")
+        descriptor = nav.load(target, workdir=root, override_workdir=args.override_workdir,
+                              retest_conversions=False, run_profiling=False, verbose=False)
+        print(f"unpacked {target} into {descriptor.workdir}", file=sys.stderr)
+    else:
+        if args.workdir is not None or args.override_workdir:
+            raise UserInputError("--workdir and --override-workdir apply to a .nav package only; a workspace "
+                                 "folder is profiled in place.")
+        descriptor = PackageDescriptor.from_workdir(target)
+    nav.profile(descriptor, config, verbose=True)  # progress lines go to stderr
+    descriptor.save_status()
+    return report(descriptor.status, args.json)
+
+
+def _load_path_config(config_file: Path) -> Dict[str, Any]:
+    import yaml
+
+    from model_navigator.core.errors import PackageError, UserInputError
+
+    if not config_file.is_file():
+        raise UserInputError(f"--config {str(config_file)!r} does not exist or is not a file.")
+    try:
+        data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise PackageError(f"{config_file} is not plain YAML: {_one_line(e)}") from e
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str) or "parent" not in data \
+            or not isinstance(data.get("export_config"), dict):
+        raise PackageError(f"{config_file} is not a path config.yaml of model-navigator "
+                           f"(needs `path`, `parent` and `export_config`).")
+    return data
+
+
+def _has_correctness_samples(workspace: Any) -> bool:
+    return any(workspace.input_dir("correctness").glob("*.npz")) and any(
+        workspace.output_dir("correctness").glob("*.npz"))
+
+
+def rerun_path(descriptor: Any, config: Any, spec: Any, correctness_only: bool, verbose: bool = True) -> None:
+    """Re-run one path of a workspace: conversion (unless correctness_only) and correctness on each
+    of its runtimes, recorded in status.yaml. This is nav._recheck(retest=True, profile=False)
+    restricted to one path."""
+    from model_navigator.core.environment import gpu_present
+    from model_navigator.core.logging import Progress, log_to_file
+    from model_navigator.core.status import RuntimeResult
+    from model_navigator.core.workspace import PATH_LOG_FILE, Workspace
+    from model_navigator.steps.executor import make_executor
+    from model_navigator.steps.pipeline import Pipeline, selected_runtimes
+
+    status = descriptor.status
+    workspace = Workspace(descriptor.workdir)
+    progress = Progress(enabled=verbose)
+    with log_to_file(workspace.log_file):
+        executor = make_executor(config, workspace.root)
+        try:
+            pipeline = Pipeline(workspace, status, config, [spec], executor, progress,
+                                gpu_present=config.target_device != "cpu" or gpu_present())
+            path = status.paths.get(spec.key)
+            if not correctness_only:
+                verified = {rt: r.verified for rt, r in path.runtimes.items()} if path is not None else {}
+                path = pipeline.produce_path(spec)
+                for rt, flag in verified.items():
+                    if rt in path.runtimes or flag:
+                        path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
+            if path is None or not path.ok:
+                return
+            with log_to_file(workspace.path_dir(spec.key) / PATH_LOG_FILE):
+                for runtime in selected_runtimes(spec, config):
+                    pipeline.check_and_profile(path, runtime, profile=False)
+            pipeline.save()
+        finally:
+            executor.close()
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from model_navigator.core.config import ExportConfig
+    from model_navigator.core.enums import StepStatus
+    from model_navigator.core.errors import PackageError, UserInputError
+    from model_navigator.core.workspace import Workspace
+    from model_navigator.package.descriptor import PackageDescriptor
+    from model_navigator.paths.registry import paths_for
+
+    config_file = Path(args.config)
+    data = _load_path_config(config_file)
+    root = config_file.absolute().parent.parent
+    descriptor = PackageDescriptor.from_workdir(root)
+    try:
+        config = ExportConfig.from_dict(data["export_config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise PackageError(f"{config_file}: `export_config` is malformed: {_one_line(e)}") from e
+    key = data["path"]
+    spec = next((s for s in paths_for(config.framework) if s.key == key), None)
+    if spec is None:
+        raise UserInputError(f"{config_file}: unknown path {key!r} for framework {config.framework.value}.")
+    if spec.parent != data.get("parent"):
+        raise PackageError(f"{config_file}: `parent` {data.get('parent')!r} does not match path {key!r} "
+                           f"(its parent is {spec.parent!r}).")
+    if spec.is_export and not args.correctness_only:
+        script = root / key / "reproduce_export.sh"
+        raise UserInputError(
+            f"path {key!r} is an export from your model, which a config.yaml cannot re-create: implement "
+            f"get_model() in {root / key / 'reproduce_export.py'} and run `cd {root} && bash {key}/reproduce_export.sh` "
+            f"({script}); or pass --correctness-only to re-check the exported artifact."
+        )
+    if args.correctness_only:
+        path = descriptor.status.paths.get(key)
+        if path is None or path.status != StepStatus.OK:
+            state = "is not in status.yaml" if path is None else f"is {path.status.value}"
+            raise UserInputError(f"path {key!r} {state}: there is no artifact to check with --correctness-only.")
+    if not _has_correctness_samples(Workspace(root)):
+        raise UserInputError(f"{root} has no correctness samples (saved with save_data=False?): correctness "
+                             f"cannot be checked.")
+    rerun_path(descriptor, config, spec, args.correctness_only)
+    path = descriptor.status.paths[key]
+    if path.status == StepStatus.SKIPPED:
+        print(f"path {key!r} skipped: {_one_line(path.reason)}", file=sys.stderr)
+        report(descriptor.status, args.json, keys=[key])
+        return EXIT_FAILURES
+    return report(descriptor.status, args.json, keys=[key])
+
+
+# ------------------------------------------------------------------------------------------------
+# Parser and entry point
+# ------------------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from model_navigator import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print tracebacks of errors")
+
+    parser = argparse.ArgumentParser(
+        prog="model-navigator",
+        description="Inspect, re-profile and re-convert model-navigator packages (.nav) and workspaces.",
+        epilog="Exit codes: 0 ok, 1 failures found, 2 bad usage.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"model-navigator {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("inspect", parents=[common], help="print the status table of a package or workspace",
+                       description="Print the status table of a .nav package (read without unpacking) or a "
+                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed.")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("profile", parents=[common], help="profile every successful path again",
+                       description="Profile every successful path again with the given profiler options "
+                                   "(library defaults otherwise). A .nav package is unpacked into --workdir "
+                                   "first; a workspace folder is profiled in place.")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=None, metavar="N",
+                   help="batch sizes to profile (default: 1 and the dataloader batch size)")
+    p.add_argument("--measurement-mode", choices=["count_windows", "time_windows"], default=None)
+    p.add_argument("--measurement-interval", type=_positive_float, default=None, metavar="MS",
+                   help="window length in ms (time_windows)")
+    p.add_argument("--measurement-request-count", type=_positive_int, default=None, metavar="N",
+                   help="inferences per window (count_windows)")
+    p.add_argument("--stability-percentage", type=_positive_float, default=None, metavar="P")
+    p.add_argument("--max-trials", type=_positive_int, default=None, metavar="N")
+    p.add_argument("--max-batch-size", type=_positive_int, default=None, metavar="N",
+                   help="sweep batch sizes 1, 2, 4 ... up to N (when --batch-sizes is not given)")
+    p.add_argument("--warmup-requests", type=int, default=None, metavar="N")
+    p.add_argument("--throughput-cutoff-threshold", type=float, default=None, metavar="F")
+    p.add_argument("--throughput-backoff-limit", type=int, default=None, metavar="N")
+    p.add_argument("--workdir", default=None,
+                   help="where to unpack a .nav package (default: <name>_workdir beside it)")
+    p.add_argument("--override-workdir", action="store_true", help="replace an existing --workdir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("convert", parents=[common], help="re-run one path from its config.yaml",
+                       description="Re-run one path of a workspace from its <workspace>/<path>/config.yaml: the "
+                                   "conversion, then correctness on its runtimes. Exports need your model: run "
+                                   "<path>/reproduce_export.sh after implementing get_model(), or re-check the "
+                                   "exported artifact with --correctness-only.")
+    p.add_argument("--config", required=True, metavar="PATH/config.yaml", help="the path's config.yaml")
+    p.add_argument("--correctness-only", action="store_true",
+                   help="do not convert: re-run correctness of the path's artifact on its runtimes")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of `model-navigator` and `python -m model_navigator`; returns the exit code."""
+    from model_navigator.core.errors import PackageError, UserInputError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version and usage errors
+        return e.code if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_USAGE)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `model-navigator inspect ... | head`: stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return EXIT_FAILURES
+    except Exception as e:  # noqa: BLE001 - every error becomes one line and an exit code
+        code = EXIT_USAGE if isinstance(e, (UserInputError, PackageError)) else EXIT_FAILURES
+        if debug:
+            traceback.print_exc()
+        message = _one_line(e, limit=2000) or type(e).__name__
+        if code == EXIT_FAILURES and not isinstance(e, (UserInputError, PackageError)):
+            from model_navigator.core.errors import ModelNavigatorError
+
+            if not isinstance(e, ModelNavigatorError):
+                message = f"{type(e).__name__}: {message}"
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Crash isolation (worker process) and reproduce scripts that are the commands that ran."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import model_navigator as nav
+from model_navigator.core.status import NavigatorStatus
+from model_navigator.steps.worker import FAULT_ENV, shutdown_workers
+
+LIGHT = nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
+
+
+def _export(workdir: Path, **kwargs):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU()).eval()
+    dataloader = [torch.randn(2, 5) for _ in range(3)]
+    kwargs.setdefault("target_formats", ("onnx", "torchscript"))
+    kwargs.setdefault("jit_options", ("trace",))
+    return nav.torch.export(model, dataloader, workdir=workdir, verbose=False, profiler_config=LIGHT, **kwargs)
+
+
+@pytest.fixture
+def fault(monkeypatch):
+    """Set a worker fault for the next export (a fresh worker reads it at start)."""
+
+    def set_fault(spec: str) -> None:
+        shutdown_workers()
+        monkeypatch.setenv(FAULT_ENV, spec)
+
+    yield set_fault
+    monkeypatch.delenv(FAULT_ENV, raising=False)
+    shutdown_workers()
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("correctness:onnx:crash", "killed by SIGSEGV"),
+        ("profiling:onnx:exit", "exit code 3"),
+    ],
+)
+def test_worker_death_fails_only_that_step(tmp_path, fault, spec, expected):
+    fault(spec)
+    desc = _export(tmp_path / "w")
+    step = spec.split(":")[0]
+    onnx = desc.status.paths["onnx"].runtimes[nav.RuntimeProvider.CPU]
+    result = onnx.correctness if step == "correctness" else onnx.performance
+    assert result.status.value == "failed"
+    assert expected in result.reason
+    assert "test fault injection" in result.reason  # the tail of the worker's output
+    trace = desc.status.paths["torchscript-trace"].runtimes[nav.RuntimeProvider.CPU]
+    assert trace.correctness.status.value == "ok"
+    assert trace.performance.status.value == "ok"
+    # The user's process is alive and the status on disk says the same.
+    on_disk = NavigatorStatus.load(tmp_path / "w")
+    assert on_disk.paths["onnx"].runtimes[nav.RuntimeProvider.CPU] == onnx
+
+
+def test_hang_past_step_timeout_is_stopped(tmp_path, fault):
+    fault("correctness:torchscript-trace:hang")
+    start = time.monotonic()
+    desc = _export(tmp_path / "w", step_timeout_s=5)
+    assert time.monotonic() - start < 60
+    trace = desc.status.paths["torchscript-trace"].runtimes[nav.RuntimeProvider.CPU]
+    assert trace.correctness.status.value == "failed"
+    assert "timed out after 5 s" in trace.correctness.reason
+    assert trace.performance.status.value == "skipped"
+    onnx = desc.status.paths["onnx"].runtimes[nav.RuntimeProvider.CPU]
+    assert onnx.correctness.status.value == "ok"  # a fresh worker took over
+
+
+def test_in_process_mode_gives_same_results(tmp_path):
+    isolated = _export(tmp_path / "a", run_profiling=False)
+    local = _export(tmp_path / "b", run_profiling=False, isolation=False)
+    for key in ("onnx", "torchscript-trace"):
+        a = isolated.status.paths[key].runtimes[nav.RuntimeProvider.CPU].correctness
+        b = local.status.paths[key].runtimes[nav.RuntimeProvider.CPU].correctness
+        assert a.status == b.status
+        assert a.per_output.keys() == b.per_output.keys()
+
+
+def _run_sh(workdir: Path, sh: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(sh.relative_to(workdir))], cwd=workdir, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_reproduce_scripts_reproduce_status(tmp_path):
+    class BatchOne(torch.nn.Module):
+        def forward(self, x):
+            return x.reshape(1, -1) * 2  # specialised to batch size 1 when traced
+
+    ok = _export(tmp_path / "ok")
+    bad = nav.torch.export(BatchOne(), [torch.randn(1, 4) for _ in range(2)], workdir=tmp_path / "bad",
+                           target_formats=("onnx",), verbose=False, run_profiling=False)
+    bad_onnx = bad.status.paths["onnx"].runtimes[nav.RuntimeProvider.CPU].correctness
+    assert bad_onnx.status.value == "failed"
+    assert "batch size 2" in bad_onnx.reason
+    assert "reproduce: bash onnx/reproduce_correctness.sh" in bad_onnx.reason
+
+    checked = 0
+    for desc in (ok, bad):
+        workdir = desc.workdir
+        for key, path in desc.status.paths.items():
+            for runtime, result in path.runtimes.items():
+                for step, outcome in (("correctness", result.correctness), ("profiling", result.performance)):
+                    sh = workdir / key / f"reproduce_{step}.sh"
+                    if outcome is None or not sh.exists():
+                        continue
+                    if outcome.status.value == "skipped":
+                        continue
+                    proc = _run_sh(workdir, sh)
+                    assert (proc.returncode == 0) == (outcome.status.value == "ok"), (sh, proc.stdout, proc.stderr)
+                    checked += 1
+        # the .sh is the command line that ran: relative paths, this Python, run from the root
+        sh_text = (workdir / "onnx" / "reproduce_correctness.sh").read_text()
+        assert sys.executable in sh_text and "--workdir ." in sh_text and str(workdir) not in sh_text
+    assert checked >= 5
+    export_py = (tmp_path / "ok" / "onnx" / "reproduce_export.py").read_text()
+    assert "def get_model()" in export_py and "NotImplementedError" in export_py
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_workers_and_leaves_a_readable_workspace(tmp_path):
+    workdir = tmp_path / "w"
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch, model_navigator as nav
+        model = torch.nn.Linear(5, 7).eval()
+        nav.torch.export(model, [torch.randn(2, 5) for _ in range(3)], workdir={str(workdir)!r},
+                         target_formats=("torchscript", "onnx"), jit_options=("trace",), verbose=False)
+    """))
+    env = dict(os.environ, **{FAULT_ENV: "correctness:onnx:hang"})
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    status_file = workdir / "status.yaml"
+    while time.monotonic() < deadline:
+        if status_file.exists():
+            data = yaml.safe_load(status_file.read_text()) or {}
+            trace = (data.get("paths") or {}).get("torchscript-trace", {})
+            if trace.get("runtimes", {}).get("CPUExecutionProvider", {}).get("performance"):
+                break
+        time.sleep(0.2)
+    time.sleep(1.0)  # the onnx correctness step now hangs in the worker
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert b"KeyboardInterrupt" in err
+    status = NavigatorStatus.load(workdir)
+    assert status.paths["torchscript-trace"].runtimes[nav.RuntimeProvider.CPU].performance.status.value == "ok"
+    onnx = status.paths["onnx"]
+    assert nav.RuntimeProvider.CPU not in onnx.runtimes or onnx.runtimes[nav.RuntimeProvider.CPU].correctness is None
+    # no worker left behind
+    leftover = subprocess.run(["pgrep", "-f", "model_navigator.steps.worker"], capture_output=True, text=True)
+    children = [p for p in leftover.stdout.split() if p and Path(f"/proc/{p}/environ").exists()
+                and FAULT_ENV.encode() in Path(f"/proc/{p}/environ").read_bytes()]
+    assert children == []
