@@ -215,7 +215,9 @@ def _load_path_config(config_file: Path) -> Dict[str, Any]:
     try:
         data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as e:
-        raise PackageError(f"{config_file} is not plain YAML: {_one_line(e)}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise PackageError(f"{config_file} is not plain YAML: {getattr(e, 'problem', None) or e}{where}") from e
     if not isinstance(data, dict) or not isinstance(data.get("path"), str) or "parent" not in data \
             or not isinstance(data.get("export_config"), dict):
         raise PackageError(f"{config_file} is not a path config.yaml of model-navigator "
@@ -297,7 +299,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.correctness_only:
         path = descriptor.status.paths.get(key)
         if path is None or path.status != StepStatus.OK:
-            state = "is not in status.yaml" if path is None else f"is {path.status.value}"
+            state = "is not in status.yaml" if path is None else {
+                StepStatus.FAILED: "failed", StepStatus.SKIPPED: "was skipped"}.get(path.status, "did not run")
             raise UserInputError(f"path {key!r} {state}: there is no artifact to check with --correctness-only.")
     if not _has_correctness_samples(Workspace(root)):
         raise UserInputError(f"{root} has no correctness samples (saved with save_data=False?): correctness "

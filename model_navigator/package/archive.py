@@ -118,6 +118,9 @@ def write_archive(workdir: Path, path: Path, override: bool = False, save_data: 
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         tmp = Path(tmp_name)
         os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
         too_compressible = _write_zip(tmp, files, format_version, save_data, force_stored=set())
         if too_compressible:
             # Rare (e.g. large all-zero tensors): store those entries so the package never looks

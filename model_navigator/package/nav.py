@@ -126,11 +126,11 @@ def _recheck(descriptor: PackageDescriptor, retest: bool, profile: bool, has_dat
     config = ExportConfig.from_dict(status.config)
     workspace = Workspace(descriptor.workdir)
     progress = Progress(enabled=verbose)
-    if retest and not has_data:
-        progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
-        retest = False
     specs = [s for s in paths_for(config.framework) if s.key in status.paths]
     with log_to_file(workspace.log_file):
+        if retest and not has_data:
+            progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
+            retest = False
         executor = make_executor(config, workspace.root)
         try:
             pipeline = Pipeline(workspace, status, config, specs, executor, progress,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -157,7 +156,6 @@ def measure(
             f"{spread:.1f}%); keeping the result marked unstable."
         )
         LOGGER.warning(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
     return result
 
 

@@ -1,0 +1,314 @@
+"""Tests of the `model-navigator` command line, run as a real subprocess (`python -m model_navigator`)
+on workspaces and packages built by real exports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import model_navigator as nav  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXPORTED_PATHS = ("torchscript-script", "torchscript-trace", "onnx")
+
+
+def run_cli(*args: str, cwd: Path = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env.pop("COLUMNS", None)
+    return subprocess.run([sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The error is a single `error: ...` line on stderr, with no traceback."""
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert result.stdout == "", result.stdout
+    return errors[0]
+
+
+def load_status(workdir: Path) -> dict:
+    return yaml.safe_load((workdir / "status.yaml").read_text())
+
+
+def profiled_batch_sizes(path_status: dict) -> List[int]:
+    perf = path_status["runtimes"]["CPUExecutionProvider"]["performance"]
+    assert perf["status"] == "ok", perf
+    return sorted(r["batch_size"] for r in perf["results"])
+
+
+class _ScriptFails(torch.nn.Module):
+    """torch.jit.script refuses import statements; tracing records the (correct) computation."""
+
+    def forward(self, x):
+        import math
+
+        return x * math.pi
+
+
+PROFILER = dict(measurement_request_count=10, max_trials=4, warmup_requests=2)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A workspace with torchscript (script and trace) and onnx, all ok, and its .nav package."""
+    root = tmp_path_factory.mktemp("cli")
+    workdir = root / "linear_workdir"
+    package = nav.torch.export(torch.nn.Linear(5, 7), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
+                               target_formats=("onnx", "torchscript"), verbose=False, isolation=False,
+                               profiler_config=nav.ProfilerConfig(**PROFILER))
+    nav_file = root / "linear.nav"
+    nav.save(package, nav_file)
+    return workdir, nav_file
+
+
+@pytest.fixture(scope="module")
+def failing_workdir(tmp_path_factory):
+    """A workspace whose torchscript-script path failed (and torchscript-trace passed)."""
+    workdir = tmp_path_factory.mktemp("cli_failed") / "workdir"
+    nav.torch.export(_ScriptFails(), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
+                     target_formats=("torchscript",), jit_options=("script", "trace"), verbose=False,
+                     isolation=False, profiler_config=nav.ProfilerConfig(**PROFILER))
+    status = load_status(workdir)
+    assert status["paths"]["torchscript-script"]["status"] == "failed"
+    assert status["paths"]["torchscript-trace"]["status"] == "ok"
+    return workdir
+
+
+@pytest.fixture
+def workdir_copy(exported, tmp_path):
+    copy = tmp_path / "copy_workdir"
+    shutil.copytree(exported[0], copy)
+    return copy
+
+
+# ------------------------------------------------------------------------------------------------
+# --help and usage
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [[], ["inspect"], ["profile"], ["convert"]])
+def test_help_of_each_command(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: model-navigator")
+    for word in {"inspect": ["PACKAGE_OR_WORKDIR", "--json"],
+                 "profile": ["--batch-sizes", "--measurement-mode", "--max-trials", "--workdir"],
+                 "convert": ["--config", "--correctness-only"]}.get(command[0] if command else "", ["inspect"]):
+        assert word in result.stdout
+
+
+def test_bad_usage_exits_2():
+    assert run_cli().returncode == 2
+    assert run_cli("frobnicate").returncode == 2
+    result = run_cli("convert")  # --config is required
+    assert result.returncode == 2 and "--config" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# inspect
+# ------------------------------------------------------------------------------------------------
+
+
+def test_inspect_workdir(exported):
+    result = run_cli("inspect", str(exported[0]))
+    assert result.returncode == 0, result.stderr
+    for key in ("torch", *EXPORTED_PATHS):
+        assert key in result.stdout
+    assert "Linear" in result.stdout
+
+
+def test_inspect_package_reads_without_extracting(exported):
+    workdir, nav_file = exported
+    before = sorted(p.name for p in nav_file.parent.iterdir())
+    result = run_cli("inspect", str(nav_file))
+    assert result.returncode == 0, result.stderr
+    for key in EXPORTED_PATHS:
+        assert key in result.stdout
+    assert sorted(p.name for p in nav_file.parent.iterdir()) == before
+
+
+def test_inspect_json(exported):
+    for target in exported:
+        result = run_cli("inspect", str(target), "--json")
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["model_name"] == "Linear" and data["framework"] == "torch"
+        assert data["ok"] is True and data["failures"] == []
+        rows = {row["path"]: row for row in data["rows"]}
+        assert set(EXPORTED_PATHS) <= set(rows)
+        for key in EXPORTED_PATHS:
+            assert rows[key]["status"] == "ok" and rows[key]["correctness"] == "ok"
+            assert rows[key]["runtime"] == "CPUExecutionProvider"
+        assert rows["torch"]["correctness"] == "reference"
+
+
+def test_inspect_missing_path_exits_2(tmp_path):
+    result = run_cli("inspect", str(tmp_path / "nothing.nav"))
+    assert result.returncode == 2
+    assert "does not exist" in assert_one_line_error(result)
+
+
+def test_inspect_not_a_package_exits_2(tmp_path):
+    result = run_cli("inspect", str(tmp_path))  # a folder without status.yaml
+    assert result.returncode == 2
+    assert "not a model-navigator workspace" in assert_one_line_error(result)
+    junk = tmp_path / "junk.nav"
+    junk.write_bytes(b"not a zip at all")
+    result = run_cli("inspect", str(junk))
+    assert result.returncode == 2
+    assert "not a .nav package" in assert_one_line_error(result)
+
+
+def test_debug_prints_traceback(tmp_path):
+    result = run_cli("--debug", "inspect", str(tmp_path / "nothing.nav"))
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "error: " in result.stderr
+    result = run_cli("inspect", "--debug", str(tmp_path / "nothing.nav"))
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_inspect_failed_path_exits_1(failing_workdir):
+    result = run_cli("inspect", str(failing_workdir))
+    assert result.returncode == 1, result.stderr
+    assert "torchscript-script" in result.stdout and "failed" in result.stdout
+    assert "torchscript-script: failed" in result.stderr
+    data = json.loads(run_cli("inspect", str(failing_workdir), "--json").stdout)
+    assert data["ok"] is False
+    assert any(f.startswith("torchscript-script: failed") for f in data["failures"])
+
+
+# ------------------------------------------------------------------------------------------------
+# profile
+# ------------------------------------------------------------------------------------------------
+
+
+def test_profile_package_into_new_workdir(exported, tmp_path):
+    _, nav_file = exported
+    target = tmp_path / "profiled"
+    result = run_cli("profile", str(nav_file), "--batch-sizes", "1", "2", "--measurement-request-count", "10",
+                     "--max-trials", "4", "--warmup-requests", "2", "--workdir", str(target))
+    assert result.returncode == 0, result.stderr
+    for key in EXPORTED_PATHS:
+        assert key in result.stdout
+    status = load_status(target)
+    assert status["config"]["profiler_config"]["batch_sizes"] == [1, 2]
+    for key in EXPORTED_PATHS:
+        assert profiled_batch_sizes(status["paths"][key]) == [1, 2]
+    assert not (nav_file.parent / "linear_workdir_profiled").exists()
+    # An existing workdir is refused untouched, and replaced with --override-workdir.
+    result = run_cli("profile", str(nav_file), "--workdir", str(target))
+    assert result.returncode == 2
+    assert "--override-workdir" in assert_one_line_error(result)
+    result = run_cli("profile", str(nav_file), "--batch-sizes", "3", "--measurement-request-count", "10",
+                     "--max-trials", "4", "--warmup-requests", "2", "--workdir", str(target), "--override-workdir",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["path"]: row for row in json.loads(result.stdout)["rows"]}
+    assert [p["batch_size"] for p in rows["onnx"]["performance"]] == [3]
+
+
+def test_profile_workdir_in_place(workdir_copy):
+    result = run_cli("profile", str(workdir_copy), "--batch-sizes", "3", "--measurement-mode", "time_windows",
+                     "--measurement-interval", "20", "--max-trials", "3", "--warmup-requests", "2")
+    assert result.returncode == 0, result.stderr
+    status = load_status(workdir_copy)
+    assert status["config"]["profiler_config"]["measurement_mode"] == "time_windows"
+    for key in EXPORTED_PATHS:
+        assert profiled_batch_sizes(status["paths"][key]) == [3]
+
+
+def test_profile_bad_options_exit_2(exported, tmp_path):
+    workdir, nav_file = exported
+    result = run_cli("profile", str(workdir), "--max-trials", "2")  # ProfilerConfig refuses it
+    assert result.returncode == 2
+    assert "max_trials" in assert_one_line_error(result)
+    result = run_cli("profile", str(workdir), "--workdir", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert "--workdir" in assert_one_line_error(result)
+    result = run_cli("profile", str(nav_file), "--batch-sizes", "0")  # argparse refuses it
+    assert result.returncode == 2 and "--batch-sizes" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# convert
+# ------------------------------------------------------------------------------------------------
+
+
+def test_convert_export_path_needs_the_model(exported):
+    config = exported[0] / "onnx" / "config.yaml"
+    before = (exported[0] / "status.yaml").read_bytes()
+    result = run_cli("convert", "--config", str(config))
+    assert result.returncode == 2
+    line = assert_one_line_error(result)
+    assert "onnx/reproduce_export.sh" in line and "get_model()" in line
+    assert (exported[0] / "status.yaml").read_bytes() == before
+
+
+def test_convert_correctness_only(workdir_copy):
+    status_file = workdir_copy / "status.yaml"
+    data = load_status(workdir_copy)
+    data["paths"]["onnx"]["runtimes"]["CPUExecutionProvider"]["correctness"]["duration_s"] = -1.0
+    status_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = run_cli("convert", "--config", str(workdir_copy / "onnx" / "config.yaml"), "--correctness-only")
+    assert result.returncode == 0, result.stderr
+    assert "onnx" in result.stdout and "correctness" in result.stderr
+    after = load_status(workdir_copy)["paths"]
+    correctness = after["onnx"]["runtimes"]["CPUExecutionProvider"]["correctness"]
+    assert correctness["status"] == "ok" and correctness["duration_s"] >= 0  # it ran again
+    assert after["onnx"]["runtimes"]["CPUExecutionProvider"]["performance"]["status"] == "ok"  # kept
+
+
+def test_convert_correctness_only_on_failed_path(failing_workdir):
+    result = run_cli("convert", "--config", str(failing_workdir / "torchscript-trace" / "config.yaml"),
+                     "--correctness-only", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [row["path"] for row in json.loads(result.stdout)["rows"]] == ["torchscript-trace"]
+    result = run_cli("convert", "--config", str(failing_workdir / "torchscript-script" / "config.yaml"),
+                     "--correctness-only")
+    assert result.returncode == 2
+    assert "no artifact" in assert_one_line_error(result)
+
+
+def test_convert_conversion_path_not_available_here(workdir_copy):
+    """A conversion path's config.yaml (as the pipeline writes it) re-runs the conversion; TensorRT
+    is not installed here, so the path is recorded as skipped and the command reports failure."""
+    pytest.importorskip  # noqa: B018
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed: the conversion would run")
+    config = yaml.safe_load((workdir_copy / "onnx" / "config.yaml").read_text())
+    config.update(path="trt-fp32", format="trt", precision="fp32", parent="onnx", artifact="model.plan")
+    (workdir_copy / "trt-fp32").mkdir()
+    (workdir_copy / "trt-fp32" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_cli("convert", "--config", str(workdir_copy / "trt-fp32" / "config.yaml"))
+    assert result.returncode == 1, result.stderr
+    assert "skipped" in result.stderr and "tensorrt" in result.stderr
+    assert load_status(workdir_copy)["paths"]["trt-fp32"]["status"] == "skipped"
+
+
+def test_convert_bad_config_exits_2(exported, tmp_path):
+    result = run_cli("convert", "--config", str(tmp_path / "missing" / "config.yaml"))
+    assert result.returncode == 2
+    assert "does not exist" in assert_one_line_error(result)
+    bogus = tmp_path / "path" / "config.yaml"
+    bogus.parent.mkdir()
+    bogus.write_text("just: text\n")
+    result = run_cli("convert", "--config", str(bogus))
+    assert result.returncode == 2
+    assert "not a path config.yaml" in assert_one_line_error(result)

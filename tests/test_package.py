@@ -1,0 +1,181 @@
+"""End-to-end .nav packages: save, load into a new folder, re-test, re-profile, refusals."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import model_navigator as nav
+from model_navigator.core.status import FORMAT_VERSION, NavigatorStatus
+
+LIGHT = nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
+CPU = nav.RuntimeProvider.CPU
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pkg")
+    model = _model()
+    desc = nav.torch.export(model, [torch.randn(4, 5) for _ in range(3)], workdir=tmp / "navigator_workdir",
+                            target_formats=("onnx", "torchscript"), jit_options=("trace",), verbose=False,
+                            profiler_config=LIGHT)
+    desc.set_verified(format=nav.Format.ONNX, runtime=CPU)
+    package = tmp / "model.nav"
+    nav.save(desc, package)
+    return model, desc, package
+
+
+def _statuses(status: NavigatorStatus):
+    return {k: (p.status, {rt: (r.verified, r.correctness.status if r.correctness else None)
+                           for rt, r in p.runtimes.items()}) for k, p in status.paths.items()}
+
+
+def test_round_trip_into_new_folder(exported, tmp_path):
+    model, desc, package = exported
+    copy = tmp_path / "copy.nav"
+    shutil.copy(package, copy)
+    loaded = nav.load(copy, verbose=False)
+    assert loaded.workdir == tmp_path / "copy_workdir"
+    assert _statuses(loaded.status) == _statuses(desc.status)
+    onnx = loaded.status.paths["onnx"].runtimes[CPU]
+    assert onnx.verified is True
+    assert onnx.performance is not None and onnx.performance.results  # earlier results survive
+    x = np.random.default_rng(1).standard_normal((2, 5)).astype(np.float32)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(x)).numpy()
+    for fmt, jit in ((nav.Format.ONNX, None), (nav.Format.TORCHSCRIPT, nav.JitType.TRACE)):
+        with loaded.get_runner(format=fmt, jit_type=jit, runtime=CPU) as runner:
+            out = runner.infer({"input__0": x})
+        np.testing.assert_allclose(out["output__0"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_save_after_deleting_workspace_and_keep_workdir_false(tmp_path):
+    desc = nav.torch.export(_model(), [torch.randn(2, 5)], workdir=tmp_path / "w", target_formats=("onnx",),
+                            verbose=False, run_profiling=False)
+    package = tmp_path / "m.nav"
+    nav.save(desc, package, keep_workdir=False)
+    assert package.is_file() and not (tmp_path / "w").exists()
+    loaded = nav.load(package, workdir=tmp_path / "again", verbose=False)
+    assert loaded.get_status(format=nav.Format.ONNX, runtime_provider=CPU)
+
+
+def test_load_refuses_existing_workdir_unless_override(exported, tmp_path):
+    _, _, package = exported
+    target = tmp_path / "existing"
+    target.mkdir()
+    (target / "mine.txt").write_text("user data")
+    with pytest.raises(nav.UserInputError, match="override_workdir=True"):
+        nav.load(package, workdir=target, verbose=False)
+    assert (target / "mine.txt").read_text() == "user data"
+    loaded = nav.load(package, workdir=target, override_workdir=True, retest_conversions=False, verbose=False)
+    assert not (target / "mine.txt").exists() and loaded.status.paths["onnx"].ok
+
+
+def test_save_refuses_existing_path_unless_override(exported, tmp_path):
+    _, desc, _ = exported
+    target = tmp_path / "taken.nav"
+    target.write_bytes(b"keep me")
+    with pytest.raises(nav.UserInputError, match="override=True"):
+        desc.save(target)
+    assert target.read_bytes() == b"keep me"
+    desc.save(target, override=True)
+    assert zipfile.is_zipfile(target)
+
+
+def test_save_data_false(exported, tmp_path):
+    _, desc, _ = exported
+    package = tmp_path / "nodata.nav"
+    nav.save(desc, package, save_data=False)
+    assert not any(n.startswith(("model_input/", "model_output/")) for n in zipfile.ZipFile(package).namelist())
+    loaded = nav.load(package, verbose=False)
+    # nothing to re-test against: earlier correctness results are kept as they were
+    assert _statuses(loaded.status) == _statuses(desc.status)
+    log = (loaded.workdir / "navigator.log").read_text()
+    assert "correctness cannot be re-tested" in log
+
+
+def test_tampered_model_is_refused(exported, tmp_path):
+    _, _, package = exported
+    tampered = tmp_path / "tampered.nav"
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "onnx/model.onnx":
+                data = data[:-8] + b"\x00" * 8
+            dst.writestr(info, data)
+    with pytest.raises(nav.PackageError, match="onnx/model.onnx"):
+        nav.load(tampered, verbose=False)
+    assert not (tmp_path / "tampered_workdir").exists()
+
+
+def test_retest_updates_a_conversion_that_now_fails(exported, tmp_path):
+    """A package made on a GPU machine (trt-fp32 ok) re-tested here: the conversion is re-run and
+    the status now says why it cannot be made on this machine."""
+    _, desc, _ = exported
+    workdir = tmp_path / "gpu_made"
+    shutil.copytree(desc.workdir, workdir)
+    data = yaml.safe_load((workdir / "status.yaml").read_text())
+    data["paths"]["trt-fp32"] = {"key": "trt-fp32", "format": "trt", "status": "ok", "precision": "fp32",
+                                 "parent": "onnx", "model_path": "trt-fp32/model.plan",
+                                 "runtimes": {"TensorrtExecutionProvider": {"verified": True}}}
+    (workdir / "trt-fp32").mkdir()
+    (workdir / "trt-fp32" / "model.plan").write_bytes(b"plan")
+    (workdir / "status.yaml").write_text(yaml.safe_dump(data))
+    package = tmp_path / "gpu_made.nav"
+    nav.save(nav.PackageDescriptor.from_workdir(workdir), package)
+    loaded = nav.load(package, verbose=False)
+    trt = loaded.status.paths["trt-fp32"]
+    assert trt.status.value == "skipped"
+    assert "tensorrt not installed" in trt.reason
+    assert loaded.status.paths["onnx"].runtimes[CPU].correctness.status.value == "ok"
+
+
+def test_profile_loaded_package_with_new_config(exported, tmp_path):
+    _, _, package = exported
+    config = nav.ProfilerConfig(batch_sizes=(1, 8), measurement_request_count=10, max_trials=4)
+    loaded = nav.load(package, workdir=tmp_path / "p", retest_conversions=False, profiler_config=config,
+                      verbose=False)
+    sizes = [r.batch_size for r in loaded.status.paths["onnx"].runtimes[CPU].performance.results]
+    assert sizes == [1, 8]
+    nav.profile(loaded, nav.ProfilerConfig(batch_sizes=(2,), measurement_request_count=10, max_trials=4),
+                verbose=False)
+    on_disk = NavigatorStatus.load(loaded.workdir)
+    assert [r.batch_size for r in on_disk.paths["onnx"].runtimes[CPU].performance.results] == [2]
+    assert on_disk.paths["onnx"].runtimes[CPU].verified is True
+    assert loaded.get_formats_performance()["onnx"] > 0
+
+
+def test_old_format_package_loads_and_upgrades(tmp_path):
+    package = tmp_path / "linear_v1.nav"
+    shutil.copy(FIXTURES / "linear_v1.nav", package)
+    with zipfile.ZipFile(package) as zf:
+        assert yaml.safe_load(zf.read("status.yaml"))["format_version"] == 1
+    loaded = nav.load(package, verbose=False)
+    assert loaded.status.format_version == FORMAT_VERSION
+    onnx = loaded.status.paths["onnx"].runtimes[CPU]
+    assert onnx.verified is True
+    assert onnx.correctness.status.value == "ok"  # re-tested against the saved outputs
+    assert set(onnx.correctness.per_output) == {"output__0"}
+    assert yaml.safe_load((loaded.workdir / "status.yaml").read_text())["format_version"] == FORMAT_VERSION
+
+
+def test_newer_format_is_refused(tmp_path):
+    workdir = tmp_path / "w"
+    NavigatorStatus(model_name="m", framework="torch").save(workdir)
+    data = yaml.safe_load((workdir / "status.yaml").read_text())
+    data["format_version"] = FORMAT_VERSION + 1
+    (workdir / "status.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(nav.PackageError, match="newer"):
+        NavigatorStatus.load(workdir)
