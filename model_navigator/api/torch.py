@@ -31,6 +31,7 @@ from model_navigator.core.enums import (
     parse_enum_tuple,
 )
 from model_navigator.core.errors import FrameworkMissingError, ModelNavigatorError, UserInputError
+from model_navigator.steps.executor import normalize_isolation
 from model_navigator.core.samples import collect_samples, infer_metadata, select_samples, varying_axes
 
 TORCH_FORMATS = (Format.TORCHSCRIPT, Format.TORCH_EXPORTEDPROGRAM, Format.ONNX, Format.TORCH_TRT, Format.TENSORRT)
@@ -120,7 +121,7 @@ def export(
     *,
     precision_mode: Optional[Union[str, TensorRTPrecisionMode]] = None,
     onnx_dynamo: bool = False,
-    isolation: bool = True,
+    isolation: Union[bool, str] = "auto",
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
 ) -> Any:
@@ -128,8 +129,10 @@ def export(
     dataloader's samples, profile it, and return the PackageDescriptor of the workspace.
 
     Beyond the reference: `precision_mode` (the reference spells it `precison_mode`; both work),
-    `onnx_dynamo` (use the torch.export-based ONNX exporter), `isolation` (run conversion,
-    correctness and profiling in a worker process; False runs them in this process),
+    `onnx_dynamo` (use the torch.export-based ONNX exporter), `isolation` ('auto': conversions
+    and foreign runtimes such as ONNX Runtime run in a worker process, TorchScript/ExportedProgram
+    checks run here where torch is already loaded; True/'full': every step in the worker;
+    False/'off': everything here),
     `step_timeout_s` (a step running longer fails), `verbose` (progress lines and the table).
     """
     torch = _import_torch()
@@ -215,7 +218,7 @@ def export(
         run_profiling=bool(run_profiling),
         profiler_config=profiler,
         disable_git_info=bool(disable_git_info),
-        isolation=bool(isolation),
+        isolation=normalize_isolation(isolation),
         step_timeout_s=step_timeout_s,
     )
 

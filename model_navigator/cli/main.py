@@ -13,7 +13,7 @@ import sys
 import traceback
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -290,11 +290,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise PackageError(f"{config_file}: `parent` {data.get('parent')!r} does not match path {key!r} "
                            f"(its parent is {spec.parent!r}).")
     if spec.is_export and not args.correctness_only:
-        script = root / key / "reproduce_export.sh"
         raise UserInputError(
             f"path {key!r} is an export from your model, which a config.yaml cannot re-create: implement "
-            f"get_model() in {root / key / 'reproduce_export.py'} and run `cd {root} && bash {key}/reproduce_export.sh` "
-            f"({script}); or pass --correctness-only to re-check the exported artifact."
+            f"get_model() in {root / key / 'reproduce_export.py'}, then run "
+            f"`cd {root} && bash {key}/reproduce_export.sh`; or pass --correctness-only to re-check the "
+            f"exported artifact."
         )
     if args.correctness_only:
         path = descriptor.status.paths.get(key)

@@ -110,7 +110,7 @@ class ExportConfig:
     disable_git_info: bool = False
     enable_xla: Optional[Tuple[bool, ...]] = None
     jit_compile: Optional[Tuple[bool, ...]] = None
-    isolation: bool = True
+    isolation: str = "auto"
     step_timeout_s: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:

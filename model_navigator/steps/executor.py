@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Set
 
 from model_navigator.steps.base import run_step
 
@@ -20,11 +20,75 @@ class InProcessExecutor:
         pass
 
 
-def make_executor(config: Any, root: Path) -> Any:
-    """The executor the export config asks for (isolation on: the framework's worker process,
-    shared by every export/load/profile call of this process; off: in-process)."""
-    if getattr(config, "isolation", False):
+ISOLATION_MODES = ("auto", "full", "off")
+
+
+def normalize_isolation(value: Any) -> str:
+    """True -> 'full', False -> 'off', or one of ISOLATION_MODES."""
+    from model_navigator.core.errors import UserInputError
+
+    if value is True:
+        return "full"
+    if value is False:
+        return "off"
+    if value in ISOLATION_MODES:
+        return value
+    raise UserInputError(f"`isolation` must be True, False or one of {ISOLATION_MODES}, got {value!r}.")
+
+
+class RoutingExecutor:
+    """Sends each step to the worker or runs it here, by the runtime family of the path's format.
+
+    isolation 'auto': steps whose runtime is the framework the user's process already runs
+    (TorchScript and ExportedProgram for a torch user) run here, where that framework is loaded;
+    conversions and every other runtime (ONNX Runtime, TensorRT, ...) run in a worker that imports
+    only what they need. 'full': every step in a worker that loads the framework too. 'off': here.
+    """
+
+    def __init__(self, mode: str, framework: str, local_formats: Set[str]):
+        self.mode = mode
+        self.local = InProcessExecutor()
+        self.framework = framework
+        self.local_formats = local_formats
+        self._worker: Any = None
+        if mode != "off":
+            self._worker_handle()  # start now: it imports while the exports run
+
+    @property
+    def isolated(self) -> bool:
+        return self.mode != "off"
+
+    def _worker_handle(self) -> Any:
         from model_navigator.steps.worker import shared_worker
 
-        return shared_worker(str(config.framework.value))
-    return InProcessExecutor()
+        if self._worker is None:
+            self._worker = shared_worker(self.framework if self.mode == "full" else "runtimes")
+        return self._worker
+
+    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None,
+            format: Optional[str] = None) -> Dict[str, Any]:
+        if self.mode == "off" or (self.mode == "auto" and step != "conversion" and format in self.local_formats):
+            return self.local.run(step, argv, root, timeout_s)
+        return self._worker_handle().run(step, argv, root, timeout_s)
+
+    def shutdown(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
+
+LOCAL_FORMATS = {
+    "torch": {"torchscript", "torch-exportedprogram"},
+    "tensorflow": {"tf-savedmodel"},
+    "jax": {"tf-savedmodel"},
+}
+
+
+def make_executor(config: Any, root: Path) -> Any:
+    """The executor for the config's isolation mode (see RoutingExecutor)."""
+    framework = str(config.framework.value)
+    mode = normalize_isolation(getattr(config, "isolation", "auto"))
+    return RoutingExecutor(mode, framework, LOCAL_FORMATS.get(framework, set()))

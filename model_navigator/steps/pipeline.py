@@ -166,7 +166,8 @@ class Pipeline:
             step = "conversion"
             argv = ["--workdir", ".", "--path", spec.key]
             sh = write_reproduce(self.workspace.root, spec.key, step, argv)
-            result = self.executor.run(step, argv, self.workspace.root, self.config.step_timeout_s)
+            result = self.executor.run(step, argv, self.workspace.root, self.config.step_timeout_s,
+                                       format=spec.format.value)
             if result.get("status") == "ok":
                 path.status, path.model_path = StepStatus.OK, result["model_path"]
                 path.flags.update(result.get("flags") or {})
@@ -201,7 +202,8 @@ class Pipeline:
             argv += ["--rtol", repr(self.config.rtol)]
         sh = write_reproduce(self.workspace.root, path.key, "correctness", argv)
         start = time.perf_counter()
-        raw = self.executor.run("correctness", argv, self.workspace.root, self.config.step_timeout_s)
+        raw = self.executor.run("correctness", argv, self.workspace.root, self.config.step_timeout_s,
+                                format=path.format.value)
         result = from_plain(CorrectnessResult, {k: v for k, v in raw.items() if k != "traceback"})
         if result.status != StepStatus.OK:
             result.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
@@ -216,7 +218,8 @@ class Pipeline:
         argv = self._step_argv(path, runtime) + ["--profiler-config", json.dumps(config.to_dict())]
         sh = write_reproduce(self.workspace.root, path.key, "profiling", argv)
         start = time.perf_counter()
-        raw = self.executor.run("profiling", argv, self.workspace.root, self.config.step_timeout_s)
+        raw = self.executor.run("profiling", argv, self.workspace.root, self.config.step_timeout_s,
+                                format=path.format.value)
         result = from_plain(PerformanceResult, {k: v for k, v in raw.items() if k != "traceback"})
         self._report_profiling(path.key, runtime, result, time.perf_counter() - start, sh)
         return result

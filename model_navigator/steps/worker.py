@@ -29,6 +29,8 @@ from model_navigator.core.logging import LOGGER
 
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
 PRELOAD = {
+    # isolation 'auto': the worker runs foreign runtimes and converters only
+    "runtimes": ("numpy", "onnxruntime"),
     # torch._export.serde: torch.export.load needs it and it costs ~1 s; imported while the user's
     # process exports, it is off the critical path.
     "torch": ("numpy", "onnxruntime", "torch", "torch._export.serde.serialize"),
@@ -78,7 +80,7 @@ class WorkerExecutor:
             LOGGER.debug("[worker %d] %s", proc.pid, line)
 
     def _read_line(self, timeout_s: Optional[float]) -> Optional[bytes]:
-        """One line from the worker's protocol pipe, or None on EOF / timeout."""
+        """One line from the worker's protocol pipe; b"" at EOF (the worker died), None on timeout."""
         assert self._proc is not None and self._proc.stdout is not None
         fd = self._proc.stdout
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -87,8 +89,7 @@ class WorkerExecutor:
             readable, _, _ = select.select([fd], [], [], remaining)
             if not readable:
                 return None
-            line = fd.readline()
-            return line or None
+            return fd.readline()
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -122,7 +123,10 @@ class WorkerExecutor:
         assert self._proc is not None and self._proc.stdin is not None
         if not self._ready:
             line = self._read_line(READY_TIMEOUT_S)
-            if line is None:
+            if not line:
+                if line is None:
+                    self._kill()
+                    return self._failure(step, f"did not start within {READY_TIMEOUT_S:.0f} s")
                 return self._crashed(step, "did not start")
             self._ready = True
         request = {"step": step, "argv": list(argv), "base_dir": str(Path(root).absolute())}
@@ -133,9 +137,9 @@ class WorkerExecutor:
             return self._crashed(step, "exited")
         line = self._read_line(timeout_s)
         if line is None:
-            if self._proc.poll() is None:
-                self._kill()
-                return self._failure(step, f"timed out after {timeout_s:.0f} s (step_timeout_s) and was stopped")
+            self._kill()
+            return self._failure(step, f"timed out after {timeout_s:.0f} s (step_timeout_s) and was stopped")
+        if not line:
             return self._crashed(step, "exited")
         return json.loads(line)
 
