@@ -183,17 +183,17 @@ def test_cuda_target_without_gpu(workdir, device):
 @pytest.mark.parametrize("argument", ["atol", "rtol"])
 @pytest.mark.parametrize("value", [-1e-3, float("nan"), "0.1", True])
 def test_bad_tolerance(workdir, argument, value):
-    _assert_refused(workdir, UserInputError, rf"`{argument}` must be a non-negative number", **{argument: value})
+    _assert_refused(workdir, UserInputError, rf"`{argument}`.*{value!r}", **{argument: value})
 
 
 @pytest.mark.parametrize("value", [0, -5, 2.5, "10", True])
 def test_bad_sample_count(workdir, value):
-    _assert_refused(workdir, UserInputError, r"`sample_count` must be an integer >= 1", sample_count=value)
+    _assert_refused(workdir, UserInputError, r"`sample_count`", sample_count=value)
 
 
 @pytest.mark.parametrize("value", [0, 6, -13, 13.0, "13", False])
 def test_bad_opset(workdir, value):
-    _assert_refused(workdir, UserInputError, r"`opset` must be an integer", opset=value)
+    _assert_refused(workdir, UserInputError, r"`opset`", opset=value)
 
 
 @pytest.mark.xfail(reason="BUG: opset has no upper bound check; opset=100 (no such ONNX opset) is accepted, "

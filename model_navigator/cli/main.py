@@ -230,42 +230,6 @@ def _has_correctness_samples(workspace: Any) -> bool:
         workspace.output_dir("correctness").glob("*.npz"))
 
 
-def rerun_path(descriptor: Any, config: Any, spec: Any, correctness_only: bool, verbose: bool = True) -> None:
-    """Re-run one path of a workspace: conversion (unless correctness_only) and correctness on each
-    of its runtimes, recorded in status.yaml. This is nav._recheck(retest=True, profile=False)
-    restricted to one path."""
-    from model_navigator.core.environment import gpu_present
-    from model_navigator.core.logging import Progress, log_to_file
-    from model_navigator.core.status import RuntimeResult
-    from model_navigator.core.workspace import PATH_LOG_FILE, Workspace
-    from model_navigator.steps.executor import make_executor
-    from model_navigator.steps.pipeline import Pipeline, selected_runtimes
-
-    status = descriptor.status
-    workspace = Workspace(descriptor.workdir)
-    progress = Progress(enabled=verbose)
-    with log_to_file(workspace.log_file):
-        executor = make_executor(config, workspace.root)
-        try:
-            pipeline = Pipeline(workspace, status, config, [spec], executor, progress,
-                                gpu_present=config.target_device != "cpu" or gpu_present())
-            path = status.paths.get(spec.key)
-            if not correctness_only:
-                verified = {rt: r.verified for rt, r in path.runtimes.items()} if path is not None else {}
-                path = pipeline.produce_path(spec)
-                for rt, flag in verified.items():
-                    if rt in path.runtimes or flag:
-                        path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
-            if path is None or not path.ok:
-                return
-            with log_to_file(workspace.path_dir(spec.key) / PATH_LOG_FILE):
-                for runtime in selected_runtimes(spec, config):
-                    pipeline.check_and_profile(path, runtime, profile=False)
-            pipeline.save()
-        finally:
-            executor.close()
-
-
 def cmd_convert(args: argparse.Namespace) -> int:
     from model_navigator.core.config import ExportConfig
     from model_navigator.core.enums import StepStatus
@@ -305,7 +269,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not _has_correctness_samples(Workspace(root)):
         raise UserInputError(f"{root} has no correctness samples (saved with save_data=False?): correctness "
                              f"cannot be checked.")
-    rerun_path(descriptor, config, spec, args.correctness_only)
+    from model_navigator.package.nav import recheck
+
+    recheck(descriptor, retest=True, profile=False, has_data=True, verbose=True, config=config, only=key,
+            reconvert=not args.correctness_only)
     path = descriptor.status.paths[key]
     if path.status == StepStatus.SKIPPED:
         print(f"path {key!r} skipped: {_one_line(path.reason)}", file=sys.stderr)

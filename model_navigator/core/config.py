@@ -118,4 +118,7 @@ class ExportConfig:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ExportConfig":
+        data = dict(data)
+        if isinstance(data.get("isolation"), bool):  # written before isolation modes existed
+            data["isolation"] = "full" if data["isolation"] else "off"
         return from_plain(cls, data)

@@ -94,7 +94,7 @@ def load(
     if config_profiler is not None:
         descriptor.status.config["profiler_config"] = config_profiler.to_dict()
     if retest_conversions or profile:
-        _recheck(descriptor, retest=retest_conversions, profile=profile, has_data=bool(manifest.get("save_data", True)),
+        recheck(descriptor, retest=retest_conversions, profile=profile, has_data=bool(manifest.get("save_data", True)),
                  verbose=verbose)
     descriptor.save_status()
     if verbose:
@@ -111,11 +111,21 @@ def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[Pro
 
     config = check_profiler_config(profiler_config)
     package_descriptor.status.config["profiler_config"] = config.to_dict()
-    _recheck(package_descriptor, retest=False, profile=True, has_data=True, verbose=verbose)
+    recheck(package_descriptor, retest=False, profile=True, has_data=True, verbose=verbose)
 
 
-def _recheck(descriptor: PackageDescriptor, retest: bool, profile: bool, has_data: bool, verbose: bool) -> None:
-    """Re-run conversions/correctness (retest) and profiling (profile) through the export pipeline."""
+def recheck(
+    descriptor: PackageDescriptor,
+    retest: bool,
+    profile: bool,
+    has_data: bool,
+    verbose: bool,
+    config: Optional[ExportConfig] = None,
+    only: Optional[str] = None,
+    reconvert: bool = True,
+) -> None:
+    """Re-run conversions and correctness (retest) and profiling (profile) through the export
+    pipeline, for every path or `only` one; `config` defaults to the one in status.yaml."""
     from model_navigator.api.flow import profile_source
     from model_navigator.core.environment import gpu_present
     from model_navigator.paths.registry import paths_for
@@ -123,10 +133,10 @@ def _recheck(descriptor: PackageDescriptor, retest: bool, profile: bool, has_dat
     from model_navigator.steps.pipeline import Pipeline, selected_runtimes
 
     status = descriptor.status
-    config = ExportConfig.from_dict(status.config)
+    config = config or ExportConfig.from_dict(status.config)
     workspace = Workspace(descriptor.workdir)
     progress = Progress(enabled=verbose)
-    specs = [s for s in paths_for(config.framework) if s.key in status.paths]
+    specs = [s for s in paths_for(config.framework) if (s.key in status.paths if only is None else s.key == only)]
     with log_to_file(workspace.log_file):
         if retest and not has_data:
             progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
@@ -135,19 +145,19 @@ def _recheck(descriptor: PackageDescriptor, retest: bool, profile: bool, has_dat
         try:
             pipeline = Pipeline(workspace, status, config, specs, executor, progress,
                                 gpu_present=config.target_device != "cpu" or gpu_present())
-            if profile and descriptor.source_model is not None:
+            if profile and only is None and descriptor.source_model is not None:
                 source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
                 if source is not None:
                     profile_source(descriptor, pipeline, source)
             for spec in specs:
-                path = status.paths[spec.key]
-                if retest and not spec.is_export:
-                    verified = {rt: r.verified for rt, r in path.runtimes.items()}
+                path = status.paths.get(spec.key)
+                if retest and reconvert and not spec.is_export:
+                    verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
                     path = pipeline.produce_path(spec)
-                    for rt, flag in verified.items():
+                    for rt, flag in (verified if path else {}).items():
                         if rt in path.runtimes or flag:
                             path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
-                if not path.ok:
+                if path is None or not path.ok:
                     continue
                 for runtime in selected_runtimes(spec, config):
                     result = path.runtimes.setdefault(runtime, RuntimeResult())
