@@ -108,9 +108,6 @@ def test_reused_buffer_with_batch_dim_0_keeps_each_item():
     assert values == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
 
 
-@pytest.mark.xfail(reason="BUG: with batch_dim=None collect_samples stores views of the dataloader's tensors "
-                          "(to_numpy shares memory), so a loader that reuses a buffer leaves every sample "
-                          "holding the last item", strict=True)
 def test_reused_buffer_with_batch_dim_none_keeps_each_item():
     ss = collect_samples(_ReusingLoader(3), None, None)
     values = [float(s["input__0"][0, 0]) for s in ss.samples]
@@ -306,18 +303,12 @@ def test_bad_batch_dim(batch_dim):
         collect_samples([torch.zeros(2, 4)], None, batch_dim)
 
 
-@pytest.mark.xfail(reason="BUG: an input whose rank changes between items reaches select_samples, where "
-                          "np.array() of ragged shape tuples raises numpy's ValueError instead of a UserInputError",
-                   strict=True)
 def test_rank_change_between_items_is_a_user_error():
     with pytest.raises(UserInputError, match=r"rank"):
         ss = collect_samples([torch.zeros(1, 5), torch.zeros(1, 5, 2)], None, 0)
         select_samples(ss, 10)
 
 
-@pytest.mark.xfail(reason="BUG: a bfloat16 torch tensor makes to_numpy() raise torch's raw TypeError "
-                          "('Got unsupported ScalarType BFloat16') instead of a UserInputError naming the input",
-                   strict=True)
 def test_bfloat16_input_is_a_clear_user_error_or_supported():
     try:
         ss = collect_samples([torch.zeros(2, 3, dtype=torch.bfloat16)], None, 0)
@@ -472,9 +463,6 @@ def test_collected_samples_round_trip_through_npz(tmp_path: Path):
             np.testing.assert_array_equal(loaded[k], original[k])
 
 
-@pytest.mark.xfail(reason="BUG: save_sample calls np.savez(f, **sample), so an input named 'file' or "
-                          "'allow_pickle' collides with np.savez's own parameters (TypeError / silently dropped)",
-                   strict=True)
 @pytest.mark.parametrize("name", ["file", "allow_pickle"])
 def test_npz_round_trip_with_names_that_shadow_savez_parameters(tmp_path: Path, name: str):
     sample = {name: np.arange(3, dtype=np.float32), "other": np.ones(2, np.int64)}

@@ -115,8 +115,6 @@ def test_bad_batch_dim(workdir, batch_dim):
     _assert_refused(workdir, UserInputError, r"batch_dim", batch_dim=batch_dim)
 
 
-@pytest.mark.xfail(reason="BUG: an input whose rank changes between dataloader items crashes select_samples "
-                          "with numpy's ValueError (inhomogeneous shape) instead of a UserInputError", strict=True)
 def test_rank_changing_input(workdir):
     with pytest.raises(UserInputError, match=r"rank"):
         nav.torch.export(**_kwargs(workdir, dataloader=[torch.randn(1, 5), torch.randn(1, 5, 2)]))
@@ -196,8 +194,6 @@ def test_bad_opset(workdir, value):
     _assert_refused(workdir, UserInputError, r"`opset`", opset=value)
 
 
-@pytest.mark.xfail(reason="BUG: opset has no upper bound check; opset=100 (no such ONNX opset) is accepted, "
-                          "the workspace is written and only the onnx path fails later", strict=True)
 def test_opset_beyond_any_onnx_release(workdir):
     _assert_refused(workdir, UserInputError, r"`opset`", opset=100)
 
@@ -220,8 +216,6 @@ def test_bad_profiler_config_values_are_refused_at_construction():
         nav.ProfilerConfig(batch_sizes=(0, 4))
 
 
-@pytest.mark.xfail(reason="BUG: a profiler_config dict is read with from_plain(), which silently drops unknown "
-                          "keys (a misspelt option is ignored, which DESIGN.md forbids)", strict=True)
 def test_profiler_config_dict_with_unknown_key(workdir):
     _assert_refused(workdir, UserInputError, r"measurement_request_cnt",
                     profiler_config={"measurement_request_cnt": 5}, run_profiling=True)
@@ -252,8 +246,6 @@ def test_dynamic_axes_malformed(workdir, axes):
     _assert_refused(workdir, UserInputError, r"`dynamic_axes", input_names=("input",), dynamic_axes=axes)
 
 
-@pytest.mark.xfail(reason="BUG: trt_dynamic_axes is never checked against the input names (nor is its "
-                          "min <= opt <= max shape); a typo is silently ignored", strict=True)
 def test_trt_dynamic_axes_naming_unknown_tensor(workdir):
     _assert_refused(workdir, UserInputError, r"`trt_dynamic_axes`.*'inptu'", input_names=("input",),
                     trt_dynamic_axes={"inptu": {0: (1, 2, 4)}})

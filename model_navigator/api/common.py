@@ -112,7 +112,48 @@ def check_profiler_config(profiler_config: Optional[Any]) -> ProfilerConfig:
     if profiler_config is None:
         return ProfilerConfig()
     if isinstance(profiler_config, dict):
-        return ProfilerConfig.from_dict(profiler_config)
+        return ProfilerConfig.from_dict(profiler_config)  # refuses unknown keys
     if not isinstance(profiler_config, ProfilerConfig):
         raise UserInputError(f"`profiler_config` must be a nav.ProfilerConfig, got {type(profiler_config).__name__}.")
     return profiler_config
+
+
+def check_opset(opset: Any) -> int:
+    """An ONNX opset the installed onnx package knows (7 .. its latest)."""
+    value = check_positive_int(opset, "opset", 7)
+    try:
+        import onnx.defs
+
+        latest = onnx.defs.onnx_opset_version()
+    except ImportError:
+        return value
+    if value > latest:
+        raise UserInputError(f"`opset` {value} is newer than the installed onnx supports ({latest}); use 7..{latest}.")
+    return value
+
+
+def check_trt_dynamic_axes(
+    trt_dynamic_axes: Optional[Dict[str, Dict[int, Any]]], input_ranks: Dict[str, int]
+) -> Optional[Dict[str, Dict[int, List[int]]]]:
+    """{input: {axis: (min, opt, max)}} with known inputs, axes within rank and min <= opt <= max."""
+    if trt_dynamic_axes is None:
+        return None
+    if not isinstance(trt_dynamic_axes, dict):
+        raise UserInputError("`trt_dynamic_axes` must be a dict input name -> {axis: (min, opt, max)}.")
+    result: Dict[str, Dict[int, List[int]]] = {}
+    for name, axes in trt_dynamic_axes.items():
+        if name not in input_ranks:
+            raise UserInputError(f"`trt_dynamic_axes` names {name!r}, which is not an input; inputs: {sorted(input_ranks)}.")
+        if not isinstance(axes, dict):
+            raise UserInputError(f"`trt_dynamic_axes[{name!r}]` must be a dict axis -> (min, opt, max), got {axes!r}.")
+        result[name] = {}
+        for axis, shape in axes.items():
+            if not isinstance(axis, int) or not 0 <= axis < input_ranks[name]:
+                raise UserInputError(f"`trt_dynamic_axes[{name!r}]` axis {axis!r} is outside the input's rank {input_ranks[name]}.")
+            values = list(shape) if isinstance(shape, (list, tuple)) else []
+            if len(values) != 3 or not all(isinstance(v, int) and v >= 1 for v in values) or not values[0] <= values[1] <= values[2]:
+                raise UserInputError(
+                    f"`trt_dynamic_axes[{name!r}][{axis}]` must be (min, opt, max) positive ints with min <= opt <= max, "
+                    f"got {shape!r}.")
+            result[name][axis] = values
+    return result

@@ -11,6 +11,8 @@ import numpy as np
 from model_navigator.api.common import (
     check_formats,
     check_names,
+    check_opset,
+    check_trt_dynamic_axes,
     check_positive_int,
     check_profiler_config,
     check_runtimes,
@@ -148,7 +150,7 @@ def export(
         TensorRTPrecision.FP32, TensorRTPrecision.FP16)
     device = check_target_device(target_device, torch.cuda.is_available())
     runtime_tuple = check_runtimes(parse_enum_tuple(RuntimeProvider, runtimes, "runtimes"), device)
-    opset_value = check_positive_int(opset if opset is not None else DEFAULT_OPSET, "opset", 7)
+    opset_value = check_opset(opset if opset is not None else DEFAULT_OPSET)
     count = check_positive_int(sample_count if sample_count is not None else 100, "sample_count")
     if max_workspace_size is not None:
         check_positive_int(max_workspace_size, "max_workspace_size")
@@ -181,6 +183,7 @@ def export(
     if overlap:
         raise UserInputError(f"Input and output names overlap: {sorted(overlap)}; give distinct `output_names`.")
     user_axes = normalize_dynamic_axes(dynamic_axes, {**input_ranks, **output_ranks})
+    trt_axes = check_trt_dynamic_axes(trt_dynamic_axes, input_ranks)
     axes: Dict[str, List[int]] = {}
     all_out = [outputs[i] for i in needed]
     for name in sample_set.input_names:
@@ -209,7 +212,7 @@ def export(
         input_names=sample_set.input_names,
         output_names=final_out_names,
         dynamic_axes=axes,
-        trt_dynamic_axes={k: {int(a): list(v) for a, v in d.items()} for k, d in (trt_dynamic_axes or {}).items()} or None,
+        trt_dynamic_axes=trt_axes,
         max_workspace_size=max_workspace_size,
         target_device=device,
         batch_dim=batch_dim,

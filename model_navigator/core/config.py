@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from model_navigator.core.enums import (
@@ -77,6 +77,11 @@ class ProfilerConfig:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ProfilerConfig":
+        """Build from a dict; an unknown key is an error, never silently ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserInputError(f"`profiler_config` has unknown options {unknown}; known: {sorted(known)}.")
         return from_plain(cls, data)
 
 

@@ -112,10 +112,19 @@ def collect_samples(
     keyword = False
     max_batch = 1
     count = 0
+    ranks: Dict[str, int] = {}
     for index, item in enumerate(dataloader):
         count += 1
         named, keyword = _item_to_named(item, index, input_names)
-        arrays = {k: to_numpy(v) for k, v in named.items()}
+        arrays = {}
+        for k, v in named.items():
+            try:
+                arrays[k] = to_numpy(v)
+            except TypeError as e:  # e.g. bfloat16, which numpy has no dtype for
+                raise UserInputError(
+                    f"`dataloader` item {index}, input {k!r} cannot become a numpy array ({e}); "
+                    f"bfloat16 and other dtypes numpy lacks are not supported: feed float32/float16 samples."
+                ) from e
         if names is None:
             names = tuple(arrays)
         elif set(arrays) != set(names) or len(arrays) != len(names):
@@ -124,11 +133,18 @@ def collect_samples(
                 f"every sample must have the same inputs."
             )
         arrays = {k: arrays[k] for k in names}
+        if not ranks:
+            ranks = {k: a.ndim for k, a in arrays.items()}
         for k, a in arrays.items():
+            if a.ndim != ranks[k]:
+                raise UserInputError(
+                    f"`dataloader` item {index}, input {k!r} has rank {a.ndim} (shape {a.shape}) but item 0 had "
+                    f"rank {ranks[k]}; an input keeps its number of axes across samples."
+                )
             if a.dtype == object:
                 raise UserInputError(f"`dataloader` item {index}, input {k!r} has dtype object; use numeric tensors.")
         if batch_dim is None:
-            samples.append(arrays)
+            samples.append({k: np.array(a, copy=True) for k, a in arrays.items()})  # loaders may reuse buffers
             continue
         sizes = set()
         for k, a in arrays.items():
@@ -187,9 +203,14 @@ def select_samples(sample_set: SampleSet, sample_count: int) -> Dict[str, List[i
 
 
 def save_sample(path: Path, sample: Sample) -> None:
+    """Write one sample as npz (one .npy per name, no pickle; any name, even 'file', works)."""
+    import zipfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        np.savez(f, **sample)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, value in sample.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
 
 
 def load_sample(path: Path) -> Sample:

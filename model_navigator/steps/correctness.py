@@ -20,6 +20,11 @@ from model_navigator.steps.base import base_parser, short_reason
 from model_navigator.steps.compare import OutputMismatch, compare_outputs
 
 BATCHED_SAMPLES = 3
+EXPORT_BATCH_SIZE = 2  # see model_navigator.exporters.torch.export_example
+
+
+class BatchSizeError(RuntimeError):
+    """A path works at one batch size and not at another."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +47,18 @@ def default_check_batch_sizes(status: NavigatorStatus) -> List[int]:
 
 def _repeat_output(output: Dict[str, np.ndarray], batch: int, batch_dim: int) -> Dict[str, np.ndarray]:
     return {k: np.repeat(v, batch, axis=batch_dim) if v.ndim > batch_dim else v for k, v in output.items()}
+
+
+def _works_at(runner: Any, pair: Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]], batch: int, batch_dim: int,
+              output_names: List[str]) -> bool:
+    """Does the runner give the right outputs for this sample rebuilt at `batch`?"""
+    sample, expected = pair
+    try:
+        actual = runner.infer(build_batch(sample, batch, batch_dim), check_inputs=False)
+        compare_outputs(_repeat_output(expected, batch, batch_dim), actual, output_names, {}, None, None, "")
+        return True
+    except Exception:
+        return False
 
 
 def check_correctness(
@@ -67,19 +84,22 @@ def check_correctness(
                 expected = _repeat_output(expected, batch, batch_dim)
             try:
                 actual = runner.infer(sample, check_inputs=False)
-            except Exception as e:
-                if batch > 1 and 1 in checked:
-                    raise RuntimeError(
-                        f"inference fails at batch size {batch} while batch size 1 works; the export is likely "
-                        f"specialised to the batch size it was made with. {short_reason(e)}"
-                    ) from e
-                raise
-            try:
                 reason = compare_outputs(expected, actual, output_names, errors, atol, rtol, context)
-            except OutputMismatch as e:
-                if batch > 1:
-                    raise OutputMismatch(f"{e}; batch size 1 works, so the export does not generalise over batch size") from e
-                raise
+            except Exception as e:
+                if batch_dim is None:
+                    raise
+                if not checked:  # batch 1 fails: specialised to another batch size, or broken?
+                    if batch == EXPORT_BATCH_SIZE or not _works_at(runner, pairs[index], EXPORT_BATCH_SIZE, batch_dim,
+                                                                   output_names):
+                        raise
+                    checked = [EXPORT_BATCH_SIZE]
+                works = f" while batch size {', '.join(map(str, checked))} works"
+                message = e if isinstance(e, OutputMismatch) else short_reason(e)
+                raise BatchSizeError(
+                    f"fails at batch size {batch}{works}: {message}. The export is likely specialised to the "
+                    f"batch size it was made with (exports trace a batch of {EXPORT_BATCH_SIZE}); mark the batch "
+                    f"axis dynamic or avoid shape-dependent Python code in forward()."
+                ) from e
             failure = failure or reason
         checked.append(batch)
     return CorrectnessResult(
