@@ -17,7 +17,11 @@ from model_navigator.core.enums import (
     TensorRTPrecision,
     TensorRTPrecisionMode,
 )
-from model_navigator.core.errors import ModelNavigatorError, PackageError, UserInputError
+from model_navigator.core.errors import (
+    ModelNavigatorError,
+    PackageError,
+    UserInputError,
+)
 from model_navigator.package.descriptor import PackageDescriptor
 
 __version__ = "0.3.0"

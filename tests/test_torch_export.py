@@ -11,10 +11,10 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict
 
+import models
 import numpy as np
 import pytest
 import yaml
@@ -23,8 +23,6 @@ import model_navigator as nav
 from model_navigator import PackageDescriptor, UserInputError
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.samples import load_sample, load_sample_dir
-
-import models
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -541,7 +539,7 @@ def test_tight_tolerances_fail_with_a_reason(workdir, tolerances):
         result = path.runtimes[CPU].correctness
         assert result.status == StepStatus.FAILED, key
         assert "output__0" in result.reason and "exceed" in result.reason, result.reason
-        assert f"reproduce_correctness.sh" in result.reason
+        assert "reproduce_correctness.sh" in result.reason
         assert result.per_output["output__0"].max_abs_error > 0
         assert package.get_status(runtime_provider=CPU, **SELECTORS[key]) is False
 

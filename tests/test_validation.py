@@ -10,13 +10,11 @@ import textwrap
 from pathlib import Path
 from typing import Any, Dict
 
-import numpy as np
+import models
 import pytest
 
 import model_navigator as nav
 from model_navigator import ModelNavigatorError, UserInputError
-
-import models
 
 torch = pytest.importorskip("torch")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResu
 from model_navigator.core.tensor import TensorMetadata
 from model_navigator.core.workspace import SAMPLE_SETS, Workspace
 from model_navigator.paths.base import PathSpec
-from model_navigator.steps.pipeline import Pipeline, profile_summary
+from model_navigator.steps.pipeline import Pipeline
 
 
 def navigator_version() -> str:
@@ -118,9 +118,9 @@ def run_export(
 
 def profile_source(descriptor: Any, pipeline: Pipeline, source: PathStatus) -> None:
     """Profile the user's own model in this process with the same profiler as the artifacts."""
-    from model_navigator.steps.profiling import profile_with_runner
     from model_navigator.core.status import PerformanceResult
     from model_navigator.steps.base import short_reason
+    from model_navigator.steps.profiling import profile_with_runner
 
     for runtime in (RuntimeProvider.CPU if pipeline.config.target_device == "cpu" else RuntimeProvider.CUDA,):
         start = time.perf_counter()

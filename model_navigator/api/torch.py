@@ -12,12 +12,12 @@ from model_navigator.api.common import (
     check_formats,
     check_names,
     check_opset,
-    check_trt_dynamic_axes,
     check_positive_int,
     check_profiler_config,
     check_runtimes,
     check_target_device,
     check_tolerance,
+    check_trt_dynamic_axes,
     check_workdir,
     normalize_dynamic_axes,
 )
@@ -32,9 +32,18 @@ from model_navigator.core.enums import (
     parse_enum,
     parse_enum_tuple,
 )
-from model_navigator.core.errors import FrameworkMissingError, ModelNavigatorError, UserInputError
+from model_navigator.core.errors import (
+    FrameworkMissingError,
+    ModelNavigatorError,
+    UserInputError,
+)
+from model_navigator.core.samples import (
+    collect_samples,
+    infer_metadata,
+    select_samples,
+    varying_axes,
+)
 from model_navigator.steps.executor import normalize_isolation
-from model_navigator.core.samples import collect_samples, infer_metadata, select_samples, varying_axes
 
 TORCH_FORMATS = (Format.TORCHSCRIPT, Format.TORCH_EXPORTEDPROGRAM, Format.ONNX, Format.TORCH_TRT, Format.TENSORRT)
 DEFAULT_OPSET = 17
@@ -228,8 +237,8 @@ def export(
     from model_navigator.api.flow import run_export
     from model_navigator.core.environment import gpu_present
     from model_navigator.exporters import torch as torch_exporters
-    from model_navigator.paths.torch import torch_paths
     from model_navigator.paths.base import load_producer
+    from model_navigator.paths.torch import torch_paths
 
     def exporter_factory(workspace, status):
         ctx = torch_exporters.context_from_status(model, workspace, status)

@@ -7,9 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from model_navigator.core.enums import Format, JitType, RuntimeProvider, StepStatus, TensorRTPrecision
+from model_navigator.core.enums import (
+    Format,
+    JitType,
+    RuntimeProvider,
+    StepStatus,
+    TensorRTPrecision,
+)
 from model_navigator.core.errors import PackageError
-from model_navigator.core.serialization import dump_yaml, from_plain, load_yaml, to_plain
+from model_navigator.core.serialization import (
+    dump_yaml,
+    from_plain,
+    load_yaml,
+    to_plain,
+)
 from model_navigator.core.tensor import TensorMetadata
 
 FORMAT_VERSION = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import SOURCE_FORMATS, StepStatus

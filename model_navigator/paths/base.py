@@ -8,7 +8,12 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from model_navigator.core.enums import Format, JitType, RuntimeProvider, TensorRTPrecision
+from model_navigator.core.enums import (
+    Format,
+    JitType,
+    RuntimeProvider,
+    TensorRTPrecision,
+)
 
 
 @dataclass(frozen=True)

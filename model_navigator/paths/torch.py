@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from model_navigator.core.enums import Format, JitType, RuntimeProvider, TensorRTPrecision
+from model_navigator.core.enums import (
+    Format,
+    JitType,
+    RuntimeProvider,
+    TensorRTPrecision,
+)
 from model_navigator.paths.base import PathSpec
 
 _CPU = (RuntimeProvider.CPU,)

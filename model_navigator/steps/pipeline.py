@@ -23,7 +23,7 @@ from model_navigator.core.status import (
     RuntimeResult,
 )
 from model_navigator.core.workspace import PATH_CONFIG_FILE, PATH_LOG_FILE, Workspace
-from model_navigator.paths.base import PathSpec, load_producer
+from model_navigator.paths.base import PathSpec
 from model_navigator.steps.base import short_reason, write_reproduce
 
 # An exporter gets (spec, out_path) and returns flags to record; it runs in the user's process.
