@@ -232,9 +232,6 @@ def test_reference_runner_works_with_polygraphy_comparator(reference):
     assert bool(Comparator.compare_accuracy(results))
 
 
-@pytest.mark.xfail(reason="BUG: NavigatorRunner.get_input_metadata_impl returns numpy dtypes, which Polygraphy "
-                          "deprecates (DeprecationWarning: removed in Polygraphy 0.60.0) while pyproject allows any "
-                          "polygraphy>=0.49", strict=True)
 def test_reference_runner_metadata_uses_polygraphy_datatypes(reference):
     import warnings
 
@@ -586,9 +583,6 @@ def test_batch_specialised_failure_reasons_carry_the_framework_message(unrolled)
     assert "Guard failed" in _correctness(unrolled, "torch-exportedprogram").reason
 
 
-@pytest.mark.xfail(reason="BUG: short_reason() keeps only the first 8 lines of an error; TorchScript interpreter "
-                          "errors put a long traceback first and the real message ('select(): index 1 out of "
-                          "range ...') last, so the recorded reason omits the cause", strict=True)
 def test_torchscript_failure_reason_keeps_the_root_cause(unrolled):
     reason = _correctness(unrolled, "torchscript-trace").reason
     assert "out of range" in reason, reason

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata as PolygraphyTensorMetadata
+from polygraphy.datatype import DataType
 
 from model_navigator.core.tensor import TensorMetadata
 
@@ -37,10 +38,14 @@ class NavigatorRunner(BaseRunner):
     def deactivate_impl(self) -> None:
         self._unload()
 
+    def get_input_metadata(self, use_numpy_dtypes: bool = False) -> PolygraphyTensorMetadata:
+        """Input metadata with Polygraphy DataTypes (Polygraphy's own future default)."""
+        return super().get_input_metadata(use_numpy_dtypes=use_numpy_dtypes)
+
     def get_input_metadata_impl(self) -> PolygraphyTensorMetadata:
         meta = PolygraphyTensorMetadata()
         for m in self.input_metadata:
-            meta.add(m.name, np.dtype(m.dtype), [None if d < 0 else d for d in m.shape])
+            meta.add(m.name, DataType.from_dtype(np.dtype(m.dtype)), [None if d < 0 else d for d in m.shape])
         return meta
 
     def infer_impl(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":

@@ -47,10 +47,12 @@ class OnnxRuntimeRunner(NavigatorRunner):
         self._session = onnxruntime.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
         self._session_inputs = [i.name for i in self._session.get_inputs()]
         self._session_outputs = [o.name for o in self._session.get_outputs()]
+        self._run_options = onnxruntime.RunOptions()
+        self._run_options.log_severity_level = 3  # errors reach us as exceptions, not stderr lines
 
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         feed = {name: feed_dict[name] for name in self._session_inputs}
-        values = self._session.run(self._session_outputs, feed)
+        values = self._session.run(self._session_outputs, feed, self._run_options)
         return OrderedDict(zip(self._session_outputs, values))
 
     def _unload(self) -> None:

@@ -37,11 +37,11 @@ def short_reason(error: BaseException) -> str:
         cause = cause.__cause__
     message = str(cause).strip() or repr(cause)
     lines = [line for line in message.splitlines() if line.strip()]
-    if len(lines) > 8:
-        lines = lines[:8] + ["..."]
+    if len(lines) > 10:  # frameworks put the cause last (TorchScript, ONNX): keep both ends
+        lines = lines[:4] + ["..."] + lines[-6:]
     text = "\n".join(lines)
     if len(text) > 2000:
-        text = text[:2000] + "..."
+        text = text[:900] + "\n...\n" + text[-1000:]
     return f"{type(cause).__name__}: {text}"
 
 
