@@ -1,0 +1,135 @@
+"""ONNX -> TensorRT plan (trt-fp32 / trt-fp16) with Polygraphy's TensorRT loaders.
+
+Optimization profiles come from `trt_dynamic_axes` when given, otherwise from the conversion
+samples' smallest and largest shapes and the largest batch size that will be profiled. Inputs
+TensorRT cannot take as int64 (TensorRT < 10) are cast to int32 in a copy of the ONNX model and
+recorded in the path's flags; the runner casts feeds to the engine's dtypes.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from model_navigator.core.config import ExportConfig
+from model_navigator.core.enums import TensorRTPrecision
+from model_navigator.core.samples import load_sample_dir
+from model_navigator.core.status import NavigatorStatus
+from model_navigator.paths.base import PathSpec
+
+DEFAULT_WORKSPACE_SIZE = 8 * 2**30
+Shape = Tuple[int, ...]
+
+
+def max_profiled_batch(config: ExportConfig, dataloader_batch_size: int) -> int:
+    """The largest batch the engine must accept: profiler batch sizes, sweep limit, dataloader batch."""
+    sizes = [dataloader_batch_size, 1]
+    profiler = config.profiler_config
+    if profiler.batch_sizes:
+        sizes.extend(profiler.batch_sizes)
+    if profiler.max_batch_size:
+        sizes.append(profiler.max_batch_size)
+    return max(sizes)
+
+
+def profile_shapes(
+    input_shapes: Dict[str, List[Shape]],
+    batch_dim: Optional[int],
+    max_batch: int,
+    trt_dynamic_axes: Optional[Dict[str, Dict[int, Sequence[int]]]] = None,
+) -> Dict[str, Tuple[Shape, Shape, Shape]]:
+    """(min, opt, max) per input from the single-sample shapes seen (and user overrides).
+
+    Axes default to the smallest and largest size seen (opt = largest); the batch axis spans
+    1..max_batch with opt = max_batch; `trt_dynamic_axes` {name: {axis: (min, opt, max)}} wins.
+    """
+    result = {}
+    for name, shapes in input_shapes.items():
+        arr = np.array(shapes)
+        low, high = arr.min(axis=0).tolist(), arr.max(axis=0).tolist()
+        opt = list(high)
+        if batch_dim is not None and batch_dim < len(low):
+            low[batch_dim], opt[batch_dim], high[batch_dim] = 1, max_batch, max_batch
+        for axis, (a, b, c) in ((trt_dynamic_axes or {}).get(name) or {}).items():
+            low[int(axis)], opt[int(axis)], high[int(axis)] = int(a), int(b), int(c)
+        result[name] = (tuple(low), tuple(opt), tuple(high))
+    return result
+
+
+def _shape_arg(shapes: Dict[str, Tuple[Shape, Shape, Shape]], which: int) -> List[str]:
+    return [f"{name}:[{','.join(str(d) for d in s[which])}]" for name, s in shapes.items()]
+
+
+def polygraphy_command(onnx_path: str, plan_path: str, shapes: Dict[str, Tuple[Shape, Shape, Shape]],
+                       precision: TensorRTPrecision, workspace_size: int) -> List[str]:
+    """The `polygraphy convert` command line equivalent to this conversion (for reproduce scripts)."""
+    command = ["polygraphy", "convert", onnx_path, "--convert-to", "trt", "-o", plan_path]
+    if shapes:
+        command += ["--trt-min-shapes", *_shape_arg(shapes, 0), "--trt-opt-shapes", *_shape_arg(shapes, 1),
+                    "--trt-max-shapes", *_shape_arg(shapes, 2)]
+    if precision == TensorRTPrecision.FP16:
+        command.append("--fp16")
+    command.append(f"--pool-limit=workspace:{workspace_size}")
+    return command
+
+
+def int64_inputs(status: NavigatorStatus) -> List[str]:
+    return [m.name for m in status.inputs if m.dtype == "int64"]
+
+
+def cast_int64_inputs_to_int32(onnx_path: Path, out_path: Path, names: Sequence[str]) -> None:
+    """Copy of the ONNX model whose int64 inputs are int32 followed by a Cast back to int64."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    for graph_input in graph.input:
+        if graph_input.name not in names:
+            continue
+        original = graph_input.name
+        renamed = f"{original}__int64"
+        for node in graph.node:
+            node.input[:] = [renamed if i == original else i for i in node.input]
+        graph_input.type.tensor_type.elem_type = TensorProto.INT32
+        graph.node.insert(0, helper.make_node("Cast", [original], [renamed], to=TensorProto.INT64))
+    onnx.save(model, str(out_path))
+
+
+def convert_onnx_to_trt(workspace: Any, status: NavigatorStatus, config: ExportConfig, spec: PathSpec,
+                        parent_path: Path, out_path: Path) -> Dict[str, Any]:
+    """Build and save the TensorRT engine; returns the flags recorded in status."""
+    import tensorrt as trt
+    from polygraphy.backend.trt import CreateConfig, Profile, engine_from_network, network_from_onnx_path, save_engine
+
+    samples = load_sample_dir(workspace.input_dir("conversion"))
+    shapes = profile_shapes({m.name: [s[m.name].shape for s in samples] for m in status.inputs},
+                            config.batch_dim, max_profiled_batch(config, int(status.dataloader.get("batch_size", 1))),
+                            config.trt_dynamic_axes)
+    workspace_size = config.max_workspace_size or DEFAULT_WORKSPACE_SIZE
+    flags: Dict[str, Any] = {"profile_shapes": {k: [list(s) for s in v] for k, v in shapes.items()},
+                             "max_workspace_size": workspace_size}
+    onnx_path = parent_path
+    casts = int64_inputs(status) if int(trt.__version__.split(".")[0]) < 10 else []
+    if casts:
+        onnx_path = out_path.with_name("model_int32_inputs.onnx")
+        cast_int64_inputs_to_int32(parent_path, onnx_path, casts)
+        flags["int64_inputs_cast_to_int32"] = casts
+    profile = Profile()
+    for name, (low, opt, high) in shapes.items():
+        profile.add(name, min=low, opt=opt, max=high)
+    engine = engine_from_network(
+        network_from_onnx_path(str(onnx_path)),
+        config=CreateConfig(fp16=spec.precision == TensorRTPrecision.FP16, profiles=[profile],
+                            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace_size}),
+    )
+    save_engine(engine, str(out_path))
+    command = polygraphy_command(workspace.relative(onnx_path), workspace.relative(out_path), shapes, spec.precision,
+                                 workspace_size)
+    (out_path.parent / "reproduce_conversion_polygraphy.sh").write_text(
+        "#!/usr/bin/env bash\n# The same conversion with Polygraphy's CLI; run from the workspace root.\n"
+        f"set -euo pipefail\n{' '.join(shlex.quote(c) for c in command)}\n")
+    return flags

@@ -1,0 +1,118 @@
+"""The GPU family without a GPU: profile shapes, precisions, int64 casting, command lines, skips."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import model_navigator as nav
+from model_navigator.converters.tensorrt import (
+    cast_int64_inputs_to_int32,
+    max_profiled_batch,
+    polygraphy_command,
+    profile_shapes,
+)
+from model_navigator.converters.torch_trt import enabled_precisions
+from model_navigator.core.config import ExportConfig, ProfilerConfig
+from model_navigator.core.enums import Format, Framework, TensorRTPrecision, TensorRTPrecisionMode
+
+
+def test_profile_shapes_from_samples_span_every_axis():
+    shapes = {"ids": [(1, 7), (1, 3), (1, 12)], "image": [(1, 3, 8, 8)] * 3}
+    result = profile_shapes(shapes, batch_dim=0, max_batch=16)
+    assert result["ids"] == ((1, 3), (16, 12), (16, 12))
+    assert result["image"] == ((1, 3, 8, 8), (16, 3, 8, 8), (16, 3, 8, 8))
+
+
+def test_trt_dynamic_axes_override_sample_shapes():
+    result = profile_shapes({"ids": [(1, 7), (1, 3)]}, batch_dim=0, max_batch=4,
+                            trt_dynamic_axes={"ids": {0: (1, 8, 32), 1: (1, 64, 128)}})
+    assert result["ids"] == ((1, 1), (8, 64), (32, 128))
+
+
+def test_profile_shapes_without_batch_dim_keep_sample_sizes():
+    assert profile_shapes({"x": [(5, 2), (9, 2)]}, batch_dim=None, max_batch=8)["x"] == ((5, 2), (9, 2), (9, 2))
+
+
+def test_max_profiled_batch_uses_profiler_batch_sizes_and_sweep():
+    config = ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=(Format.ONNX,),
+                          profiler_config=ProfilerConfig(batch_sizes=(1, 8, 32)))
+    assert max_profiled_batch(config, 4) == 32
+    config.profiler_config = ProfilerConfig(max_batch_size=64)
+    assert max_profiled_batch(config, 4) == 64
+    config.profiler_config = ProfilerConfig()
+    assert max_profiled_batch(config, 4) == 4
+
+
+def test_polygraphy_command_line():
+    shapes = {"input": ((1, 5), (16, 5), (16, 5))}
+    command = polygraphy_command("onnx/model.onnx", "trt-fp16/model.plan", shapes, TensorRTPrecision.FP16, 2**30)
+    assert command[:7] == ["polygraphy", "convert", "onnx/model.onnx", "--convert-to", "trt", "-o",
+                           "trt-fp16/model.plan"]
+    text = " ".join(command)
+    assert "--trt-min-shapes input:[1,5]" in text and "--trt-opt-shapes input:[16,5]" in text
+    assert "--trt-max-shapes input:[16,5]" in text and "--fp16" in text and "workspace:1073741824" in text
+    fp32 = polygraphy_command("a.onnx", "b.plan", shapes, TensorRTPrecision.FP32, 2**30)
+    assert "--fp16" not in fp32
+
+
+@pytest.mark.parametrize("precision, mode, expected", [
+    (TensorRTPrecision.FP16, TensorRTPrecisionMode.HIERARCHY, ["fp32", "fp16"]),
+    (TensorRTPrecision.FP16, TensorRTPrecisionMode.SINGLE, ["fp16"]),
+    (TensorRTPrecision.FP32, TensorRTPrecisionMode.HIERARCHY, ["fp32"]),
+])
+def test_torch_trt_enabled_precisions(precision, mode, expected):
+    assert enabled_precisions(precision, mode) == expected
+
+
+def test_int64_inputs_cast_to_int32_keep_results(tmp_path):
+    """The rewritten ONNX model takes int32 ids and gives the same outputs as the int64 original."""
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(20, 4), torch.nn.Flatten()).eval()
+    ids = torch.randint(0, 20, (2, 6))
+    original = tmp_path / "model.onnx"
+    torch.onnx.export(model, (ids,), str(original), input_names=["ids"], output_names=["out"], dynamo=False,
+                      dynamic_axes={"ids": {0: "b"}})
+    cast = tmp_path / "cast.onnx"
+    cast_int64_inputs_to_int32(original, cast, ["ids"])
+    a = ort.InferenceSession(str(original)).run(None, {"ids": ids.numpy()})[0]
+    session = ort.InferenceSession(str(cast))
+    assert session.get_inputs()[0].type == "tensor(int32)"
+    b = session.run(None, {"ids": ids.numpy().astype(np.int32)})[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_gpu_paths_are_skipped_with_a_reason_and_nothing_imports_tensorrt(tmp_path):
+    code = f"""
+import sys, torch, model_navigator as nav
+d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir={str(tmp_path / 'w')!r},
+                     run_profiling=False, verbose=False)
+for key in ("trt-fp32", "trt-fp16", "torch-trt-script-fp16", "torch-trt-trace-fp32"):
+    p = d.status.paths[key]
+    print(key, p.status.value, p.reason)
+print("imported", [m for m in ("tensorrt", "torch_tensorrt") if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    have_trt = all(__import__("importlib").util.find_spec(m) for m in ("tensorrt", "torch_tensorrt"))
+    for line in lines[:4]:
+        assert " skipped " in line
+        assert "not installed" in line or "needs a CUDA GPU" in line
+        if not have_trt:
+            assert "pip install 'model-navigator[tensorrt]'" in line
+    assert lines[-1] == "imported []"
+    assert "warning" not in out.stderr.lower()  # no warning storm
+
+
+def test_trt_precisions_and_formats_follow_the_arguments(tmp_path):
+    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
+                         verbose=False, target_formats=("onnx", "trt"), target_precisions=("fp16",))
+    assert set(d.status.paths) == {"torch", "onnx", "trt-fp16"}
+    assert d.status.paths["trt-fp16"].status.value == "skipped"
