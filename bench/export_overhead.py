@@ -7,7 +7,8 @@ python bench/export_overhead.py [--repeat 3]
 Variants per model (Linear = the reference example, CNN = 1x3x64x64 small convnet):
   script        the hand-written script (no profiling)
   nav-inproc    nav.torch.export(run_profiling=False, isolation=False)
-  nav-isolated  nav.torch.export(run_profiling=False)             (the default isolation)
+  nav-isolated  nav.torch.export(run_profiling=False)             (isolation='auto', the default)
+  nav-full-isolation  nav.torch.export(run_profiling=False, isolation=True)  (torch steps in the worker too)
   nav-default   nav.torch.export() with every default, profiling included
 Peak memory is the largest sum of RSS over the whole process tree (sampled every 10 ms).
 Results: bench/results/export_overhead.json
@@ -86,6 +87,7 @@ VARIANTS = {
     "script": None,
     "nav-inproc": "run_profiling=False, isolation=False, ",
     "nav-isolated": "run_profiling=False, ",
+    "nav-full-isolation": "run_profiling=False, isolation=True, ",
     "nav-default": "",
 }
 
@@ -154,19 +156,23 @@ def main() -> int:
             print(f"{model_name:7} {variant:13} wall {results[model_name][variant]['wall_s']:6.2f} s   "
                   f"peak RSS {results[model_name][variant]['peak_rss_mib']:7.0f} MiB", flush=True)
         base = results[model_name]["script"]
-        for variant in ("nav-inproc", "nav-isolated"):
+        for variant in ("nav-inproc", "nav-isolated", "nav-full-isolation"):
             r = results[model_name][variant]
             r["wall_ratio_vs_script"] = r["wall_s"] / base["wall_s"]
             r["memory_ratio_vs_script"] = r["peak_rss_mib"] / base["peak_rss_mib"]
         results[model_name]["isolation_cost"] = (
             results[model_name]["nav-isolated"]["wall_s"] / results[model_name]["nav-inproc"]["wall_s"] - 1
         )
+        results[model_name]["full_isolation_cost"] = (
+            results[model_name]["nav-full-isolation"]["wall_s"] / results[model_name]["nav-inproc"]["wall_s"] - 1
+        )
     print()
     for model_name, r in results.items():
         print(f"{model_name}: in-process {r['nav-inproc']['wall_ratio_vs_script']:.2f}x script wall, "
               f"{r['nav-inproc']['memory_ratio_vs_script']:.2f}x memory; isolated "
               f"{r['nav-isolated']['wall_ratio_vs_script']:.2f}x wall, {r['nav-isolated']['memory_ratio_vs_script']:.2f}x "
-              f"memory; isolation costs {100 * r['isolation_cost']:+.0f}%; defaults with profiling "
+              f"memory; isolation 'auto' costs {100 * r['isolation_cost']:+.0f}%, full "
+              f"{100 * r['full_isolation_cost']:+.0f}%; defaults with profiling "
               f"{r['nav-default']['wall_s']:.2f} s")
     out = Path(__file__).parent / "results" / "export_overhead.json"
     out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0],
