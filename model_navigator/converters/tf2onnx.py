@@ -1,0 +1,73 @@
+"""SavedModel -> ONNX with tf2onnx (the conversion step's producer for the TensorFlow `onnx` path).
+
+This is what `python -m tf2onnx.convert --saved-model DIR --signature_def serving_default
+--opset N --output model.onnx` does, through the same tf2onnx functions, with two additions:
+ops tf2onnx has no handler for fail the conversion (tf2onnx itself only logs them and writes a
+model no runtime can load), and the ONNX input/output names must equal the export's names.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List
+
+from model_navigator.exporters.tensorflow import SIGNATURE_KEY
+from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def convert_savedmodel_to_onnx(workspace: Any, status: Any, config: Any, spec: Any, parent_artifact_path: Path,
+                               out_path: Path) -> Dict[str, Any]:
+    tf = import_tensorflow()
+    with tf_quiet("tf2onnx"):
+        import tf2onnx
+        from tf2onnx import tf_loader
+        from tf2onnx.convert import _convert_common
+
+        opset = int(config.opset)
+        collect = _Collect()
+        tf2onnx_logger = logging.getLogger("tf2onnx")
+        tf2onnx_logger.addHandler(collect)
+        try:
+            graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
+                str(parent_artifact_path), None, None, tag=["serve"], signatures=[SIGNATURE_KEY],
+                return_initialized_tables=True, return_tensors_to_rename=True,
+            )
+            with tf.device("/cpu:0"):
+                model_proto, _ = _convert_common(
+                    graph_def, name=str(parent_artifact_path), continue_on_error=False, opset=opset,
+                    input_names=inputs, output_names=outputs, tensors_to_rename=renames,
+                    initialized_tables=tables, output_path=None,
+                )
+        finally:
+            tf2onnx_logger.removeHandler(collect)
+    unsupported = [m for m in collect.messages if "is not supported" in m]
+    if unsupported:
+        ops = sorted({m.split(": ", 1)[1].split("]", 1)[0] for m in unsupported if ": " in m and "]" in m})
+        raise RuntimeError(
+            f"tf2onnx has no ONNX conversion for the TensorFlow op(s) {', '.join(ops) or '?'}: " + "; ".join(unsupported)
+        )
+
+    expected_in = [m.name for m in status.inputs]
+    expected_out = [m.name for m in status.outputs]
+    got_in = [i.name for i in model_proto.graph.input]
+    got_out = [o.name for o in model_proto.graph.output]
+    if sorted(got_in) != sorted(expected_in) or sorted(got_out) != sorted(expected_out):
+        raise RuntimeError(
+            f"tf2onnx named the ONNX inputs {got_in} and outputs {got_out}; expected inputs {expected_in} "
+            f"and outputs {expected_out} (the SavedModel signature's names)"
+        )
+    import onnx
+
+    onnx.checker.check_model(model_proto)
+    onnx.save(model_proto, str(out_path))
+    return {"opset": opset, "converter": "tf2onnx", "tf2onnx_version": tf2onnx.__version__}

@@ -1,0 +1,86 @@
+"""SavedModel -> TF-TRT SavedModel (the conversion step's producer for `tf-trt-fp32` / `tf-trt-fp16`).
+
+TensorFlow's own TensorRT integration (tensorflow.python.compiler.tensorrt.trt_convert): the
+SavedModel's `serving_default` signature is converted with dynamic shapes, TensorRT engines are
+built for the conversion samples at batch size 1 and the largest batch the correctness and
+profiling steps use, and the result is saved as a SavedModel with the same signature. Reachable
+only with a CUDA GPU (the path declares it); a TensorFlow build without CUDA and TensorRT fails
+with a message that says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+from model_navigator.core.enums import TensorRTPrecision
+from model_navigator.exporters.tensorflow import SIGNATURE_KEY
+from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
+
+
+def _build_batches(workspace: Any, status: Any, config: Any) -> List[Dict[str, Any]]:
+    """Conversion samples at batch 1 and at the largest batch size later steps run (profiling's
+    batch sizes and the dataloader's), so the engines' shape profiles cover them."""
+    from model_navigator.core.samples import build_batch, load_sample_dir
+
+    samples = load_sample_dir(workspace.input_dir("conversion"))
+    if not samples:
+        raise FileNotFoundError(f"no conversion samples in {workspace.input_dir('conversion')}")
+    batch_dim = config.batch_dim
+    if batch_dim is None:
+        return samples
+    sizes = [1, max(2, int(status.dataloader.get("batch_size", 1)))]
+    profiler = config.profiler_config
+    sizes += list(profiler.batch_sizes or [])
+    if profiler.max_batch_size:
+        sizes.append(int(profiler.max_batch_size))
+    batches = []
+    for size in sorted(set(sizes)):
+        for sample in samples:
+            batches.append(build_batch(sample, size, batch_dim))
+    return batches
+
+
+def convert_savedmodel_to_tftrt(workspace: Any, status: Any, config: Any, spec: Any, parent_artifact_path: Path,
+                                out_path: Path) -> Dict[str, Any]:
+    tf = import_tensorflow()
+    if not tf.test.is_built_with_cuda():
+        raise RuntimeError(
+            f"TF-TRT needs a TensorFlow build with CUDA and TensorRT; the installed TensorFlow {tf.__version__} "
+            f"has no CUDA support (tensorflow-cpu). Install `tensorflow[and-cuda]` and TensorRT on a GPU machine."
+        )
+    if not tf.config.list_physical_devices("GPU"):
+        raise RuntimeError("TF-TRT needs a CUDA GPU that TensorFlow can see; tf.config lists none.")
+    with tf_quiet("TF-TRT"):
+        from tensorflow.python.compiler.tensorrt import trt_convert as trtc
+
+        precision = trtc.TrtPrecisionMode.FP16 if spec.precision == TensorRTPrecision.FP16 else trtc.TrtPrecisionMode.FP32
+        params: Dict[str, Any] = {
+            "precision_mode": precision,
+            "minimum_segment_size": int(config.minimum_segment_size),
+        }
+        if config.max_workspace_size is not None:
+            params["max_workspace_size_bytes"] = int(config.max_workspace_size)
+        converter = trtc.TrtGraphConverterV2(
+            input_saved_model_dir=str(parent_artifact_path),
+            input_saved_model_tags=["serve"],
+            input_saved_model_signature_key=SIGNATURE_KEY,
+            use_dynamic_shape=True,
+            dynamic_shape_profile_strategy=trtc.PROFILE_STRATEGY_RANGE,
+            **params,
+        )
+        converter.convert()
+        batches = _build_batches(workspace, status, config)
+        names = [m.name for m in status.inputs]
+
+        def input_fn() -> Iterator[Dict[str, Any]]:
+            for batch in batches:  # dicts: the signature takes keyword inputs
+                yield {name: tf.constant(batch[name]) for name in names}
+
+        converter.build(input_fn=input_fn)
+        converter.save(str(out_path))
+    return {
+        "precision_mode": str(precision),
+        "minimum_segment_size": int(config.minimum_segment_size),
+        "max_workspace_size": config.max_workspace_size,
+    }

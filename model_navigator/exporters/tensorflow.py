@@ -1,0 +1,142 @@
+"""Export producer that needs the user's Keras model / tf.Module: the TensorFlow SavedModel.
+
+The SavedModel holds one signature, `serving_default`, whose inputs are the export's input names
+(dynamic batch and every dynamic axis as None) and whose outputs are a dict output name -> tensor,
+so every runtime after it (the SavedModel runner, tf2onnx's ONNX, TF-TRT) speaks the same names.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from model_navigator.exporters.tensorflow_utils import (
+    call_model,
+    flatten_outputs,
+    import_tensorflow,
+    tf_quiet,
+)
+from model_navigator.paths.base import PathSpec
+
+SIGNATURE_KEY = "serving_default"
+
+
+@dataclass
+class TensorFlowExportContext:
+    """What the SavedModel export needs: the model and the signature's names, shapes and dtypes."""
+
+    model: Any
+    input_names: Tuple[str, ...]
+    input_shapes: Tuple[Tuple[Optional[int], ...], ...]  # None marks a dynamic axis
+    input_dtypes: Tuple[str, ...]
+    output_names: Tuple[str, ...]
+    keyword: bool
+
+
+def serving_function(ctx: TensorFlowExportContext) -> Any:
+    """The tf.function the SavedModel serves: named inputs in, dict of named outputs out."""
+    tf = import_tensorflow()
+    specs = [tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
+             for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes)]
+    model, names, keyword, output_names = ctx.model, ctx.input_names, ctx.keyword, ctx.output_names
+
+    @tf.function(input_signature=specs)
+    def serve(*inputs):
+        tensors, _ = flatten_outputs(call_model(model, inputs, names, keyword))
+        if len(tensors) != len(output_names):
+            raise ValueError(f"the model returned {len(tensors)} outputs while tracing, expected "
+                             f"{len(output_names)} {output_names}")
+        return {name: tf.identity(t) for name, t in zip(output_names, tensors)}
+
+    return serve
+
+
+def export_savedmodel(ctx: TensorFlowExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+    """tf.saved_model.save of the model with the `serving_default` signature."""
+    tf = import_tensorflow()
+    out_path = Path(out_path)
+    if out_path.exists():
+        shutil.rmtree(out_path)
+    with tf_quiet("tf.saved_model.save"):
+        serve = serving_function(ctx)
+        concrete = serve.get_concrete_function()
+        holder = tf.Module()
+        holder.model = ctx.model  # tracks the variables the signature uses
+        holder.serve = serve
+        tf.saved_model.save(holder, str(out_path), signatures={SIGNATURE_KEY: concrete})
+    return {"signature": SIGNATURE_KEY}
+
+
+def context_from_status(model: Any, workspace: Any, status: Any) -> TensorFlowExportContext:
+    """Rebuild the export context from status.yaml (the pipeline and reproduce_export.py share it)."""
+    return TensorFlowExportContext(
+        model=model,
+        input_names=tuple(m.name for m in status.inputs),
+        input_shapes=tuple(tuple(None if d < 0 else int(d) for d in m.shape) for m in status.inputs),
+        input_dtypes=tuple(m.dtype for m in status.inputs),
+        output_names=tuple(m.name for m in status.outputs),
+        keyword=bool(status.config.get("forward_kw_names")),
+    )
+
+
+_EXPORT_TEMPLATE = '''#!/usr/bin/env python3
+"""Reproduce the export of path `{path}`.
+
+Export needs your model object: implement get_model() below, then run from the workspace root:
+    bash {path}/reproduce_export.sh
+"""
+import sys
+
+from model_navigator.exporters.tensorflow import reproduce_export_main
+
+
+def get_model():
+    raise NotImplementedError(
+        "Please implement get_model() to return your Keras model or tf.Module to reproduce the export.")
+
+
+if __name__ == "__main__":
+    sys.exit(reproduce_export_main(get_model, sys.argv[1:]))
+'''
+
+
+def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
+    """Write <path>/reproduce_export.py (needs only get_model()) and its .sh."""
+    import shlex
+    import sys
+
+    folder = workspace.path_dir(spec.key)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reproduce_export.py").write_text(_EXPORT_TEMPLATE.format(path=spec.key))
+    command = " ".join(shlex.quote(a) for a in [sys.executable, f"{spec.key}/reproduce_export.py", "--workdir", ".",
+                                               "--path", spec.key])
+    sh = folder / "reproduce_export.sh"
+    sh.write_text("#!/usr/bin/env bash\n# Reproduce the export; implement get_model() in reproduce_export.py first.\n"
+                  f"set -euo pipefail\n{command}\n")
+    sh.chmod(0o755)
+
+
+def reproduce_export_main(get_model: Any, argv: List[str]) -> int:
+    """Entry of reproduce_export.py: export the path again from get_model() with the recorded settings."""
+    import argparse
+
+    from model_navigator.core.enums import Framework
+    from model_navigator.core.status import NavigatorStatus
+    from model_navigator.core.workspace import Workspace
+    from model_navigator.paths.base import load_producer
+    from model_navigator.paths.registry import find_spec
+
+    parser = argparse.ArgumentParser(description="Reproduce a TensorFlow export of model-navigator.")
+    parser.add_argument("--workdir", default=".")
+    parser.add_argument("--path", required=True)
+    args = parser.parse_args(argv)
+    workspace = Workspace(args.workdir)
+    status = NavigatorStatus.load(workspace.root)
+    spec = find_spec(Framework.TENSORFLOW, args.path)
+    ctx = context_from_status(get_model(), workspace, status)
+    out_path = workspace.path_dir(spec.key) / spec.artifact
+    load_producer(spec)(ctx, spec, out_path)
+    print(f"exported {workspace.relative(out_path)}")
+    return 0
