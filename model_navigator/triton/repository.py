@@ -1,0 +1,365 @@
+"""Write a Triton Inference Server model repository entry from a package:
+
+    <repo>/<model_name>/config.pbtxt
+    <repo>/<model_name>/<version>/model.onnx | model.pt | model.savedmodel/ | model.plan
+
+for one path and runtime: the one given, or the best by a selection strategy (see
+model_navigator.selection). config.pbtxt names the platform/backend the runtime maps to, the inputs
+and outputs with Triton data types and dims (-1 for dynamic axes, the batch axis left out when
+batching), max_batch_size and dynamic batching from the profiled batch sizes, and a CPU or GPU
+instance group; it is checked against Triton's ModelConfig schema before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from model_navigator.core.enums import (
+    CPU_RUNTIMES,
+    SOURCE_FORMATS,
+    Format,
+    RuntimeProvider,
+    StepStatus,
+    parse_enum,
+)
+from model_navigator.core.errors import UserInputError
+from model_navigator.core.logging import LOGGER
+from model_navigator.core.status import NavigatorStatus, PathStatus
+from model_navigator.core.tensor import TensorMetadata
+from model_navigator.triton.config import (
+    MODEL_NAME_PATTERN,
+    TritonConfigError,
+    TritonModelConfig,
+    TritonTensor,
+    parse_model_config,
+    triton_dtype,
+)
+
+CONFIG_FILE = "config.pbtxt"
+_INDEXED_NAME = re.compile(r"^.+__\d+$")
+_INDEX_SUFFIX = re.compile(r"__\d+$")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How Triton serves one format on one runtime."""
+
+    platform: Optional[str]
+    backend: str
+    filename: str
+    is_dir: bool = False
+    default_model_filename: Optional[str] = None
+    parameters: Tuple[Tuple[str, str], ...] = ()
+    gpu_execution_accelerators: Tuple[str, ...] = ()
+
+
+_ONNX = Backend("onnxruntime_onnx", "onnxruntime", "model.onnx")
+_TORCHSCRIPT = Backend("pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),))
+_SAVEDMODEL = Backend("tensorflow_savedmodel", "tensorflow", "model.savedmodel", is_dir=True)
+_PLAN = Backend("tensorrt_plan", "tensorrt", "model.plan")
+
+
+def backend_for(fmt: Format, runtime: RuntimeProvider) -> Backend:
+    """The Triton platform/backend for a path format and the runtime it was checked on."""
+    if fmt == Format.ONNX:
+        if runtime == RuntimeProvider.OPENVINO:
+            # Triton's OpenVINO backend reads ONNX directly; the hint matches how it was profiled.
+            return Backend(None, "openvino", "model.onnx", default_model_filename="model.onnx",
+                           parameters=(("PERFORMANCE_HINT", "LATENCY"),))
+        if runtime == RuntimeProvider.TRT:  # ONNX Runtime's TensorRT execution provider
+            return replace(_ONNX, gpu_execution_accelerators=("tensorrt",))
+        return _ONNX
+    if fmt in (Format.TORCHSCRIPT, Format.TORCH_TRT):
+        return _TORCHSCRIPT
+    if fmt in (Format.TF_SAVEDMODEL, Format.TF_TRT):
+        return _SAVEDMODEL
+    if fmt == Format.TENSORRT:
+        return _PLAN
+    raise UserInputError(
+        f"Triton has no backend for format {fmt.value!r} here; choose an ONNX, TorchScript, SavedModel or "
+        f"TensorRT path (path_key=...)."
+    )
+
+
+@dataclass
+class TritonModel:
+    """What write_model_repository wrote."""
+
+    model_dir: Path
+    version_dir: Path
+    config_path: Path
+    model_path: Path
+    path: str
+    runtime: RuntimeProvider
+    config: TritonModelConfig
+    renamed: Dict[str, str] = field(default_factory=dict)  # tensor name in the package -> name in Triton
+    selection: Any = None  # the Selection when the path was chosen by a strategy
+
+
+def sanitize_model_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", name.strip()).lstrip(".") or "model"
+    return cleaned
+
+
+def _filtered_status(status: NavigatorStatus, path_key: Optional[str],
+                     runtime: Optional[RuntimeProvider]) -> NavigatorStatus:
+    paths = {}
+    for key, path in status.paths.items():
+        if path_key is not None and key != path_key:
+            continue
+        if runtime is not None:
+            path = copy.copy(path)
+            path.runtimes = {rt: r for rt, r in path.runtimes.items() if rt == runtime}
+        paths[key] = path
+    return replace(status, paths=paths)
+
+
+def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optional[RuntimeProvider],
+                strategy: Any, latency_budget_ms: Optional[float]) -> Tuple[PathStatus, RuntimeProvider, Any]:
+    """The path and runtime to serve, and the Selection when a strategy decided it."""
+    from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
+
+    if path_key is None:
+        selection = select_runtime(_filtered_status(status, None, runtime), strategy, latency_budget_ms)
+        return status.paths[selection.path], selection.runtime, selection
+    path = status.paths.get(path_key)
+    if path is None:
+        raise UserInputError(f"No path {path_key!r} in this package; paths: {', '.join(status.paths)}.")
+    if path.format in SOURCE_FORMATS:
+        raise UserInputError(f"Path {path_key!r} is the source model, which is not part of a package; choose an "
+                             f"exported path.")
+    if path.status != StepStatus.OK:
+        raise UserInputError(f"Path {path_key!r} {path.status.value}: {path.reason}; it has no model to serve.")
+    if runtime is not None:
+        result = path.runtimes.get(runtime)
+        corr = result.correctness if result else None
+        if corr is not None and corr.status != StepStatus.OK:
+            raise UserInputError(f"Path {path_key!r} failed correctness on {runtime.value}: {corr.reason}.")
+        return path, runtime, None
+    passed = [rt for rt, r in path.runtimes.items() if r.correctness is not None and r.correctness.status == StepStatus.OK]
+    if len(passed) > 1:
+        try:
+            selection = select_runtime(_filtered_status(status, path_key, None), strategy, latency_budget_ms)
+            return path, selection.runtime, selection
+        except NoRuntimeQualifiesError:
+            pass  # not profiled: take the first that passed
+    if passed:
+        return path, passed[0], None
+    failed = [rt for rt, r in path.runtimes.items() if r.correctness is not None]
+    if failed:
+        raise UserInputError(f"Path {path_key!r} passed correctness on no runtime "
+                             f"({', '.join(rt.value for rt in failed)} failed).")
+    device = str(status.config.get("target_device") or "cpu")
+    return path, RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA, None
+
+
+def _batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider,
+              max_batch_size: Optional[int]) -> Tuple[int, List[int], Optional[str]]:
+    """(max_batch_size, preferred batch sizes, why batching is off or None)."""
+    batch_dim = status.config.get("batch_dim")
+    tensors = list(status.inputs) + list(status.outputs)
+    if batch_dim is None:
+        return 0, [], "the model takes no batch (batch_dim=None)"
+    if batch_dim != 0:
+        return 0, [], f"Triton batches along the first axis; this model's batch axis is {batch_dim}"
+    if any(len(t.shape) == 0 or t.shape[0] != -1 for t in tensors):
+        odd = [t.name for t in tensors if len(t.shape) == 0 or t.shape[0] != -1]
+        return 0, [], f"tensors {odd} have no dynamic batch axis"
+    result = path.runtimes.get(runtime)
+    profiled = list(result.performance.results) if result and result.performance and \
+        result.performance.status == StepStatus.OK else []
+    if max_batch_size is None:
+        sizes = [r.batch_size for r in profiled]
+        max_batch_size = max(sizes) if sizes else int(status.dataloader.get("batch_size") or 1)
+    if max_batch_size < 1:
+        return 0, [], "max_batch_size=0 asked"
+    fitting = [r for r in profiled if 1 < r.batch_size <= max_batch_size]
+    preferred = [max(fitting, key=lambda r: r.throughput).batch_size] if fitting else []
+    return max_batch_size, preferred, None
+
+
+def _tensor(meta: TensorMetadata, batched: bool, name: str) -> TritonTensor:
+    dims = tuple(meta.shape[1:] if batched else meta.shape)
+    if not dims:  # a scalar (or a per-batch scalar): Triton wants dims [1] reshaped to []
+        return TritonTensor(name, triton_dtype(meta.dtype), (1,), reshape=())
+    return TritonTensor(name, triton_dtype(meta.dtype), dims)
+
+
+def _triton_names(status: NavigatorStatus, fmt: Format) -> Tuple[List[str], List[str], Dict[str, str]]:
+    """Tensor names as Triton's backend needs them. ONNX, SavedModel and TensorRT keep theirs; the
+    PyTorch backend finds tensors by `<name>__<index>` (or, for inputs, forward()'s argument names,
+    which keyword inputs are), so other names are given that form."""
+    ins = [m.name for m in status.inputs]
+    outs = [m.name for m in status.outputs]
+    renamed: Dict[str, str] = {}
+    if fmt not in (Format.TORCHSCRIPT, Format.TORCH_TRT):
+        return ins, outs, renamed
+
+    def indexed(names: List[str]) -> List[str]:
+        if all(_INDEXED_NAME.match(n) for n in names):
+            return names
+        result = []
+        for i, n in enumerate(names):
+            new = f"{_INDEX_SUFFIX.sub('', n)}__{i}"
+            if new != n:
+                renamed[n] = new
+            result.append(new)
+        return result
+
+    if not status.config.get("forward_kw_names"):
+        ins = indexed(ins)
+    outs = indexed(outs)
+    return ins, outs, renamed
+
+
+def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider, model_name: str,
+                     max_batch_size: Optional[int] = None, max_queue_delay_us: Optional[int] = None,
+                     instance_count: int = 1) -> Tuple[TritonModelConfig, Dict[str, str], Backend]:
+    backend = backend_for(path.format, runtime)
+    mbs, preferred, why = _batching(status, path, runtime, max_batch_size)
+    if why and max_batch_size:
+        raise UserInputError(f"max_batch_size={max_batch_size} cannot apply: {why}.")
+    if why:
+        LOGGER.info("Triton config for %s: no batching (%s)", model_name, why)
+    batched = mbs > 0
+    in_names, out_names, renamed = _triton_names(status, path.format)
+    config = TritonModelConfig(
+        name=model_name,
+        platform=backend.platform,
+        backend=backend.backend,
+        default_model_filename=backend.default_model_filename,
+        max_batch_size=mbs,
+        inputs=[_tensor(m, batched, n) for m, n in zip(status.inputs, in_names)],
+        outputs=[_tensor(m, batched, n) for m, n in zip(status.outputs, out_names)],
+        instance_kind="KIND_CPU" if runtime in CPU_RUNTIMES else "KIND_GPU",
+        instance_count=instance_count,
+        dynamic_batching=mbs > 1,
+        preferred_batch_sizes=preferred,
+        max_queue_delay_us=max_queue_delay_us,
+        parameters=dict(backend.parameters),
+        gpu_execution_accelerators=list(backend.gpu_execution_accelerators),
+    )
+    return config, renamed, backend
+
+
+def _workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
+    """(workspace folder, status) of a PackageDescriptor, a workspace folder or a .nav file."""
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    if isinstance(package, PackageDescriptor):
+        return package.workdir, package.status
+    target = Path(package)
+    if target.is_dir():
+        return target, NavigatorStatus.load(target)
+    if target.is_file():
+        from model_navigator.package.archive import extract_archive
+
+        tmp = tempfile.TemporaryDirectory(prefix="nav-triton-")
+        stack.append(tmp)
+        root = Path(tmp.name) / "workdir"
+        extract_archive(target, root)  # validated before anything is written
+        return root, NavigatorStatus.load(root)
+    raise UserInputError(f"{str(package)!r} is neither a PackageDescriptor, a workspace folder nor a .nav file.")
+
+
+def write_model_repository(
+    package: Union[Any, str, Path],
+    repo_path: Union[str, Path],
+    path_key: Optional[str] = None,
+    runtime: Optional[Union[str, RuntimeProvider]] = None,
+    strategy: Any = None,
+    latency_budget_ms: Optional[float] = None,
+    model_name: Optional[str] = None,
+    version: int = 1,
+    max_batch_size: Optional[int] = None,
+    max_queue_delay_us: Optional[int] = None,
+    instance_count: int = 1,
+    override: bool = False,
+) -> TritonModel:
+    """Write `<repo_path>/<model_name>/<version>/model.*` and `config.pbtxt` for one path of
+    `package` (a PackageDescriptor, a workspace folder or a .nav file).
+
+    The path is `path_key` (and `runtime`), or the best by `strategy` ('min-latency' by default;
+    'max-throughput'; 'max-throughput-within-latency' with `latency_budget_ms`). max_batch_size
+    defaults to the largest profiled batch size and dynamic batching prefers the batch size with the
+    highest measured throughput. An existing `<repo_path>/<model_name>` is refused unless `override`
+    (then replaced; other models in the repository are never touched).
+    """
+    from model_navigator.selection import parse_strategy
+
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise UserInputError(f"`version` must be an integer >= 1, got {version!r}.")
+    if isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count < 1:
+        raise UserInputError(f"`instance_count` must be an integer >= 1, got {instance_count!r}.")
+    if max_batch_size is not None and (isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
+                                       or max_batch_size < 0):
+        raise UserInputError(f"`max_batch_size` must be an integer >= 0, got {max_batch_size!r}.")
+    if max_queue_delay_us is not None and (not isinstance(max_queue_delay_us, int) or max_queue_delay_us < 0):
+        raise UserInputError(f"`max_queue_delay_us` must be an integer >= 0, got {max_queue_delay_us!r}.")
+    if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
+        raise UserInputError(f"`model_name` {model_name!r} is not a folder name Triton accepts "
+                             f"(letters, digits, '_', '.', '-').")
+    strategy = parse_strategy(strategy, latency_budget_ms) if path_key is None else strategy
+    rt = parse_enum(RuntimeProvider, runtime, "runtime") if runtime is not None else None
+
+    stack: List[Any] = []
+    try:
+        workdir, status = _workdir_of(package, stack)
+        path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)
+        if path.model_path is None:
+            raise UserInputError(f"Path {path.key!r} has no artifact recorded in status.yaml.")
+        artifact = workdir / path.model_path
+        if not artifact.exists():
+            raise UserInputError(f"The artifact of path {path.key!r} is missing: {artifact}.")
+        name = model_name or sanitize_model_name(status.model_name)
+        config, renamed, backend = model_config_for(status, path, rt, name, max_batch_size, max_queue_delay_us,
+                                                    instance_count)
+        header = [f"written by model-navigator from path {path.key!r} ({path.format.value}), runtime {rt.value}"]
+        if selection is not None:
+            header.append(f"chosen by {selection.summary()}")
+        if renamed:
+            header.append("tensors renamed for the PyTorch backend: "
+                          + ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
+        text = config.to_pbtxt(header)
+        try:
+            parse_model_config(text)  # Triton's schema and load-time rules, before writing anything
+        except TritonConfigError as e:
+            if "needs protobuf" not in str(e):
+                raise
+            LOGGER.warning("%s; config.pbtxt written without schema validation", e)
+
+        repo = Path(repo_path)
+        model_dir = repo / name
+        if model_dir.exists() and not override:
+            raise UserInputError(f"{str(model_dir)!r} already exists and was left untouched; pass override=True "
+                                 f"(--override) to replace it, or choose another model_name.")
+        repo.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+        try:
+            version_dir = staging / str(version)
+            version_dir.mkdir()
+            target = version_dir / backend.filename
+            if artifact.is_dir():
+                shutil.copytree(artifact, target)
+            else:
+                shutil.copy2(artifact, target)
+            (staging / CONFIG_FILE).write_text(text)
+            if model_dir.exists():
+                shutil.rmtree(model_dir)
+            staging.rename(model_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        LOGGER.info("Triton model %s: %s (%s on %s)", name, model_dir, path.key, rt.value)
+        return TritonModel(model_dir=model_dir, version_dir=model_dir / str(version),
+                           config_path=model_dir / CONFIG_FILE, model_path=model_dir / str(version) / backend.filename,
+                           path=path.key, runtime=rt, config=config, renamed=renamed, selection=selection)
+    finally:
+        for tmp in stack:
+            tmp.cleanup()
