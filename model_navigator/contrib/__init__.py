@@ -1,0 +1,1 @@
+"""Helpers for models from other libraries (see model_navigator.contrib.huggingface)."""

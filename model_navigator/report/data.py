@@ -1,0 +1,287 @@
+"""What a report shows, computed once from a NavigatorStatus: the status rows, correctness per
+output, the latency/throughput series per path and runtime, and which path to deploy.
+
+HTML and Markdown render this same data, so the two pages cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
+from model_navigator.core.status import NavigatorStatus, ProfilingResult
+
+
+def runtime_label(runtime: Optional[str]) -> str:
+    """`CPUExecutionProvider` -> `CPU` (the short name the status table uses)."""
+    return (runtime or "-").replace("ExecutionProvider", "")
+
+
+@dataclass
+class Series:
+    """The profiling results of one path on one runtime, sorted by batch size."""
+
+    path: str
+    runtime: str
+    is_source: bool
+    correct: bool
+    verified: bool
+    points: List[ProfilingResult]
+
+    @property
+    def label(self) -> str:
+        name = f"{self.path} ({runtime_label(self.runtime)})"
+        return f"{name}, source" if self.is_source else name
+
+    @property
+    def batch_sizes(self) -> List[int]:
+        return [p.batch_size for p in self.points]
+
+    def at(self, batch_size: int) -> Optional[ProfilingResult]:
+        return next((p for p in self.points if p.batch_size == batch_size), None)
+
+    def best_throughput(self) -> ProfilingResult:
+        return max(self.points, key=lambda p: p.throughput)
+
+
+@dataclass
+class Pick:
+    """One recommendation (model_navigator.selection's choice): the series, the measurement it was
+    chosen on and how it compares to the source model."""
+
+    series: Series
+    result: ProfilingResult
+    speedup: Optional[float] = None  # against the source model at the same batch size (latency) / its best
+
+
+@dataclass
+class CorrectnessRow:
+    path: str
+    runtime: str
+    output: Optional[str]
+    status: str
+    max_abs_error: Optional[float]
+    max_rel_error: Optional[float]
+    atol: Optional[float]
+    rtol: Optional[float]
+    batch_sizes: List[int]
+    sample_count: int
+    reason: Optional[str]
+
+
+@dataclass
+class ReportData:
+    status: NavigatorStatus
+    rows: List[Dict[str, Any]]
+    correctness: List[CorrectnessRow]
+    series: List[Series]
+    failures: List[str]
+    skipped: List[Tuple[str, List[str]]]  # (reason, path keys)
+    latency_pick: Optional[Pick] = None
+    throughput_pick: Optional[Pick] = None
+    verified: List[Tuple[str, str]] = field(default_factory=list)  # (path, runtime)
+    rejected: List[str] = field(default_factory=list)  # why each other path and runtime lost on latency
+    no_pick: str = ""  # why no path and runtime qualifies, when none does
+
+    @property
+    def title(self) -> str:
+        return f"{self.status.model_name} ({self.status.framework})"
+
+    @property
+    def has_performance(self) -> bool:
+        return any(s.points for s in self.series)
+
+    @property
+    def unstable(self) -> bool:
+        return any(not p.stable for s in self.series for p in s.points)
+
+
+def load_status(source: Union[NavigatorStatus, Any, str, Path]) -> NavigatorStatus:
+    """A NavigatorStatus from a status, a PackageDescriptor, a .nav file (validated, read without
+    extracting) or a workspace folder."""
+    from model_navigator.core.errors import UserInputError
+
+    if isinstance(source, NavigatorStatus):
+        return source
+    if isinstance(getattr(source, "status", None), NavigatorStatus):  # PackageDescriptor
+        return source.status
+    if not isinstance(source, (str, Path)):
+        raise UserInputError(f"Cannot report on a {type(source).__name__}; give a PackageDescriptor, a .nav "
+                             f"package or a workspace folder.")
+    path = Path(source)
+    if path.is_file():
+        from model_navigator.package.archive import read_package_status
+
+        return read_package_status(path)
+    if path.is_dir():
+        return NavigatorStatus.load(path)
+    raise UserInputError(f"{str(source)!r} does not exist; give a .nav package or a workspace folder.")
+
+
+def _is_baseline(path_format: Any, result: Any) -> bool:
+    """The source model run as is: the reference. A source runtime with its own correctness check
+    (an opt-in compiler such as torch.compile) is plotted and checked like an artifact."""
+    return path_format in SOURCE_FORMATS and result.correctness is None
+
+
+def _correct(path_format: Any, result: Any) -> bool:
+    if _is_baseline(path_format, result):
+        return True
+    return result.correctness is not None and result.correctness.status == StepStatus.OK
+
+
+def _series(status: NavigatorStatus) -> List[Series]:
+    found = []
+    for key, path in status.paths.items():
+        if not path.ok:
+            continue
+        for runtime, result in path.runtimes.items():
+            perf = result.performance
+            if perf is None or perf.status != StepStatus.OK or not perf.results:
+                continue
+            found.append(Series(
+                path=key, runtime=runtime.value, is_source=_is_baseline(path.format, result),
+                correct=_correct(path.format, result), verified=result.verified,
+                points=sorted(perf.results, key=lambda r: r.batch_size),
+            ))
+    return found
+
+
+def _correctness_rows(status: NavigatorStatus) -> List[CorrectnessRow]:
+    rows = []
+    for key, path in status.paths.items():
+        if not path.ok:
+            continue
+        for runtime, result in path.runtimes.items():
+            corr = result.correctness
+            if _is_baseline(path.format, result):
+                continue
+            if corr is None:
+                rows.append(CorrectnessRow(key, runtime.value, None, "not run", None, None, None, None, [], 0, None))
+                continue
+            common = dict(atol=corr.atol, rtol=corr.rtol, batch_sizes=list(corr.batch_sizes),
+                          sample_count=corr.sample_count, reason=corr.reason)
+            if not corr.per_output:
+                rows.append(CorrectnessRow(key, runtime.value, None, corr.status.value, None, None, **common))
+            for name, error in corr.per_output.items():
+                rows.append(CorrectnessRow(key, runtime.value, name, corr.status.value, error.max_abs_error,
+                                           error.max_rel_error, **common))
+    return rows
+
+
+def _pick(status: NavigatorStatus, series: List[Series], strategy: str) -> Tuple[Optional[Pick], List[str], str]:
+    """The path and runtime model_navigator.selection picks by `strategy` (the one `inspect` stars),
+    why each other one lost, and why none qualifies (when none does)."""
+    from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
+
+    try:
+        chosen = select_runtime(status, strategy)
+    except NoRuntimeQualifiesError as e:
+        return None, [str(r) for r in e.rejected], str(e).splitlines()[0].rstrip(":")
+    found = next((s for s in series if s.path == chosen.path and s.runtime == chosen.runtime.value), None)
+    if found is None:  # cannot happen: the winner was profiled
+        return None, [str(r) for r in chosen.rejected], f"{chosen.path} has no profiling results"
+    source = next((s for s in series if s.is_source), None)
+    speedup = None
+    if source is not None and strategy == "min-latency":
+        reference = source.at(chosen.batch_size)
+        speedup = reference.p50_ms / chosen.p50_ms if reference is not None and chosen.p50_ms > 0 else None
+    elif source is not None:
+        best = source.best_throughput().throughput
+        speedup = chosen.throughput / best if best > 0 else None
+    return Pick(found, chosen.figures, speedup), [str(r) for r in chosen.rejected], ""
+
+
+def build_report_data(source: Union[NavigatorStatus, Any, str, Path]) -> ReportData:
+    """Everything the HTML and Markdown pages show, from a status, descriptor, package or workspace."""
+    from model_navigator.cli.main import find_failures
+    from model_navigator.package.table import status_rows
+
+    status = load_status(source)
+    series = _series(status)
+    skipped: Dict[str, List[str]] = {}
+    for key, path in status.paths.items():
+        if path.status == StepStatus.SKIPPED:
+            skipped.setdefault(path.reason or "", []).append(key)
+    latency, rejected, no_pick = _pick(status, series, "min-latency")
+    throughput, _, _ = _pick(status, series, "max-throughput")
+    verified = [(key, runtime.value) for key, path in status.paths.items() for runtime, r in path.runtimes.items()
+                if r.verified]
+    return ReportData(
+        status=status,
+        rows=[r for r in status_rows(status) if r["status"] != StepStatus.SKIPPED.value],
+        correctness=_correctness_rows(status),
+        series=series,
+        failures=find_failures(status),
+        skipped=list(skipped.items()),
+        latency_pick=latency,
+        throughput_pick=throughput,
+        verified=verified,
+        rejected=rejected,
+        no_pick=no_pick,
+    )
+
+
+# Number formats shared by the HTML and Markdown pages -------------------------------------------
+
+
+def fmt_ms(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value >= 100 else f"{value:.3f}"
+
+
+def fmt_throughput(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def fmt_error(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def fmt_tolerance(atol: Optional[float], rtol: Optional[float]) -> str:
+    if atol is None and rtol is None:
+        return "not set (measured only)"
+    parts = ([f"atol {atol:g}"] if atol is not None else []) + ([f"rtol {rtol:g}"] if rtol is not None else [])
+    return ", ".join(parts)
+
+
+def fmt_speedup(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.1f}x"
+
+
+def fmt_shape(shape: Any) -> str:
+    return "[" + ", ".join("?" if d == -1 else str(d) for d in shape) + "]"
+
+
+SELECTION_NOTE = ("Chosen as `model-navigator inspect` chooses (model_navigator.selection): exported paths that "
+                  "passed correctness and were profiled; when any path is verified, only verified ones. The "
+                  "source model is the baseline.")
+
+
+def pick_sentences(data: ReportData) -> List[Tuple[str, str]]:
+    """(heading, sentence) per recommendation, plain text (the renderers escape it)."""
+    out = []
+    pick = data.latency_pick
+    if pick is not None:
+        against = f", {fmt_speedup(pick.speedup)} faster than the source model" if pick.speedup else ""
+        unstable = " (unstable measurement)" if not pick.result.stable else ""
+        out.append(("Lowest latency", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
+                    f"{fmt_ms(pick.result.p50_ms)} ms p50 at batch size {pick.result.batch_size}{against}{unstable}."))
+    pick = data.throughput_pick
+    if pick is not None:
+        against = f", {fmt_speedup(pick.speedup)} the source model's best" if pick.speedup else ""
+        unstable = " (unstable measurement)" if not pick.result.stable else ""
+        out.append(("Highest throughput", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
+                    f"{fmt_throughput(pick.result.throughput)} samples/s at batch size {pick.result.batch_size}"
+                    f"{against}{unstable}."))
+    return out
+
+
+def no_pick_reason(data: ReportData) -> str:
+    if not data.series:
+        return ("Nothing was profiled: export with run_profiling=True or run `model-navigator profile` on the "
+                "package, then report again.")
+    return f"{data.no_pick or 'No path and runtime qualifies'}: none is recommended; see the reasons below."

@@ -1,0 +1,127 @@
+"""The Markdown twin of the HTML report; its plots are PNG files written beside it."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Dict, List, Optional
+
+from model_navigator.report.data import (
+    SELECTION_NOTE,
+    ReportData,
+    fmt_error,
+    fmt_ms,
+    fmt_shape,
+    fmt_throughput,
+    fmt_tolerance,
+    no_pick_reason,
+    pick_sentences,
+    runtime_label,
+)
+from model_navigator.report.plots import PLOTS
+
+_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+def md(value: object) -> str:
+    """Text from status.yaml as inert Markdown: HTML escaped, Markdown punctuation and table pipes
+    backslashed, on one line."""
+    text = " ".join(str("" if value is None else value).split())
+    return _SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def _table(headers: List[str], rows: List[List[str]], numeric: tuple = ()) -> str:
+    """`rows` hold cells that are already escaped Markdown."""
+    align = ["---:" if i in numeric else "---" for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(cell or " " for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
+    """The Markdown page. `images`: plot name -> file name beside the page ({} when nothing was
+    profiled, None when matplotlib is missing)."""
+    status = data.status
+    out = [f"# {md(status.model_name)}", "",
+           f"model-navigator {md(status.navigator_version)} report · framework {md(status.framework)} · "
+           f"created {md(status.created_at)} · "
+           + (f"**{len(data.failures)} failure(s)**" if data.failures else "no failures"), ""]
+
+    out += ["## Which format to deploy", ""]
+    sentences = pick_sentences(data)
+    if sentences:
+        out += [f"- **{md(h)}**: {md(s)}" for h, s in sentences]
+        if data.verified:
+            out.append("- Verified by you: " + md(", ".join(f"{p} on {runtime_label(r)}" for p, r in data.verified)))
+        out += ["", md(SELECTION_NOTE), ""]
+        if data.rejected:
+            out += ["Why not the others (lowest latency):", ""] + [f"- {md(r)}" for r in data.rejected] + [""]
+    else:
+        out += [md(no_pick_reason(data)), ""] + [f"- {md(r)}" for r in data.rejected] + [""]
+
+    out += ["## Status", ""]
+    rows = []
+    for row in data.rows:
+        st = row["status"]
+        if st == "ok" and row.get("correctness") not in (None, "ok", "reference"):
+            st = f"correctness {row['correctness']}"
+        elif st == "ok" and row.get("performance_status") == "failed":
+            st = "profiling failed"
+        reason = row.get("correctness_reason") or row.get("reason")
+        status_text = md(st) if st == "ok" or not reason else f"**{md(st)}**: {md(reason[:400])}"
+        if row.get("correctness") == "reference":
+            errors = "reference"
+        else:
+            errors = "<br>".join(f"{md(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
+        perf = row["performance"]
+        p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
+        thr = "<br>".join(fmt_throughput(p["throughput"]) for p in perf)
+        rows.append([md(row["path"]), md(runtime_label(row["runtime"])), status_text, errors or "-", p50 or "-",
+                     thr or "-", "yes" if row["verified"] else ""])
+    out += [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", "Throughput /s", "Verified"],
+                   rows, numeric=(4, 5)), ""]
+    if data.unstable:
+        out += ["~ unstable measurement: the last windows differed more than stability\\_percentage.", ""]
+    for reason, keys in data.skipped:
+        out += [f"Skipped {md(', '.join(keys))}: {md(reason)}", ""]
+    if data.failures:
+        out += [f"**{len(data.failures)} failure(s)**", ""] + [f"- {md(f)}" for f in data.failures] + [""]
+
+    out += ["## Latency and throughput", ""]
+    if not data.has_performance:
+        out += [md(no_pick_reason(data)), ""]
+    else:
+        if images is None:
+            out += ["Plots need matplotlib: pip install 'model-navigator\\[report\\]'.", ""]
+        else:
+            out += [f"![{md(title)}]({images[name]})" for name, (title, _) in PLOTS.items()] + [""]
+        rows = [[md(s.path), md(runtime_label(s.runtime)), str(p.batch_size), fmt_ms(p.p50_ms), fmt_ms(p.p90_ms),
+                 fmt_ms(p.p95_ms), fmt_ms(p.p99_ms), f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}",
+                 fmt_throughput(p.throughput), str(p.windows), "yes" if p.stable else "no"]
+                for s in data.series for p in s.points]
+        out += [_table(["Path", "Runtime", "Batch", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "mean ± std ms",
+                        "Throughput /s", "Windows", "Stable"], rows, numeric=tuple(range(2, 10))), ""]
+
+    out += ["## Correctness per output", ""]
+    if data.correctness:
+        rows = [[md(c.path), md(runtime_label(c.runtime)), md(c.output or "-"),
+                 md(c.status) if c.status == "ok" or not c.reason else f"**{md(c.status)}**: {md(c.reason[:400])}",
+                 fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), md(fmt_tolerance(c.atol, c.rtol)),
+                 md(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)]
+                for c in data.correctness]
+        out += [_table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance",
+                        "Batch sizes", "Samples"], rows, numeric=(4, 5, 8)), ""]
+    else:
+        out += ["No exported path was checked.", ""]
+
+    out += ["## Inputs and outputs", ""]
+    rows = [[md(m.name), kind, md(fmt_shape(m.shape)), md(m.dtype)]
+            for kind, items in (("input", status.inputs), ("output", status.outputs)) for m in items]
+    out += [_table(["Name", "Kind", "Shape (? = dynamic)", "Dtype"], rows), ""]
+
+    out += ["## Environment", ""]
+    env = dict(status.environment or {})
+    packages = env.pop("packages", None) or {}
+    rows = [[md(k), md(v)] for k, v in list(env.items()) + list(packages.items()) if v is not None]
+    out += [_table(["Item", "Value"], rows), ""]
+    return "\n".join(out)
