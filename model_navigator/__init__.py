@@ -30,6 +30,8 @@ _LAZY = {
     "torch": "model_navigator.api.torch",
     "tensorflow": "model_navigator.api.tensorflow",
     "jax": "model_navigator.api.jax",
+    "triton": "model_navigator.triton",
+    "selection": "model_navigator.selection",
 }
 
 
@@ -38,6 +40,10 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(_LAZY[name])
         globals()[name] = module
         return module
+    if name in ("SelectionStrategy", "Selection", "NoRuntimeQualifiesError", "select_runtime"):
+        from model_navigator import selection
+
+        return getattr(selection, name)
     if name in ("save", "load", "profile"):
         from model_navigator.package import nav
 
@@ -49,4 +55,5 @@ __all__ = [
     "Format", "JitType", "MeasurementMode", "ModelNavigatorError", "PackageDescriptor", "PackageError",
     "ProfilerConfig", "RuntimeProvider", "TensorRTPrecision", "TensorRTPrecisionMode", "UserInputError",
     "jax", "load", "profile", "save", "tensorflow", "torch",
+    "NoRuntimeQualifiesError", "Selection", "SelectionStrategy", "select_runtime", "selection", "triton",
 ]

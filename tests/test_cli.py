@@ -148,12 +148,15 @@ def test_inspect_json(exported):
         data = json.loads(result.stdout)
         assert data["model_name"] == "Linear" and data["framework"] == "torch"
         assert data["ok"] is True and data["failures"] == []
-        rows = {row["path"]: row for row in data["rows"]}
-        assert set(EXPORTED_PATHS) <= set(rows)
-        for key in EXPORTED_PATHS:
-            assert rows[key]["status"] == "ok" and rows[key]["correctness"] == "ok"
-            assert rows[key]["runtime"] == "CPUExecutionProvider"
-        assert rows["torch"]["correctness"] == "reference"
+        rows = {(row["path"], row["runtime"]): row for row in data["rows"]}
+        assert {(key, "CPUExecutionProvider") for key in EXPORTED_PATHS} <= set(rows)
+        for (key, runtime), row in rows.items():
+            if key in EXPORTED_PATHS:
+                assert row["status"] == "ok" and row["correctness"] == "ok", (key, runtime)
+        assert rows[("torch", "CPUExecutionProvider")]["correctness"] == "reference"
+        # the winner (min latency by default) is named with its figures
+        assert data["best"]["strategy"] == "min-latency" and data["best"]["path"] in EXPORTED_PATHS
+        assert data["best"]["p50_ms"] > 0
 
 
 def test_inspect_missing_path_exits_2(tmp_path):

@@ -61,13 +61,28 @@ def check_target_device(target_device: Optional[str], cuda_available: bool) -> s
 def check_runtimes(runtimes: Optional[Tuple[RuntimeProvider, ...]], device: str) -> Optional[Tuple[RuntimeProvider, ...]]:
     if runtimes is None:
         return None
+    from model_navigator.core.enums import CPU_RUNTIMES, RUNTIME_MODULES
+    from model_navigator.steps.pipeline import runtime_available
+
+    missing = [r for r in runtimes if not runtime_available(r)]
+    if missing:
+        module, extra = RUNTIME_MODULES[missing[0]]
+        raise UserInputError(
+            f"`runtimes` {[r.value for r in missing]} need the `{module}` module, which is not installed: "
+            f"pip install 'model-navigator[{extra}]'."
+        )
     if device == "cpu":
-        wrong = [r.value for r in runtimes if r != RuntimeProvider.CPU]
+        wrong = [r.value for r in runtimes if r not in CPU_RUNTIMES]
         if wrong:
             raise UserInputError(
                 f"`runtimes` {wrong} need a GPU but target_device is 'cpu'; use "
                 f"runtimes=('{RuntimeProvider.CPU.value}',) or target_device='cuda'."
             )
+    elif RuntimeProvider.OPENVINO in runtimes:
+        raise UserInputError(
+            f"`runtimes` ['{RuntimeProvider.OPENVINO.value}'] runs on the CPU only but target_device is "
+            f"{device!r}; use target_device='cpu' for it."
+        )
     return runtimes
 
 
@@ -157,3 +172,50 @@ def check_trt_dynamic_axes(
                     f"got {shape!r}.")
             result[name][axis] = values
     return result
+
+
+def check_bool_options(value: Any, name: str, default: Tuple[bool, ...] = (True, False)) -> Tuple[bool, ...]:
+    """None -> `default`; a bool or a tuple/list of bools -> a tuple without repeats (JAX's
+    `enable_xla` / `jit_compile`)."""
+    if value is None:
+        return default
+    items = (value,) if isinstance(value, bool) else value
+    if not isinstance(items, (tuple, list)) or not items or not all(isinstance(v, bool) for v in items):
+        raise UserInputError(f"`{name}` must be True, False, or a tuple of them such as (True, False), got {value!r}.")
+    return tuple(dict.fromkeys(items))
+
+
+def axes_and_metadata(
+    sample_set: Any,
+    outputs: Dict[int, Dict[str, Any]],
+    output_names: Sequence[str],
+    dynamic_axes: Optional[Dict[str, Any]],
+    trt_dynamic_axes: Optional[Dict[str, Dict[int, Any]]],
+) -> Tuple[Dict[str, List[int]], Optional[Dict[str, Dict[int, List[int]]]], List[Any], List[Any]]:
+    """The dynamic axes of every input and output (the batch axis, the user's `dynamic_axes`, else
+    the axes whose size varies across samples), the checked `trt_dynamic_axes`, and the input and
+    output metadata (-1 on dynamic axes), from the samples and the source model's outputs."""
+    from model_navigator.core.samples import infer_metadata, varying_axes
+
+    batch_dim = sample_set.batch_dim
+    needed = sorted(outputs)
+    input_ranks = {n: sample_set.samples[0][n].ndim for n in sample_set.input_names}
+    output_ranks = {n: outputs[needed[0]][n].ndim for n in output_names}
+    overlap = set(input_ranks) & set(output_ranks)
+    if overlap:
+        raise UserInputError(f"Input and output names overlap: {sorted(overlap)}; give distinct `output_names`.")
+    user_axes = normalize_dynamic_axes(dynamic_axes, {**input_ranks, **output_ranks})
+    trt_axes = check_trt_dynamic_axes(trt_dynamic_axes, input_ranks)
+    axes: Dict[str, List[int]] = {}
+    all_out = [outputs[i] for i in needed]
+    for name in sample_set.input_names:
+        auto = varying_axes(sample_set.samples, name)
+        axes[name] = sorted(set(user_axes.get(name, auto) + ([batch_dim] if batch_dim is not None else [])))
+    for name in output_names:
+        auto = varying_axes(all_out, name)
+        batch_axes = [batch_dim] if batch_dim is not None and output_ranks[name] > batch_dim else []
+        axes[name] = sorted(set(user_axes.get(name, auto) + batch_axes))
+    axes = {k: v for k, v in axes.items() if v}
+    inputs_meta = infer_metadata(sample_set.samples, sample_set.input_names, batch_dim, axes)
+    outputs_meta = infer_metadata(all_out, list(output_names), batch_dim, axes)
+    return axes, trt_axes, inputs_meta, outputs_meta

@@ -11,9 +11,9 @@ import numpy as np
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
 from model_navigator.core.environment import environment_info, git_info
-from model_navigator.core.logging import LOGGER, Progress, log_to_file
+from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.samples import SampleSet, save_sample
-from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
+from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus, RuntimeResult
 from model_navigator.core.tensor import TensorMetadata
 from model_navigator.core.workspace import SAMPLE_SETS, Workspace
 from model_navigator.paths.base import PathSpec
@@ -54,6 +54,7 @@ def run_export(
     export_reproduce_factory: Callable[[Workspace], Any],
     gpu_present: bool,
     verbose: bool = True,
+    debug: bool = False,
 ):
     """Create the workspace, save samples and run every path; return the PackageDescriptor."""
     from model_navigator.package.descriptor import PackageDescriptor
@@ -62,7 +63,7 @@ def run_export(
     start = time.perf_counter()
     workspace = Workspace.create(workdir, override_workdir)
     progress = Progress(enabled=verbose)
-    with log_to_file(workspace.log_file):
+    with log_to_file(workspace.log_file), debug_console(debug):
         LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name, config.framework.value)
         executor = make_executor(config, workspace.root)
         try:
@@ -94,9 +95,11 @@ def run_export(
             try:
                 descriptor = PackageDescriptor(status, workspace.root, source_model=source_model)
                 pipeline.run_exports()
-                if config.run_profiling:  # in this process, while the worker still starts up
+                if config.run_profiling:  # in this process, once the worker has started (2 cores)
+                    executor.wait_ready()
                     profile_source(descriptor, pipeline, source)
                 pipeline.run_checks(profile=config.run_profiling)
+                check_source_runtimes(descriptor, pipeline, source, profile=config.run_profiling)
             except KeyboardInterrupt:
                 getattr(executor, "shutdown", executor.close)()  # stop a step that may still run
                 for path in status.paths.values():
@@ -132,4 +135,59 @@ def profile_source(descriptor: Any, pipeline: Pipeline, source: PathStatus) -> N
         except Exception as e:
             result.performance = PerformanceResult(status=StepStatus.FAILED, reason=short_reason(e))
         pipeline._report_profiling(source.key, runtime, result.performance, time.perf_counter() - start)
+        pipeline.save()
+
+
+def source_runtimes(config: Any, source_format: Format) -> List[RuntimeProvider]:
+    """Opt-in runtimes of the source model named in `runtimes=` (torch.compile for a torch model)."""
+    from model_navigator.core.enums import OPT_IN_RUNTIMES
+
+    wanted = [r for r in (config.runtimes or ()) if r in OPT_IN_RUNTIMES]
+    if wanted and source_format != Format.TORCH:
+        LOGGER.warning("runtimes %s apply to PyTorch models only; ignored for %s", [r.value for r in wanted],
+                       source_format.value)
+        return []
+    return wanted
+
+
+def check_source_runtimes(descriptor: Any, pipeline: Pipeline, source: PathStatus, profile: bool) -> None:
+    """Correctness, then profiling, of the source model's opt-in runtimes (torch.compile), in this
+    process: they need the model. A failure (no compiler, an unsupported op) is recorded as that
+    runtime's result with the framework's reason; it never stops the export."""
+    from model_navigator.core.status import PerformanceResult
+    from model_navigator.steps.base import short_reason
+    from model_navigator.steps.correctness import correctness_with_runner
+    from model_navigator.steps.pipeline import correctness_summary
+    from model_navigator.steps.profiling import profile_with_runner
+
+    config = pipeline.config
+    for runtime in source_runtimes(config, source.format):
+        result = source.runtimes.setdefault(runtime, RuntimeResult())
+        start = time.perf_counter()
+        try:
+            runner = descriptor.get_runner(format=source.format, runtime=runtime)
+            result.correctness = correctness_with_runner(runner, pipeline.status, pipeline.workspace,
+                                                         config.atol, config.rtol)
+        except Exception as e:
+            LOGGER.exception("correctness of %s on %s failed", source.key, runtime.value)
+            result.correctness = CorrectnessResult(status=StepStatus.FAILED, reason=short_reason(e),
+                                                   duration_s=time.perf_counter() - start)
+        ok = result.correctness.status == StepStatus.OK
+        detail = correctness_summary(result.correctness) if ok else str(result.correctness.reason)
+        pipeline.progress.line(ok, source.key, "correctness", f"{runtime.value}: {detail}",
+                               time.perf_counter() - start)
+        pipeline.save()
+        if not profile:
+            continue
+        start = time.perf_counter()
+        if not ok:
+            result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason="correctness failed")
+        else:
+            try:
+                runner = descriptor.get_runner(format=source.format, runtime=runtime)
+                result.performance = profile_with_runner(runner, pipeline.status, pipeline.workspace,
+                                                         config.profiler_config)
+            except Exception as e:
+                result.performance = PerformanceResult(status=StepStatus.FAILED, reason=short_reason(e))
+            pipeline._report_profiling(source.key, runtime, result.performance, time.perf_counter() - start)
         pipeline.save()

@@ -135,6 +135,7 @@ def export(
     isolation: Union[bool, str] = "auto",
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
+    debug: bool = False,
 ) -> Any:
     """Export a torch.nn.Module to every requested format, check each against the model on the
     dataloader's samples, profile it, and return the PackageDescriptor of the workspace.
@@ -144,7 +145,8 @@ def export(
     and foreign runtimes such as ONNX Runtime run in a worker process, TorchScript/ExportedProgram
     checks run here where torch is already loaded; True/'full': every step in the worker;
     False/'off': everything here),
-    `step_timeout_s` (a step running longer fails), `verbose` (progress lines and the table).
+    `step_timeout_s` (a step running longer fails), `verbose` (progress lines and the table),
+    `debug` (model_navigator's DEBUG logs, worker output included, on the terminal too).
     """
     torch = _import_torch()
     if not isinstance(model, torch.nn.Module):
@@ -255,5 +257,5 @@ def export(
         config=config, workdir=root, override_workdir=override_workdir, sample_set=sample_set, outputs=outputs,
         inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=list(torch_paths()), source_format=Format.TORCH,
         source_model=model, exporter_factory=exporter_factory, export_reproduce_factory=reproduce_factory,
-        gpu_present=device != "cpu" or gpu_present(), verbose=verbose,
+        gpu_present=device != "cpu" or gpu_present(), verbose=verbose, debug=bool(debug),
     )

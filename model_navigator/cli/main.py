@@ -1,4 +1,4 @@
-"""The `model-navigator` command: inspect, profile and convert packages and workspaces.
+"""The `model-navigator` command: inspect, profile, convert and report on packages and workspaces.
 
 Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed),
 2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import traceback
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -50,27 +49,9 @@ def _check_target(target: str) -> Path:
 
 def read_package_status(path: Path) -> Any:
     """The NavigatorStatus of a .nav package, read from the zip without extracting anything."""
-    import yaml
+    from model_navigator.package.archive import read_package_status as read
 
-    from model_navigator.core.errors import PackageError
-    from model_navigator.core.status import STATUS_FILE, NavigatorStatus
-    from model_navigator.package.archive import MAX_METADATA_BYTES, validate_archive
-
-    validate_archive(path)  # names, sizes, checksums and status.yaml itself, before it is used
-    try:
-        with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo(STATUS_FILE)
-            if info.file_size > MAX_METADATA_BYTES:
-                raise PackageError(f"{path}: entry {STATUS_FILE!r} is larger than {MAX_METADATA_BYTES} bytes.")
-            with zf.open(info) as f:
-                data = f.read(MAX_METADATA_BYTES + 1)
-    except (zipfile.BadZipFile, KeyError, OSError) as e:
-        raise PackageError(f"{path}: cannot read {STATUS_FILE}: {e}") from e
-    try:
-        loaded = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        raise PackageError(f"{path}: entry {STATUS_FILE!r} is not plain YAML: {e}") from e
-    return NavigatorStatus.from_dict(loaded)
+    return read(path)
 
 
 def read_status(path: Path) -> Any:
@@ -92,7 +73,7 @@ def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
     Skipped paths (not available here) are not failures. A path that never ran (not_run, e.g.
     interrupted) is one.
     """
-    from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
+    from model_navigator.core.enums import OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
 
     failures = []
     for key, path in status.paths.items():
@@ -105,7 +86,8 @@ def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
             continue
         for runtime, result in path.runtimes.items():
             corr, perf = result.correctness, result.performance
-            if path.format not in SOURCE_FORMATS and corr is not None and corr.status not in (
+            checked = path.format not in SOURCE_FORMATS or runtime in OPT_IN_RUNTIMES  # torch.compile is checked
+            if checked and corr is not None and corr.status not in (
                 StepStatus.OK, StepStatus.SKIPPED
             ):
                 failures.append(f"{key} on {runtime.value}: correctness {corr.status.value}")
@@ -128,8 +110,9 @@ def _stdout_console() -> Any:
     return Console(highlight=False, width=width, soft_wrap=False)
 
 
-def report(status: Any, as_json: bool, keys: Optional[List[str]] = None) -> int:
-    """Print the table (or JSON) of `status` to stdout; return 0 when all ok, else 1."""
+def report(status: Any, as_json: bool, keys: Optional[List[str]] = None, best: Any = None) -> int:
+    """Print the table (or JSON) of `status` to stdout; return 0 when all ok, else 1. `best`: a
+    Selection (marked in the table), or a string saying why none qualified."""
     from model_navigator.package.table import print_status_table, status_rows
 
     failures = find_failures(status, keys)
@@ -146,9 +129,14 @@ def report(status: Any, as_json: bool, keys: Optional[List[str]] = None) -> int:
             "failures": failures,
             "rows": rows,
         }
+        if best is not None:
+            payload["best"] = best if isinstance(best, str) else best.to_dict()
         print(json.dumps(payload, indent=2, default=str))
     else:
-        print_status_table(status, console=_stdout_console())
+        console = _stdout_console()
+        print_status_table(status, console=console, best=None if isinstance(best, str) else best)
+        if isinstance(best, str):
+            console.print(f"[yellow]No best runtime[/]: {best}", markup=True, highlight=False)
         if failures:
             print(f"{len(failures)} failure(s): " + "; ".join(failures), file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
@@ -159,9 +147,46 @@ def report(status: Any, as_json: bool, keys: Optional[List[str]] = None) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
+def _selection(status: Any, args: argparse.Namespace) -> Any:
+    """The best path and runtime by --strategy / --latency-budget, or why none qualifies (a str)."""
+    from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
+
+    try:
+        return select_runtime(status, args.strategy, args.latency_budget, args.batch_size)
+    except NoRuntimeQualifiesError as e:
+        return str(e).splitlines()[0].rstrip(":")
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     target = _check_target(args.package)
-    return report(read_status(target), args.json)
+    status = read_status(target)
+    return report(status, args.json, best=_selection(status, args))
+
+
+def cmd_triton(args: argparse.Namespace) -> int:
+    from model_navigator.triton import write_model_repository
+
+    target = _check_target(args.package)
+    model = write_model_repository(
+        target, args.output, path_key=args.path, runtime=args.runtime, strategy=args.strategy,
+        latency_budget_ms=args.latency_budget, model_name=args.model_name, version=args.model_version,
+        max_batch_size=args.max_batch_size, instance_count=args.instance_count, override=args.override,
+    )
+    if model.selection is not None:
+        print(f"chosen: {model.selection.summary()}", file=sys.stderr)
+    for old, new in model.renamed.items():
+        print(f"tensor {old!r} is {new!r} in Triton (PyTorch backend naming)", file=sys.stderr)
+    print(model.config_path)
+    print(model.model_path)
+    return EXIT_OK
+
+
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strategy", choices=["min-latency", "max-throughput", "max-throughput-within-latency"],
+                   default=None, help="how to pick the best path and runtime (default: min-latency, or "
+                                      "max-throughput-within-latency when --latency-budget is given)")
+    p.add_argument("--latency-budget", type=_positive_float, default=None, metavar="MS",
+                   help="p99 latency budget in ms for max-throughput-within-latency")
 
 
 def _profiler_config(args: argparse.Namespace) -> Any:
@@ -281,6 +306,20 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return report(descriptor.status, args.json, keys=[key])
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from model_navigator.report import write_report
+
+    target = _check_target(args.package)
+    files = write_report(target, args.output)  # validates the package before anything is written
+    print(files.html)
+    print(files.markdown)
+    for image in files.images.values():
+        print(image)
+    if files.failures:
+        print(f"{len(files.failures)} failure(s): " + "; ".join(files.failures), file=sys.stderr)
+    return EXIT_FAILURES if files.failures else EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------------
 # Parser and entry point
 # ------------------------------------------------------------------------------------------------
@@ -315,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="model-navigator",
-        description="Inspect, re-profile and re-convert model-navigator packages (.nav) and workspaces.",
+        description="Inspect, re-profile, re-convert and report on model-navigator packages (.nav) and workspaces.",
         epilog="Exit codes: 0 ok, 1 failures found, 2 bad usage.",
         parents=[common],
     )
@@ -328,7 +367,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "workspace folder. Exit 1 when a path, correctness check or profiling run failed.")
     p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
     p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
+    _add_selection_options(p)
+    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                   help="compare runtimes at this profiled batch size")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("triton", parents=[common], help="write a Triton model repository entry",
+                       description="Write <REPO>/<model name>/<version>/model.* and config.pbtxt for one path of a "
+                                   "package or workspace: --path (and --runtime), or the best by --strategy. "
+                                   "config.pbtxt is checked against Triton's ModelConfig schema.")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("-o", "--output", required=True, metavar="REPO", help="the model repository folder")
+    p.add_argument("--path", default=None, metavar="KEY", help="the path to serve, e.g. onnx (default: the best)")
+    p.add_argument("--runtime", default=None, help="the runtime it runs on, e.g. CPUExecutionProvider or OpenVINO")
+    _add_selection_options(p)
+    p.add_argument("--model-name", default=None, help="the model's name in Triton (default: the package's)")
+    p.add_argument("--model-version", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--max-batch-size", type=int, default=None, metavar="N",
+                   help="default: the largest profiled batch size; 0 turns batching off")
+    p.add_argument("--instance-count", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--override", action="store_true", help="replace <REPO>/<model name> if it exists")
+    p.set_defaults(func=cmd_triton)
 
     p = sub.add_parser("profile", parents=[common], help="profile every successful path again",
                        description="Profile every successful path again with the given profiler options "
@@ -365,6 +424,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not convert: re-run correctness of the path's artifact on its runtimes")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("report", parents=[common], help="write an HTML and a Markdown report",
+                       description="Write DIR/report.html (self-contained: status table, correctness per output, "
+                                   "latency and throughput against batch size per path and runtime, plots "
+                                   "embedded) and DIR/report.md with latency.png and throughput.png beside it. "
+                                   "Exit 1 when the package holds failures (the report is written all the same).")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for the report (created if needed; only the report's files in it are replaced)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -25,6 +25,29 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+# Why tf2onnx fails on some ops, added to its own message.
+_OP_HINTS = {
+    "XlaCallModule": "XlaCallModule holds StableHLO serialized by jax2tf's native serialization (enable_xla=True, "
+                     "and every conversion with jax >= 0.7.2), which tf2onnx cannot translate: only "
+                     "enable_xla=False SavedModels (jax <= 0.7.1) are plain TensorFlow ops",
+    "StatefulPartitionedCall": "a call of a function tf2onnx did not inline, such as a tf.function(jit_compile=True) "
+                               "(kept as a call for XLA); the same model saved with jit_compile=False converts",
+}
+
+
+def _failed_ops(messages: List[str]) -> List[str]:
+    """Op types of the nodes tf2onnx logged as failed ('... convert failed for name: ... op: "X"')."""
+    import re
+
+    ops = []
+    for message in messages:
+        if "convert failed for name" in message:
+            match = re.search(r'\bop: "([^"]+)"', message)
+            if match and match.group(1) not in ops:
+                ops.append(match.group(1))
+    return ops
+
+
 def convert_savedmodel_to_onnx(workspace: Any, status: Any, config: Any, spec: Any, parent_artifact_path: Path,
                                out_path: Path) -> Dict[str, Any]:
     tf = import_tensorflow()
@@ -43,18 +66,28 @@ def convert_savedmodel_to_onnx(workspace: Any, status: Any, config: Any, spec: A
                 return_initialized_tables=True, return_tensors_to_rename=True,
             )
             with tf.device("/cpu:0"):
-                model_proto, _ = _convert_common(
-                    graph_def, name=str(parent_artifact_path), continue_on_error=False, opset=opset,
-                    input_names=inputs, output_names=outputs, tensors_to_rename=renames,
-                    initialized_tables=tables, output_path=None,
-                )
+                try:
+                    model_proto, _ = _convert_common(
+                        graph_def, name=str(parent_artifact_path), continue_on_error=False, opset=opset,
+                        input_names=inputs, output_names=outputs, tensors_to_rename=renames,
+                        initialized_tables=tables, output_path=None,
+                    )
+                except Exception as e:
+                    failed = _failed_ops(collect.messages)
+                    if not failed:
+                        raise
+                    hints = "".join(f"; {_OP_HINTS[op]}" for op in failed if op in _OP_HINTS)
+                    raise RuntimeError(f"tf2onnx could not convert the TensorFlow op(s) {', '.join(failed)}: "
+                                       f"{type(e).__name__}: {e}{hints}") from e
         finally:
             tf2onnx_logger.removeHandler(collect)
     unsupported = [m for m in collect.messages if "is not supported" in m]
     if unsupported:
         ops = sorted({m.split(": ", 1)[1].split("]", 1)[0] for m in unsupported if ": " in m and "]" in m})
+        hints = "".join(f"; {_OP_HINTS[op]}" for op in ops if op in _OP_HINTS)
         raise RuntimeError(
             f"tf2onnx has no ONNX conversion for the TensorFlow op(s) {', '.join(ops) or '?'}: " + "; ".join(unsupported)
+            + hints
         )
 
     expected_in = [m.name for m in status.inputs]

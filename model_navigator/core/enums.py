@@ -64,6 +64,19 @@ class RuntimeProvider(StrEnum):
     CPU = "CPUExecutionProvider"
     CUDA = "CUDAExecutionProvider"
     TRT = "TensorrtExecutionProvider"
+    # OpenVINO's own runtime (openvino.Core, CPU plugin) on the .onnx artifact; not ONNX Runtime's
+    # OpenVINO execution provider (a separate onnxruntime-openvino build), hence not "...ExecutionProvider".
+    OPENVINO = "OpenVINO"
+    # torch.compile (inductor) of the user's source model; opt-in, in the user's process.
+    TORCH_COMPILE = "TorchCompile"
+
+
+# Runtimes that run on the CPU, whatever their name says (used for devices and validation).
+CPU_RUNTIMES = (RuntimeProvider.CPU, RuntimeProvider.OPENVINO, RuntimeProvider.TORCH_COMPILE)
+# Runtimes checked and profiled only when named in `runtimes=` (they cost more than they tell by default).
+OPT_IN_RUNTIMES = (RuntimeProvider.TORCH_COMPILE,)
+# Python modules a runtime needs, and the extra that installs them.
+RUNTIME_MODULES = {RuntimeProvider.OPENVINO: ("openvino", "openvino")}
 
 
 class MeasurementMode(StrEnum):

@@ -79,3 +79,26 @@ class Progress:
             from rich.markup import escape
 
             console().print(f"[bold]{escape(text)}[/]", markup=True)
+
+
+@contextlib.contextmanager
+def debug_console(enabled: bool = True) -> Iterator[None]:
+    """With `enabled` (the `debug=True` of export/load/profile), also print model_navigator's logs
+    down to DEBUG (worker output included) on the terminal (stderr) while the block runs."""
+    if not enabled:
+        yield
+        return
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_FORMAT)
+    handler.setLevel(logging.DEBUG)
+    previous = LOGGER.level
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(previous)
+        handler.close()

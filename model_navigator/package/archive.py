@@ -274,6 +274,20 @@ def validate_archive(
         return _validate(zf, str(path), max_unpacked_bytes, max_ratio)
 
 
+def read_package_status(path: Path) -> NavigatorStatus:
+    """The NavigatorStatus of the package `path`, read from the zip after validate_archive (nothing is
+    extracted); used by `model-navigator inspect` and `report`."""
+    path = Path(path)
+    validate_archive(path)  # names, sizes, checksums and status.yaml itself, before it is used
+    where = str(path)
+    with _open_zip(path) as zf:
+        infos = [i for i in zf.infolist() if i.filename == STATUS_FILE]
+        if len(infos) != 1:
+            raise PackageError(f"{where}: entry {STATUS_FILE!r} is missing or duplicated: not a .nav package.")
+        data = _parse_status(_read_small(zf, infos[0], where), f"{where}: entry {STATUS_FILE!r}")
+    return NavigatorStatus.from_dict(data)
+
+
 def _open_zip(path: Path) -> zipfile.ZipFile:
     """Open a zip for reading, turning every way it can be broken into a PackageError."""
     if not path.is_file():

@@ -24,7 +24,7 @@ class PackageDescriptor:
 
     def __init__(self, status: NavigatorStatus, workdir: Union[str, Path], source_model: Optional[Any] = None):
         self.status = status
-        self._workdir = Path(workdir)
+        self._workdir = Path(workdir).absolute()  # stays valid when the caller changes directory
         self.source_model = source_model
 
     @classmethod
@@ -82,7 +82,8 @@ class PackageDescriptor:
             if len(ok) == 1:
                 return ok[0]
             keys = ", ".join(p.key for p in found)
-            raise UserInputError(f"Several paths match format={format!s} ({keys}); give jit_type or precision.")
+            raise UserInputError(f"Several paths match format={format!s} ({keys}); give jit_type or precision "
+                                 f"(JAX paths: enable_xla and jit_compile).")
         return found[0]
 
     def _runtime(self, path: PathStatus, runtime: Optional[Union[str, RuntimeProvider]]) -> RuntimeProvider:
@@ -158,9 +159,11 @@ class PackageDescriptor:
 
             return onnx.load(str(model_path))
         if path.format in (Format.TF_SAVEDMODEL, Format.TF_TRT):
-            import tensorflow as tf
+            from model_navigator.exporters import tensorflow_utils
 
-            return tf.saved_model.load(str(model_path))
+            tf = tensorflow_utils.import_tensorflow()
+            with tensorflow_utils.tf_quiet("tf.saved_model.load"):
+                return tf.saved_model.load(str(model_path))
         return model_path
 
     def get_runner(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
@@ -182,6 +185,26 @@ class PackageDescriptor:
         rt = parse_enum(RuntimeProvider, runtime, "runtime")
         path.runtimes.setdefault(rt, RuntimeResult()).verified = True
         self.save_status()
+
+    # Runtime selection -------------------------------------------------------------------------
+    def get_best(self, strategy: Any = None, latency_budget_ms: Optional[float] = None,
+                 batch_size: Optional[int] = None, latency_percentile: Optional[int] = None) -> Any:
+        """The path and runtime to deploy (a model_navigator.selection.Selection) by `strategy`:
+        'min-latency' (default), 'max-throughput' or 'max-throughput-within-latency' (with
+        `latency_budget_ms`, the default when a budget is given). Only paths that passed correctness
+        qualify, and only verified ones when any is verified; `.rejected` says why the others lost.
+        Raises NoRuntimeQualifiesError when none qualifies."""
+        from model_navigator.selection import select_runtime
+
+        return select_runtime(self.status, strategy, latency_budget_ms, batch_size, latency_percentile)
+
+    def get_best_runner(self, strategy: Any = None, latency_budget_ms: Optional[float] = None,
+                        batch_size: Optional[int] = None, latency_percentile: Optional[int] = None) -> NavigatorRunner:
+        """The runner (inactive; use it as a context manager) of get_best(...)'s path and runtime."""
+        from model_navigator.runners.registry import make_runner
+
+        best = self.get_best(strategy, latency_budget_ms, batch_size, latency_percentile)
+        return make_runner(self._workdir, self.status, self.status.paths[best.path], best.runtime, self.source_model)
 
     def save(self, path: Union[str, Path], keep_workdir: bool = True, override: bool = False,
              save_data: bool = True) -> None:

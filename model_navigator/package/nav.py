@@ -10,7 +10,7 @@ from typing import Optional, Union
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
 from model_navigator.core.errors import UserInputError
-from model_navigator.core.logging import LOGGER, Progress, log_to_file
+from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.status import RuntimeResult
 from model_navigator.core.workspace import Workspace
 from model_navigator.package.descriptor import PackageDescriptor
@@ -58,6 +58,7 @@ def load(
     target_device: Optional[str] = None,
     *,
     verbose: bool = True,
+    debug: bool = False,
 ) -> PackageDescriptor:
     """Unpack a .nav package (validated before anything is written) and optionally re-test it.
 
@@ -65,6 +66,7 @@ def load(
     unless `override_workdir`. `retest_conversions` re-runs conversions from the exported
     artifacts and correctness against the saved outputs; `run_profiling` (None: only when a
     `profiler_config` is given) profiles again; `target_device` re-targets the runtimes.
+    `debug` also prints model_navigator's DEBUG logs (worker output included) on the terminal.
     """
     from model_navigator.api.common import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
@@ -94,8 +96,9 @@ def load(
     if config_profiler is not None:
         descriptor.status.config["profiler_config"] = config_profiler.to_dict()
     if retest_conversions or profile:
-        recheck(descriptor, retest=retest_conversions, profile=profile, has_data=bool(manifest.get("save_data", True)),
-                 verbose=verbose)
+        with debug_console(debug):
+            recheck(descriptor, retest=retest_conversions, profile=profile,
+                    has_data=bool(manifest.get("save_data", True)), verbose=verbose)
     descriptor.save_status()
     if verbose:
         from model_navigator.package.table import print_status_table
@@ -105,13 +108,14 @@ def load(
 
 
 def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[ProfilerConfig] = None,
-            *, verbose: bool = True) -> None:
-    """Profile every successful path again with `profiler_config` (no re-export)."""
+            *, verbose: bool = True, debug: bool = False) -> None:
+    """Profile every successful path again with `profiler_config` (no re-export); `debug` as in load."""
     from model_navigator.api.common import check_profiler_config
 
     config = check_profiler_config(profiler_config)
     package_descriptor.status.config["profiler_config"] = config.to_dict()
-    recheck(package_descriptor, retest=False, profile=True, has_data=True, verbose=verbose)
+    with debug_console(debug):
+        recheck(package_descriptor, retest=False, profile=True, has_data=True, verbose=verbose)
 
 
 def recheck(
@@ -126,7 +130,7 @@ def recheck(
 ) -> None:
     """Re-run conversions and correctness (retest) and profiling (profile) through the export
     pipeline, for every path or `only` one; `config` defaults to the one in status.yaml."""
-    from model_navigator.api.flow import profile_source
+    from model_navigator.api.flow import check_source_runtimes, profile_source
     from model_navigator.core.environment import gpu_present
     from model_navigator.paths.registry import paths_for
     from model_navigator.steps.executor import make_executor
@@ -148,7 +152,9 @@ def recheck(
             if profile and only is None and descriptor.source_model is not None:
                 source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
                 if source is not None:
+                    executor.wait_ready()
                     profile_source(descriptor, pipeline, source)
+                    check_source_runtimes(descriptor, pipeline, source, profile=True)  # torch.compile
             for spec in specs:
                 path = status.paths.get(spec.key)
                 if retest and reconvert and not spec.is_export:

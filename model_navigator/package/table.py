@@ -23,7 +23,8 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
             rows.append({
                 **base,
                 "runtime": runtime.value,
-                "correctness": "reference" if path.format in SOURCE_FORMATS else (corr.status.value if corr else None),
+                "correctness": "reference" if path.format in SOURCE_FORMATS and corr is None else (
+                    corr.status.value if corr else None),
                 "correctness_reason": corr.reason if corr else None,
                 "errors": {n: [e.max_abs_error, e.max_rel_error] for n, e in (corr.per_output if corr else {}).items()},
                 "performance": [
@@ -37,8 +38,11 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
     return rows
 
 
-def print_status_table(status: NavigatorStatus, console: Any = None) -> None:
-    """Render the rows as a rich table; skipped paths are listed under it with their reasons."""
+def print_status_table(status: NavigatorStatus, console: Any = None, best: Any = None) -> None:
+    """Render the rows as a rich table; skipped paths are listed under it with their reasons.
+
+    `best` (a model_navigator.selection.Selection) marks the winning path and runtime with a star
+    and explains the choice under the table."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -67,7 +71,8 @@ def print_status_table(status: NavigatorStatus, console: Any = None) -> None:
         p50 = "\n".join(f"{p['p50_ms']:.3f} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
         thr = "\n".join(f"{p['throughput']:.0f}" for p in perf)
         runtime = (row["runtime"] or "-").replace("ExecutionProvider", "")
-        table.add_row(escape(row["path"]), runtime, status_text, escape(errors) or "-", p50 or "-", thr or "-",
+        star = best is not None and row["path"] == best.path and row["runtime"] == best.runtime.value
+        table.add_row(escape(row["path"]) + (" [bold yellow]★[/]" if star else ""), runtime, status_text, escape(errors) or "-", p50 or "-", thr or "-",
                       "yes" if row["verified"] else "")
     out = console or default_console()
     out.print(table)
@@ -78,3 +83,8 @@ def print_status_table(status: NavigatorStatus, console: Any = None) -> None:
         out.print(f"[yellow]Skipped[/] {escape(', '.join(keys))}: {escape(reason)}")
     if any(not p["stable"] for row in status_rows(status) for p in row["performance"]):
         out.print("[dim]~ unstable measurement: the last windows differed more than stability_percentage[/]")
+    if best is not None:
+        out.print(f"[bold yellow]★[/] best: {escape(best.summary())}")
+        for rejection in best.rejected:
+            if rejection.runtime is not None:  # skipped and failed paths are listed above already
+                out.print(f"[dim]  {escape(str(rejection))}[/]")

@@ -23,6 +23,8 @@ class PathSpec:
     parent None means the path is exported from the user's model in the user's process; otherwise
     it is converted from the parent path's artifact by a stand-alone step (worker process).
     producer is "module:function"; it is imported only when the path runs.
+    availability, when set, is "module:function" called with the spec: it returns why the path
+    cannot run with what is installed (beyond a missing module or GPU), or None.
     """
 
     key: str
@@ -38,6 +40,7 @@ class PathSpec:
     requires_modules: Tuple[str, ...] = ()
     requires_gpu: bool = False
     extra: Optional[str] = None
+    availability: Optional[str] = None
 
     @property
     def is_export(self) -> bool:
@@ -62,6 +65,9 @@ class PathSpec:
             return f"needs a CUDA GPU; target_device is {device!r}"
         if not self.runtimes_for(device):
             return f"no runtime runs {self.format.value} on {device!r}"
+        if self.availability:
+            module_name, func_name = self.availability.split(":")
+            return getattr(importlib.import_module(module_name), func_name)(self)
         return None
 
 

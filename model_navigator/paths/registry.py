@@ -14,6 +14,14 @@ def paths_for(framework: Framework) -> Tuple[PathSpec, ...]:
         from model_navigator.paths.torch import torch_paths
 
         return torch_paths()
+    if framework == Framework.TENSORFLOW:
+        from model_navigator.paths.tensorflow import tensorflow_paths
+
+        return tensorflow_paths()
+    if framework == Framework.JAX:
+        from model_navigator.paths.jax import jax_paths
+
+        return jax_paths()
     raise UserInputError(f"No paths declared for framework {framework.value!r}.")
 
 

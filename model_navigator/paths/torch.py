@@ -26,6 +26,7 @@ def torch_paths() -> Tuple[PathSpec, ...]:
         PathSpec("torch-exportedprogram", Format.TORCH_EXPORTEDPROGRAM, "model.pt2",
                  "model_navigator.exporters.torch:export_exportedprogram"),
         PathSpec("onnx", Format.ONNX, "model.onnx", "model_navigator.exporters.torch:export_onnx",
+                 cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),  # OpenVINO when installed
                  gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT)),
     ]
     for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):

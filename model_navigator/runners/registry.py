@@ -12,7 +12,9 @@ from model_navigator.runners.base import NavigatorRunner
 
 
 def runtime_device(runtime: RuntimeProvider) -> str:
-    return "cpu" if runtime == RuntimeProvider.CPU else "cuda"
+    from model_navigator.core.enums import CPU_RUNTIMES
+
+    return "cpu" if runtime in CPU_RUNTIMES else "cuda"
 
 
 def make_runner(
@@ -33,14 +35,31 @@ def make_runner(
                 f"The source {path.format.value} model is not part of a workspace or package; its runner exists "
                 f"only in the process that called export()."
             )
+        if path.format == Format.TORCH and runtime == RuntimeProvider.TORCH_COMPILE:
+            from model_navigator.runners.torch import TorchCompileRunner
+
+            device = str(status.config.get("target_device") or "cpu")  # compiles for the model's device
+            return TorchCompileRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
         if path.format == Format.TORCH:
             from model_navigator.runners.torch import TorchSourceRunner
 
             return TorchSourceRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
+        if path.format == Format.TENSORFLOW:
+            from model_navigator.runners.tensorflow import TensorFlowSourceRunner
+
+            return TensorFlowSourceRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
+        if path.format == Format.JAX:
+            from model_navigator.runners.jax import JaxSourceRunner
+
+            return JaxSourceRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
         raise UserInputError(f"No source runner for {path.format.value} yet.")
     if path.model_path is None:
         raise UserInputError(f"Path {path.key!r} has no model ({path.status.value}): {path.reason or 'not exported'}.")
     model_path = Path(workdir) / path.model_path
+    if path.format == Format.ONNX and runtime == RuntimeProvider.OPENVINO:
+        from model_navigator.runners.openvino import OpenVINORunner
+
+        return OpenVINORunner(model_path, inputs, outputs, name=name)
     if path.format == Format.ONNX:
         from model_navigator.runners.onnx import OnnxRuntimeRunner
 
@@ -57,6 +76,10 @@ def make_runner(
         from model_navigator.runners.torch import TorchScriptRunner
 
         return TorchScriptRunner(model_path, inputs, outputs, device="cuda", keyword=keyword, name=name)
+    if path.format in (Format.TF_SAVEDMODEL, Format.TF_TRT):  # a TF-TRT artifact is a SavedModel too
+        from model_navigator.runners.tensorflow import TensorFlowSavedModelRunner
+
+        return TensorFlowSavedModelRunner(model_path, inputs, outputs, device=device, name=name)
     if path.format == Format.TENSORRT:
         from model_navigator.runners.tensorrt import TensorRTRunner
 

@@ -74,3 +74,38 @@ class TorchExportedProgramRunner(_TorchRunner):
 
         program = torch.export.load(str(self.model_path))
         self._module = program.module().to(self.device)
+
+
+class TorchCompileRunner(_TorchRunner):
+    """The user's nn.Module compiled with torch.compile (inductor by default), in the user's process.
+
+    Compilation is lazy: the first inference of each new input shape compiles (tens of seconds on
+    a CPU, which needs a C++ compiler); a failure to compile surfaces as that inference's error.
+    Runners of the same model share torch's compiled code, so re-activating does not recompile.
+    """
+
+    def __init__(self, model: Any, *args: Any, backend: str = "inductor", mode: Optional[str] = None,
+                 **kwargs: Any):
+        kwargs.setdefault("name", "torch-compile")
+        super().__init__(*args, **kwargs)
+        self.model = model
+        self.backend = backend
+        self.mode = mode
+
+    def _load(self) -> None:
+        import torch
+
+        self._error: Optional[BaseException] = None
+        self._module = torch.compile(self.model.eval(), backend=self.backend, mode=self.mode)
+
+    def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        # After a failed compilation torch may run later calls eagerly: that is not this runtime, so
+        # the first error sticks and every later inference raises it too.
+        if self._error is not None:
+            raise RuntimeError(f"torch.compile failed earlier: {type(self._error).__name__}: {self._error}") \
+                from self._error
+        try:
+            return super()._infer(feed_dict)
+        except Exception as e:
+            self._error = e
+            raise

@@ -113,12 +113,11 @@ def check_correctness(
     )
 
 
-def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
+def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspace, atol: Optional[float],
+                            rtol: Optional[float], batch_sizes: Optional[List[int]] = None) -> CorrectnessResult:
+    """Check an inactive runner on the workspace's correctness samples (what `run` does for a path;
+    also used in the user's process for runtimes that need the source model, e.g. torch.compile)."""
     start = time.perf_counter()
-    workspace = Workspace(base_dir / args.workdir)
-    status = NavigatorStatus.load(workspace.root)
-    path = status.paths[args.path]
-    runtime = RuntimeProvider(args.runtime)
     inputs = load_sample_dir(workspace.input_dir("correctness"))
     outputs = load_sample_dir(workspace.output_dir("correctness"))
     if not inputs or len(inputs) != len(outputs):
@@ -126,11 +125,20 @@ def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
             f"correctness samples missing or incomplete in {workspace.input_dir('correctness')} "
             f"(saved without data?); correctness cannot be checked"
         )
-    batch_sizes = args.batch_sizes if args.batch_sizes is not None else default_check_batch_sizes(status)
-    with make_runner(workspace.root, status, path, runtime) as runner:
+    batch_sizes = batch_sizes if batch_sizes is not None else default_check_batch_sizes(status)
+    with runner:
         result = check_correctness(
             runner, inputs, outputs, [m.name for m in status.outputs], status.config.get("batch_dim"),
-            batch_sizes, args.atol, args.rtol,
+            batch_sizes, atol, rtol,
         )
     result.duration_s = time.perf_counter() - start
-    return to_plain(result)
+    return result
+
+
+def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
+    workspace = Workspace(base_dir / args.workdir)
+    status = NavigatorStatus.load(workspace.root)
+    path = status.paths[args.path]
+    runtime = RuntimeProvider(args.runtime)
+    runner = make_runner(workspace.root, status, path, runtime)
+    return to_plain(correctness_with_runner(runner, status, workspace, args.atol, args.rtol, args.batch_sizes))

@@ -71,6 +71,11 @@ class RoutingExecutor:
             return self.local.run(step, argv, root, timeout_s)
         return self._worker_handle().run(step, argv, root, timeout_s)
 
+    def wait_ready(self) -> None:
+        """Wait for a starting worker, so measurements in this process are not disturbed by it."""
+        if self._worker is not None:
+            self._worker.wait_ready()
+
     def shutdown(self) -> None:
         if self._worker is not None:
             self._worker.shutdown()

@@ -31,21 +31,42 @@ Exporter = Callable[[PathSpec, Path], Dict[str, Any]]
 
 
 def requested(spec: PathSpec, config: ExportConfig) -> bool:
-    """Did the user ask for this path (its format, jit type and precision)?"""
+    """Did the user ask for this path (its format, jit type, precision, and flags such as JAX's
+    enable_xla / jit_compile when the config lists the values wanted)?"""
     if spec.format not in config.target_formats:
         return False
     if spec.jit_type is not None and spec.jit_type not in config.jit_options:
         return False
     if spec.precision is not None and spec.precision not in config.target_precisions:
         return False
+    for name, value in spec.flags:
+        wanted = getattr(config, name, None)
+        if isinstance(wanted, (tuple, list)) and value not in wanted:
+            return False
     return True
 
 
+def runtime_available(runtime: RuntimeProvider) -> bool:
+    """Is the Python module this runtime needs installed (OpenVINO: `openvino`)?"""
+    import importlib.util
+
+    from model_navigator.core.enums import RUNTIME_MODULES
+
+    module = RUNTIME_MODULES.get(runtime)
+    return module is None or importlib.util.find_spec(module[0]) is not None
+
+
 def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvider]:
+    """The path's runtimes on the target device that are installed here, restricted to
+    `config.runtimes` when it names any default runtime (opt-in runtimes such as TorchCompile add
+    to the defaults rather than restrict them)."""
+    from model_navigator.core.enums import OPT_IN_RUNTIMES
+
     runtimes = spec.runtimes_for(config.target_device)
-    if config.runtimes is not None:
-        runtimes = tuple(r for r in runtimes if r in config.runtimes)
-    return list(runtimes)
+    chosen = [r for r in (config.runtimes or ()) if r not in OPT_IN_RUNTIMES]
+    if chosen:
+        runtimes = tuple(r for r in runtimes if r in chosen)
+    return [r for r in runtimes if runtime_available(r)]
 
 
 def profile_summary(results: List[ProfilingResult]) -> str:

@@ -30,12 +30,14 @@ from model_navigator.core.logging import LOGGER
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
 PRELOAD = {
     # isolation 'auto': the worker runs foreign runtimes and converters only
-    "runtimes": ("numpy", "onnxruntime"),
+    "runtimes": ("numpy", "onnxruntime", "openvino"),  # openvino: only where installed
     # torch._export.serde: torch.export.load needs it and it costs ~1 s; imported while the user's
     # process exports, it is off the critical path.
-    "torch": ("numpy", "onnxruntime", "torch", "torch._export.serde.serialize"),
-    "tensorflow": ("numpy", "tensorflow", "onnxruntime"),
-    "jax": ("numpy", "tensorflow", "onnxruntime"),
+    "torch": ("numpy", "onnxruntime", "openvino", "torch", "torch._export.serde.serialize"),
+    "tensorflow": ("numpy", "onnxruntime", "openvino", "tensorflow", "tf2onnx"),  # isolation 'full'; openvino where installed
+    # isolation 'full' for JAX: the SavedModels run on TensorFlow (which runs jax2tf's XlaCallModule
+    # without jax), tf2onnx converts them; the worker never imports jax.
+    "jax": ("numpy", "onnxruntime", "openvino", "tensorflow", "tf2onnx"),
 }
 READY_TIMEOUT_S = 300.0
 TAIL_LINES = 30
@@ -115,6 +117,15 @@ class WorkerExecutor:
     def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> Dict[str, Any]:
         with self._lock:
             return self._run(step, argv, root, timeout_s)
+
+    def wait_ready(self) -> None:
+        """Block until the worker has imported its modules (so it no longer competes for the CPU)."""
+        with self._lock:
+            if self._proc is None or self._ready:
+                return
+            line = self._read_line(READY_TIMEOUT_S)
+            if line:
+                self._ready = True
 
     def _run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float]) -> Dict[str, Any]:
         if self._proc is None or self._proc.poll() is not None:
@@ -223,7 +234,12 @@ def worker_main(framework: str) -> int:
 
     for module in PRELOAD.get(framework, ("numpy",)):
         try:
-            importlib.import_module(module)
+            if module == "openvino":  # without its telemetry, which forks (see import_openvino)
+                from model_navigator.runners.openvino import import_openvino
+
+                import_openvino()
+            else:
+                importlib.import_module(module)
         except ImportError:
             pass
     from model_navigator.steps.base import run_step
