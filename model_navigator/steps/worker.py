@@ -116,7 +116,11 @@ class WorkerExecutor:
     # Executor interface ------------------------------------------------------------------------
     def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> Dict[str, Any]:
         with self._lock:
-            return self._run(step, argv, root, timeout_s)
+            try:
+                return self._run(step, argv, root, timeout_s)
+            except BaseException:  # Ctrl-C mid-step: the worker's state is unknown, never reuse it
+                self._kill()
+                raise
 
     def wait_ready(self) -> None:
         """Block until the worker has imported its modules (so it no longer competes for the CPU)."""
