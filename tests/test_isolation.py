@@ -190,3 +190,21 @@ def test_ctrl_c_stops_workers_and_leaves_a_readable_workspace(tmp_path):
     while leftovers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert leftovers() == []
+
+
+def test_long_step_reports_heartbeats(tmp_path, fault, monkeypatch):
+    """A step the worker is slow to answer is never a silent minute: heartbeats while waiting."""
+    from model_navigator.steps import worker as worker_module
+
+    desc = _export(tmp_path / "w", run_profiling=False)
+    fault("correctness:onnx:hang")
+    monkeypatch.setattr(worker_module, "HEARTBEAT_S", 0.5)
+    executor = worker_module.WorkerExecutor("runtimes")
+    beats = []
+    try:
+        result = executor.run("correctness", ["--workdir", ".", "--path", "onnx", "--runtime", "CPUExecutionProvider"],
+                              desc.workdir, timeout_s=3, heartbeat=beats.append)
+    finally:
+        executor.shutdown()
+    assert result["status"] == "failed" and "timed out after 3 s" in result["reason"]
+    assert len(beats) >= 3 and beats == sorted(beats)

@@ -100,6 +100,9 @@ class Pipeline:
         self.config = config
         self.specs = specs
         self.executor = executor
+        if hasattr(executor, "on_wait"):
+            executor.on_wait = lambda step, key, seconds: progress.line(
+                None, key, step, f"still running ({seconds:.0f} s)")
         self.progress = progress
         self.exporter = exporter
         self.export_reproduce = export_reproduce

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Deque, Dict, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, Optional, Sequence
 
 from model_navigator.core.logging import LOGGER
 
@@ -40,6 +40,7 @@ PRELOAD = {
     "jax": ("numpy", "onnxruntime", "openvino", "tensorflow", "tf2onnx"),
 }
 READY_TIMEOUT_S = 300.0
+HEARTBEAT_S = 20.0
 TAIL_LINES = 30
 
 
@@ -81,17 +82,24 @@ class WorkerExecutor:
             tail.append(line)
             LOGGER.debug("[worker %d] %s", proc.pid, line)
 
-    def _read_line(self, timeout_s: Optional[float]) -> Optional[bytes]:
-        """One line from the worker's protocol pipe; b"" at EOF (the worker died), None on timeout."""
+    def _read_line(self, timeout_s: Optional[float], heartbeat: Optional[Callable[[float], None]] = None
+                   ) -> Optional[bytes]:
+        """One line from the worker's protocol pipe; b"" at EOF (the worker died), None on timeout.
+        While waiting, `heartbeat(seconds)` is called every HEARTBEAT_S (never a silent minute)."""
         assert self._proc is not None and self._proc.stdout is not None
         fd = self._proc.stdout
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        start = time.monotonic()
+        deadline = None if timeout_s is None else start + timeout_s
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            readable, _, _ = select.select([fd], [], [], remaining)
-            if not readable:
+            wait = HEARTBEAT_S if remaining is None else min(remaining, HEARTBEAT_S)
+            readable, _, _ = select.select([fd], [], [], wait)
+            if readable:
+                return fd.readline()
+            if deadline is not None and time.monotonic() >= deadline:
                 return None
-            return fd.readline()
+            if heartbeat is not None:
+                heartbeat(time.monotonic() - start)
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -114,10 +122,11 @@ class WorkerExecutor:
         return {"status": "failed", "reason": reason}
 
     # Executor interface ------------------------------------------------------------------------
-    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> Dict[str, Any]:
+    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None,
+            heartbeat: Optional[Callable[[float], None]] = None) -> Dict[str, Any]:
         with self._lock:
             try:
-                return self._run(step, argv, root, timeout_s)
+                return self._run(step, argv, root, timeout_s, heartbeat)
             except BaseException:  # Ctrl-C mid-step: the worker's state is unknown, never reuse it
                 self._kill()
                 raise
@@ -131,7 +140,8 @@ class WorkerExecutor:
             if line:
                 self._ready = True
 
-    def _run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float]) -> Dict[str, Any]:
+    def _run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float],
+             heartbeat: Optional[Callable[[float], None]] = None) -> Dict[str, Any]:
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._start()
@@ -150,7 +160,7 @@ class WorkerExecutor:
             self._proc.stdin.flush()
         except BrokenPipeError:
             return self._crashed(step, "exited")
-        line = self._read_line(timeout_s)
+        line = self._read_line(timeout_s, heartbeat)
         if line is None:
             self._kill()
             return self._failure(step, f"timed out after {timeout_s:.0f} s (step_timeout_s) and was stopped")
