@@ -29,19 +29,20 @@ def test_torch_compile_adds_to_the_default_runtimes_instead_of_restricting_them(
     assert TC not in everything  # artifacts never run on it
 
 
-def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path, monkeypatch):
+def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path):
     """No working C++ compiler (the usual cause on a bare CPU machine): the runtime fails with
     inductor's own reason, profiling is skipped, every other path and runtime is unaffected."""
     import models
     import torch._dynamo
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-cxx-compiler",))
+    # torch's own config.patch restores the value (pytest's monkeypatch deletes it on torch's config proxy)
     torch._dynamo.reset()
     try:
-        package = nav.torch.export(models.linear_model(), models.linear_dataloader(batches=2), workdir=tmp_path / "w",
-                                   target_formats=("onnx",), runtimes=("TorchCompile",),
-                                   profiler_config=nav.ProfilerConfig(**LIGHT), verbose=False)
+        with inductor_config.patch({"cpp.cxx": ("no-such-cxx-compiler",)}):
+            package = nav.torch.export(models.linear_model(), models.linear_dataloader(batches=2),
+                                       workdir=tmp_path / "w", target_formats=("onnx",), runtimes=("TorchCompile",),
+                                       profiler_config=nav.ProfilerConfig(**LIGHT), verbose=False)
     finally:
         torch._dynamo.reset()
     source = package.status.paths["torch"]
