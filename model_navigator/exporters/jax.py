@@ -1,0 +1,263 @@
+"""Export producer that needs the user's JAX predict function and params: a TensorFlow SavedModel
+made with jax.experimental.jax2tf, one per requested (enable_xla, jit_compile) variant.
+
+- The params become tf.Variables (one per pytree leaf) held by the saved tf.Module, so the
+  SavedModel stores them once as variables instead of folding them into the graph as constants.
+- Shapes are polymorphic: the batch axis is the dimension variable `batch` in every input, and
+  other dynamic axes share a variable when their sizes agree in every saved sample (a sequence
+  axis of input_ids and attention_mask), so one SavedModel serves every batch and length.
+- `enable_xla=True` uses jax2tf's native serialization (the whole function as StableHLO in one
+  XlaCallModule op, lowered for CPU and CUDA where it can be); `enable_xla=False` its
+  non-native one (plain TensorFlow ops, which tf2onnx converts), which only jax <= 0.7.1 has.
+- `jit_compile` is tf.function's: True makes TensorFlow compile the whole function with XLA.
+- The SavedModel's one signature, `serving_default`, takes the export's input names and returns a
+  dict of the output names, exactly as the TensorFlow exporter's does, so the SavedModel runner,
+  tf2onnx and TF-TRT treat both alike.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from model_navigator.core.logging import LOGGER
+from model_navigator.exporters.jax_utils import (
+    JaxModel,
+    call_predict,
+    enable_xla_false_reason,
+    flatten_outputs,
+    import_jax,
+    import_jax2tf,
+    jax_version,
+    non_native_supported,
+)
+from model_navigator.exporters.tensorflow import SIGNATURE_KEY
+from model_navigator.exporters.tensorflow import write_export_reproduce as _tf_write_reproduce
+from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
+from model_navigator.paths.base import PathSpec
+
+# Native serialization lowers for these platforms when it can, so the SavedModel runs on both.
+SERIALIZATION_PLATFORMS = ("cpu", "cuda")
+BATCH_SYMBOL = "batch"
+
+
+@dataclass
+class JaxExportContext:
+    """What the jax2tf export needs: the function and params, and the signature's names and shapes."""
+
+    model: JaxModel
+    input_names: Tuple[str, ...]
+    input_shapes: Tuple[Tuple[Optional[int], ...], ...]  # None marks a dynamic axis
+    input_dtypes: Tuple[str, ...]
+    polymorphic_shapes: Tuple[Optional[str], ...]  # jax2tf's spec per input, e.g. "(batch, seq_1, 8)"
+    output_names: Tuple[str, ...]
+    keyword: bool
+
+
+def dimension_symbols(input_names: Sequence[str], shapes: Sequence[Tuple[Optional[int], ...]],
+                      batch_dim: Optional[int], samples: Sequence[Dict[str, np.ndarray]]) -> List[Optional[str]]:
+    """jax2tf polymorphic shape per input: the batch axis is `batch` everywhere; every other dynamic
+    axis gets a variable shared with the axes whose size matches it in every sample (otherwise
+    `x + mask` could not be traced: jax2tf must know both axes are equal)."""
+    groups: Dict[Tuple[int, ...], str] = {}
+    result: List[Optional[str]] = []
+    for name, shape in zip(input_names, shapes):
+        if all(d is not None for d in shape):
+            result.append(None)
+            continue
+        dims = []
+        for axis, size in enumerate(shape):
+            if size is not None:
+                dims.append(str(size))
+            elif axis == batch_dim:
+                dims.append(BATCH_SYMBOL)
+            else:
+                signature = tuple(int(s[name].shape[axis]) for s in samples if name in s and s[name].ndim > axis)
+                if not signature:  # no samples saved (save_data=False): nothing says two axes agree
+                    signature = (-1 - len(groups),)
+                symbol = groups.setdefault(signature, f"d{len(groups)}")
+                dims.append(symbol)
+        result.append("(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")")
+    return result
+
+
+def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -> Tuple[Any, Any, List[str]]:
+    """(tf.Module holding the params as variables, its concrete `serving_default` function, the
+    platforms the native serialization was lowered for: [] for non-native)."""
+    tf = import_tensorflow()
+    jax = import_jax()
+    jax2tf = import_jax2tf()
+    if not enable_xla and not non_native_supported():
+        raise RuntimeError(enable_xla_false_reason())
+
+    leaves, treedef = jax.tree_util.tree_flatten(ctx.model.params)
+    variables = [tf.Variable(np.asarray(leaf), trainable=False, name=f"param_{i}") for i, leaf in enumerate(leaves)]
+    model, names, keyword, output_names = ctx.model, ctx.input_names, ctx.keyword, ctx.output_names
+
+    def flat_predict(param_leaves, *inputs):
+        params = jax.tree_util.tree_unflatten(treedef, list(param_leaves))
+        tensors, _ = flatten_outputs(call_predict(model, inputs, names, keyword, params=params))
+        return tuple(tensors)
+
+    kwargs: Dict[str, Any] = {"polymorphic_shapes": [None, *ctx.polymorphic_shapes],
+                              # with_gradient=False would add PreventGradient ops, which tf2onnx cannot
+                              # convert; the gradient itself is not saved (experimental_custom_gradients).
+                              "with_gradient": True}
+    if non_native_supported():  # jax <= 0.7.1: the flags still choose the serialization
+        kwargs.update(enable_xla=enable_xla, native_serialization=enable_xla)
+    specs = [tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
+             for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes)]
+
+    def build(platforms: Optional[Sequence[str]]) -> Tuple[Any, Any]:
+        options = dict(kwargs)
+        if platforms:
+            options["native_serialization_platforms"] = tuple(platforms)
+        converted = jax2tf.convert(flat_predict, **options)
+
+        @tf.function(input_signature=specs, autograph=False, jit_compile=jit_compile)
+        def serve(*inputs):
+            outputs = converted(variables, *inputs)
+            if len(outputs) != len(output_names):
+                raise ValueError(f"the predict function returned {len(outputs)} outputs while converting, "
+                                 f"expected {len(output_names)} {output_names}")
+            return {name: tf.identity(t) for name, t in zip(output_names, outputs)}
+
+        return serve, serve.get_concrete_function()
+
+    native = enable_xla or not non_native_supported()
+    platforms: Optional[Sequence[str]] = SERIALIZATION_PLATFORMS if native else None
+    try:
+        serve, concrete = build(platforms)
+    except Exception as first:
+        if not platforms:
+            raise
+        # An op with no CUDA lowering here (a CPU-only custom call): lower for this machine only.
+        try:
+            serve, concrete = build(None)
+        except Exception:
+            raise first
+        LOGGER.warning("jax2tf could not lower for %s (%s: %s); lowered for this machine's platform only",
+                       "/".join(platforms), type(first).__name__, (str(first).splitlines() or [""])[0])
+        platforms = None
+    holder = tf.Module()
+    holder.params = variables
+    holder.serve = serve
+    return holder, concrete, (list(platforms or [jax.default_backend()]) if native else [])
+
+
+def export_savedmodel(ctx: JaxExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+    """jax2tf.convert + tf.function(jit_compile) + tf.saved_model.save with `serving_default`."""
+    tf = import_tensorflow()
+    flags = spec.flag_dict
+    enable_xla, jit_compile = bool(flags.get("enable_xla", True)), bool(flags.get("jit_compile", False))
+    out_path = Path(out_path)
+    if out_path.exists():
+        shutil.rmtree(out_path)
+    with tf_quiet("jax2tf"):
+        holder, concrete, platforms = serving_module(ctx, enable_xla, jit_compile)
+        ops = sorted({op.type for op in concrete.graph.get_operations()})
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        tf.saved_model.save(holder, str(out_path), signatures={SIGNATURE_KEY: concrete}, options=options)
+    native = "XlaCallModule" in ops
+    LOGGER.info("jax2tf SavedModel %s: enable_xla=%s jit_compile=%s native serialization=%s ops=%s",
+                spec.key, enable_xla, jit_compile, native, ops)
+    return {"signature": SIGNATURE_KEY, "jax_version": jax_version(), "native_serialization": native,
+            "serialization_platforms": platforms,
+            "polymorphic_shapes": dict(zip(ctx.input_names, [p or "static" for p in ctx.polymorphic_shapes]))}
+
+
+def variant_unavailable(spec: PathSpec) -> Optional[str]:
+    """PathSpec.availability hook: an enable_xla=False variant needs a jax whose jax2tf still has
+    non-native serialization; with a newer jax the path is skipped with the reason."""
+    if spec.flag_dict.get("enable_xla", True):
+        return None
+    return enable_xla_false_reason()
+
+
+def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExportContext:
+    """Rebuild the export context from status.yaml and the saved samples (the pipeline and
+    reproduce_export.py share it)."""
+    from model_navigator.core.samples import load_sample_dir
+
+    names = tuple(m.name for m in status.inputs)
+    shapes = tuple(tuple(None if d < 0 else int(d) for d in m.shape) for m in status.inputs)
+    batch_dim = status.config.get("batch_dim")
+    samples: List[Dict[str, np.ndarray]] = []
+    if any(d is None and axis != batch_dim for shape in shapes for axis, d in enumerate(shape)):
+        for sample_set in ("conversion", "correctness"):  # sizes of the dynamic axes, to pair them
+            samples += load_sample_dir(workspace.input_dir(sample_set))
+    return JaxExportContext(
+        model=model,
+        input_names=names,
+        input_shapes=shapes,
+        input_dtypes=tuple(m.dtype for m in status.inputs),
+        polymorphic_shapes=tuple(dimension_symbols(names, shapes, batch_dim, samples)),
+        output_names=tuple(m.name for m in status.outputs),
+        keyword=bool(status.config.get("forward_kw_names")),
+    )
+
+
+_EXPORT_TEMPLATE = '''#!/usr/bin/env python3
+"""Reproduce the export of path `{path}` (JAX -> SavedModel with jax2tf).
+
+Export needs your predict function and its params: implement get_model() and get_model_params()
+below, then run from the workspace root:
+    bash {path}/reproduce_export.sh
+"""
+import sys
+
+from model_navigator.exporters.jax import reproduce_export_main
+
+
+def get_model():
+    raise NotImplementedError(
+        "Please implement get_model() to return your JAX predict function (params as its last argument).")
+
+
+def get_model_params():
+    raise NotImplementedError("Please implement get_model_params() to return the params (model weights).")
+
+
+if __name__ == "__main__":
+    sys.exit(reproduce_export_main(get_model, get_model_params, sys.argv[1:]))
+'''
+
+
+def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
+    """Write <path>/reproduce_export.py (needs get_model() and get_model_params()) and its .sh."""
+    _tf_write_reproduce(workspace, spec)  # the same command line as TensorFlow's
+    folder = workspace.path_dir(spec.key)
+    (folder / "reproduce_export.py").write_text(_EXPORT_TEMPLATE.format(path=spec.key))
+    sh = folder / "reproduce_export.sh"
+    sh.write_text(sh.read_text().replace("implement get_model() in", "implement get_model() and get_model_params() in"))
+
+
+def reproduce_export_main(get_model: Any, get_model_params: Any, argv: List[str]) -> int:
+    """Entry of reproduce_export.py: export the path again with the recorded settings."""
+    import argparse
+
+    from model_navigator.core.enums import Framework
+    from model_navigator.core.status import NavigatorStatus
+    from model_navigator.core.workspace import Workspace
+    from model_navigator.exporters.jax_utils import params_argument
+    from model_navigator.paths.base import load_producer
+    from model_navigator.paths.registry import find_spec
+
+    parser = argparse.ArgumentParser(description="Reproduce a JAX (jax2tf) export of model-navigator.")
+    parser.add_argument("--workdir", default=".")
+    parser.add_argument("--path", required=True)
+    args = parser.parse_args(argv)
+    workspace = Workspace(args.workdir)
+    status = NavigatorStatus.load(workspace.root)
+    spec = find_spec(Framework.JAX, args.path)
+    predict = get_model()
+    model = JaxModel(predict, get_model_params(), params_argument(predict))
+    ctx = context_from_status(model, workspace, status)
+    out_path = workspace.path_dir(spec.key) / spec.artifact
+    load_producer(spec)(ctx, spec, out_path)
+    print(f"exported {workspace.relative(out_path)}")
+    return 0

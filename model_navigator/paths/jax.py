@@ -1,0 +1,61 @@
+"""JAX paths: one SavedModel per (enable_xla, jit_compile) variant, exported with jax2tf from the
+user's predict function and params, and the conversions that follow each (ONNX with tf2onnx,
+TF-TRT, TensorRT from the ONNX), as for TensorFlow.
+
+Folder names add the variant to TensorFlow's: `<tf path>-<xla|noxla>-<jit|nojit>`, e.g.
+`tf-savedmodel-xla-nojit` (enable_xla=True, jit_compile=False), `onnx-noxla-jit`,
+`tf-trt-fp16-xla-jit`, `trt-fp32-noxla-nojit`. Every path carries the flags
+(("enable_xla", ...), ("jit_compile", ...)), which PackageDescriptor.get_status / get_model /
+get_runner(enable_xla=..., jit_compile=...) select on.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+from model_navigator.core.enums import Format, RuntimeProvider, TensorRTPrecision
+from model_navigator.paths.base import PathSpec
+
+# (enable_xla, jit_compile), in the order the paths run.
+VARIANTS: Tuple[Tuple[bool, bool], ...] = ((True, False), (True, True), (False, False), (False, True))
+_PRECISIONS = (TensorRTPrecision.FP32, TensorRTPrecision.FP16)
+
+
+def variant_suffix(enable_xla: bool, jit_compile: bool) -> str:
+    return f"{'xla' if enable_xla else 'noxla'}-{'jit' if jit_compile else 'nojit'}"
+
+
+def path_key(base: str, enable_xla: bool, jit_compile: bool) -> str:
+    """Folder name of a JAX path: path_key('tf-savedmodel', True, False) == 'tf-savedmodel-xla-nojit'."""
+    return f"{base}-{variant_suffix(enable_xla, jit_compile)}"
+
+
+def jax_paths() -> Tuple[PathSpec, ...]:
+    """Every JAX path, parents before children."""
+    paths = []
+    for enable_xla, jit_compile in VARIANTS:
+        flags = (("enable_xla", enable_xla), ("jit_compile", jit_compile))
+        savedmodel = path_key("tf-savedmodel", enable_xla, jit_compile)
+        onnx = path_key("onnx", enable_xla, jit_compile)
+        paths.append(PathSpec(savedmodel, Format.TF_SAVEDMODEL, "model.savedmodel",
+                              "model_navigator.exporters.jax:export_savedmodel", flags=flags,
+                              requires_modules=("jax", "tensorflow"), extra="jax",
+                              availability="model_navigator.exporters.jax:variant_unavailable"))
+        paths.append(PathSpec(onnx, Format.ONNX, "model.onnx",
+                              "model_navigator.converters.tf2onnx:convert_savedmodel_to_onnx", parent=savedmodel,
+                              flags=flags, cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
+                              gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
+                              requires_modules=("tf2onnx", "onnx"), extra="jax"))
+        for precision in _PRECISIONS:
+            paths.append(PathSpec(path_key(f"tf-trt-{precision.value}", enable_xla, jit_compile), Format.TF_TRT,
+                                  "model.savedmodel", "model_navigator.converters.tf_trt:convert_savedmodel_to_tftrt",
+                                  parent=savedmodel, precision=precision, flags=flags, cpu_runtimes=(),
+                                  gpu_runtimes=(RuntimeProvider.CUDA,), requires_modules=("tensorflow",),
+                                  requires_gpu=True, extra="jax"))
+        for precision in _PRECISIONS:
+            paths.append(PathSpec(path_key(f"trt-{precision.value}", enable_xla, jit_compile), Format.TENSORRT,
+                                  "model.plan", "model_navigator.converters.tensorrt:convert_onnx_to_trt",
+                                  parent=onnx, precision=precision, flags=flags, cpu_runtimes=(),
+                                  gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
+                                  requires_gpu=True, extra="tensorrt"))
+    return tuple(paths)
