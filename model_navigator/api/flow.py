@@ -13,7 +13,12 @@ from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
 from model_navigator.core.environment import environment_info, git_info
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.samples import SampleSet, save_sample
-from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus, RuntimeResult
+from model_navigator.core.status import (
+    CorrectnessResult,
+    NavigatorStatus,
+    PathStatus,
+    RuntimeResult,
+)
 from model_navigator.core.tensor import TensorMetadata
 from model_navigator.core.workspace import SAMPLE_SETS, Workspace
 from model_navigator.paths.base import PathSpec

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from model_navigator.api.common import (
+    axes_and_metadata,
     check_formats,
     check_names,
     check_opset,
@@ -18,9 +19,7 @@ from model_navigator.api.common import (
     check_runtimes,
     check_target_device,
     check_tolerance,
-    check_trt_dynamic_axes,
     check_workdir,
-    normalize_dynamic_axes,
 )
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import (
@@ -34,9 +33,7 @@ from model_navigator.core.errors import ModelNavigatorError, UserInputError
 from model_navigator.core.samples import (
     SampleSet,
     collect_samples,
-    infer_metadata,
     select_samples,
-    varying_axes,
 )
 from model_navigator.exporters.tensorflow_utils import (
     call_model,
@@ -280,25 +277,8 @@ def export(
     needed = sorted({i for idx in selected.values() for i in idx})
     outputs, final_out_names = run_source_model(model, sample_set, needed, device, out_names)
 
-    input_ranks = {n: sample_set.samples[0][n].ndim for n in sample_set.input_names}
-    output_ranks = {n: outputs[needed[0]][n].ndim for n in final_out_names}
-    overlap = set(input_ranks) & set(output_ranks)
-    if overlap:
-        raise UserInputError(f"Input and output names overlap: {sorted(overlap)}; give distinct `output_names`.")
-    user_axes = normalize_dynamic_axes(dynamic_axes, {**input_ranks, **output_ranks})
-    trt_axes = check_trt_dynamic_axes(trt_dynamic_axes, input_ranks)
-    axes: Dict[str, List[int]] = {}
-    all_out = [outputs[i] for i in needed]
-    for name in sample_set.input_names:
-        auto = varying_axes(sample_set.samples, name)
-        axes[name] = sorted(set(user_axes.get(name, auto) + ([batch_dim] if batch_dim is not None else [])))
-    for name in final_out_names:
-        auto = varying_axes(all_out, name)
-        batch_axes = [batch_dim] if batch_dim is not None and output_ranks[name] > batch_dim else []
-        axes[name] = sorted(set(user_axes.get(name, auto) + batch_axes))
-    axes = {k: v for k, v in axes.items() if v}
-    inputs_meta = infer_metadata(sample_set.samples, sample_set.input_names, batch_dim, axes)
-    outputs_meta = infer_metadata(all_out, final_out_names, batch_dim, axes)
+    axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
+        sample_set, outputs, final_out_names, dynamic_axes, trt_dynamic_axes)
 
     config = ExportConfig(
         framework=Framework.TENSORFLOW,

@@ -103,7 +103,13 @@ def convert_onnx_to_trt(workspace: Any, status: NavigatorStatus, config: ExportC
                         parent_path: Path, out_path: Path) -> Dict[str, Any]:
     """Build and save the TensorRT engine; returns the flags recorded in status."""
     import tensorrt as trt
-    from polygraphy.backend.trt import CreateConfig, Profile, engine_from_network, network_from_onnx_path, save_engine
+    from polygraphy.backend.trt import (
+        CreateConfig,
+        Profile,
+        engine_from_network,
+        network_from_onnx_path,
+        save_engine,
+    )
 
     samples = load_sample_dir(workspace.input_dir("conversion"))
     shapes = profile_shapes({m.name: [s[m.name].shape for s in samples] for m in status.inputs},

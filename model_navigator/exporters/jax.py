@@ -36,7 +36,9 @@ from model_navigator.exporters.jax_utils import (
     non_native_supported,
 )
 from model_navigator.exporters.tensorflow import SIGNATURE_KEY
-from model_navigator.exporters.tensorflow import write_export_reproduce as _tf_write_reproduce
+from model_navigator.exporters.tensorflow import (
+    write_export_reproduce as _tf_write_reproduce,
+)
 from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
 from model_navigator.paths.base import PathSpec
 

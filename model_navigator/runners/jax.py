@@ -10,7 +10,13 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.exporters.jax_utils import JaxModel, call_predict, flatten_outputs, import_jax, jax_device
+from model_navigator.exporters.jax_utils import (
+    JaxModel,
+    call_predict,
+    flatten_outputs,
+    import_jax,
+    jax_device,
+)
 from model_navigator.runners.base import NavigatorRunner
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
-from model_navigator.contrib.huggingface.wrapper import ModelOutputWrapper, model_input_names, torch
+from model_navigator.contrib.huggingface.wrapper import (
+    ModelOutputWrapper,
+    model_input_names,
+    torch,
+)
 from model_navigator.core.errors import UserInputError
 
 BATCH_AXIS = "batch"
