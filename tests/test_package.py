@@ -179,3 +179,42 @@ def test_newer_format_is_refused(tmp_path):
     (workdir / "status.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(nav.PackageError, match="newer"):
         NavigatorStatus.load(workdir)
+
+
+def test_crafted_path_keys_and_model_paths_are_refused(tmp_path):
+    """A status.yaml must never steer reads or writes outside the workspace."""
+    for key, model_path in (("../../evil", None), ("onnx", "/etc/passwd"), ("onnx", "../../outside/model.onnx")):
+        workdir = tmp_path / f"w{abs(hash((key, model_path)))}"
+        NavigatorStatus(model_name="m", framework="torch").save(workdir)
+        data = yaml.safe_load((workdir / "status.yaml").read_text())
+        data["paths"] = {key: {"key": key, "format": "onnx", "status": "ok", "model_path": model_path}}
+        (workdir / "status.yaml").write_text(yaml.safe_dump(data))
+        with pytest.raises(nav.PackageError, match="outside the workspace|plain folder name"):
+            NavigatorStatus.load(workdir)
+
+
+def test_load_validates_before_deleting_an_existing_workdir(tmp_path):
+    target = tmp_path / "existing"
+    target.mkdir()
+    (target / "mine.txt").write_text("user data")
+    broken = tmp_path / "broken.nav"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(nav.PackageError):
+        nav.load(broken, workdir=target, override_workdir=True, verbose=False)
+    assert (target / "mine.txt").read_text() == "user data"
+    with pytest.raises(nav.UserInputError, match="holds the package"):
+        nav.load(broken, workdir=tmp_path, override_workdir=True, verbose=False)
+    assert broken.exists()
+
+
+def test_save_refuses_to_delete_a_workspace_holding_the_package(exported):
+    _, desc, _ = exported
+    inside = desc.workdir / "inside.nav"
+    with pytest.raises(nav.UserInputError, match="inside the workspace"):
+        nav.save(desc, inside, keep_workdir=False)
+    assert desc.workdir.is_dir() and not inside.exists()
+
+
+def test_status_yaml_is_readable_by_others(exported):
+    _, desc, _ = exported
+    assert (desc.workdir / "status.yaml").stat().st_mode & 0o044

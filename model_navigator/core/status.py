@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional
 
 from model_navigator.core.enums import (
@@ -135,9 +136,12 @@ class NavigatorStatus:
             )
         data = upgrade_status(dict(data))
         try:
-            return from_plain(cls, data)
+            status = from_plain(cls, data)
         except (TypeError, ValueError, KeyError) as e:
             raise PackageError(f"{STATUS_FILE} is malformed: {e}") from e
+        for key, path in status.paths.items():
+            check_path_names(key, path)
+        return status
 
     @classmethod
     def load(cls, workdir: Path) -> "NavigatorStatus":
@@ -149,6 +153,22 @@ class NavigatorStatus:
         except Exception as e:  # yaml.YAMLError and decode errors
             raise PackageError(f"{path} is not safe, plain YAML: {str(e).splitlines()[0]}") from e
         return cls.from_dict(data)
+
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_path_names(key: str, path: PathStatus) -> None:
+    """A path key is a plain folder name and its model_path stays inside the workspace: a crafted
+    status.yaml must never make us read or write outside it."""
+    if not isinstance(key, str) or not _KEY.match(key) or key in (".", "..") or path.key != key:
+        raise PackageError(f"{STATUS_FILE}: path key {key!r} is not a plain folder name (or differs from its `key`).")
+    model_path = path.model_path
+    if model_path is not None:
+        parts = PurePosixPath(model_path).parts
+        if (not model_path or model_path.startswith(("/", "\\")) or "\\" in model_path or ".." in parts
+                or re.match(r"^[A-Za-z]:", model_path)):
+            raise PackageError(f"{STATUS_FILE}: path {key!r} has model_path {model_path!r} outside the workspace.")
 
 
 def upgrade_status(data: Dict[str, Any]) -> Dict[str, Any]:

@@ -33,7 +33,12 @@ def save(
 
     if not isinstance(package_descriptor, PackageDescriptor):
         raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
-    target = Path(path)
+    target = Path(path).absolute()
+    if not keep_workdir and target.is_relative_to(package_descriptor.workdir):
+        raise UserInputError(
+            f"`path` {str(target)!r} lies inside the workspace, which keep_workdir=False would delete with the "
+            f"package in it; save the package outside {str(package_descriptor.workdir)!r}."
+        )
     if target.suffix != ".nav":
         LOGGER.warning("package path %s does not end in .nav", target)
     package_descriptor.save_status()
@@ -70,21 +75,29 @@ def load(
     """
     from model_navigator.api.common import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
-    from model_navigator.package.archive import extract_archive, read_manifest
+    from model_navigator.package.archive import extract_archive, read_manifest, validate_archive
 
-    package = Path(path)
+    package = Path(path).absolute()
     if not package.is_file():
         raise UserInputError(f"`path` {str(package)!r} is not a file; give the path of a .nav package.")
-    root = Path(workdir) if workdir is not None else _default_workdir(package)
+    root = (Path(workdir) if workdir is not None else _default_workdir(package)).absolute()
+    # Everything is checked before anything is deleted or written.
+    config_profiler = check_profiler_config(profiler_config) if profiler_config is not None else None
+    device = check_target_device(target_device, gpu_present()) if target_device is not None else None
     if root.exists():
         if not override_workdir:
             raise UserInputError(
                 f"`workdir` {str(root)!r} already exists and was left untouched; pass override_workdir=True "
                 f"to replace it, or give another `workdir`."
             )
+        if package.is_relative_to(root) or Path.cwd().absolute().is_relative_to(root):
+            raise UserInputError(
+                f"`workdir` {str(root)!r} holds the package or the current folder; override_workdir would delete "
+                f"it: give another `workdir`."
+            )
+    validate_archive(package)
+    if root.exists():
         shutil.rmtree(root)
-    config_profiler = check_profiler_config(profiler_config) if profiler_config is not None else None
-    device = check_target_device(target_device, gpu_present()) if target_device is not None else None
     start = time.perf_counter()
     extract_archive(package, root)
     manifest = read_manifest(package)
@@ -149,10 +162,12 @@ def recheck(
         try:
             pipeline = Pipeline(workspace, status, config, specs, executor, progress,
                                 gpu_present=config.target_device != "cpu" or gpu_present())
+            pipeline.save()  # the steps read status.yaml: a re-targeted device must be on disk first
+            if profile:
+                executor.wait_ready()  # measure only once the worker no longer competes for the CPU
             if profile and only is None and descriptor.source_model is not None:
                 source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
                 if source is not None:
-                    executor.wait_ready()
                     profile_source(descriptor, pipeline, source)
                     check_source_runtimes(descriptor, pipeline, source, profile=True)  # torch.compile
             for spec in specs:

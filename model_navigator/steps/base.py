@@ -48,7 +48,10 @@ def short_reason(error: BaseException) -> str:
 def run_step(step: str, argv: Sequence[str], base_dir: Optional[Path] = None) -> Dict[str, Any]:
     """Run a step's logic on argv; exceptions become a failed result carrying the root cause."""
     module = importlib.import_module(STEP_MODULES[step])
-    args = module.build_parser().parse_args(list(argv))
+    try:
+        args = module.build_parser().parse_args(list(argv))
+    except SystemExit as e:  # argparse must never end the user's process
+        return {"status": "failed", "reason": f"bad step arguments {list(argv)} (argparse exit {e.code})"}
     try:
         return module.run(args, Path(base_dir) if base_dir else Path.cwd())
     except Exception as e:  # the step's own failure is its result

@@ -50,7 +50,9 @@ def compare_outputs(
             if atol is not None:
                 mismatch &= absdiff > atol
             if rtol is not None:
-                mismatch &= reldiff > rtol
+                # where the reference is 0 any difference is infinitely relative: it fails rtol
+                strict_rel = np.where((absref == 0) & (absdiff > 0), np.inf, reldiff)
+                mismatch &= strict_rel > rtol
             if mismatch.any():
                 failure = (
                     f"output {name!r} differs {context}: max abs error {max_abs:.3g}, max rel error {max_rel:.3g} "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from model_navigator.core.config import ExportConfig
+from model_navigator.core.serialization import to_plain
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.core.workspace import Workspace
 from model_navigator.paths.base import load_producer
@@ -35,6 +36,6 @@ def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
     return {
         "status": "ok",
         "model_path": workspace.relative(out_path),
-        "flags": flags,
+        "flags": to_plain(flags),
         "duration_s": time.perf_counter() - start,
     }

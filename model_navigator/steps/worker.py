@@ -67,7 +67,8 @@ class WorkerExecutor:
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "model_navigator.steps.worker", self.framework],
-            cwd=self.root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=package_root, env=env,  # requests carry absolute paths; the caller's cwd may vanish
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
         )
         self._ready = False
@@ -263,7 +264,11 @@ def worker_main(framework: str) -> int:
         request = json.loads(line)
         _inject_fault(request["step"], request["argv"])
         result = run_step(request["step"], request["argv"], base_dir=Path(request["base_dir"]))
-        protocol.write(json.dumps(result) + "\n")
+        try:
+            line = json.dumps(result)
+        except (TypeError, ValueError) as e:
+            line = json.dumps({"status": "failed", "reason": f"step result is not JSON: {e}"})
+        protocol.write(line + "\n")
     return 0
 
 
