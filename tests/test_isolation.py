@@ -173,7 +173,8 @@ def test_ctrl_c_stops_workers_and_leaves_a_readable_workspace(tmp_path):
     status = NavigatorStatus.load(workdir)
     assert status.paths["torchscript-trace"].runtimes[nav.RuntimeProvider.CPU].performance.status.value == "ok"
     onnx = status.paths["onnx"]
-    assert nav.RuntimeProvider.CPU not in onnx.runtimes or onnx.runtimes[nav.RuntimeProvider.CPU].correctness is None
+    in_flight = onnx.runtimes[nav.RuntimeProvider.CPU].correctness
+    assert in_flight.status.value == "not_run" and "interrupted" in in_flight.reason
     # no worker left behind (the hanging one carries FAULT_ENV in its environment)
     def leftovers():
         found = subprocess.run(["pgrep", "-f", "model_navigator.steps.worker"], capture_output=True, text=True)

@@ -110,6 +110,11 @@ def run_export(
                 for path in status.paths.values():
                     if path.status == StepStatus.NOT_RUN:
                         path.reason = "interrupted (Ctrl-C)"
+                    for result in path.runtimes.values():  # the step in flight when Ctrl-C came
+                        if result.correctness is None and path.format not in (Format.TORCH, Format.TENSORFLOW,
+                                                                              Format.JAX):
+                            result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN,
+                                                                   reason="interrupted (Ctrl-C)")
                 status.save(workspace.root)
                 progress.note("Interrupted: status.yaml holds the steps finished so far.")
                 raise

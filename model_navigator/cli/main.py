@@ -296,6 +296,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                              f"cannot be checked.")
     from model_navigator.package.nav import recheck
 
+    descriptor.status.config = config.to_dict()  # the steps read status.yaml: config.yaml is what runs
     recheck(descriptor, retest=True, profile=False, has_data=True, verbose=True, config=config, only=key,
             reconvert=not args.correctness_only)
     path = descriptor.status.paths[key]

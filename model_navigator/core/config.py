@@ -124,6 +124,9 @@ class ExportConfig:
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ExportConfig":
         data = dict(data)
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserInputError(f"export configuration has unknown options {unknown}.")
         if isinstance(data.get("isolation"), bool):  # written before isolation modes existed
             data["isolation"] = "full" if data["isolation"] else "off"
         return from_plain(cls, data)

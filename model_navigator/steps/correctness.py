@@ -97,7 +97,7 @@ def check_correctness(
                 message = e if isinstance(e, OutputMismatch) else short_reason(e)
                 raise BatchSizeError(
                     f"fails at batch size {batch}{works}: {message}. The export is likely specialised to the "
-                    f"batch size it was made with (exports trace a batch of {EXPORT_BATCH_SIZE}); mark the batch "
+                    f"batch size it was made with (exports are made from a batch of {EXPORT_BATCH_SIZE}); mark the batch "
                     f"axis dynamic or avoid shape-dependent Python code in forward()."
                 ) from e
             failure = failure or reason
