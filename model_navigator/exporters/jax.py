@@ -36,9 +36,6 @@ from model_navigator.exporters.jax_utils import (
     non_native_supported,
 )
 from model_navigator.exporters.tensorflow import SIGNATURE_KEY
-from model_navigator.exporters.tensorflow import (
-    write_export_reproduce as _tf_write_reproduce,
-)
 from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
 from model_navigator.paths.base import PathSpec
 
@@ -231,11 +228,11 @@ if __name__ == "__main__":
 
 def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
     """Write <path>/reproduce_export.py (needs get_model() and get_model_params()) and its .sh."""
-    _tf_write_reproduce(workspace, spec)  # the same command line as TensorFlow's
-    folder = workspace.path_dir(spec.key)
-    (folder / "reproduce_export.py").write_text(_EXPORT_TEMPLATE.format(path=spec.key))
-    sh = folder / "reproduce_export.sh"
-    sh.write_text(sh.read_text().replace("implement get_model() in", "implement get_model() and get_model_params() in"))
+    from model_navigator.steps.base import write_reproduce
+
+    write_reproduce(workspace.root, spec.key, "export", ["--workdir", ".", "--path", spec.key],
+                    py_text=_EXPORT_TEMPLATE.format(path=spec.key),
+                    note=f"Implement get_model() and get_model_params() in {spec.key}/reproduce_export.py first.")
 
 
 def reproduce_export_main(get_model: Any, get_model_params: Any, argv: List[str]) -> int:

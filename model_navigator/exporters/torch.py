@@ -143,18 +143,11 @@ if __name__ == "__main__":
 
 def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
     """Write <path>/reproduce_export.py (needs only get_model()) and its .sh."""
-    import shlex
-    import sys
+    from model_navigator.steps.base import write_reproduce
 
-    folder = workspace.path_dir(spec.key)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "reproduce_export.py").write_text(_EXPORT_TEMPLATE.format(path=spec.key))
-    command = " ".join(shlex.quote(a) for a in [sys.executable, f"{spec.key}/reproduce_export.py", "--workdir", ".",
-                                               "--path", spec.key])
-    sh = folder / "reproduce_export.sh"
-    sh.write_text("#!/usr/bin/env bash\n# Reproduce the export; implement get_model() in reproduce_export.py first.\n"
-                  f"set -euo pipefail\n{command}\n")
-    sh.chmod(0o755)
+    write_reproduce(workspace.root, spec.key, "export", ["--workdir", ".", "--path", spec.key],
+                    py_text=_EXPORT_TEMPLATE.format(path=spec.key),
+                    note=f"Implement get_model() in {spec.key}/reproduce_export.py first.")
 
 
 def reproduce_export_main(get_model: Any, argv: List[str]) -> int:

@@ -75,7 +75,11 @@ def load(
     """
     from model_navigator.api.common import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
-    from model_navigator.package.archive import extract_archive, read_manifest, validate_archive
+    from model_navigator.package.archive import (
+        extract_archive,
+        read_manifest,
+        validate_archive,
+    )
 
     package = Path(path).absolute()
     if not package.is_file():

@@ -89,17 +89,22 @@ if __name__ == "__main__":
 '''
 
 
-def write_reproduce(root: Path, path_key: str, step: str, argv: List[str]) -> Path:
-    """Write <path>/reproduce_<step>.py and .sh (the exact command line, run from the workspace root)."""
+def write_reproduce(root: Path, path_key: str, step: str, argv: List[str], py_text: Optional[str] = None,
+                    note: Optional[str] = None) -> Path:
+    """Write <path>/reproduce_<step>.py and .sh (the exact command line, run from the workspace root).
+
+    `py_text` replaces the stand-alone step script (export scripts need the user's get_model());
+    `note` is a line for the .sh saying what to do first."""
     folder = Path(root) / path_key
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"reproduce_{step}.py").write_text(_PY_TEMPLATE.format(step=step, path=path_key))
+    (folder / f"reproduce_{step}.py").write_text(py_text or _PY_TEMPLATE.format(step=step, path=path_key))
     command = " ".join(shlex.quote(a) for a in [sys.executable, f"{path_key}/reproduce_{step}.py", *argv])
     sh = folder / f"reproduce_{step}.sh"
     sh.write_text(
         "#!/usr/bin/env bash\n"
         f"# Reproduce the {step} step of path {path_key}; run from the workspace root.\n"
-        "set -euo pipefail\n"
+        + (f"# {note}\n" if note else "")
+        + "set -euo pipefail\n"
         f"{command}\n"
     )
     sh.chmod(0o755)
