@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
-from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
+from model_navigator.core.enums import SOURCE_FORMATS
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.status import RuntimeResult
@@ -185,14 +185,7 @@ def recheck(
                 if path is None or not path.ok:
                     continue
                 for runtime in selected_runtimes(spec, config):
-                    result = path.runtimes.setdefault(runtime, RuntimeResult())
-                    if retest:
-                        result.correctness = pipeline.run_correctness(path, runtime)
-                        pipeline.save()
-                    if profile:
-                        if result.correctness is not None and result.correctness.status != StepStatus.OK:
-                            continue
-                        result.performance = pipeline.run_profiling(path, runtime, config.profiler_config)
-                        pipeline.save()
+                    if retest or profile:
+                        pipeline.check_and_profile(path, runtime, profile=profile, check=retest)
         finally:
             executor.close()

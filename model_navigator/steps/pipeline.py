@@ -203,13 +203,16 @@ class Pipeline:
         detail = "ok" if path.ok else (path.reason or "failed")
         self.progress.line(path.ok, spec.key, step, detail, path.duration_s)
 
-    def check_and_profile(self, path: PathStatus, runtime: RuntimeProvider, profile: bool) -> None:
-        """Correctness, then (when it passed) profiling, of one path on one runtime."""
+    def check_and_profile(self, path: PathStatus, runtime: RuntimeProvider, profile: bool,
+                          check: bool = True) -> None:
+        """Correctness (unless `check` is False: keep the recorded one), then, when it passed (or
+        none is recorded), profiling of one path on one runtime."""
         result = path.runtimes.setdefault(runtime, RuntimeResult())
-        result.correctness = self.run_correctness(path, runtime)
-        self.save()
+        if check:
+            result.correctness = self.run_correctness(path, runtime)
+            self.save()
         if profile:
-            if result.correctness.status == StepStatus.OK:
+            if result.correctness is None or result.correctness.status == StepStatus.OK:
                 result.performance = self.run_profiling(path, runtime, self.config.profiler_config)
             else:
                 result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason="correctness failed")
