@@ -57,3 +57,28 @@ def to_numpy(value: Any) -> np.ndarray:
     if root in ("tensorflow", "tf_keras", "keras"):
         return np.asarray(value.numpy())
     return np.asarray(value)
+
+
+def flatten_outputs(value: Any) -> Tuple[List[Any], List[str]]:
+    """Flatten a model's output (tensor, tuple/list, dict, nested) into tensors and default names
+    (dict keys, else output__N); shared by every framework."""
+    tensors: List[Any] = []
+    names: List[str] = []
+
+    def walk(v: Any, name: str) -> None:
+        if isinstance(v, dict):
+            for k, item in v.items():
+                walk(item, f"{name}.{k}" if name else str(k))
+        elif isinstance(v, (list, tuple)):
+            for i, item in enumerate(v):
+                walk(item, f"{name}.{i}" if name else f"output__{i}")
+        elif hasattr(v, "shape") and hasattr(v, "dtype"):
+            tensors.append(v)
+            names.append(name or "output__0")
+        elif v is None:
+            return
+        else:
+            raise TypeError(f"model output {name or 'output'!r} is {type(v).__name__}, not a tensor")
+
+    walk(value, "")
+    return tensors, names

@@ -113,23 +113,8 @@ def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
 
 def reproduce_export_main(get_model: Any, argv: List[str]) -> int:
     """Entry of reproduce_export.py: export the path again from get_model() with the recorded settings."""
-    import argparse
-
     from model_navigator.core.enums import Framework
-    from model_navigator.core.status import NavigatorStatus
-    from model_navigator.core.workspace import Workspace
-    from model_navigator.paths.base import load_producer
-    from model_navigator.paths.registry import find_spec
+    from model_navigator.exporters.reproduce import run_reproduce_export
 
-    parser = argparse.ArgumentParser(description="Reproduce a TensorFlow export of model-navigator.")
-    parser.add_argument("--workdir", default=".")
-    parser.add_argument("--path", required=True)
-    args = parser.parse_args(argv)
-    workspace = Workspace(args.workdir)
-    status = NavigatorStatus.load(workspace.root)
-    spec = find_spec(Framework.TENSORFLOW, args.path)
-    ctx = context_from_status(get_model(), workspace, status)
-    out_path = workspace.path_dir(spec.key) / spec.artifact
-    load_producer(spec)(ctx, spec, out_path)
-    print(f"exported {workspace.relative(out_path)}")
-    return 0
+    return run_reproduce_export(Framework.TENSORFLOW, lambda workspace, status: context_from_status(get_model(), workspace,
+                                                                                            status), argv)

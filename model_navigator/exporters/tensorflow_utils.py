@@ -19,12 +19,13 @@ import sys
 import tempfile
 import threading
 import warnings
-from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from model_navigator.core.errors import FrameworkMissingError, UserInputError
 from model_navigator.core.logging import LOGGER
+from model_navigator.core.tensor import flatten_outputs  # noqa: F401  (shared by every framework)
 
 # Loggers TensorFlow, Keras and tf2onnx write through (each with its own stderr handler).
 NOISY_LOGGERS = ("tensorflow", "absl", "keras", "tf2onnx", "h5py")
@@ -222,31 +223,6 @@ def call_model(model: Any, inputs: Sequence[Any], names: Sequence[str], keyword:
     if keyword:
         return fn(**dict(zip(names, inputs)))
     return fn(*inputs)
-
-
-def flatten_outputs(value: Any) -> Tuple[List[Any], List[str]]:
-    """Flatten a model's output (tensor, tuple/list, dict, nested) into tensors and default names
-    (dict keys, else output__N)."""
-    tensors: List[Any] = []
-    names: List[str] = []
-
-    def walk(v: Any, name: str) -> None:
-        if isinstance(v, dict):
-            for k, item in v.items():
-                walk(item, f"{name}.{k}" if name else str(k))
-        elif isinstance(v, (list, tuple)):
-            for i, item in enumerate(v):
-                walk(item, f"{name}.{i}" if name else f"output__{i}")
-        elif hasattr(v, "shape") and hasattr(v, "dtype"):
-            tensors.append(v)
-            names.append(name or "output__0")
-        elif v is None:
-            return
-        else:
-            raise TypeError(f"model output {name or 'output'!r} is {type(v).__name__}, not a tensor")
-
-    walk(value, "")
-    return tensors, names
 
 
 def to_tf_inputs(sample: Dict[str, np.ndarray], names: Sequence[str]) -> List[Any]:

@@ -1,0 +1,29 @@
+"""The entry of every reproduce_export.py: rebuild the export context from status.yaml and run
+the path's producer again (the user supplies the model in the script)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable, List
+
+from model_navigator.core.enums import Framework
+
+
+def run_reproduce_export(framework: Framework, make_context: Callable[[Any, Any], Any], argv: List[str]) -> int:
+    """Parse --workdir/--path, then call the path's producer with make_context(workspace, status)."""
+    from model_navigator.core.status import NavigatorStatus
+    from model_navigator.core.workspace import Workspace
+    from model_navigator.paths.base import load_producer
+    from model_navigator.paths.registry import find_spec
+
+    parser = argparse.ArgumentParser(description=f"Reproduce a {framework.value} export of model-navigator.")
+    parser.add_argument("--workdir", default=".")
+    parser.add_argument("--path", required=True)
+    args = parser.parse_args(argv)
+    workspace = Workspace(args.workdir)
+    status = NavigatorStatus.load(workspace.root)
+    spec = find_spec(framework, args.path)
+    out_path = workspace.path_dir(spec.key) / spec.artifact
+    load_producer(spec)(make_context(workspace, status), spec, out_path)
+    print(f"exported {workspace.relative(out_path)}")
+    return 0
