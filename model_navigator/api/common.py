@@ -219,3 +219,16 @@ def axes_and_metadata(
     inputs_meta = infer_metadata(sample_set.samples, sample_set.input_names, batch_dim, axes)
     outputs_meta = infer_metadata(all_out, list(output_names), batch_dim, axes)
     return axes, trt_axes, inputs_meta, outputs_meta
+
+
+def sample_config_fields(sample_set: Any, output_names: Sequence[str], axes: Dict[str, List[int]],
+                         trt_axes: Optional[Dict[str, Dict[int, List[int]]]]) -> Dict[str, Any]:
+    """The ExportConfig fields every framework derives from the samples and the source outputs."""
+    return {
+        "input_names": tuple(sample_set.input_names),
+        "output_names": tuple(output_names),
+        "dynamic_axes": axes,
+        "trt_dynamic_axes": trt_axes,
+        "batch_dim": sample_set.batch_dim,
+        "forward_kw_names": tuple(sample_set.input_names) if sample_set.keyword else None,
+    }

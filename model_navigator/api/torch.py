@@ -19,6 +19,7 @@ from model_navigator.api.common import (
     check_target_device,
     check_tolerance,
     check_workdir,
+    sample_config_fields,
 )
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import (
@@ -200,20 +201,15 @@ def export(
         onnx_dynamo=bool(onnx_dynamo),
         atol=atol,
         rtol=rtol,
-        input_names=sample_set.input_names,
-        output_names=final_out_names,
-        dynamic_axes=axes,
-        trt_dynamic_axes=trt_axes,
         max_workspace_size=max_workspace_size,
         target_device=device,
-        batch_dim=batch_dim,
         sample_count=count,
-        forward_kw_names=sample_set.input_names if sample_set.keyword else None,
         run_profiling=bool(run_profiling),
         profiler_config=profiler,
         disable_git_info=bool(disable_git_info),
         isolation=normalize_isolation(isolation),
         step_timeout_s=step_timeout_s,
+        **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
     )
 
     from model_navigator.api.flow import run_export

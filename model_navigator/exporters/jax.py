@@ -228,11 +228,9 @@ if __name__ == "__main__":
 
 def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
     """Write <path>/reproduce_export.py (needs get_model() and get_model_params()) and its .sh."""
-    from model_navigator.steps.base import write_reproduce
+    from model_navigator.exporters import reproduce
 
-    write_reproduce(workspace.root, spec.key, "export", ["--workdir", ".", "--path", spec.key],
-                    py_text=_EXPORT_TEMPLATE.format(path=spec.key),
-                    note=f"Implement get_model() and get_model_params() in {spec.key}/reproduce_export.py first.")
+    reproduce.write_export_reproduce(workspace, spec, _EXPORT_TEMPLATE, needs="get_model() and get_model_params()")
 
 
 def reproduce_export_main(get_model: Any, get_model_params: Any, argv: List[str]) -> int:

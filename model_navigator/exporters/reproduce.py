@@ -9,6 +9,16 @@ from typing import Any, Callable, List
 from model_navigator.core.enums import Framework
 
 
+def write_export_reproduce(workspace: Any, spec: Any, template: str, needs: str = "get_model()") -> None:
+    """Write <path>/reproduce_export.py from the framework's template (it needs the user's `needs`)
+    and its .sh, through the one reproduce-script writer."""
+    from model_navigator.steps.base import write_reproduce
+
+    write_reproduce(workspace.root, spec.key, "export", ["--workdir", ".", "--path", spec.key],
+                    py_text=template.format(path=spec.key),
+                    note=f"Implement {needs} in {spec.key}/reproduce_export.py first.")
+
+
 def run_reproduce_export(framework: Framework, make_context: Callable[[Any, Any], Any], argv: List[str]) -> int:
     """Parse --workdir/--path, then call the path's producer with make_context(workspace, status)."""
     from model_navigator.core.status import NavigatorStatus

@@ -104,11 +104,9 @@ if __name__ == "__main__":
 
 def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
     """Write <path>/reproduce_export.py (needs only get_model()) and its .sh."""
-    from model_navigator.steps.base import write_reproduce
+    from model_navigator.exporters import reproduce
 
-    write_reproduce(workspace.root, spec.key, "export", ["--workdir", ".", "--path", spec.key],
-                    py_text=_EXPORT_TEMPLATE.format(path=spec.key),
-                    note=f"Implement get_model() in {spec.key}/reproduce_export.py first.")
+    reproduce.write_export_reproduce(workspace, spec, _EXPORT_TEMPLATE)
 
 
 def reproduce_export_main(get_model: Any, argv: List[str]) -> int:
@@ -116,5 +114,5 @@ def reproduce_export_main(get_model: Any, argv: List[str]) -> int:
     from model_navigator.core.enums import Framework
     from model_navigator.exporters.reproduce import run_reproduce_export
 
-    return run_reproduce_export(Framework.TENSORFLOW, lambda workspace, status: context_from_status(get_model(), workspace,
-                                                                                            status), argv)
+    return run_reproduce_export(
+        Framework.TENSORFLOW, lambda workspace, status: context_from_status(get_model(), workspace, status), argv)
