@@ -116,3 +116,49 @@ def test_trt_precisions_and_formats_follow_the_arguments(tmp_path):
                          verbose=False, target_formats=("onnx", "trt"), target_precisions=("fp16",))
     assert set(d.status.paths) == {"torch", "onnx", "trt-fp16"}
     assert d.status.paths["trt-fp16"].status.value == "skipped"
+
+
+_ORT_HAS_CUDA = "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers()
+
+
+@pytest.mark.skipif(_ORT_HAS_CUDA, reason="this ONNX Runtime has the CUDA execution provider")
+def test_onnx_runtime_gpu_providers_missing_are_named_not_faked(tmp_path):
+    """With the CPU-only onnxruntime, the CUDA / TensorRT providers are a recorded skip with the
+    fix, and a runner asked for them refuses instead of running on the CPU under their name."""
+    import io
+
+    from rich.console import Console
+
+    from model_navigator.core.enums import RuntimeProvider, StepStatus
+    from model_navigator.core.logging import Progress
+    from model_navigator.core.workspace import Workspace
+    from model_navigator.package.table import print_status_table
+    from model_navigator.runners.registry import make_runner
+    from model_navigator.steps.executor import make_executor
+    from model_navigator.steps.pipeline import Pipeline, runtime_unavailable_reason
+
+    assert runtime_unavailable_reason(Format.TORCHSCRIPT, RuntimeProvider.CUDA) is None  # torch's own device
+    reason = runtime_unavailable_reason(Format.ONNX, RuntimeProvider.TRT)
+    assert "TensorrtExecutionProvider" in reason and "onnxruntime-gpu" in reason
+
+    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
+                         verbose=False, target_formats=("onnx",))
+    onnx_path = d.status.paths["onnx"]
+    with pytest.raises(RuntimeError, match="did not load CUDAExecutionProvider"):
+        with make_runner(d.workdir, d.status, onnx_path, RuntimeProvider.CUDA):
+            pass
+
+    config = ExportConfig.from_dict(d.status.config)
+    executor = make_executor(config, d.workdir)
+    try:
+        pipeline = Pipeline(Workspace(d.workdir), d.status, config, [], executor, Progress(enabled=False))
+        pipeline.check_and_profile(onnx_path, RuntimeProvider.CUDA, profile=True)
+    finally:
+        executor.close()
+    result = onnx_path.runtimes[RuntimeProvider.CUDA]
+    assert result.correctness.status == StepStatus.SKIPPED and "onnxruntime-gpu" in result.correctness.reason
+    assert result.performance.status == StepStatus.SKIPPED
+    assert onnx_path.runtimes[RuntimeProvider.CPU].correctness.status == StepStatus.OK  # the CPU result stays
+    out = io.StringIO()
+    print_status_table(d.status, console=Console(file=out, width=200))
+    assert "Skipped onnx on CUDA: this ONNX Runtime has no CUDAExecutionProvider" in out.getvalue()

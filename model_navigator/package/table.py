@@ -57,6 +57,10 @@ def print_status_table(status: NavigatorStatus, console: Any = None, best: Any =
         if st == StepStatus.SKIPPED.value:
             skipped.append((row["path"], row["reason"]))
             continue
+        if row.get("correctness") == StepStatus.SKIPPED.value:  # a runtime that is not installed here
+            skipped.append((f"{row['path']} on {row['runtime'].replace('ExecutionProvider', '')}",
+                            row["correctness_reason"]))
+            continue
         if st == StepStatus.OK.value and row.get("correctness") not in (None, "ok", "reference"):
             st = f"correctness {row['correctness']}"
         elif st == StepStatus.OK.value and row.get("performance_status") == StepStatus.FAILED.value:

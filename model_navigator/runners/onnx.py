@@ -45,6 +45,16 @@ class OnnxRuntimeRunner(NavigatorRunner):
         if self.provider != RuntimeProvider.CPU:
             providers.append(RuntimeProvider.CPU.value)
         self._session = onnxruntime.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
+        if self.provider.value not in self._session.get_providers():
+            # ONNX Runtime drops a provider it cannot load (missing CUDA/cuDNN/TensorRT libraries)
+            # and runs on the CPU: refuse, so no result claims a provider that did not run.
+            self._session = None
+            raise RuntimeError(
+                f"ONNX Runtime did not load {self.provider.value} (available: "
+                f"{', '.join(onnxruntime.get_available_providers())}); it would have run on the CPU. Install "
+                f"onnxruntime-gpu with the CUDA, cuDNN{' and TensorRT' if self.provider == RuntimeProvider.TRT else ''} "
+                f"libraries it was built for."
+            )
         self._session_inputs = [i.name for i in self._session.get_inputs()]
         self._session_outputs = [o.name for o in self._session.get_outputs()]
         self._run_options = onnxruntime.RunOptions()

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 import yaml
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
-from model_navigator.core.enums import RuntimeProvider, StepStatus
+from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
 from model_navigator.core.logging import LOGGER, Progress, capture_warnings, log_to_file
 from model_navigator.core.serialization import from_plain, to_plain
 from model_navigator.core.status import (
@@ -54,6 +54,21 @@ def runtime_available(runtime: RuntimeProvider) -> bool:
 
     module = RUNTIME_MODULES.get(runtime)
     return module is None or importlib.util.find_spec(module[0]) is not None
+
+
+def runtime_unavailable_reason(fmt: Format, runtime: RuntimeProvider) -> Optional[str]:
+    """Why `runtime` cannot run `fmt` with what is installed, or None. Today: ONNX Runtime builds
+    without the CUDA / TensorRT execution provider (the CPU-only `onnxruntime` wheel), which would
+    otherwise fall back to the CPU while the result claims the GPU provider."""
+    if fmt != Format.ONNX or runtime not in (RuntimeProvider.CUDA, RuntimeProvider.TRT):
+        return None
+    from model_navigator.runners.onnx import available_providers
+
+    providers = available_providers()
+    if runtime.value in providers:
+        return None
+    return (f"this ONNX Runtime has no {runtime.value} (it has {', '.join(providers)}); "
+            f"pip install onnxruntime-gpu in place of onnxruntime")
 
 
 def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvider]:
@@ -208,6 +223,15 @@ class Pipeline:
         """Correctness (unless `check` is False: keep the recorded one), then, when it passed (or
         none is recorded), profiling of one path on one runtime."""
         result = path.runtimes.setdefault(runtime, RuntimeResult())
+        reason = runtime_unavailable_reason(path.format, runtime)
+        if reason is not None:
+            if check:
+                result.correctness = CorrectnessResult(status=StepStatus.SKIPPED, reason=reason)
+            if profile:
+                result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason=reason)
+            self.progress.line(None, path.key, "skipped", f"{runtime.value}: {reason}")
+            self.save()
+            return
         if check:
             result.correctness = self.run_correctness(path, runtime)
             self.save()
