@@ -73,9 +73,9 @@ def make_runner(
 
         return TorchExportedProgramRunner(model_path, inputs, outputs, device=device, keyword=keyword, name=name)
     if path.format == Format.TORCH_TRT:
-        from model_navigator.runners.torch import TorchScriptRunner
+        from model_navigator.runners.torch import TorchTensorRTRunner
 
-        return TorchScriptRunner(model_path, inputs, outputs, device="cuda", keyword=keyword, name=name)
+        return TorchTensorRTRunner(model_path, inputs, outputs, device="cuda", keyword=keyword, name=name)
     if path.format in (Format.TF_SAVEDMODEL, Format.TF_TRT):  # a TF-TRT artifact is a SavedModel too
         from model_navigator.runners.tensorflow import TensorFlowSavedModelRunner
 

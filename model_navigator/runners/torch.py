@@ -63,6 +63,16 @@ class TorchScriptRunner(_TorchRunner):
         self._module = torch.jit.load(str(self.model_path), map_location=self.device).eval()
 
 
+class TorchTensorRTRunner(TorchScriptRunner):
+    """A Torch-TensorRT TorchScript module: its engines are custom ops (tensorrt::execute_engine)
+    that exist only once torch_tensorrt is imported, so import it before loading."""
+
+    def _load(self) -> None:
+        import torch_tensorrt  # noqa: F401  (registers the TensorRT runtime ops with TorchScript)
+
+        super()._load()
+
+
 class TorchExportedProgramRunner(_TorchRunner):
     def __init__(self, model_path: Path, *args: Any, **kwargs: Any):
         kwargs.setdefault("name", "torch-exportedprogram")
