@@ -162,3 +162,36 @@ def test_onnx_runtime_gpu_providers_missing_are_named_not_faked(tmp_path):
     out = io.StringIO()
     print_status_table(d.status, console=Console(file=out, width=200))
     assert "Skipped onnx on CUDA: this ONNX Runtime has no CUDAExecutionProvider" in out.getvalue()
+
+
+def test_runtimes_and_skip_reasons_on_a_cuda_target():
+    """What target_device='cuda' selects per path (no GPU needed to decide it): torch formats on
+    CUDA, ONNX on the CUDA and TensorRT providers, TensorRT plans on TensorRT; `runtimes` narrows;
+    a GPU path whose library is missing names it even when a GPU is present."""
+    from model_navigator.core.enums import RuntimeProvider as RP
+    from model_navigator.paths.tensorflow import tensorflow_paths
+    from model_navigator.paths.torch import torch_paths
+    from model_navigator.steps.pipeline import selected_runtimes
+
+    def config(runtimes=None):
+        return ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=tuple(Format),
+                            target_device="cuda", runtimes=runtimes)
+
+    specs = {s.key: s for s in torch_paths() + tensorflow_paths()}
+    assert selected_runtimes(specs["torchscript-trace"], config()) == [RP.CUDA]
+    assert selected_runtimes(specs["torch-exportedprogram"], config()) == [RP.CUDA]
+    assert selected_runtimes(specs["onnx"], config()) == [RP.CUDA, RP.TRT]  # no OpenVINO on a GPU target
+    assert selected_runtimes(specs["onnx"], config((RP.TRT,))) == [RP.TRT]
+    assert selected_runtimes(specs["trt-fp16"], config()) == [RP.TRT]
+    assert selected_runtimes(specs["torch-trt-script-fp16"], config()) == [RP.CUDA]
+    assert selected_runtimes(specs["tf-trt-fp32"], config()) == [RP.CUDA]
+    assert selected_runtimes(specs["trt-fp32"], ExportConfig(framework=Framework.TORCH, model_name="m",
+                                                             target_formats=tuple(Format))) == []
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        assert specs["trt-fp32"].unavailable_reason("cuda", gpu_present=True) == \
+            "tensorrt not installed (pip install 'model-navigator[tensorrt]')"
+    assert specs["tf-trt-fp16"].unavailable_reason("cpu", gpu_present=True) == \
+        "needs a CUDA GPU; target_device is 'cpu'"
+    assert specs["torchscript-script"].unavailable_reason("cuda", gpu_present=True) is None
