@@ -41,7 +41,10 @@ class OnnxRuntimeRunner(NavigatorRunner):
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Nodes a GPU provider cannot take go to the next one: TensorRT -> CUDA -> CPU.
         providers = [self.provider.value]
+        if self.provider == RuntimeProvider.TRT:
+            providers.append(RuntimeProvider.CUDA.value)
         if self.provider != RuntimeProvider.CPU:
             providers.append(RuntimeProvider.CPU.value)
         self._session = onnxruntime.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
@@ -55,6 +58,8 @@ class OnnxRuntimeRunner(NavigatorRunner):
                 f"onnxruntime-gpu with the CUDA, cuDNN{' and TensorRT' if self.provider == RuntimeProvider.TRT else ''} "
                 f"libraries it was built for."
             )
+        # Nor may a provider that fails during run() be retried on the CPU behind our back.
+        self._session.disable_fallback()
         self._session_inputs = [i.name for i in self._session.get_inputs()]
         self._session_outputs = [o.name for o in self._session.get_outputs()]
         self._run_options = onnxruntime.RunOptions()

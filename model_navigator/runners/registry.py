@@ -28,6 +28,9 @@ def make_runner(
     inputs, outputs = status.inputs, status.outputs
     keyword = bool(status.config.get("forward_kw_names"))
     device = runtime_device(runtime)
+    target = str(status.config.get("target_device") or "cpu")
+    if device == "cuda" and target.startswith("cuda"):
+        device = target  # 'cuda:1' stays device 1, where the source model and the exports live
     name = f"{path.key}:{runtime.value}"
     if path.format in (Format.TORCH, Format.TENSORFLOW, Format.JAX):
         if source_model is None:
@@ -38,7 +41,7 @@ def make_runner(
         if path.format == Format.TORCH and runtime == RuntimeProvider.TORCH_COMPILE:
             from model_navigator.runners.torch import TorchCompileRunner
 
-            device = str(status.config.get("target_device") or "cpu")  # compiles for the model's device
+            device = target  # compiles for the model's device
             return TorchCompileRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
         if path.format == Format.TORCH:
             from model_navigator.runners.torch import TorchSourceRunner
@@ -75,7 +78,8 @@ def make_runner(
     if path.format == Format.TORCH_TRT:
         from model_navigator.runners.torch import TorchTensorRTRunner
 
-        return TorchTensorRTRunner(model_path, inputs, outputs, device="cuda", keyword=keyword, name=name)
+        # Torch-TensorRT renames forward's arguments (input_0, ...): always call it positionally.
+        return TorchTensorRTRunner(model_path, inputs, outputs, device=device, keyword=False, name=name)
     if path.format in (Format.TF_SAVEDMODEL, Format.TF_TRT):  # a TF-TRT artifact is a SavedModel too
         from model_navigator.runners.tensorflow import TensorFlowSavedModelRunner
 

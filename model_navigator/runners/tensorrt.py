@@ -33,7 +33,8 @@ class TensorRTRunner(NavigatorRunner):
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         feed = {name: np.ascontiguousarray(feed_dict[name], dtype=dtype) for name, dtype in self._dtypes.items()}
         outputs = self._runner.infer(feed, check_inputs=False, copy_outputs_to_host=True)
-        return OrderedDict((name, np.asarray(outputs[name])) for name in self.output_names)
+        # Copies: Polygraphy reuses its host buffers, the next inference would overwrite these.
+        return OrderedDict((name, np.array(outputs[name], copy=True)) for name in self.output_names)
 
     def _unload(self) -> None:
         if self._runner is not None:
