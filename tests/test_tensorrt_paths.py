@@ -13,6 +13,7 @@ import model_navigator as nav
 from model_navigator.converters.tensorrt import (
     cast_int64_inputs_to_int32,
     max_profiled_batch,
+    onnx_static_dims,
     polygraphy_command,
     profile_shapes,
 )
@@ -32,6 +33,21 @@ def test_trt_dynamic_axes_override_sample_shapes():
     result = profile_shapes({"ids": [(1, 7), (1, 3)]}, batch_dim=0, max_batch=4,
                             trt_dynamic_axes={"ids": {0: (1, 8, 32), 1: (1, 64, 128)}})
     assert result["ids"] == ((1, 1), (8, 64), (32, 128))
+
+
+def test_static_onnx_dims_are_kept_in_the_profile(tmp_path):
+    """An ONNX model that fixes an axis (here the batch, exported without dynamic_axes) gets a
+    profile equal to it on that axis: TensorRT rejects a profile that disagrees with a static dim."""
+    model = torch.nn.Linear(5, 3).eval()
+    static, dynamic = tmp_path / "static.onnx", tmp_path / "dynamic.onnx"
+    torch.onnx.export(model, (torch.randn(4, 5),), str(static), input_names=["x"], dynamo=False)
+    torch.onnx.export(model, (torch.randn(4, 5),), str(dynamic), input_names=["x"], dynamo=False,
+                      dynamic_axes={"x": {0: "batch"}})
+    assert onnx_static_dims(static) == {"x": [4, 5]}
+    assert onnx_static_dims(dynamic) == {"x": [None, 5]}
+    samples = {"x": [(1, 5)] * 3}
+    assert profile_shapes(samples, 0, 16, static_dims=onnx_static_dims(static))["x"] == ((4, 5), (4, 5), (4, 5))
+    assert profile_shapes(samples, 0, 16, static_dims=onnx_static_dims(dynamic))["x"] == ((1, 5), (16, 5), (16, 5))
 
 
 def test_profile_shapes_without_batch_dim_keep_sample_sizes():
@@ -195,3 +211,32 @@ def test_runtimes_and_skip_reasons_on_a_cuda_target():
     assert specs["tf-trt-fp16"].unavailable_reason("cpu", gpu_present=True) == \
         "needs a CUDA GPU; target_device is 'cpu'"
     assert specs["torchscript-script"].unavailable_reason("cuda", gpu_present=True) is None
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("tensorflow") is None, reason="tensorflow not installed")
+def test_tftrt_says_which_part_of_tensorflow_is_missing():
+    """TF-TRT needs CUDA, a visible GPU and TensorRT inside TensorFlow; the path's skip reason
+    names the first one missing (here: the CPU-only build) even when a GPU is present."""
+    import tensorflow as tf
+
+    from model_navigator.converters.tf_trt import tftrt_unavailable
+    from model_navigator.paths.tensorflow import tensorflow_paths
+
+    if tf.test.is_built_with_cuda():
+        pytest.skip("this TensorFlow has CUDA")
+    reason = tftrt_unavailable()
+    assert reason == f"TF-TRT needs a TensorFlow build with CUDA; TensorFlow {tf.__version__} has none (tensorflow-cpu)"
+    spec = next(s for s in tensorflow_paths() if s.key == "tf-trt-fp16")
+    assert spec.unavailable_reason("cuda", gpu_present=True) == reason
+
+
+def test_an_availability_check_that_raises_is_a_skip_reason():
+    """A GPU library that is installed but broken (an import error, an ABI mismatch) must not take
+    the export down: the availability check's exception becomes the path's skip reason."""
+    from model_navigator.paths.base import PathSpec
+
+    spec = PathSpec("trt-fp16", Format.TENSORRT, "model.plan", "x:y", parent="onnx",
+                    precision=TensorRTPrecision.FP16, requires_gpu=True,
+                    availability="model_navigator.no_such_module:check")
+    reason = spec.unavailable_reason("cuda", gpu_present=True)
+    assert reason.startswith("checking trt-fp16 failed: ModuleNotFoundError") and "no_such_module" in reason

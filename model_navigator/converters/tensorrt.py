@@ -40,11 +40,14 @@ def profile_shapes(
     batch_dim: Optional[int],
     max_batch: int,
     trt_dynamic_axes: Optional[Dict[str, Dict[int, Sequence[int]]]] = None,
+    static_dims: Optional[Dict[str, List[Optional[int]]]] = None,
 ) -> Dict[str, Tuple[Shape, Shape, Shape]]:
     """(min, opt, max) per input from the single-sample shapes seen (and user overrides).
 
     Axes default to the smallest and largest size seen (opt = largest); the batch axis spans
-    1..max_batch with opt = max_batch; `trt_dynamic_axes` {name: {axis: (min, opt, max)}} wins.
+    1..max_batch with opt = max_batch; `trt_dynamic_axes` {name: {axis: (min, opt, max)}} wins,
+    except over an axis the model itself fixes (`static_dims`, None where dynamic): TensorRT
+    rejects a profile that disagrees with a static dimension.
     """
     result = {}
     for name, shapes in input_shapes.items():
@@ -55,8 +58,47 @@ def profile_shapes(
             low[batch_dim], opt[batch_dim], high[batch_dim] = 1, max_batch, max_batch
         for axis, (a, b, c) in ((trt_dynamic_axes or {}).get(name) or {}).items():
             low[int(axis)], opt[int(axis)], high[int(axis)] = int(a), int(b), int(c)
+        for axis, size in enumerate((static_dims or {}).get(name) or []):
+            if size is not None and axis < len(low):
+                low[axis] = opt[axis] = high[axis] = int(size)
         result[name] = (tuple(low), tuple(opt), tuple(high))
     return result
+
+
+def conversion_profile_shapes(
+    workspace: Any, status: NavigatorStatus, config: ExportConfig,
+    static_dims: Optional[Dict[str, List[Optional[int]]]] = None,
+) -> Dict[str, Tuple[Shape, Shape, Shape]]:
+    """profile_shapes() from the workspace's conversion samples and the export's config: what the
+    TensorRT and Torch-TensorRT conversions build their optimization profile from."""
+    samples = load_sample_dir(workspace.input_dir("conversion"))
+    return profile_shapes({m.name: [s[m.name].shape for s in samples] for m in status.inputs}, config.batch_dim,
+                          max_profiled_batch(config, int(status.dataloader.get("batch_size", 1))),
+                          config.trt_dynamic_axes, static_dims)
+
+
+def onnx_static_dims(onnx_path: Path) -> Dict[str, List[Optional[int]]]:
+    """Per graph input, each axis' fixed size, or None where the ONNX model leaves it dynamic."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return {
+        graph_input.name: [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                           for d in graph_input.type.tensor_type.shape.dim]
+        for graph_input in model.graph.input
+    }
+
+
+def precision_unavailable(spec: PathSpec) -> Optional[str]:
+    """trt-fp16 needs the weakly typed FP16 builder flag, which TensorRT 11 removed."""
+    if spec.precision != TensorRTPrecision.FP16:
+        return None
+    import tensorrt as trt
+
+    if hasattr(trt.BuilderFlag, "FP16"):
+        return None
+    return (f"TensorRT {trt.__version__} has no FP16 builder flag (removed in TensorRT 11 for strongly typed "
+            f"networks); use trt-fp32 or pip install 'tensorrt>=10,<11'")
 
 
 def _shape_arg(shapes: Dict[str, Tuple[Shape, Shape, Shape]], which: int) -> List[str]:
@@ -111,10 +153,7 @@ def convert_onnx_to_trt(workspace: Any, status: NavigatorStatus, config: ExportC
         save_engine,
     )
 
-    samples = load_sample_dir(workspace.input_dir("conversion"))
-    shapes = profile_shapes({m.name: [s[m.name].shape for s in samples] for m in status.inputs},
-                            config.batch_dim, max_profiled_batch(config, int(status.dataloader.get("batch_size", 1))),
-                            config.trt_dynamic_axes)
+    shapes = conversion_profile_shapes(workspace, status, config, onnx_static_dims(parent_path))
     workspace_size = config.max_workspace_size or DEFAULT_WORKSPACE_SIZE
     flags: Dict[str, Any] = {"profile_shapes": {k: [list(s) for s in v] for k, v in shapes.items()},
                              "max_workspace_size": workspace_size}

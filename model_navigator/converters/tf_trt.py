@@ -4,14 +4,14 @@ TensorFlow's own TensorRT integration (tensorflow.python.compiler.tensorrt.trt_c
 SavedModel's `serving_default` signature is converted with dynamic shapes, TensorRT engines are
 built for the conversion samples at batch size 1 and the largest batch the correctness and
 profiling steps use, and the result is saved as a SavedModel with the same signature. Reachable
-only with a CUDA GPU (the path declares it); a TensorFlow build without CUDA and TensorRT fails
-with a message that says so.
+only with a CUDA GPU (the path declares it) and a TensorFlow built with CUDA and TensorRT
+(tftrt_unavailable says which is missing; the path is skipped with that reason).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 from model_navigator.core.enums import TensorRTPrecision
 from model_navigator.exporters.tensorflow import SIGNATURE_KEY
@@ -41,16 +41,28 @@ def _build_batches(workspace: Any, status: Any, config: Any) -> List[Dict[str, A
     return batches
 
 
+def tftrt_unavailable(spec: Any = None) -> Optional[str]:
+    """Why this TensorFlow cannot run TF-TRT, or None: it needs a CUDA build that sees a GPU and was
+    built with TensorRT, which pip's TensorFlow is not since 2.18 (TensorRT support was disabled)."""
+    tf = import_tensorflow()
+    if not tf.test.is_built_with_cuda():
+        return (f"TF-TRT needs a TensorFlow build with CUDA; TensorFlow {tf.__version__} has none (tensorflow-cpu)")
+    if not tf.config.list_physical_devices("GPU"):
+        return "TF-TRT needs a CUDA GPU that TensorFlow can see; tf.config lists none"
+    from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
+
+    if not _pywrap_py_utils.is_tensorrt_enabled():
+        return (f"TensorFlow {tf.__version__} was built without TensorRT (pip builds since 2.18 are); TF-TRT needs "
+                f"TensorFlow <= 2.17 with TensorRT 8 libraries, or an NGC TensorFlow container")
+    return None
+
+
 def convert_savedmodel_to_tftrt(workspace: Any, status: Any, config: Any, spec: Any, parent_artifact_path: Path,
                                 out_path: Path) -> Dict[str, Any]:
     tf = import_tensorflow()
-    if not tf.test.is_built_with_cuda():
-        raise RuntimeError(
-            f"TF-TRT needs a TensorFlow build with CUDA and TensorRT; the installed TensorFlow {tf.__version__} "
-            f"has no CUDA support (tensorflow-cpu). Install `tensorflow[and-cuda]` and TensorRT on a GPU machine."
-        )
-    if not tf.config.list_physical_devices("GPU"):
-        raise RuntimeError("TF-TRT needs a CUDA GPU that TensorFlow can see; tf.config lists none.")
+    reason = tftrt_unavailable(spec)
+    if reason is not None:
+        raise RuntimeError(reason)
     with tf_quiet("TF-TRT"):
         from tensorflow.python.compiler.tensorrt import trt_convert as trtc
 

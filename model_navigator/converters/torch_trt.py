@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
-from model_navigator.converters.tensorrt import max_profiled_batch, profile_shapes
+from model_navigator.converters.tensorrt import conversion_profile_shapes
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import TensorRTPrecision, TensorRTPrecisionMode
-from model_navigator.core.samples import load_sample_dir
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.paths.base import PathSpec
 
@@ -20,27 +19,43 @@ def enabled_precisions(precision: TensorRTPrecision, mode: TensorRTPrecisionMode
     return [TensorRTPrecision.FP32.value, precision.value]
 
 
+def frontend_unavailable(spec: PathSpec) -> Optional[str]:
+    """These paths compile TorchScript (ir="ts"): a torch_tensorrt build without that frontend
+    (runtime-only and Windows builds; the frontend is deprecated upstream) cannot run them."""
+    from torch_tensorrt._features import ENABLED_FEATURES
+
+    if getattr(ENABLED_FEATURES, "torchscript_frontend", False):
+        return None
+    import torch_tensorrt
+
+    return f"this torch_tensorrt {torch_tensorrt.__version__} build has no TorchScript frontend (ir='ts')"
+
+
 def convert_torchscript_to_torch_trt(workspace: Any, status: NavigatorStatus, config: ExportConfig, spec: PathSpec,
                                      parent_path: Path, out_path: Path) -> Dict[str, Any]:
+    """Compile the TorchScript parent for the GPU with one input range per input; the result is a
+    TorchScript module again (its forward takes the inputs positionally, in status order)."""
     import torch
     import torch_tensorrt
 
-    samples = load_sample_dir(workspace.input_dir("conversion"))
-    shapes = profile_shapes({m.name: [s[m.name].shape for s in samples] for m in status.inputs}, config.batch_dim,
-                            max_profiled_batch(config, int(status.dataloader.get("batch_size", 1))),
-                            config.trt_dynamic_axes)
+    shapes = conversion_profile_shapes(workspace, status, config)
     dtypes = {"fp32": torch.float32, "fp16": torch.float16}
     precisions = enabled_precisions(spec.precision, config.precision_mode)
-    inputs = [
-        torch_tensorrt.Input(min_shape=low, opt_shape=opt, max_shape=high,
-                             dtype=getattr(torch, m.dtype) if hasattr(torch, m.dtype) else torch.float32)
-        for m in status.inputs for (low, opt, high) in [shapes[m.name]]
-    ]
+    inputs = []
+    for m in status.inputs:
+        dtype = getattr(torch, m.dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"input {m.name!r} has dtype {m.dtype!r}, which torch_tensorrt.Input cannot take")
+        low, opt, high = shapes[m.name]
+        inputs.append(torch_tensorrt.Input(min_shape=low, opt_shape=opt, max_shape=high, dtype=dtype))
+    # TensorRT has no 64-bit types: without this, int64 ids / float64 inputs stop the partitioner.
+    truncate = any(m.dtype in ("int64", "float64") for m in status.inputs)
     module = torch.jit.load(str(parent_path), map_location="cuda").eval()
     compiled = torch_tensorrt.compile(
         module, ir="ts", inputs=inputs, enabled_precisions={dtypes[p] for p in precisions},
-        workspace_size=config.max_workspace_size or 0,
+        workspace_size=int(config.max_workspace_size or 0), truncate_long_and_double=truncate,
     )
     torch.jit.save(compiled, str(out_path))
     return {"enabled_precisions": precisions, "precision_mode": config.precision_mode.value,
+            "truncate_long_and_double": truncate,
             "profile_shapes": {k: [list(s) for s in v] for k, v in shapes.items()}}

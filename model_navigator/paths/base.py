@@ -67,7 +67,10 @@ class PathSpec:
             return f"no runtime runs {self.format.value} on {device!r}"
         if self.availability:
             module_name, func_name = self.availability.split(":")
-            return getattr(importlib.import_module(module_name), func_name)(self)
+            try:
+                return getattr(importlib.import_module(module_name), func_name)(self)
+            except Exception as e:  # e.g. a GPU library that is installed but does not import
+                return f"checking {self.key} failed: {type(e).__name__}: {e}"
         return None
 
 

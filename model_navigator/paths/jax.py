@@ -51,11 +51,13 @@ def jax_paths() -> Tuple[PathSpec, ...]:
                                   "model.savedmodel", "model_navigator.converters.tf_trt:convert_savedmodel_to_tftrt",
                                   parent=savedmodel, precision=precision, flags=flags, cpu_runtimes=(),
                                   gpu_runtimes=(RuntimeProvider.CUDA,), requires_modules=("tensorflow",),
+                                  availability="model_navigator.converters.tf_trt:tftrt_unavailable",
                                   requires_gpu=True, extra="jax"))
         for precision in _PRECISIONS:
             paths.append(PathSpec(path_key(f"trt-{precision.value}", enable_xla, jit_compile), Format.TENSORRT,
                                   "model.plan", "model_navigator.converters.tensorrt:convert_onnx_to_trt",
                                   parent=onnx, precision=precision, flags=flags, cpu_runtimes=(),
                                   gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
+                     availability="model_navigator.converters.tensorrt:precision_unavailable",
                                   requires_gpu=True, extra="tensorrt"))
     return tuple(paths)

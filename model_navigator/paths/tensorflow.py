@@ -27,6 +27,7 @@ def tensorflow_paths() -> Tuple[PathSpec, ...]:
         paths.append(
             PathSpec(f"tf-trt-{precision.value}", Format.TF_TRT, "model.savedmodel",
                      "model_navigator.converters.tf_trt:convert_savedmodel_to_tftrt", parent="tf-savedmodel",
+                     availability="model_navigator.converters.tf_trt:tftrt_unavailable",
                      precision=precision, cpu_runtimes=(), gpu_runtimes=_CUDA, requires_modules=("tensorflow",),
                      requires_gpu=True, extra="tensorflow")
         )
@@ -35,6 +36,7 @@ def tensorflow_paths() -> Tuple[PathSpec, ...]:
             PathSpec(f"trt-{precision.value}", Format.TENSORRT, "model.plan",
                      "model_navigator.converters.tensorrt:convert_onnx_to_trt", parent="onnx", precision=precision,
                      cpu_runtimes=(), gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
+                     availability="model_navigator.converters.tensorrt:precision_unavailable",
                      requires_gpu=True, extra="tensorrt")
         )
     return tuple(paths)

@@ -34,6 +34,7 @@ def torch_paths() -> Tuple[PathSpec, ...]:
             PathSpec(f"trt-{precision.value}", Format.TENSORRT, "model.plan",
                      "model_navigator.converters.tensorrt:convert_onnx_to_trt", parent="onnx", precision=precision,
                      cpu_runtimes=(), gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
+                     availability="model_navigator.converters.tensorrt:precision_unavailable",
                      requires_gpu=True, extra="tensorrt")
         )
     for jit_type in (JitType.SCRIPT, JitType.TRACE):
@@ -43,6 +44,7 @@ def torch_paths() -> Tuple[PathSpec, ...]:
                          "model_navigator.converters.torch_trt:convert_torchscript_to_torch_trt",
                          parent=f"torchscript-{jit_type.value}", jit_type=jit_type,
                          precision=precision, cpu_runtimes=(), gpu_runtimes=_CUDA,
-                         requires_modules=("torch_tensorrt",), requires_gpu=True, extra="tensorrt")
+                         requires_modules=("torch_tensorrt",), requires_gpu=True, extra="tensorrt",
+                         availability="model_navigator.converters.torch_trt:frontend_unavailable")
             )
     return tuple(paths)
