@@ -57,7 +57,6 @@ def run_export(
     source_model: Any,
     exporter_factory: Callable[[Workspace, NavigatorStatus], Any],
     export_reproduce_factory: Callable[[Workspace], Any],
-    gpu_present: bool,
     verbose: bool = True,
     debug: bool = False,
 ):
@@ -96,7 +95,7 @@ def run_export(
             progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
             pipeline = Pipeline(workspace, status, config, specs, executor, progress,
                                 exporter=exporter_factory(workspace, status),
-                                export_reproduce=export_reproduce_factory(workspace), gpu_present=gpu_present)
+                                export_reproduce=export_reproduce_factory(workspace))
             try:
                 descriptor = PackageDescriptor(status, workspace.root, source_model=source_model)
                 pipeline.run_exports()

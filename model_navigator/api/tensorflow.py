@@ -304,7 +304,6 @@ def export(
     )
 
     from model_navigator.api.flow import run_export
-    from model_navigator.core.environment import gpu_present
     from model_navigator.exporters import tensorflow as tf_exporters
     from model_navigator.exporters.tensorflow_utils import flush_pending
     from model_navigator.paths.base import load_producer
@@ -327,7 +326,7 @@ def export(
         config=config, workdir=root, override_workdir=override_workdir, sample_set=sample_set, outputs=outputs,
         inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=list(tensorflow_paths()),
         source_format=Format.TENSORFLOW, source_model=model, exporter_factory=exporter_factory,
-        export_reproduce_factory=reproduce_factory, gpu_present=device != "cpu" or gpu_present(), verbose=verbose,
+        export_reproduce_factory=reproduce_factory, verbose=verbose,
     )
 
 

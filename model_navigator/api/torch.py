@@ -213,7 +213,6 @@ def export(
     )
 
     from model_navigator.api.flow import run_export
-    from model_navigator.core.environment import gpu_present
     from model_navigator.exporters import torch as torch_exporters
     from model_navigator.paths.base import load_producer
     from model_navigator.paths.torch import torch_paths
@@ -233,5 +232,5 @@ def export(
         config=config, workdir=root, override_workdir=override_workdir, sample_set=sample_set, outputs=outputs,
         inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=list(torch_paths()), source_format=Format.TORCH,
         source_model=model, exporter_factory=exporter_factory, export_reproduce_factory=reproduce_factory,
-        gpu_present=device != "cpu" or gpu_present(), verbose=verbose, debug=bool(debug),
+        verbose=verbose, debug=bool(debug),
     )

@@ -148,7 +148,6 @@ def recheck(
     """Re-run conversions and correctness (retest) and profiling (profile) through the export
     pipeline, for every path or `only` one; `config` defaults to the one in status.yaml."""
     from model_navigator.api.flow import check_source_runtimes, profile_source
-    from model_navigator.core.environment import gpu_present
     from model_navigator.paths.registry import paths_for
     from model_navigator.steps.executor import make_executor
     from model_navigator.steps.pipeline import Pipeline, selected_runtimes
@@ -164,8 +163,7 @@ def recheck(
             retest = False
         executor = make_executor(config, workspace.root)
         try:
-            pipeline = Pipeline(workspace, status, config, specs, executor, progress,
-                                gpu_present=config.target_device != "cpu" or gpu_present())
+            pipeline = Pipeline(workspace, status, config, specs, executor, progress)
             pipeline.save()  # the steps read status.yaml: a re-targeted device must be on disk first
             if profile:
                 executor.wait_ready()  # measure only once the worker no longer competes for the CPU

@@ -108,7 +108,6 @@ class Pipeline:
         progress: Progress,
         exporter: Optional[Exporter] = None,
         export_reproduce: Optional[Callable[[PathSpec], List[str]]] = None,
-        gpu_present: bool = False,
     ):
         self.workspace = workspace
         self.status = status
@@ -121,9 +120,14 @@ class Pipeline:
         self.progress = progress
         self.exporter = exporter
         self.export_reproduce = export_reproduce
-        self.gpu_present = gpu_present
 
     # ------------------------------------------------------------------------------------------
+    def _gpu_present(self) -> bool:
+        """A CUDA target was validated to have a GPU; on a CPU target, look (for the skip reason)."""
+        from model_navigator.core.environment import gpu_present
+
+        return self.config.target_device != "cpu" or gpu_present()
+
     def save(self) -> None:
         self.status.save(self.workspace.root)
 
@@ -169,7 +173,7 @@ class Pipeline:
         path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.NOT_RUN, jit_type=spec.jit_type,
                           precision=spec.precision, flags=spec.flag_dict, parent=spec.parent)
         self.status.paths[spec.key] = path
-        reason = spec.unavailable_reason(self.config.target_device, self.gpu_present)
+        reason = spec.unavailable_reason(self.config.target_device, self._gpu_present())
         if reason is None and spec.parent is not None:
             parent = self.status.paths.get(spec.parent)
             if parent is None or not parent.ok:
