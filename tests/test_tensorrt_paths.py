@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from model_navigator.converters.tensorrt import (
     cast_int64_inputs_to_int32,
     max_profiled_batch,
     onnx_static_dims,
+    static_axes_overruling,
     polygraphy_command,
     profile_shapes,
 )
@@ -48,6 +51,9 @@ def test_static_onnx_dims_are_kept_in_the_profile(tmp_path):
     samples = {"x": [(1, 5)] * 3}
     assert profile_shapes(samples, 0, 16, static_dims=onnx_static_dims(static))["x"] == ((4, 5), (4, 5), (4, 5))
     assert profile_shapes(samples, 0, 16, static_dims=onnx_static_dims(dynamic))["x"] == ((1, 5), (16, 5), (16, 5))
+    user_axes = {"x": {0: (1, 8, 32)}}
+    assert static_axes_overruling(user_axes, onnx_static_dims(static)) == {"x": {0: 4}}  # recorded in flags
+    assert static_axes_overruling(user_axes, onnx_static_dims(dynamic)) == {}
 
 
 def test_profile_shapes_without_batch_dim_keep_sample_sizes():
@@ -125,6 +131,32 @@ print("imported", [m for m in ("tensorrt", "torch_tensorrt") if m in sys.modules
             assert "pip install 'model-navigator[tensorrt]'" in line
     assert lines[-1] == "imported []"
     assert "warning" not in out.stderr.lower()  # no warning storm
+
+
+def test_installed_gpu_libraries_are_not_imported_for_a_cpu_export(tmp_path):
+    """With tensorrt and torch_tensorrt installed (here: stand-ins that fail the process if
+    imported), a CPU export finds them, skips their paths for the missing GPU, and imports neither;
+    a torch export imports no TensorFlow either."""
+    stubs = tmp_path / "stubs"
+    for name in ("tensorrt", "torch_tensorrt"):
+        (stubs / name).mkdir(parents=True)
+        (stubs / name / "__init__.py").write_text(f"raise SystemExit('{name} was imported')\n")
+    code = f"""
+import sys, torch, model_navigator as nav
+d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir={str(tmp_path / 'w')!r},
+                     run_profiling=False, verbose=False, target_device="cpu")
+for key in ("trt-fp32", "trt-fp16", "torch-trt-script-fp16", "torch-trt-trace-fp32"):
+    p = d.status.paths[key]
+    print(key, p.status.value, p.reason)
+print("imported", [m for m in ("tensorrt", "torch_tensorrt", "tensorflow") if m in sys.modules])
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stubs), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    for line in lines[:4]:
+        assert " skipped needs a CUDA GPU; " in line, line  # found, so not "not installed"
+    assert lines[-1] == "imported []"
 
 
 def test_trt_precisions_and_formats_follow_the_arguments(tmp_path):
@@ -240,3 +272,97 @@ def test_an_availability_check_that_raises_is_a_skip_reason():
                     availability="model_navigator.no_such_module:check")
     reason = spec.unavailable_reason("cuda", gpu_present=True)
     assert reason.startswith("checking trt-fp16 failed: ModuleNotFoundError") and "no_such_module" in reason
+
+
+@pytest.mark.skipif(__import__("model_navigator.core.environment", fromlist=["x"]).gpu_present(),
+                    reason="this machine has a GPU")
+def test_a_gpu_package_loads_and_retests_on_the_cpu(tmp_path):
+    """A package whose export targeted 'cuda' (as one made on a GPU machine records it), loaded on a
+    machine without a GPU: re-tested on the CPU with a note, instead of failing every CUDA step."""
+    import yaml
+
+    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
+                         verbose=False, target_formats=("torchscript",))
+    d.status.config["target_device"] = "cuda"
+    d.save_status()
+    nav.save(d, tmp_path / "gpu.nav")
+    loaded = nav.load(tmp_path / "gpu.nav", workdir=tmp_path / "loaded", verbose=False)
+    assert loaded.status.config["target_device"] == "cpu"
+    for key in ("torchscript-script", "torchscript-trace"):
+        result = loaded.status.paths[key].runtimes[nav.RuntimeProvider.CPU].correctness
+        assert result.status.value == "ok"
+    assert "made for target_device='cuda' and this machine has no GPU" in (tmp_path / "loaded" / "navigator.log").read_text()
+    on_disk = yaml.safe_load((tmp_path / "loaded" / "status.yaml").read_text())
+    assert on_disk["config"]["target_device"] == "cpu"
+
+
+def test_torch_trt_input_order_follows_the_torchscript_forward(tmp_path):
+    """Torch-TensorRT is called positionally: keyword inputs (a tokenizer's dict order) are put in
+    the traced forward's argument order; inputs that skip an argument are refused with the reason."""
+    from model_navigator.converters.torch_trt import forward_input_order
+
+    class Model(torch.nn.Module):
+        def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                    token_type_ids: Optional[torch.Tensor] = None):
+            out = input_ids * 2
+            if attention_mask is not None:
+                out = out + attention_mask
+            if token_type_ids is not None:
+                out = out - token_type_ids
+            return out
+
+    ids, mask, types = torch.ones(2, 4), torch.full((2, 4), 3.0), torch.full((2, 4), 5.0)
+    traced = torch.jit.trace(Model().eval(), example_kwarg_inputs={
+        "input_ids": ids, "token_type_ids": types, "attention_mask": mask})
+    path = tmp_path / "model.pt"
+    torch.jit.save(traced, str(path))
+    module = torch.jit.load(str(path))
+    order = forward_input_order(module, ["input_ids", "token_type_ids", "attention_mask"], keyword=True)
+    assert order == ["input_ids", "attention_mask", "token_type_ids"]
+    feeds = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    assert torch.equal(module(*[feeds[n] for n in order]), Model()(**feeds))  # positional call == keyword call
+    assert forward_input_order(module, ["x", "y"], keyword=False) == ["x", "y"]
+
+    gap = torch.jit.trace(Model().eval(), example_kwarg_inputs={"input_ids": ids, "token_type_ids": types})
+    with pytest.raises(ValueError, match="not arguments of the TorchScript forward"):
+        forward_input_order(gap, ["input_ids", "attention_mask"], keyword=True)
+    scripted = torch.jit.script(Model().eval())  # keeps every argument: a gap would shift the inputs
+    with pytest.raises(ValueError, match=r"skip its arguments \['attention_mask'\]"):
+        forward_input_order(scripted, ["input_ids", "token_type_ids"], keyword=True)
+
+
+def test_fp16_plans_are_skipped_on_a_tensorrt_without_the_fp16_flag(monkeypatch):
+    """TensorRT 11 removed BuilderFlag.FP16: trt-fp16 is then skipped with the reason (trt-fp32
+    still builds); TensorRT 10 keeps both. TensorRT cannot be installed here, so a module with the
+    two versions' BuilderFlag attributes stands in for it."""
+    import types
+
+    from model_navigator.converters.tensorrt import tensorrt_unavailable
+    from model_navigator.paths.torch import torch_paths
+
+    specs = {s.key: s for s in torch_paths()}
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(
+        __version__="11.0.0", BuilderFlag=types.SimpleNamespace(TF32=1)))
+    assert tensorrt_unavailable(specs["trt-fp32"]) is None
+    reason = tensorrt_unavailable(specs["trt-fp16"])
+    assert reason.startswith("TensorRT 11.0.0 has no FP16 builder flag") and "tensorrt>=10,<11" in reason
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(
+        __version__="10.13.0", BuilderFlag=types.SimpleNamespace(TF32=1, FP16=0)))
+    assert tensorrt_unavailable(specs["trt-fp16"]) is None
+
+
+def test_runners_keep_the_gpu_index_of_the_target_device(tmp_path):
+    """target_device='cuda:1' reaches every GPU runner (inputs and engines on GPU 1, not 0); the
+    runners are built, not loaded, so no GPU is needed to see it."""
+    from model_navigator.core.enums import RuntimeProvider as RP
+    from model_navigator.runners.registry import make_runner
+
+    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
+                         verbose=False, target_formats=("torchscript", "onnx"))
+    d.status.config["target_device"] = "cuda:1"
+    paths = d.status.paths
+    assert make_runner(d.workdir, d.status, paths["torchscript-trace"], RP.CUDA).device == "cuda:1"
+    assert make_runner(d.workdir, d.status, paths["onnx"], RP.TRT).device == "cuda:1"
+    assert make_runner(d.workdir, d.status, paths["onnx"], RP.CPU).device == "cpu"
+    assert make_runner(d.workdir, d.status, paths["torch"], RP.CUDA, source_model=torch.nn.Linear(3, 2)).device \
+        == "cuda:1"

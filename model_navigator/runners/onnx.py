@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -20,7 +20,8 @@ def available_providers() -> Sequence[str]:
 
 
 class OnnxRuntimeRunner(NavigatorRunner):
-    """Runs an .onnx file with one ONNX Runtime execution provider (falling back to CPU)."""
+    """Runs an .onnx file with one ONNX Runtime execution provider; a GPU provider that does not
+    load is an error, never a silent CPU run. `device` 'cuda:N' picks the GPU (device_id)."""
 
     def __init__(
         self,
@@ -29,8 +30,9 @@ class OnnxRuntimeRunner(NavigatorRunner):
         output_metadata: Sequence[TensorMetadata],
         provider: RuntimeProvider = RuntimeProvider.CPU,
         name: Optional[str] = None,
+        device: str = "cuda",
     ):
-        device = "cpu" if provider == RuntimeProvider.CPU else "cuda"
+        device = "cpu" if provider == RuntimeProvider.CPU else device
         super().__init__(input_metadata, output_metadata, device, name or f"onnxrt-{provider.value}")
         self.model_path = Path(model_path)
         self.provider = provider
@@ -45,16 +47,20 @@ class OnnxRuntimeRunner(NavigatorRunner):
         providers = [self.provider.value]
         if self.provider == RuntimeProvider.TRT:
             providers.append(RuntimeProvider.CUDA.value)
+        provider_options: List[Dict[str, Any]] = [{}]
         if self.provider != RuntimeProvider.CPU:
+            gpu = {"device_id": int(self.device.split(":", 1)[1]) if ":" in self.device else 0}
+            provider_options = [gpu] * len(providers) + [{}]
             providers.append(RuntimeProvider.CPU.value)
-        self._session = onnxruntime.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
+        self._session = onnxruntime.InferenceSession(str(self.model_path), sess_options=options, providers=providers,
+                                                     provider_options=provider_options)
         if self.provider.value not in self._session.get_providers():
             # ONNX Runtime drops a provider it cannot load (missing CUDA/cuDNN/TensorRT libraries)
             # and runs on the CPU: refuse, so no result claims a provider that did not run.
             self._session = None
             raise RuntimeError(
                 f"ONNX Runtime did not load {self.provider.value} (available: "
-                f"{', '.join(onnxruntime.get_available_providers())}); it would have run on the CPU. Install "
+                f"{', '.join(available_providers())}); it would have run on the CPU. Install "
                 f"onnxruntime-gpu with the CUDA, cuDNN{' and TensorRT' if self.provider == RuntimeProvider.TRT else ''} "
                 f"libraries it was built for."
             )

@@ -66,7 +66,7 @@ def make_runner(
     if path.format == Format.ONNX:
         from model_navigator.runners.onnx import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(model_path, inputs, outputs, provider=runtime, name=name)
+        return OnnxRuntimeRunner(model_path, inputs, outputs, provider=runtime, name=name, device=device)
     if path.format == Format.TORCHSCRIPT:
         from model_navigator.runners.torch import TorchScriptRunner
 
@@ -78,8 +78,12 @@ def make_runner(
     if path.format == Format.TORCH_TRT:
         from model_navigator.runners.torch import TorchTensorRTRunner
 
-        # Torch-TensorRT renames forward's arguments (input_0, ...): always call it positionally.
-        return TorchTensorRTRunner(model_path, inputs, outputs, device=device, keyword=False, name=name)
+        # Torch-TensorRT renames forward's arguments (input_0, ...): call it positionally, in the
+        # order the conversion compiled it for.
+        order = path.flags.get("input_order") or [m.name for m in inputs]
+        by_name = {m.name: m for m in inputs}
+        return TorchTensorRTRunner(model_path, [by_name[n] for n in order], outputs, device=device, keyword=False,
+                                   name=name)
     if path.format in (Format.TF_SAVEDMODEL, Format.TF_TRT):  # a TF-TRT artifact is a SavedModel too
         from model_navigator.runners.tensorflow import TensorFlowSavedModelRunner
 
