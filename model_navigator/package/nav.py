@@ -148,6 +148,7 @@ def recheck(
     """Re-run conversions and correctness (retest) and profiling (profile) through the export
     pipeline, for every path or `only` one; `config` defaults to the one in status.yaml."""
     from model_navigator.api.flow import check_source_runtimes, profile_source
+    from model_navigator.core.environment import gpu_present
     from model_navigator.paths.registry import paths_for
     from model_navigator.steps.executor import make_executor
     from model_navigator.steps.pipeline import Pipeline, selected_runtimes
@@ -158,6 +159,10 @@ def recheck(
     progress = Progress(enabled=verbose)
     specs = [s for s in paths_for(config.framework) if (s.key in status.paths if only is None else s.key == only)]
     with log_to_file(workspace.log_file):
+        if config.target_device != "cpu" and not gpu_present():
+            progress.note(f"This package was made for target_device={config.target_device!r} and this machine has "
+                          f"no GPU: re-testing on the CPU.")
+            config.target_device = status.config["target_device"] = "cpu"
         if retest and not has_data:
             progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
             retest = False
