@@ -16,6 +16,7 @@ import numpy as np
 
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import TensorRTPrecision
+from model_navigator.core.logging import LOGGER
 from model_navigator.core.samples import load_sample_dir
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.paths.base import PathSpec
@@ -89,13 +90,24 @@ def onnx_static_dims(onnx_path: Path) -> Dict[str, List[Optional[int]]]:
     }
 
 
-def precision_unavailable(spec: PathSpec) -> Optional[str]:
-    """trt-fp16 needs the weakly typed FP16 builder flag, which TensorRT 11 removed."""
-    if spec.precision != TensorRTPrecision.FP16:
-        return None
+def static_axes_overruling(trt_dynamic_axes: Optional[Dict[str, Dict[int, Sequence[int]]]],
+                           static_dims: Dict[str, List[Optional[int]]]) -> Dict[str, Dict[int, int]]:
+    """The `trt_dynamic_axes` entries that name an axis the ONNX model fixes: {name: {axis: size}}."""
+    result: Dict[str, Dict[int, int]] = {}
+    for name, axes in (trt_dynamic_axes or {}).items():
+        dims = static_dims.get(name) or []
+        fixed = {int(a): dims[int(a)] for a in axes if int(a) < len(dims) and dims[int(a)] is not None}
+        if fixed:
+            result[name] = fixed
+    return result
+
+
+def tensorrt_unavailable(spec: PathSpec) -> Optional[str]:
+    """Why this TensorRT cannot build the path, or None: it must import (an error here is the skip
+    reason), and trt-fp16 needs the weakly typed FP16 builder flag, which TensorRT 11 removed."""
     import tensorrt as trt
 
-    if hasattr(trt.BuilderFlag, "FP16"):
+    if spec.precision != TensorRTPrecision.FP16 or hasattr(trt.BuilderFlag, "FP16"):
         return None
     return (f"TensorRT {trt.__version__} has no FP16 builder flag (removed in TensorRT 11 for strongly typed "
             f"networks); use trt-fp32 or pip install 'tensorrt>=10,<11'")
@@ -153,10 +165,16 @@ def convert_onnx_to_trt(workspace: Any, status: NavigatorStatus, config: ExportC
         save_engine,
     )
 
-    shapes = conversion_profile_shapes(workspace, status, config, onnx_static_dims(parent_path))
+    static = onnx_static_dims(parent_path)
+    shapes = conversion_profile_shapes(workspace, status, config, static)
     workspace_size = config.max_workspace_size or DEFAULT_WORKSPACE_SIZE
     flags: Dict[str, Any] = {"profile_shapes": {k: [list(s) for s in v] for k, v in shapes.items()},
                              "max_workspace_size": workspace_size}
+    overruled = static_axes_overruling(config.trt_dynamic_axes, static)
+    if overruled:  # the ONNX fixes these axes: TensorRT builds for that size only
+        LOGGER.warning("trt_dynamic_axes %s name axes the ONNX model fixes; the profile keeps the fixed sizes",
+                       overruled)
+        flags["trt_dynamic_axes_overruled_by_static_dims"] = overruled
     onnx_path = parent_path
     casts = int64_inputs(status) if int(trt.__version__.split(".")[0]) < 10 else []
     if casts:

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from model_navigator.core.enums import TensorRTPrecision
 from model_navigator.exporters.tensorflow import SIGNATURE_KEY
-from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
+from model_navigator.exporters.tensorflow_utils import gpu_available, import_tensorflow, tf_quiet
 
 
 def _build_batches(workspace: Any, status: Any, config: Any) -> List[Dict[str, Any]]:
@@ -47,7 +47,7 @@ def tftrt_unavailable(spec: Any = None) -> Optional[str]:
     tf = import_tensorflow()
     if not tf.test.is_built_with_cuda():
         return (f"TF-TRT needs a TensorFlow build with CUDA; TensorFlow {tf.__version__} has none (tensorflow-cpu)")
-    if not tf.config.list_physical_devices("GPU"):
+    if not gpu_available():
         return "TF-TRT needs a CUDA GPU that TensorFlow can see; tf.config lists none"
     from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
 

@@ -70,6 +70,9 @@ class PathSpec:
             try:
                 return getattr(importlib.import_module(module_name), func_name)(self)
             except Exception as e:  # e.g. a GPU library that is installed but does not import
+                from model_navigator.core.logging import LOGGER
+
+                LOGGER.debug("availability check %s of %s raised", self.availability, self.key, exc_info=True)
                 return f"checking {self.key} failed: {type(e).__name__}: {e}"
         return None
 

@@ -36,7 +36,7 @@ def tensorflow_paths() -> Tuple[PathSpec, ...]:
             PathSpec(f"trt-{precision.value}", Format.TENSORRT, "model.plan",
                      "model_navigator.converters.tensorrt:convert_onnx_to_trt", parent="onnx", precision=precision,
                      cpu_runtimes=(), gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
-                     availability="model_navigator.converters.tensorrt:precision_unavailable",
+                     availability="model_navigator.converters.tensorrt:tensorrt_unavailable",
                      requires_gpu=True, extra="tensorrt")
         )
     return tuple(paths)

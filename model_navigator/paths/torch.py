@@ -34,7 +34,7 @@ def torch_paths() -> Tuple[PathSpec, ...]:
             PathSpec(f"trt-{precision.value}", Format.TENSORRT, "model.plan",
                      "model_navigator.converters.tensorrt:convert_onnx_to_trt", parent="onnx", precision=precision,
                      cpu_runtimes=(), gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
-                     availability="model_navigator.converters.tensorrt:precision_unavailable",
+                     availability="model_navigator.converters.tensorrt:tensorrt_unavailable",
                      requires_gpu=True, extra="tensorrt")
         )
     for jit_type in (JitType.SCRIPT, JitType.TRACE):

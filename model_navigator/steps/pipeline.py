@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 import yaml
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
+from model_navigator.core.environment import gpu_present
 from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
 from model_navigator.core.logging import LOGGER, Progress, capture_warnings, log_to_file
 from model_navigator.core.serialization import from_plain, to_plain
@@ -57,14 +58,18 @@ def runtime_available(runtime: RuntimeProvider) -> bool:
 
 
 def runtime_unavailable_reason(fmt: Format, runtime: RuntimeProvider) -> Optional[str]:
-    """Why `runtime` cannot run `fmt` with what is installed, or None. Today: ONNX Runtime builds
-    without the CUDA / TensorRT execution provider (the CPU-only `onnxruntime` wheel), which would
-    otherwise fall back to the CPU while the result claims the GPU provider."""
+    """Why `runtime`, one the path should run on, cannot run `fmt` here, or None; recorded as that
+    runtime's skip (runtime_available, by contrast, silently leaves out optional runtimes such as
+    OpenVINO). Today: an ONNX Runtime without the CUDA / TensorRT execution provider (the CPU-only
+    `onnxruntime` wheel), which would otherwise run on the CPU under the GPU provider's name."""
     if fmt != Format.ONNX or runtime not in (RuntimeProvider.CUDA, RuntimeProvider.TRT):
         return None
     from model_navigator.runners.onnx import available_providers
 
-    providers = available_providers()
+    try:
+        providers = available_providers()
+    except ImportError as e:
+        return f"onnxruntime does not import ({e}); pip install onnxruntime-gpu"
     if runtime.value in providers:
         return None
     return (f"this ONNX Runtime has no {runtime.value} (it has {', '.join(providers)}); "
@@ -120,14 +125,10 @@ class Pipeline:
         self.progress = progress
         self.exporter = exporter
         self.export_reproduce = export_reproduce
+        # A CUDA target was validated to have a GPU; on a CPU target, look (for the skip reasons).
+        self.gpu_present = config.target_device != "cpu" or gpu_present()
 
     # ------------------------------------------------------------------------------------------
-    def _gpu_present(self) -> bool:
-        """A CUDA target was validated to have a GPU; on a CPU target, look (for the skip reason)."""
-        from model_navigator.core.environment import gpu_present
-
-        return self.config.target_device != "cpu" or gpu_present()
-
     def save(self) -> None:
         self.status.save(self.workspace.root)
 
@@ -173,7 +174,7 @@ class Pipeline:
         path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.NOT_RUN, jit_type=spec.jit_type,
                           precision=spec.precision, flags=spec.flag_dict, parent=spec.parent)
         self.status.paths[spec.key] = path
-        reason = spec.unavailable_reason(self.config.target_device, self._gpu_present())
+        reason = spec.unavailable_reason(self.config.target_device, self.gpu_present)
         if reason is None and spec.parent is not None:
             parent = self.status.paths.get(spec.parent)
             if parent is None or not parent.ok:
