@@ -63,6 +63,9 @@ class WorkerExecutor:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # The worker runs TensorFlow beside ONNX Runtime / TensorRT on one GPU: TensorFlow must grow
+        # its GPU memory rather than take all of it at start-up (a no-op without a GPU).
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self._proc = subprocess.Popen(
