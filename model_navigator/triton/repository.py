@@ -151,10 +151,10 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
             pass  # not profiled: take the first that passed
     if passed:
         return path, passed[0], None
-    failed = [rt for rt, r in path.runtimes.items() if r.correctness is not None]
-    if failed:
+    checked = {rt: r.correctness.status.value for rt, r in path.runtimes.items() if r.correctness is not None}
+    if checked:
         raise UserInputError(f"Path {path_key!r} passed correctness on no runtime "
-                             f"({', '.join(rt.value for rt in failed)} failed).")
+                             f"({', '.join(f'{rt.value} {st}' for rt, st in checked.items())}).")
     device = str(status.config.get("target_device") or "cpu")
     return path, RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA, None
 
