@@ -57,7 +57,10 @@ if info["onnxruntime"] and not str(info["onnxruntime"]).startswith("import faile
     info["onnxruntime_providers"] = onnxruntime.get_available_providers()
 print(json.dumps(info))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        return {"error": "reading the environment took over 90 s"}
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"error": out.stderr[-2000:]}
 
 
@@ -149,7 +152,8 @@ def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu_check_out")))
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per framework")
+    # 3 x 150 s + the environment stay inside the device tool's 600 s per command.
+    parser.add_argument("--timeout", type=float, default=150.0, help="seconds per framework")
     parser.add_argument("--section", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -173,6 +177,8 @@ def main(argv: List[str] | None = None) -> int:
             report["frameworks"][framework] = json.loads(part.read_text()) if part.exists() else {}
             report["frameworks"][framework]["returncode"] = rc
             part.unlink(missing_ok=True)
+            # After every framework: a run killed at the command's limit still brings back the rest.
+            (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
     for framework, result in report["frameworks"].items():
         print(f"-- {framework}: rc {result.get('returncode')}, {result.get('wall_s')} s, "
