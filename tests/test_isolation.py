@@ -209,3 +209,24 @@ def test_long_step_reports_heartbeats(tmp_path, fault, monkeypatch):
         executor.shutdown()
     assert result["status"] == "failed" and "timed out after 3 s" in result["reason"]
     assert len(beats) >= 3 and beats == sorted(beats)
+
+
+def test_reproduce_scripts_of_a_loaded_package_run_with_another_python(tmp_path):
+    """A package loaded elsewhere carries .sh scripts naming the exporting machine's Python: where
+    that interpreter does not exist, the script says so and uses python3 from PATH; PYTHON=... picks one."""
+    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
+                         verbose=False, target_formats=("onnx",))
+    nav.save(d, tmp_path / "m.nav")
+    loaded = nav.load(tmp_path / "m.nav", workdir=tmp_path / "elsewhere", retest_conversions=False, verbose=False)
+    sh = loaded.workdir / "onnx" / "reproduce_correctness.sh"
+    assert f"RECORDED_PYTHON={sys.executable}" in sh.read_text()
+    env = {**os.environ, "PYTHON": str(tmp_path / "no" / "such" / "python"),
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    proc = subprocess.run(["bash", "onnx/reproduce_correctness.sh"], cwd=loaded.workdir, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "no/such/python not found, using python3 from PATH" in proc.stderr
+    env["PYTHON"] = sys.executable
+    proc = subprocess.run(["bash", "onnx/reproduce_correctness.sh"], cwd=loaded.workdir, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and "not found" not in proc.stderr, proc.stderr

@@ -98,14 +98,21 @@ def write_reproduce(root: Path, path_key: str, step: str, argv: List[str], py_te
     folder = Path(root) / path_key
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"reproduce_{step}.py").write_text(py_text or _PY_TEMPLATE.format(step=step, path=path_key))
-    command = " ".join(shlex.quote(a) for a in [sys.executable, f"{path_key}/reproduce_{step}.py", *argv])
+    command = " ".join(shlex.quote(a) for a in [f"{path_key}/reproduce_{step}.py", *argv])
     sh = folder / f"reproduce_{step}.sh"
     sh.write_text(
         "#!/usr/bin/env bash\n"
         f"# Reproduce the {step} step of path {path_key}; run from the workspace root.\n"
         + (f"# {note}\n" if note else "")
         + "set -euo pipefail\n"
-        f"{command}\n"
+        "# The Python that ran the step; PYTHON=... picks another (a package loaded on another machine).\n"
+        f"RECORDED_PYTHON={shlex.quote(sys.executable)}\n"
+        'PYTHON="${PYTHON:-$RECORDED_PYTHON}"\n'
+        'if ! command -v "$PYTHON" >/dev/null; then\n'
+        '  echo "reproduce: $PYTHON not found, using python3 from PATH (set PYTHON to choose)" >&2\n'
+        "  PYTHON=python3\n"
+        "fi\n"
+        f'"$PYTHON" {command}\n'
     )
     sh.chmod(0o755)
     return sh
