@@ -28,6 +28,7 @@ class NavigatorRunner(BaseRunner):
         super().__init__(name=name, prefix="nav-runner")
         self.input_metadata: List[TensorMetadata] = list(input_metadata)
         self.output_metadata: List[TensorMetadata] = list(output_metadata)
+        self.input_names: List[str] = [m.name for m in self.input_metadata]
         self.output_names: List[str] = [m.name for m in self.output_metadata]
         self.device = device
 

@@ -36,7 +36,6 @@ class JaxSourceRunner(NavigatorRunner):
         super().__init__(input_metadata, output_metadata, device, name or "jax-source")
         self.model = model
         self.keyword = keyword
-        self._input_names = [m.name for m in self.input_metadata]
         self._device: Any = None
 
     def _load(self) -> None:
@@ -45,8 +44,8 @@ class JaxSourceRunner(NavigatorRunner):
 
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         jax = self._jax
-        inputs = [jax.device_put(np.asarray(feed_dict[n]), self._device) for n in self._input_names]
-        out = call_predict(self.model, inputs, self._input_names, self.keyword)
+        inputs = [jax.device_put(np.asarray(feed_dict[n]), self._device) for n in self.input_names]
+        out = call_predict(self.model, inputs, self.input_names, self.keyword)
         leaves, _ = flatten_outputs(out)
         # np.asarray waits for JAX's asynchronous dispatch, so latency covers the computation.
         return self._name_outputs([np.asarray(leaf) for leaf in leaves])

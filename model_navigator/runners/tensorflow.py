@@ -38,7 +38,6 @@ class TensorFlowSavedModelRunner(NavigatorRunner):
         super().__init__(input_metadata, output_metadata, device, name or "tf-savedmodel")
         self.model_path = Path(model_path)
         self.signature = signature
-        self._input_names = [m.name for m in self.input_metadata]
         self._loaded: Any = None
         self._fn: Any = None
 
@@ -55,7 +54,7 @@ class TensorFlowSavedModelRunner(NavigatorRunner):
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         tf = self._tf
         with tf.device(device_name(self.device)):
-            feed = {n: tf.convert_to_tensor(feed_dict[n]) for n in self._input_names}
+            feed = {n: tf.convert_to_tensor(feed_dict[n]) for n in self.input_names}
             out = self._fn(**feed)
         missing = [n for n in self.output_names if n not in out]
         if missing:
@@ -83,7 +82,6 @@ class TensorFlowSourceRunner(NavigatorRunner):
         super().__init__(input_metadata, output_metadata, device, name or "tensorflow-source")
         self.model = model
         self.keyword = keyword
-        self._input_names = [m.name for m in self.input_metadata]
 
     def _load(self) -> None:
         self._tf = import_tensorflow()
@@ -91,7 +89,7 @@ class TensorFlowSourceRunner(NavigatorRunner):
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         tf = self._tf
         with tf.device(device_name(self.device)):
-            inputs = [tf.convert_to_tensor(feed_dict[n]) for n in self._input_names]
-            out = call_model(self.model, inputs, self._input_names, self.keyword)
+            inputs = [tf.convert_to_tensor(feed_dict[n]) for n in self.input_names]
+            out = call_model(self.model, inputs, self.input_names, self.keyword)
         tensors, _ = flatten_outputs(out)
         return self._name_outputs([to_numpy(t) for t in tensors])

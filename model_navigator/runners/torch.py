@@ -24,13 +24,12 @@ class _TorchRunner(NavigatorRunner):
     ):
         super().__init__(input_metadata, output_metadata, device, name)
         self.keyword = keyword
-        self._input_names = [m.name for m in self.input_metadata]
         self._module: Any = None
 
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         import torch
 
-        args, kwargs = to_torch_inputs(feed_dict, self._input_names, self.device, self.keyword)
+        args, kwargs = to_torch_inputs(feed_dict, self.input_names, self.device, self.keyword)
         with torch.inference_mode():
             out = self._module(*args, **kwargs)
         return self._name_outputs(outputs_to_numpy(out))
