@@ -15,6 +15,7 @@ from typing import Tuple
 
 from model_navigator.core.enums import Format, RuntimeProvider, TensorRTPrecision
 from model_navigator.paths.base import PathSpec
+from model_navigator.paths.gpu import tensorrt_plan_path, tf_trt_path
 
 # (enable_xla, jit_compile), in the order the paths run.
 VARIANTS: Tuple[Tuple[bool, bool], ...] = ((True, False), (True, True), (False, False), (False, True))
@@ -46,18 +47,10 @@ def jax_paths() -> Tuple[PathSpec, ...]:
                               flags=flags, cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
                               gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
                               requires_modules=("tf2onnx", "onnx"), extra="jax"))
-        for precision in _PRECISIONS:
-            paths.append(PathSpec(path_key(f"tf-trt-{precision.value}", enable_xla, jit_compile), Format.TF_TRT,
-                                  "model.savedmodel", "model_navigator.converters.tf_trt:convert_savedmodel_to_tftrt",
-                                  parent=savedmodel, precision=precision, flags=flags, cpu_runtimes=(),
-                                  gpu_runtimes=(RuntimeProvider.CUDA,), requires_modules=("tensorflow",),
-                                  availability="model_navigator.converters.tf_trt:tftrt_unavailable",
-                                  requires_gpu=True, extra="jax"))
-        for precision in _PRECISIONS:
-            paths.append(PathSpec(path_key(f"trt-{precision.value}", enable_xla, jit_compile), Format.TENSORRT,
-                                  "model.plan", "model_navigator.converters.tensorrt:convert_onnx_to_trt",
-                                  parent=onnx, precision=precision, flags=flags, cpu_runtimes=(),
-                                  gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
-                                  availability="model_navigator.converters.tensorrt:tensorrt_unavailable",
-                                  requires_gpu=True, extra="tensorrt"))
+        paths += [tf_trt_path(precision, parent=savedmodel, extra="jax", flags=flags,
+                              key=path_key(f"tf-trt-{precision.value}", enable_xla, jit_compile))
+                  for precision in _PRECISIONS]
+        paths += [tensorrt_plan_path(precision, parent=onnx, flags=flags,
+                                     key=path_key(f"trt-{precision.value}", enable_xla, jit_compile))
+                  for precision in _PRECISIONS]
     return tuple(paths)

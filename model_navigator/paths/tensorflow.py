@@ -7,8 +7,7 @@ from typing import Tuple
 
 from model_navigator.core.enums import Format, RuntimeProvider, TensorRTPrecision
 from model_navigator.paths.base import PathSpec
-
-_CUDA = (RuntimeProvider.CUDA,)
+from model_navigator.paths.gpu import tensorrt_plan_path, tf_trt_path
 
 
 def tensorflow_paths() -> Tuple[PathSpec, ...]:
@@ -23,20 +22,7 @@ def tensorflow_paths() -> Tuple[PathSpec, ...]:
                  gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
                  requires_modules=("tf2onnx", "onnx"), extra="tensorflow"),
     ]
-    for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):
-        paths.append(
-            PathSpec(f"tf-trt-{precision.value}", Format.TF_TRT, "model.savedmodel",
-                     "model_navigator.converters.tf_trt:convert_savedmodel_to_tftrt", parent="tf-savedmodel",
-                     availability="model_navigator.converters.tf_trt:tftrt_unavailable",
-                     precision=precision, cpu_runtimes=(), gpu_runtimes=_CUDA, requires_modules=("tensorflow",),
-                     requires_gpu=True, extra="tensorflow")
-        )
-    for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):
-        paths.append(
-            PathSpec(f"trt-{precision.value}", Format.TENSORRT, "model.plan",
-                     "model_navigator.converters.tensorrt:convert_onnx_to_trt", parent="onnx", precision=precision,
-                     cpu_runtimes=(), gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
-                     availability="model_navigator.converters.tensorrt:tensorrt_unavailable",
-                     requires_gpu=True, extra="tensorrt")
-        )
+    precisions = (TensorRTPrecision.FP32, TensorRTPrecision.FP16)
+    paths += [tf_trt_path(precision, parent="tf-savedmodel", extra="tensorflow") for precision in precisions]
+    paths += [tensorrt_plan_path(precision) for precision in precisions]
     return tuple(paths)

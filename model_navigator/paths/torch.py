@@ -11,8 +11,8 @@ from model_navigator.core.enums import (
     TensorRTPrecision,
 )
 from model_navigator.paths.base import PathSpec
+from model_navigator.paths.gpu import tensorrt_plan_path
 
-_CPU = (RuntimeProvider.CPU,)
 _CUDA = (RuntimeProvider.CUDA,)
 
 
@@ -29,14 +29,7 @@ def torch_paths() -> Tuple[PathSpec, ...]:
                  cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),  # OpenVINO when installed
                  gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT)),
     ]
-    for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):
-        paths.append(
-            PathSpec(f"trt-{precision.value}", Format.TENSORRT, "model.plan",
-                     "model_navigator.converters.tensorrt:convert_onnx_to_trt", parent="onnx", precision=precision,
-                     cpu_runtimes=(), gpu_runtimes=(RuntimeProvider.TRT,), requires_modules=("tensorrt",),
-                     availability="model_navigator.converters.tensorrt:tensorrt_unavailable",
-                     requires_gpu=True, extra="tensorrt")
-        )
+    paths += [tensorrt_plan_path(precision) for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16)]
     for jit_type in (JitType.SCRIPT, JitType.TRACE):
         for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):
             paths.append(
