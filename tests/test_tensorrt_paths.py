@@ -14,7 +14,7 @@ import torch
 import model_navigator as nav
 from model_navigator.converters.tensorrt import (
     cast_int64_inputs_to_int32,
-    max_profiled_batch,
+    engine_batch_sizes,
     onnx_static_dims,
     static_axes_overruling,
     polygraphy_command,
@@ -60,14 +60,23 @@ def test_profile_shapes_without_batch_dim_keep_sample_sizes():
     assert profile_shapes({"x": [(5, 2), (9, 2)]}, batch_dim=None, max_batch=8)["x"] == ((5, 2), (9, 2), (9, 2))
 
 
-def test_max_profiled_batch_uses_profiler_batch_sizes_and_sweep():
-    config = ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=(Format.ONNX,),
-                          profiler_config=ProfilerConfig(batch_sizes=(1, 8, 32)))
-    assert max_profiled_batch(config, 4) == 32
-    config.profiler_config = ProfilerConfig(max_batch_size=64)
-    assert max_profiled_batch(config, 4) == 64
-    config.profiler_config = ProfilerConfig()
-    assert max_profiled_batch(config, 4) == 4
+def test_engine_batch_sizes_cover_every_later_step():
+    """The engines must take every batch the correctness check and the profiler will send: with a
+    dataloader batch of 1 the check rebuilds batches of 2, so 2 is in even then."""
+    from model_navigator.core.status import NavigatorStatus
+
+    def sizes(batch_size, batch_dim=0, **profiler):
+        config = ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=(Format.ONNX,),
+                              batch_dim=batch_dim, profiler_config=ProfilerConfig(**profiler))
+        status = NavigatorStatus(model_name="m", framework="torch", config=config.to_dict(),
+                                 dataloader={"batch_size": batch_size})
+        return engine_batch_sizes(config, status)
+
+    assert sizes(1) == [1, 2]
+    assert sizes(4) == [1, 4]
+    assert sizes(4, batch_sizes=(1, 8, 32)) == [1, 4, 8, 32]
+    assert sizes(4, max_batch_size=20) == [1, 2, 4, 8, 16, 20]
+    assert sizes(4, batch_dim=None) == [1]
 
 
 def test_polygraphy_command_line():

@@ -1,7 +1,7 @@
 """ONNX -> TensorRT plan (trt-fp32 / trt-fp16) with Polygraphy's TensorRT loaders.
 
 Optimization profiles come from `trt_dynamic_axes` when given, otherwise from the conversion
-samples' smallest and largest shapes and the largest batch size that will be profiled. Inputs
+samples' smallest and largest shapes and the largest batch size a later step runs. Inputs
 TensorRT cannot take as int64 (TensorRT < 10) are cast to int32 in a copy of the ONNX model and
 recorded in the path's flags; the runner casts feeds to the engine's dtypes.
 """
@@ -25,15 +25,17 @@ DEFAULT_WORKSPACE_SIZE = 8 * 2**30
 Shape = Tuple[int, ...]
 
 
-def max_profiled_batch(config: ExportConfig, dataloader_batch_size: int) -> int:
-    """The largest batch the engine must accept: profiler batch sizes, sweep limit, dataloader batch."""
-    sizes = [dataloader_batch_size, 1]
-    profiler = config.profiler_config
-    if profiler.batch_sizes:
-        sizes.extend(profiler.batch_sizes)
-    if profiler.max_batch_size:
-        sizes.append(profiler.max_batch_size)
-    return max(sizes)
+def engine_batch_sizes(config: ExportConfig, status: NavigatorStatus) -> List[int]:
+    """Every batch size a later step runs the engine at: the correctness check's (1 and the
+    dataloader's batch, 2 when that is 1) and the profiler's (its batch sizes or sweep). A TensorRT
+    or TF-TRT engine must accept all of them."""
+    from model_navigator.steps.correctness import default_check_batch_sizes
+    from model_navigator.steps.profiler import select_batch_sizes
+
+    sizes = set(default_check_batch_sizes(status))
+    sizes.update(select_batch_sizes(config.profiler_config, int(status.dataloader.get("batch_size", 1)),
+                                    config.batch_dim))
+    return sorted(sizes)
 
 
 def profile_shapes(
@@ -74,7 +76,7 @@ def conversion_profile_shapes(
     TensorRT and Torch-TensorRT conversions build their optimization profile from."""
     samples = load_sample_dir(workspace.input_dir("conversion"))
     return profile_shapes({m.name: [s[m.name].shape for s in samples] for m in status.inputs}, config.batch_dim,
-                          max_profiled_batch(config, int(status.dataloader.get("batch_size", 1))),
+                          max(engine_batch_sizes(config, status)),
                           config.trt_dynamic_axes, static_dims)
 
 

@@ -19,26 +19,18 @@ from model_navigator.exporters.tensorflow_utils import gpu_available, import_ten
 
 
 def _build_batches(workspace: Any, status: Any, config: Any) -> List[Dict[str, Any]]:
-    """Conversion samples at batch 1 and at the largest batch size later steps run (profiling's
-    batch sizes and the dataloader's), so the engines' shape profiles cover them."""
+    """Conversion samples at every batch size later steps run (engine_batch_sizes), so the
+    engines' shape profiles cover them."""
+    from model_navigator.converters.tensorrt import engine_batch_sizes
     from model_navigator.core.samples import build_batch, load_sample_dir
 
     samples = load_sample_dir(workspace.input_dir("conversion"))
     if not samples:
         raise FileNotFoundError(f"no conversion samples in {workspace.input_dir('conversion')}")
-    batch_dim = config.batch_dim
-    if batch_dim is None:
+    if config.batch_dim is None:
         return samples
-    sizes = [1, max(2, int(status.dataloader.get("batch_size", 1)))]
-    profiler = config.profiler_config
-    sizes += list(profiler.batch_sizes or [])
-    if profiler.max_batch_size:
-        sizes.append(int(profiler.max_batch_size))
-    batches = []
-    for size in sorted(set(sizes)):
-        for sample in samples:
-            batches.append(build_batch(sample, size, batch_dim))
-    return batches
+    return [build_batch(sample, size, config.batch_dim) for size in engine_batch_sizes(config, status)
+            for sample in samples]
 
 
 def tftrt_unavailable(spec: Any = None) -> Optional[str]:
