@@ -2,8 +2,8 @@
 
 TensorFlow's own TensorRT integration (tensorflow.python.compiler.tensorrt.trt_convert): the
 SavedModel's `serving_default` signature is converted with dynamic shapes, TensorRT engines are
-built for the conversion samples at batch size 1 and the largest batch the correctness and
-profiling steps use, and the result is saved as a SavedModel with the same signature. Reachable
+built for the conversion samples at every batch size the correctness and profiling steps use,
+and the result is saved as a SavedModel with the same signature. Reachable
 only with a CUDA GPU (the path declares it) and a TensorFlow built with CUDA and TensorRT
 (tftrt_unavailable says which is missing; the path is skipped with that reason).
 """
