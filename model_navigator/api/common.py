@@ -12,14 +12,6 @@ from model_navigator.core.errors import UserInputError
 from model_navigator.core.workspace import DEFAULT_WORKDIR
 
 
-def check_tolerance(value: Optional[float], name: str) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0 or value != value:
-        raise UserInputError(f"`{name}` must be a non-negative number or None, got {value!r}.")
-    return float(value)
-
-
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise UserInputError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
@@ -219,6 +211,33 @@ def axes_and_metadata(
     inputs_meta = infer_metadata(sample_set.samples, sample_set.input_names, batch_dim, axes)
     outputs_meta = infer_metadata(all_out, list(output_names), batch_dim, axes)
     return axes, trt_axes, inputs_meta, outputs_meta
+
+
+def check_source_outputs(outputs: Dict[int, Dict[str, Any]], output_names: Sequence[str], atol: Any, rtol: Any,
+                         allow_nonfinite_outputs: bool) -> None:
+    """Before anything is exported: per-output tolerances name real outputs, and the source model's
+    outputs on the saved samples are finite (a NaN reference makes every check meaningless) unless
+    the user says the model produces NaN/inf on purpose."""
+    import numpy as np
+
+    from model_navigator.core.tolerance import check_tolerance_names
+
+    check_tolerance_names(atol, "atol", output_names)
+    check_tolerance_names(rtol, "rtol", output_names)
+    if allow_nonfinite_outputs:
+        return
+    for index in sorted(outputs):
+        for name in output_names:
+            value = np.asarray(outputs[index][name])
+            if value.dtype.kind in "fc" and not np.isfinite(value).all():
+                what = "NaN" if np.isnan(value).any() else "inf"
+                count = int((~np.isfinite(value)).sum())
+                raise UserInputError(
+                    f"The source model's output {name!r} holds {what} ({count} of {value.size} elements) on sample "
+                    f"{index} of the dataloader: correctness cannot be checked against it. Verify the dataloader "
+                    f"and the model, or pass allow_nonfinite_outputs=True if the model produces NaN/inf on purpose "
+                    f"(they are then compared by value: NaN must match NaN, inf the same inf)."
+                )
 
 
 def sample_config_fields(sample_set: Any, output_names: Sequence[str], axes: Dict[str, List[int]],

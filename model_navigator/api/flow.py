@@ -132,15 +132,17 @@ def profile_source(descriptor: Any, pipeline: Pipeline, source: PathStatus) -> N
     """Profile the user's own model in this process with the same profiler as the artifacts."""
     from model_navigator.core.status import PerformanceResult
     from model_navigator.steps.base import short_reason
-    from model_navigator.steps.profiling import profile_with_runner
+    from model_navigator.steps.profiling import profile_with_runner, report_batch
 
     for runtime in (RuntimeProvider.CPU if pipeline.config.target_device == "cpu" else RuntimeProvider.CUDA,):
         start = time.perf_counter()
         result = source.runtimes.setdefault(runtime, RuntimeResult())
         try:
             runner = descriptor.get_runner(format=source.format, runtime=runtime)
-            result.performance = profile_with_runner(runner, pipeline.status, pipeline.workspace,
-                                                     pipeline.config.profiler_config)
+            with pipeline.progress.running(source.key, "profiling"):
+                result.performance = profile_with_runner(runner, pipeline.status, pipeline.workspace,
+                                                         pipeline.config.profiler_config,
+                                                         on_result=report_batch(source.key, runtime.value))
         except Exception as e:
             result.performance = PerformanceResult(status=StepStatus.FAILED, reason=short_reason(e))
         pipeline._report_profiling(source.key, runtime, result.performance, time.perf_counter() - start)
@@ -167,7 +169,7 @@ def check_source_runtimes(descriptor: Any, pipeline: Pipeline, source: PathStatu
     from model_navigator.steps.base import short_reason
     from model_navigator.steps.correctness import correctness_with_runner
     from model_navigator.steps.pipeline import correctness_summary
-    from model_navigator.steps.profiling import profile_with_runner
+    from model_navigator.steps.profiling import profile_with_runner, report_batch
 
     config = pipeline.config
     for runtime in source_runtimes(config, source.format):
@@ -175,8 +177,9 @@ def check_source_runtimes(descriptor: Any, pipeline: Pipeline, source: PathStatu
         start = time.perf_counter()
         try:
             runner = descriptor.get_runner(format=source.format, runtime=runtime)
-            result.correctness = correctness_with_runner(runner, pipeline.status, pipeline.workspace,
-                                                         config.atol, config.rtol)
+            with pipeline.progress.running(source.key, "correctness"):
+                result.correctness = correctness_with_runner(runner, pipeline.status, pipeline.workspace, source,
+                                                             runtime, config.atol, config.rtol)
         except Exception as e:
             LOGGER.exception("correctness of %s on %s failed", source.key, runtime.value)
             result.correctness = CorrectnessResult(status=StepStatus.FAILED, reason=short_reason(e),
@@ -194,8 +197,10 @@ def check_source_runtimes(descriptor: Any, pipeline: Pipeline, source: PathStatu
         else:
             try:
                 runner = descriptor.get_runner(format=source.format, runtime=runtime)
-                result.performance = profile_with_runner(runner, pipeline.status, pipeline.workspace,
-                                                         config.profiler_config)
+                with pipeline.progress.running(source.key, "profiling"):
+                    result.performance = profile_with_runner(runner, pipeline.status, pipeline.workspace,
+                                                             config.profiler_config,
+                                                             on_result=report_batch(source.key, runtime.value))
             except Exception as e:
                 result.performance = PerformanceResult(status=StepStatus.FAILED, reason=short_reason(e))
             pipeline._report_profiling(source.key, runtime, result.performance, time.perf_counter() - start)

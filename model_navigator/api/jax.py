@@ -16,6 +16,7 @@ import numpy as np
 
 from model_navigator.api.common import (
     axes_and_metadata,
+    check_source_outputs,
     check_bool_options,
     check_formats,
     check_names,
@@ -24,10 +25,10 @@ from model_navigator.api.common import (
     check_profiler_config,
     check_runtimes,
     check_target_device,
-    check_tolerance,
     check_workdir,
     sample_config_fields,
 )
+from model_navigator.core.tolerance import check_user_tolerance
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import (
     Format,
@@ -121,8 +122,8 @@ def export(
     opset: Optional[int] = None,
     jit_compile: Optional[Union[bool, Tuple[bool, ...]]] = None,
     enable_xla: Optional[Union[bool, Tuple[bool, ...]]] = None,
-    atol: Optional[float] = None,
-    rtol: Optional[float] = None,
+    atol: Optional[Union[float, Dict[str, float]]] = None,
+    rtol: Optional[Union[float, Dict[str, float]]] = None,
     disable_git_info: bool = False,
     batch_dim: Optional[int] = 0,
     runtimes: Optional[Union[Union[str, RuntimeProvider], Tuple[Union[str, RuntimeProvider], ...]]] = None,
@@ -134,6 +135,7 @@ def export(
     dynamic_axes: Optional[Dict[str, Union[Dict[int, str], List[int]]]] = None,
     trt_dynamic_axes: Optional[Dict[str, Dict[int, Tuple[int, int, int]]]] = None,
     target_device: Optional[str] = None,
+    allow_nonfinite_outputs: bool = False,
     isolation: Union[bool, str] = "auto",
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
@@ -150,6 +152,10 @@ def export(
     which needs jax <= 0.7.1) and `jit_compile` (tf.function's) take a bool or a tuple of bools;
     default (True, False) each. Folders: `tf-savedmodel-<xla|noxla>-<jit|nojit>`, `onnx-<...>`, ...
 
+    `atol` / `rtol`: a number or a dict output name -> number; None (default) judges every path by
+    its precision's default tolerance (README, "Correctness"); `atol=float("inf")` only measures.
+    `allow_nonfinite_outputs`: accept NaN/inf in the source model's outputs (compared by value);
+    by default they stop the export before anything is exported.
     Beyond the reference, keyword-only: `input_names`, `output_names`, `dynamic_axes`,
     `trt_dynamic_axes` (as for nav.tensorflow), `target_device` ('cpu' or 'cuda'; default the GPU
     when JAX sees one), `isolation`, `step_timeout_s`, `verbose`, `debug`.
@@ -174,7 +180,7 @@ def export(
     if max_workspace_size is not None:
         check_positive_int(max_workspace_size, "max_workspace_size")
     segment = check_positive_int(minimum_segment_size, "minimum_segment_size")
-    atol, rtol = check_tolerance(atol, "atol"), check_tolerance(rtol, "rtol")
+    atol, rtol = check_user_tolerance(atol, "atol"), check_user_tolerance(rtol, "rtol")
     in_names = check_names(input_names, "input_names")
     out_names = check_names(output_names, "output_names")
     profiler = check_profiler_config(profiler_config)
@@ -200,6 +206,7 @@ def export(
     selected = select_samples(sample_set, count)
     needed = sorted({i for idx in selected.values() for i in idx})
     outputs, final_out_names = run_source_model(source, sample_set, needed, device, out_names)
+    check_source_outputs(outputs, final_out_names, atol, rtol, bool(allow_nonfinite_outputs))
     axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(sample_set, outputs, final_out_names,
                                                                   dynamic_axes, trt_dynamic_axes)
 

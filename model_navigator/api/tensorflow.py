@@ -11,6 +11,7 @@ import numpy as np
 
 from model_navigator.api.common import (
     axes_and_metadata,
+    check_source_outputs,
     check_formats,
     check_names,
     check_opset,
@@ -18,10 +19,10 @@ from model_navigator.api.common import (
     check_profiler_config,
     check_runtimes,
     check_target_device,
-    check_tolerance,
     check_workdir,
     sample_config_fields,
 )
+from model_navigator.core.tolerance import check_user_tolerance
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import (
     Format,
@@ -214,8 +215,8 @@ def export(
     override_workdir: bool = False,
     sample_count: Optional[int] = None,
     opset: Optional[int] = None,
-    atol: Optional[float] = None,
-    rtol: Optional[float] = None,
+    atol: Optional[Union[float, Dict[str, float]]] = None,
+    rtol: Optional[Union[float, Dict[str, float]]] = None,
     input_names: Optional[Tuple[str, ...]] = None,
     output_names: Optional[Tuple[str, ...]] = None,
     dynamic_axes: Optional[Dict[str, Union[Dict[int, str], List[int]]]] = None,
@@ -227,6 +228,7 @@ def export(
     profiler_config: Optional[ProfilerConfig] = None,
     *,
     target_device: Optional[str] = None,
+    allow_nonfinite_outputs: bool = False,
     isolation: Union[bool, str] = "auto",
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
@@ -240,6 +242,10 @@ def export(
     dict keys of the samples, or input__N) with a dynamic batch axis, and returns a dict of the
     output names (`output_names`, dict keys of the model's output, or output__N).
 
+    `atol` / `rtol`: a number or a dict output name -> number; None (default) judges every path by
+    its precision's default tolerance (README, "Correctness"); `atol=float("inf")` only measures.
+    `allow_nonfinite_outputs`: accept NaN/inf in the source model's outputs (compared by value);
+    by default they stop the export before anything is exported.
     Beyond the reference: `target_device` ('cpu' or 'cuda'; default: the GPU when TensorFlow sees
     one), `isolation` ('auto': the SavedModel is checked here, where TensorFlow is loaded, while
     the ONNX conversion and ONNX Runtime run in a worker process; True/'full': every step in the
@@ -259,7 +265,7 @@ def export(
     if max_workspace_size is not None:
         check_positive_int(max_workspace_size, "max_workspace_size")
     segment = check_positive_int(minimum_segment_size, "minimum_segment_size")
-    atol, rtol = check_tolerance(atol, "atol"), check_tolerance(rtol, "rtol")
+    atol, rtol = check_user_tolerance(atol, "atol"), check_user_tolerance(rtol, "rtol")
     in_names = check_names(input_names, "input_names")
     out_names = check_names(output_names, "output_names")
     profiler = check_profiler_config(profiler_config)
@@ -277,6 +283,7 @@ def export(
     selected = select_samples(sample_set, count)
     needed = sorted({i for idx in selected.values() for i in idx})
     outputs, final_out_names = run_source_model(model, sample_set, needed, device, out_names)
+    check_source_outputs(outputs, final_out_names, atol, rtol, bool(allow_nonfinite_outputs))
 
     axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
         sample_set, outputs, final_out_names, dynamic_axes, trt_dynamic_axes)

@@ -10,6 +10,7 @@ import numpy as np
 
 from model_navigator.api.common import (
     axes_and_metadata,
+    check_source_outputs,
     check_formats,
     check_names,
     check_opset,
@@ -17,10 +18,10 @@ from model_navigator.api.common import (
     check_profiler_config,
     check_runtimes,
     check_target_device,
-    check_tolerance,
     check_workdir,
     sample_config_fields,
 )
+from model_navigator.core.tolerance import check_user_tolerance
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import (
     Format,
@@ -112,8 +113,8 @@ def export(
     workdir: Optional[Union[str, Path]] = None,
     override_workdir: bool = False,
     sample_count: Optional[int] = None,
-    atol: Optional[float] = None,
-    rtol: Optional[float] = None,
+    atol: Optional[Union[float, Dict[str, float]]] = None,
+    rtol: Optional[Union[float, Dict[str, float]]] = None,
     input_names: Optional[Tuple[str, ...]] = None,
     output_names: Optional[Tuple[str, ...]] = None,
     dynamic_axes: Optional[Dict[str, Union[Dict[int, str], List[int]]]] = None,
@@ -130,6 +131,7 @@ def export(
     *,
     precision_mode: Optional[Union[str, TensorRTPrecisionMode]] = None,
     onnx_dynamo: bool = False,
+    allow_nonfinite_outputs: bool = False,
     isolation: Union[bool, str] = "auto",
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
@@ -138,6 +140,10 @@ def export(
     """Export a torch.nn.Module to every requested format, check each against the model on the
     dataloader's samples, profile it, and return the PackageDescriptor of the workspace.
 
+    `atol` / `rtol`: a number or a dict output name -> number; None (default) judges every path by
+    its precision's default tolerance (README, "Correctness"); `atol=float("inf")` only measures.
+    `allow_nonfinite_outputs`: accept NaN/inf in the source model's outputs (compared by value);
+    by default they stop the export before anything is exported.
     Beyond the reference: `precision_mode` (the reference spells it `precison_mode`; both work),
     `onnx_dynamo` (use the torch.export-based ONNX exporter), `isolation` ('auto': conversions
     and foreign runtimes such as ONNX Runtime run in a worker process, TorchScript/ExportedProgram
@@ -163,7 +169,7 @@ def export(
     count = check_positive_int(sample_count if sample_count is not None else 100, "sample_count")
     if max_workspace_size is not None:
         check_positive_int(max_workspace_size, "max_workspace_size")
-    atol, rtol = check_tolerance(atol, "atol"), check_tolerance(rtol, "rtol")
+    atol, rtol = check_user_tolerance(atol, "atol"), check_user_tolerance(rtol, "rtol")
     in_names = check_names(input_names, "input_names")
     out_names = check_names(output_names, "output_names")
     profiler = check_profiler_config(profiler_config)
@@ -185,6 +191,7 @@ def export(
     if device != "cpu":
         model.to(device)
     outputs, final_out_names = run_source_model(model, sample_set, needed, device, out_names)
+    check_source_outputs(outputs, final_out_names, atol, rtol, bool(allow_nonfinite_outputs))
 
     axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
         sample_set, outputs, final_out_names, dynamic_axes, trt_dynamic_axes)

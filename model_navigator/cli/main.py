@@ -225,7 +225,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             raise UserInputError("--workdir and --override-workdir apply to a .nav package only; a workspace "
                                  "folder is profiled in place.")
         descriptor = PackageDescriptor.from_workdir(target)
-    nav.profile(descriptor, config, verbose=True)  # progress lines go to stderr
+    nav.profile(descriptor, config, verbose=True, table=False)  # progress lines go to stderr; the table below
     descriptor.save_status()
     return report(descriptor.status, args.json)
 

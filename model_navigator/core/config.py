@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from model_navigator.core.enums import (
     Format,
@@ -98,8 +98,8 @@ class ExportConfig:
     runtimes: Optional[Tuple[RuntimeProvider, ...]] = None
     opset: int = 17
     onnx_dynamo: bool = False
-    atol: Optional[float] = None
-    rtol: Optional[float] = None
+    atol: Optional[Union[float, Dict[str, float]]] = None  # None: the path's default tolerance
+    rtol: Optional[Union[float, Dict[str, float]]] = None
     input_names: Tuple[str, ...] = ()
     output_names: Tuple[str, ...] = ()
     dynamic_axes: Dict[str, List[int]] = field(default_factory=dict)

@@ -6,7 +6,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from model_navigator.core.enums import (
     Format,
@@ -30,10 +30,13 @@ STATUS_FILE = "status.yaml"
 
 @dataclass
 class OutputError:
-    """Largest absolute and relative difference of one output against the source model."""
+    """Largest absolute and relative difference of one output against the source model, and the
+    tolerance it was judged by (None: that bound did not apply)."""
 
     max_abs_error: float
     max_rel_error: float
+    atol: Optional[float] = None
+    rtol: Optional[float] = None
 
 
 @dataclass
@@ -43,8 +46,10 @@ class CorrectnessResult:
     per_output: Dict[str, OutputError] = field(default_factory=dict)
     batch_sizes: List[int] = field(default_factory=list)
     sample_count: int = 0
-    atol: Optional[float] = None
-    rtol: Optional[float] = None
+    atol: Optional[Union[float, Dict[str, float]]] = None  # the user's, as given (None: not given)
+    rtol: Optional[Union[float, Dict[str, float]]] = None
+    tolerance: Optional[str] = None  # "user", or "default fp32" / "default fp32-gpu" / "default fp16"
+    warnings: List[str] = field(default_factory=list)  # e.g. outputs the samples do not exercise
     duration_s: float = 0.0
 
 
@@ -95,6 +100,8 @@ class PathStatus:
     reason: Optional[str] = None
     model_path: Optional[str] = None
     duration_s: float = 0.0
+    # What the exporter warned that may make the graph wrong (TracerWarning, a specialised axis, ...).
+    warnings: List[str] = field(default_factory=list)
     runtimes: Dict[RuntimeProvider, RuntimeResult] = field(default_factory=dict)
 
     @property

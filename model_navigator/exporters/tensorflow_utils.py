@@ -24,7 +24,7 @@ from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 from model_navigator.core.errors import FrameworkMissingError, UserInputError
-from model_navigator.core.logging import LOGGER
+from model_navigator.core.logging import LOGGER, muted_terminal
 from model_navigator.core.tensor import flatten_outputs  # noqa: F401  (shared by every framework)
 
 # Loggers TensorFlow, Keras and tf2onnx write through (each with its own stderr handler).
@@ -101,6 +101,8 @@ def tf_quiet(what: str = "tensorflow") -> Iterator[None]:
     logging.root.addHandler(root_guard)
     capture = tempfile.TemporaryFile(mode="w+b")
     stderr_fd: Optional[int] = None
+    mute = muted_terminal()
+    mute.__enter__()
     try:
         sys.stderr.flush()
         stderr_fd = os.dup(2)
@@ -119,6 +121,7 @@ def tf_quiet(what: str = "tensorflow") -> Iterator[None]:
                 pass
             os.dup2(stderr_fd, 2)
             os.close(stderr_fd)
+        mute.__exit__(None, None, None)
         logging.root.removeHandler(root_guard)
         for logger, handlers, propagate in saved:
             logger.removeHandler(forward)

@@ -52,7 +52,10 @@ def export_torchscript(ctx: TorchExportContext, spec: PathSpec, out_path: Path) 
 def _dynamic_shapes(ctx: TorchExportContext) -> Optional[Any]:
     import torch
 
-    specs = [{axis: torch.export.Dim.AUTO for axis in ctx.dynamic_axes.get(n, [])} or None for n in ctx.input_names]
+    # Dim.DYNAMIC (torch >= 2.6): relations between axes are inferred as with Dim.AUTO, but an axis the
+    # code specialises to a constant fails the export with torch's message instead of passing silently.
+    dynamic = getattr(torch.export.Dim, "DYNAMIC", None) or torch.export.Dim.AUTO
+    specs = [{axis: dynamic for axis in ctx.dynamic_axes.get(n, [])} or None for n in ctx.input_names]
     if all(s is None for s in specs):
         return None
     if ctx.keyword:

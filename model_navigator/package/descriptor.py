@@ -19,6 +19,23 @@ from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResu
 from model_navigator.runners.base import NavigatorRunner
 
 
+def default_runtime(path: PathStatus) -> Optional[RuntimeProvider]:
+    """The runtime a path is judged by when none is named: the first one it was checked on."""
+    return next(iter(path.runtimes), None)
+
+
+def path_passed(path: PathStatus, runtime: Optional[RuntimeProvider] = None) -> bool:
+    """Exported/converted, and correctness passed on `runtime` (default: the path's default runtime).
+    The source model is the reference: it passes whenever it is present."""
+    if not path.ok:
+        return False
+    if path.format in SOURCE_FORMATS:  # its opt-in runtimes (torch.compile) are checked against it
+        checked = path.runtimes.get(runtime) if runtime is not None else None
+        return checked is None or checked.correctness is None or checked.correctness.status == StepStatus.OK
+    result = path.runtimes.get(runtime if runtime is not None else default_runtime(path))  # type: ignore[arg-type]
+    return result is not None and result.correctness is not None and result.correctness.status == StepStatus.OK
+
+
 class PackageDescriptor:
     """Status and artifacts of one export, backed by a workspace folder and its status.yaml."""
 
@@ -71,16 +88,17 @@ class PackageDescriptor:
 
     def get_path(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
                  enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> PathStatus:
-        """Exactly one path for these selectors, or a UserInputError naming the choices."""
+        """Exactly one path for these selectors, or a UserInputError naming the choices. When several
+        match, the one that passed its default runtime's check wins, then the one that exported."""
         found = self._matching(format, jit_type, precision, enable_xla, jit_compile)
         if not found:
             known = ", ".join(sorted(self.status.paths)) or "none"
             raise UserInputError(f"No path matches format={format!s} jit_type={jit_type} precision={precision}; "
                                  f"paths in this package: {known}.")
         if len(found) > 1:
-            ok = [p for p in found if p.ok]
-            if len(ok) == 1:
-                return ok[0]
+            for candidates in ([p for p in found if path_passed(p)], [p for p in found if p.ok]):
+                if len(candidates) == 1:
+                    return candidates[0]
             keys = ", ".join(p.key for p in found)
             raise UserInputError(f"Several paths match format={format!s} ({keys}); give jit_type or precision "
                                  f"(JAX paths: enable_xla and jit_compile).")
@@ -89,14 +107,13 @@ class PackageDescriptor:
     def _runtime(self, path: PathStatus, runtime: Optional[Union[str, RuntimeProvider]]) -> RuntimeProvider:
         if runtime is not None:
             return parse_enum(RuntimeProvider, runtime, "runtime")
-        if path.runtimes:
-            return next(iter(path.runtimes))
-        return RuntimeProvider.CPU
+        return default_runtime(path) or RuntimeProvider.CPU
 
     # Reference API ---------------------------------------------------------------------------------
     def get_formats_status(self) -> Dict[str, bool]:
-        """Path key -> True when its export/conversion succeeded."""
-        return {key: path.ok for key, path in self.status.paths.items() if path.format not in SOURCE_FORMATS}
+        """Path key -> True when it exported/converted and passed correctness on its default runtime
+        (the first it was checked on: CPUExecutionProvider on a CPU target)."""
+        return {key: path_passed(path) for key, path in self.status.paths.items() if path.format not in SOURCE_FORMATS}
 
     def get_formats_performance(self) -> Dict[str, Optional[float]]:
         """Path key -> p50 latency (ms) at the smallest profiled batch size (first runtime profiled)."""
@@ -121,19 +138,12 @@ class PackageDescriptor:
         enable_xla: Optional[bool] = None,
         jit_compile: Optional[bool] = None,
     ) -> bool:
-        """True when a matching path exported (and, with a runtime, passed correctness on it)."""
-        for path in self._matching(format, jit_type, precision, enable_xla, jit_compile):
-            if not path.ok:
-                continue
-            if runtime_provider is None:
-                return True
-            runtime = parse_enum(RuntimeProvider, runtime_provider, "runtime_provider")
-            result = path.runtimes.get(runtime)
-            if path.format in SOURCE_FORMATS or (
-                result is not None and result.correctness is not None and result.correctness.status == StepStatus.OK
-            ):
-                return True
-        return False
+        """The reference's meaning: True when a matching path exported and passed correctness on
+        `runtime_provider`, or on the path's default runtime (the first it was checked on) when none
+        is given; so `if get_status(f): get_runner(f)` never hands out a model that failed its check."""
+        runtime = parse_enum(RuntimeProvider, runtime_provider, "runtime_provider") if runtime_provider is not None \
+            else None
+        return any(path_passed(p, runtime) for p in self._matching(format, jit_type, precision, enable_xla, jit_compile))
 
     def get_model(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
                   enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> Any:

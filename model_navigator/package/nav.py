@@ -11,7 +11,8 @@ from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import SOURCE_FORMATS
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
-from model_navigator.core.status import RuntimeResult
+from model_navigator.core.enums import StepStatus
+from model_navigator.core.status import PerformanceResult, RuntimeResult
 from model_navigator.core.workspace import Workspace
 from model_navigator.package.descriptor import PackageDescriptor
 
@@ -125,14 +126,26 @@ def load(
 
 
 def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[ProfilerConfig] = None,
-            *, verbose: bool = True, debug: bool = False) -> None:
-    """Profile every successful path again with `profiler_config` (no re-export); `debug` as in load."""
+            *, verbose: bool = True, debug: bool = False, table: bool = True) -> PackageDescriptor:
+    """Profile every path that passed correctness again with `profiler_config` (no re-export), the
+    source model too when this process has it (its old figures are dropped otherwise: they came from
+    another profile); a runtime never checked (installed after the package was made) is checked
+    first. Returns the descriptor; prints the status table when `verbose` (and `table`). `debug` as in load."""
     from model_navigator.api.common import check_profiler_config
 
+    if not isinstance(package_descriptor, PackageDescriptor):
+        raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
     config = check_profiler_config(profiler_config)
     package_descriptor.status.config["profiler_config"] = config.to_dict()
     with debug_console(debug):
-        recheck(package_descriptor, retest=False, profile=True, has_data=True, verbose=verbose)
+        has_data = any(Workspace(package_descriptor.workdir).input_dir("correctness").glob("*.npz"))
+        recheck(package_descriptor, retest=False, profile=True, has_data=has_data, verbose=verbose)
+    package_descriptor.save_status()
+    if verbose and table:
+        from model_navigator.package.table import print_status_table
+
+        print_status_table(package_descriptor.status)
+    return package_descriptor
 
 
 def recheck(
@@ -172,11 +185,18 @@ def recheck(
             pipeline.save()  # the steps read status.yaml: a re-targeted device must be on disk first
             if profile:
                 executor.wait_ready()  # measure only once the worker no longer competes for the CPU
-            if profile and only is None and descriptor.source_model is not None:
-                source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
-                if source is not None:
+            source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
+            if profile and only is None and source is not None:
+                if descriptor.source_model is not None:
                     profile_source(descriptor, pipeline, source)
                     check_source_runtimes(descriptor, pipeline, source, profile=True)  # torch.compile
+                else:  # figures from another profile (another machine) must not be compared with these
+                    for result in source.runtimes.values():
+                        if result.performance is not None:
+                            result.performance = PerformanceResult(
+                                status=StepStatus.SKIPPED,
+                                reason="not re-profiled: the source model is not part of a package; its figures "
+                                       "from the export were dropped so that no comparison mixes two profiles")
             for spec in specs:
                 path = status.paths.get(spec.key)
                 if retest and reconvert and not spec.is_export:
@@ -189,6 +209,12 @@ def recheck(
                     continue
                 for runtime in selected_runtimes(spec, config):
                     if retest or profile:
-                        pipeline.check_and_profile(path, runtime, profile=profile, check=retest)
+                        # a runtime never checked here (installed after the package was made) is checked
+                        # before it is profiled, when the samples are in the package
+                        recorded = path.runtimes.get(runtime)
+                        never_checked = recorded is None or recorded.correctness is None
+                        pipeline.check_and_profile(path, runtime, profile=profile,
+                                                   check=retest or (never_checked and has_data))
+            pipeline.report_gpu_skips()
         finally:
             executor.close()

@@ -15,7 +15,7 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
         base = {"path": key, "format": path.format.value, "status": path.status.value, "reason": path.reason}
         if not path.runtimes:
             rows.append({**base, "runtime": None, "correctness": None, "errors": {}, "performance": [],
-                         "verified": False})
+                         "verified": False, "warnings": list(path.warnings)})
             continue
         for runtime, result in path.runtimes.items():
             corr = result.correctness
@@ -34,8 +34,26 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
                 ],
                 "performance_status": perf.status.value if perf else None,
                 "verified": result.verified,
+                "tolerance": corr.tolerance if corr else None,
+                "warnings": list(path.warnings) + list(corr.warnings if corr else []),
             })
     return rows
+
+
+_GPU_FORMATS = ("trt", "torch-trt", "tf-trt")
+
+
+def _gpu_only(status: NavigatorStatus, key: str) -> bool:
+    """A skipped path of the TensorRT family (skipped runtimes, "path on X", keep their own line)."""
+    path = status.paths.get(key)
+    return path is not None and path.format.value in _GPU_FORMATS
+
+
+def default_tolerances_text() -> str:
+    """The documented defaults in one line, e.g. "fp32: atol=0.0001, rtol=0.001; ..."."""
+    from model_navigator.core.tolerance import DEFAULT_TOLERANCES, describe
+
+    return "; ".join(f"default {name}: {describe(t)}" for name, t in DEFAULT_TOLERANCES.items())
 
 
 def print_status_table(status: NavigatorStatus, console: Any = None, best: Any = None) -> None:
@@ -68,6 +86,7 @@ def print_status_table(status: NavigatorStatus, console: Any = None, best: Any =
         color = "green" if st == "ok" else ("yellow" if st == "not_run" else "red")
         reason = row.get("correctness_reason") or row.get("reason")
         status_text = f"[{color}]{st}[/]" + (f"\n[dim]{escape(reason[:160])}[/]" if reason and st != "ok" else "")
+        status_text += "".join(f"\n[yellow]⚠ {escape(w[:160])}[/]" for w in row.get("warnings", []))
         errors = "\n".join(f"{n}: {a:.2e} / {r:.2e}" for n, (a, r) in row["errors"].items())
         if row.get("correctness") == "reference":
             errors = "reference"
@@ -81,10 +100,23 @@ def print_status_table(status: NavigatorStatus, console: Any = None, best: Any =
     out = console or default_console()
     out.print(table)
     by_reason: Dict[str, List[str]] = {}
+    gpu_keys: List[str] = []
+    gpu_reasons: List[str] = []
     for key, reason in skipped:
-        by_reason.setdefault(reason or "", []).append(key)
+        if _gpu_only(status, key):  # the GPU family, in one line
+            gpu_keys.append(key)
+            if reason and reason not in gpu_reasons:
+                gpu_reasons.append(reason)
+        else:
+            by_reason.setdefault(reason or "", []).append(key)
     for reason, keys in by_reason.items():
         out.print(f"[yellow]Skipped[/] {escape(', '.join(keys))}: {escape(reason)}")
+    if gpu_keys:
+        out.print(f"[yellow]Skipped[/] GPU only: {escape(', '.join(gpu_keys))} ({escape('; '.join(gpu_reasons))})")
+    tolerances = sorted({row["tolerance"] for row in status_rows(status) if row.get("tolerance")})
+    if tolerances:
+        out.print(f"[dim]Correctness judged by {escape(', '.join(tolerances))} tolerance "
+                  f"({escape(default_tolerances_text())}; an element fails when it exceeds both)[/]")
     if any(not p["stable"] for row in status_rows(status) for p in row["performance"]):
         out.print("[dim]~ unstable measurement: the last windows differed more than stability_percentage[/]")
     if best is not None:

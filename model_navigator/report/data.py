@@ -53,7 +53,7 @@ class Pick:
 
     series: Series
     result: ProfilingResult
-    speedup: Optional[float] = None  # against the source model at the same batch size (latency) / its best
+    speedup: Optional[float] = None  # against the source model at the same batch size
 
 
 @dataclass
@@ -69,6 +69,7 @@ class CorrectnessRow:
     batch_sizes: List[int]
     sample_count: int
     reason: Optional[str]
+    tolerance: Optional[str] = None  # "user", "default fp32", ... (None: a package from before defaults)
 
 
 @dataclass
@@ -161,13 +162,14 @@ def _correctness_rows(status: NavigatorStatus) -> List[CorrectnessRow]:
             if corr is None:
                 rows.append(CorrectnessRow(key, runtime.value, None, "not run", None, None, None, None, [], 0, None))
                 continue
-            common = dict(atol=corr.atol, rtol=corr.rtol, batch_sizes=list(corr.batch_sizes),
-                          sample_count=corr.sample_count, reason=corr.reason)
+            common = dict(batch_sizes=list(corr.batch_sizes), sample_count=corr.sample_count, reason=corr.reason,
+                          tolerance=corr.tolerance)
             if not corr.per_output:
-                rows.append(CorrectnessRow(key, runtime.value, None, corr.status.value, None, None, **common))
-            for name, error in corr.per_output.items():
+                rows.append(CorrectnessRow(key, runtime.value, None, corr.status.value, None, None, None, None,
+                                           **common))
+            for name, error in corr.per_output.items():  # the tolerance that judged this output
                 rows.append(CorrectnessRow(key, runtime.value, name, corr.status.value, error.max_abs_error,
-                                           error.max_rel_error, **common))
+                                           error.max_rel_error, error.atol, error.rtol, **common))
     return rows
 
 
@@ -188,9 +190,10 @@ def _pick(status: NavigatorStatus, series: List[Series], strategy: str) -> Tuple
     if source is not None and strategy == "min-latency":
         reference = source.at(chosen.batch_size)
         speedup = reference.p50_ms / chosen.p50_ms if reference is not None and chosen.p50_ms > 0 else None
-    elif source is not None:
-        best = source.best_throughput().throughput
-        speedup = chosen.throughput / best if best > 0 else None
+    elif source is not None:  # at the same batch size only: a batch-32 figure against batch 3 says nothing
+        reference = source.at(chosen.batch_size)
+        speedup = chosen.throughput / reference.throughput if reference is not None and reference.throughput > 0 \
+            else None
     return Pick(found, chosen.figures, speedup), [str(r) for r in chosen.rejected], ""
 
 
@@ -241,11 +244,11 @@ def fmt_error(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2e}"
 
 
-def fmt_tolerance(atol: Optional[float], rtol: Optional[float]) -> str:
+def fmt_tolerance(atol: Optional[float], rtol: Optional[float], source: Optional[str] = None) -> str:
     if atol is None and rtol is None:
         return "not set (measured only)"
     parts = ([f"atol {atol:g}"] if atol is not None else []) + ([f"rtol {rtol:g}"] if rtol is not None else [])
-    return ", ".join(parts)
+    return ", ".join(parts) + (f" ({source})" if source else "")
 
 
 def fmt_speedup(value: Optional[float]) -> str:
@@ -272,7 +275,7 @@ def pick_sentences(data: ReportData) -> List[Tuple[str, str]]:
                     f"{fmt_ms(pick.result.p50_ms)} ms p50 at batch size {pick.result.batch_size}{against}{unstable}."))
     pick = data.throughput_pick
     if pick is not None:
-        against = f", {fmt_speedup(pick.speedup)} the source model's best" if pick.speedup else ""
+        against = f", {fmt_speedup(pick.speedup)} the source model's at that batch size" if pick.speedup else ""
         unstable = " (unstable measurement)" if not pick.result.stable else ""
         out.append(("Highest throughput", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
                     f"{fmt_throughput(pick.result.throughput)} samples/s at batch size {pick.result.batch_size}"

@@ -37,6 +37,7 @@ td.key { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; white-spac
 .failed { color: #b3261e; font-weight: 600; }
 .skipped, .not_run, .reference { color: #6b7280; font-weight: 600; }
 .reason { color: #5b6473; font-size: 12px; max-width: 520px; }
+.warning { color: #8a5a00; font-size: 12px; max-width: 520px; }
 .cards { display: flex; flex-wrap: wrap; gap: 14px; }
 .card { background: #fff; border: 1px solid #d9dde3; border-left: 5px solid #137333; border-radius: 6px;
         padding: 12px 16px; min-width: 320px; flex: 1; }
@@ -56,11 +57,12 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _status_cell(text: str, reason: Optional[str] = None) -> str:
+def _status_cell(text: str, reason: Optional[str] = None, warnings: Optional[List[str]] = None) -> str:
     css = text if text in ("ok", "failed", "skipped", "not_run", "reference") else "failed"
     cell = f'<span class="{css}">{_e(text)}</span>'
     if reason and text != "ok":
         cell += f'<div class="reason">{_e(reason[:400])}</div>'
+    cell += "".join(f'<div class="warning">&#9888; {_e(w[:400])}</div>' for w in warnings or [])
     return cell
 
 
@@ -111,7 +113,8 @@ def _status_section(data: ReportData) -> str:
         perf = row["performance"]
         p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
         thr = "<br>".join(fmt_throughput(p["throughput"]) for p in perf)
-        rows.append([_e(row["path"]), _e(runtime_label(row["runtime"])), _status_cell(st, reason), errors or "-",
+        rows.append([_e(row["path"]), _e(runtime_label(row["runtime"])), _status_cell(st, reason, row.get("warnings")),
+                     errors or "-",
                      p50 or "-", thr or "-", "yes" if row["verified"] else ""])
     out = [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", "Throughput /s", "Verified"],
                   rows, numeric=(4, 5))]
@@ -157,7 +160,7 @@ def _correctness_section(data: ReportData) -> str:
     rows = []
     for c in data.correctness:
         rows.append([_e(c.path), _e(runtime_label(c.runtime)), _e(c.output or "-"), _status_cell(c.status, c.reason),
-                     fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), _e(fmt_tolerance(c.atol, c.rtol)),
+                     fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), _e(fmt_tolerance(c.atol, c.rtol, c.tolerance)),
                      _e(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)])
     return _table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance", "Batch sizes",
                    "Samples"], rows, numeric=(4, 5, 8)) + (

@@ -69,6 +69,7 @@ def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
             st = "profiling failed"
         reason = row.get("correctness_reason") or row.get("reason")
         status_text = md(st) if st == "ok" or not reason else f"**{md(st)}**: {md(reason[:400])}"
+        status_text += "".join(f"<br>⚠ {md(w[:400])}" for w in row.get("warnings", []))
         if row.get("correctness") == "reference":
             errors = "reference"
         else:
@@ -106,7 +107,7 @@ def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
     if data.correctness:
         rows = [[md(c.path), md(runtime_label(c.runtime)), md(c.output or "-"),
                  md(c.status) if c.status == "ok" or not c.reason else f"**{md(c.status)}**: {md(c.reason[:400])}",
-                 fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), md(fmt_tolerance(c.atol, c.rtol)),
+                 fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), md(fmt_tolerance(c.atol, c.rtol, c.tolerance)),
                  md(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)]
                 for c in data.correctness]
         out += [_table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance",

@@ -4,6 +4,7 @@ with the source model's saved output, at batch size 1 and at larger rebuilt batc
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -13,7 +14,14 @@ import numpy as np
 from model_navigator.core.enums import RuntimeProvider, StepStatus
 from model_navigator.core.samples import build_batch, load_sample_dir
 from model_navigator.core.serialization import to_plain
-from model_navigator.core.status import CorrectnessResult, NavigatorStatus, OutputError
+from model_navigator.core.status import CorrectnessResult, NavigatorStatus, OutputError, PathStatus
+from model_navigator.core.tolerance import (
+    DEFAULT_TOLERANCES,
+    Tolerance,
+    UserTolerance,
+    default_tolerance_name,
+    resolve_tolerance,
+)
 from model_navigator.core.workspace import Workspace
 from model_navigator.runners.registry import make_runner
 from model_navigator.steps.base import base_parser, short_reason
@@ -30,11 +38,52 @@ class BatchSizeError(RuntimeError):
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser(__doc__)
     parser.add_argument("--runtime", required=True, choices=[r.value for r in RuntimeProvider])
-    parser.add_argument("--atol", type=float, default=None)
-    parser.add_argument("--rtol", type=float, default=None)
+    parser.add_argument("--atol", type=_tolerance_arg, default=None,
+                        help="a number, or JSON {output: number}; default: the path's default tolerance")
+    parser.add_argument("--rtol", type=_tolerance_arg, default=None, help="as --atol")
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=None,
                         help="extra batch sizes (> 1) to check with rebuilt batches")
     return parser
+
+
+def _tolerance_arg(text: str) -> UserTolerance:
+    value = json.loads(text) if text.lstrip().startswith("{") else float(text)
+    return {k: float(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def tolerance_argv(atol: UserTolerance, rtol: UserTolerance) -> List[str]:
+    """The --atol/--rtol arguments of the correctness step for the user's tolerances."""
+    argv: List[str] = []
+    for flag, value in (("--atol", atol), ("--rtol", rtol)):
+        if value is not None:
+            argv += [flag, json.dumps(value) if isinstance(value, dict) else repr(float(value))]
+    return argv
+
+
+def output_tolerances(path: PathStatus, runtime: RuntimeProvider, output_names: List[str], atol: UserTolerance,
+                      rtol: UserTolerance) -> Tuple[str, Dict[str, Tolerance]]:
+    """(the default's name, the tolerance of every output) for a path checked on `runtime`."""
+    name = default_tolerance_name(path.format, path.precision, runtime)
+    default = DEFAULT_TOLERANCES[name]
+    return name, {n: resolve_tolerance(atol, rtol, n, default) for n in output_names}
+
+
+def constant_output_warnings(outputs: List[Dict[str, np.ndarray]], output_names: List[str]) -> List[str]:
+    """Outputs of the source model that are all zero, or the same for every correctness sample: a
+    check on them proves little, whatever the errors say (random-init heads, a saturated softmax)."""
+    warnings = []
+    for name in output_names:
+        values = [np.asarray(o[name]) for o in outputs if name in o]
+        if not values or values[0].dtype.kind not in "fciub":
+            continue
+        if all(not v.any() for v in values):
+            warnings.append(f"output {name!r} of the source model is all zero on every correctness sample: the "
+                            f"check cannot tell a right export from a wrong one; use samples that exercise the model")
+        elif len(values) > 1 and all(v.shape == values[0].shape and np.array_equal(v, values[0], equal_nan=True)
+                                     for v in values[1:]):
+            warnings.append(f"output {name!r} of the source model is the same for all {len(values)} correctness "
+                            f"samples: the samples do not exercise the model, so the check proves little")
+    return warnings
 
 
 def default_check_batch_sizes(status: NavigatorStatus) -> List[int]:
@@ -55,7 +104,7 @@ def _works_at(runner: Any, pair: Tuple[Dict[str, np.ndarray], Dict[str, np.ndarr
     sample, expected = pair
     try:
         actual = runner.infer(build_batch(sample, batch, batch_dim), check_inputs=False)
-        compare_outputs(_repeat_output(expected, batch, batch_dim), actual, output_names, {}, None, None, "")
+        compare_outputs(_repeat_output(expected, batch, batch_dim), actual, output_names, {}, {}, "")
         return True
     except Exception:
         return False
@@ -68,10 +117,10 @@ def check_correctness(
     output_names: List[str],
     batch_dim: Optional[int],
     batch_sizes: List[int],
-    atol: Optional[float],
-    rtol: Optional[float],
+    tolerances: Dict[str, Tolerance],
 ) -> CorrectnessResult:
-    """Compare the runner with the reference outputs; the runner must be active."""
+    """Compare the runner with the reference outputs, judging each output by its tolerance; the
+    runner must be active."""
     errors: Dict[str, Tuple[float, float]] = {}
     failure: Optional[str] = None
     checked: List[int] = []
@@ -84,7 +133,7 @@ def check_correctness(
                 expected = _repeat_output(expected, batch, batch_dim)
             try:
                 actual = runner.infer(sample, check_inputs=False)
-                reason = compare_outputs(expected, actual, output_names, errors, atol, rtol, context)
+                reason = compare_outputs(expected, actual, output_names, errors, tolerances, context)
             except Exception as e:
                 if batch_dim is None:
                     raise
@@ -105,18 +154,21 @@ def check_correctness(
     return CorrectnessResult(
         status=StepStatus.FAILED if failure else StepStatus.OK,
         reason=failure,
-        per_output={n: OutputError(max_abs_error=a, max_rel_error=r) for n, (a, r) in errors.items()},
+        per_output={n: OutputError(max_abs_error=a, max_rel_error=r, atol=tolerances[n].atol if n in tolerances else None,
+                                   rtol=tolerances[n].rtol if n in tolerances else None)
+                    for n, (a, r) in errors.items()},
         batch_sizes=checked,
         sample_count=len(inputs),
-        atol=atol,
-        rtol=rtol,
+        warnings=constant_output_warnings(outputs, output_names),
     )
 
 
-def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspace, atol: Optional[float],
-                            rtol: Optional[float], batch_sizes: Optional[List[int]] = None) -> CorrectnessResult:
-    """Check an inactive runner on the workspace's correctness samples (what `run` does for a path;
-    also used in the user's process for runtimes that need the source model, e.g. torch.compile)."""
+def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspace, path: PathStatus,
+                            runtime: RuntimeProvider, atol: UserTolerance, rtol: UserTolerance,
+                            batch_sizes: Optional[List[int]] = None) -> CorrectnessResult:
+    """Check an inactive runner of `path` on `runtime` against the workspace's correctness samples
+    (what `run` does for a path; also used in the user's process for runtimes that need the source
+    model, e.g. torch.compile). Outputs are judged by the user's atol/rtol, else the path's default."""
     start = time.perf_counter()
     inputs = load_sample_dir(workspace.input_dir("correctness"))
     outputs = load_sample_dir(workspace.output_dir("correctness"))
@@ -126,11 +178,13 @@ def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Wor
             f"(saved without data?); correctness cannot be checked"
         )
     batch_sizes = batch_sizes if batch_sizes is not None else default_check_batch_sizes(status)
+    output_names = [m.name for m in status.outputs]
+    default_name, tolerances = output_tolerances(path, runtime, output_names, atol, rtol)
     with runner:
-        result = check_correctness(
-            runner, inputs, outputs, [m.name for m in status.outputs], status.config.get("batch_dim"),
-            batch_sizes, atol, rtol,
-        )
+        result = check_correctness(runner, inputs, outputs, output_names, status.config.get("batch_dim"),
+                                   batch_sizes, tolerances)
+    result.atol, result.rtol = atol, rtol
+    result.tolerance = "user" if atol is not None or rtol is not None else f"default {default_name}"
     result.duration_s = time.perf_counter() - start
     return result
 
@@ -141,4 +195,5 @@ def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
     path = status.paths[args.path]
     runtime = RuntimeProvider(args.runtime)
     runner = make_runner(workspace.root, status, path, runtime)
-    return to_plain(correctness_with_runner(runner, status, workspace, args.atol, args.rtol, args.batch_sizes))
+    return to_plain(correctness_with_runner(runner, status, workspace, path, runtime, args.atol, args.rtol,
+                                            args.batch_sizes))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Set
+from typing import Any, Dict, Optional, Sequence, Set
 
 from model_navigator.steps.base import run_step
 
@@ -51,7 +51,6 @@ class RoutingExecutor:
         self.framework = framework
         self.local_formats = local_formats
         self._worker: Any = None
-        self.on_wait: Optional[Callable[[str, str, float], None]] = None  # (step, path, seconds) while waiting
         if mode != "off":
             self._worker_handle()  # start now: it imports while the exports run
 
@@ -70,15 +69,7 @@ class RoutingExecutor:
             format: Optional[str] = None) -> Dict[str, Any]:
         if self.mode == "off" or (self.mode == "auto" and step != "conversion" and format in self.local_formats):
             return self.local.run(step, argv, root, timeout_s)
-        heartbeat = None
-        if self.on_wait is not None:
-            on_wait = self.on_wait
-            path = argv[list(argv).index("--path") + 1] if "--path" in argv else ""
-
-            def heartbeat(seconds: float) -> None:
-                on_wait(step, path, seconds)
-
-        return self._worker_handle().run(step, argv, root, timeout_s, heartbeat=heartbeat)
+        return self._worker_handle().run(step, argv, root, timeout_s)
 
     def wait_ready(self) -> None:
         """Wait for a starting worker, so measurements in this process are not disturbed by it."""

@@ -26,6 +26,7 @@ from model_navigator.core.status import (
 from model_navigator.core.workspace import PATH_CONFIG_FILE, PATH_LOG_FILE, Workspace
 from model_navigator.paths.base import PathSpec
 from model_navigator.steps.base import short_reason, write_reproduce
+from model_navigator.steps.profiling import profile_summary
 
 # An exporter gets (spec, out_path) and returns flags to record; it runs in the user's process.
 Exporter = Callable[[PathSpec, Path], Dict[str, Any]]
@@ -89,12 +90,6 @@ def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvi
     return [r for r in runtimes if runtime_available(r)]
 
 
-def profile_summary(results: List[ProfilingResult]) -> str:
-    return ", ".join(
-        f"bs{r.batch_size} p50 {r.p50_ms:.3f} ms {r.throughput:.0f}/s{'' if r.stable else ' (unstable)'}" for r in results
-    )
-
-
 def correctness_summary(result: CorrectnessResult) -> str:
     errs = "; ".join(f"{n}: abs {e.max_abs_error:.2e} rel {e.max_rel_error:.2e}" for n, e in result.per_output.items())
     return f"max error {errs}" if errs else "ok"
@@ -119,14 +114,12 @@ class Pipeline:
         self.config = config
         self.specs = specs
         self.executor = executor
-        if hasattr(executor, "on_wait"):
-            executor.on_wait = lambda step, key, seconds: progress.line(
-                None, key, step, f"still running ({seconds:.0f} s)")
         self.progress = progress
         self.exporter = exporter
         self.export_reproduce = export_reproduce
         # A CUDA target was validated to have a GPU; on a CPU target, look (for the skip reasons).
         self.gpu_present = config.target_device != "cpu" or gpu_present()
+        self._gpu_skips: List[str] = []
 
     # ------------------------------------------------------------------------------------------
     def save(self) -> None:
@@ -153,6 +146,13 @@ class Pipeline:
                 with log_to_file(self.workspace.path_dir(spec.key) / PATH_LOG_FILE):
                     for runtime in selected_runtimes(spec, self.config):
                         self.check_and_profile(path, runtime, profile)
+        self.report_gpu_skips()
+
+    def report_gpu_skips(self) -> None:
+        """One line for the GPU-only paths skipped on a machine without a GPU (reasons in the table)."""
+        if self._gpu_skips:
+            self.progress.line(None, "GPU paths", "skipped", f"no GPU here: {', '.join(self._gpu_skips)}")
+            self._gpu_skips = []
 
     def _write_path_config(self, spec: PathSpec) -> None:
         folder = self.workspace.path_dir(spec.key)
@@ -181,11 +181,16 @@ class Pipeline:
                 reason = f"parent path {spec.parent!r} {parent.status.value if parent else 'was not requested'}"
         if reason is not None:
             path.status, path.reason = StepStatus.SKIPPED, reason
-            self.progress.line(None, spec.key, "skipped", reason)
+            if spec.requires_gpu and not self.gpu_present:  # said once, in run_checks
+                self._gpu_skips.append(spec.key)
+                LOGGER.info("%s skipped: %s", spec.key, reason)
+            else:
+                self.progress.line(None, spec.key, "skipped", reason)
             self.save()
             return path
         self._write_path_config(spec)
-        with log_to_file(self.workspace.path_dir(spec.key) / PATH_LOG_FILE):
+        with log_to_file(self.workspace.path_dir(spec.key) / PATH_LOG_FILE), \
+                self.progress.running(spec.key, "export" if spec.is_export else "conversion"):
             self._produce(spec, path)
         self.save()
         return path
@@ -198,14 +203,16 @@ class Pipeline:
             step = "export"
             if self.export_reproduce is not None:
                 self.export_reproduce(spec)
+            graph_warnings: List[str] = []
             try:
-                with capture_warnings():
+                with capture_warnings() as graph_warnings:
                     flags = self.exporter(spec, out_path) if self.exporter else {}
                 path.status, path.model_path = StepStatus.OK, self.workspace.relative(out_path)
                 path.flags.update(flags or {})
             except Exception as e:
                 LOGGER.exception("export of %s failed", spec.key)
                 path.status, path.reason = StepStatus.FAILED, short_reason(e)
+            path.warnings = graph_warnings
         else:
             step = "conversion"
             argv = ["--workdir", ".", "--path", spec.key]
@@ -221,12 +228,14 @@ class Pipeline:
                 LOGGER.error("conversion of %s failed: %s\n%s", spec.key, result.get("reason"), result.get("traceback", ""))
         path.duration_s = time.perf_counter() - start
         detail = "ok" if path.ok else (path.reason or "failed")
+        if path.warnings:
+            detail += f"; warning: {path.warnings[0]}" + (f" (+{len(path.warnings) - 1} more)" if len(path.warnings) > 1 else "")
         self.progress.line(path.ok, spec.key, step, detail, path.duration_s)
 
     def check_and_profile(self, path: PathStatus, runtime: RuntimeProvider, profile: bool,
                           check: bool = True) -> None:
-        """Correctness (unless `check` is False: keep the recorded one), then, when it passed (or
-        none is recorded), profiling of one path on one runtime."""
+        """Correctness (unless `check` is False: keep the recorded one), then, only when it passed,
+        profiling of one path on one runtime: nothing unchecked is ever profiled or recommended."""
         result = path.runtimes.setdefault(runtime, RuntimeResult())
         reason = runtime_unavailable_reason(path.format, runtime)
         if reason is not None:
@@ -241,25 +250,28 @@ class Pipeline:
             result.correctness = self.run_correctness(path, runtime)
             self.save()
         if profile:
-            if result.correctness is None or result.correctness.status == StepStatus.OK:
+            corr = result.correctness
+            if corr is not None and corr.status == StepStatus.OK:
                 result.performance = self.run_profiling(path, runtime, self.config.profiler_config)
             else:
-                result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason="correctness failed")
+                reason = f"correctness {corr.status.value}" if corr is not None else \
+                    "correctness was never checked on this runtime (re-test with the saved samples first)"
+                result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason=reason)
+                self.progress.line(None, path.key, "profiling", f"{runtime.value}: skipped, {reason}")
             self.save()
 
     def _step_argv(self, path: PathStatus, runtime: RuntimeProvider) -> List[str]:
         return ["--workdir", ".", "--path", path.key, "--runtime", runtime.value]
 
     def run_correctness(self, path: PathStatus, runtime: RuntimeProvider) -> CorrectnessResult:
-        argv = self._step_argv(path, runtime)
-        if self.config.atol is not None:
-            argv += ["--atol", repr(self.config.atol)]
-        if self.config.rtol is not None:
-            argv += ["--rtol", repr(self.config.rtol)]
+        from model_navigator.steps.correctness import tolerance_argv
+
+        argv = self._step_argv(path, runtime) + tolerance_argv(self.config.atol, self.config.rtol)
         sh = write_reproduce(self.workspace.root, path.key, "correctness", argv)
         start = time.perf_counter()
-        raw = self.executor.run("correctness", argv, self.workspace.root, self.config.step_timeout_s,
-                                format=path.format.value)
+        with self.progress.running(path.key, "correctness"):
+            raw = self.executor.run("correctness", argv, self.workspace.root, self.config.step_timeout_s,
+                                    format=path.format.value)
         result = from_plain(CorrectnessResult, {k: v for k, v in raw.items() if k != "traceback"})
         if result.status != StepStatus.OK:
             result.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
@@ -274,8 +286,9 @@ class Pipeline:
         argv = self._step_argv(path, runtime) + ["--profiler-config", json.dumps(config.to_dict())]
         sh = write_reproduce(self.workspace.root, path.key, "profiling", argv)
         start = time.perf_counter()
-        raw = self.executor.run("profiling", argv, self.workspace.root, self.config.step_timeout_s,
-                                format=path.format.value)
+        with self.progress.running(path.key, "profiling"):
+            raw = self.executor.run("profiling", argv, self.workspace.root, self.config.step_timeout_s,
+                                    format=path.format.value)
         result = from_plain(PerformanceResult, {k: v for k, v in raw.items() if k != "traceback"})
         self._report_profiling(path.key, runtime, result, time.perf_counter() - start, sh)
         return result

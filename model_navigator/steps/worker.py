@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Optional, Sequence
 
-from model_navigator.core.logging import LOGGER
+from model_navigator.core.logging import LOGGER, mark_worker_process, relay_progress
 
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
 PRELOAD = {
@@ -83,6 +83,8 @@ class WorkerExecutor:
         assert proc.stderr is not None
         for raw in proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip()
+            if relay_progress(line):  # a step's progress line (a profiled batch size)
+                continue
             tail.append(line)
             LOGGER.debug("[worker %d] %s", proc.pid, line)
 
@@ -248,6 +250,7 @@ def worker_main(framework: str) -> int:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever frameworks print goes to stderr, never into the protocol
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    mark_worker_process()
     import importlib
 
     for module in PRELOAD.get(framework, ("numpy",)):
