@@ -29,7 +29,10 @@ def check_names(names: Optional[Iterable[str]], argument: str) -> Optional[Tuple
     return names
 
 
-def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Format], framework: str) -> Tuple[Format, ...]:
+def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Format], framework: str,
+                  specs: Sequence[Any] = ()) -> Tuple[Format, ...]:
+    """The requested formats plus, as the reference does, the formats they are made from (torch-trt
+    needs TorchScript, trt needs ONNX, TensorFlow's ONNX needs the SavedModel), parents first."""
     if formats is None:
         return tuple(allowed)
     wrong = [f.value for f in formats if f not in allowed]
@@ -37,7 +40,17 @@ def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Forma
         raise UserInputError(
             f"`target_formats` {wrong} do not apply to {framework}; choose from {[f.value for f in allowed]}."
         )
-    return formats
+    by_key = {s.key: s for s in specs}
+    result = list(formats)
+    changed = True
+    while changed:
+        changed = False
+        for spec in specs:
+            parent = by_key.get(spec.parent) if spec.parent else None
+            if spec.format in result and parent is not None and parent.format not in result:
+                result.insert(0, parent.format)
+                changed = True
+    return tuple(result)
 
 
 def check_target_device(target_device: Optional[str], cuda_available: bool) -> str:
@@ -53,7 +66,9 @@ def check_target_device(target_device: Optional[str], cuda_available: bool) -> s
 def check_runtimes(runtimes: Optional[Tuple[RuntimeProvider, ...]], device: str) -> Optional[Tuple[RuntimeProvider, ...]]:
     if runtimes is None:
         return None
-    from model_navigator.core.enums import CPU_RUNTIMES, RUNTIME_MODULES
+    from model_navigator.core.enums import CPU_RUNTIMES, RUNTIME_MODULES, resolve_runtime
+
+    runtimes = tuple(dict.fromkeys(resolve_runtime(r, device) for r in runtimes))  # PyTorchExecutionProvider ...
     from model_navigator.steps.pipeline import runtime_available
 
     missing = [r for r in runtimes if not runtime_available(r)]

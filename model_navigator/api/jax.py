@@ -166,9 +166,10 @@ def export(
 
     tf = import_tensorflow()
     set_tf_memory_growth(tf)
-    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), JAX_FORMATS, "JAX")
-    if Format.TF_SAVEDMODEL not in formats:  # every other JAX path is made from a SavedModel
-        formats = (Format.TF_SAVEDMODEL,) + tuple(formats)
+    from model_navigator.paths.jax import jax_paths
+
+    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), JAX_FORMATS, "JAX",
+                            jax_paths())  # every other JAX path is made from a SavedModel
     xla_options = check_bool_options(enable_xla, "enable_xla")
     jit_options = check_bool_options(jit_compile, "jit_compile")
     precisions = parse_enum_tuple(TensorRTPrecision, target_precisions, "target_precisions") or (

@@ -253,9 +253,10 @@ def export(
     """
     tf = import_tensorflow()
     check_model(model)
-    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), TF_FORMATS, "TensorFlow 2")
-    if Format.TF_SAVEDMODEL not in formats:  # every other TensorFlow path is made from the SavedModel
-        formats = (Format.TF_SAVEDMODEL,) + tuple(formats)
+    from model_navigator.paths.tensorflow import tensorflow_paths
+
+    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), TF_FORMATS, "TensorFlow 2",
+                            tensorflow_paths())  # every other TensorFlow path is made from the SavedModel
     precisions = parse_enum_tuple(TensorRTPrecision, target_precisions, "target_precisions") or (
         TensorRTPrecision.FP32, TensorRTPrecision.FP16)
     device = check_target_device(target_device, gpu_available())

@@ -159,7 +159,10 @@ def export(
         raise UserInputError("Pass `precision_mode` or the reference's `precison_mode`, not both.")
     mode = parse_enum(TensorRTPrecisionMode, precision_mode or precison_mode or TensorRTPrecisionMode.HIERARCHY,
                       "precision_mode")
-    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), TORCH_FORMATS, "PyTorch")
+    from model_navigator.paths.torch import torch_paths
+
+    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), TORCH_FORMATS, "PyTorch",
+                            torch_paths())
     jit = parse_enum_tuple(JitType, jit_options, "jit_options") or (JitType.SCRIPT, JitType.TRACE)
     precisions = parse_enum_tuple(TensorRTPrecision, target_precisions, "target_precisions") or (
         TensorRTPrecision.FP32, TensorRTPrecision.FP16)

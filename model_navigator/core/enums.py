@@ -69,6 +69,10 @@ class RuntimeProvider(StrEnum):
     OPENVINO = "OpenVINO"
     # torch.compile (inductor) of the user's source model; opt-in, in the user's process.
     TORCH_COMPILE = "TorchCompile"
+    # The reference's names for the framework's own runtime. Accepted wherever a runtime is taken and
+    # resolved to CPU / CUDA (the device the framework runs on); status.yaml never holds them.
+    PYT = "PyTorchExecutionProvider"
+    TF = "TensorFlowExecutionProvider"
 
 
 # Runtimes that run on the CPU, whatever their name says (used for devices and validation).
@@ -77,6 +81,21 @@ CPU_RUNTIMES = (RuntimeProvider.CPU, RuntimeProvider.OPENVINO, RuntimeProvider.T
 OPT_IN_RUNTIMES = (RuntimeProvider.TORCH_COMPILE,)
 # Python modules a runtime needs, and the extra that installs them.
 RUNTIME_MODULES = {RuntimeProvider.OPENVINO: ("openvino", "openvino")}
+
+
+FRAMEWORK_RUNTIME_ALIASES = (RuntimeProvider.PYT, RuntimeProvider.TF)
+
+
+def resolve_runtime(runtime: RuntimeProvider, device: str) -> RuntimeProvider:
+    """PyTorchExecutionProvider / TensorFlowExecutionProvider -> the framework on `device` (CPU or CUDA)."""
+    if runtime in FRAMEWORK_RUNTIME_ALIASES:
+        return RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA
+    return runtime
+
+
+def parse_runtime(value: Union[str, RuntimeProvider], argument: str, device: str) -> RuntimeProvider:
+    """A user's runtime name as a member, the reference's framework aliases resolved for `device`."""
+    return resolve_runtime(parse_enum(RuntimeProvider, value, argument), device)
 
 
 class MeasurementMode(StrEnum):

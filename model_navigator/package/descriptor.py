@@ -13,6 +13,7 @@ from model_navigator.core.enums import (
     StepStatus,
     TensorRTPrecision,
     parse_enum,
+    parse_runtime,
 )
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
@@ -51,6 +52,10 @@ class PackageDescriptor:
     @property
     def workdir(self) -> Path:
         return self._workdir
+
+    @property
+    def _device(self) -> str:
+        return str(self.status.config.get("target_device", "cpu"))
 
     @property
     def model_name(self) -> str:
@@ -106,7 +111,7 @@ class PackageDescriptor:
 
     def _runtime(self, path: PathStatus, runtime: Optional[Union[str, RuntimeProvider]]) -> RuntimeProvider:
         if runtime is not None:
-            return parse_enum(RuntimeProvider, runtime, "runtime")
+            return parse_runtime(runtime, "runtime", self._device)
         return default_runtime(path) or RuntimeProvider.CPU
 
     # Reference API ---------------------------------------------------------------------------------
@@ -141,13 +146,16 @@ class PackageDescriptor:
         """The reference's meaning: True when a matching path exported and passed correctness on
         `runtime_provider`, or on the path's default runtime (the first it was checked on) when none
         is given; so `if get_status(f): get_runner(f)` never hands out a model that failed its check."""
-        runtime = parse_enum(RuntimeProvider, runtime_provider, "runtime_provider") if runtime_provider is not None \
-            else None
+        runtime = parse_runtime(runtime_provider, "runtime_provider", self._device) \
+            if runtime_provider is not None else None
         return any(path_passed(p, runtime) for p in self._matching(format, jit_type, precision, enable_xla, jit_compile))
 
     def get_model(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
                   enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> Any:
-        """The exported model object (torch module, onnx.ModelProto, ...); a path for TensorRT plans."""
+        """The exported model object (torch module, onnx.ModelProto, ...); a path for TensorRT plans;
+        None when the package has no such path (as the reference; get_runner raises instead)."""
+        if not self._matching(format, jit_type, precision, enable_xla, jit_compile):
+            return None
         path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
         if path.format in SOURCE_FORMATS:
             if self.source_model is None:
@@ -192,7 +200,7 @@ class PackageDescriptor:
         path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
         if not path.ok:
             raise UserInputError(f"Path {path.key!r} {path.status.value}; only a successful path can be verified.")
-        rt = parse_enum(RuntimeProvider, runtime, "runtime")
+        rt = parse_runtime(runtime, "runtime", self._device)
         path.runtimes.setdefault(rt, RuntimeResult()).verified = True
         self.save_status()
 

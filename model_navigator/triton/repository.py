@@ -27,6 +27,7 @@ from model_navigator.core.enums import (
     RuntimeProvider,
     StepStatus,
     parse_enum,
+    resolve_runtime,
 )
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER
@@ -311,6 +312,8 @@ def write_model_repository(
     stack: List[Any] = []
     try:
         workdir, status = _workdir_of(package, stack)
+        if rt is not None:  # the reference's PyTorchExecutionProvider / TensorFlowExecutionProvider
+            rt = resolve_runtime(rt, str(status.config.get("target_device", "cpu")))
         path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)
         if path.model_path is None:
             raise UserInputError(f"Path {path.key!r} has no artifact recorded in status.yaml.")
