@@ -219,3 +219,23 @@ def test_export_bert_onnx_and_torchscript_trace(bert, config, tokenizer, tmp_pat
         assert out["last_hidden_state"].shape == (3, 13, 32)
         assert abs(out["last_hidden_state"] - expected.last_hidden_state.numpy()).max() < 1e-4
         assert abs(out["pooler_output"] - expected.pooler_output.numpy()).max() < 1e-4
+
+
+# ------------------------------------------------------------------------------------------------
+# A plain transformers model handed to nav.torch.export with dict samples (no contrib helper)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_plain_bert_model_with_dict_samples_exports_to_onnx_trace_and_exportedprogram(bert, tmp_path):
+    torch.manual_seed(0)
+    dataloader = [{"input_ids": torch.randint(0, 100, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
+                  for seq in (5, 9)]
+    package = nav.torch.export(model=bert, dataloader=dataloader, workdir=tmp_path / "wd", isolation=False,
+                               verbose=False, run_profiling=False, runtimes=("CPUExecutionProvider",),
+                               target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",))
+    for key in ("torchscript-trace", "torch-exportedprogram", "onnx"):
+        path = package.status.paths[key]
+        assert path.status.value == "ok", (key, path.reason)
+        result = path.runtimes[nav.RuntimeProvider.CPU].correctness
+        assert result.status.value == "ok", (key, result.reason)

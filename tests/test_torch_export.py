@@ -653,3 +653,48 @@ def test_export_with_default_isolation(workdir):
         out = runner.infer({"input": x})
     np.testing.assert_allclose(out["output__0"], _torch_out(model, torch.from_numpy(x)).numpy(), rtol=1e-5,
                                atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------
+# Keyword samples for a forward whose decorator injects keywords (transformers 5's pattern)
+# ------------------------------------------------------------------------------------------------
+
+
+def _injects_use_cache(forward):
+    import functools
+
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        kwargs.setdefault("use_cache", False)
+        return forward(self, *args, **kwargs)
+
+    return wrapper
+
+
+class KeywordForward(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(models.SEED)
+        self.embedding = torch.nn.Embedding(50, 8)
+
+    @_injects_use_cache
+    def forward(self, input_ids, attention_mask=None, use_cache=None, *, scale: float = 1.0, **kwargs):
+        hidden = self.embedding(input_ids) * attention_mask.unsqueeze(-1).to(torch.float32) * scale
+        return {"hidden": hidden, "pooled": hidden.mean(dim=1)}
+
+
+def test_keyword_samples_export_to_onnx_through_a_positional_adapter(workdir):
+    dataloader = [{"input_ids": torch.randint(0, 50, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
+                  for seq in (4, 7)]
+    package = nav.torch.export(model=KeywordForward(), dataloader=dataloader, workdir=workdir, isolation=False,
+                               verbose=False, run_profiling=False, runtimes=("CPUExecutionProvider",),
+                               target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",))
+    for key in ("torchscript-trace", "torch-exportedprogram", "onnx"):
+        path = package.status.paths[key]
+        assert path.status == StepStatus.OK, (key, path.reason)
+        assert _correctness(package, key).status == StepStatus.OK, (key, _correctness(package, key).reason)
+    import onnx
+
+    graph = onnx.load(str(workdir / "onnx" / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
+    assert [o.name for o in graph.output] == ["hidden", "pooled"]

@@ -73,6 +73,27 @@ def export_exportedprogram(ctx: TorchExportContext, spec: PathSpec, out_path: Pa
     return {}
 
 
+def keyword_adapter(model: Any, names: Tuple[str, ...]) -> Any:
+    """A module whose forward(*tensors) calls model(**dict(zip(names, tensors))).
+
+    The TorchScript-based ONNX exporter binds `kwargs=` to the forward's parameters by position and
+    fills the rest with their defaults; a forward wrapped by a decorator that injects keywords (as
+    transformers 5 does with `use_cache`) or that takes keyword-only / **kwargs parameters then
+    fails ("got multiple values for argument"). Passing the tensors positionally to this adapter
+    and on to the model by keyword is what the user's own call does."""
+    import torch
+
+    class KeywordAdapter(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.model(**dict(zip(names, tensors)))
+
+    return KeywordAdapter().eval()
+
+
 def export_onnx(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
     """torch.onnx.export: the TorchScript-based exporter by default, the torch.export-based one with onnx_dynamo."""
     import torch
@@ -89,8 +110,11 @@ def export_onnx(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict
             )
         else:
             dynamic_axes = {n: {a: f"{n}_dim{a}" for a in ctx.dynamic_axes[n]} for n in names if ctx.dynamic_axes.get(n)}
+            model = ctx.model
+            if kwargs:  # keyword samples: the exporter sees positional inputs only (see keyword_adapter)
+                model, args = keyword_adapter(ctx.model, tuple(kwargs)), tuple(kwargs.values())
             torch.onnx.export(
-                ctx.model, args, str(out_path), kwargs=kwargs or None, input_names=list(ctx.input_names),
+                model, args, str(out_path), input_names=list(ctx.input_names),
                 output_names=list(ctx.output_names), opset_version=ctx.opset, dynamo=False,
                 dynamic_axes=dynamic_axes or None,
             )
