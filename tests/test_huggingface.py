@@ -239,3 +239,50 @@ def test_plain_bert_model_with_dict_samples_exports_to_onnx_trace_and_exportedpr
         assert path.status.value == "ok", (key, path.reason)
         result = path.runtimes[nav.RuntimeProvider.CPU].correctness
         assert result.status.value == "ok", (key, result.reason)
+
+
+def _t5_dataloader(encoder_lengths=(6, 9), decoder_lengths=(3, 4)):
+    torch.manual_seed(0)
+    return [{"input_ids": torch.randint(0, 100, (2, enc)), "attention_mask": torch.ones(2, enc, dtype=torch.long),
+             "decoder_input_ids": torch.randint(0, 100, (2, dec))}
+            for enc, dec in zip(encoder_lengths, decoder_lengths)]
+
+
+def test_export_arguments_give_an_encoder_decoder_its_own_decoder_length():
+    config = transformers.T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1,
+                                   num_heads=2)
+    model = transformers.T5Model(config).eval()
+    arguments = export_arguments(model, _t5_dataloader())
+    axes = arguments["dynamic_axes"]
+    assert axes["decoder_input_ids"] == {0: "batch", 1: "sequence"}
+    assert axes["input_ids"] == {0: "batch", 1: "sequence"}
+    assert 1 in axes["last_hidden_state"] and 1 in axes["encoder_last_hidden_state"]
+
+
+def test_export_arguments_do_not_probe_a_feature_axis():
+    config = transformers.WhisperConfig(vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                        decoder_start_token_id=1, d_model=16, encoder_layers=1, decoder_layers=1,
+                                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                                        decoder_ffn_dim=32, num_mel_bins=16, max_source_positions=50,
+                                        max_target_positions=32)
+    model = transformers.WhisperModel(config).eval()
+    torch.manual_seed(0)
+    dataloader = [{"input_features": torch.randn(2, 16, 100), "decoder_input_ids": torch.randint(0, 100, (2, dec))}
+                  for dec in (3, 5)]
+    arguments = export_arguments(model, dataloader)  # shortening the 16 mel bins would make Whisper raise
+    assert arguments["dynamic_axes"]["input_features"] == {0: "batch"}
+    assert arguments["dynamic_axes"]["decoder_input_ids"] == {0: "batch", 1: "sequence"}
+
+
+def test_given_dynamic_axes_that_leave_a_varying_axis_fixed_are_completed_with_a_warning(tmp_path):
+    config = transformers.T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1,
+                                   num_heads=2)
+    model = transformers.T5Model(config).eval()
+    with pytest.warns(UserWarning, match=r"dynamic_axes\['decoder_input_ids'\]` leaves axes \[1\] fixed"):
+        package = export_hf_model(model, _t5_dataloader(), workdir=tmp_path / "wd", isolation=False, verbose=False,
+                                  run_profiling=False, target_formats=("onnx",), runtimes=("CPUExecutionProvider",),
+                                  dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"},
+                                                "decoder_input_ids": {0: "b"}})
+    assert package.status.config["dynamic_axes"]["decoder_input_ids"] == [0, 1]
+    onnx = package.status.paths["onnx"]
+    assert onnx.runtimes[nav.RuntimeProvider.CPU].correctness.status.value == "ok", onnx.runtimes

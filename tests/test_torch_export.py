@@ -698,3 +698,36 @@ def test_keyword_samples_export_to_onnx_through_a_positional_adapter(workdir):
     graph = onnx.load(str(workdir / "onnx" / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
     assert [o.name for o in graph.output] == ["hidden", "pooled"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Known exporter limits: the reason keeps what failed and says what works instead
+# ------------------------------------------------------------------------------------------------
+
+
+def test_known_exporter_limits_get_a_hint(workdir):
+    namespace: dict = {}
+    exec("def forward(self, x):\n    return torch.diff(x, dim=-1) * 2.0\n", {"torch": torch}, namespace)
+    SourceLess = type("SourceLess", (torch.nn.Module,), {"forward": namespace["forward"]})  # no source file
+    package = nav.torch.export(model=SourceLess(), dataloader=models.linear_dataloader(batches=2), workdir=workdir,
+                               isolation=False, verbose=False, run_profiling=False,
+                               target_formats=("torchscript", "onnx"), runtimes=("CPUExecutionProvider",))
+    script = package.status.paths["torchscript-script"]
+    assert script.status == StepStatus.FAILED
+    assert "Hint: torch.jit.script cannot read this model's source" in script.reason, script.reason
+    onnx = package.status.paths["onnx"]
+    assert onnx.status == StepStatus.FAILED and "aten::diff" in onnx.reason
+    assert "Hint: " in onnx.reason and "onnx_dynamo=True" in onnx.reason
+    assert package.status.paths["torchscript-trace"].status == StepStatus.OK
+
+
+def test_a_failure_headline_keeps_the_line_that_says_what_failed():
+    from model_navigator.steps.base import headline
+
+    openvino = ("RuntimeError: Exception from src/inference/src/cpp/infer_request.cpp:75:\n"
+                "Exception from src/plugins/intel_cpu/src/node.cpp:628:\n"
+                "[CPU] Add node with name 'add' Check 'input_shape[1] == 3' failed: shapes [1,4] and [1,3] differ\n")
+    assert headline(openvino) == ("RuntimeError: [CPU] Add node with name 'add' Check 'input_shape[1] == 3' failed: "
+                                  "shapes [1,4] and [1,3] differ")
+    assert headline("TypeError: bad argument") == "TypeError: bad argument"
+    assert len(headline("ValueError: " + "x" * 500)) == 160

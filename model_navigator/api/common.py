@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import Format, RuntimeProvider
 from model_navigator.core.errors import UserInputError
+from model_navigator.core.logging import LOGGER
 from model_navigator.core.workspace import DEFAULT_WORKDIR
 
 
@@ -215,13 +217,27 @@ def axes_and_metadata(
     trt_axes = check_trt_dynamic_axes(trt_dynamic_axes, input_ranks)
     axes: Dict[str, List[int]] = {}
     all_out = [outputs[i] for i in needed]
+
+    def dynamic(name: str, auto: List[int]) -> List[int]:
+        """The user's axes for `name`, plus any axis whose size varies across the samples: an export
+        fixed on it would fail its own samples, so it is added, and said."""
+        if name not in user_axes:
+            return auto
+        missing = sorted(set(auto) - set(user_axes[name]))
+        if missing:
+            message = (f"`dynamic_axes[{name!r}]` leaves axes {missing} fixed, but their size varies across the "
+                       f"samples; they are made dynamic too (name them in `dynamic_axes` to silence this).")
+            warnings.warn(message, UserWarning, stacklevel=4)
+            LOGGER.warning(message)
+        return sorted(set(user_axes[name]) | set(missing))
+
     for name in sample_set.input_names:
         auto = varying_axes(sample_set.samples, name)
-        axes[name] = sorted(set(user_axes.get(name, auto) + ([batch_dim] if batch_dim is not None else [])))
+        axes[name] = sorted(set(dynamic(name, auto) + ([batch_dim] if batch_dim is not None else [])))
     for name in output_names:
         auto = varying_axes(all_out, name)
         batch_axes = [batch_dim] if batch_dim is not None and output_ranks[name] > batch_dim else []
-        axes[name] = sorted(set(user_axes.get(name, auto) + batch_axes))
+        axes[name] = sorted(set(dynamic(name, auto) + batch_axes))
     axes = {k: v for k, v in axes.items() if v}
     inputs_meta = infer_metadata(sample_set.samples, sample_set.input_names, batch_dim, axes)
     outputs_meta = infer_metadata(all_out, list(output_names), batch_dim, axes)

@@ -74,6 +74,7 @@ def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
     interrupted) is one.
     """
     from model_navigator.core.enums import OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
+    from model_navigator.steps.base import headline
 
     failures = []
     for key, path in status.paths.items():
@@ -82,7 +83,7 @@ def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
         if path.status == StepStatus.SKIPPED:
             continue
         if path.status != StepStatus.OK:
-            failures.append(f"{key}: {path.status.value}" + (f" ({_one_line(path.reason)})" if path.reason else ""))
+            failures.append(f"{key}: {path.status.value}" + (f" ({headline(path.reason, 300)})" if path.reason else ""))
             continue
         for runtime, result in path.runtimes.items():
             corr, perf = result.correctness, result.performance

@@ -6,6 +6,7 @@ from typing import Any, Dict, List
 
 from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
 from model_navigator.core.status import NavigatorStatus
+from model_navigator.steps.base import headline
 
 
 def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
@@ -85,7 +86,9 @@ def print_status_table(status: NavigatorStatus, console: Any = None, best: Any =
             st = "profiling failed"
         color = "green" if st == "ok" else ("yellow" if st == "not_run" else "red")
         reason = row.get("correctness_reason") or row.get("reason")
-        status_text = f"[{color}]{st}[/]" + (f"\n[dim]{escape(reason[:160])}[/]" if reason and st != "ok" else "")
+        status_text = f"[{color}]{st}[/]" + (f"\n[dim]{escape(headline(reason))}[/]" if reason and st != "ok" else "")
+        hint = reason.partition("\nHint: ")[2] if reason and st != "ok" else ""
+        status_text += f"\n[cyan]Hint: {escape(hint)}[/]" if hint else ""
         status_text += "".join(f"\n[yellow]⚠ {escape(w[:160])}[/]" for w in row.get("warnings", []))
         errors = "\n".join(f"{n}: {a:.2e} / {r:.2e}" for n, (a, r) in row["errors"].items())
         if row.get("correctness") == "reference":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import shlex
 import sys
 import traceback
@@ -43,6 +44,45 @@ def short_reason(error: BaseException) -> str:
     if len(text) > 2000:
         text = text[:900] + "\n...\n" + text[-1000:]
     return f"{type(cause).__name__}: {text}"
+
+
+# Known exporter limits and what works instead: (phrases in the reason, path key prefix, hint).
+_HINTS = (
+    (("Failed to get source", "could not get source", "Can't get source", "requires source access"), "torchscript-script",
+     "torch.jit.script cannot read this model's source (a library model built at run time); tracing works: "
+     "jit_options=('trace',)"),
+    (("UnsupportedOperatorError", "to ONNX opset version"), "onnx",
+     "the TorchScript-based ONNX exporter lacks this operator; onnx_dynamo=True (the torch.export-based exporter) "
+     "often has it"),
+)
+
+
+def failure_hint(path_key: str, reason: str) -> Optional[str]:
+    """What to try when a path failed for a known exporter limit, or None."""
+    for phrases, prefix, hint in _HINTS:
+        if path_key.startswith(prefix) and any(p in reason for p in phrases):
+            return hint
+    return None
+
+
+_LOCATION = re.compile(r"^(Exception from |Check '|\S+\.(cpp|cc|h|hpp|py):\d+|File \"|Traceback|\[ERROR\]\s*$)")
+
+
+def headline(reason: Optional[str], limit: int = 160) -> str:
+    """The line of a failure reason that says what failed, for tables: the exception type with the
+    first line that is not a source location (OpenVINO starts with "Exception from
+    src/inference/...cpp:75:", the shape mismatch comes after)."""
+    lines = [line.strip() for line in str(reason or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    kind, sep, rest = lines[0].partition(": ")
+    if sep and re.fullmatch(r"[A-Za-z_][\w.]*", kind):  # "ExceptionType: message"
+        lines[0] = rest
+    else:
+        kind = ""
+    best = next((line for line in lines if not _LOCATION.match(line)), lines[0])
+    text = " ".join((f"{kind}: {best}" if kind else best).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_step(step: str, argv: Sequence[str], base_dir: Optional[Path] = None) -> Dict[str, Any]:

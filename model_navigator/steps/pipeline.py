@@ -25,7 +25,7 @@ from model_navigator.core.status import (
 )
 from model_navigator.core.workspace import PATH_CONFIG_FILE, PATH_LOG_FILE, Workspace
 from model_navigator.paths.base import PathSpec
-from model_navigator.steps.base import short_reason, write_reproduce
+from model_navigator.steps.base import failure_hint, short_reason, write_reproduce
 from model_navigator.steps.profiling import profile_summary
 
 # An exporter gets (spec, out_path) and returns flags to record; it runs in the user's process.
@@ -212,6 +212,9 @@ class Pipeline:
             except Exception as e:
                 LOGGER.exception("export of %s failed", spec.key)
                 path.status, path.reason = StepStatus.FAILED, short_reason(e)
+                hint = failure_hint(spec.key, path.reason) if not self.config.onnx_dynamo else None
+                if hint:
+                    path.reason += f"\nHint: {hint}"
             path.warnings = graph_warnings
         else:
             step = "conversion"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from model_navigator.contrib.huggingface.wrapper import (
     ModelOutputWrapper,
@@ -33,22 +33,35 @@ def _ordered_names(model: Any, batch: Dict[str, Any]) -> List[str]:
     return declared + [n for n in batch if n not in declared]
 
 
-def _sequence_inputs(batch: Dict[str, Any], names: Sequence[str]) -> List[str]:
-    """Inputs with a sequence axis (axis 1 of the length of the main input, input_ids if present)."""
-    main = "input_ids" if "input_ids" in batch else names[0]
-    if batch[main].ndim < 2:
-        return []
-    length = batch[main].shape[1]
-    return [n for n in names if batch[n].ndim >= 2 and batch[n].shape[1] == length]
+_TOKEN_SUFFIXES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
-def _probe(batch: Dict[str, Any], seq_inputs: Sequence[str]) -> Dict[str, Any]:
-    """The batch with one sample less (or one more) and a sequence one token shorter (or longer)."""
+def _dynamic_input_axes(batches: Sequence[Dict[str, Any]], names: Sequence[str]) -> Dict[Tuple[int, ...], List[Any]]:
+    """The non-batch input axes to make dynamic, grouped by their sizes across the batches (axes
+    whose sizes agree in every batch, input_ids and attention_mask say, move together): axes whose
+    size varies across the batches, and the sequence axis (1) of token inputs (`*input_ids`,
+    `*attention_mask`, ...). Never a feature axis such as Whisper's mel bins."""
+    groups: Dict[Tuple[int, ...], List[Any]] = {}
+    for name in names:
+        rank = batches[0][name].ndim
+        for axis in range(1, rank):
+            sizes = tuple(int(b[name].shape[axis]) for b in batches)
+            token_sequence = axis == 1 and name.endswith(_TOKEN_SUFFIXES)
+            if len(set(sizes)) > 1 or token_sequence:
+                groups.setdefault(sizes, []).append((name, axis))
+    return groups
+
+
+def _probe(batch: Dict[str, Any], groups: Dict[Tuple[int, ...], List[Any]]) -> Dict[str, Any]:
+    """The batch with one sample less (or one more) and every dynamic axis one shorter (or longer)."""
+    shorten = {member for members in groups.values() for member in members}
     probe = {}
     for name, value in batch.items():
         value = value[:-1] if value.shape[0] > 1 else torch.cat([value, value])
-        if name in seq_inputs:
-            value = value[:, :-1] if value.shape[1] > 1 else torch.cat([value, value], dim=1)
+        for axis in range(1, value.ndim):
+            if (name, axis) in shorten:
+                value = value.narrow(axis, 0, value.shape[axis] - 1) if value.shape[axis] > 1 \
+                    else torch.cat([value, value], dim=axis)
         probe[name] = value
     return probe
 
@@ -58,13 +71,15 @@ def export_arguments(model: Any, dataloader: Any, output_names: Optional[Sequenc
     """nav.torch.export's `input_names`, `output_names` and `dynamic_axes` for a transformers model.
 
     Inputs are named as the dataloader names them, in the order the model's forward() declares
-    them. The model runs twice (the first batch, then that batch one sample and one token
-    shorter): output axes that follow the batch are `batch`, those that follow the sequence length
-    are `sequence`; every input's batch axis and the sequence axis of token inputs are dynamic.
+    them. Dynamic: every input's batch axis, the sequence axis of token inputs (`*input_ids`,
+    `*attention_mask`, ...: a decoder's length apart from the encoder's), and every axis whose
+    size varies across the dataloader's batches. The model runs twice (the first batch, then that
+    batch one sample less and each dynamic axis one shorter): output axes that change are dynamic.
     """
     if batch_dim not in (0, None):
         raise UserInputError("transformers models take the batch on axis 0: `batch_dim` must be 0 or None.")
     batch = _first_batch(dataloader)
+    batches = list(dataloader)
     wrapper = model if isinstance(model, ModelOutputWrapper) else None
     names = list(wrapper.input_names) if wrapper is not None else _ordered_names(model, batch)
     unknown = [n for n in batch if n not in names]
@@ -73,21 +88,21 @@ def export_arguments(model: Any, dataloader: Any, output_names: Optional[Sequenc
     names = [n for n in names if n in batch]
     if wrapper is None:
         wrapper = ModelOutputWrapper(model, input_names=names, output_names=output_names)
-    seq_inputs = _sequence_inputs(batch, names)
+    groups = _dynamic_input_axes(batches, names)
     modes = [(module, module.training) for module in wrapper.modules()]
     wrapper.eval()
     try:
         with torch.inference_mode():
             first = wrapper(**batch)
-            second = wrapper(**_probe(batch, seq_inputs)) if batch_dim is not None else first
+            second = wrapper(**_probe(batch, groups)) if batch_dim is not None else first
     finally:
         for module, training in modes:  # leave the user's model in the mode it was in
             module.training = training
     dynamic_axes: Dict[str, Dict[int, str]] = {}
     for name in names:
         axes = {0: BATCH_AXIS} if batch_dim is not None else {}
-        if name in seq_inputs:
-            axes[1] = SEQUENCE_AXIS
+        for members in groups.values():
+            axes.update({axis: SEQUENCE_AXIS if axis == 1 else f"{name}_dim{axis}" for n, axis in members if n == name})
         if axes:
             dynamic_axes[name] = axes
     for name, tensor in first.items():
