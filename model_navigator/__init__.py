@@ -30,6 +30,7 @@ _LAZY = {
     "torch": "model_navigator.api.torch",
     "tensorflow": "model_navigator.api.tensorflow",
     "jax": "model_navigator.api.jax",
+    "onnx": "model_navigator.api.onnx",
     "triton": "model_navigator.triton",
     "selection": "model_navigator.selection",
 }

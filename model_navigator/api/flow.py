@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 
 from model_navigator.core.config import ExportConfig
-from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
+from model_navigator.core.enums import SOURCE_FORMATS, Format, RuntimeProvider, StepStatus
 from model_navigator.core.environment import environment_info, git_info
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.samples import SampleSet, save_sample
@@ -110,8 +110,7 @@ def run_export(
                     if path.status == StepStatus.NOT_RUN:
                         path.reason = "interrupted (Ctrl-C)"
                     for result in path.runtimes.values():  # the step in flight when Ctrl-C came
-                        if result.correctness is None and path.format not in (Format.TORCH, Format.TENSORFLOW,
-                                                                              Format.JAX):
+                        if result.correctness is None and path.format not in SOURCE_FORMATS:
                             result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN,
                                                                    reason="interrupted (Ctrl-C)")
                 status.save(workspace.root)

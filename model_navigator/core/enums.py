@@ -21,11 +21,12 @@ class Framework(StrEnum):
     TORCH = "torch"
     TENSORFLOW = "tensorflow"
     JAX = "jax"
+    ONNX = "onnx"
     NONE = "none"
 
 
 class Format(StrEnum):
-    """Model formats. TORCH/TF_KERAS/JAX name the user's source model (never an artifact)."""
+    """Model formats. TORCH/TENSORFLOW/JAX/ONNX_SOURCE name the user's source model (never an artifact)."""
 
     TORCHSCRIPT = "torchscript"
     TORCH_EXPORTEDPROGRAM = "torch-exportedprogram"
@@ -37,9 +38,10 @@ class Format(StrEnum):
     TORCH = "torch"
     TENSORFLOW = "tensorflow"
     JAX = "jax"
+    ONNX_SOURCE = "onnx-source"  # the user's .onnx file given to nav.onnx.export
 
 
-SOURCE_FORMATS = (Format.TORCH, Format.TENSORFLOW, Format.JAX)
+SOURCE_FORMATS = (Format.TORCH, Format.TENSORFLOW, Format.JAX, Format.ONNX_SOURCE)
 
 
 class JitType(StrEnum):

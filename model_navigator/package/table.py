@@ -50,11 +50,16 @@ def _gpu_only(status: NavigatorStatus, key: str) -> bool:
     return path is not None and path.format.value in _GPU_FORMATS
 
 
-def default_tolerances_text() -> str:
-    """The documented defaults in one line, e.g. "fp32: atol=0.0001, rtol=0.001; ..."."""
+def tolerances_text(labels: List[str]) -> str:
+    """The tolerances used, in one line: "the default fp32 tolerance (atol=0.0001, rtol=0.001), user's"."""
     from model_navigator.core.tolerance import DEFAULT_TOLERANCES, describe
 
-    return "; ".join(f"default {name}: {describe(t)}" for name, t in DEFAULT_TOLERANCES.items())
+    parts = []
+    for label in labels:
+        name = label.partition("default ")[2]
+        parts.append(f"the default {name} tolerance ({describe(DEFAULT_TOLERANCES[name])})"
+                     if name in DEFAULT_TOLERANCES else "your atol/rtol")
+    return ", ".join(parts)
 
 
 def print_status_table(status: NavigatorStatus, console: Any = None, best: Any = None) -> None:
@@ -118,8 +123,8 @@ def print_status_table(status: NavigatorStatus, console: Any = None, best: Any =
         out.print(f"[yellow]Skipped[/] GPU only: {escape(', '.join(gpu_keys))} ({escape('; '.join(gpu_reasons))})")
     tolerances = sorted({row["tolerance"] for row in status_rows(status) if row.get("tolerance")})
     if tolerances:
-        out.print(f"[dim]Correctness judged by {escape(', '.join(tolerances))} tolerance "
-                  f"({escape(default_tolerances_text())}; an element fails when it exceeds both)[/]")
+        out.print(f"[dim]Correctness judged by {escape(tolerances_text(tolerances))}; an element fails when it "
+                  f"exceeds both its atol and rtol[/]")
     if any(not p["stable"] for row in status_rows(status) for p in row["performance"]):
         out.print("[dim]~ unstable measurement: the last windows differed more than stability_percentage[/]")
     if best is not None:

@@ -22,6 +22,10 @@ def paths_for(framework: Framework) -> Tuple[PathSpec, ...]:
         from model_navigator.paths.jax import jax_paths
 
         return jax_paths()
+    if framework == Framework.ONNX:
+        from model_navigator.paths.onnx import onnx_paths
+
+        return onnx_paths()
     raise UserInputError(f"No paths declared for framework {framework.value!r}.")
 
 

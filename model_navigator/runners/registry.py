@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from model_navigator.core.enums import Format, RuntimeProvider
+from model_navigator.core.enums import SOURCE_FORMATS, Format, RuntimeProvider
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.status import NavigatorStatus, PathStatus
 from model_navigator.runners.base import NavigatorRunner
@@ -32,7 +32,7 @@ def make_runner(
     if device == "cuda" and target.startswith("cuda"):
         device = target  # 'cuda:1' stays device 1, where the source model and the exports live
     name = f"{path.key}:{runtime.value}"
-    if path.format in (Format.TORCH, Format.TENSORFLOW, Format.JAX):
+    if path.format in SOURCE_FORMATS:
         if source_model is None:
             raise UserInputError(
                 f"The source {path.format.value} model is not part of a workspace or package; its runner exists "
@@ -55,6 +55,11 @@ def make_runner(
             from model_navigator.runners.jax import JaxSourceRunner
 
             return JaxSourceRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
+        if path.format == Format.ONNX_SOURCE:  # the user's .onnx file on ONNX Runtime
+            from model_navigator.runners.onnx import OnnxRuntimeRunner
+
+            provider = RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA
+            return OnnxRuntimeRunner(Path(source_model), inputs, outputs, provider=provider, name=name, device=device)
         raise UserInputError(f"No source runner for {path.format.value} yet.")
     if path.model_path is None:
         raise UserInputError(f"Path {path.key!r} has no model ({path.status.value}): {path.reason or 'not exported'}.")

@@ -88,6 +88,7 @@ class RoutingExecutor:
 LOCAL_FORMATS = {
     "torch": {"torchscript", "torch-exportedprogram"},
     "tensorflow": {"tf-savedmodel"},
+    "onnx": set(),  # ONNX Runtime and OpenVINO run in the worker, as for every framework
     "jax": {"tf-savedmodel"},
 }
 

@@ -34,6 +34,7 @@ PRELOAD = {
     # torch._export.serde: torch.export.load needs it and it costs ~1 s; imported while the user's
     # process exports, it is off the critical path.
     "torch": ("numpy", "onnxruntime", "openvino", "torch", "torch._export.serde.serialize"),
+    "onnx": ("numpy", "onnxruntime", "openvino", "onnx"),  # isolation 'full' for nav.onnx
     "tensorflow": ("numpy", "onnxruntime", "openvino", "tensorflow", "tf2onnx"),  # isolation 'full'; openvino where installed
     # isolation 'full' for JAX: the SavedModels run on TensorFlow (which runs jax2tf's XlaCallModule
     # without jax), tf2onnx converts them; the worker never imports jax.
