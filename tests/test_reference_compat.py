@@ -60,3 +60,32 @@ def test_get_model_returns_none_for_a_format_not_in_the_package(trt_only):
     assert trt_only.get_model(format=nav.Format.ONNX) is not None
     with pytest.raises(nav.UserInputError, match="No path matches"):
         trt_only.get_runner(format=nav.Format.TORCH_EXPORTEDPROGRAM)
+
+
+def test_input_names_rename_dict_samples_by_position(workdir):
+    model = models.token_model()
+    # dict keys as forward() names them; input_names name the model's inputs by the keys' position
+    dataloader = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]} for b in models.token_dataloader()]
+    package = nav.torch.export(model=model, dataloader=dataloader, workdir=workdir, isolation=False, verbose=False,
+                               run_profiling=False, input_names=("ids", "mask"), runtimes=("CPUExecutionProvider",))
+    assert [m.name for m in package.status.inputs] == ["ids", "mask"]
+    assert package.status.config["forward_kw_names"] == ["input_ids", "attention_mask"]
+    for key, path in package.status.paths.items():
+        if path.status == StepStatus.SKIPPED or key == "torch":
+            continue
+        assert path.status == StepStatus.OK, (key, path.reason)
+        assert path.runtimes[RuntimeProvider.CPU].correctness.status == StepStatus.OK, key
+    import onnx
+
+    assert [i.name for i in onnx.load(str(workdir / "onnx" / "model.onnx")).graph.input] == ["ids", "mask"]
+    runner = package.get_runner(format=nav.Format.TORCHSCRIPT, jit_type="trace")
+    sample = {k: v.numpy() for k, v in dataloader[0].items()}
+    with runner:
+        out = runner.infer({"ids": sample["input_ids"], "mask": sample["attention_mask"]})
+    assert out
+
+
+def test_input_names_of_another_length_than_the_dict_samples_are_refused(workdir):
+    with pytest.raises(nav.UserInputError, match=r"`input_names` has 1 names \('ids',\) but the dataloader's dict"):
+        nav.torch.export(model=models.token_model(), dataloader=models.token_dataloader(), workdir=workdir,
+                         input_names=("ids",), verbose=False)

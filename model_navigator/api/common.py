@@ -280,5 +280,5 @@ def sample_config_fields(sample_set: Any, output_names: Sequence[str], axes: Dic
         "dynamic_axes": axes,
         "trt_dynamic_axes": trt_axes,
         "batch_dim": sample_set.batch_dim,
-        "forward_kw_names": tuple(sample_set.input_names) if sample_set.keyword else None,
+        "forward_kw_names": tuple(sample_set.forward_names or sample_set.input_names) if sample_set.keyword else None,
     }

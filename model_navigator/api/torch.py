@@ -78,7 +78,8 @@ def run_source_model(model: Any, sample_set: Any, indices: List[int], device: st
     names: Optional[Tuple[str, ...]] = None
     with torch.inference_mode():
         for index in indices:
-            args, kwargs = to_torch_inputs(sample_set.samples[index], sample_set.input_names, device, sample_set.keyword)
+            args, kwargs = to_torch_inputs(sample_set.samples[index], sample_set.input_names, device, sample_set.keyword,
+                                           sample_set.forward_names)
             try:
                 out = model(*args, **kwargs)
             except Exception as e:
@@ -183,11 +184,14 @@ def export(
     root = check_workdir(workdir, override_workdir)
 
     # Samples: validated before anything is written.
-    sample_set = collect_samples(dataloader, in_names, batch_dim)
-    if sample_set.keyword:
-        ordered = _forward_order(model, sample_set.input_names)
+    sample_set = collect_samples(dataloader, in_names, batch_dim, rename_keywords=True)
+    if sample_set.keyword:  # in the order forward() declares its parameters
+        forward = sample_set.forward_names or sample_set.input_names
+        to_input = dict(zip(forward, sample_set.input_names))
+        ordered_forward = _forward_order(model, tuple(forward))
+        ordered = tuple(to_input[f] for f in ordered_forward)
         sample_set.samples = [{n: s[n] for n in ordered} for s in sample_set.samples]
-        sample_set.input_names = ordered
+        sample_set.input_names, sample_set.forward_names = ordered, ordered_forward
     selected = select_samples(sample_set, count)
     needed = sorted({i for idx in selected.values() for i in idx})
     model.eval()

@@ -28,14 +28,19 @@ class SampleSet:
     dataloader_len: int
     batch_dim: Optional[int]
     selected: Dict[str, List[int]] = field(default_factory=dict)
+    # keyword samples: the dataloader's dict keys (the forward's parameter names) in input order;
+    # they differ from input_names when `input_names` renamed them
+    forward_names: Optional[Tuple[str, ...]] = None
 
 
 def _describe(value: Any) -> str:
     return type(value).__module__ + "." + type(value).__name__
 
 
-def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]]) -> Tuple[Dict[str, Any], bool]:
-    """One dataloader item -> (ordered mapping name -> tensor, given as keywords?)."""
+def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]], rename: bool = False
+                   ) -> Tuple[Dict[str, Any], bool]:
+    """One dataloader item -> (ordered mapping name -> tensor, given as keywords?). With `rename`,
+    `input_names` none of which is a dict key name its entries by position (the reference's rule)."""
     if isinstance(item, dict):
         keys = list(item.keys())
         for k, v in item.items():
@@ -44,6 +49,14 @@ def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]]) 
                     f"`dataloader` item {index}: dict entry {k!r} holds {_describe(v)}; every value must be "
                     f"a tensor and every key a str ({_SUPPORTED})."
                 )
+        # renamed by position only when no name is a key: names that partly match the keys are ambiguous
+        if input_names is not None and rename and not set(input_names) & set(keys):
+            if len(input_names) != len(keys):
+                raise UserInputError(
+                    f"`input_names` has {len(input_names)} names {tuple(input_names)} but the dataloader's dict "
+                    f"samples hold {len(keys)} inputs {tuple(keys)}; give one name per dict entry, in its order."
+                )
+            return {n: item[k] for n, k in zip(input_names, keys)}, True
         if input_names is not None:
             if set(input_names) != set(keys):
                 raise UserInputError(
@@ -96,8 +109,11 @@ def collect_samples(
     dataloader: Iterable[Any],
     input_names: Optional[Sequence[str]],
     batch_dim: Optional[int],
+    rename_keywords: bool = False,
 ) -> SampleSet:
-    """Read the whole dataloader and split every batch along `batch_dim` into single samples."""
+    """Read the whole dataloader and split every batch along `batch_dim` into single samples.
+    `rename_keywords`: `input_names` may rename dict samples' keys by position (the forward's
+    names are kept in `forward_names`)."""
     length = check_dataloader(dataloader)
     if input_names is not None:
         if isinstance(input_names, str):
@@ -109,13 +125,16 @@ def collect_samples(
         raise UserInputError(f"`batch_dim` must be a non-negative int or None, got {batch_dim!r}.")
     samples: List[Sample] = []
     names: Optional[Tuple[str, ...]] = None
+    forward_names: Optional[Tuple[str, ...]] = None
     keyword = False
     max_batch = 1
     count = 0
     ranks: Dict[str, int] = {}
     for index, item in enumerate(dataloader):
         count += 1
-        named, keyword = _item_to_named(item, index, input_names)
+        named, keyword = _item_to_named(item, index, input_names, rename_keywords)
+        if keyword and forward_names is None:
+            forward_names = tuple(item) if tuple(named) != tuple(item) and set(named) != set(item) else tuple(named)
         arrays = {}
         for k, v in named.items():
             try:
@@ -178,6 +197,7 @@ def collect_samples(
         dataloader_batch_size=max_batch,
         dataloader_len=length,
         batch_dim=batch_dim,
+        forward_names=forward_names,
     )
 
 

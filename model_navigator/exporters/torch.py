@@ -27,9 +27,10 @@ class TorchExportContext:
     opset: int = 17
     onnx_dynamo: bool = False
     device: str = "cpu"
+    kw_names: Optional[Tuple[str, ...]] = None  # the forward's names of the inputs (keyword samples)
 
     def example_args(self):
-        return to_torch_inputs(self.example, self.input_names, self.device, self.keyword)
+        return to_torch_inputs(self.example, self.input_names, self.device, self.keyword, self.kw_names)
 
 
 def export_torchscript(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
@@ -59,7 +60,7 @@ def _dynamic_shapes(ctx: TorchExportContext) -> Optional[Any]:
     if all(s is None for s in specs):
         return None
     if ctx.keyword:
-        return dict(zip(ctx.input_names, specs))
+        return dict(zip(ctx.kw_names or ctx.input_names, specs))
     return tuple(specs)
 
 
@@ -141,6 +142,7 @@ def context_from_status(model: Any, workspace: Any, status: Any) -> TorchExportC
         input_names=tuple(m.name for m in status.inputs),
         output_names=tuple(m.name for m in status.outputs),
         keyword=bool(config.get("forward_kw_names")),
+        kw_names=tuple(config.get("forward_kw_names") or ()) or None,
         dynamic_axes={k: list(v) for k, v in (config.get("dynamic_axes") or {}).items()},
         opset=int(config.get("opset", 17)),
         onnx_dynamo=bool(config.get("onnx_dynamo", False)),

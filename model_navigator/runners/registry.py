@@ -27,6 +27,7 @@ def make_runner(
     """A new, inactive runner for `path` on `runtime` (use it as a context manager)."""
     inputs, outputs = status.inputs, status.outputs
     keyword = bool(status.config.get("forward_kw_names"))
+    kw_names = tuple(status.config.get("forward_kw_names") or ()) or None  # forward's names, in input order
     device = runtime_device(runtime)
     target = str(status.config.get("target_device") or "cpu")
     if device == "cuda" and target.startswith("cuda"):
@@ -42,11 +43,13 @@ def make_runner(
             from model_navigator.runners.torch import TorchCompileRunner
 
             device = target  # compiles for the model's device
-            return TorchCompileRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
+            return TorchCompileRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name,
+            kw_names=kw_names)
         if path.format == Format.TORCH:
             from model_navigator.runners.torch import TorchSourceRunner
 
-            return TorchSourceRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
+            return TorchSourceRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name,
+            kw_names=kw_names)
         if path.format == Format.TENSORFLOW:
             from model_navigator.runners.tensorflow import TensorFlowSourceRunner
 
@@ -75,11 +78,13 @@ def make_runner(
     if path.format == Format.TORCHSCRIPT:
         from model_navigator.runners.torch import TorchScriptRunner
 
-        return TorchScriptRunner(model_path, inputs, outputs, device=device, keyword=keyword, name=name)
+        return TorchScriptRunner(model_path, inputs, outputs, device=device, keyword=keyword, name=name,
+            kw_names=kw_names)
     if path.format == Format.TORCH_EXPORTEDPROGRAM:
         from model_navigator.runners.torch import TorchExportedProgramRunner
 
-        return TorchExportedProgramRunner(model_path, inputs, outputs, device=device, keyword=keyword, name=name)
+        return TorchExportedProgramRunner(model_path, inputs, outputs, device=device, keyword=keyword, name=name,
+            kw_names=kw_names)
     if path.format == Format.TORCH_TRT:
         from model_navigator.runners.torch import TorchTensorRTRunner
 

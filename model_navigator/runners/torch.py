@@ -21,15 +21,17 @@ class _TorchRunner(NavigatorRunner):
         device: str = "cpu",
         keyword: bool = False,
         name: Optional[str] = None,
+        kw_names: Optional[Sequence[str]] = None,
     ):
         super().__init__(input_metadata, output_metadata, device, name)
         self.keyword = keyword
+        self.kw_names = tuple(kw_names) if kw_names else None  # the forward's names of the inputs
         self._module: Any = None
 
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         import torch
 
-        args, kwargs = to_torch_inputs(feed_dict, self.input_names, self.device, self.keyword)
+        args, kwargs = to_torch_inputs(feed_dict, self.input_names, self.device, self.keyword, self.kw_names)
         with torch.inference_mode():
             out = self._module(*args, **kwargs)
         return self._name_outputs(outputs_to_numpy(out))
