@@ -8,6 +8,9 @@ and a fresh worker is started for the next step.
 Protocol: one JSON request per line on stdin ({"step", "argv", "base_dir"}), one JSON result per
 line on the worker's original stdout; everything the frameworks print goes to stderr, which the
 parent keeps a tail of and writes to navigator.log.
+
+The worker never outlives the user's process: it dies with it at any moment, mid-step included
+(parent-death signal and a watchdog, see lifeline.py); Ctrl-C mid-step kills it from the parent.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Optional, Sequence
 
 from model_navigator.core.logging import LOGGER
+from model_navigator.steps.lifeline import die_with_parent, lifeline_args, parse_lifeline
 
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
 PRELOAD = {
@@ -68,8 +72,10 @@ class WorkerExecutor:
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        from_main = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "model_navigator.steps.worker", self.framework],
+            [sys.executable, "-m", "model_navigator.steps.worker", self.framework,
+             *lifeline_args(os.getpid(), from_main)],  # the worker dies with this process (lifeline.py)
             cwd=package_root, env=env,  # requests carry absolute paths; the caller's cwd may vanish
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
@@ -244,7 +250,9 @@ def _inject_fault(step: str, argv: Sequence[str]) -> None:
         os._exit(3)
 
 
-def worker_main(framework: str) -> int:
+def worker_main(framework: str, parent_pid: Optional[int] = None, from_main_thread: bool = False) -> int:
+    """Serve step requests from stdin until it closes; dies with `parent_pid` (see lifeline.py)."""
+    die_with_parent(os.getppid() if parent_pid is None else parent_pid, from_main_thread)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever frameworks print goes to stderr, never into the protocol
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
@@ -276,4 +284,5 @@ def worker_main(framework: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1] if len(sys.argv) > 1 else "torch"))
+    _parent, _from_main = parse_lifeline(sys.argv[2:])
+    sys.exit(worker_main(sys.argv[1] if len(sys.argv) > 1 else "torch", _parent, _from_main))
