@@ -124,3 +124,146 @@ def test_worker_dies_with_the_users_process_mid_step(tmp_path, in_thread):
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+# One process per workdir ---------------------------------------------------------------------------
+HOLD_SCRIPT = """
+import sys
+from model_navigator.core.workdir_lock import workdir_lock
+with workdir_lock(sys.argv[1], "export"):
+    print("locked", flush=True)
+    sys.stdin.read()  # hold until the test closes stdin or kills us
+"""
+
+
+def _hold_lock(workdir: Path) -> subprocess.Popen:
+    """Another process holding `workdir`'s lock (until its stdin closes)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(workdir)], env=_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stdout.readline()
+    assert line == b"locked\n", proc.communicate()[1].decode()
+    return proc
+
+
+def test_lock_held_by_another_process_is_refused_with_its_name(tmp_path):
+    import socket
+
+    from model_navigator.core.errors import UserInputError
+    from model_navigator.core.workdir_lock import lock_path, workdir_lock
+
+    workdir = tmp_path / "w"
+    holder = _hold_lock(workdir)
+    try:
+        assert lock_path(workdir) == tmp_path / ".w.lock"  # beside the workdir: override_workdir cannot delete it
+        with pytest.raises(UserInputError) as e:
+            with workdir_lock(workdir, "export"):
+                pass
+        message = str(e.value)
+        assert f"is in use by process {holder.pid} on host {socket.gethostname()} (export, started 20" in message
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert not lock_path(workdir).exists()  # released and removed by its holder
+    with workdir_lock(workdir, "export") as previous:
+        assert previous is None
+
+
+def test_lock_of_a_killed_process_is_taken_over_and_named(tmp_path):
+    from model_navigator.core.workdir_lock import lock_path, takeover_message, workdir_lock
+
+    workdir = tmp_path / "w"
+    holder = _hold_lock(workdir)
+    holder.kill()  # kill -9: the lock file stays, its flock goes with the process
+    holder.communicate()
+    assert lock_path(workdir).exists()
+    with workdir_lock(workdir, "load") as previous:
+        assert previous is not None and previous.pid == holder.pid and previous.operation == "export"
+        assert f"left by process {holder.pid} on host" in takeover_message(workdir, previous)
+    assert not lock_path(workdir).exists()
+
+
+def test_lock_is_reentrant_in_one_thread_and_refused_to_another(tmp_path):
+    import threading
+
+    from model_navigator.core.errors import UserInputError
+    from model_navigator.core.workdir_lock import lock_path, workdir_lock
+
+    workdir = tmp_path / "w"
+    errors = []
+
+    def other_thread():
+        try:
+            with workdir_lock(workdir, "profile"):
+                pass
+        except UserInputError as e:
+            errors.append(str(e))
+
+    with workdir_lock(workdir, "load"):
+        with workdir_lock(workdir, "profile") as inner:  # nav.load re-checks under its own lock
+            assert inner is None
+        assert lock_path(workdir).exists()  # the inner release keeps the outer lock
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and "another thread of this process" in errors[0]
+    assert not lock_path(workdir).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_two_exports_into_one_workdir(tmp_path):
+    """A second export (override_workdir=True) while the first runs is refused with the first
+    process named, and the first one's files are left alone; once the first is killed, the next
+    export takes its lock over and says so."""
+    import socket
+
+    import torch
+
+    import model_navigator as nav
+
+    workdir = tmp_path / "w"
+    first = _start_export(tmp_path, workdir, fault="correctness:onnx:hang")
+    try:
+        worker = _hanging_worker(first, workdir)
+        status_before = (workdir / "status.yaml").stat()
+        model = torch.nn.Linear(5, 7).eval()
+        with pytest.raises(nav.UserInputError) as e:
+            nav.torch.export(model, [torch.randn(2, 5)], workdir=workdir, override_workdir=True, verbose=False,
+                             target_formats=("onnx",), run_profiling=False)
+        assert f"is in use by process {first.pid} on host {socket.gethostname()} (export, started" in str(e.value)
+        assert os.path.samestat((workdir / "status.yaml").stat(), status_before)  # not deleted, not rewritten
+        assert (workdir / "torchscript-trace" / "model.pt").is_file()
+        first.kill()
+        first.wait(timeout=30)
+        _wait_for(lambda: not _alive(worker), 5, "the first export's worker to die")
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    desc = nav.torch.export(model, [torch.randn(2, 5)], workdir=workdir, override_workdir=True, verbose=False,
+                            target_formats=("onnx",), run_profiling=False)
+    assert desc.status.paths["onnx"].ok
+    log = (workdir / "navigator.log").read_text()
+    assert f"Took over the lock of workdir {str(workdir)!r} left by process {first.pid}" in log
+
+
+FIXTURE_PACKAGE = Path(__file__).resolve().parent / "fixtures" / "linear_v1.nav"
+
+
+def test_load_and_profile_respect_the_lock(tmp_path):
+    """nav.load into a workdir another process holds deletes nothing; nav.profile of it is refused."""
+    import model_navigator as nav
+
+    workdir = tmp_path / "w"
+    desc = nav.load(FIXTURE_PACKAGE, workdir=workdir, retest_conversions=False, verbose=False)
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
+    holder = _hold_lock(workdir)
+    try:
+        with pytest.raises(nav.UserInputError, match=f"is in use by process {holder.pid} "):
+            nav.load(FIXTURE_PACKAGE, workdir=workdir, override_workdir=True, retest_conversions=False, verbose=False)
+        with pytest.raises(nav.UserInputError, match=f"is in use by process {holder.pid} "):
+            nav.profile(desc, verbose=False)
+        assert sorted(p.relative_to(workdir) for p in workdir.rglob("*")) == before
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)

@@ -60,71 +60,87 @@ def run_export(
     verbose: bool = True,
     debug: bool = False,
 ):
-    """Create the workspace, save samples and run every path; return the PackageDescriptor."""
-    from model_navigator.package.descriptor import PackageDescriptor
+    """Lock the workdir, create the workspace, save samples and run every path; return the
+    PackageDescriptor."""
+    from model_navigator.core.workdir_lock import takeover_message, workdir_lock
     from model_navigator.steps.executor import make_executor
 
     start = time.perf_counter()
-    workspace = Workspace.create(workdir, override_workdir)
     progress = Progress(enabled=verbose)
-    with log_to_file(workspace.log_file), debug_console(debug):
-        LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name, config.framework.value)
-        executor = make_executor(config, workspace.root)
-        try:
-            files = save_samples(workspace, sample_set, outputs)
-            status = NavigatorStatus(
-                model_name=config.model_name,
-                framework=config.framework.value,
-                navigator_version=navigator_version(),
-                config=config.to_dict(),
-                environment=environment_info(),
-                git=None if config.disable_git_info else git_info(),
-                dataloader={
-                    "length": sample_set.dataloader_len,
-                    "batch_size": sample_set.dataloader_batch_size,
-                    "sample_count": len(sample_set.samples),
-                },
-                samples=files,
-                inputs=inputs_meta,
-                outputs=outputs_meta,
-            )
-            source = PathStatus(key=source_format.value, format=source_format, status=StepStatus.OK,
-                                reason="source model (the reference for correctness)")
-            status.paths[source.key] = source
-            status.save(workspace.root)
-            progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
-            pipeline = Pipeline(workspace, status, config, specs, executor, progress,
-                                exporter=exporter_factory(workspace, status),
-                                export_reproduce=export_reproduce_factory(workspace))
+    with workdir_lock(workdir, "export") as previous_holder:  # before override_workdir deletes anything
+        workspace = Workspace.create(workdir, override_workdir)
+        with log_to_file(workspace.log_file), debug_console(debug):
+            if previous_holder is not None:
+                LOGGER.warning(takeover_message(workspace.root, previous_holder))
+                progress.note(takeover_message(workspace.root, previous_holder))
+            LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name,
+                        config.framework.value)
+            executor = make_executor(config, workspace.root)
             try:
-                descriptor = PackageDescriptor(status, workspace.root, source_model=source_model)
-                pipeline.run_exports()
-                if config.run_profiling:  # in this process, once the worker has started (2 cores)
-                    executor.wait_ready()
-                    profile_source(descriptor, pipeline, source)
-                pipeline.run_checks(profile=config.run_profiling)
-                check_source_runtimes(descriptor, pipeline, source, profile=config.run_profiling)
-            except KeyboardInterrupt:
-                getattr(executor, "shutdown", executor.close)()  # stop a step that may still run
-                for path in status.paths.values():
-                    if path.status == StepStatus.NOT_RUN:
-                        path.reason = "interrupted (Ctrl-C)"
-                    for result in path.runtimes.values():  # the step in flight when Ctrl-C came
-                        if result.correctness is None and path.format not in (Format.TORCH, Format.TENSORFLOW,
-                                                                              Format.JAX):
-                            result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN,
-                                                                   reason="interrupted (Ctrl-C)")
+                status = NavigatorStatus(
+                    model_name=config.model_name,
+                    framework=config.framework.value,
+                    navigator_version=navigator_version(),
+                    config=config.to_dict(),
+                    environment=environment_info(),
+                    git=None if config.disable_git_info else git_info(),
+                    dataloader={
+                        "length": sample_set.dataloader_len,
+                        "batch_size": sample_set.dataloader_batch_size,
+                        "sample_count": len(sample_set.samples),
+                    },
+                    inputs=inputs_meta,
+                    outputs=outputs_meta,
+                )
+                source = PathStatus(key=source_format.value, format=source_format, status=StepStatus.OK,
+                                    reason="source model (the reference for correctness)")
+                status.paths[source.key] = source
+                status.samples = save_samples(workspace, sample_set, outputs)
                 status.save(workspace.root)
-                progress.note("Interrupted: status.yaml holds the steps finished so far.")
-                raise
-            status.save(workspace.root)
-        finally:
-            executor.close()
-        LOGGER.info("export finished in %.2f s", time.perf_counter() - start)
+                progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
+                descriptor = _run_paths(config, workspace, status, specs, executor, progress, source,
+                                        source_model, exporter_factory, export_reproduce_factory)
+            finally:
+                executor.close()
+            LOGGER.info("export finished in %.2f s", time.perf_counter() - start)
     if verbose:
         from model_navigator.package.table import print_status_table
 
         print_status_table(descriptor.status)
+    return descriptor
+
+
+def _run_paths(config: ExportConfig, workspace: Workspace, status: NavigatorStatus, specs: List[PathSpec],
+               executor: Any, progress: Progress, source: PathStatus, source_model: Any,
+               exporter_factory: Callable[[Workspace, NavigatorStatus], Any],
+               export_reproduce_factory: Callable[[Workspace], Any]) -> Any:
+    """Exports, then per path conversion, correctness and profiling; on Ctrl-C stop the step in flight
+    and record what did not run."""
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    pipeline = Pipeline(workspace, status, config, specs, executor, progress,
+                        exporter=exporter_factory(workspace, status),
+                        export_reproduce=export_reproduce_factory(workspace))
+    try:
+        descriptor = PackageDescriptor(status, workspace.root, source_model=source_model)
+        pipeline.run_exports()
+        if config.run_profiling:  # in this process, once the worker has started (2 cores)
+            executor.wait_ready()
+            profile_source(descriptor, pipeline, source)
+        pipeline.run_checks(profile=config.run_profiling)
+        check_source_runtimes(descriptor, pipeline, source, profile=config.run_profiling)
+    except KeyboardInterrupt:
+        getattr(executor, "shutdown", executor.close)()  # stop a step that may still run
+        for path in status.paths.values():
+            if path.status == StepStatus.NOT_RUN:
+                path.reason = "interrupted (Ctrl-C)"
+            for result in path.runtimes.values():  # the step in flight when Ctrl-C came
+                if result.correctness is None and path.format not in (Format.TORCH, Format.TENSORFLOW, Format.JAX):
+                    result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason="interrupted (Ctrl-C)")
+        status.save(workspace.root)
+        progress.note("Interrupted: status.yaml holds the steps finished so far.")
+        raise
+    status.save(workspace.root)
     return descriptor
 
 

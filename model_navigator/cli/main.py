@@ -298,7 +298,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     descriptor.status.config = config.to_dict()  # the steps read status.yaml: config.yaml is what runs
     recheck(descriptor, retest=True, profile=False, has_data=True, verbose=True, config=config, only=key,
-            reconvert=not args.correctness_only)
+            reconvert=not args.correctness_only, operation="convert")
     path = descriptor.status.paths[key]
     if path.status == StepStatus.SKIPPED:
         print(f"path {key!r} skipped: {_one_line(path.reason)}", file=sys.stderr)

@@ -12,6 +12,7 @@ from model_navigator.core.enums import SOURCE_FORMATS
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.status import RuntimeResult
+from model_navigator.core.workdir_lock import takeover_message, workdir_lock
 from model_navigator.core.workspace import Workspace
 from model_navigator.package.descriptor import PackageDescriptor
 
@@ -41,12 +42,13 @@ def save(
         )
     if target.suffix != ".nav":
         LOGGER.warning("package path %s does not end in .nav", target)
-    package_descriptor.save_status()
-    start = time.perf_counter()
-    write_archive(package_descriptor.workdir, target, override=override, save_data=save_data)
-    LOGGER.info("saved %s in %.2f s (%d bytes)", target, time.perf_counter() - start, target.stat().st_size)
-    if not keep_workdir:
-        shutil.rmtree(package_descriptor.workdir)
+    with workdir_lock(package_descriptor.workdir, "save"):  # not while another process writes it
+        package_descriptor.save_status()
+        start = time.perf_counter()
+        write_archive(package_descriptor.workdir, target, override=override, save_data=save_data)
+        LOGGER.info("saved %s in %.2f s (%d bytes)", target, time.perf_counter() - start, target.stat().st_size)
+        if not keep_workdir:
+            shutil.rmtree(package_descriptor.workdir)
 
 
 def _default_workdir(path: Path) -> Path:
@@ -100,23 +102,26 @@ def load(
                 f"it: give another `workdir`."
             )
     validate_archive(package)
-    if root.exists():
-        shutil.rmtree(root)
-    start = time.perf_counter()
-    extract_archive(package, root)
-    manifest = read_manifest(package)
-    descriptor = PackageDescriptor.from_workdir(root)
-    LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
-    if device is not None:
-        descriptor.status.config["target_device"] = device
-    profile = bool(run_profiling) if run_profiling is not None else config_profiler is not None
-    if config_profiler is not None:
-        descriptor.status.config["profiler_config"] = config_profiler.to_dict()
-    if retest_conversions or profile:
-        with debug_console(debug):
-            recheck(descriptor, retest=retest_conversions, profile=profile,
-                    has_data=bool(manifest.get("save_data", True)), verbose=verbose)
-    descriptor.save_status()
+    with workdir_lock(root, "load") as previous_holder:  # nothing is deleted under another process
+        if previous_holder is not None:
+            LOGGER.warning(takeover_message(root, previous_holder))
+        if root.exists():
+            shutil.rmtree(root)
+        start = time.perf_counter()
+        extract_archive(package, root)
+        manifest = read_manifest(package)
+        descriptor = PackageDescriptor.from_workdir(root)
+        LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
+        if device is not None:
+            descriptor.status.config["target_device"] = device
+        profile = bool(run_profiling) if run_profiling is not None else config_profiler is not None
+        if config_profiler is not None:
+            descriptor.status.config["profiler_config"] = config_profiler.to_dict()
+        if retest_conversions or profile:
+            with debug_console(debug):
+                recheck(descriptor, retest=retest_conversions, profile=profile,
+                        has_data=bool(manifest.get("save_data", True)), verbose=verbose, operation="load")
+        descriptor.save_status()
     if verbose:
         from model_navigator.package.table import print_status_table
 
@@ -132,7 +137,7 @@ def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[Pro
     config = check_profiler_config(profiler_config)
     package_descriptor.status.config["profiler_config"] = config.to_dict()
     with debug_console(debug):
-        recheck(package_descriptor, retest=False, profile=True, has_data=True, verbose=verbose)
+        recheck(package_descriptor, retest=False, profile=True, has_data=True, verbose=verbose, operation="profile")
 
 
 def recheck(
@@ -144,9 +149,11 @@ def recheck(
     config: Optional[ExportConfig] = None,
     only: Optional[str] = None,
     reconvert: bool = True,
+    operation: str = "recheck",
 ) -> None:
     """Re-run conversions and correctness (retest) and profiling (profile) through the export
-    pipeline, for every path or `only` one; `config` defaults to the one in status.yaml."""
+    pipeline, for every path or `only` one; `config` defaults to the one in status.yaml. The
+    workdir is locked meanwhile (`operation` names this run to a process that finds it locked)."""
     from model_navigator.api.flow import check_source_runtimes, profile_source
     from model_navigator.core.environment import gpu_present
     from model_navigator.paths.registry import paths_for
@@ -158,7 +165,10 @@ def recheck(
     workspace = Workspace(descriptor.workdir)
     progress = Progress(enabled=verbose)
     specs = [s for s in paths_for(config.framework) if (s.key in status.paths if only is None else s.key == only)]
-    with log_to_file(workspace.log_file):
+    with workdir_lock(workspace.root, operation) as previous_holder, log_to_file(workspace.log_file):
+        if previous_holder is not None:
+            LOGGER.warning(takeover_message(workspace.root, previous_holder))
+            progress.note(takeover_message(workspace.root, previous_holder))
         if config.target_device != "cpu" and not gpu_present():
             progress.note(f"This package was made for target_device={config.target_device!r} and this machine has "
                           f"no GPU: re-testing on the CPU.")
