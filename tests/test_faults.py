@@ -124,6 +124,16 @@ def test_worker_dies_with_the_users_process_mid_step(tmp_path, in_thread):
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+    # The killed run is on record as unfinished, and `inspect` says so and exits 1.
+    from model_navigator.core.status import NavigatorStatus
+
+    run = NavigatorStatus.load(workdir).runs[-1]
+    assert (run.operation, run.pid, run.finished_at, run.outcome) == ("export", proc.pid, None, "running")
+    inspect = subprocess.run([sys.executable, "-m", "model_navigator", "inspect", str(workdir)], env=_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert inspect.returncode == 1, inspect.stderr
+    assert f"export run {run.id} (pid {proc.pid} on" in inspect.stderr
+    assert "did not finish: it was killed or crashed, or it is still running" in inspect.stderr
 
 
 # One process per workdir ---------------------------------------------------------------------------
@@ -243,6 +253,7 @@ def test_two_exports_into_one_workdir(tmp_path):
     desc = nav.torch.export(model, [torch.randn(2, 5)], workdir=workdir, override_workdir=True, verbose=False,
                             target_formats=("onnx",), run_profiling=False)
     assert desc.status.paths["onnx"].ok
+    assert [(r.operation, r.outcome) for r in desc.status.runs] == [("export", "finished")]
     log = (workdir / "navigator.log").read_text()
     assert f"Took over the lock of workdir {str(workdir)!r} left by process {first.pid}" in log
 
@@ -267,3 +278,38 @@ def test_load_and_profile_respect_the_lock(tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+# Unfinished runs -------------------------------------------------------------------------------------
+def test_interrupted_run_is_recorded_and_inspect_exits_1(tmp_path, capsys):
+    """A run that ends by Ctrl-C is marked interrupted in status.yaml; `inspect` says so and exits
+    1 until a later run finishes; an unfinished export stays flagged."""
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+    from model_navigator.core.runs import recorded_run, start_run
+    from model_navigator.core.status import NavigatorStatus
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
+    assert main(["inspect", str(desc.workdir)]) == 0  # a format-1 package records no runs: nothing to flag
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        with recorded_run(desc.status, desc.save_status, "profile"):
+            raise KeyboardInterrupt
+    run = NavigatorStatus.load(desc.workdir).runs[-1]
+    assert (run.operation, run.outcome, run.reason) == ("profile", "interrupted", "Ctrl-C")
+    assert run.finished_at is not None and run.pid == os.getpid()
+    assert main(["inspect", str(desc.workdir)]) == 1
+    err = capsys.readouterr().err
+    assert f"profile run {run.id} (pid {os.getpid()} on" in err and "did not finish: interrupted (Ctrl-C)" in err
+    with recorded_run(desc.status, desc.save_status, "profile"):
+        pass
+    assert [r.outcome for r in NavigatorStatus.load(desc.workdir).runs] == ["interrupted", "finished"]
+    assert main(["inspect", str(desc.workdir)]) == 0  # the interrupted re-profile was done again
+    # An export that never finished (what kill -9 leaves: started, never marked) stays flagged
+    # after later runs finish: its workspace lacks what it did not reach.
+    export = start_run(desc.status, "export")
+    desc.save_status()
+    with recorded_run(desc.status, desc.save_status, "profile"):
+        pass
+    assert main(["inspect", str(desc.workdir)]) == 1
+    assert f"export run {export.id} (pid {os.getpid()} on" in capsys.readouterr().err

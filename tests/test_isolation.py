@@ -175,6 +175,8 @@ def test_ctrl_c_stops_workers_and_leaves_a_readable_workspace(tmp_path):
     onnx = status.paths["onnx"]
     in_flight = onnx.runtimes[nav.RuntimeProvider.CPU].correctness
     assert in_flight.status.value == "not_run" and "interrupted" in in_flight.reason
+    run = status.runs[-1]  # the run is on record as interrupted, not finished
+    assert (run.operation, run.outcome, run.pid) == ("export", "interrupted", proc.pid) and run.finished_at
     # no worker left behind (the hanging one carries FAULT_ENV in its environment)
     def leftovers():
         found = subprocess.run(["pgrep", "-f", "model_navigator.steps.worker"], capture_output=True, text=True)

@@ -60,8 +60,9 @@ def run_export(
     verbose: bool = True,
     debug: bool = False,
 ):
-    """Lock the workdir, create the workspace, save samples and run every path; return the
-    PackageDescriptor."""
+    """Lock the workdir, create the workspace, save samples and run every path, recording the run
+    (finished or not) in status.yaml; return the PackageDescriptor."""
+    from model_navigator.core.runs import recorded_run
     from model_navigator.core.workdir_lock import takeover_message, workdir_lock
     from model_navigator.steps.executor import make_executor
 
@@ -95,11 +96,13 @@ def run_export(
                 source = PathStatus(key=source_format.value, format=source_format, status=StepStatus.OK,
                                     reason="source model (the reference for correctness)")
                 status.paths[source.key] = source
-                status.samples = save_samples(workspace, sample_set, outputs)
-                status.save(workspace.root)
-                progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
-                descriptor = _run_paths(config, workspace, status, specs, executor, progress, source,
-                                        source_model, exporter_factory, export_reproduce_factory)
+                # status.yaml first, with this run marked unfinished: a run killed from here on says so
+                with recorded_run(status, lambda: status.save(workspace.root), "export"):
+                    status.samples = save_samples(workspace, sample_set, outputs)
+                    status.save(workspace.root)
+                    progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
+                    descriptor = _run_paths(config, workspace, status, specs, executor, progress, source,
+                                            source_model, exporter_factory, export_reproduce_factory)
             finally:
                 executor.close()
             LOGGER.info("export finished in %.2f s", time.perf_counter() - start)

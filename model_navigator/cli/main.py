@@ -71,11 +71,12 @@ def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
     """Why the status is not all ok: one line per failed path, correctness check or profiling run.
 
     Skipped paths (not available here) are not failures. A path that never ran (not_run, e.g.
-    interrupted) is one.
+    interrupted) is one, and so is a recorded run that did not finish (killed, interrupted).
     """
     from model_navigator.core.enums import OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
+    from model_navigator.core.runs import unfinished_runs
 
-    failures = []
+    failures = unfinished_runs(status) if keys is None else []
     for key, path in status.paths.items():
         if keys is not None and key not in keys:
             continue

@@ -156,6 +156,7 @@ def recheck(
     workdir is locked meanwhile (`operation` names this run to a process that finds it locked)."""
     from model_navigator.api.flow import check_source_runtimes, profile_source
     from model_navigator.core.environment import gpu_present
+    from model_navigator.core.runs import recorded_run
     from model_navigator.paths.registry import paths_for
     from model_navigator.steps.executor import make_executor
     from model_navigator.steps.pipeline import Pipeline, selected_runtimes
@@ -179,26 +180,28 @@ def recheck(
         executor = make_executor(config, workspace.root)
         try:
             pipeline = Pipeline(workspace, status, config, specs, executor, progress)
-            pipeline.save()  # the steps read status.yaml: a re-targeted device must be on disk first
-            if profile:
-                executor.wait_ready()  # measure only once the worker no longer competes for the CPU
-            if profile and only is None and descriptor.source_model is not None:
-                source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
-                if source is not None:
-                    profile_source(descriptor, pipeline, source)
-                    check_source_runtimes(descriptor, pipeline, source, profile=True)  # torch.compile
-            for spec in specs:
-                path = status.paths.get(spec.key)
-                if retest and reconvert and not spec.is_export:
-                    verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
-                    path = pipeline.produce_path(spec)
-                    for rt, flag in (verified if path else {}).items():
-                        if rt in path.runtimes or flag:
-                            path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
-                if path is None or not path.ok:
-                    continue
-                for runtime in selected_runtimes(spec, config):
-                    if retest or profile:
-                        pipeline.check_and_profile(path, runtime, profile=profile, check=retest)
+            # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
+            # with this run marked unfinished until it ends
+            with recorded_run(status, pipeline.save, operation):
+                if profile:
+                    executor.wait_ready()  # measure only once the worker no longer competes for the CPU
+                if profile and only is None and descriptor.source_model is not None:
+                    source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
+                    if source is not None:
+                        profile_source(descriptor, pipeline, source)
+                        check_source_runtimes(descriptor, pipeline, source, profile=True)  # torch.compile
+                for spec in specs:
+                    path = status.paths.get(spec.key)
+                    if retest and reconvert and not spec.is_export:
+                        verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
+                        path = pipeline.produce_path(spec)
+                        for rt, flag in (verified if path else {}).items():
+                            if rt in path.runtimes or flag:
+                                path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
+                    if path is None or not path.ok:
+                        continue
+                    for runtime in selected_runtimes(spec, config):
+                        if retest or profile:
+                            pipeline.check_and_profile(path, runtime, profile=profile, check=retest)
         finally:
             executor.close()
