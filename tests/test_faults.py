@@ -313,3 +313,72 @@ def test_interrupted_run_is_recorded_and_inspect_exits_1(tmp_path, capsys):
         pass
     assert main(["inspect", str(desc.workdir)]) == 1
     assert f"export run {export.id} (pid {os.getpid()} on" in capsys.readouterr().err
+
+
+# One validation for every reader -------------------------------------------------------------------
+def _repack(source: Path, target: Path, replace: dict, compression: int = 8) -> Path:
+    """Copy the package `source` to `target` with some entries' bytes replaced and a manifest that
+    matches (what a hostile or careless producer would write: only the replaced content is wrong)."""
+    import hashlib
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as zf:
+        entries = {i.filename: zf.read(i) for i in zf.infolist() if i.filename != "manifest.json"}
+        manifest = json.loads(zf.read("manifest.json"))
+    entries.update(replace)
+    manifest["entries"] = [{"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()} for n, b in entries.items()]
+    with zipfile.ZipFile(target, "w", compression=compression) as zf:  # 8: deflated, 0: stored
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        zf.writestr("manifest.json", json.dumps(manifest))
+    return target
+
+
+def test_inspect_report_and_triton_refuse_a_pickled_npz_as_load_does(tmp_path):
+    import io
+
+    import numpy as np
+
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.array([{"a": 1}, None], dtype=object))  # needs pickle to load
+    package = _repack(FIXTURE_PACKAGE, tmp_path / "evil.nav", {"model_input/correctness/2.npz": buffer.getvalue()})
+    expected = "entry 'model_input/correctness/2.npz' refused: array 'x' cannot be loaded without pickle"
+    with pytest.raises(nav.PackageError, match=expected):
+        nav.load(package, workdir=tmp_path / "loaded", retest_conversions=False, verbose=False)
+    for argv in (["inspect", str(package)], ["report", str(package), "-o", str(tmp_path / "report")],
+                 ["triton", str(package), "-o", str(tmp_path / "repo")]):
+        proc = subprocess.run([sys.executable, "-m", "model_navigator", *argv], env=_env(), capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
+        assert expected in proc.stderr, (argv, proc.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.nav"]  # nothing written by any reader
+    assert main(["inspect", str(FIXTURE_PACKAGE)]) == 0  # the untouched package is fine
+
+
+def test_truncated_package_is_reported_truncated(tmp_path, capsys):
+    """Cut right after a stored model file that is itself a zip (TorchScript's model.pt), the end
+    record zipfile finds is the model's: the package is reported truncated, not as lacking status.yaml."""
+    import zipfile
+
+    from model_navigator.cli.main import main
+
+    inner = tmp_path / "model.pt"  # laid out as torch.jit.save writes it: a zip archive
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("model/data.pkl", b"\x80\x02" + bytes(4000))
+        zf.writestr("model/version", b"3\n")
+    package = _repack(FIXTURE_PACKAGE, tmp_path / "full.nav", {"torchscript-trace/model.pt": inner.read_bytes()},
+                      compression=zipfile.ZIP_STORED)  # as write_archive stores model files
+    data = package.read_bytes()
+    with zipfile.ZipFile(package) as zf:
+        info = zf.getinfo("torchscript-trace/model.pt")
+        end_of_model = info.header_offset + 30 + len(info.filename.encode()) + info.compress_size
+    for cut in (end_of_model, end_of_model + 100, len(data) // 3, len(data) - 10):
+        truncated = tmp_path / "truncated.nav"
+        truncated.write_bytes(data[:cut])
+        assert main(["inspect", str(truncated)]) == 2
+        err = capsys.readouterr().err
+        assert "truncated.nav' is truncated" in err and "status.yaml" not in err, (cut, err)
