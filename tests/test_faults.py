@@ -382,3 +382,98 @@ def test_truncated_package_is_reported_truncated(tmp_path, capsys):
         assert main(["inspect", str(truncated)]) == 2
         err = capsys.readouterr().err
         assert "truncated.nav' is truncated" in err and "status.yaml" not in err, (cut, err)
+
+
+# Full disk, read-only folder -------------------------------------------------------------------------
+def _mount_tmpfs(where: Path, options: str) -> None:
+    """Mount a tmpfs at `where` with `options`, or skip the test saying why it cannot be done here."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("tmpfs mounts need Linux")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    where.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(folder, options): a tmpfs mounted for the test, unmounted after it."""
+    mounted: List[Path] = []
+
+    def mount(folder: Path, options: str) -> Path:
+        _mount_tmpfs(folder, options)
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_full_disk_fails_the_paths_and_the_process_survives(tmp_path, tmpfs):
+    """A 3 MiB model into a 2 MiB tmpfs: torch.jit.save used to abort the process (rc 134); now
+    every artifact is refused before a byte is written, with the free and needed sizes."""
+    disk = tmpfs(tmp_path / "disk", "size=2m")
+    workdir = disk / "w"
+    script = tmp_path / "full.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch, model_navigator as nav
+        torch.manual_seed(0)
+        model = torch.nn.Linear(1024, 768).eval()  # 3 MiB of float32 parameters
+        nav.torch.export(model, [torch.randn(2, 1024) for _ in range(2)], workdir={str(workdir)!r},
+                         target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",),
+                         verbose=False, run_profiling=False)
+        print("survived")
+    """))
+    proc = subprocess.run([sys.executable, str(script)], env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
+    from model_navigator.core.status import NavigatorStatus
+
+    status = NavigatorStatus.load(workdir)
+    for key in ("torchscript-trace", "torch-exportedprogram", "onnx"):
+        path = status.paths[key]
+        assert path.status.value == "failed", (key, path.reason)
+        assert f"not enough free space in {str(workdir / key)!r}: " in path.reason
+        assert "MB free, the artifact needs about 3.0 MB" in path.reason
+        assert not (workdir / key).exists()  # nothing half written
+    assert status.runs[-1].outcome == "finished"
+
+
+def test_samples_that_do_not_fit_are_refused_before_writing(tmp_path, tmpfs):
+    import torch
+
+    import model_navigator as nav
+    from model_navigator.core.status import NavigatorStatus
+
+    disk = tmpfs(tmp_path / "disk", "size=2m")
+    model = torch.nn.Linear(200_000, 1).eval()
+    with pytest.raises(nav.UserInputError, match=r"Cannot export: not enough free space in .*: [0-9.]+ MB free, "
+                                                 r"saving the samples needs about [0-9.]+ MB"):
+        nav.torch.export(model, [torch.randn(2, 200_000) for _ in range(2)], workdir=disk / "w", verbose=False,
+                         target_formats=("onnx",), run_profiling=False)
+    assert not (disk / "w" / "model_input").exists()
+    run = NavigatorStatus.load(disk / "w").runs[-1]
+    assert run.outcome == "failed" and "not enough free space" in run.reason
+
+
+def test_read_only_workdir_is_a_clear_error(tmp_path, tmpfs):
+    """A workdir on a read-only filesystem (as root, chmod does not stop writes: a read-only mount
+    does): a UserInputError naming the folder, not a raw OSError."""
+    import torch
+
+    import model_navigator as nav
+
+    model = torch.nn.Linear(3, 2).eval()
+    read_only = tmpfs(tmp_path / "ro", "ro,size=1m")
+    with pytest.raises(nav.UserInputError, match=r"Cannot use `workdir` .*ro/w.*Read-only file system"):
+        nav.torch.export(model, [torch.randn(2, 3)], workdir=read_only / "w", verbose=False, run_profiling=False)
+    # The workdir itself read-only (a mount point) in a writable folder: override_workdir cannot empty it.
+    mounted = tmpfs(tmp_path / "rw" / "w", "ro,size=1m")
+    with pytest.raises(nav.UserInputError, match=r"`workdir` .*rw/w.* cannot be replaced: .*"):
+        nav.torch.export(model, [torch.randn(2, 3)], workdir=mounted, override_workdir=True, verbose=False,
+                         run_profiling=False)
+    with pytest.raises(nav.UserInputError, match=r"`workdir` .*rw/w.* cannot be replaced: .*"):
+        nav.load(FIXTURE_PACKAGE, workdir=mounted, override_workdir=True, retest_conversions=False, verbose=False)

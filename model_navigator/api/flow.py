@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 
 from model_navigator.core.config import ExportConfig
+from model_navigator.core.diskspace import model_parameter_bytes
 from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
 from model_navigator.core.environment import environment_info, git_info
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
@@ -41,6 +42,19 @@ def save_samples(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int,
             save_sample(workspace.output_dir(name) / f"{i}.npz", outputs[index])
             files[name].append(f"{i}.npz")
     return files
+
+
+def check_samples_fit(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]]) -> None:
+    """Refuse, before writing any, samples that the workdir's disk cannot hold."""
+    from model_navigator.core.diskspace import space_problem
+    from model_navigator.core.errors import UserInputError
+
+    indices = {i for name in SAMPLE_SETS for i in sample_set.selected[name]}
+    total = sum(int(np.asarray(a).nbytes) for i in indices for a in (*sample_set.samples[i].values(),
+                                                                     *outputs[i].values()))
+    problem = space_problem(workspace.root, total, "saving the samples")
+    if problem is not None:
+        raise UserInputError(f"Cannot export: {problem}.")
 
 
 def run_export(
@@ -98,6 +112,7 @@ def run_export(
                 status.paths[source.key] = source
                 # status.yaml first, with this run marked unfinished: a run killed from here on says so
                 with recorded_run(status, lambda: status.save(workspace.root), "export"):
+                    check_samples_fit(workspace, sample_set, outputs)
                     status.samples = save_samples(workspace, sample_set, outputs)
                     status.save(workspace.root)
                     progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
@@ -123,7 +138,8 @@ def _run_paths(config: ExportConfig, workspace: Workspace, status: NavigatorStat
 
     pipeline = Pipeline(workspace, status, config, specs, executor, progress,
                         exporter=exporter_factory(workspace, status),
-                        export_reproduce=export_reproduce_factory(workspace))
+                        export_reproduce=export_reproduce_factory(workspace),
+                        model_bytes=model_parameter_bytes(source_model))
     try:
         descriptor = PackageDescriptor(status, workspace.root, source_model=source_model)
         pipeline.run_exports()

@@ -13,7 +13,7 @@ from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.status import RuntimeResult
 from model_navigator.core.workdir_lock import takeover_message, workdir_lock
-from model_navigator.core.workspace import Workspace
+from model_navigator.core.workspace import Workspace, remove_workdir
 from model_navigator.package.descriptor import PackageDescriptor
 
 
@@ -106,7 +106,7 @@ def load(
         if previous_holder is not None:
             LOGGER.warning(takeover_message(root, previous_holder))
         if root.exists():
-            shutil.rmtree(root)
+            remove_workdir(root)
         start = time.perf_counter()
         extract_archive(package, root)
         manifest = read_manifest(package)
@@ -155,6 +155,7 @@ def recheck(
     pipeline, for every path or `only` one; `config` defaults to the one in status.yaml. The
     workdir is locked meanwhile (`operation` names this run to a process that finds it locked)."""
     from model_navigator.api.flow import check_source_runtimes, profile_source
+    from model_navigator.core.diskspace import model_parameter_bytes
     from model_navigator.core.environment import gpu_present
     from model_navigator.core.runs import recorded_run
     from model_navigator.paths.registry import paths_for
@@ -179,7 +180,8 @@ def recheck(
             retest = False
         executor = make_executor(config, workspace.root)
         try:
-            pipeline = Pipeline(workspace, status, config, specs, executor, progress)
+            pipeline = Pipeline(workspace, status, config, specs, executor, progress,
+                                model_bytes=model_parameter_bytes(descriptor.source_model))
             # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
             # with this run marked unfinished until it ends
             with recorded_run(status, pipeline.save, operation):
