@@ -301,6 +301,8 @@ def test_interrupted_run_is_recorded_and_inspect_exits_1(tmp_path, capsys):
     assert main(["inspect", str(desc.workdir)]) == 1
     err = capsys.readouterr().err
     assert f"profile run {run.id} (pid {os.getpid()} on" in err and "did not finish: interrupted (Ctrl-C)" in err
+    assert main(["report", str(desc.workdir), "-o", str(tmp_path / "report")]) == 1  # report lists it too
+    assert "did not finish: interrupted (Ctrl-C)" in (tmp_path / "report" / "report.md").read_text()
     with recorded_run(desc.status, desc.save_status, "profile"):
         pass
     assert [r.outcome for r in NavigatorStatus.load(desc.workdir).runs] == ["interrupted", "finished"]
