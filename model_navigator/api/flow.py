@@ -86,8 +86,7 @@ def run_export(
         workspace = Workspace.create(workdir, override_workdir)
         with log_to_file(workspace.log_file), debug_console(debug):
             if previous_holder is not None:
-                LOGGER.warning(takeover_message(workspace.root, previous_holder))
-                progress.note(takeover_message(workspace.root, previous_holder))
+                progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
             LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name,
                         config.framework.value)
             executor = make_executor(config, workspace.root)

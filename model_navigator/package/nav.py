@@ -169,8 +169,7 @@ def recheck(
     specs = [s for s in paths_for(config.framework) if (s.key in status.paths if only is None else s.key == only)]
     with workdir_lock(workspace.root, operation) as previous_holder, log_to_file(workspace.log_file):
         if previous_holder is not None:
-            LOGGER.warning(takeover_message(workspace.root, previous_holder))
-            progress.note(takeover_message(workspace.root, previous_holder))
+            progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
         if config.target_device != "cpu" and not gpu_present():
             progress.note(f"This package was made for target_device={config.target_device!r} and this machine has "
                           f"no GPU: re-testing on the CPU.")
