@@ -1,7 +1,7 @@
 """The `model-navigator` command: inspect, profile, convert and report on packages and workspaces.
 
-Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed),
-2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
+Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed, or a
+recorded run did not finish), 2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
 """
 
 from __future__ import annotations
@@ -366,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", parents=[common], help="print the status table of a package or workspace",
                        description="Print the status table of a .nav package (read without unpacking) or a "
-                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed.")
+                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
+                                   "the run that wrote it did not finish (killed, interrupted).")
     p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
     p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
     _add_selection_options(p)
