@@ -4,7 +4,6 @@ a full disk or a read-only folder is a clear error, unfinished runs are marked (
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -329,7 +328,8 @@ def _repack(source: Path, target: Path, replace: dict, compression: int = 8) -> 
         entries = {i.filename: zf.read(i) for i in zf.infolist() if i.filename != "manifest.json"}
         manifest = json.loads(zf.read("manifest.json"))
     entries.update(replace)
-    manifest["entries"] = [{"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()} for n, b in entries.items()]
+    manifest["entries"] = [{"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                           for n, b in entries.items()]
     with zipfile.ZipFile(target, "w", compression=compression) as zf:  # 8: deflated, 0: stored
         for name, data in entries.items():
             zf.writestr(name, data)
