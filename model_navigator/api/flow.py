@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 
 from model_navigator.core.config import ExportConfig
+from model_navigator.core.diskspace import model_parameter_bytes
 from model_navigator.core.enums import SOURCE_FORMATS, Format, RuntimeProvider, StepStatus
 from model_navigator.core.environment import environment_info, git_info
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
@@ -43,6 +44,19 @@ def save_samples(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int,
     return files
 
 
+def check_samples_fit(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]]) -> None:
+    """Refuse, before writing any, samples that the workdir's disk cannot hold."""
+    from model_navigator.core.diskspace import space_problem
+    from model_navigator.core.errors import UserInputError
+
+    indices = {i for name in SAMPLE_SETS for i in sample_set.selected[name]}
+    total = sum(int(np.asarray(a).nbytes) for i in indices for a in (*sample_set.samples[i].values(),
+                                                                     *outputs[i].values()))
+    problem = space_problem(workspace.root, total, "saving the samples")
+    if problem is not None:
+        raise UserInputError(f"Cannot export: {problem}.")
+
+
 def run_export(
     *,
     config: ExportConfig,
@@ -60,70 +74,91 @@ def run_export(
     verbose: bool = True,
     debug: bool = False,
 ):
-    """Create the workspace, save samples and run every path; return the PackageDescriptor."""
-    from model_navigator.package.descriptor import PackageDescriptor
+    """Lock the workdir, create the workspace, save samples and run every path, recording the run
+    (finished or not) in status.yaml; return the PackageDescriptor."""
+    from model_navigator.core.runs import recorded_run
+    from model_navigator.core.workdir_lock import takeover_message, workdir_lock
     from model_navigator.steps.executor import make_executor
 
     start = time.perf_counter()
-    workspace = Workspace.create(workdir, override_workdir)
     progress = Progress(enabled=verbose)
-    with log_to_file(workspace.log_file), debug_console(debug):
-        LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name, config.framework.value)
-        executor = make_executor(config, workspace.root)
-        try:
-            files = save_samples(workspace, sample_set, outputs)
-            status = NavigatorStatus(
-                model_name=config.model_name,
-                framework=config.framework.value,
-                navigator_version=navigator_version(),
-                config=config.to_dict(),
-                environment=environment_info(),
-                git=None if config.disable_git_info else git_info(),
-                dataloader={
-                    "length": sample_set.dataloader_len,
-                    "batch_size": sample_set.dataloader_batch_size,
-                    "sample_count": len(sample_set.samples),
-                },
-                samples=files,
-                inputs=inputs_meta,
-                outputs=outputs_meta,
-            )
-            source = PathStatus(key=source_format.value, format=source_format, status=StepStatus.OK,
-                                reason="source model (the reference for correctness)")
-            status.paths[source.key] = source
-            status.save(workspace.root)
-            progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
-            pipeline = Pipeline(workspace, status, config, specs, executor, progress,
-                                exporter=exporter_factory(workspace, status),
-                                export_reproduce=export_reproduce_factory(workspace))
+    with workdir_lock(workdir, "export") as previous_holder:  # before override_workdir deletes anything
+        workspace = Workspace.create(workdir, override_workdir)
+        with log_to_file(workspace.log_file), debug_console(debug):
+            if previous_holder is not None:
+                progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
+            LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name,
+                        config.framework.value)
+            executor = make_executor(config, workspace.root)
             try:
-                descriptor = PackageDescriptor(status, workspace.root, source_model=source_model)
-                pipeline.run_exports()
-                if config.run_profiling:  # in this process, once the worker has started (2 cores)
-                    executor.wait_ready()
-                    profile_source(descriptor, pipeline, source)
-                pipeline.run_checks(profile=config.run_profiling)
-                check_source_runtimes(descriptor, pipeline, source, profile=config.run_profiling)
-            except KeyboardInterrupt:
-                getattr(executor, "shutdown", executor.close)()  # stop a step that may still run
-                for path in status.paths.values():
-                    if path.status == StepStatus.NOT_RUN:
-                        path.reason = "interrupted (Ctrl-C)"
-                    for result in path.runtimes.values():  # the step in flight when Ctrl-C came
-                        if result.correctness is None and path.format not in SOURCE_FORMATS:
-                            result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN,
-                                                                   reason="interrupted (Ctrl-C)")
-                status.save(workspace.root)
-                progress.note("Interrupted: status.yaml holds the steps finished so far.")
-                raise
-            status.save(workspace.root)
-        finally:
-            executor.close()
-        LOGGER.info("export finished in %.2f s", time.perf_counter() - start)
+                status = NavigatorStatus(
+                    model_name=config.model_name,
+                    framework=config.framework.value,
+                    navigator_version=navigator_version(),
+                    config=config.to_dict(),
+                    environment=environment_info(),
+                    git=None if config.disable_git_info else git_info(),
+                    dataloader={
+                        "length": sample_set.dataloader_len,
+                        "batch_size": sample_set.dataloader_batch_size,
+                        "sample_count": len(sample_set.samples),
+                    },
+                    inputs=inputs_meta,
+                    outputs=outputs_meta,
+                )
+                source = PathStatus(key=source_format.value, format=source_format, status=StepStatus.OK,
+                                    reason="source model (the reference for correctness)")
+                status.paths[source.key] = source
+                # status.yaml first, with this run marked unfinished: a run killed from here on says so
+                with recorded_run(status, lambda: status.save(workspace.root), "export"):
+                    check_samples_fit(workspace, sample_set, outputs)
+                    status.samples = save_samples(workspace, sample_set, outputs)
+                    status.save(workspace.root)
+                    progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
+                    descriptor = _run_paths(config, workspace, status, specs, executor, progress, source,
+                                            source_model, exporter_factory, export_reproduce_factory)
+            finally:
+                executor.close()
+            LOGGER.info("export finished in %.2f s", time.perf_counter() - start)
     if verbose:
         from model_navigator.package.table import print_status_table
 
         print_status_table(descriptor.status)
+    return descriptor
+
+
+def _run_paths(config: ExportConfig, workspace: Workspace, status: NavigatorStatus, specs: List[PathSpec],
+               executor: Any, progress: Progress, source: PathStatus, source_model: Any,
+               exporter_factory: Callable[[Workspace, NavigatorStatus], Any],
+               export_reproduce_factory: Callable[[Workspace], Any]) -> Any:
+    """Exports, then per path conversion, correctness and profiling; on Ctrl-C stop the step in flight
+    and record what did not run."""
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    pipeline = Pipeline(workspace, status, config, specs, executor, progress,
+                        exporter=exporter_factory(workspace, status),
+                        export_reproduce=export_reproduce_factory(workspace),
+                        model_bytes=model_parameter_bytes(source_model))
+    try:
+        descriptor = PackageDescriptor(status, workspace.root, source_model=source_model)
+        pipeline.run_exports()
+        if config.run_profiling:  # in this process, once the worker has started (2 cores)
+            executor.wait_ready()
+            profile_source(descriptor, pipeline, source)
+        pipeline.run_checks(profile=config.run_profiling)
+        check_source_runtimes(descriptor, pipeline, source, profile=config.run_profiling)
+    except KeyboardInterrupt:
+        getattr(executor, "shutdown", executor.close)()  # stop a step that may still run
+        for path in status.paths.values():
+            if path.status == StepStatus.NOT_RUN:
+                path.reason = "interrupted (Ctrl-C)"
+            for result in path.runtimes.values():  # the step in flight when Ctrl-C came
+                if result.correctness is None and path.format not in SOURCE_FORMATS:
+                    result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason="interrupted (Ctrl-C)")
+        status.save(workspace.root)
+        progress.note("Interrupted: status.yaml holds the steps finished so far.")
+        raise
+    status.save(workspace.root)
     return descriptor
 
 

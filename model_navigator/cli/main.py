@@ -1,7 +1,7 @@
 """The `model-navigator` command: inspect, profile, convert and report on packages and workspaces.
 
-Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed),
-2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
+Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed, or a
+recorded run did not finish), 2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
 """
 
 from __future__ import annotations
@@ -71,12 +71,13 @@ def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
     """Why the status is not all ok: one line per failed path, correctness check or profiling run.
 
     Skipped paths (not available here) are not failures. A path that never ran (not_run, e.g.
-    interrupted) is one.
+    interrupted) is one, and so is a recorded run that did not finish (killed, interrupted).
     """
     from model_navigator.core.enums import OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
+    from model_navigator.core.runs import unfinished_runs
     from model_navigator.steps.base import headline
 
-    failures = []
+    failures = unfinished_runs(status) if keys is None else []
     for key, path in status.paths.items():
         if keys is not None and key not in keys:
             continue
@@ -299,7 +300,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     descriptor.status.config = config.to_dict()  # the steps read status.yaml: config.yaml is what runs
     recheck(descriptor, retest=True, profile=False, has_data=True, verbose=True, config=config, only=key,
-            reconvert=not args.correctness_only)
+            reconvert=not args.correctness_only, operation="convert")
     path = descriptor.status.paths[key]
     if path.status == StepStatus.SKIPPED:
         print(f"path {key!r} skipped: {_one_line(path.reason)}", file=sys.stderr)
@@ -366,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", parents=[common], help="print the status table of a package or workspace",
                        description="Print the status table of a .nav package (read without unpacking) or a "
-                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed.")
+                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
+                                   "the run that wrote it did not finish (killed, interrupted).")
     p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
     p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
     _add_selection_options(p)

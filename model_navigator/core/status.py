@@ -110,6 +110,25 @@ class PathStatus:
 
 
 @dataclass
+class RunRecord:
+    """One operation that wrote this status (export, load, profile, convert): who ran it, when, and
+    whether it finished. finished_at stays null for a run that was killed or crashed mid-way."""
+
+    id: str
+    operation: str
+    pid: int
+    host: str
+    started_at: str
+    finished_at: Optional[str] = None
+    outcome: str = "running"  # running (or killed), finished, interrupted, failed
+    reason: Optional[str] = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+
+@dataclass
 class NavigatorStatus:
     model_name: str
     framework: str
@@ -124,6 +143,7 @@ class NavigatorStatus:
     inputs: List[TensorMetadata] = field(default_factory=list)
     outputs: List[TensorMetadata] = field(default_factory=list)
     paths: Dict[str, PathStatus] = field(default_factory=dict)
+    runs: List[RunRecord] = field(default_factory=list)  # absent in older files: nothing recorded
 
     def save(self, workdir: Path) -> None:
         """Write status.yaml atomically (temporary file, then rename)."""

@@ -17,6 +17,16 @@ PATH_LOG_FILE = "format.log"
 PATH_CONFIG_FILE = "config.yaml"
 
 
+def remove_workdir(root: Path) -> None:
+    """Delete an existing workdir for override_workdir; a read-only or busy one is a UserInputError."""
+    try:
+        shutil.rmtree(root)
+    except OSError as e:
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        raise UserInputError(f"`workdir` {str(root)!r} cannot be replaced: {e.strerror or e}{where}; it may be "
+                             f"read-only or in use: choose another `workdir`.") from e
+
+
 class Workspace:
     """The navigator_workdir folder and the names of everything inside it."""
 
@@ -35,8 +45,12 @@ class Workspace:
                 )
             if not root.is_dir():
                 raise UserInputError(f"`workdir` {str(root)!r} exists and is not a folder.")
-            shutil.rmtree(root)
-        root.mkdir(parents=True)
+            remove_workdir(root)
+        try:
+            root.mkdir(parents=True)
+        except OSError as e:
+            raise UserInputError(f"`workdir` {str(root)!r} cannot be created: {e.strerror or e}; choose a writable "
+                                 f"`workdir`.") from e
         return cls(root)
 
     def input_dir(self, sample_set: str) -> Path:

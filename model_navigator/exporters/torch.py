@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from model_navigator.core.diskspace import written_atomically
 from model_navigator.core.enums import JitType
 from model_navigator.exporters.torch_utils import to_torch_inputs
 from model_navigator.paths.base import PathSpec
@@ -46,7 +47,10 @@ def export_torchscript(ctx: TorchExportContext, spec: PathSpec, out_path: Path) 
                 module = torch.jit.trace(ctx.model, example_kwarg_inputs=kwargs, strict=False, check_trace=False)
             else:
                 module = torch.jit.trace(ctx.model, args, strict=False, check_trace=False)
-    torch.jit.save(module, str(out_path))
+    # Through a Python file object: a short write (full disk) is an OSError there, where
+    # torch.jit.save(module, path) aborts the process from C++.
+    with written_atomically(out_path) as tmp, open(tmp, "wb") as f:
+        torch.jit.save(module, f)
     return {}
 
 
@@ -70,7 +74,8 @@ def export_exportedprogram(ctx: TorchExportContext, spec: PathSpec, out_path: Pa
 
     args, kwargs = ctx.example_args()
     program = torch.export.export(ctx.model, args, kwargs or None, dynamic_shapes=_dynamic_shapes(ctx))
-    torch.export.save(program, str(out_path))
+    with written_atomically(out_path) as tmp:  # free space was checked: torch aborts on a short write
+        torch.export.save(program, str(tmp))
     return {}
 
 

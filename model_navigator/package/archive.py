@@ -4,12 +4,15 @@ Layout: every regular file of the workspace under its relative POSIX name, `stat
 root, plus `manifest.json` (the size and sha256 of every other entry, the workspace's
 `format_version` and whether the npz samples were saved).
 
-Reading never trusts the archive: `validate_archive` refuses anything odd before a byte is
-written, and `extract_archive` re-checks sizes and checksums while it writes.
+Reading never trusts the archive: `validate_archive` is the one validation every reader runs
+(nav.load, `inspect`, `report`, `triton`, through read_package_status and extract_archive): it
+refuses anything odd, npz files that need pickle included, before a byte is written, and
+`extract_archive` re-checks sizes and checksums while it writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +24,7 @@ import unicodedata
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple, Union
 
 import numpy as np
 import yaml
@@ -44,6 +47,7 @@ WRITE_MAX_RATIO = 100.0
 MAX_METADATA_BYTES = 64 * 2**20
 MAX_ENTRIES = 500_000
 CHUNK = 2**20
+NPZ_SPOOL_BYTES = 64 * 2**20  # an npz entry is checked from memory up to this size, from a temp file beyond
 
 # Model files are dense binary weights: deflate saves ~7 % at ~25x the time, so store them.
 STORED_SUFFIXES = frozenset(
@@ -293,11 +297,36 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     if not path.is_file():
         raise PackageError(f"{str(path)!r} does not exist or is not a file: no .nav package to read.")
     try:
-        return zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
-        raise PackageError(f"{str(path)!r} is not a .nav package: not a zip file, or truncated ({e}).") from e
+        if _starts_as_zip(path):
+            raise PackageError(
+                f"{str(path)!r} is truncated: it starts as a zip archive but the directory at its end is missing "
+                f"(the file was cut short, e.g. an interrupted download or copy; {e})."
+            ) from e
+        raise PackageError(f"{str(path)!r} is not a .nav package: not a zip file ({e}).") from e
     except (OSError, EOFError, ValueError, NotImplementedError, zipfile.LargeZipFile) as e:
         raise PackageError(f"{str(path)!r} cannot be read as a zip archive: {e}") from e
+    first = min((info.header_offset for info in zf.infolist()), default=0)
+    if first > 0:
+        # zipfile found the end record of a zip stored inside this one (a TorchScript model.pt, an
+        # npz): the package's own directory, at the very end, was cut off.
+        zf.close()
+        raise PackageError(
+            f"{str(path)!r} is truncated: the zip directory at its end is missing and the one found belongs to "
+            f"an archive stored inside it (at byte {first}); the file was cut short, e.g. an interrupted "
+            f"download or copy."
+        )
+    return zf
+
+
+def _starts_as_zip(path: Path) -> bool:
+    """Whether the file begins with a zip local-file header (a zip whose end is missing)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _validate(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_ratio: float) -> Dict[str, Any]:
@@ -366,18 +395,24 @@ def _validate(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_rati
                 f"{entry['size']} bytes in {MANIFEST_FILE} (tampered or corrupt)."
             )
 
-    # 5. Contents: one streaming pass checks each CRC-32 (what testzip does) and each sha256.
+    # 5. Contents: one streaming pass checks each CRC-32 (what testzip does) and each sha256, and
+    #    loads every npz without pickle (from a spooled copy: the entry is read once).
     for name, entry in listed.items():
-        size, digest = _hash_entry(zf, files[name], where)
-        if size != entry["size"]:
-            raise PackageError(
-                f"{where}: entry {name!r} refused: holds {size} bytes, {MANIFEST_FILE} says {entry['size']}."
-            )
-        if digest != entry["sha256"]:
-            raise PackageError(
-                f"{where}: entry {name!r} refused: sha256 checksum does not match {MANIFEST_FILE} "
-                f"(tampered or corrupt)."
-            )
+        is_npz = name.lower().endswith(".npz")
+        with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
+            size, digest = _hash_entry(zf, files[name], where, copy)
+            if size != entry["size"]:
+                raise PackageError(
+                    f"{where}: entry {name!r} refused: holds {size} bytes, {MANIFEST_FILE} says {entry['size']}."
+                )
+            if digest != entry["sha256"]:
+                raise PackageError(
+                    f"{where}: entry {name!r} refused: sha256 checksum does not match {MANIFEST_FILE} "
+                    f"(tampered or corrupt)."
+                )
+            if is_npz:
+                copy.seek(0)
+                check_npz_safe(copy, where=f"{where}: entry {name!r}")
     return manifest
 
 
@@ -476,8 +511,10 @@ def _read_small(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
         raise PackageError(f"{where}: entry {info.filename!r} cannot be read: {e}") from e
 
 
-def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> Tuple[int, str]:
-    """Stream one entry: (bytes produced, sha256 hex); CRC-32 is checked by zipfile at the end."""
+def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[BinaryIO] = None
+                ) -> Tuple[int, str]:
+    """Stream one entry: (bytes produced, sha256 hex), writing them to `copy` too when given;
+    CRC-32 is checked by zipfile at the end."""
     digest = hashlib.sha256()
     size = 0
     try:
@@ -490,6 +527,8 @@ def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> Tuple
                 if size > info.file_size:
                     raise PackageError(f"{where}: entry {info.filename!r} refused: unpacks beyond its declared size.")
                 digest.update(chunk)
+                if copy is not None:
+                    copy.write(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
         raise PackageError(f"{where}: entry {info.filename!r} is corrupt: {e}") from e
     return size, digest.hexdigest()
@@ -615,9 +654,9 @@ def extract_archive(path: Path, target: Path) -> None:
                 _make_folders(root, folders, written, where, info.filename)
                 if info.is_dir():
                     continue
+                # npz files were loaded without pickle by _validate; _extract_entry checks these are
+                # the very bytes (sha256)
                 _extract_entry(zf, info, dest, expected[info.filename], written, where)
-                if dest.suffix.lower() == ".npz":
-                    check_npz_safe(dest)
         except BaseException:
             _remove_written(written, root if created_target else None)
             raise
@@ -691,11 +730,14 @@ def _remove_written(written: List[Path], created_target: Optional[Path]) -> None
 
 
 def check_npz_safe(
-    path: Path, *, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES, max_ratio: float = DEFAULT_MAX_RATIO
+    path: Union[Path, str, BinaryIO], *, where: Optional[str] = None,
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES, max_ratio: float = DEFAULT_MAX_RATIO
 ) -> None:
-    """Load every array of the npz `path` without pickle; refuse object arrays, bombs and broken files."""
-    path = Path(path)
-    where = str(path)
+    """Load every array of the npz `path` (a file, or a seekable binary file object such as an
+    entry copied out of a package) without pickle; refuse object arrays, bombs and broken files."""
+    if isinstance(path, (str, os.PathLike)):
+        path = Path(path)
+    where = where or str(path)
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -707,6 +749,8 @@ def check_npz_safe(
         if info.file_size > BOMB_MIN_SIZE and info.file_size / max(info.compress_size, 1) > max_ratio:
             raise PackageError(f"{where} refused: array {info.filename!r} exceeds max_ratio={max_ratio:g} (zip bomb).")
     key = None
+    if not isinstance(path, Path):
+        path.seek(0)
     try:
         with np.load(path, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):

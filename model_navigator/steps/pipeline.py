@@ -20,7 +20,6 @@ from model_navigator.core.status import (
     NavigatorStatus,
     PathStatus,
     PerformanceResult,
-    ProfilingResult,
     RuntimeResult,
 )
 from model_navigator.core.workspace import PATH_CONFIG_FILE, PATH_LOG_FILE, Workspace
@@ -108,6 +107,7 @@ class Pipeline:
         progress: Progress,
         exporter: Optional[Exporter] = None,
         export_reproduce: Optional[Callable[[PathSpec], List[str]]] = None,
+        model_bytes: int = 0,
     ):
         self.workspace = workspace
         self.status = status
@@ -117,6 +117,7 @@ class Pipeline:
         self.progress = progress
         self.exporter = exporter
         self.export_reproduce = export_reproduce
+        self.model_bytes = model_bytes  # the source model's parameters: what an export needs at least
         # A CUDA target was validated to have a GPU; on a CPU target, look (for the skip reasons).
         self.gpu_present = config.target_device != "cpu" or gpu_present()
         self._gpu_skips: List[str] = []
@@ -188,6 +189,14 @@ class Pipeline:
                 self.progress.line(None, spec.key, "skipped", reason)
             self.save()
             return path
+        shortage = self._space_shortage(spec)
+        if shortage is not None:  # before any of the path's files is written
+            step = "export" if spec.is_export else "conversion"
+            path.status, path.reason = StepStatus.FAILED, shortage
+            LOGGER.error("%s of %s not started: %s", step, spec.key, shortage)
+            self.progress.line(False, spec.key, step, shortage)
+            self.save()
+            return path
         self._write_path_config(spec)
         with log_to_file(self.workspace.path_dir(spec.key) / PATH_LOG_FILE), \
                 self.progress.running(spec.key, "export" if spec.is_export else "conversion"):
@@ -234,6 +243,17 @@ class Pipeline:
         if path.warnings:
             detail += f"; warning: {path.warnings[0]}" + (f" (+{len(path.warnings) - 1} more)" if len(path.warnings) > 1 else "")
         self.progress.line(path.ok, spec.key, step, detail, path.duration_s)
+
+    def _space_shortage(self, spec: PathSpec) -> Optional[str]:
+        """Why the path's artifact would not fit on the disk (see core/diskspace.py), or None: an
+        export needs the model's parameter bytes, a conversion about its parent's artifact."""
+        from model_navigator.core.diskspace import path_bytes, space_problem
+
+        expected = self.model_bytes
+        parent = self.status.paths.get(spec.parent) if spec.parent else None
+        if parent is not None and parent.model_path:
+            expected = max(expected if spec.is_export else 0, path_bytes(self.workspace.root / parent.model_path))
+        return space_problem(self.workspace.path_dir(spec.key), expected, "the artifact")
 
     def check_and_profile(self, path: PathStatus, runtime: RuntimeProvider, profile: bool,
                           check: bool = True) -> None:

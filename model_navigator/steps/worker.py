@@ -8,6 +8,9 @@ and a fresh worker is started for the next step.
 Protocol: one JSON request per line on stdin ({"step", "argv", "base_dir"}), one JSON result per
 line on the worker's original stdout; everything the frameworks print goes to stderr, which the
 parent keeps a tail of and writes to navigator.log.
+
+The worker never outlives the user's process: it dies with it at any moment, mid-step included
+(parent-death signal and a watchdog, see lifeline.py); Ctrl-C mid-step kills it from the parent.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Optional, Sequence
+from typing import Any, Deque, Dict, Optional, Sequence
 
 from model_navigator.core.logging import LOGGER, mark_worker_process, relay_progress
+from model_navigator.steps.lifeline import die_with_parent, lifeline_args, parse_lifeline
 
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
 PRELOAD = {
@@ -41,7 +45,6 @@ PRELOAD = {
     "jax": ("numpy", "onnxruntime", "openvino", "tensorflow", "tf2onnx"),
 }
 READY_TIMEOUT_S = 300.0
-HEARTBEAT_S = 20.0
 TAIL_LINES = 30
 
 
@@ -69,8 +72,10 @@ class WorkerExecutor:
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        from_main = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "model_navigator.steps.worker", self.framework],
+            [sys.executable, "-m", "model_navigator.steps.worker", self.framework,
+             *lifeline_args(os.getpid(), from_main)],  # the worker dies with this process (lifeline.py)
             cwd=package_root, env=env,  # requests carry absolute paths; the caller's cwd may vanish
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
@@ -89,24 +94,13 @@ class WorkerExecutor:
             tail.append(line)
             LOGGER.debug("[worker %d] %s", proc.pid, line)
 
-    def _read_line(self, timeout_s: Optional[float], heartbeat: Optional[Callable[[float], None]] = None
-                   ) -> Optional[bytes]:
+    def _read_line(self, timeout_s: Optional[float]) -> Optional[bytes]:
         """One line from the worker's protocol pipe; b"" at EOF (the worker died), None on timeout.
-        While waiting, `heartbeat(seconds)` is called every HEARTBEAT_S (never a silent minute)."""
+        (The pipeline prints heartbeats while it waits: core.logging.Progress.running.)"""
         assert self._proc is not None and self._proc.stdout is not None
         fd = self._proc.stdout
-        start = time.monotonic()
-        deadline = None if timeout_s is None else start + timeout_s
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            wait = HEARTBEAT_S if remaining is None else min(remaining, HEARTBEAT_S)
-            readable, _, _ = select.select([fd], [], [], wait)
-            if readable:
-                return fd.readline()
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-            if heartbeat is not None:
-                heartbeat(time.monotonic() - start)
+        readable, _, _ = select.select([fd], [], [], timeout_s)
+        return fd.readline() if readable else None
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -129,11 +123,10 @@ class WorkerExecutor:
         return {"status": "failed", "reason": reason}
 
     # Executor interface ------------------------------------------------------------------------
-    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None,
-            heartbeat: Optional[Callable[[float], None]] = None) -> Dict[str, Any]:
+    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> Dict[str, Any]:
         with self._lock:
             try:
-                return self._run(step, argv, root, timeout_s, heartbeat)
+                return self._run(step, argv, root, timeout_s)
             except BaseException:  # Ctrl-C mid-step: the worker's state is unknown, never reuse it
                 self._kill()
                 raise
@@ -147,8 +140,7 @@ class WorkerExecutor:
             if line:
                 self._ready = True
 
-    def _run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float],
-             heartbeat: Optional[Callable[[float], None]] = None) -> Dict[str, Any]:
+    def _run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float]) -> Dict[str, Any]:
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._start()
@@ -167,7 +159,7 @@ class WorkerExecutor:
             self._proc.stdin.flush()
         except BrokenPipeError:
             return self._crashed(step, "exited")
-        line = self._read_line(timeout_s, heartbeat)
+        line = self._read_line(timeout_s)
         if line is None:
             self._kill()
             return self._failure(step, f"timed out after {timeout_s:.0f} s (step_timeout_s) and was stopped")
@@ -247,7 +239,9 @@ def _inject_fault(step: str, argv: Sequence[str]) -> None:
         os._exit(3)
 
 
-def worker_main(framework: str) -> int:
+def worker_main(framework: str, parent_pid: Optional[int] = None, from_main_thread: bool = False) -> int:
+    """Serve step requests from stdin until it closes; dies with `parent_pid` (see lifeline.py)."""
+    die_with_parent(os.getppid() if parent_pid is None else parent_pid, from_main_thread)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever frameworks print goes to stderr, never into the protocol
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
@@ -280,4 +274,5 @@ def worker_main(framework: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1] if len(sys.argv) > 1 else "torch"))
+    _parent, _from_main = parse_lifeline(sys.argv[2:])
+    sys.exit(worker_main(sys.argv[1] if len(sys.argv) > 1 else "torch", _parent, _from_main))

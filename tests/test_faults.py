@@ -1,0 +1,481 @@
+"""Faults leave nothing behind: the worker dies with the user's process, one export owns a workdir,
+a full disk or a read-only folder is a clear error, unfinished runs are marked (issue 21)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+from model_navigator.steps.worker import FAULT_ENV
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (here PID 1 may never reap an orphan's corpse)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _children(pid: int, needle: str) -> List[int]:
+    """Pids of the live children of `pid` whose command line holds `needle`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in status and needle in cmdline and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(predicate, timeout_s: float, what: str):
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _env(**extra: str) -> dict:
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+EXPORT_SCRIPT = """
+import sys, threading, torch, model_navigator as nav
+def export():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 7).eval()
+    nav.torch.export(model, [torch.randn(2, 5) for _ in range(3)], workdir={workdir!r}, override_workdir=True,
+                     target_formats=("torchscript", "onnx"), jit_options=("trace",), verbose=False)
+if {in_thread!r}:
+    t = threading.Thread(target=export); t.start(); t.join()
+else:
+    export()
+"""
+
+
+def _start_export(tmp_path: Path, workdir: Path, fault: Optional[str] = None, in_thread: bool = False,
+                  name: str = "run.py") -> subprocess.Popen:
+    script = tmp_path / name
+    script.write_text(textwrap.dedent(EXPORT_SCRIPT.format(workdir=str(workdir), in_thread=in_thread)))
+    extra = {FAULT_ENV: fault} if fault else {}
+    return subprocess.Popen([sys.executable, str(script)], env=_env(**extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def _hanging_worker(proc: subprocess.Popen, workdir: Path) -> int:
+    """The pid of `proc`'s worker once it hangs in the injected fault (its stderr is in navigator.log)."""
+    log = workdir / "navigator.log"
+
+    def hanging() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"the export ended early: {proc.communicate()[1].decode()[-2000:]}")
+        return log.is_file() and "test fault injection: hang" in log.read_text(errors="replace")
+
+    _wait_for(hanging, 180, "the worker to hang in its step")
+    workers = _children(proc.pid, "model_navigator.steps.worker")
+    assert len(workers) == 1, workers
+    return workers[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("in_thread", [False, True], ids=["main-thread", "other-thread"])
+def test_worker_dies_with_the_users_process_mid_step(tmp_path, in_thread):
+    """kill -9 of the user's process while the worker runs a (hanging) step: the worker is gone
+    within seconds, by the parent-death signal (export from the main thread) or the watchdog
+    (export from another thread, where the signal would fire when that thread ends)."""
+    workdir = tmp_path / "w"
+    proc = _start_export(tmp_path, workdir, fault="correctness:onnx:hang", in_thread=in_thread)
+    try:
+        worker = _hanging_worker(proc, workdir)
+        assert _alive(worker)
+        proc.kill()  # SIGKILL: no atexit, no finally, nothing of ours runs in the user's process
+        proc.wait(timeout=30)
+        start = time.monotonic()
+        _wait_for(lambda: not _alive(worker), 5, f"worker {worker} to die with its parent")
+        print(f"worker gone {time.monotonic() - start:.3f} s after kill -9 of its parent")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    # The killed run is on record as unfinished, and `inspect` says so and exits 1.
+    from model_navigator.core.status import NavigatorStatus
+
+    run = NavigatorStatus.load(workdir).runs[-1]
+    assert (run.operation, run.pid, run.finished_at, run.outcome) == ("export", proc.pid, None, "running")
+    inspect = subprocess.run([sys.executable, "-m", "model_navigator", "inspect", str(workdir)], env=_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert inspect.returncode == 1, inspect.stderr
+    assert f"export run {run.id} (pid {proc.pid} on" in inspect.stderr
+    assert "did not finish: it was killed or crashed, or it is still running" in inspect.stderr
+
+
+# One process per workdir ---------------------------------------------------------------------------
+HOLD_SCRIPT = """
+import sys
+from model_navigator.core.workdir_lock import workdir_lock
+with workdir_lock(sys.argv[1], "export"):
+    print("locked", flush=True)
+    sys.stdin.read()  # hold until the test closes stdin or kills us
+"""
+
+
+def _hold_lock(workdir: Path) -> subprocess.Popen:
+    """Another process holding `workdir`'s lock (until its stdin closes)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(workdir)], env=_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stdout.readline()
+    assert line == b"locked\n", proc.communicate()[1].decode()
+    return proc
+
+
+def test_lock_held_by_another_process_is_refused_with_its_name(tmp_path):
+    import socket
+
+    from model_navigator.core.errors import UserInputError
+    from model_navigator.core.workdir_lock import lock_path, workdir_lock
+
+    workdir = tmp_path / "w"
+    holder = _hold_lock(workdir)
+    try:
+        assert lock_path(workdir) == tmp_path / ".w.lock"  # beside the workdir: override_workdir cannot delete it
+        with pytest.raises(UserInputError) as e:
+            with workdir_lock(workdir, "export"):
+                pass
+        message = str(e.value)
+        assert f"is in use by process {holder.pid} on host {socket.gethostname()} (export, started 20" in message
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert not lock_path(workdir).exists()  # released and removed by its holder
+    with workdir_lock(workdir, "export") as previous:
+        assert previous is None
+
+
+def test_lock_of_a_killed_process_is_taken_over_and_named(tmp_path):
+    from model_navigator.core.workdir_lock import lock_path, takeover_message, workdir_lock
+
+    workdir = tmp_path / "w"
+    holder = _hold_lock(workdir)
+    holder.kill()  # kill -9: the lock file stays, its flock goes with the process
+    holder.communicate()
+    assert lock_path(workdir).exists()
+    with workdir_lock(workdir, "load") as previous:
+        assert previous is not None and previous.pid == holder.pid and previous.operation == "export"
+        assert f"left by process {holder.pid} on host" in takeover_message(workdir, previous)
+    assert not lock_path(workdir).exists()
+
+
+def test_lock_is_reentrant_in_one_thread_and_refused_to_another(tmp_path):
+    import threading
+
+    from model_navigator.core.errors import UserInputError
+    from model_navigator.core.workdir_lock import lock_path, workdir_lock
+
+    workdir = tmp_path / "w"
+    errors = []
+
+    def other_thread():
+        try:
+            with workdir_lock(workdir, "profile"):
+                pass
+        except UserInputError as e:
+            errors.append(str(e))
+
+    with workdir_lock(workdir, "load"):
+        with workdir_lock(workdir, "profile") as inner:  # nav.load re-checks under its own lock
+            assert inner is None
+        assert lock_path(workdir).exists()  # the inner release keeps the outer lock
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and "another thread of this process" in errors[0]
+    assert not lock_path(workdir).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_two_exports_into_one_workdir(tmp_path):
+    """A second export (override_workdir=True) while the first runs is refused with the first
+    process named, and the first one's files are left alone; once the first is killed, the next
+    export takes its lock over and says so."""
+    import socket
+
+    import torch
+
+    import model_navigator as nav
+
+    workdir = tmp_path / "w"
+    first = _start_export(tmp_path, workdir, fault="correctness:onnx:hang")
+    try:
+        worker = _hanging_worker(first, workdir)
+        status_before = (workdir / "status.yaml").stat()
+        model = torch.nn.Linear(5, 7).eval()
+        with pytest.raises(nav.UserInputError) as e:
+            nav.torch.export(model, [torch.randn(2, 5)], workdir=workdir, override_workdir=True, verbose=False,
+                             target_formats=("onnx",), run_profiling=False)
+        assert f"is in use by process {first.pid} on host {socket.gethostname()} (export, started" in str(e.value)
+        assert os.path.samestat((workdir / "status.yaml").stat(), status_before)  # not deleted, not rewritten
+        assert (workdir / "torchscript-trace" / "model.pt").is_file()
+        first.kill()
+        first.wait(timeout=30)
+        _wait_for(lambda: not _alive(worker), 5, "the first export's worker to die")
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    desc = nav.torch.export(model, [torch.randn(2, 5)], workdir=workdir, override_workdir=True, verbose=False,
+                            target_formats=("onnx",), run_profiling=False)
+    assert desc.status.paths["onnx"].ok
+    assert [(r.operation, r.outcome) for r in desc.status.runs] == [("export", "finished")]
+    log = (workdir / "navigator.log").read_text()
+    assert f"Took over the lock of workdir {str(workdir)!r} left by process {first.pid}" in log
+
+
+FIXTURE_PACKAGE = Path(__file__).resolve().parent / "fixtures" / "linear_v1.nav"
+
+
+def test_load_and_profile_respect_the_lock(tmp_path):
+    """nav.load into a workdir another process holds deletes nothing; nav.profile of it is refused."""
+    import model_navigator as nav
+
+    workdir = tmp_path / "w"
+    desc = nav.load(FIXTURE_PACKAGE, workdir=workdir, retest_conversions=False, verbose=False)
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
+    holder = _hold_lock(workdir)
+    try:
+        with pytest.raises(nav.UserInputError, match=f"is in use by process {holder.pid} "):
+            nav.load(FIXTURE_PACKAGE, workdir=workdir, override_workdir=True, retest_conversions=False, verbose=False)
+        with pytest.raises(nav.UserInputError, match=f"is in use by process {holder.pid} "):
+            nav.profile(desc, verbose=False)
+        assert sorted(p.relative_to(workdir) for p in workdir.rglob("*")) == before
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+# Unfinished runs -------------------------------------------------------------------------------------
+def test_interrupted_run_is_recorded_and_inspect_exits_1(tmp_path, capsys):
+    """A run that ends by Ctrl-C is marked interrupted in status.yaml; `inspect` says so and exits
+    1 until a later run finishes; an unfinished export stays flagged."""
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+    from model_navigator.core.runs import recorded_run, start_run
+    from model_navigator.core.status import NavigatorStatus
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
+    assert main(["inspect", str(desc.workdir)]) == 0  # a format-1 package records no runs: nothing to flag
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        with recorded_run(desc.status, desc.save_status, "profile"):
+            raise KeyboardInterrupt
+    run = NavigatorStatus.load(desc.workdir).runs[-1]
+    assert (run.operation, run.outcome, run.reason) == ("profile", "interrupted", "Ctrl-C")
+    assert run.finished_at is not None and run.pid == os.getpid()
+    assert main(["inspect", str(desc.workdir)]) == 1
+    err = capsys.readouterr().err
+    assert f"profile run {run.id} (pid {os.getpid()} on" in err and "did not finish: interrupted (Ctrl-C)" in err
+    assert main(["report", str(desc.workdir), "-o", str(tmp_path / "report")]) == 1  # report lists it too
+    assert "did not finish: interrupted (Ctrl-C)" in (tmp_path / "report" / "report.md").read_text()
+    with recorded_run(desc.status, desc.save_status, "profile"):
+        pass
+    assert [r.outcome for r in NavigatorStatus.load(desc.workdir).runs] == ["interrupted", "finished"]
+    assert main(["inspect", str(desc.workdir)]) == 0  # the interrupted re-profile was done again
+    # An export that never finished (what kill -9 leaves: started, never marked) stays flagged
+    # after later runs finish: its workspace lacks what it did not reach.
+    export = start_run(desc.status, "export")
+    desc.save_status()
+    with recorded_run(desc.status, desc.save_status, "profile"):
+        pass
+    assert main(["inspect", str(desc.workdir)]) == 1
+    assert f"export run {export.id} (pid {os.getpid()} on" in capsys.readouterr().err
+
+
+# One validation for every reader -------------------------------------------------------------------
+def _repack(source: Path, target: Path, replace: dict, compression: int = 8) -> Path:
+    """Copy the package `source` to `target` with some entries' bytes replaced and a manifest that
+    matches (what a hostile or careless producer would write: only the replaced content is wrong)."""
+    import hashlib
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as zf:
+        entries = {i.filename: zf.read(i) for i in zf.infolist() if i.filename != "manifest.json"}
+        manifest = json.loads(zf.read("manifest.json"))
+    entries.update(replace)
+    manifest["entries"] = [{"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                           for n, b in entries.items()]
+    with zipfile.ZipFile(target, "w", compression=compression) as zf:  # 8: deflated, 0: stored
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        zf.writestr("manifest.json", json.dumps(manifest))
+    return target
+
+
+def test_inspect_report_and_triton_refuse_a_pickled_npz_as_load_does(tmp_path):
+    import io
+
+    import numpy as np
+
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.array([{"a": 1}, None], dtype=object))  # needs pickle to load
+    package = _repack(FIXTURE_PACKAGE, tmp_path / "evil.nav", {"model_input/correctness/2.npz": buffer.getvalue()})
+    expected = "entry 'model_input/correctness/2.npz' refused: array 'x' cannot be loaded without pickle"
+    with pytest.raises(nav.PackageError, match=expected):
+        nav.load(package, workdir=tmp_path / "loaded", retest_conversions=False, verbose=False)
+    for argv in (["inspect", str(package)], ["report", str(package), "-o", str(tmp_path / "report")],
+                 ["triton", str(package), "-o", str(tmp_path / "repo")]):
+        proc = subprocess.run([sys.executable, "-m", "model_navigator", *argv], env=_env(), capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
+        assert expected in proc.stderr, (argv, proc.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.nav"]  # nothing written by any reader
+    assert main(["inspect", str(FIXTURE_PACKAGE)]) == 0  # the untouched package is fine
+
+
+def test_truncated_package_is_reported_truncated(tmp_path, capsys):
+    """Cut right after a stored model file that is itself a zip (TorchScript's model.pt), the end
+    record zipfile finds is the model's: the package is reported truncated, not as lacking status.yaml."""
+    import zipfile
+
+    from model_navigator.cli.main import main
+
+    inner = tmp_path / "model.pt"  # laid out as torch.jit.save writes it: a zip archive
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("model/data.pkl", b"\x80\x02" + bytes(4000))
+        zf.writestr("model/version", b"3\n")
+    package = _repack(FIXTURE_PACKAGE, tmp_path / "full.nav", {"torchscript-trace/model.pt": inner.read_bytes()},
+                      compression=zipfile.ZIP_STORED)  # as write_archive stores model files
+    data = package.read_bytes()
+    with zipfile.ZipFile(package) as zf:
+        info = zf.getinfo("torchscript-trace/model.pt")
+        end_of_model = info.header_offset + 30 + len(info.filename.encode()) + info.compress_size
+    for cut in (end_of_model, end_of_model + 100, len(data) // 3, len(data) - 10):
+        truncated = tmp_path / "truncated.nav"
+        truncated.write_bytes(data[:cut])
+        assert main(["inspect", str(truncated)]) == 2
+        err = capsys.readouterr().err
+        assert "truncated.nav' is truncated" in err and "status.yaml" not in err, (cut, err)
+
+
+# Full disk, read-only folder -------------------------------------------------------------------------
+def _mount_tmpfs(where: Path, options: str) -> None:
+    """Mount a tmpfs at `where` with `options`, or skip the test saying why it cannot be done here."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("tmpfs mounts need Linux")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    where.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(folder, options): a tmpfs mounted for the test, unmounted after it."""
+    mounted: List[Path] = []
+
+    def mount(folder: Path, options: str) -> Path:
+        _mount_tmpfs(folder, options)
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_full_disk_fails_the_paths_and_the_process_survives(tmp_path, tmpfs):
+    """A 3 MiB model into a 2 MiB tmpfs: torch.jit.save used to abort the process (rc 134); now
+    every artifact is refused before a byte is written, with the free and needed sizes."""
+    disk = tmpfs(tmp_path / "disk", "size=2m")
+    workdir = disk / "w"
+    script = tmp_path / "full.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch, model_navigator as nav
+        torch.manual_seed(0)
+        model = torch.nn.Linear(1024, 768).eval()  # 3 MiB of float32 parameters
+        nav.torch.export(model, [torch.randn(2, 1024) for _ in range(2)], workdir={str(workdir)!r},
+                         target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",),
+                         verbose=False, run_profiling=False)
+        print("survived")
+    """))
+    proc = subprocess.run([sys.executable, str(script)], env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
+    from model_navigator.core.status import NavigatorStatus
+
+    status = NavigatorStatus.load(workdir)
+    for key in ("torchscript-trace", "torch-exportedprogram", "onnx"):
+        path = status.paths[key]
+        assert path.status.value == "failed", (key, path.reason)
+        assert f"not enough free space in {str(workdir / key)!r}: " in path.reason
+        assert "MB free, the artifact needs about 3.0 MB" in path.reason
+        assert not (workdir / key).exists()  # nothing half written
+    assert status.runs[-1].outcome == "finished"
+
+
+def test_samples_that_do_not_fit_are_refused_before_writing(tmp_path, tmpfs):
+    import torch
+
+    import model_navigator as nav
+    from model_navigator.core.status import NavigatorStatus
+
+    disk = tmpfs(tmp_path / "disk", "size=2m")
+    model = torch.nn.Linear(200_000, 1).eval()
+    with pytest.raises(nav.UserInputError, match=r"Cannot export: not enough free space in .*: [0-9.]+ MB free, "
+                                                 r"saving the samples needs about [0-9.]+ MB"):
+        nav.torch.export(model, [torch.randn(2, 200_000) for _ in range(2)], workdir=disk / "w", verbose=False,
+                         target_formats=("onnx",), run_profiling=False)
+    assert not (disk / "w" / "model_input").exists()
+    run = NavigatorStatus.load(disk / "w").runs[-1]
+    assert run.outcome == "failed" and "not enough free space" in run.reason
+
+
+def test_read_only_workdir_is_a_clear_error(tmp_path, tmpfs):
+    """A workdir on a read-only filesystem (as root, chmod does not stop writes: a read-only mount
+    does): a UserInputError naming the folder, not a raw OSError."""
+    import torch
+
+    import model_navigator as nav
+
+    model = torch.nn.Linear(3, 2).eval()
+    read_only = tmpfs(tmp_path / "ro", "ro,size=1m")
+    with pytest.raises(nav.UserInputError, match=r"Cannot use `workdir` .*ro/w.*Read-only file system"):
+        nav.torch.export(model, [torch.randn(2, 3)], workdir=read_only / "w", verbose=False, run_profiling=False)
+    # The workdir itself read-only (a mount point) in a writable folder: override_workdir cannot empty it.
+    mounted = tmpfs(tmp_path / "rw" / "w", "ro,size=1m")
+    with pytest.raises(nav.UserInputError, match=r"`workdir` .*rw/w.* cannot be replaced: .*"):
+        nav.torch.export(model, [torch.randn(2, 3)], workdir=mounted, override_workdir=True, verbose=False,
+                         run_profiling=False)
+    with pytest.raises(nav.UserInputError, match=r"`workdir` .*rw/w.* cannot be replaced: .*"):
+        nav.load(FIXTURE_PACKAGE, workdir=mounted, override_workdir=True, retest_conversions=False, verbose=False)
