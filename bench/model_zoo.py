@@ -3,6 +3,7 @@ new user would, plus the evidence for default correctness tolerances.
 
     cd /work/wt19 && PYTHONPATH=. python bench/model_zoo.py                 # every model, ~10-15 min on 2 cores
     PYTHONPATH=. python bench/model_zoo.py --models bert resnet18           # a subset (results merged by name)
+    PYTHONPATH=. python bench/model_zoo.py --threads 1                      # torch on 1 thread (shared cores)
     PYTHONPATH=. python bench/model_zoo.py --model bert --out /tmp/b.json   # one model in this process
 
 What it does
@@ -510,7 +511,8 @@ def build_branchy() -> Built:
 
 
 MODELS: Dict[str, Tuple[Callable[[], Built], str]] = {
-    "bert": (build_bert, "transformers BertModel, 2 layers, hidden 32, vocab 500; input_ids/attention_mask/token_type_ids"),
+    "bert": (build_bert, "transformers BertModel, 2 layers, hidden 32, vocab 500; input_ids/attention_mask/"
+             "token_type_ids"),
     "distilbert": (build_distilbert, "transformers DistilBertModel, 2 layers, dim 32"),
     "gpt2": (build_gpt2, "transformers GPT2Model, 2 layers, n_embd 32, use_cache=False"),
     "t5": (build_t5, "transformers T5Model, 2+2 layers, d_model 32; decoder_input_ids"),
@@ -581,8 +583,11 @@ def _merge_evidence(old: Optional[Dict[str, Any]], new: Dict[str, Any]) -> Dict[
 
 
 def tolerance_evidence(package: Any, path: Any, runtime: Any, workdir: Path, batch_dim: Optional[int],
-                       batch: int, output_names: List[str]) -> Dict[str, Dict[str, Any]]:
-    """Re-run the path's runner on the correctness samples (batch 1, then rebuilt batches)."""
+                       batch: int, output_names: List[str]) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """Re-run the path's runner on the correctness samples (batch 1, then rebuilt batches):
+    {"all": {output: evidence}, "bs1": ..., "batched": ...}. A rebuilt batch is compared with the
+    batch-1 reference repeated, so "batched" also holds the source model's own batch dependence
+    (kernels that reduce in another order at another batch size)."""
     inputs = _load_npz_dir(workdir / "model_input" / "correctness")
     outputs = _load_npz_dir(workdir / "model_output" / "correctness")
     flags = path.flags or {}
@@ -597,18 +602,53 @@ def tolerance_evidence(package: Any, path: Any, runtime: Any, workdir: Path, bat
     runner = package.get_runner(**kwargs)
     if runner.name.split(":")[0] != path.key:
         raise RuntimeError(f"get_runner({kwargs}) gave {runner.name}, not {path.key}")
-    evidence: Dict[str, Dict[str, Any]] = {}
+    evidence: Dict[str, Dict[str, Dict[str, Any]]] = {"all": {}, "bs1": {}, "batched": {}}
     with runner:
         pairs = [(x, y, 1) for x, y in zip(inputs, outputs)]
         if batch_dim is not None and batch > 1:
             pairs += [({k: np.repeat(v, batch, axis=batch_dim) for k, v in x.items()},
                        {k: np.repeat(v, batch, axis=batch_dim) if v.ndim > batch_dim else v for k, v in y.items()},
                        batch) for x, y in zip(inputs[:BATCHED_SAMPLES], outputs[:BATCHED_SAMPLES])]
-        for sample, expected, _ in pairs:
+        for sample, expected, size in pairs:
             actual = runner.infer(sample, check_inputs=False)
             for name in output_names:
-                evidence[name] = _merge_evidence(evidence.get(name), output_evidence(actual[name], expected[name]))
+                ev = output_evidence(actual[name], expected[name])
+                for part in ("all", "bs1" if size == 1 else "batched"):
+                    evidence[part][name] = _merge_evidence(evidence[part].get(name), ev)
     return evidence
+
+
+def recompute_evidence(name: str, record: Dict[str, Any]) -> Dict[str, Any]:
+    """`--evidence-only`: the evidence again from the model's existing workspace (no export)."""
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    workdir = TMP / name / "navigator_workdir"
+    # Build the model (not used) so its classes are imported: a transformers model's .pt2 names its
+    # ModelOutput class as a pytree node, and torch.export.load fails in a process where that class
+    # was never defined ("Deserializing transformers.modeling_outputs.... in pytree is not registered").
+    MODELS[name][0]()
+    package = PackageDescriptor.from_workdir(workdir)
+    status = package.status
+    batch = int(status.dataloader.get("batch_size", 1))
+    for entry in record.get("paths", []):
+        path = status.paths[entry["path"]]
+        for rt in entry["runtimes"]:
+            if "evidence" not in rt and "evidence_error" not in rt:
+                continue
+            rt.pop("evidence_error", None)
+            try:
+                _store_evidence(rt, tolerance_evidence(
+                    package, path, next(r for r in path.runtimes if r.value == rt["runtime"]), workdir,
+                    status.config.get("batch_dim"), batch if batch > 1 else 2, [m.name for m in status.outputs]))
+            except Exception as e:
+                rt["evidence_error"] = _short(f"{type(e).__name__}: {e}")
+    return record
+
+
+def _store_evidence(rt: Dict[str, Any], evidence: Dict[str, Dict[str, Dict[str, Any]]]) -> None:
+    rt["evidence"] = evidence["all"]
+    rt["evidence_bs1"] = evidence["bs1"]
+    rt["evidence_batched"] = evidence["batched"]
 
 
 def export_one(name: str, workdir: Path) -> Tuple[Any, str, float]:
@@ -673,8 +713,8 @@ def run_model(name: str) -> Dict[str, Any]:
                     rt["p50_ms_bs1"], rt["stable"] = p.p50_ms, p.stable
             if path.ok and not entry["source"] and corr is not None and corr.status.value == "ok":
                 try:
-                    rt["evidence"] = tolerance_evidence(package, path, runtime, workdir, batch_dim, batch,
-                                                        output_names)
+                    _store_evidence(rt, tolerance_evidence(package, path, runtime, workdir, batch_dim, batch,
+                                                           output_names))
                 except Exception as e:
                     rt["evidence_error"] = _short(f"{type(e).__name__}: {e}")
             entry["runtimes"].append(rt)
@@ -683,8 +723,12 @@ def run_model(name: str) -> Dict[str, Any]:
     return record
 
 
-def child(name: str, out: Path) -> None:
+def child(name: str, out: Path, evidence_only: bool = False) -> None:
     start = time.perf_counter()
+    if evidence_only:
+        record = recompute_evidence(name, json.loads(out.read_text()))
+        out.write_text(json.dumps(record, indent=1, default=str))
+        return
     record = run_model(name)
     try:  # stop model-navigator's worker so its peak RSS is in RUSAGE_CHILDREN
         from model_navigator.steps.worker import shutdown_workers
@@ -704,13 +748,15 @@ def child(name: str, out: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def run_child(name: str, timeout_s: float) -> Dict[str, Any]:
+def run_child(name: str, timeout_s: float, threads: Optional[int] = None) -> Dict[str, Any]:
     out = TMP / f"{name}.json"
     log = TMP / f"{name}.log"
     out.unlink(missing_ok=True)
     TMP.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--model", name, "--out", str(out)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads (the model process and its worker)
     start = time.perf_counter()
     with open(log, "w") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -754,7 +800,8 @@ def classify(record: Dict[str, Any]) -> None:
             ev = rt.get("evidence")
             if not ev:
                 continue
-            wrong = [n for n, e in ev.items() if e["max_abs_error"] > WRONG_NORMALISED * max(1.0, e["max_abs_reference"])
+            limit = {n: WRONG_NORMALISED * max(1.0, e["max_abs_reference"]) for n, e in ev.items()}
+            wrong = [n for n, e in ev.items() if e["max_abs_error"] > limit[n]
                      or e["nonfinite_mismatch"]]
             rt["verdict"] = "wrong" if wrong else "correct"
             rt["wrong_outputs"] = wrong
@@ -787,7 +834,8 @@ def zoo_table(records: Dict[str, Dict[str, Any]]) -> str:
             if path["status"] == "skipped":
                 continue
             if not path["runtimes"]:
-                lines.append(f"| {name} | {path['path']} | - | {path['status']} | - | - | - | {_cell(path['reason'])} |")
+                lines.append(f"| {name} | {path['path']} | - | {path['status']} | - | - | - | "
+                             f"{_cell(path['reason'])} |")
                 continue
             for rt in path["runtimes"]:
                 if path["source"]:
@@ -827,7 +875,10 @@ def evidence_rows(records: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
                     continue
                 worst = {k: max(e[k] for e in ev.values()) for k in next(iter(ev.values())) if k != "elements"}
                 worst_norm = max(e["max_abs_error"] / max(e["max_abs_reference"], 1e-30) for e in ev.values())
+                bs1 = rt.get("evidence_bs1") or {}
                 rows.append({"model": name, "path": path["path"], "runtime": rt["runtime"],
+                             "max_abs_error_bs1": max((e["max_abs_error"] for e in bs1.values()), default=None),
+                             "max_rel_error_bs1": max((e["max_rel_error"] for e in bs1.values()), default=None),
                              "family": family(rec["framework"], path, rt["runtime"]), "verdict": rt["verdict"],
                              "outputs": len(ev), "worst_output_abs": max(ev, key=lambda n: ev[n]["max_abs_error"]),
                              "max_abs_over_max_ref": worst_norm, **worst})
@@ -836,21 +887,24 @@ def evidence_rows(records: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def evidence_table(rows: List[Dict[str, Any]], verdict: str) -> str:
     cols = "".join(f" atol@rtol {r:g} |" for r in RTOLS)
-    lines = [f"| model | path | runtime | outputs | max abs err | max rel err | max \\|ref\\| | abs/max\\|ref\\| |{cols}",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(RTOLS)]
+    lines = [f"| model | path | runtime | outputs | max abs err | max rel err | max abs err, batch 1 only | "
+             f"max \\|ref\\| | abs/max\\|ref\\| |{cols}",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(RTOLS)]
     for r in rows:
         if r["verdict"] != verdict:
             continue
         atols = "".join(f" {_fmt(r[f'atol_at_rtol_{t:g}'])} |" for t in RTOLS)
         lines.append(f"| {r['model']} | {r['path']} | {r['runtime']} | {r['outputs']} | {_fmt(r['max_abs_error'])} | "
-                     f"{_fmt(r['max_rel_error'])} | {_fmt(r['max_abs_reference'], '.2g')} | "
+                     f"{_fmt(r['max_rel_error'])} | {_fmt(r['max_abs_error_bs1'])} | "
+                     f"{_fmt(r['max_abs_reference'], '.2g')} | "
                      f"{_fmt(r['max_abs_over_max_ref'])} |{atols}")
     return "\n".join(lines)
 
 
 def family_summary(rows: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     summary: Dict[str, Dict[str, Any]] = {}
-    keys = ["max_abs_error", "max_rel_error", "max_abs_over_max_ref"] + [f"atol_at_rtol_{t:g}" for t in RTOLS]
+    keys = ["max_abs_error", "max_rel_error", "max_abs_error_bs1", "max_abs_over_max_ref"] + [
+        f"atol_at_rtol_{t:g}" for t in RTOLS]
     for r in rows:
         if r["verdict"] != "correct":
             continue
@@ -858,7 +912,7 @@ def family_summary(rows: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
         s["runs"] += 1
         s["models"].add(r["model"])
         for k in keys:
-            if r[k] >= s[k][0]:
+            if (r[k] or 0.0) > s[k][0]:  # the model that set the worst value; none while it is 0
                 s[k] = (r[k], r["model"])
     for s in summary.values():
         s["models"] = sorted(s["models"])
@@ -867,15 +921,16 @@ def family_summary(rows: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
 
 def summary_table(summary: Dict[str, Dict[str, Any]]) -> str:
     cols = "".join(f" atol@rtol {r:g} |" for r in RTOLS)
-    lines = [f"| family (fp32, CPU) | runs | max abs err | max rel err | abs/max\\|ref\\| |{cols}",
-             "| --- | ---: | --- | --- | --- |" + " --- |" * len(RTOLS)]
+    lines = [f"| family (fp32, CPU) | runs | max abs err | max rel err | max abs err, batch 1 only | "
+             f"abs/max\\|ref\\| |{cols}",
+             "| --- | ---: | --- | --- | --- | --- |" + " --- |" * len(RTOLS)]
     for fam, s in summary.items():
         def cell(k: str) -> str:
             value, model = s[k]
             return f"{_fmt(value)} ({model})" if model else _fmt(value)
         atols = "".join(f" {cell(f'atol_at_rtol_{t:g}')} |" for t in RTOLS)
         lines.append(f"| {fam} | {s['runs']} | {cell('max_abs_error')} | {cell('max_rel_error')} | "
-                     f"{cell('max_abs_over_max_ref')} |{atols}")
+                     f"{cell('max_abs_error_bs1')} | {cell('max_abs_over_max_ref')} |{atols}")
     return "\n".join(lines)
 
 
@@ -909,7 +964,10 @@ def write_results(records: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> N
             f"{meta['environment']['machine']}; " + ", ".join(f"{k} {v}" for k, v in
                                                               meta["environment"]["versions"].items() if v), "",
             f"Each model in its own process, library defaults for formats and runtimes, sample_count "
-            f"{SAMPLE_COUNT}, profiler {PROFILER}. Errors are what the package recorded (batch 1 and the "
+            f"{SAMPLE_COUNT}, profiler {PROFILER}, OMP_NUM_THREADS {meta.get('omp_num_threads') or 'unset'} "
+            f"(torch's threads; ONNX Runtime, OpenVINO and TensorFlow at their defaults). Latencies are indicative "
+            f"only: the 2 cores were shared with other work (load average per model below). "
+            f"Errors are what the package recorded (batch 1 and the "
             f"rebuilt batch; no tolerance given, so 'ok' means no structural mismatch). '~': unstable "
             f"profile. WRONG: max abs error > {WRONG_NORMALISED:g} x max(1, max |ref|).", "",
             "| model | description | framework | wall s | export s | peak RSS MiB (model process) | "
@@ -929,7 +987,10 @@ def write_results(records: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> N
           f"{SAMPLE_COUNT} correctness samples at batch 1 and 3 of them rebuilt to the dataloader's batch. "
           "`atol@rtol r`: the smallest atol that passes when an element fails only if it exceeds both atol "
           "and rtol (= max abs error over the elements whose rel error > r; a zero reference with a "
-          "difference counts as infinitely relative). `abs/max|ref|`: max abs error over max |reference|.",
+          "difference counts as infinitely relative). `abs/max|ref|`: max abs error over max |reference|. "
+          "`max abs err, batch 1 only`: the same over the batch-1 comparisons; the rest comes from the rebuilt "
+          "batches, compared with the batch-1 reference repeated, so it includes the source model's own batch "
+          "dependence (kernels that reduce in another order at another batch size).",
           "", "## Correct paths", "", evidence_table(rows, "correct"), "",
           "## Worst case per family (correct paths only; the model in brackets)", "", summary_table(summary), "",
           f"## Wrong paths (max abs error > {WRONG_NORMALISED:g} x max(1, max |ref|)), kept out of the evidence", ""]
@@ -946,24 +1007,48 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
                         help="models to run, each in its own process (default: all)")
     parser.add_argument("--timeout", type=float, default=MODEL_TIMEOUT_S, help="seconds per model process")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP_NUM_THREADS for the model processes (torch's threads; ONNX Runtime, OpenVINO and "
+                        "TensorFlow keep their defaults). On a shared machine 1 keeps torch's OpenMP threads from "
+                        "spinning against other processes, which inflates p50 latencies 10-100x. Default: unset")
     parser.add_argument("--tables-only", action="store_true", help="rewrite the Markdown from model_zoo.json")
+    parser.add_argument("--evidence-only", action="store_true", help="recompute the tolerance evidence from the "
+                        "workspaces of the last run (bench/results/tmp/), each model in its own process, no export")
     args = parser.parse_args()
 
     if args.model:
-        child(args.model, args.out or TMP / f"{args.model}.json")
+        child(args.model, args.out or TMP / f"{args.model}.json", args.evidence_only)
         return
     previous: Dict[str, Any] = {}
     if (RESULTS / "model_zoo.json").is_file():
         previous = json.loads((RESULTS / "model_zoo.json").read_text())
+    if args.evidence_only:
+        for name in args.models:
+            if name not in previous.get("models", {}):
+                continue
+            out = TMP / f"{name}.evidence.json"
+            out.write_text(json.dumps(previous["models"][name], default=str))
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--model", name, "--evidence-only",
+                                   "--out", str(out)], env=env, capture_output=True, text=True, timeout=args.timeout)
+            if done.returncode != 0:
+                print(f"{name}: evidence failed: {done.stderr[-800:]}", flush=True)
+                continue
+            previous["models"][name]["paths"] = json.loads(out.read_text())["paths"]
+            print(f"{name}: evidence recomputed", flush=True)
+        previous["evidence_recomputed"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        args.tables_only = True
     if args.tables_only:
-        meta = {k: previous[k] for k in ("environment", "run_wall_s", "run_started") if k in previous}
+        meta = {k: previous[k] for k in ("environment", "run_wall_s", "run_started", "omp_num_threads",
+                                         "evidence_recomputed") if k in previous}
         write_results(previous["models"], meta)
         return
     records: Dict[str, Dict[str, Any]] = dict(previous.get("models", {})) if args.models != list(MODELS) else {}
-    meta = {"environment": environment(), "run_started": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    meta = {"environment": environment(), "run_started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "omp_num_threads": args.threads}
     start = time.perf_counter()
     for name in args.models:
-        rec = run_child(name, args.timeout)
+        rec = run_child(name, args.timeout, args.threads)
         records[name] = rec
         print(f"{name}: {rec['wall_s']} s, {rec.get('export_error') or 'exported'}", flush=True)
     meta["run_wall_s"] = round(time.perf_counter() - start, 1)
