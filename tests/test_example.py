@@ -1,5 +1,6 @@
 """The example of `bash scripts/example.sh` (model_navigator.examples.torch_linear): it runs again and
-again in its own folder, never in someone else's."""
+again in its own folder, never in someone else's, and `convert --model` re-exports its model as the
+README shows."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def test_a_folder_not_made_by_the_example_is_refused_and_untouched(tmp_path):
 
 @pytest.mark.slow
 def test_example_runs_twice_in_the_same_folder(tmp_path):
-    """The example twice in a row in the same folder; the second replaces the first's outputs."""
+    """The example twice in a row in the same folder (the second replaces the first's outputs), then
+    the README's convert command on it."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     for _ in range(2):
@@ -72,3 +74,11 @@ def test_example_runs_twice_in_the_same_folder(tmp_path):
     x = torch.randn(4, 5)
     with torch.no_grad():
         assert torch.equal(exported(x), get_model()(x))
+
+    # the README's convert command, from nav_example
+    artifact = tmp_path / "nav_example" / "navigator_workdir" / "onnx" / "model.onnx"
+    artifact.unlink()
+    convert = run("-m", "model_navigator", "convert", "--config", "navigator_workdir/onnx/config.yaml", "--model",
+                  "model_navigator.examples.torch_linear:get_model", cwd=tmp_path / "nav_example")
+    assert convert.returncode == 0, convert.stderr
+    assert artifact.is_file() and "onnx" in convert.stdout

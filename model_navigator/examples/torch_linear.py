@@ -4,7 +4,10 @@ python -m model_navigator.examples.torch_linear [--outdir DIR]
 
 The folder is created empty and marked as the example's (MARKER); a later run replaces the
 example's own outputs in a marked folder and refuses any other non-empty folder. torch's seed is
-fixed, so `get_model()` returns the very model the example exported.
+fixed, so `get_model()` returns the very model the example exported:
+
+    model-navigator convert --config nav_example/navigator_workdir/onnx/config.yaml \
+        --model model_navigator.examples.torch_linear:get_model
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ SEED = 0
 
 
 def get_model() -> Any:
-    """The example's torch.nn.Linear(5, 7) with the weights the example exports (seeded)."""
+    """The example's torch.nn.Linear(5, 7) with the weights the example exports (seeded): for
+    `model-navigator convert --model model_navigator.examples.torch_linear:get_model`."""
     import torch
 
     torch.manual_seed(SEED)

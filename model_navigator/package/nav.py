@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import SOURCE_FORMATS
@@ -144,9 +144,11 @@ def recheck(
     config: Optional[ExportConfig] = None,
     only: Optional[str] = None,
     reconvert: bool = True,
+    exporter: Optional[Callable[[Any, Path], Any]] = None,
 ) -> None:
     """Re-run conversions and correctness (retest) and profiling (profile) through the export
-    pipeline, for every path or `only` one; `config` defaults to the one in status.yaml."""
+    pipeline, for every path or `only` one; `config` defaults to the one in status.yaml. With an
+    `exporter` (the user's model, see cli/user_model.py) export paths are exported again too."""
     from model_navigator.api.flow import check_source_runtimes, profile_source
     from model_navigator.core.environment import gpu_present
     from model_navigator.paths.registry import paths_for
@@ -168,7 +170,7 @@ def recheck(
             retest = False
         executor = make_executor(config, workspace.root)
         try:
-            pipeline = Pipeline(workspace, status, config, specs, executor, progress)
+            pipeline = Pipeline(workspace, status, config, specs, executor, progress, exporter=exporter)
             pipeline.save()  # the steps read status.yaml: a re-targeted device must be on disk first
             if profile:
                 executor.wait_ready()  # measure only once the worker no longer competes for the CPU
@@ -179,7 +181,7 @@ def recheck(
                     check_source_runtimes(descriptor, pipeline, source, profile=True)  # torch.compile
             for spec in specs:
                 path = status.paths.get(spec.key)
-                if retest and reconvert and not spec.is_export:
+                if retest and reconvert and (not spec.is_export or exporter is not None):
                     verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
                     path = pipeline.produce_path(spec)
                     for rt, flag in (verified if path else {}).items():
