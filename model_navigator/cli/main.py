@@ -174,6 +174,7 @@ def cmd_triton(args: argparse.Namespace) -> int:
     )
     if model.selection is not None:
         print(f"chosen: {model.selection.summary()}", file=sys.stderr)
+    print(model.batching, file=sys.stderr)
     for old, new in model.renamed.items():
         print(f"tensor {old!r} is {new!r} in Triton (PyTorch backend naming)", file=sys.stderr)
     print(model.config_path)
@@ -394,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default=None, help="the model's name in Triton (default: the package's)")
     p.add_argument("--model-version", type=_positive_int, default=1, metavar="N")
     p.add_argument("--max-batch-size", type=int, default=None, metavar="N",
-                   help="default: the largest profiled batch size; 0 turns batching off")
+                   help="default: the largest profiled batch size (with --latency-budget: the largest whose p99 "
+                        "met it), said on stderr; 0 turns batching off")
     p.add_argument("--instance-count", type=_positive_int, default=1, metavar="N")
     p.add_argument("--override", action="store_true", help="replace <REPO>/<model name> if it exists")
     p.set_defaults(func=cmd_triton)
