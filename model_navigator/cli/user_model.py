@@ -43,8 +43,8 @@ def load_model_function(reference: str) -> Callable[[], Any]:
     return function
 
 
-def torch_model(reference: str, device: str) -> Any:
-    """Call the function `reference` names and check it returned a torch.nn.Module (eval, on `device`)."""
+def torch_model(reference: str) -> Any:
+    """Call the function `reference` names and check it returned a torch.nn.Module (put in eval mode)."""
     import torch
 
     function = load_model_function(reference)
@@ -54,8 +54,7 @@ def torch_model(reference: str, device: str) -> Any:
         raise ModelNavigatorError(f"--model {reference!r}: calling it failed: {type(e).__name__}: {e}") from e
     if not isinstance(model, torch.nn.Module):
         raise UserInputError(f"--model {reference!r} returned a {type(model).__name__}, not a torch.nn.Module.")
-    model.eval()
-    return model.to(device) if device != "cpu" else model
+    return model.eval()
 
 
 def user_model_exporter(reference: str, framework: Framework, workspace: Any, status: Any) -> Exporter:
@@ -67,10 +66,13 @@ def user_model_exporter(reference: str, framework: Framework, workspace: Any, st
     from model_navigator.exporters.torch import context_from_status
     from model_navigator.paths.base import load_producer
 
-    device = str(status.config.get("target_device") or "cpu")
-    context = context_from_status(torch_model(reference, device), workspace, status)
+    model = torch_model(reference)  # before anything is written
 
     def export_path(spec: Any, out_path: Path) -> Dict[str, Any]:
+        # status.config as the pipeline runs it (a cuda target is re-tested on the CPU without a GPU)
+        context = context_from_status(model, workspace, status)
+        if context.device != "cpu":
+            model.to(context.device)
         return load_producer(spec)(context, spec, out_path)
 
     return export_path
