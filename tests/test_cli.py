@@ -199,6 +199,7 @@ def test_inspect_failed_path_exits_1(failing_workdir):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_profile_package_into_new_workdir(exported, tmp_path):
     _, nav_file = exported
     target = tmp_path / "profiled"
@@ -224,6 +225,7 @@ def test_profile_package_into_new_workdir(exported, tmp_path):
     assert [p["batch_size"] for p in rows["onnx"]["performance"]] == [3]
 
 
+@pytest.mark.slow
 def test_profile_workdir_in_place(workdir_copy):
     result = run_cli("profile", str(workdir_copy), "--batch-sizes", "3", "--measurement-mode", "time_windows",
                      "--measurement-interval", "20", "--max-trials", "3", "--warmup-requests", "2")
@@ -308,7 +310,7 @@ def user_model_copy(user_model_dir, tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("key", ["onnx", "torchscript-trace"])
+@pytest.mark.parametrize("key", ["onnx", pytest.param("torchscript-trace", marks=pytest.mark.slow)])
 def test_convert_export_path_with_the_users_model(user_model_copy, key):
     """--model MODULE:FUNCTION re-exports the path from the user's model (found from the current
     folder), then checks it against the saved outputs."""
@@ -325,6 +327,7 @@ def test_convert_export_path_with_the_users_model(user_model_copy, key):
     assert path["runtimes"]["CPUExecutionProvider"]["correctness"]["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_convert_export_path_with_other_weights_fails_correctness(user_model_copy):
     """The re-export is checked with the recorded atol: a model with other weights fails."""
     result = run_cli("convert", "--config", "navigator_workdir/onnx/config.yaml", "--model",
@@ -337,10 +340,11 @@ def test_convert_export_path_with_other_weights_fails_correctness(user_model_cop
 
 @pytest.mark.parametrize("model, code, message", [
     ("tiny_models", 2, "is not MODULE:FUNCTION"),
-    ("no_such_module:get_model", 2, "cannot import 'no_such_module'"),
-    ("tiny_models:missing", 2, "tiny_models has no function 'missing'"),
+    pytest.param("no_such_module:get_model", 2, "cannot import 'no_such_module'", marks=pytest.mark.slow),
+    pytest.param("tiny_models:missing", 2, "tiny_models has no function 'missing'", marks=pytest.mark.slow),
     ("tiny_models:not_a_model", 2, "returned a int, not a torch.nn.Module"),
-    ("tiny_models:broken", 1, "calling it failed: RuntimeError: weights file missing"),
+    pytest.param("tiny_models:broken", 1, "calling it failed: RuntimeError: weights file missing",
+                 marks=pytest.mark.slow),
 ])
 def test_convert_bad_model_is_refused_before_anything_is_written(user_model_copy, model, code, message):
     status_file = user_model_copy / "navigator_workdir" / "status.yaml"

@@ -375,6 +375,7 @@ def test_report_renders_plots_in_headless_chromium(chromium, report_dir, tmp_pat
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_report_workdir_and_package(cnn_export, tmp_path):
     workdir, nav_file = cnn_export
     for target, out in ((workdir, tmp_path / "a"), (nav_file, tmp_path / "b" / "nested")):
@@ -394,6 +395,7 @@ def test_cli_report_failures_exit_1(failing_workdir, tmp_path):
     assert "torchscript-script: failed" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_report_bad_usage_exits_2(cnn_export, tmp_path):
     workdir, nav_file = cnn_export
     result = run_cli("report", str(workdir))  # -o is required
