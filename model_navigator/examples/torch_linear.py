@@ -116,5 +116,6 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"package: {outdir}/example_pyt.nav, loaded into {outdir}/example_pyt_workdir")
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())
