@@ -107,7 +107,7 @@ def test_help_of_each_command(command):
     assert result.stdout.startswith("usage: model-navigator")
     for word in {"inspect": ["PACKAGE_OR_WORKDIR", "--json"],
                  "profile": ["--batch-sizes", "--measurement-mode", "--max-trials", "--workdir"],
-                 "convert": ["--config", "--correctness-only"]}.get(command[0] if command else "", ["inspect"]):
+                 "convert": ["--config", "--model", "--correctness-only"]}.get(command[0] if command else "", ["inspect"]):
         assert word in result.stdout
 
 
@@ -199,6 +199,7 @@ def test_inspect_failed_path_exits_1(failing_workdir):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_profile_package_into_new_workdir(exported, tmp_path):
     _, nav_file = exported
     target = tmp_path / "profiled"
@@ -224,6 +225,7 @@ def test_profile_package_into_new_workdir(exported, tmp_path):
     assert [p["batch_size"] for p in rows["onnx"]["performance"]] == [3]
 
 
+@pytest.mark.slow
 def test_profile_workdir_in_place(workdir_copy):
     result = run_cli("profile", str(workdir_copy), "--batch-sizes", "3", "--measurement-mode", "time_windows",
                      "--measurement-interval", "20", "--max-trials", "3", "--warmup-requests", "2")
@@ -258,8 +260,107 @@ def test_convert_export_path_needs_the_model(exported):
     result = run_cli("convert", "--config", str(config))
     assert result.returncode == 2
     line = assert_one_line_error(result)
-    assert "onnx/reproduce_export.sh" in line and "get_model()" in line
+    assert "onnx/reproduce_export.sh" in line and "get_model()" in line and "--model MODULE:FUNCTION" in line
     assert (exported[0] / "status.yaml").read_bytes() == before
+
+
+USER_MODELS = '''
+import torch
+
+
+def get_model():
+    torch.manual_seed(7)
+    return torch.nn.Linear(5, 7)
+
+
+def other_weights():
+    torch.manual_seed(8)
+    return torch.nn.Linear(5, 7)
+
+
+def not_a_model():
+    return 42
+
+
+def broken():
+    raise RuntimeError("weights file missing")
+'''
+
+
+@pytest.fixture(scope="module")
+def user_model_dir(tmp_path_factory):
+    """A folder holding the user's tiny_models.py (get_model() and friends) and a workspace exported
+    from tiny_models.get_model() with atol=1e-4: onnx and torchscript-trace, not profiled."""
+    import importlib.util
+
+    root = tmp_path_factory.mktemp("user_model")
+    (root / "tiny_models.py").write_text(USER_MODELS)
+    spec = importlib.util.spec_from_file_location("tiny_models_for_export", root / "tiny_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    nav.torch.export(module.get_model(), [torch.randn(2, 5) for _ in range(4)], workdir=root / "navigator_workdir",
+                     target_formats=("onnx", "torchscript"), jit_options=("trace",), run_profiling=False,
+                     atol=1e-4, verbose=False, isolation=False)
+    return root
+
+
+@pytest.fixture
+def user_model_copy(user_model_dir, tmp_path):
+    shutil.copytree(user_model_dir, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize("key", ["onnx", pytest.param("torchscript-trace", marks=pytest.mark.slow)])
+def test_convert_export_path_with_the_users_model(user_model_copy, key):
+    """--model MODULE:FUNCTION re-exports the path from the user's model (found from the current
+    folder), then checks it against the saved outputs."""
+    workdir = user_model_copy / "navigator_workdir"
+    artifact = workdir / key / load_status(workdir)["paths"][key]["model_path"].split("/", 1)[1]
+    artifact.unlink()  # the export must write it again
+    result = run_cli("convert", "--config", f"navigator_workdir/{key}/config.yaml", "--model", "tiny_models:get_model",
+                     cwd=user_model_copy)
+    assert result.returncode == 0, result.stderr
+    assert artifact.is_file()
+    assert f"{key}" in result.stderr and "export" in result.stderr
+    path = load_status(workdir)["paths"][key]
+    assert path["status"] == "ok"
+    assert path["runtimes"]["CPUExecutionProvider"]["correctness"]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_convert_export_path_with_other_weights_fails_correctness(user_model_copy):
+    """The re-export is checked with the recorded atol: a model with other weights fails."""
+    result = run_cli("convert", "--config", "navigator_workdir/onnx/config.yaml", "--model",
+                     "tiny_models:other_weights", cwd=user_model_copy)
+    assert result.returncode == 1, result.stderr
+    assert "onnx on CPUExecutionProvider: correctness failed" in result.stderr
+    path = load_status(user_model_copy / "navigator_workdir")["paths"]["onnx"]
+    assert path["runtimes"]["CPUExecutionProvider"]["correctness"]["status"] == "failed"
+
+
+@pytest.mark.parametrize("model, code, message", [
+    ("tiny_models", 2, "is not MODULE:FUNCTION"),
+    pytest.param("no_such_module:get_model", 2, "cannot import 'no_such_module'", marks=pytest.mark.slow),
+    pytest.param("tiny_models:missing", 2, "tiny_models has no function 'missing'", marks=pytest.mark.slow),
+    ("tiny_models:not_a_model", 2, "returned a int, not a torch.nn.Module"),
+    pytest.param("tiny_models:broken", 1, "calling it failed: RuntimeError: weights file missing",
+                 marks=pytest.mark.slow),
+])
+def test_convert_bad_model_is_refused_before_anything_is_written(user_model_copy, model, code, message):
+    status_file = user_model_copy / "navigator_workdir" / "status.yaml"
+    before = status_file.read_bytes()
+    result = run_cli("convert", "--config", "navigator_workdir/onnx/config.yaml", "--model", model,
+                     cwd=user_model_copy)
+    assert result.returncode == code
+    assert message in assert_one_line_error(result)
+    assert status_file.read_bytes() == before
+
+
+def test_convert_model_with_correctness_only_is_refused(user_model_copy):
+    result = run_cli("convert", "--config", "navigator_workdir/onnx/config.yaml", "--model", "tiny_models:get_model",
+                     "--correctness-only", cwd=user_model_copy)
+    assert result.returncode == 2
+    assert "--model applies to re-running an export path" in assert_one_line_error(result)
 
 
 def test_convert_correctness_only(workdir_copy):

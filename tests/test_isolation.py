@@ -67,6 +67,7 @@ def test_worker_death_fails_only_that_step(tmp_path, fault, spec, expected):
     assert on_disk.paths["onnx"].runtimes[nav.RuntimeProvider.CPU] == onnx
 
 
+@pytest.mark.slow
 def test_hang_past_step_timeout_is_stopped(tmp_path, fault):
     fault("correctness:torchscript-trace:hang")
     start = time.monotonic()

@@ -86,6 +86,7 @@ def mlp(tmp_path_factory):
     return package, predict, params
 
 
+@pytest.mark.slow
 def test_mlp_every_variant(mlp):
     package, _, _ = mlp
     paths = package.status.paths
@@ -120,6 +121,7 @@ def test_mlp_every_variant(mlp):
         assert "def get_model_params():" in (package.workdir / key / "reproduce_export.py").read_text()
 
 
+@pytest.mark.slow
 def test_mlp_descriptor_selects_variants_by_flags(mlp):
     package, predict, params = mlp
     batch = np.random.default_rng(1).standard_normal((3, 64)).astype(np.float32)
@@ -146,6 +148,7 @@ def test_mlp_descriptor_selects_variants_by_flags(mlp):
             package.get_runner(format=nav.Format.TF_SAVEDMODEL)
 
 
+@pytest.mark.slow
 def test_mlp_params_are_variables_not_constants(mlp):
     package, _, params = mlp
     params_bytes = sum(np.asarray(leaf).nbytes for leaf in jax.tree_util.tree_leaves(params))
@@ -158,6 +161,7 @@ def test_mlp_params_are_variables_not_constants(mlp):
         assert graph < params_bytes / 4, (key, graph, params_bytes)
 
 
+@pytest.mark.slow
 def test_mlp_reproduce_export_needs_model_and_params(mlp, tmp_path):
     import shutil
 
@@ -187,6 +191,7 @@ def cnn(tmp_path_factory):
     return package, predict, variables
 
 
+@pytest.mark.slow
 def test_cnn_correct_and_profiled(cnn):
     package, _, _ = cnn
     assert set(package.status.paths) >= {"tf-savedmodel-xla-nojit", "tf-savedmodel-xla-jit", "onnx-xla-jit"}
@@ -207,6 +212,7 @@ def test_cnn_correct_and_profiled(cnn):
     assert flags["polymorphic_shapes"] == {"input__0": "(batch, 16, 16, 3)"}
 
 
+@pytest.mark.slow
 def test_cnn_save_load_round_trip(cnn, tmp_path):
     package, predict, variables = cnn
     package.set_verified(format=nav.Format.TF_SAVEDMODEL, runtime=CPU, enable_xla=True, jit_compile=False)
@@ -241,6 +247,7 @@ def _two_input_function():
     return score, weights
 
 
+@pytest.mark.slow
 def test_two_inputs_as_dict_with_a_shared_sequence_axis(tmp_path):
     score, weights = _two_input_function()
     rng = np.random.default_rng(0)

@@ -185,6 +185,79 @@ def test_failed_correctness_is_never_recommended(cnn_export, tmp_path):
     assert "correctness failed" in page and "exceeds atol" in page and "failure(s)" in page
 
 
+def test_no_markup_leaks_into_the_pages(report_dir):
+    """The report's own code names are code (HTML <code>, Markdown code spans), never literal backticks."""
+    page = (report_dir / "report.html").read_text(encoding="utf-8")
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "`" not in page
+    assert "Chosen as <code>model-navigator inspect</code> chooses" in page
+    assert "\\`" not in markdown  # an escaped backtick would show literally
+    assert "Chosen as `model-navigator inspect` chooses (`model_navigator.selection`)" in markdown
+
+
+def test_recommended_row_is_starred_as_inspect_stars_it(cnn_export, report_dir):
+    from model_navigator.selection import select_runtime
+
+    chosen = select_runtime(NavigatorStatus.load(cnn_export[0]))  # inspect's default: min latency
+    page = (report_dir / "report.html").read_text(encoding="utf-8")
+    starred = re.findall(r'<td class="key">([^<]+) <span class="star"[^>]*>★</span></td><td>(\w+)</td>', page)
+    assert starred == [(chosen.path, "CPU")]
+    assert "the row <code>model-navigator inspect</code> stars" in page
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert [line for line in markdown.splitlines() if " ★ |" in line] == [
+        line for line in markdown.splitlines() if line.startswith(f"| {chosen.path} ★ | CPU |")]
+    assert len([line for line in markdown.splitlines() if " ★ |" in line]) == 1
+
+
+def test_throughput_is_defined_beside_the_figure(cnn_export, report_dir):
+    data = build_report_data(cnn_export[0])
+    page = (report_dir / "report.html").read_text(encoding="utf-8")
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    for text in (page, markdown):
+        assert text.count("Throughput /s (batch size / mean latency)") == 2  # the status table and all measurements
+    pick = data.throughput_pick.result
+    assert f"{pick.throughput:,.0f} samples/s (batch size / mean latency) at batch size {pick.batch_size}" in page
+    for s in data.series:  # and that is what the figure is
+        for p in s.points:
+            assert p.throughput == pytest.approx(p.batch_size / (p.mean_ms / 1000.0))
+
+
+def test_heavy_tailed_measurements_are_flagged(cnn_export, tmp_path):
+    from model_navigator.core.status import ProfilingResult
+    from model_navigator.report.data import skew_flags
+
+    def result(p50, p99, mean):
+        return ProfilingResult(batch_size=1, p50_ms=p50, p90_ms=p50, p95_ms=p50, p99_ms=p99, mean_ms=mean, std_ms=0,
+                               throughput=1000.0 / mean, windows=3, stable=True)
+
+    assert skew_flags(result(1.0, 3.0, 1.5)) == []  # at the thresholds: not flagged
+    assert skew_flags(result(1.0, 3.1, 1.0)) == ["p99 3.100 ms is 3.1x p50 1.000 ms (heavy tail)"]
+    assert skew_flags(result(1.0, 2.0, 2.0)) == [
+        "mean 2.000 ms is 2.0x p50, so throughput (batch / mean) is 500/s where batch / p50 would give 1,000/s"]
+    assert skew_flags(result(1.0, 1.0, 0.5))  # a mean far below p50 is as suspect
+
+    status = NavigatorStatus.load(cnn_export[0])
+    for path in status.paths.values():  # calm figures first (this machine's may have tails of their own)
+        for runtime_result in path.runtimes.values():
+            for r in (runtime_result.performance.results if runtime_result.performance else []):
+                r.p99_ms, r.mean_ms, r.throughput = r.p50_ms * 1.2, r.p50_ms, r.batch_size / (r.p50_ms / 1000.0)
+    calm = write_report(status, tmp_path / "calm").html.read_text(encoding="utf-8")
+    assert "Read with care" not in calm and '<span class="skew">' not in calm
+    measured = status.paths["onnx"].runtimes[nav.RuntimeProvider.CPU].performance.results[0]
+    measured.p99_ms, measured.mean_ms = measured.p50_ms * 12, measured.p50_ms * 4  # a heavy tail, as on a busy machine
+    measured.throughput = measured.batch_size / (measured.mean_ms / 1000.0)
+    files = write_report(status, tmp_path)
+    page = files.html.read_text(encoding="utf-8")
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert "Read with care</b>: 1 measurement(s)" in page and "**Read with care**: 1 measurement(s)" in markdown
+    item = f"onnx on CPU, batch size {measured.batch_size}: p99 {measured.p99_ms:.3f} ms is 12.0x p50"
+    assert item in page and item in markdown
+    assert "mean" in page.split(item)[1].split("</li>")[0]  # the mean is flagged too, on the same line
+    status_table = page.split('<section id="status">')[1].split("</table>")[0]
+    rows = re.findall(r'<td class="key">([^<]+)(?: <span[^>]*>★</span>)?</td><td>CPU</td>(.*?)</tr>', status_table)
+    assert [key for key, cells in rows if '<span class="skew">!</span>' in cells] == ["onnx"]
+
+
 def test_status_text_is_escaped(cnn_export, tmp_path):
     status = NavigatorStatus.load(cnn_export[0])
     status.model_name = '<script>alert("x")</script> & *bold* | pipe'
@@ -302,6 +375,7 @@ def test_report_renders_plots_in_headless_chromium(chromium, report_dir, tmp_pat
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_report_workdir_and_package(cnn_export, tmp_path):
     workdir, nav_file = cnn_export
     for target, out in ((workdir, tmp_path / "a"), (nav_file, tmp_path / "b" / "nested")):
@@ -321,6 +395,7 @@ def test_cli_report_failures_exit_1(failing_workdir, tmp_path):
     assert "torchscript-script: failed" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_report_bad_usage_exits_2(cnn_export, tmp_path):
     workdir, nav_file = cnn_export
     result = run_cli("report", str(workdir))  # -o is required

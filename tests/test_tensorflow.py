@@ -141,6 +141,7 @@ def reference(tmp_path_factory):
     return folder, dataloader, package_desc, onnx_status, outputs, loaded_package_desc
 
 
+@pytest.mark.slow
 def test_reference_example_fixed_runs_with_onnx_correct(reference):
     folder, dataloader, package, onnx_status, outputs, loaded = reference
     assert onnx_status is True
@@ -184,6 +185,7 @@ def cnn(tmp_path_factory):
     return package, model
 
 
+@pytest.mark.slow
 def test_cnn_paths_correct_and_profiled(cnn):
     package, _ = cnn
     formats = package.get_formats_status()
@@ -206,6 +208,7 @@ def test_cnn_paths_correct_and_profiled(cnn):
         assert formats[key] is False and package.status.paths[key].status == StepStatus.SKIPPED
 
 
+@pytest.mark.slow
 def test_cnn_status_and_workspace(cnn):
     package, _ = cnn
     root = package.workdir
@@ -228,6 +231,7 @@ def test_cnn_status_and_workspace(cnn):
     assert len(list((root / "model_input" / "correctness").glob("*.npz"))) == 12
 
 
+@pytest.mark.slow
 def test_cnn_runners_match_the_model(cnn):
     package, model = cnn
     batch = np.random.default_rng(1).standard_normal((3, 16, 16, 3)).astype(np.float32)
@@ -246,6 +250,7 @@ def test_cnn_runners_match_the_model(cnn):
     assert [o.name for o in onnx_model.graph.output] == ["output__0"]
 
 
+@pytest.mark.slow
 def test_cnn_reproduce_export_needs_only_the_model(cnn, tmp_path):
     package, model = cnn
     from model_navigator.exporters.tensorflow import reproduce_export_main
@@ -367,6 +372,7 @@ class _Affine(tf.Module):
         return z * y, tf.reduce_sum(z, axis=1)
 
 
+@pytest.mark.slow
 def test_tf_module_with_tf_function_in_process(tmp_path):
     module = _Affine()
     rng = np.random.default_rng(0)

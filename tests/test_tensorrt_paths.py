@@ -119,6 +119,7 @@ def test_int64_inputs_cast_to_int32_keep_results(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_gpu_paths_are_skipped_with_a_reason_and_nothing_imports_tensorrt(tmp_path):
     code = f"""
 import sys, torch, model_navigator as nav
@@ -142,6 +143,7 @@ print("imported", [m for m in ("tensorrt", "torch_tensorrt") if m in sys.modules
     assert "warning" not in out.stderr.lower()  # no warning storm
 
 
+@pytest.mark.slow
 def test_installed_gpu_libraries_are_not_imported_for_a_cpu_export(tmp_path):
     """With tensorrt and torch_tensorrt installed (here: stand-ins that fail the process if
     imported), a CPU export finds them, skips their paths for the missing GPU, and imports neither;

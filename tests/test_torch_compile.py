@@ -29,6 +29,7 @@ def test_torch_compile_adds_to_the_default_runtimes_instead_of_restricting_them(
     assert TC not in everything  # artifacts never run on it
 
 
+@pytest.mark.slow
 def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path):
     """No working C++ compiler (the usual cause on a bare CPU machine): the runtime fails with
     inductor's own reason, profiling is skipped, every other path and runtime is unaffected."""

@@ -358,6 +358,7 @@ def cnn(tmp_path_factory):
     return package, model
 
 
+@pytest.mark.slow
 def test_cnn_paths_ok_and_profiled_at_1_and_dataloader_batch(cnn):
     package, _ = cnn
     assert package.status.dataloader["batch_size"] == 4
@@ -373,6 +374,7 @@ def test_cnn_paths_ok_and_profiled_at_1_and_dataloader_batch(cnn):
         assert all(r.p50_ms > 0 and r.throughput > 0 for r in result.performance.results)
 
 
+@pytest.mark.slow
 def test_cnn_metadata_and_git_disabled(cnn):
     package, _ = cnn
     data = _status_yaml(package.workdir)
@@ -382,6 +384,7 @@ def test_cnn_metadata_and_git_disabled(cnn):
     assert len(data["samples"]["correctness"]) == 5
 
 
+@pytest.mark.slow
 def test_cnn_runner_on_a_new_batch(cnn):
     package, model = cnn
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(7))

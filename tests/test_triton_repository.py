@@ -161,7 +161,8 @@ def test_bad_requests_are_refused_before_writing(cnn_package, tmp_path, kwargs, 
 
 def synthetic(tmp_path: Path, key: str, fmt: Format, artifact: str, runtime: RuntimeProvider,
               inputs: List[TensorMetadata], outputs: List[TensorMetadata], batch_dim: Optional[int] = 0,
-              batch_sizes=(1, 8, 16), throughputs=(100.0, 700.0, 650.0), config: Optional[Dict] = None) -> Path:
+              batch_sizes=(1, 8, 16), throughputs=(100.0, 700.0, 650.0), config: Optional[Dict] = None,
+              p99s: Optional[tuple] = None) -> Path:
     """A workspace whose status.yaml records one ok path with correctness and profiling results."""
     workdir = tmp_path / "workdir"
     folder = workdir / key
@@ -177,8 +178,9 @@ def synthetic(tmp_path: Path, key: str, fmt: Format, artifact: str, runtime: Run
     status = NavigatorStatus(model_name="synthetic", framework="tensorflow" if "saved" in artifact else "torch",
                              config={"batch_dim": batch_dim, "target_device": "cpu", **(config or {})},
                              dataloader={"batch_size": 4}, inputs=inputs, outputs=outputs)
-    results = [ProfilingResult(batch_size=b, p50_ms=1.0 + b / 10, p90_ms=2, p95_ms=2, p99_ms=2, mean_ms=1, std_ms=0,
-                               throughput=t, windows=3, stable=True) for b, t in zip(batch_sizes, throughputs)]
+    p99s = p99s or (2,) * len(batch_sizes)
+    results = [ProfilingResult(batch_size=b, p50_ms=1.0 + b / 10, p90_ms=2, p95_ms=2, p99_ms=p99, mean_ms=1, std_ms=0,
+                               throughput=t, windows=3, stable=True) for b, t, p99 in zip(batch_sizes, throughputs, p99s)]
     status.paths[key] = PathStatus(key=key, format=fmt, status=StepStatus.OK, model_path=f"{key}/{artifact}",
                                    runtimes={runtime: RuntimeResult(
                                        correctness=CorrectnessResult(status=StepStatus.OK),
@@ -291,6 +293,45 @@ def test_max_batch_size_override_and_zero(tmp_path):
     assert not config.HasField("dynamic_batching")
 
 
+def test_max_batch_size_follows_the_latency_budget_and_says_why(tmp_path):
+    """With a budget: the largest profiled batch size whose p99 met it; without: the largest profiled."""
+    workdir = synthetic(tmp_path, "onnx", Format.ONNX, "model.onnx", RuntimeProvider.CPU,
+                        [TensorMetadata("x", (-1, 5), "float32")], [TensorMetadata("y", (-1, 7), "float32")],
+                        batch_sizes=(1, 8, 16, 32), throughputs=(100.0, 700.0, 900.0, 950.0),
+                        p99s=(1.0, 3.0, 6.0, 12.0))
+    model = write_model_repository(workdir, tmp_path / "r", model_name="budget", latency_budget_ms=7)
+    config = parse_model_config(model.config_path.read_text())
+    assert config.max_batch_size == 16 and list(config.dynamic_batching.preferred_batch_size) == [16]
+    assert model.batching == ("max_batch_size 16: the largest batch size of onnx on CPUExecutionProvider whose p99 met "
+                              "the 7 ms budget (profiled: 1, 8, 16, 32); dynamic batching prefers 16 (the most "
+                              "throughput)")
+    assert f"# {model.batching}" in model.config_path.read_text()
+
+    model = write_model_repository(workdir, tmp_path / "r", model_name="largest")
+    assert parse_model_config(model.config_path.read_text()).max_batch_size == 32
+    assert model.batching.startswith("max_batch_size 32: the largest batch size profiled on onnx on "
+                                     "CPUExecutionProvider (profiled: 1, 8, 16, 32)")
+
+    model = write_model_repository(workdir, tmp_path / "r", model_name="tight", path_key="onnx", latency_budget_ms=0.5)
+    assert parse_model_config(model.config_path.read_text()).max_batch_size == 1
+    assert "no profiled batch size of onnx on CPUExecutionProvider met the 0.5 ms budget" in model.batching
+
+
+def test_max_batch_size_without_profiling_is_the_checked_batch_not_the_dataloaders(tmp_path):
+    workdir = synthetic(tmp_path, "onnx", Format.ONNX, "model.onnx", RuntimeProvider.CPU,
+                        [TensorMetadata("x", (-1, 5), "float32")], [TensorMetadata("y", (-1, 7), "float32")])
+    status = NavigatorStatus.load(workdir)
+    assert status.dataloader["batch_size"] == 4
+    result = status.paths["onnx"].runtimes[RuntimeProvider.CPU]
+    result.performance = None
+    result.correctness.batch_sizes = [1, 2]
+    status.save(workdir)
+    model = write_model_repository(workdir, tmp_path / "r", path_key="onnx")
+    assert parse_model_config(model.config_path.read_text()).max_batch_size == 2
+    assert model.batching.startswith("max_batch_size 2: onnx on CPUExecutionProvider was not profiled; the largest "
+                                     "batch size its correctness was checked at")
+
+
 # ------------------------------------------------------------------------------------------------
 # The schema check itself
 # ------------------------------------------------------------------------------------------------
@@ -347,6 +388,8 @@ def test_cli_triton_and_inspect_mark_the_winner(cnn_package, tmp_path):
     done = cli("triton", str(cnn_package.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx",
                "--model-name", "cnn")
     assert done.returncode == 0, done.stderr
+    assert "max_batch_size 4: the largest batch size profiled on onnx on CPUExecutionProvider (profiled: 1, 2, 4)" \
+        in done.stderr
     assert done.stdout.split() == [str(tmp_path / "repo" / "cnn" / "config.pbtxt"),
                                    str(tmp_path / "repo" / "cnn" / "1" / "model.onnx")]
     again = cli("triton", str(cnn_package.workdir), "-o", str(tmp_path / "repo"), "--model-name", "cnn")

@@ -176,6 +176,7 @@ def cmd_triton(args: argparse.Namespace) -> int:
     )
     if model.selection is not None:
         print(f"chosen: {model.selection.summary()}", file=sys.stderr)
+    print(model.batching, file=sys.stderr)
     for old, new in model.renamed.items():
         print(f"tensor {old!r} is {new!r} in Triton (PyTorch backend naming)", file=sys.stderr)
     print(model.config_path)
@@ -280,12 +281,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if spec.parent != data.get("parent"):
         raise PackageError(f"{config_file}: `parent` {data.get('parent')!r} does not match path {key!r} "
                            f"(its parent is {spec.parent!r}).")
-    if spec.is_export and not args.correctness_only:
+    if args.model is not None and (not spec.is_export or args.correctness_only):
+        raise UserInputError(f"--model applies to re-running an export path; path {key!r} is "
+                             + ("only re-checked with --correctness-only." if spec.is_export else
+                                f"converted from {spec.parent!r}, which needs no model: drop --model."))
+    if spec.is_export and not args.correctness_only and args.model is None:
         raise UserInputError(
-            f"path {key!r} is an export from your model, which a config.yaml cannot re-create: implement "
-            f"get_model() in {root / key / 'reproduce_export.py'}, then run "
-            f"`cd {root} && bash {key}/reproduce_export.sh`; or pass --correctness-only to re-check the "
-            f"exported artifact."
+            f"path {key!r} is an export from your model, which a config.yaml cannot re-create: pass --model "
+            f"MODULE:FUNCTION (a function returning your model); or implement get_model() in "
+            f"{root / key / 'reproduce_export.py'}, then run `cd {root} && bash {key}/reproduce_export.sh`; or pass "
+            f"--correctness-only to re-check the exported artifact."
         )
     if args.correctness_only:
         path = descriptor.status.paths.get(key)
@@ -298,9 +303,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
                              f"cannot be checked.")
     from model_navigator.package.nav import recheck
 
+    exporter = None
+    if args.model is not None:  # the user's model, loaded before anything is written
+        from model_navigator.cli.user_model import user_model_exporter
+
+        exporter = user_model_exporter(args.model, config.framework, Workspace(root), descriptor.status)
     descriptor.status.config = config.to_dict()  # the steps read status.yaml: config.yaml is what runs
     recheck(descriptor, retest=True, profile=False, has_data=True, verbose=True, config=config, only=key,
-            reconvert=not args.correctness_only, operation="convert")
+            reconvert=not args.correctness_only, operation="convert", exporter=exporter)
     path = descriptor.status.paths[key]
     if path.status == StepStatus.SKIPPED:
         print(f"path {key!r} skipped: {_one_line(path.reason)}", file=sys.stderr)
@@ -388,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", default=None, help="the model's name in Triton (default: the package's)")
     p.add_argument("--model-version", type=_positive_int, default=1, metavar="N")
     p.add_argument("--max-batch-size", type=int, default=None, metavar="N",
-                   help="default: the largest profiled batch size; 0 turns batching off")
+                   help="default: the largest profiled batch size (with --latency-budget: the largest whose p99 "
+                        "met it), said on stderr; 0 turns batching off")
     p.add_argument("--instance-count", type=_positive_int, default=1, metavar="N")
     p.add_argument("--override", action="store_true", help="replace <REPO>/<model name> if it exists")
     p.set_defaults(func=cmd_triton)
@@ -420,10 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", parents=[common], help="re-run one path from its config.yaml",
                        description="Re-run one path of a workspace from its <workspace>/<path>/config.yaml: the "
-                                   "conversion, then correctness on its runtimes. Exports need your model: run "
+                                   "conversion, then correctness on its runtimes. Exports need your model: name a "
+                                   "function returning it with --model MODULE:FUNCTION (PyTorch), or run "
                                    "<path>/reproduce_export.sh after implementing get_model(), or re-check the "
                                    "exported artifact with --correctness-only.")
     p.add_argument("--config", required=True, metavar="PATH/config.yaml", help="the path's config.yaml")
+    p.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
+                   help="for an export path: a function returning your model (e.g. my_models:get_model, "
+                        "found from the current folder or PYTHONPATH); the export runs again on it")
     p.add_argument("--correctness-only", action="store_true",
                    help="do not convert: re-run correctness of the path's artifact on its runtimes")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import SOURCE_FORMATS
@@ -163,10 +163,12 @@ def recheck(
     only: Optional[str] = None,
     reconvert: bool = True,
     operation: str = "recheck",
+    exporter: Optional[Callable[[Any, Path], Any]] = None,
 ) -> None:
     """Re-run conversions and correctness (retest) and profiling (profile) through the export
     pipeline, for every path or `only` one; `config` defaults to the one in status.yaml. The
-    workdir is locked meanwhile (`operation` names this run to a process that finds it locked)."""
+    workdir is locked meanwhile (`operation` names this run to a process that finds it locked).
+    With an `exporter` (the user's model, see cli/user_model.py) export paths are exported again too."""
     from model_navigator.api.flow import check_source_runtimes, profile_source
     from model_navigator.core.diskspace import model_parameter_bytes
     from model_navigator.core.environment import gpu_present
@@ -193,7 +195,7 @@ def recheck(
         executor = make_executor(config, workspace.root)
         try:
             pipeline = Pipeline(workspace, status, config, specs, executor, progress,
-                                model_bytes=model_parameter_bytes(descriptor.source_model))
+                                model_bytes=model_parameter_bytes(descriptor.source_model), exporter=exporter)
             # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
             # with this run marked unfinished until it ends
             with recorded_run(status, pipeline.save, operation):
@@ -214,7 +216,7 @@ def recheck(
                                            "profiles")
                 for spec in specs:
                     path = status.paths.get(spec.key)
-                    if retest and reconvert and not spec.is_export:
+                    if retest and reconvert and (not spec.is_export or exporter is not None):
                         verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
                         path = pipeline.produce_path(spec)
                         for rt, flag in (verified if path else {}).items():

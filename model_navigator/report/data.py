@@ -98,6 +98,21 @@ class ReportData:
     def unstable(self) -> bool:
         return any(not p.stable for s in self.series for p in s.points)
 
+    def point(self, path: str, runtime: Optional[str], batch_size: int) -> Optional[ProfilingResult]:
+        """The measurement of `path` on `runtime` at `batch_size`, if profiled."""
+        series = next((s for s in self.series if s.path == path and s.runtime == runtime), None)
+        return series.at(batch_size) if series is not None else None
+
+    def is_pick(self, path: str, runtime: Optional[str]) -> bool:
+        """Whether this path and runtime is the recommendation `model-navigator inspect` stars (min latency)."""
+        pick = self.latency_pick
+        return pick is not None and (pick.series.path, pick.series.runtime) == (path, runtime)
+
+    @property
+    def skewed(self) -> List[Tuple[Series, ProfilingResult, List[str]]]:
+        """Every measurement whose p99 or mean lies far from its p50, with what is off."""
+        return [(s, p, flags) for s in self.series for p in s.points for flags in [skew_flags(p)] if flags]
+
 
 def load_status(source: Union[NavigatorStatus, Any, str, Path]) -> NavigatorStatus:
     """A NavigatorStatus from a status, a PackageDescriptor, a .nav file (validated, read without
@@ -236,6 +251,39 @@ def fmt_ms(value: Optional[float]) -> str:
     return f"{value:.1f}" if value >= 100 else f"{value:.3f}"
 
 
+# A measurement whose p99 or mean is this far from its p50 is flagged: its p50 alone misleads, and
+# throughput (batch / mean latency) disagrees with batch / p50 by the mean's ratio.
+TAIL_RATIO = 3.0  # p99 > 3x p50: a heavy tail
+MEAN_RATIO = 1.5  # mean > 1.5x p50 (or < p50 / 1.5)
+
+THROUGHPUT_DEFINITION = "batch size / mean latency"
+STAR = "★"
+SKEW_MARK = "!"
+
+
+def heavy_tail(p: ProfilingResult) -> bool:
+    """p99 more than TAIL_RATIO times p50."""
+    return p.p50_ms > 0 and p.p99_ms > TAIL_RATIO * p.p50_ms
+
+
+def mean_off(p: ProfilingResult) -> bool:
+    """Mean more than MEAN_RATIO times above or below p50: throughput (from the mean) disagrees with p50."""
+    return p.p50_ms > 0 and not 1 / MEAN_RATIO <= p.mean_ms / p.p50_ms <= MEAN_RATIO
+
+
+def skew_flags(p: ProfilingResult) -> List[str]:
+    """What is off in one measurement: p99 or mean far from p50 (empty when neither is)."""
+    flags = []
+    if heavy_tail(p):
+        flags.append(f"p99 {fmt_ms(p.p99_ms)} ms is {p.p99_ms / p.p50_ms:.1f}x p50 {fmt_ms(p.p50_ms)} ms (heavy tail)")
+    if mean_off(p):
+        ratio = p.mean_ms / p.p50_ms
+        flags.append(f"mean {fmt_ms(p.mean_ms)} ms is {ratio:.1f}x p50, so throughput (batch / mean) is "
+                     f"{fmt_throughput(p.throughput)}/s where batch / p50 would give "
+                     f"{fmt_throughput(p.batch_size * 1000.0 / p.p50_ms)}/s")
+    return flags
+
+
 def fmt_throughput(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -259,9 +307,17 @@ def fmt_shape(shape: Any) -> str:
     return "[" + ", ".join("?" if d == -1 else str(d) for d in shape) + "]"
 
 
-SELECTION_NOTE = ("Chosen as `model-navigator inspect` chooses (model_navigator.selection): exported paths that "
+# Prose of the report itself, not from status.yaml: `backticks` mark code, which each renderer
+# shows as code (HTML <code>, Markdown code spans); see report/html.py and report/markdown.py.
+SELECTION_NOTE = ("Chosen as `model-navigator inspect` chooses (`model_navigator.selection`): exported paths that "
                   "passed correctness and were profiled; when any path is verified, only verified ones. The "
                   "source model is the baseline.")
+STAR_NOTE = f"{STAR} recommended: the lowest p50 latency, the row `model-navigator inspect` stars."
+THROUGHPUT_NOTE = (f"Throughput (samples/s) is {THROUGHPUT_DEFINITION}, so a slow tail lowers it while p50 "
+                   f"stays put: {SKEW_MARK} marks a measurement whose p99 is more than {TAIL_RATIO:g}x its p50 or whose "
+                   f"mean is more than {MEAN_RATIO:g}x above or below it.")
+NOTHING_PROFILED = ("Nothing was profiled: export with `run_profiling=True` or run `model-navigator profile` on the "
+                    "package, then report again.")
 
 
 def pick_sentences(data: ReportData) -> List[Tuple[str, str]]:
@@ -270,21 +326,26 @@ def pick_sentences(data: ReportData) -> List[Tuple[str, str]]:
     pick = data.latency_pick
     if pick is not None:
         against = f", {fmt_speedup(pick.speedup)} faster than the source model" if pick.speedup else ""
-        unstable = " (unstable measurement)" if not pick.result.stable else ""
         out.append(("Lowest latency", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
-                    f"{fmt_ms(pick.result.p50_ms)} ms p50 at batch size {pick.result.batch_size}{against}{unstable}."))
+                    f"{fmt_ms(pick.result.p50_ms)} ms p50 at batch size {pick.result.batch_size}{against}"
+                    f"{_caveats(pick.result)}."))
     pick = data.throughput_pick
     if pick is not None:
         against = f", {fmt_speedup(pick.speedup)} the source model's at that batch size" if pick.speedup else ""
-        unstable = " (unstable measurement)" if not pick.result.stable else ""
         out.append(("Highest throughput", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
-                    f"{fmt_throughput(pick.result.throughput)} samples/s at batch size {pick.result.batch_size}"
-                    f"{against}{unstable}."))
+                    f"{fmt_throughput(pick.result.throughput)} samples/s ({THROUGHPUT_DEFINITION}) at batch size "
+                    f"{pick.result.batch_size}{against}{_caveats(pick.result)}."))
     return out
 
 
+def _caveats(result: ProfilingResult) -> str:
+    """What to keep in mind about a recommendation's figures: unstable, heavy tail, mean far from p50."""
+    notes = ([] if result.stable else ["unstable measurement"]) + skew_flags(result)
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def no_pick_reason(data: ReportData) -> str:
+    """Why nothing is recommended (prose: `backticks` mark code)."""
     if not data.series:
-        return ("Nothing was profiled: export with run_profiling=True or run `model-navigator profile` on the "
-                "package, then report again.")
+        return NOTHING_PROFILED
     return f"{data.no_pick or 'No path and runtime qualifies'}: none is recommended; see the reasons below."

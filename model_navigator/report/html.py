@@ -5,21 +5,33 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from typing import Dict, List, Optional
 
 from model_navigator.report.data import (
     SELECTION_NOTE,
+    SKEW_MARK,
+    STAR,
+    STAR_NOTE,
+    THROUGHPUT_DEFINITION,
+    THROUGHPUT_NOTE,
     ReportData,
     fmt_error,
     fmt_ms,
     fmt_shape,
     fmt_throughput,
     fmt_tolerance,
+    heavy_tail,
+    mean_off,
     no_pick_reason,
     pick_sentences,
     runtime_label,
+    skew_flags,
 )
 from model_navigator.report.plots import PLOTS
+
+_CODE = re.compile(r"`([^`]+)`")
+THROUGHPUT_HEADER = f"Throughput /s ({THROUGHPUT_DEFINITION})"
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; margin: 0;
@@ -49,12 +61,21 @@ td.key { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; white-spac
 .note { background: #fff8e1; border: 1px solid #f0d98c; padding: 8px 12px; border-radius: 4px; font-size: 13px; }
 ul.failures { color: #b3261e; font-size: 13px; }
 details { margin: 8px 0; } summary { cursor: pointer; font-size: 13px; color: #334; }
+code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px; background: #eef1f5;
+       padding: 0 3px; border-radius: 3px; }
+.star { color: #b7791f; }
+.skew { color: #b3261e; font-weight: 600; }
 footer { color: #8a93a3; font-size: 12px; margin-top: 40px; }
 """
 
 
 def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def _prose(text: str) -> str:
+    """The report's own sentences: escaped, with `backticks` shown as <code>, never literally."""
+    return _CODE.sub(r"<code>\1</code>", _e(text))
 
 
 def _status_cell(text: str, reason: Optional[str] = None, warnings: Optional[List[str]] = None) -> str:
@@ -84,13 +105,13 @@ def _deploy(data: ReportData) -> str:
     if not sentences:
         items = "".join(f"<li>{_e(r)}</li>" for r in data.rejected)
         return ('<div class="cards"><div class="card none"><h3>Nothing to deploy yet</h3>'
-                f'<p>{_e(no_pick_reason(data))}</p></div></div>' + (f'<ul class="sub">{items}</ul>' if items else ""))
+                f'<p>{_prose(no_pick_reason(data))}</p></div></div>' + (f'<ul class="sub">{items}</ul>' if items else ""))
     cards = "".join(f'<div class="card"><h3>{_e(h)}</h3><p>{_e(s)}</p></div>' for h, s in sentences)
     notes = []
     if data.verified:
-        notes.append("Verified by you: " + ", ".join(f"{p} on {runtime_label(r)}" for p, r in data.verified) + ".")
-    notes.append(SELECTION_NOTE)
-    out = f'<div class="cards">{cards}</div><p class="sub">{_e(" ".join(notes))}</p>'
+        notes.append(_e("Verified by you: " + ", ".join(f"{p} on {runtime_label(r)}" for p, r in data.verified) + "."))
+    notes.append(_prose(SELECTION_NOTE))
+    out = f'<div class="cards">{cards}</div><p class="sub">{" ".join(notes)}</p>'
     if data.rejected:
         items = "".join(f"<li>{_e(r)}</li>" for r in data.rejected)
         out += f'<details><summary>Why not the others (lowest latency)</summary><ul class="sub">{items}</ul></details>'
@@ -111,16 +132,27 @@ def _status_section(data: ReportData) -> str:
         else:
             errors = "<br>".join(f"{_e(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
         perf = row["performance"]
-        p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
+        p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}"
+                          f"{_skew_mark(data, row, p['batch_size'])}" for p in perf)
         thr = "<br>".join(fmt_throughput(p["throughput"]) for p in perf)
-        rows.append([_e(row["path"]), _e(runtime_label(row["runtime"])), _status_cell(st, reason, row.get("warnings")),
-                     errors or "-",
-                     p50 or "-", thr or "-", "yes" if row["verified"] else ""])
-    out = [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", "Throughput /s", "Verified"],
+        star = f' <span class="star" title="recommended">{STAR}</span>' if data.is_pick(row["path"], row["runtime"]) else ""
+        rows.append([_e(row["path"]) + star, _e(runtime_label(row["runtime"])), _status_cell(st, reason, row.get("warnings")),
+                     errors or "-", p50 or "-", thr or "-", "yes" if row["verified"] else ""])
+    out = [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER, "Verified"],
                   rows, numeric=(4, 5))]
+    if data.latency_pick is not None:
+        star_note = _prose(STAR_NOTE).replace(STAR, f'<span class="star">{STAR}</span>', 1)
+        out.append(f'<p class="sub">{star_note}</p>')
     if data.unstable:
         out.append('<p class="sub">~ unstable measurement: the last windows differed more than '
-                   'stability_percentage.</p>')
+                   '<code>stability_percentage</code>.</p>')
+    out.append(f'<p class="sub">{_prose(THROUGHPUT_NOTE)}</p>')
+    if data.skewed:
+        items = "".join(f'<li><span class="skew">{SKEW_MARK}</span> {_e(s.path)} on {_e(runtime_label(s.runtime))}, '
+                        f'batch size {p.batch_size}: {_e("; ".join(flags))}</li>' for s, p, flags in data.skewed)
+        out.append(f'<p><b class="failed">Read with care</b>: {len(data.skewed)} measurement(s) with a p99 or mean far '
+                   f'from p50 (a busy machine, or a runtime with stalls); profile again on a quiet machine.</p>'
+                   f'<ul class="failures">{items}</ul>')
     for reason, keys in data.skipped:
         out.append(f'<p class="sub"><span class="skipped">Skipped</span> {_e(", ".join(keys))}: {_e(reason)}</p>')
     if data.failures:
@@ -129,9 +161,15 @@ def _status_section(data: ReportData) -> str:
     return "\n".join(out)
 
 
+def _skew_mark(data: ReportData, row: Dict, batch_size: int) -> str:
+    """' !' after a status-table figure whose measurement has a p99 or mean far from its p50."""
+    point = data.point(row["path"], row["runtime"], batch_size)
+    return f' <span class="skew">{SKEW_MARK}</span>' if point is not None and skew_flags(point) else ""
+
+
 def _performance_section(data: ReportData, plots: Optional[Dict[str, bytes]]) -> str:
     if not data.has_performance:
-        return f'<p class="note">{_e(no_pick_reason(data))}</p>'
+        return f'<p class="note">{_prose(no_pick_reason(data))}</p>'
     out = []
     if plots is None:
         out.append('<p class="note">Plots need matplotlib: pip install \'model-navigator[report]\'.</p>')
@@ -142,15 +180,19 @@ def _performance_section(data: ReportData, plots: Optional[Dict[str, bytes]]) ->
             images.append(f'<img id="plot-{name}" alt="{_e(title)}" src="data:image/png;base64,{encoded}">')
         out.append(f'<div class="plots">{"".join(images)}</div>')
     rows = []
+    mark = f' <span class="skew">{SKEW_MARK}</span>'
     for s in data.series:
         for p in s.points:
+            tail = mark if heavy_tail(p) else ""
+            mean = mark if mean_off(p) else ""
             rows.append([_e(s.path), _e(runtime_label(s.runtime)), str(p.batch_size), fmt_ms(p.p50_ms),
-                         fmt_ms(p.p90_ms), fmt_ms(p.p95_ms), fmt_ms(p.p99_ms),
-                         f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}", fmt_throughput(p.throughput), str(p.windows),
+                         fmt_ms(p.p90_ms), fmt_ms(p.p95_ms), fmt_ms(p.p99_ms) + tail,
+                         f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}{mean}", fmt_throughput(p.throughput), str(p.windows),
                          "yes" if p.stable else "no"])
     table = _table(["Path", "Runtime", "Batch", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "mean ± std ms",
-                    "Throughput /s", "Windows", "Stable"], rows, numeric=tuple(range(2, 10)))
-    out.append(f"<details open><summary>All measurements</summary>{table}</details>")
+                    THROUGHPUT_HEADER, "Windows", "Stable"], rows, numeric=tuple(range(2, 10)))
+    out.append(f"<details open><summary>All measurements</summary>{table}"
+               f'<p class="sub">{_prose(THROUGHPUT_NOTE)}</p></details>')
     return "\n".join(out)
 
 

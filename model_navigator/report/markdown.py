@@ -8,15 +8,23 @@ from typing import Dict, List, Optional
 
 from model_navigator.report.data import (
     SELECTION_NOTE,
+    SKEW_MARK,
+    STAR,
+    STAR_NOTE,
+    THROUGHPUT_DEFINITION,
+    THROUGHPUT_NOTE,
     ReportData,
     fmt_error,
     fmt_ms,
     fmt_shape,
     fmt_throughput,
     fmt_tolerance,
+    heavy_tail,
+    mean_off,
     no_pick_reason,
     pick_sentences,
     runtime_label,
+    skew_flags,
 )
 from model_navigator.report.plots import PLOTS
 
@@ -30,12 +38,33 @@ def md(value: object) -> str:
     return _SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
+def prose(text: str) -> str:
+    """The report's own sentences: `backticks` kept as code spans, the rest escaped like md()."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no code at all
+        return md(text)
+
+    def text(part: str) -> str:  # md() trims; the spaces around a code span stay
+        return (" " if part[:1].isspace() else "") + md(part) + (" " if part[-1:].isspace() else "")
+
+    return "".join(f"`{part}`" if i % 2 else text(part) for i, part in enumerate(parts))
+
+
+THROUGHPUT_HEADER = f"Throughput /s ({THROUGHPUT_DEFINITION})"
+
+
 def _table(headers: List[str], rows: List[List[str]], numeric: tuple = ()) -> str:
     """`rows` hold cells that are already escaped Markdown."""
     align = ["---:" if i in numeric else "---" for i in range(len(headers))]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(cell or " " for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _skew_mark(data: ReportData, row: dict, batch_size: int) -> str:
+    """' !' after a status-table figure whose measurement has a p99 or mean far from its p50."""
+    point = data.point(row["path"], row["runtime"], batch_size)
+    return f" {SKEW_MARK}" if point is not None and skew_flags(point) else ""
 
 
 def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
@@ -53,11 +82,11 @@ def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
         out += [f"- **{md(h)}**: {md(s)}" for h, s in sentences]
         if data.verified:
             out.append("- Verified by you: " + md(", ".join(f"{p} on {runtime_label(r)}" for p, r in data.verified)))
-        out += ["", md(SELECTION_NOTE), ""]
+        out += ["", prose(SELECTION_NOTE), ""]
         if data.rejected:
             out += ["Why not the others (lowest latency):", ""] + [f"- {md(r)}" for r in data.rejected] + [""]
     else:
-        out += [md(no_pick_reason(data)), ""] + [f"- {md(r)}" for r in data.rejected] + [""]
+        out += [prose(no_pick_reason(data)), ""] + [f"- {md(r)}" for r in data.rejected] + [""]
 
     out += ["## Status", ""]
     rows = []
@@ -75,14 +104,24 @@ def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
         else:
             errors = "<br>".join(f"{md(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
         perf = row["performance"]
-        p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
+        p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}"
+                          f"{_skew_mark(data, row, p['batch_size'])}" for p in perf)
         thr = "<br>".join(fmt_throughput(p["throughput"]) for p in perf)
-        rows.append([md(row["path"]), md(runtime_label(row["runtime"])), status_text, errors or "-", p50 or "-",
-                     thr or "-", "yes" if row["verified"] else ""])
-    out += [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", "Throughput /s", "Verified"],
-                   rows, numeric=(4, 5)), ""]
+        star = f" {STAR}" if data.is_pick(row["path"], row["runtime"]) else ""
+        rows.append([md(row["path"]) + star, md(runtime_label(row["runtime"])), status_text, errors or "-",
+                     p50 or "-", thr or "-", "yes" if row["verified"] else ""])
+    out += [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER,
+                    "Verified"], rows, numeric=(4, 5)), ""]
+    if data.latency_pick is not None:
+        out += [prose(STAR_NOTE), ""]
     if data.unstable:
-        out += ["~ unstable measurement: the last windows differed more than stability\\_percentage.", ""]
+        out += ["~ unstable measurement: the last windows differed more than `stability_percentage`.", ""]
+    out += [prose(THROUGHPUT_NOTE), ""]
+    if data.skewed:
+        out += [f"**Read with care**: {len(data.skewed)} measurement(s) with a p99 or mean far from p50 (a busy "
+                f"machine, or a runtime with stalls); profile again on a quiet machine.", ""]
+        out += [f"- {SKEW_MARK} {md(s.path)} on {md(runtime_label(s.runtime))}, batch size {p.batch_size}: "
+                f"{md('; '.join(flags))}" for s, p, flags in data.skewed] + [""]
     for reason, keys in data.skipped:
         out += [f"Skipped {md(', '.join(keys))}: {md(reason)}", ""]
     if data.failures:
@@ -90,18 +129,21 @@ def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
 
     out += ["## Latency and throughput", ""]
     if not data.has_performance:
-        out += [md(no_pick_reason(data)), ""]
+        out += [prose(no_pick_reason(data)), ""]
     else:
         if images is None:
             out += ["Plots need matplotlib: pip install 'model-navigator\\[report\\]'.", ""]
         else:
             out += [f"![{md(title)}]({images[name]})" for name, (title, _) in PLOTS.items()] + [""]
+        mark = f" {SKEW_MARK}"
         rows = [[md(s.path), md(runtime_label(s.runtime)), str(p.batch_size), fmt_ms(p.p50_ms), fmt_ms(p.p90_ms),
-                 fmt_ms(p.p95_ms), fmt_ms(p.p99_ms), f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}",
+                 fmt_ms(p.p95_ms), fmt_ms(p.p99_ms) + (mark if heavy_tail(p) else ""),
+                 f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}" + (mark if mean_off(p) else ""),
                  fmt_throughput(p.throughput), str(p.windows), "yes" if p.stable else "no"]
                 for s in data.series for p in s.points]
         out += [_table(["Path", "Runtime", "Batch", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "mean ± std ms",
-                        "Throughput /s", "Windows", "Stable"], rows, numeric=tuple(range(2, 10))), ""]
+                        THROUGHPUT_HEADER, "Windows", "Stable"], rows, numeric=tuple(range(2, 10))), "",
+                prose(THROUGHPUT_NOTE), ""]
 
     out += ["## Correctness per output", ""]
     if data.correctness:

@@ -16,13 +16,15 @@ from model_navigator.triton.config import (
 )
 from model_navigator.triton.repository import (
     CONFIG_FILE,
+    Batching,
     TritonModel,
     backend_for,
     model_config_for,
+    plan_batching,
     write_model_repository,
 )
 
 __all__ = [
-    "CONFIG_FILE", "TritonConfigError", "TritonModel", "TritonModelConfig", "TritonTensor", "backend_for",
-    "model_config_for", "parse_model_config", "triton_dtype", "write_model_repository",
+    "CONFIG_FILE", "Batching", "TritonConfigError", "TritonModel", "TritonModelConfig", "TritonTensor", "backend_for",
+    "model_config_for", "parse_model_config", "plan_batching", "triton_dtype", "write_model_repository",
 ]

@@ -101,6 +101,7 @@ class TritonModel:
     config: TritonModelConfig
     renamed: Dict[str, str] = field(default_factory=dict)  # tensor name in the package -> name in Triton
     selection: Any = None  # the Selection when the path was chosen by a strategy
+    batching: str = ""  # how max_batch_size was chosen, in one sentence
 
 
 def sanitize_model_name(name: str) -> str:
@@ -160,29 +161,74 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
     return path, RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA, None
 
 
-def _batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider,
-              max_batch_size: Optional[int]) -> Tuple[int, List[int], Optional[str]]:
-    """(max_batch_size, preferred batch sizes, why batching is off or None)."""
+@dataclass
+class Batching:
+    """max_batch_size and the preferred batch sizes of config.pbtxt, and why (said by the CLI)."""
+
+    max_batch_size: int
+    preferred: List[int]
+    reason: str
+    off: Optional[str] = None  # why batching is impossible for this model, when it is
+
+
+def _sizes(results: List[Any]) -> str:
+    return ", ".join(str(r.batch_size) for r in sorted(results, key=lambda r: r.batch_size))
+
+
+def plan_batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider,
+                  max_batch_size: Optional[int] = None, latency_budget_ms: Optional[float] = None,
+                  latency_percentile: int = 99) -> Batching:
+    """max_batch_size from what was measured on this path and runtime: the largest profiled batch size
+    whose p`latency_percentile` meets `latency_budget_ms` when a budget is given, else the largest
+    profiled one; without profiling results the largest batch size correctness was checked at, else 1.
+    Never the dataloader's batch size as such. `max_batch_size` given by the user wins."""
     batch_dim = status.config.get("batch_dim")
     tensors = list(status.inputs) + list(status.outputs)
+    off = None
     if batch_dim is None:
-        return 0, [], "the model takes no batch (batch_dim=None)"
-    if batch_dim != 0:
-        return 0, [], f"Triton batches along the first axis; this model's batch axis is {batch_dim}"
-    if any(len(t.shape) == 0 or t.shape[0] != -1 for t in tensors):
-        odd = [t.name for t in tensors if len(t.shape) == 0 or t.shape[0] != -1]
-        return 0, [], f"tensors {odd} have no dynamic batch axis"
+        off = "the model takes no batch (batch_dim=None)"
+    elif batch_dim != 0:
+        off = f"Triton batches along the first axis; this model's batch axis is {batch_dim}"
+    elif any(len(t.shape) == 0 or t.shape[0] != -1 for t in tensors):
+        off = f"tensors {[t.name for t in tensors if len(t.shape) == 0 or t.shape[0] != -1]} have no dynamic batch axis"
+    if off is not None:
+        return Batching(0, [], f"max_batch_size 0 (no batching): {off}", off=off)
     result = path.runtimes.get(runtime)
     profiled = list(result.performance.results) if result and result.performance and \
         result.performance.status == StepStatus.OK else []
-    if max_batch_size is None:
-        sizes = [r.batch_size for r in profiled]
-        max_batch_size = max(sizes) if sizes else int(status.dataloader.get("batch_size") or 1)
+    where = f"{path.key} on {runtime.value}"
+    if max_batch_size is not None:
+        reason = f"max_batch_size {max_batch_size}: as asked"
+    elif profiled and latency_budget_ms is not None:
+        key = f"p{latency_percentile}_ms"
+        fitting = [r for r in profiled if getattr(r, key) <= latency_budget_ms]
+        if fitting:
+            max_batch_size = max(r.batch_size for r in fitting)
+            reason = (f"max_batch_size {max_batch_size}: the largest batch size of {where} whose p{latency_percentile} "
+                      f"met the {latency_budget_ms:g} ms budget (profiled: {_sizes(profiled)})")
+        else:
+            max_batch_size = min(r.batch_size for r in profiled)
+            reason = (f"max_batch_size {max_batch_size}: no profiled batch size of {where} met the "
+                      f"{latency_budget_ms:g} ms budget (profiled: {_sizes(profiled)}); the smallest")
+    elif profiled:
+        max_batch_size = max(r.batch_size for r in profiled)
+        reason = (f"max_batch_size {max_batch_size}: the largest batch size profiled on {where} (profiled: "
+                  f"{_sizes(profiled)}); profile larger ones (`model-navigator profile --max-batch-size N`) or "
+                  f"give max_batch_size (--max-batch-size) to serve more")
+    else:
+        checked = list(result.correctness.batch_sizes) if result and result.correctness and \
+            result.correctness.status == StepStatus.OK else []
+        max_batch_size = max(checked) if checked else 1
+        reason = (f"max_batch_size {max_batch_size}: {where} was not profiled; "
+                  + ("the largest batch size its correctness was checked at" if checked else "nothing says a larger "
+                     "batch works") + "; give max_batch_size (--max-batch-size) to choose")
     if max_batch_size < 1:
-        return 0, [], "max_batch_size=0 asked"
+        return Batching(0, [], "max_batch_size 0 (no batching): as asked")
     fitting = [r for r in profiled if 1 < r.batch_size <= max_batch_size]
     preferred = [max(fitting, key=lambda r: r.throughput).batch_size] if fitting else []
-    return max_batch_size, preferred, None
+    if preferred:
+        reason += f"; dynamic batching prefers {preferred[0]} (the most throughput)"
+    return Batching(max_batch_size, preferred, reason)
 
 
 def _tensor(meta: TensorMetadata, batched: bool, name: str) -> TritonTensor:
@@ -221,9 +267,12 @@ def _triton_names(status: NavigatorStatus, fmt: Format) -> Tuple[List[str], List
 
 def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider, model_name: str,
                      max_batch_size: Optional[int] = None, max_queue_delay_us: Optional[int] = None,
-                     instance_count: int = 1) -> Tuple[TritonModelConfig, Dict[str, str], Backend]:
+                     instance_count: int = 1, batching: Optional[Batching] = None,
+                     ) -> Tuple[TritonModelConfig, Dict[str, str], Backend]:
+    """The config.pbtxt of one path and runtime; `batching` defaults to plan_batching's without a budget."""
     backend = backend_for(path.format, runtime)
-    mbs, preferred, why = _batching(status, path, runtime, max_batch_size)
+    batching = batching or plan_batching(status, path, runtime, max_batch_size)
+    mbs, preferred, why = batching.max_batch_size, batching.preferred, batching.off
     if why and max_batch_size:
         raise UserInputError(f"max_batch_size={max_batch_size} cannot apply: {why}.")
     if why:
@@ -288,8 +337,9 @@ def write_model_repository(
 
     The path is `path_key` (and `runtime`), or the best by `strategy` ('min-latency' by default;
     'max-throughput'; 'max-throughput-within-latency' with `latency_budget_ms`). max_batch_size
-    defaults to the largest profiled batch size and dynamic batching prefers the batch size with the
-    highest measured throughput. An existing `<repo_path>/<model_name>` is refused unless `override`
+    defaults to the largest profiled batch size (with `latency_budget_ms`: the largest whose p99 meets
+    it; see plan_batching, whose sentence is TritonModel.batching) and dynamic batching prefers the
+    batch size with the highest measured throughput. An existing `<repo_path>/<model_name>` is refused unless `override`
     (then replaced; other models in the repository are never touched).
     """
     from model_navigator.selection import parse_strategy
@@ -321,11 +371,14 @@ def write_model_repository(
         if not artifact.exists():
             raise UserInputError(f"The artifact of path {path.key!r} is missing: {artifact}.")
         name = model_name or sanitize_model_name(status.model_name)
+        batching = plan_batching(status, path, rt, max_batch_size, latency_budget_ms,
+                                 selection.latency_percentile if selection is not None and latency_budget_ms else 99)
         config, renamed, backend = model_config_for(status, path, rt, name, max_batch_size, max_queue_delay_us,
-                                                    instance_count)
+                                                    instance_count, batching)
         header = [f"written by model-navigator from path {path.key!r} ({path.format.value}), runtime {rt.value}"]
         if selection is not None:
             header.append(f"chosen by {selection.summary()}")
+        header.append(batching.reason)
         if renamed:
             header.append("tensors renamed for the PyTorch backend: "
                           + ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
@@ -362,7 +415,8 @@ def write_model_repository(
         LOGGER.info("Triton model %s: %s (%s on %s)", name, model_dir, path.key, rt.value)
         return TritonModel(model_dir=model_dir, version_dir=model_dir / str(version),
                            config_path=model_dir / CONFIG_FILE, model_path=model_dir / str(version) / backend.filename,
-                           path=path.key, runtime=rt, config=config, renamed=renamed, selection=selection)
+                           path=path.key, runtime=rt, config=config, renamed=renamed, selection=selection,
+                           batching=batching.reason)
     finally:
         for tmp in stack:
             tmp.cleanup()

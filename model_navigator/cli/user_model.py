@@ -1,0 +1,78 @@
+"""`model-navigator convert --model MODULE:FUNCTION`: the user's model for re-running an export path.
+
+An export needs the model object, which no config.yaml holds; the user names a function that
+returns it (as reproduce_export.py's get_model() does), and the path's producer runs on it with the
+settings recorded in status.yaml.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+from model_navigator.core.enums import Framework
+from model_navigator.core.errors import ModelNavigatorError, UserInputError
+
+_REFERENCE = re.compile(r"^(?P<module>[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*):(?P<function>[A-Za-z_][\w]*)$")
+
+Exporter = Callable[[Any, Path], Dict[str, Any]]
+
+
+def load_model_function(reference: str) -> Callable[[], Any]:
+    """The function `module:function` names, imported with the current folder on sys.path (as
+    `python -m` has it), so a module beside the user is found by the installed command too."""
+    match = _REFERENCE.match(reference or "")
+    if match is None:
+        raise UserInputError(f"--model {reference!r} is not MODULE:FUNCTION (e.g. my_models:get_model, a function "
+                             f"in my_models.py that returns the model).")
+    module_name, function_name = match.group("module"), match.group("function")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UserInputError(f"--model {reference!r}: cannot import {module_name!r}: {e} (the current folder and "
+                             f"PYTHONPATH are searched).") from e
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise UserInputError(f"--model {reference!r}: {module_name} has no function {function_name!r}.")
+    return function
+
+
+def torch_model(reference: str) -> Any:
+    """Call the function `reference` names and check it returned a torch.nn.Module (put in eval mode)."""
+    import torch
+
+    function = load_model_function(reference)
+    try:
+        model = function()
+    except Exception as e:
+        raise ModelNavigatorError(f"--model {reference!r}: calling it failed: {type(e).__name__}: {e}") from e
+    if not isinstance(model, torch.nn.Module):
+        raise UserInputError(f"--model {reference!r} returned a {type(model).__name__}, not a torch.nn.Module.")
+    return model.eval()
+
+
+def user_model_exporter(reference: str, framework: Framework, workspace: Any, status: Any) -> Exporter:
+    """An exporter (spec, out_path) -> flags running the path's producer on the user's model, as
+    nav.torch.export's does. PyTorch workspaces only."""
+    if framework != Framework.TORCH:
+        raise UserInputError(f"--model supports PyTorch workspaces; for a {framework.value} export implement "
+                             f"get_model() in <path>/reproduce_export.py and run <path>/reproduce_export.sh.")
+    from model_navigator.exporters.torch import context_from_status
+    from model_navigator.paths.base import load_producer
+
+    model = torch_model(reference)  # before anything is written
+
+    def export_path(spec: Any, out_path: Path) -> Dict[str, Any]:
+        # status.config as the pipeline runs it (a cuda target is re-tested on the CPU without a GPU)
+        context = context_from_status(model, workspace, status)
+        if context.device != "cpu":
+            model.to(context.device)
+        return load_producer(spec)(context, spec, out_path)
+
+    return export_path
