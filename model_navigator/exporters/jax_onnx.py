@@ -10,6 +10,7 @@ serializes natively (one XlaCallModule op that tf2onnx cannot convert).
   SavedModel paths name them (jax_utils.flatten_outputs), and the graph's inputs and outputs carry
   the export's names and input dtypes (JAX without x64 traces int64 inputs as int32: a Cast
   follows the int64 graph input).
+- The opset is the export's, at least 18 (MIN_OPSET).
 - A primitive jax2onnx cannot lower fails this path with jax2onnx's own message (it names the
   primitive); the other paths go on.
 
@@ -24,10 +25,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from model_navigator.core.errors import FrameworkMissingError
+from model_navigator.core.logging import LOGGER
 from model_navigator.exporters.jax import JaxExportContext
 from model_navigator.exporters.jax_utils import call_predict, flatten_outputs, import_jax
 from model_navigator.paths.base import PathSpec
 
+# jax2onnx 0.17 writes ReduceMean & co. with their axes as an input, opset 18's form, whatever
+# opset it is given: a lower opset (the export's default is 17) makes an invalid model.
+MIN_OPSET = 18
 # Above this the model is saved with its initializers in model.onnx.data (protobuf's 2 GiB limit).
 _EXTERNAL_DATA_BYTES = 1_800_000_000
 
@@ -124,8 +129,11 @@ def export_jax_onnx(ctx: JaxExportContext, spec: PathSpec, out_path: Path) -> Di
     shapes = [symbolic_shape(poly, shape) for poly, shape in zip(ctx.polymorphic_shapes, ctx.input_shapes)]
     specs = [jax.ShapeDtypeStruct(shape, np.dtype(dtype)) for shape, dtype in zip(shapes, ctx.input_dtypes)]
     version = jax2onnx_version()
+    opset = max(ctx.opset, MIN_OPSET)
+    if opset != ctx.opset:
+        LOGGER.info("%s: opset %d raised to %d, the lowest jax2onnx writes valid models for", spec.key, ctx.opset, opset)
     try:
-        proto = jax2onnx.to_onnx(flat_predict, specs, model_name=spec.key.replace("-", "_"), opset=ctx.opset)
+        proto = jax2onnx.to_onnx(flat_predict, specs, model_name=spec.key.replace("-", "_"), opset=opset)
     except Exception as e:  # jax2onnx's reason names the primitive it cannot lower
         first = (str(e).strip().splitlines() or [""])[0]
         raise RuntimeError(f"jax2onnx {version} could not convert the predict function: "
@@ -138,5 +146,5 @@ def export_jax_onnx(ctx: JaxExportContext, spec: PathSpec, out_path: Path) -> Di
     onnx.save_model(proto, str(out_path), save_as_external_data=external,
                     location=f"{out_path.name}.data" if external else None)
     dims: List[str] = sorted({d for shape in shapes for d in shape if isinstance(d, str)})
-    return {"exporter": "jax2onnx", "jax2onnx_version": version, "opset": ctx.opset,
+    return {"exporter": "jax2onnx", "jax2onnx_version": version, "opset": opset,
             "symbolic_dims": dims, "input_shapes": dict(zip(names, [list(s) for s in shapes]))}
