@@ -103,7 +103,7 @@ class PackageDescriptor:
                  enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> PathStatus:
         """Exactly one path for these selectors, or a UserInputError naming the choices. When several
         match, the one that passed its default runtime's check wins, then the one that exported, then
-        the one that was not skipped; in
+        the one that was not skipped (any, when all were); in
         each round, without enable_xla / jit_compile, the one path that has no such flags (JAX's
         direct jax2onnx path) wins over the SavedModel-based variants."""
         found = self._matching(format, jit_type, precision, enable_xla, jit_compile)
@@ -113,7 +113,7 @@ class PackageDescriptor:
                                  f"paths in this package: {known}.")
         if len(found) > 1:
             no_flags = enable_xla is None and jit_compile is None
-            tried = [p for p in found if p.status != StepStatus.SKIPPED]
+            tried = [p for p in found if p.status != StepStatus.SKIPPED] or found
             for candidates in ([p for p in found if path_passed(p)], [p for p in found if p.ok], tried):
                 if len(candidates) == 1:
                     return candidates[0]
