@@ -291,3 +291,17 @@ def test_jax2onnx_imported_only_when_the_path_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[:2] == ["None", "[]"], out.stdout
+
+
+def test_onnx_alone_pulls_in_no_savedmodel():
+    from model_navigator.api.common import check_formats
+    from model_navigator.api.jax import JAX_FORMATS
+    from model_navigator.paths.jax import jax_paths
+    from model_navigator.paths.tensorflow import tensorflow_paths
+
+    F = nav.Format
+    assert check_formats((F.ONNX,), JAX_FORMATS, "JAX", jax_paths()) == (F.ONNX,)
+    assert check_formats((F.TENSORRT,), JAX_FORMATS, "JAX", jax_paths()) == (F.ONNX, F.TENSORRT)
+    assert check_formats((F.TF_TRT,), JAX_FORMATS, "JAX", jax_paths()) == (F.TF_SAVEDMODEL, F.TF_TRT)
+    tf_formats = (F.TF_SAVEDMODEL, F.ONNX, F.TF_TRT, F.TENSORRT)  # TensorFlow's ONNX still needs its SavedModel
+    assert check_formats((F.ONNX,), tf_formats, "TensorFlow 2", tensorflow_paths()) == (F.TF_SAVEDMODEL, F.ONNX)
