@@ -125,6 +125,22 @@ def test_mlp_selectors_without_flags_find_the_direct_path(mlp):
         np.testing.assert_allclose(out["output__0"], expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_mlp_reproduce_export_of_the_direct_path(mlp, tmp_path):
+    import shutil
+
+    from model_navigator.exporters.jax import reproduce_export_main
+
+    package, predict, params = mlp
+    assert "def get_model_params():" in (package.workdir / DIRECT / "reproduce_export.py").read_text()
+    root = tmp_path / "copy"
+    shutil.copytree(package.workdir, root)
+    (root / DIRECT / "model.onnx").unlink()
+    assert reproduce_export_main(lambda: predict, lambda: params, ["--workdir", str(root), "--path", DIRECT]) == 0
+    again = onnx.load(str(root / DIRECT / "model.onnx"))
+    assert [i.name for i in again.graph.input] == ["input__0"] and again.opset_import[0].version == 18
+
+
 # ------------------------------------------------------------------------------------------------
 # A Flax CNN with BatchNorm: saved, loaded back and retested
 # ------------------------------------------------------------------------------------------------
