@@ -139,12 +139,15 @@ def export_jax_onnx(ctx: JaxExportContext, spec: PathSpec, out_path: Path) -> Di
         raise RuntimeError(f"jax2onnx {version} could not convert the predict function: "
                            f"{type(e).__name__}: {first}") from e
     name_graph_io(proto, names, ctx.input_dtypes, ctx.output_names)
-    onnx.checker.check_model(proto)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     external = proto.ByteSize() > _EXTERNAL_DATA_BYTES
+    if not external:
+        onnx.checker.check_model(proto)
     onnx.save_model(proto, str(out_path), save_as_external_data=external,
                     location=f"{out_path.name}.data" if external else None)
+    if external:  # a model over 2 GiB is checked from its file
+        onnx.checker.check_model(str(out_path))
     dims: List[str] = sorted({d for shape in shapes for d in shape if isinstance(d, str)})
     return {"exporter": "jax2onnx", "jax2onnx_version": version, "opset": opset,
             "symbolic_dims": dims, "input_shapes": dict(zip(names, [list(s) for s in shapes]))}
