@@ -31,7 +31,7 @@ class CNN(nn.Module):
         x = nn.Conv(8, (3, 3), padding="SAME")(x)
         x = nn.BatchNorm(use_running_average=True)(x)
         x = nn.relu(x)
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))  # by keyword: jax2onnx 0.17 needs it
         x = nn.relu(nn.Conv(16, (3, 3), padding="VALID")(x))
         x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.classes)(x)
@@ -114,9 +114,19 @@ def relative_position_bucket(relative_position, num_buckets: int, max_distance: 
     return bucket + jnp.where(is_small, distance, large)
 
 
+def relative_positions(length, iota: bool):
+    """memory - context position, (length, length): jnp.arange as Flax T5 writes it, or
+    lax.broadcasted_iota (the same values), which jax2onnx converts for a symbolic length."""
+    if iota:
+        shape = (length, length)
+        return jax.lax.broadcasted_iota(jnp.int32, shape, 1) - jax.lax.broadcasted_iota(jnp.int32, shape, 0)
+    return jnp.arange(length)[None, :] - jnp.arange(length)[:, None]
+
+
 class T5SelfAttention(nn.Module):
     config: T5Config
     has_relative_bias: bool
+    iota_positions: bool = False
 
     @nn.compact
     def __call__(self, hidden, mask_bias, position_bias):
@@ -131,9 +141,8 @@ class T5SelfAttention(nn.Module):
         k = heads(nn.Dense(inner, use_bias=False, name="k")(hidden))
         v = heads(nn.Dense(inner, use_bias=False, name="v")(hidden))
         if self.has_relative_bias:
-            context = jnp.arange(length)[:, None]
-            memory = jnp.arange(length)[None, :]
-            buckets = relative_position_bucket(memory - context, cfg.relative_attention_num_buckets,
+            buckets = relative_position_bucket(relative_positions(length, self.iota_positions),
+                                               cfg.relative_attention_num_buckets,
                                                cfg.relative_attention_max_distance)
             table = nn.Embed(cfg.relative_attention_num_buckets, cfg.num_heads, name="relative_attention_bias")
             position_bias = jnp.transpose(table(buckets), (2, 0, 1))[None]  # (1, heads, q, k)
@@ -146,12 +155,13 @@ class T5SelfAttention(nn.Module):
 class T5Block(nn.Module):
     config: T5Config
     has_relative_bias: bool
+    iota_positions: bool = False
 
     @nn.compact
     def __call__(self, hidden, mask_bias, position_bias):
         cfg = self.config
         normed = T5LayerNorm(cfg.layer_norm_epsilon)(hidden)
-        attended, position_bias = T5SelfAttention(cfg, self.has_relative_bias)(normed, mask_bias, position_bias)
+        attended, position_bias = T5SelfAttention(cfg, self.has_relative_bias, self.iota_positions)(normed, mask_bias, position_bias)
         hidden = hidden + attended
         normed = T5LayerNorm(cfg.layer_norm_epsilon)(hidden)
         inner = nn.relu(nn.Dense(cfg.d_ff, use_bias=False, name="wi")(normed))
@@ -161,6 +171,7 @@ class T5Block(nn.Module):
 
 class T5Encoder(nn.Module):
     config: T5Config
+    iota_positions: bool = False
 
     @nn.compact
     def __call__(self, input_ids, attention_mask):
@@ -169,14 +180,15 @@ class T5Encoder(nn.Module):
         mask_bias = (1.0 - attention_mask[:, None, None, :].astype(jnp.float32)) * -1e9
         position_bias = None
         for i in range(cfg.num_layers):
-            hidden, position_bias = T5Block(cfg, has_relative_bias=i == 0, name=f"block_{i}")(
+            hidden, position_bias = T5Block(cfg, has_relative_bias=i == 0, iota_positions=self.iota_positions, name=f"block_{i}")(
                 hidden, mask_bias, position_bias)
         return T5LayerNorm(cfg.layer_norm_epsilon, name="final_layer_norm")(hidden)
 
 
-def t5_encoder(config: T5Config = T5Config()) -> Tuple[Any, Any]:
-    """(encode(input_ids, attention_mask, params) -> {"last_hidden_state": ...}, params), random weights."""
-    model = T5Encoder(config)
+def t5_encoder(config: T5Config = T5Config(), iota_positions: bool = False) -> Tuple[Any, Any]:
+    """(encode(input_ids, attention_mask, params) -> {"last_hidden_state": ...}, params), random weights;
+    iota_positions builds the relative positions with lax.broadcasted_iota (same params and values)."""
+    model = T5Encoder(config, iota_positions=iota_positions)
     ids = jnp.ones((1, 4), jnp.int32)
     params = model.init(jax.random.PRNGKey(0), ids, jnp.ones_like(ids))
 

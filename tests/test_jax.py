@@ -112,9 +112,10 @@ def test_mlp_every_variant(mlp):
     for key, path in paths.items():
         if key.startswith(("tf-trt-", "trt-")):
             assert path.status == StepStatus.SKIPPED and ("GPU" in path.reason or "tensorrt" in path.reason), key
-    assert set(paths) == {"jax"} | {f"{base}-{v}" for base in ("tf-savedmodel", "onnx", "tf-trt-fp32", "tf-trt-fp16",
-                                                               "trt-fp32", "trt-fp16")
-                                    for v in ("xla-jit", "xla-nojit", "noxla-jit", "noxla-nojit")}
+    direct = {"onnx-jax2onnx", "trt-fp32-jax2onnx", "trt-fp16-jax2onnx"}  # tests/test_jax_onnx.py
+    assert set(paths) == {"jax"} | direct | {f"{base}-{v}" for base in ("tf-savedmodel", "onnx", "tf-trt-fp32",
+                                                                        "tf-trt-fp16", "trt-fp32", "trt-fp16")
+                                             for v in ("xla-jit", "xla-nojit", "noxla-jit", "noxla-nojit")}
     for key in XLA:
         for step in ("export", "correctness"):
             assert (package.workdir / key / f"reproduce_{step}.sh").is_file()

@@ -34,7 +34,9 @@ def check_names(names: Optional[Iterable[str]], argument: str) -> Optional[Tuple
 def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Format], framework: str,
                   specs: Sequence[Any] = ()) -> Tuple[Format, ...]:
     """The requested formats plus, as the reference does, the formats they are made from (torch-trt
-    needs TorchScript, trt needs ONNX, TensorFlow's ONNX needs the SavedModel), parents first."""
+    needs TorchScript, trt needs ONNX, TensorFlow's ONNX needs the SavedModel), parents first. A
+    format that one path exports straight from the model (JAX's ONNX through jax2onnx) pulls in
+    nothing: its other paths are then skipped for want of their parent, as they say."""
     if formats is None:
         return tuple(allowed)
     wrong = [f.value for f in formats if f not in allowed]
@@ -43,13 +45,15 @@ def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Forma
             f"`target_formats` {wrong} do not apply to {framework}; choose from {[f.value for f in allowed]}."
         )
     by_key = {s.key: s for s in specs}
+    exported = {s.format for s in specs if s.is_export}
     result = list(formats)
     changed = True
     while changed:
         changed = False
         for spec in specs:
             parent = by_key.get(spec.parent) if spec.parent else None
-            if spec.format in result and parent is not None and parent.format not in result:
+            if spec.format in result and spec.format not in exported and parent is not None \
+                    and parent.format not in result:
                 result.insert(0, parent.format)
                 changed = True
     return tuple(result)

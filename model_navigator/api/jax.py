@@ -1,6 +1,6 @@
-"""nav.jax.export: a JAX predict function and its params -> TensorFlow SavedModels through
-jax.experimental.jax2tf (one per enable_xla / jit_compile variant), ONNX from each (tf2onnx),
-TF-TRT and TensorRT (GPU only).
+"""nav.jax.export: a JAX predict function and its params -> ONNX straight through jax2onnx
+(`onnx-jax2onnx`), TensorFlow SavedModels through jax.experimental.jax2tf (one per enable_xla /
+jit_compile variant), ONNX from each (tf2onnx), TF-TRT and TensorRT (GPU only).
 
 Importing this module sets XLA_PYTHON_CLIENT_PREALLOCATE=false and TF_FORCE_GPU_ALLOW_GROWTH=true
 unless they are set already (the reference's advice, so JAX and TensorFlow share a GPU).
@@ -141,16 +141,18 @@ def export(
     verbose: bool = True,
     debug: bool = False,
 ) -> Any:
-    """Export a JAX predict function with its params to a TensorFlow SavedModel per requested
-    (enable_xla, jit_compile) variant with jax2tf, and everything made from each (ONNX with
-    tf2onnx; TF-TRT and TensorRT with a GPU); check each against the function on the dataloader's
-    samples, profile it, and return the PackageDescriptor of the workspace.
+    """Export a JAX predict function with its params to ONNX with jax2onnx (`onnx-jax2onnx`) and to a
+    TensorFlow SavedModel per requested (enable_xla, jit_compile) variant with jax2tf, and
+    everything made from them (ONNX with tf2onnx; TF-TRT and TensorRT with a GPU); check each
+    against the function on the dataloader's samples, profile it, and return the PackageDescriptor
+    of the workspace.
 
     `model` is called as `model(*inputs, model_params)` for positional samples and as
     `model(**inputs, <its last parameter>=model_params)` for dict samples.
     `enable_xla` (jax2tf: native serialization, one XlaCallModule op; False: plain TensorFlow ops,
     which needs jax <= 0.7.1) and `jit_compile` (tf.function's) take a bool or a tuple of bools;
-    default (True, False) each. Folders: `tf-savedmodel-<xla|noxla>-<jit|nojit>`, `onnx-<...>`, ...
+    default (True, False) each; they do not apply to the jax2onnx paths. Folders: `onnx-jax2onnx`,
+    `trt-<fp32|fp16>-jax2onnx`, `tf-savedmodel-<xla|noxla>-<jit|nojit>`, `onnx-<...>`, ...
 
     `atol` / `rtol`: a number or a dict output name -> number; None (default) judges every path by
     its precision's default tolerance (README, "Correctness"); `atol=float("inf")` only measures.
@@ -169,7 +171,7 @@ def export(
     from model_navigator.paths.jax import jax_paths
 
     formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), JAX_FORMATS, "JAX",
-                            jax_paths())  # every other JAX path is made from a SavedModel
+                            jax_paths())  # ONNX is exported directly; TF-TRT needs the SavedModel
     xla_options = check_bool_options(enable_xla, "enable_xla")
     jit_options = check_bool_options(jit_compile, "jit_compile")
     precisions = parse_enum_tuple(TensorRTPrecision, target_precisions, "target_precisions") or (

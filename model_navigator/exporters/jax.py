@@ -1,5 +1,6 @@
 """Export producer that needs the user's JAX predict function and params: a TensorFlow SavedModel
-made with jax.experimental.jax2tf, one per requested (enable_xla, jit_compile) variant.
+made with jax.experimental.jax2tf, one per requested (enable_xla, jit_compile) variant (the direct
+ONNX path, through jax2onnx, is exporters/jax_onnx.py; both share the context built here).
 
 - The params become tf.Variables (one per pytree leaf) held by the saved tf.Module, so the
   SavedModel stores them once as variables instead of folding them into the graph as constants.
@@ -55,6 +56,7 @@ class JaxExportContext:
     polymorphic_shapes: Tuple[Optional[str], ...]  # jax2tf's spec per input, e.g. "(batch, seq_1, 8)"
     output_names: Tuple[str, ...]
     keyword: bool
+    opset: int = 17  # the ONNX opset of the direct jax2onnx path
 
 
 def dimension_symbols(input_names: Sequence[str], shapes: Sequence[Tuple[Optional[int], ...]],
@@ -197,11 +199,12 @@ def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExpo
         polymorphic_shapes=tuple(dimension_symbols(names, shapes, batch_dim, samples)),
         output_names=tuple(m.name for m in status.outputs),
         keyword=bool(status.config.get("forward_kw_names")),
+        opset=int(status.config.get("opset") or 17),
     )
 
 
 _EXPORT_TEMPLATE = '''#!/usr/bin/env python3
-"""Reproduce the export of path `{path}` (JAX -> SavedModel with jax2tf).
+"""Reproduce the export of path `{path}` from your JAX predict function and params.
 
 Export needs your predict function and its params: implement get_model() and get_model_params()
 below, then run from the workspace root:

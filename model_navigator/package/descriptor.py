@@ -37,6 +37,14 @@ def path_passed(path: PathStatus, runtime: Optional[RuntimeProvider] = None) -> 
     return result is not None and result.correctness is not None and result.correctness.status == StepStatus.OK
 
 
+SELECTOR_FLAGS = ("enable_xla", "jit_compile")
+
+
+def _has_selector_flags(path: PathStatus) -> bool:
+    """Does the path carry JAX's variant flags (a SavedModel-based path, not the direct one)?"""
+    return any(flag in path.flags for flag in SELECTOR_FLAGS)
+
+
 class PackageDescriptor:
     """Status and artifacts of one export, backed by a workspace folder and its status.yaml."""
 
@@ -94,16 +102,24 @@ class PackageDescriptor:
     def get_path(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
                  enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> PathStatus:
         """Exactly one path for these selectors, or a UserInputError naming the choices. When several
-        match, the one that passed its default runtime's check wins, then the one that exported."""
+        match, the one that passed its default runtime's check wins, then the one that exported, then
+        the one that was not skipped (any, when all were); in
+        each round, without enable_xla / jit_compile, the one path that has no such flags (JAX's
+        direct jax2onnx path) wins over the SavedModel-based variants."""
         found = self._matching(format, jit_type, precision, enable_xla, jit_compile)
         if not found:
             known = ", ".join(sorted(self.status.paths)) or "none"
             raise UserInputError(f"No path matches format={format!s} jit_type={jit_type} precision={precision}; "
                                  f"paths in this package: {known}.")
         if len(found) > 1:
-            for candidates in ([p for p in found if path_passed(p)], [p for p in found if p.ok]):
+            no_flags = enable_xla is None and jit_compile is None
+            tried = [p for p in found if p.status != StepStatus.SKIPPED] or found
+            for candidates in ([p for p in found if path_passed(p)], [p for p in found if p.ok], tried):
                 if len(candidates) == 1:
                     return candidates[0]
+                direct = [p for p in candidates if not _has_selector_flags(p)] if no_flags else []
+                if len(direct) == 1 and len(direct) < len(candidates):  # JAX's onnx-jax2onnx over onnx-xla-*
+                    return direct[0]
             keys = ", ".join(p.key for p in found)
             raise UserInputError(f"Several paths match format={format!s} ({keys}); give jit_type or precision "
                                  f"(JAX paths: enable_xla and jit_compile).")

@@ -1,6 +1,10 @@
-"""JAX paths: one SavedModel per (enable_xla, jit_compile) variant, exported with jax2tf from the
-user's predict function and params, and the conversions that follow each (ONNX with tf2onnx,
-TF-TRT, TensorRT from the ONNX), as for TensorFlow.
+"""JAX paths: the direct ONNX path, exported with jax2onnx from the user's predict function and
+params (`onnx-jax2onnx`, and TensorRT plans from it: `trt-fp32-jax2onnx`, `trt-fp16-jax2onnx`);
+then one SavedModel per (enable_xla, jit_compile) variant, exported with jax2tf, and the
+conversions that follow each (ONNX with tf2onnx, TF-TRT, TensorRT from the ONNX), as for TensorFlow.
+
+The direct paths carry no flags: PackageDescriptor.get_status / get_model / get_runner(format=ONNX)
+without enable_xla / jit_compile select them; with either flag, the SavedModel-based variant.
 
 Folder names add the variant to TensorFlow's: `<tf path>-<xla|noxla>-<jit|nojit>`, e.g.
 `tf-savedmodel-xla-nojit` (enable_xla=True, jit_compile=False), `onnx-noxla-jit`,
@@ -20,6 +24,7 @@ from model_navigator.paths.gpu import tensorrt_plan_path, tf_trt_path
 # (enable_xla, jit_compile), in the order the paths run.
 VARIANTS: Tuple[Tuple[bool, bool], ...] = ((True, False), (True, True), (False, False), (False, True))
 _PRECISIONS = (TensorRTPrecision.FP32, TensorRTPrecision.FP16)
+DIRECT_ONNX = "onnx-jax2onnx"
 
 
 def variant_suffix(enable_xla: bool, jit_compile: bool) -> str:
@@ -33,7 +38,12 @@ def path_key(base: str, enable_xla: bool, jit_compile: bool) -> str:
 
 def jax_paths() -> Tuple[PathSpec, ...]:
     """Every JAX path, parents before children."""
-    paths = []
+    paths = [PathSpec(DIRECT_ONNX, Format.ONNX, "model.onnx", "model_navigator.exporters.jax_onnx:export_jax_onnx",
+                      cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
+                      gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
+                      requires_modules=("jax", "jax2onnx", "onnx"), extra="jax")]
+    paths += [tensorrt_plan_path(precision, parent=DIRECT_ONNX, key=f"trt-{precision.value}-jax2onnx")
+              for precision in _PRECISIONS]
     for enable_xla, jit_compile in VARIANTS:
         flags = (("enable_xla", enable_xla), ("jit_compile", jit_compile))
         savedmodel = path_key("tf-savedmodel", enable_xla, jit_compile)

@@ -54,6 +54,13 @@ _HINTS = (
     (("UnsupportedOperatorError", "to ONNX opset version"), "onnx",
      "the TorchScript-based ONNX exporter lacks this operator; onnx_dynamo=True (the torch.export-based exporter) "
      "often has it"),
+    (("_DynamicDimSentinel", "JAX2ONNX_DYNAMIC_DIM_SENTINEL"), "onnx-jax2onnx",
+     "jax2onnx cannot index or broadcast jnp.arange(n) when n is a varying (symbolic) axis, as in T5's relative "
+     "positions (jnp.arange(n)[:, None]); jax.lax.broadcasted_iota(jnp.int32, (n, n), 0) or "
+     "jnp.arange(n).reshape(n, 1) converts"),
+    (("_pool() takes 1 positional argument",), "onnx-jax2onnx",
+     "jax2onnx's flax.linen max_pool/avg_pool/min_pool take window_shape only by keyword: "
+     "nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))"),
 )
 
 
