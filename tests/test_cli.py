@@ -339,10 +339,10 @@ def test_convert_export_path_with_other_weights_fails_correctness(user_model_cop
 
 
 @pytest.mark.parametrize("model, code, message", [
-    ("tiny_models", 2, "is not MODULE:FUNCTION"),
+    pytest.param("tiny_models", 2, "is not MODULE:FUNCTION", marks=pytest.mark.slow),
     pytest.param("no_such_module:get_model", 2, "cannot import 'no_such_module'", marks=pytest.mark.slow),
     pytest.param("tiny_models:missing", 2, "tiny_models has no function 'missing'", marks=pytest.mark.slow),
-    ("tiny_models:not_a_model", 2, "returned a int, not a torch.nn.Module"),
+    pytest.param("tiny_models:not_a_model", 2, "returned a int, not a torch.nn.Module", marks=pytest.mark.slow),
     pytest.param("tiny_models:broken", 1, "calling it failed: RuntimeError: weights file missing",
                  marks=pytest.mark.slow),
 ])
@@ -377,6 +377,7 @@ def test_convert_correctness_only(workdir_copy):
     assert after["onnx"]["runtimes"]["CPUExecutionProvider"]["performance"]["status"] == "ok"  # kept
 
 
+@pytest.mark.slow
 def test_convert_correctness_only_on_failed_path(failing_workdir):
     result = run_cli("convert", "--config", str(failing_workdir / "torchscript-trace" / "config.yaml"),
                      "--correctness-only", "--json")

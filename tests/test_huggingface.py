@@ -169,6 +169,7 @@ def test_export_arguments(bert, config):
         export_arguments(bert, [torch.zeros(2, 3)])
 
 
+@pytest.mark.slow
 def test_contrib_does_not_import_transformers():
     code = ("import sys, model_navigator.contrib.huggingface as hf\n"
             "hf.dummy_dataloader, hf.ModelOutputWrapper, hf.export_hf_model\n"
@@ -184,6 +185,7 @@ def test_contrib_does_not_import_transformers():
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["tokenizer", "dummy"])
 def test_export_bert_onnx_and_torchscript_trace(bert, config, tokenizer, tmp_path, source):
     if source == "tokenizer":

@@ -219,6 +219,7 @@ def test_long_step_reports_heartbeats(tmp_path, fault):
     assert len(beats) >= 3 and all(b[:2] == ("onnx", "correctness") and "still running" in b[2] for b in beats)
 
 
+@pytest.mark.slow
 def test_reproduce_scripts_of_a_loaded_package_run_with_another_python(tmp_path):
     """A package loaded elsewhere carries .sh scripts naming the exporting machine's Python: where
     that interpreter does not exist, the script says so and uses python3 from PATH; PYTHON=... picks one."""

@@ -279,6 +279,7 @@ def test_two_inputs_as_dict_with_a_shared_sequence_axis(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_enable_xla_false_variant(tmp_path):
     predict, params = jax_models.mlp(features=8)
     dataloader = [np.random.default_rng(i).standard_normal((2, 8)).astype(np.float32) for i in range(2)]

@@ -326,6 +326,7 @@ def test_report_without_matplotlib_warns_and_has_no_plots(cnn_export, tmp_path):
     assert "onnx" in page  # the tables are all there
 
 
+@pytest.mark.slow
 def test_plots_leave_pyplot_backend_alone(cnn_export, tmp_path):
     code = ("import matplotlib; matplotlib.use('svg')\n"
             "from model_navigator.report import write_report\n"
@@ -351,6 +352,7 @@ def chromium():
     return browser
 
 
+@pytest.mark.slow
 def test_report_renders_plots_in_headless_chromium(chromium, report_dir, tmp_path):
     dom = dump_dom(report_dir / "report.html", browser=chromium)
     assert "<h1>cnn</h1>" in dom

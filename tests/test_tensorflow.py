@@ -325,6 +325,7 @@ def test_cnn_save_load_round_trip_retests(cnn, tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_input_two_output_functional_model_with_dict_samples(tmp_path):
     keras.utils.set_random_seed(0)
     tokens = keras.Input((6,), name="tokens")
@@ -399,6 +400,7 @@ def test_tf_module_with_tf_function_in_process(tmp_path):
     np.testing.assert_allclose(out["total"], expected[1].numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_layer_tf2onnx_cannot_convert_fails_onnx_only(tmp_path):
     inp = keras.Input((4, 4), name="matrix")
     spd = keras.layers.Lambda(lambda m: tf.matmul(m, m, transpose_b=True) + tf.eye(4))(inp)
@@ -421,6 +423,7 @@ def test_layer_tf2onnx_cannot_convert_fails_onnx_only(tmp_path):
     assert "MatrixSquareRoot" in (package.workdir / "navigator.log").read_text()
 
 
+@pytest.mark.slow
 def test_no_batch_dim(tmp_path):
     keras.utils.set_random_seed(0)
     inp = keras.Input((3,), batch_size=2)
