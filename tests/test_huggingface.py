@@ -276,6 +276,7 @@ def test_export_arguments_do_not_probe_a_feature_axis():
     assert arguments["dynamic_axes"]["decoder_input_ids"] == {0: "batch", 1: "sequence"}
 
 
+@pytest.mark.slow
 def test_given_dynamic_axes_that_leave_a_varying_axis_fixed_are_completed_with_a_warning(tmp_path):
     config = transformers.T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1,
                                    num_heads=2)

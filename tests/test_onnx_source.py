@@ -77,6 +77,7 @@ def test_a_torch_made_onnx_with_dict_int64_inputs_is_checked_and_profiled(token_
         assert status.paths[key].status in (StepStatus.SKIPPED, StepStatus.OK)
 
 
+@pytest.mark.slow
 def test_the_reference_quick_start_flow(token_package, tmp_path):
     package_desc = token_package
     onnx_status = package_desc.get_status(format=nav.Format.ONNX)

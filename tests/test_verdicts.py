@@ -86,6 +86,7 @@ def test_the_tracer_warning_is_recorded_beside_the_result(branchy, tmp_path):
     assert "⚠ TracerWarning" in text and "default fp32" in text
 
 
+@pytest.mark.slow
 def test_a_specialised_sequence_axis_fails_the_exported_program(workdir):
     class Lstm(torch.nn.Module):
         def __init__(self) -> None:
@@ -155,6 +156,7 @@ def test_constant_outputs_warn_that_the_check_proves_nothing(workdir):
     assert "'hidden'" not in text
 
 
+@pytest.mark.slow
 def test_get_status_is_false_when_the_default_runtimes_check_failed(workdir):
     torch.manual_seed(models.SEED)
     layer = torch.nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0)
@@ -170,6 +172,7 @@ def test_get_status_is_false_when_the_default_runtimes_check_failed(workdir):
     assert package.get_formats_status()["onnx"] is False
 
 
+@pytest.mark.slow
 def test_a_runtime_added_after_the_package_was_made_is_checked_before_it_is_profiled(workdir, light_profiler):
     pytest.importorskip("openvino")
     package = nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, random=True),
@@ -190,6 +193,7 @@ def test_a_runtime_added_after_the_package_was_made_is_checked_before_it_is_prof
     assert [r.batch_size for r in source.results] == [1, 4]
 
 
+@pytest.mark.slow
 def test_a_loaded_package_drops_source_figures_it_cannot_reprofile(workdir, tmp_path, light_profiler):
     package = nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, random=True),
                                workdir=workdir, isolation=False, verbose=False, target_formats=("onnx",),

@@ -28,8 +28,8 @@ class SampleSet:
     dataloader_len: int
     batch_dim: Optional[int]
     selected: Dict[str, List[int]] = field(default_factory=dict)
-    # keyword samples: the dataloader's dict keys (the forward's parameter names) in input order;
-    # they differ from input_names when `input_names` renamed them
+    # keyword samples whose keys `input_names` renamed: the keys (the forward's parameter names) in
+    # input order; None when the inputs keep the keys' names
     forward_names: Optional[Tuple[str, ...]] = None
 
 
@@ -133,8 +133,8 @@ def collect_samples(
     for index, item in enumerate(dataloader):
         count += 1
         named, keyword = _item_to_named(item, index, input_names, rename_keywords)
-        if keyword and forward_names is None:
-            forward_names = tuple(item) if tuple(named) != tuple(item) and set(named) != set(item) else tuple(named)
+        if keyword and forward_names is None and set(named) != set(item):  # renamed: the keys are the forward's
+            forward_names = tuple(item)
         arrays = {}
         for k, v in named.items():
             try:
