@@ -310,7 +310,8 @@ def user_model_copy(user_model_dir, tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("key", ["onnx", pytest.param("torchscript-trace", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["onnx", "torchscript-trace"])
 def test_convert_export_path_with_the_users_model(user_model_copy, key):
     """--model MODULE:FUNCTION re-exports the path from the user's model (found from the current
     folder), then checks it against the saved outputs."""

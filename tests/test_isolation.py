@@ -196,6 +196,7 @@ def test_ctrl_c_stops_workers_and_leaves_a_readable_workspace(tmp_path):
     assert leftovers() == []
 
 
+@pytest.mark.slow
 def test_long_step_reports_heartbeats(tmp_path, fault):
     """A step the worker is slow to answer is never a silent minute: heartbeats while waiting."""
     from model_navigator.core.logging import Progress

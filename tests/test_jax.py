@@ -356,6 +356,7 @@ def test_transformers_flax_t5_encoder_when_installed(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_missing_jax2tf_names_the_installed_jax(tmp_path, monkeypatch):
     import jax.experimental
 

@@ -62,6 +62,7 @@ def test_get_model_returns_none_for_a_format_not_in_the_package(trt_only):
         trt_only.get_runner(format=nav.Format.TORCH_EXPORTEDPROGRAM)
 
 
+@pytest.mark.slow
 def test_input_names_rename_dict_samples_by_position(workdir):
     model = models.token_model()
     # dict keys as forward() names them; input_names name the model's inputs by the keys' position

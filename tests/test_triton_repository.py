@@ -209,6 +209,7 @@ def test_savedmodel_repository_layout_and_config(tmp_path):
     assert list(config.dynamic_batching.preferred_batch_size) == [8]  # the most throughput, not the largest
 
 
+@pytest.mark.slow
 def test_real_savedmodel_from_a_tensorflow_export(tmp_path):
     """A Keras model exported by nav.tensorflow.export: the SavedModel folder is served as is."""
     tf = pytest.importorskip("tensorflow")
@@ -380,6 +381,7 @@ def test_vendored_schema_matches_tritonclient_when_installed():
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_triton_and_inspect_mark_the_winner(cnn_package, tmp_path):
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True,
