@@ -77,6 +77,8 @@ class RuntimeProvider(StrEnum):
     TF = "TensorFlowExecutionProvider"
 
 
+# Formats that exist only on a GPU (the TensorRT family).
+GPU_FORMATS = (Format.TENSORRT, Format.TORCH_TRT, Format.TF_TRT)
 # Runtimes that run on the CPU, whatever their name says (used for devices and validation).
 CPU_RUNTIMES = (RuntimeProvider.CPU, RuntimeProvider.OPENVINO, RuntimeProvider.TORCH_COMPILE)
 # Runtimes checked and profiled only when named in `runtimes=` (they cost more than they tell by default).

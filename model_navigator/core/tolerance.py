@@ -19,7 +19,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-from model_navigator.core.enums import Format, RuntimeProvider, TensorRTPrecision
+from model_navigator.core.enums import GPU_FORMATS, Format, RuntimeProvider, TensorRTPrecision
 from model_navigator.core.errors import UserInputError
 
 # A user-given tolerance: one number for every output, or a dict output name -> number.
@@ -47,7 +47,6 @@ DEFAULT_TOLERANCES: Dict[str, Tolerance] = {
     "fp16": Tolerance(atol=1e-2, rtol=5e-2),
 }
 
-_GPU_FORMATS = (Format.TENSORRT, Format.TORCH_TRT, Format.TF_TRT)
 _GPU_RUNTIMES = (RuntimeProvider.CUDA, RuntimeProvider.TRT)
 
 
@@ -55,7 +54,7 @@ def default_tolerance_name(fmt: Format, precision: Optional[TensorRTPrecision], 
     """The DEFAULT_TOLERANCES entry for a path's format and precision on a runtime."""
     if precision == TensorRTPrecision.FP16:
         return "fp16"
-    if fmt in _GPU_FORMATS or runtime in _GPU_RUNTIMES:
+    if fmt in GPU_FORMATS or runtime in _GPU_RUNTIMES:
         return "fp32-gpu"
     return "fp32"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
+from model_navigator.core.enums import GPU_FORMATS, SOURCE_FORMATS, StepStatus
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.steps.base import headline
 
@@ -41,13 +41,10 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
     return rows
 
 
-_GPU_FORMATS = ("trt", "torch-trt", "tf-trt")
-
-
 def _gpu_only(status: NavigatorStatus, key: str) -> bool:
     """A skipped path of the TensorRT family (skipped runtimes, "path on X", keep their own line)."""
     path = status.paths.get(key)
-    return path is not None and path.format.value in _GPU_FORMATS
+    return path is not None and path.format in GPU_FORMATS
 
 
 def tolerances_text(labels: List[str]) -> str:
