@@ -8,48 +8,28 @@ unless they are set already (the reference's advice, so JAX and TensorFlow share
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from model_navigator.api.common import (
-    axes_and_metadata,
-    check_source_outputs,
-    check_bool_options,
-    check_formats,
-    check_names,
-    check_opset,
-    check_positive_int,
-    check_profiler_config,
-    check_runtimes,
-    check_target_device,
-    check_workdir,
-    sample_config_fields,
-)
-from model_navigator.core.tolerance import check_user_tolerance
-from model_navigator.core.config import ExportConfig, ProfilerConfig
-from model_navigator.core.enums import (
-    Format,
-    Framework,
-    RuntimeProvider,
-    TensorRTPrecision,
-    parse_enum_tuple,
-)
-from model_navigator.core.errors import ModelNavigatorError, UserInputError
+from model_navigator.api.common import check_bool_options
+from model_navigator.api.frontend import ExportArguments, FrameworkAdapter, producer_exporter
+from model_navigator.api.frontend import export as run_export
+from model_navigator.core.config import ProfilerConfig
+from model_navigator.core.enums import Format, Framework, RuntimeProvider, TensorRTPrecision
 from model_navigator.core.logging import LOGGER
-from model_navigator.core.samples import SampleSet, collect_samples, select_samples
+from model_navigator.core.samples import SampleSet, collect_samples
 from model_navigator.exporters.jax_utils import (
     PREALLOCATE_AT_IMPORT,
     PREALLOCATE_ENV,
     JaxModel,
-    call_predict,
     check_params,
     check_predict,
     configure_memory,
     describe_inputs,
-    flatten_outputs,
     import_jax,
     import_jax2tf,
     jax_device,
@@ -57,54 +37,97 @@ from model_navigator.exporters.jax_utils import (
     set_tf_memory_growth,
 )
 from model_navigator.exporters.tensorflow_utils import check_tf_names, device_name
-from model_navigator.steps.executor import normalize_isolation
 
 # Nothing above imports jax or TensorFlow: set the memory variables before model-navigator does.
 _JAX_STARTED_BEFORE_US = bool(getattr(sys.modules.get("jax._src.xla_bridge"), "_backends", None))
 configure_memory()
 
 JAX_FORMATS = (Format.TF_SAVEDMODEL, Format.TF_TRT, Format.ONNX, Format.TENSORRT)
-DEFAULT_OPSET = 17
 
 
-def run_source_model(model: JaxModel, sample_set: SampleSet, indices: List[int], device: str,
-                     output_names: Optional[Tuple[str, ...]]
-                     ) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
-    """Call predict(*inputs, params) (dict samples: keywords) once per needed sample on `device`."""
-    jax = import_jax()
-    target = jax_device(device)
-    results: Dict[int, Dict[str, np.ndarray]] = {}
-    names: Optional[Tuple[str, ...]] = None
-    for index in indices:
-        sample = sample_set.samples[index]
-        try:
-            inputs = [jax.device_put(np.asarray(sample[n]), target) for n in sample_set.input_names]
-            leaves, default_names = flatten_outputs(call_predict(model, inputs, sample_set.input_names,
-                                                                 sample_set.keyword))
-            arrays = [np.asarray(leaf) for leaf in leaves]
-        except Exception as e:
-            raise ModelNavigatorError(
-                f"The predict function failed on dataloader sample {index} (inputs {describe_inputs(sample)}, "
-                f"{'keyword' if sample_set.keyword else 'positional'} arguments, params last): "
-                f"{type(e).__name__}: {e}"
-            ) from e
-        if not arrays:
-            raise UserInputError("The predict function returned no arrays; return an array, a tuple/list or a dict "
-                                 "of arrays.")
-        if names is None:
-            if output_names is not None and len(output_names) != len(arrays):
-                raise UserInputError(
-                    f"`output_names` has {len(output_names)} names {output_names} but the predict function returns "
-                    f"{len(arrays)} arrays {tuple(default_names)}."
-                )
-            names = output_names or tuple(default_names)
-        bad = [n for n, a in zip(names, arrays) if a.dtype == object or a.dtype.kind in "SUV"]
-        if bad:
-            raise UserInputError(f"Outputs {bad} of the predict function are not numeric arrays; return numeric "
-                                 f"arrays.")
-        results[index] = dict(zip(names, arrays))
-    assert names is not None
-    return results, names
+class JaxAdapter(FrameworkAdapter):
+    """nav.jax: predict(*inputs, params) (dict samples: keywords, params by its parameter's name)."""
+
+    framework = Framework.JAX
+    source_format = Format.JAX
+    label = "JAX"
+    formats = JAX_FORMATS  # ONNX is exported directly; TF-TRT needs the SavedModel
+    what = "The predict function"
+
+    def __init__(self, model: Any, model_params: Any, enable_xla: Any, jit_compile: Any):
+        super().__init__(model)
+        self.model_params, self.enable_xla, self.jit_compile = model_params, enable_xla, jit_compile
+        self._source: Any = None
+
+    def check_model(self) -> None:
+        import_jax()
+        import_jax2tf()  # a jax without jax2tf stops here, naming its version and the ones that work
+        from model_navigator.exporters.tensorflow_utils import import_tensorflow
+
+        set_tf_memory_growth(import_tensorflow())
+        self.enable_xla = check_bool_options(self.enable_xla, "enable_xla")
+        self.jit_compile = check_bool_options(self.jit_compile, "jit_compile")
+
+    def gpu_available(self) -> bool:
+        return jax_gpu_available()
+
+    def check_late(self) -> None:
+        if not callable(self.model):
+            check_predict(self.model, (), False)  # raises the error that says what `model` must be
+        check_params(self.model_params)
+
+    def collect(self, dataloader: Any, input_names: Optional[Tuple[str, ...]], batch_dim: Optional[int]) -> SampleSet:
+        sample_set = collect_samples(dataloader, input_names, batch_dim)
+        check_tf_names(sample_set.input_names, "Input names")
+        params_arg = check_predict(self.model, sample_set.input_names, sample_set.keyword)
+        self._source = JaxModel(self.model, self.model_params, params_arg)
+        return sample_set
+
+    def prepare(self, sample_set: SampleSet, device: str) -> None:
+        if device.startswith("cuda") and _JAX_STARTED_BEFORE_US and PREALLOCATE_AT_IMPORT is None:
+            LOGGER.warning(
+                "JAX started on the GPU before model-navigator could set %s=false: it may hold most of the GPU "
+                "memory TensorFlow needs for the SavedModels; set it before importing jax (export %s=false).",
+                PREALLOCATE_ENV, PREALLOCATE_ENV)
+
+    @property
+    def source(self) -> Any:
+        return self._source
+
+    def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
+        from model_navigator.runners.jax import JaxSourceRunner
+
+        return JaxSourceRunner(self._source, inputs, [], device=device, keyword=sample_set.keyword)
+
+    def describe_call(self, sample: Dict[str, np.ndarray], keyword: bool) -> str:
+        return (f"inputs {describe_inputs(sample)}, {'keyword' if keyword else 'positional'} arguments, "
+                f"params last")
+
+    def default_name(self) -> str:
+        name = getattr(self.model, "__name__", None)
+        return name if isinstance(name, str) and name.isidentifier() else "jax_model"
+
+    def config_fields(self) -> Dict[str, Any]:
+        return {"jit_options": (), "enable_xla": self.enable_xla, "jit_compile": self.jit_compile}
+
+    def exporter(self, workspace: Any, status: Any, device: str) -> Any:
+        from model_navigator.exporters import jax as jax_exporters
+        from model_navigator.exporters.tensorflow_utils import flush_pending
+
+        flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
+        return producer_exporter(jax_exporters.context_from_status(self._source, workspace, status))
+
+    @contextlib.contextmanager
+    def export_call(self, device: str) -> Iterator[None]:
+        from model_navigator.exporters.tensorflow_utils import import_tensorflow
+
+        with import_tensorflow().device(device_name(device)), import_jax().default_device(jax_device(device)):
+            yield
+
+    def write_reproduce(self, workspace: Any, spec: Any) -> Any:
+        from model_navigator.exporters import jax as jax_exporters
+
+        return jax_exporters.write_export_reproduce(workspace, spec)
 
 
 def export(
@@ -162,111 +185,7 @@ def export(
     `trt_dynamic_axes` (as for nav.tensorflow), `target_device` ('cpu' or 'cuda'; default the GPU
     when JAX sees one), `isolation`, `step_timeout_s`, `verbose`, `debug`.
     """
-    jax = import_jax()
-    import_jax2tf()  # a jax without jax2tf stops here, naming its version and the ones that work
-    from model_navigator.exporters.tensorflow_utils import import_tensorflow
-
-    tf = import_tensorflow()
-    set_tf_memory_growth(tf)
-    from model_navigator.paths.jax import jax_paths
-
-    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), JAX_FORMATS, "JAX",
-                            jax_paths())  # ONNX is exported directly; TF-TRT needs the SavedModel
-    xla_options = check_bool_options(enable_xla, "enable_xla")
-    jit_options = check_bool_options(jit_compile, "jit_compile")
-    precisions = parse_enum_tuple(TensorRTPrecision, target_precisions, "target_precisions") or (
-        TensorRTPrecision.FP32, TensorRTPrecision.FP16)
-    device = check_target_device(target_device, jax_gpu_available())
-    runtime_tuple = check_runtimes(parse_enum_tuple(RuntimeProvider, runtimes, "runtimes"), device)
-    opset_value = check_opset(opset if opset is not None else DEFAULT_OPSET)
-    count = check_positive_int(sample_count if sample_count is not None else 100, "sample_count")
-    if max_workspace_size is not None:
-        check_positive_int(max_workspace_size, "max_workspace_size")
-    segment = check_positive_int(minimum_segment_size, "minimum_segment_size")
-    atol, rtol = check_user_tolerance(atol, "atol"), check_user_tolerance(rtol, "rtol")
-    in_names = check_names(input_names, "input_names")
-    out_names = check_names(output_names, "output_names")
-    profiler = check_profiler_config(profiler_config)
-    if model_name is not None and (not isinstance(model_name, str) or not model_name.strip()):
-        raise UserInputError(f"`model_name` must be a non-empty string, got {model_name!r}.")
-    if step_timeout_s is not None and step_timeout_s <= 0:
-        raise UserInputError("`step_timeout_s` must be > 0 or None.")
-    if not callable(model):
-        check_predict(model, (), False)  # raises the error that says what `model` must be
-    check_params(model_params)
-    root = check_workdir(workdir, override_workdir)
-    if device.startswith("cuda") and _JAX_STARTED_BEFORE_US and PREALLOCATE_AT_IMPORT is None:
-        LOGGER.warning(
-            "JAX started on the GPU before model-navigator could set %s=false: it may hold most of the GPU "
-            "memory TensorFlow needs for the SavedModels; set it before importing jax (export %s=false).",
-            PREALLOCATE_ENV, PREALLOCATE_ENV)
-
-    # Samples and the predict function's signature: validated before anything is written.
-    sample_set = collect_samples(dataloader, in_names, batch_dim)
-    check_tf_names(sample_set.input_names, "Input names")
-    params_arg = check_predict(model, sample_set.input_names, sample_set.keyword)
-    source = JaxModel(model, model_params, params_arg)
-    selected = select_samples(sample_set, count)
-    needed = sorted({i for idx in selected.values() for i in idx})
-    outputs, final_out_names = run_source_model(source, sample_set, needed, device, out_names)
-    check_source_outputs(outputs, final_out_names, atol, rtol, bool(allow_nonfinite_outputs))
-    axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(sample_set, outputs, final_out_names,
-                                                                  dynamic_axes, trt_dynamic_axes)
-
-    config = ExportConfig(
-        framework=Framework.JAX,
-        model_name=model_name or _default_name(model),
-        target_formats=formats,
-        jit_options=(),
-        target_precisions=precisions,
-        runtimes=runtime_tuple,
-        opset=opset_value,
-        atol=atol,
-        rtol=rtol,
-        max_workspace_size=max_workspace_size,
-        minimum_segment_size=segment,
-        target_device=device,
-        sample_count=count,
-        run_profiling=bool(run_profiling),
-        profiler_config=profiler,
-        disable_git_info=bool(disable_git_info),
-        enable_xla=xla_options,
-        jit_compile=jit_options,
-        isolation=normalize_isolation(isolation),
-        step_timeout_s=step_timeout_s,
-        **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
-    )
-
-    from model_navigator.api.flow import run_export
-    from model_navigator.exporters import jax as jax_exporters
-    from model_navigator.exporters.tensorflow_utils import flush_pending
-    from model_navigator.paths.base import load_producer
-    from model_navigator.paths.jax import jax_paths
-
-    def exporter_factory(workspace, status):
-        flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
-        ctx = jax_exporters.context_from_status(source, workspace, status)
-
-        def export_path(spec, out_path):
-            with tf.device(device_name(device)), jax.default_device(jax_device(device)):
-                return load_producer(spec)(ctx, spec, out_path)
-
-        return export_path
-
-    def reproduce_factory(workspace):
-        return lambda spec: jax_exporters.write_export_reproduce(workspace, spec)
-
-    return run_export(
-        config=config, workdir=root, override_workdir=override_workdir, sample_set=sample_set, outputs=outputs,
-        inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=list(jax_paths()), source_format=Format.JAX,
-        source_model=source, exporter_factory=exporter_factory, export_reproduce_factory=reproduce_factory,
-        verbose=verbose, debug=bool(debug),
-    )
-
-
-def _default_name(model: Any) -> str:
-    name = getattr(model, "__name__", None)
-    return name if isinstance(name, str) and name.isidentifier() else "jax_model"
+    return run_export(JaxAdapter(model, model_params, enable_xla, jit_compile), ExportArguments.take(locals()))
 
 
 __all__: Sequence[str] = ("export",)

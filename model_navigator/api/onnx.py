@@ -6,31 +6,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
-from model_navigator.api.common import (
-    axes_and_metadata,
-    check_formats,
-    check_positive_int,
-    check_profiler_config,
-    check_runtimes,
-    check_source_outputs,
-    check_target_device,
-    check_workdir,
-    sample_config_fields,
-)
-from model_navigator.core.config import ExportConfig, ProfilerConfig
-from model_navigator.core.enums import (
-    Format,
-    Framework,
-    RuntimeProvider,
-    TensorRTPrecision,
-    parse_enum_tuple,
-)
-from model_navigator.core.errors import UserInputError
-from model_navigator.core.samples import collect_samples, select_samples
-from model_navigator.core.tolerance import check_user_tolerance
-from model_navigator.steps.executor import normalize_isolation
+from model_navigator.api.frontend import ExportArguments, FrameworkAdapter
+from model_navigator.api.frontend import export as run_export
+from model_navigator.core.config import ProfilerConfig
+from model_navigator.core.enums import Format, Framework, RuntimeProvider, TensorRTPrecision
+from model_navigator.core.errors import FrameworkMissingError, UserInputError
+from model_navigator.core.samples import SampleSet, collect_samples
 
 ONNX_FORMATS = (Format.ONNX, Format.TENSORRT)
 
@@ -49,6 +32,83 @@ def _check_item_names(dataloader: Any, names: Tuple[str, ...]) -> None:
     elif isinstance(first, (tuple, list)) and len(first) != len(names):
         raise UserInputError(f"The dataloader's samples hold {len(first)} tensors, but the ONNX graph has "
                              f"{len(names)} inputs {names}; give one tensor per input, in the graph's order.")
+
+
+class OnnxAdapter(FrameworkAdapter):
+    """nav.onnx: an .onnx file, run on ONNX Runtime's CPU provider as the reference. Inputs, outputs,
+    dtypes and dynamic axes come from the graph."""
+
+    framework = Framework.ONNX
+    source_format = Format.ONNX_SOURCE
+    label = "ONNX"
+    formats = ONNX_FORMATS
+    what = "ONNX Runtime"
+
+    def check_model(self) -> None:
+        from model_navigator.exporters import onnx as onnx_exporters
+
+        if not isinstance(self.model, (str, Path)):
+            raise UserInputError(f"`model` must be the path of an .onnx file, got {type(self.model).__name__}.")
+        self.path = Path(self.model).absolute()
+        proto = onnx_exporters.load_checked(self.path)
+        self.graph_inputs, self.graph_outputs = onnx_exporters.graph_tensors(proto)
+        self.file_opset = onnx_exporters.opset_of(proto)
+        try:
+            import onnxruntime  # noqa: F401  (runs the reference)
+        except ImportError as e:
+            raise FrameworkMissingError("nav.onnx needs onnxruntime: pip install 'model-navigator[onnx]'.") from e
+
+    def gpu_available(self) -> bool:
+        from model_navigator.core.environment import gpu_present
+
+        return gpu_present()
+
+    def opset(self, requested: Optional[int]) -> int:
+        if requested is not None and requested != self.file_opset:
+            warnings.warn(f"`opset` {requested} is not applied: nav.onnx keeps the file's opset {self.file_opset}.",
+                          UserWarning, stacklevel=4)
+        return self.file_opset
+
+    def collect(self, dataloader: Any, input_names: Optional[Tuple[str, ...]], batch_dim: Optional[int]) -> SampleSet:
+        from model_navigator.exporters import onnx as onnx_exporters
+
+        names = tuple(t.name for t in self.graph_inputs)
+        _check_item_names(dataloader, names)
+        sample_set = collect_samples(dataloader, names, batch_dim)
+        onnx_exporters.check_samples(sample_set.samples, self.graph_inputs, batch_dim)
+        return sample_set
+
+    @property
+    def source(self) -> Any:
+        return self.path
+
+    def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
+        from model_navigator.runners.onnx import OnnxSourceRunner
+
+        return OnnxSourceRunner(self.path, inputs, [], provider=RuntimeProvider.CPU, name="onnx-source")
+
+    def describe_call(self, sample: Dict[str, Any], keyword: bool) -> str:
+        return f"inputs { {k: tuple(v.shape) for k, v in sample.items()} }"
+
+    def output_names(self, requested: Optional[Tuple[str, ...]]) -> Optional[Tuple[str, ...]]:
+        return tuple(t.name for t in self.graph_outputs)
+
+    def dynamic_axes(self, requested: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+        return {t.name: t.dynamic_axes for t in self.graph_inputs + self.graph_outputs if t.dynamic_axes}
+
+    def default_name(self) -> str:
+        return self.path.stem
+
+    def exporter(self, workspace: Any, status: Any, device: str) -> Any:
+        from model_navigator.api.frontend import producer_exporter
+        from model_navigator.exporters import onnx as onnx_exporters
+
+        return producer_exporter(onnx_exporters.OnnxExportContext(self.path))
+
+    def write_reproduce(self, workspace: Any, spec: Any) -> Any:
+        from model_navigator.exporters import onnx as onnx_exporters
+
+        return onnx_exporters.write_export_reproduce(workspace, spec, self.path)
 
 
 def export(
@@ -89,84 +149,4 @@ def export(
     Beyond the reference, keyword-only: `target_device`, `allow_nonfinite_outputs`, `isolation`,
     `step_timeout_s`, `debug`; `atol`/`rtol` as for nav.torch.export.
     """
-    from model_navigator.core.environment import gpu_present
-    from model_navigator.exporters import onnx as onnx_exporters
-    from model_navigator.paths.onnx import onnx_paths
-
-    if not isinstance(model, (str, Path)):
-        raise UserInputError(f"`model` must be the path of an .onnx file, got {type(model).__name__}.")
-    source = Path(model).absolute()
-    proto = onnx_exporters.load_checked(source)
-    graph_inputs, graph_outputs = onnx_exporters.graph_tensors(proto)
-    file_opset = onnx_exporters.opset_of(proto)
-    if opset is not None and opset != file_opset:
-        warnings.warn(f"`opset` {opset} is not applied: nav.onnx keeps the file's opset {file_opset}.", UserWarning,
-                      stacklevel=2)
-    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), ONNX_FORMATS, "ONNX",
-                            onnx_paths())
-    precisions = parse_enum_tuple(TensorRTPrecision, target_precisions, "target_precisions") or (
-        TensorRTPrecision.FP32, TensorRTPrecision.FP16)
-    device = check_target_device(target_device, gpu_present())
-    runtime_tuple = check_runtimes(parse_enum_tuple(RuntimeProvider, runtimes, "runtimes"), device)
-    count = check_positive_int(sample_count if sample_count is not None else 100, "sample_count")
-    if max_workspace_size is not None:
-        check_positive_int(max_workspace_size, "max_workspace_size")
-    atol, rtol = check_user_tolerance(atol, "atol"), check_user_tolerance(rtol, "rtol")
-    profiler = check_profiler_config(profiler_config)
-    if model_name is not None and (not isinstance(model_name, str) or not model_name.strip()):
-        raise UserInputError(f"`model_name` must be a non-empty string, got {model_name!r}.")
-    if step_timeout_s is not None and step_timeout_s <= 0:
-        raise UserInputError("`step_timeout_s` must be > 0 or None.")
-    root = check_workdir(workdir, override_workdir)
-
-    # Samples against the graph: validated before anything is written.
-    names = tuple(t.name for t in graph_inputs)
-    _check_item_names(dataloader, names)
-    sample_set = collect_samples(dataloader, names, batch_dim)
-    onnx_exporters.check_samples(sample_set.samples, graph_inputs, batch_dim)
-    selected = select_samples(sample_set, count)
-    needed = sorted({i for idx in selected.values() for i in idx})
-    output_names = tuple(t.name for t in graph_outputs)
-    outputs = onnx_exporters.run_source(source, sample_set.samples, needed, output_names)
-    check_source_outputs(outputs, output_names, atol, rtol, bool(allow_nonfinite_outputs))
-    graph_axes = {t.name: t.dynamic_axes for t in graph_inputs + graph_outputs if t.dynamic_axes}
-    axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(sample_set, outputs, output_names, graph_axes, None)
-
-    config = ExportConfig(
-        framework=Framework.ONNX,
-        model_name=model_name or source.stem,
-        target_formats=formats,
-        jit_options=(),
-        target_precisions=precisions,
-        runtimes=runtime_tuple,
-        opset=file_opset,
-        atol=atol,
-        rtol=rtol,
-        max_workspace_size=max_workspace_size,
-        minimum_segment_size=minimum_segment_size,
-        target_device=device,
-        sample_count=count,
-        run_profiling=bool(run_profiling),
-        profiler_config=profiler,
-        disable_git_info=bool(disable_git_info),
-        isolation=normalize_isolation(isolation),
-        step_timeout_s=step_timeout_s,
-        **sample_config_fields(sample_set, output_names, axes, trt_axes),
-    )
-
-    from model_navigator.api.flow import run_export
-    from model_navigator.paths.base import load_producer
-
-    def exporter_factory(workspace, status):
-        ctx = onnx_exporters.OnnxExportContext(source)
-        return lambda spec, out_path: load_producer(spec)(ctx, spec, out_path)
-
-    def reproduce_factory(workspace):
-        return lambda spec: onnx_exporters.write_export_reproduce(workspace, spec, source)
-
-    return run_export(
-        config=config, workdir=root, override_workdir=override_workdir, sample_set=sample_set, outputs=outputs,
-        inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=list(onnx_paths()), source_format=Format.ONNX_SOURCE,
-        source_model=source, exporter_factory=exporter_factory, export_reproduce_factory=reproduce_factory,
-        verbose=verbose, debug=bool(debug),
-    )
+    return run_export(OnnxAdapter(model), ExportArguments.take(locals()))

@@ -5,56 +5,26 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
-
-from model_navigator.api.common import (
-    axes_and_metadata,
-    check_source_outputs,
-    check_formats,
-    check_names,
-    check_opset,
-    check_positive_int,
-    check_profiler_config,
-    check_runtimes,
-    check_target_device,
-    check_workdir,
-    sample_config_fields,
-)
-from model_navigator.core.tolerance import check_user_tolerance
-from model_navigator.core.config import ExportConfig, ProfilerConfig
-from model_navigator.core.enums import (
-    Format,
-    Framework,
-    RuntimeProvider,
-    TensorRTPrecision,
-    parse_enum_tuple,
-)
-from model_navigator.core.errors import ModelNavigatorError, UserInputError
-from model_navigator.core.samples import (
-    SampleSet,
-    collect_samples,
-    select_samples,
-)
+from model_navigator.api.frontend import ExportArguments, FrameworkAdapter, producer_exporter
+from model_navigator.api.frontend import export as run_export
+from model_navigator.core.config import ProfilerConfig
+from model_navigator.core.enums import Format, Framework, RuntimeProvider, TensorRTPrecision
+from model_navigator.core.errors import UserInputError
+from model_navigator.core.samples import SampleSet, collect_samples
 from model_navigator.exporters.tensorflow_utils import (
-    call_model,
     check_model,
     check_tf_names,
     device_name,
-    flatten_outputs,
     gpu_available,
     import_tensorflow,
     is_keras_model,
     module_function,
     tf_quiet,
-    to_numpy,
-    to_tf_inputs,
 )
-from model_navigator.steps.executor import normalize_isolation
 
 TF_FORMATS = (Format.TF_SAVEDMODEL, Format.TF_TRT, Format.ONNX, Format.TENSORRT)
-DEFAULT_OPSET = 17
 
 
 # ------------------------------------------------------------------------------------------------
@@ -155,47 +125,54 @@ def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
             )
 
 
-# ------------------------------------------------------------------------------------------------
-# The source model, run once per saved sample
-# ------------------------------------------------------------------------------------------------
+class TensorFlowAdapter(FrameworkAdapter):
+    """nav.tensorflow: a Keras model (training=False) or a tf.Module called through its tf.function."""
 
+    framework = Framework.TENSORFLOW
+    source_format = Format.TENSORFLOW
+    label = "TensorFlow 2"
+    formats = TF_FORMATS  # every other TensorFlow path is made from the SavedModel
 
-def run_source_model(model: Any, sample_set: SampleSet, indices: List[int], device: str,
-                     output_names: Optional[Tuple[str, ...]]) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
-    """Run the user's model once per needed sample (Keras: training=False) on `device`."""
-    tf = import_tensorflow()
-    results: Dict[int, Dict[str, np.ndarray]] = {}
-    names: Optional[Tuple[str, ...]] = None
-    with tf_quiet("the model"), tf.device(device_name(device)):
-        for index in indices:
-            sample = sample_set.samples[index]
-            try:
-                out = call_model(model, to_tf_inputs(sample, sample_set.input_names), sample_set.input_names,
-                                 sample_set.keyword)
-            except Exception as e:
-                shapes = {k: tuple(v.shape) for k, v in sample.items()}
-                raise ModelNavigatorError(
-                    f"The model failed on dataloader sample {index} (inputs {shapes}, "
-                    f"{'keyword' if sample_set.keyword else 'positional'} arguments): {type(e).__name__}: {e}"
-                ) from e
-            try:
-                tensors, default_names = flatten_outputs(out)
-            except TypeError as e:
-                raise UserInputError(f"Unsupported model output: {e}; return tensors, tuples/lists or dicts of tensors.") from e
-            if names is None:
-                if output_names is not None and len(output_names) != len(tensors):
-                    raise UserInputError(
-                        f"`output_names` has {len(output_names)} names {output_names} but the model returns "
-                        f"{len(tensors)} tensors {tuple(default_names)}."
-                    )
-                names = output_names or tuple(default_names)
-            arrays = {n: to_numpy(t) for n, t in zip(names, tensors)}
-            bad = [n for n, a in arrays.items() if a.dtype == object or a.dtype.kind in "SUV"]
-            if bad:
-                raise UserInputError(f"Model outputs {bad} are not numeric tensors (strings?); return numeric tensors.")
-            results[index] = arrays
-    assert names is not None
-    return results, names
+    def check_model(self) -> None:
+        import_tensorflow()
+        check_model(self.model)
+
+    def gpu_available(self) -> bool:
+        return gpu_available()
+
+    def collect(self, dataloader: Any, input_names: Optional[Tuple[str, ...]], batch_dim: Optional[int]) -> SampleSet:
+        sample_set = collect_samples(dataloader, input_names, batch_dim)
+        check_tf_names(sample_set.input_names, "Input names")
+        _model_input_order(self.model, sample_set)
+        check_input_shapes(self.model, sample_set)
+        return sample_set
+
+    def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
+        from model_navigator.runners.tensorflow import TensorFlowSourceRunner
+
+        return TensorFlowSourceRunner(self.model, inputs, [], device=device, keyword=sample_set.keyword)
+
+    def running(self) -> ContextManager[Any]:
+        return tf_quiet("the model")
+
+    def default_name(self) -> str:
+        name = getattr(self.model, "name", None)
+        return name if isinstance(name, str) and name.strip() else type(self.model).__name__
+
+    def exporter(self, workspace: Any, status: Any, device: str) -> Any:
+        from model_navigator.exporters import tensorflow as tf_exporters
+        from model_navigator.exporters.tensorflow_utils import flush_pending
+
+        flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
+        return producer_exporter(tf_exporters.context_from_status(self.model, workspace, status))
+
+    def export_call(self, device: str) -> ContextManager[Any]:
+        return import_tensorflow().device(device_name(device))
+
+    def write_reproduce(self, workspace: Any, spec: Any) -> Any:
+        from model_navigator.exporters import tensorflow as tf_exporters
+
+        return tf_exporters.write_export_reproduce(workspace, spec)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -251,96 +228,7 @@ def export(
     the ONNX conversion and ONNX Runtime run in a worker process; True/'full': every step in the
     worker; False/'off': everything here), `step_timeout_s`, `verbose`.
     """
-    tf = import_tensorflow()
-    check_model(model)
-    from model_navigator.paths.tensorflow import tensorflow_paths
-
-    formats = check_formats(parse_enum_tuple(Format, target_formats, "target_formats"), TF_FORMATS, "TensorFlow 2",
-                            tensorflow_paths())  # every other TensorFlow path is made from the SavedModel
-    precisions = parse_enum_tuple(TensorRTPrecision, target_precisions, "target_precisions") or (
-        TensorRTPrecision.FP32, TensorRTPrecision.FP16)
-    device = check_target_device(target_device, gpu_available())
-    runtime_tuple = check_runtimes(parse_enum_tuple(RuntimeProvider, runtimes, "runtimes"), device)
-    opset_value = check_opset(opset if opset is not None else DEFAULT_OPSET)
-    count = check_positive_int(sample_count if sample_count is not None else 100, "sample_count")
-    if max_workspace_size is not None:
-        check_positive_int(max_workspace_size, "max_workspace_size")
-    segment = check_positive_int(minimum_segment_size, "minimum_segment_size")
-    atol, rtol = check_user_tolerance(atol, "atol"), check_user_tolerance(rtol, "rtol")
-    in_names = check_names(input_names, "input_names")
-    out_names = check_names(output_names, "output_names")
-    profiler = check_profiler_config(profiler_config)
-    if model_name is not None and (not isinstance(model_name, str) or not model_name.strip()):
-        raise UserInputError(f"`model_name` must be a non-empty string, got {model_name!r}.")
-    if step_timeout_s is not None and step_timeout_s <= 0:
-        raise UserInputError("`step_timeout_s` must be > 0 or None.")
-    root = check_workdir(workdir, override_workdir)
-
-    # Samples and the model's declared inputs: validated before anything is written.
-    sample_set = collect_samples(dataloader, in_names, batch_dim)
-    check_tf_names(sample_set.input_names, "Input names")
-    _model_input_order(model, sample_set)
-    check_input_shapes(model, sample_set)
-    selected = select_samples(sample_set, count)
-    needed = sorted({i for idx in selected.values() for i in idx})
-    outputs, final_out_names = run_source_model(model, sample_set, needed, device, out_names)
-    check_source_outputs(outputs, final_out_names, atol, rtol, bool(allow_nonfinite_outputs))
-
-    axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
-        sample_set, outputs, final_out_names, dynamic_axes, trt_dynamic_axes)
-
-    config = ExportConfig(
-        framework=Framework.TENSORFLOW,
-        model_name=model_name or _default_name(model),
-        target_formats=formats,
-        jit_options=(),
-        target_precisions=precisions,
-        runtimes=runtime_tuple,
-        opset=opset_value,
-        atol=atol,
-        rtol=rtol,
-        max_workspace_size=max_workspace_size,
-        minimum_segment_size=segment,
-        target_device=device,
-        sample_count=count,
-        run_profiling=bool(run_profiling),
-        profiler_config=profiler,
-        disable_git_info=bool(disable_git_info),
-        isolation=normalize_isolation(isolation),
-        step_timeout_s=step_timeout_s,
-        **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
-    )
-
-    from model_navigator.api.flow import run_export
-    from model_navigator.exporters import tensorflow as tf_exporters
-    from model_navigator.exporters.tensorflow_utils import flush_pending
-    from model_navigator.paths.base import load_producer
-    from model_navigator.paths.tensorflow import tensorflow_paths
-
-    def exporter_factory(workspace, status):
-        flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
-        ctx = tf_exporters.context_from_status(model, workspace, status)
-
-        def export_path(spec, out_path):
-            with tf.device(device_name(device)):
-                return load_producer(spec)(ctx, spec, out_path)
-
-        return export_path
-
-    def reproduce_factory(workspace):
-        return lambda spec: tf_exporters.write_export_reproduce(workspace, spec)
-
-    return run_export(
-        config=config, workdir=root, override_workdir=override_workdir, sample_set=sample_set, outputs=outputs,
-        inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=list(tensorflow_paths()),
-        source_format=Format.TENSORFLOW, source_model=model, exporter_factory=exporter_factory,
-        export_reproduce_factory=reproduce_factory, verbose=verbose,
-    )
-
-
-def _default_name(model: Any) -> str:
-    name = getattr(model, "name", None)
-    return name if isinstance(name, str) and name.strip() else type(model).__name__
+    return run_export(TensorFlowAdapter(model), ExportArguments.take(locals()))
 
 
 __all__: Sequence[str] = ("export",)

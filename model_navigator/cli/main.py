@@ -301,16 +301,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not _has_correctness_samples(Workspace(root)):
         raise UserInputError(f"{root} has no correctness samples (saved with save_data=False?): correctness "
                              f"cannot be checked.")
-    from model_navigator.package.nav import recheck
+    from model_navigator.steps.recheck import recheck
 
     exporter = None
     if args.model is not None:  # the user's model, loaded before anything is written
         from model_navigator.cli.user_model import user_model_exporter
 
         exporter = user_model_exporter(args.model, config.framework, Workspace(root), descriptor.status)
-    descriptor.status.config = config.to_dict()  # the steps read status.yaml: config.yaml is what runs
-    recheck(descriptor, retest=True, profile=False, has_data=True, verbose=True, config=config, only=key,
-            reconvert=not args.correctness_only, operation="convert", exporter=exporter)
+    descriptor.status.config = config  # the steps read status.yaml: config.yaml is what runs
+    recheck(descriptor.status, descriptor.workdir, retest=True, profile=False, has_data=True, verbose=True,
+            config=config, only=key, reconvert=not args.correctness_only, operation="convert", exporter=exporter)
     path = descriptor.status.paths[key]
     if path.status == StepStatus.SKIPPED:
         print(f"path {key!r} skipped: {_one_line(path.reason)}", file=sys.stderr)

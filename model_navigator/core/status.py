@@ -15,7 +15,8 @@ from model_navigator.core.enums import (
     StepStatus,
     TensorRTPrecision,
 )
-from model_navigator.core.errors import PackageError
+from model_navigator.core.config import ExportConfig
+from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.serialization import (
     dump_yaml,
     from_plain,
@@ -135,7 +136,9 @@ class NavigatorStatus:
     format_version: int = FORMAT_VERSION
     navigator_version: str = ""
     created_at: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat())
-    config: Dict[str, Any] = field(default_factory=dict)
+    # The export's configuration. Given as a dict (or left out, in hand-built statuses), it is read
+    # into an ExportConfig; a dict without the export's own fields takes this status's.
+    config: ExportConfig = None  # type: ignore[assignment]
     environment: Dict[str, Any] = field(default_factory=dict)
     git: Optional[Dict[str, Any]] = None
     dataloader: Dict[str, Any] = field(default_factory=dict)
@@ -144,6 +147,12 @@ class NavigatorStatus:
     outputs: List[TensorMetadata] = field(default_factory=list)
     paths: Dict[str, PathStatus] = field(default_factory=dict)
     runs: List[RunRecord] = field(default_factory=list)  # absent in older files: nothing recorded
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, ExportConfig):
+            data = {"model_name": self.model_name, "framework": self.framework, "target_formats": [],
+                    **dict(self.config or {})}
+            self.config = ExportConfig.from_dict(data)
 
     def save(self, workdir: Path) -> None:
         """Write status.yaml atomically (temporary file, then rename)."""
@@ -162,9 +171,14 @@ class NavigatorStatus:
                 f"({FORMAT_VERSION}); upgrade model-navigator to read it."
             )
         data = upgrade_status(dict(data))
+        config = data.pop("config", None)
         try:
             status = from_plain(cls, data)
-        except (TypeError, ValueError, KeyError) as e:
+            if config is not None and not isinstance(config, dict):
+                raise TypeError(f"`config` must be a mapping, got {type(config).__name__}")
+            status.config = ExportConfig.from_dict({"model_name": status.model_name, "framework": status.framework,
+                                                    "target_formats": [], **(config or {})})
+        except (TypeError, ValueError, KeyError, UserInputError) as e:
             raise PackageError(f"{STATUS_FILE} is malformed: {e}") from e
         for key, path in status.paths.items():
             check_path_names(key, path)

@@ -186,7 +186,7 @@ def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExpo
 
     names = tuple(m.name for m in status.inputs)
     shapes = tuple(tuple(None if d < 0 else int(d) for d in m.shape) for m in status.inputs)
-    batch_dim = status.config.get("batch_dim")
+    batch_dim = status.config.batch_dim
     samples: List[Dict[str, np.ndarray]] = []
     if any(d is None and axis != batch_dim for shape in shapes for axis, d in enumerate(shape)):
         for sample_set in ("conversion", "correctness"):  # sizes of the dynamic axes, to pair them
@@ -198,8 +198,8 @@ def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExpo
         input_dtypes=tuple(m.dtype for m in status.inputs),
         polymorphic_shapes=tuple(dimension_symbols(names, shapes, batch_dim, samples)),
         output_names=tuple(m.name for m in status.outputs),
-        keyword=bool(status.config.get("forward_kw_names")),
-        opset=int(status.config.get("opset") or 17),
+        keyword=bool(status.config.forward_kw_names),
+        opset=status.config.opset,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from model_navigator.core.errors import FrameworkMissingError, ModelNavigatorError, UserInputError
+from model_navigator.core.errors import FrameworkMissingError, UserInputError
 from model_navigator.paths.base import PathSpec
 
 # Above this the graph cannot live in one protobuf file: its weights go to model.onnx.data.
@@ -104,28 +104,6 @@ def check_samples(samples: Sequence[Dict[str, np.ndarray]], inputs: Sequence[Gra
             if value.dtype != tensor.dtype:
                 raise UserInputError(f"Dataloader sample {index}: input {tensor.name!r} has dtype {value.dtype}, but the "
                                      f"ONNX graph takes {tensor.dtype}; feed {tensor.dtype} tensors.")
-
-
-def run_source(path: Path, samples: Sequence[Dict[str, np.ndarray]], indices: Sequence[int],
-               output_names: Sequence[str]) -> Dict[int, Dict[str, np.ndarray]]:
-    """The reference outputs: the user's file on ONNX Runtime's CPU provider, once per needed sample."""
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise FrameworkMissingError("nav.onnx needs onnxruntime: pip install 'model-navigator[onnx]'.") from e
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    results: Dict[int, Dict[str, np.ndarray]] = {}
-    for index in indices:
-        try:
-            values = session.run(list(output_names), samples[index])
-        except Exception as e:
-            shapes = {k: tuple(v.shape) for k, v in samples[index].items()}
-            raise ModelNavigatorError(f"ONNX Runtime failed on dataloader sample {index} (inputs {shapes}): "
-                                      f"{type(e).__name__}: {e}") from e
-        results[index] = dict(zip(output_names, values))
-    return results
 
 
 def copy_onnx(ctx: OnnxExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:

@@ -77,7 +77,7 @@ def context_from_status(model: Any, workspace: Any, status: Any) -> TensorFlowEx
         input_shapes=tuple(tuple(None if d < 0 else int(d) for d in m.shape) for m in status.inputs),
         input_dtypes=tuple(m.dtype for m in status.inputs),
         output_names=tuple(m.name for m in status.outputs),
-        keyword=bool(status.config.get("forward_kw_names")),
+        keyword=bool(status.config.forward_kw_names),
     )
 
 

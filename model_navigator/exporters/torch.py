@@ -143,15 +143,15 @@ def context_from_status(model: Any, workspace: Any, status: Any) -> TorchExportC
     config = status.config
     return TorchExportContext(
         model=model,
-        example=export_example(load_sample_dir(workspace.input_dir("conversion")), config.get("batch_dim")),
+        example=export_example(load_sample_dir(workspace.input_dir("conversion")), config.batch_dim),
         input_names=tuple(m.name for m in status.inputs),
         output_names=tuple(m.name for m in status.outputs),
-        keyword=bool(config.get("forward_kw_names")),
-        kw_names=tuple(config.get("forward_kw_names") or ()) or None,
-        dynamic_axes={k: list(v) for k, v in (config.get("dynamic_axes") or {}).items()},
-        opset=int(config.get("opset", 17)),
-        onnx_dynamo=bool(config.get("onnx_dynamo", False)),
-        device=str(config.get("target_device", "cpu")),
+        keyword=bool(config.forward_kw_names),
+        kw_names=tuple(config.forward_kw_names or ()) or None,
+        dynamic_axes={k: list(v) for k, v in config.dynamic_axes.items()},
+        opset=config.opset,
+        onnx_dynamo=config.onnx_dynamo,
+        device=config.target_device,
     )
 
 

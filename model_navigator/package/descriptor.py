@@ -63,7 +63,7 @@ class PackageDescriptor:
 
     @property
     def _device(self) -> str:
-        return str(self.status.config.get("target_device", "cpu"))
+        return self.status.config.target_device
 
     @property
     def model_name(self) -> str:

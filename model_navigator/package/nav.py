@@ -5,14 +5,11 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Optional, Union
 
-from model_navigator.core.config import ExportConfig, ProfilerConfig
-from model_navigator.core.enums import SOURCE_FORMATS
+from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.errors import UserInputError
-from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
-from model_navigator.core.enums import StepStatus
-from model_navigator.core.status import PerformanceResult, RuntimeResult
+from model_navigator.core.logging import LOGGER, debug_console
 from model_navigator.core.workdir_lock import takeover_message, workdir_lock
 from model_navigator.core.workspace import Workspace, remove_workdir
 from model_navigator.package.descriptor import PackageDescriptor
@@ -78,6 +75,7 @@ def load(
     """
     from model_navigator.api.common import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
+    from model_navigator.steps.recheck import recheck
     from model_navigator.package.archive import (
         extract_archive,
         read_manifest,
@@ -114,13 +112,13 @@ def load(
         descriptor = PackageDescriptor.from_workdir(root)
         LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
         if device is not None:
-            descriptor.status.config["target_device"] = device
+            descriptor.status.config.target_device = device
         profile = bool(run_profiling) if run_profiling is not None else config_profiler is not None
         if config_profiler is not None:
-            descriptor.status.config["profiler_config"] = config_profiler.to_dict()
+            descriptor.status.config.profiler_config = config_profiler
         if retest_conversions or profile:
             with debug_console(debug):
-                recheck(descriptor, retest=retest_conversions, profile=profile,
+                recheck(descriptor.status, descriptor.workdir, retest=retest_conversions, profile=profile,
                         has_data=bool(manifest.get("save_data", True)), verbose=verbose, operation="load")
         descriptor.save_status()
     if verbose:
@@ -137,101 +135,19 @@ def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[Pro
     another profile); a runtime never checked (installed after the package was made) is checked
     first. Returns the descriptor; prints the status table when `verbose` (and `table`). `debug` as in load."""
     from model_navigator.api.common import check_profiler_config
+    from model_navigator.steps.recheck import recheck
 
     if not isinstance(package_descriptor, PackageDescriptor):
         raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
     config = check_profiler_config(profiler_config)
-    package_descriptor.status.config["profiler_config"] = config.to_dict()
+    package_descriptor.status.config.profiler_config = config
     with debug_console(debug):
         has_data = any(Workspace(package_descriptor.workdir).input_dir("correctness").glob("*.npz"))
-        recheck(package_descriptor, retest=False, profile=True, has_data=has_data, verbose=verbose, operation="profile")
+        recheck(package_descriptor.status, package_descriptor.workdir, retest=False, profile=True, has_data=has_data,
+                verbose=verbose, source_model=package_descriptor.source_model, operation="profile")
     package_descriptor.save_status()
     if verbose and table:
         from model_navigator.package.table import print_status_table
 
         print_status_table(package_descriptor.status)
     return package_descriptor
-
-
-def recheck(
-    descriptor: PackageDescriptor,
-    retest: bool,
-    profile: bool,
-    has_data: bool,
-    verbose: bool,
-    config: Optional[ExportConfig] = None,
-    only: Optional[str] = None,
-    reconvert: bool = True,
-    operation: str = "recheck",
-    exporter: Optional[Callable[[Any, Path], Any]] = None,
-) -> None:
-    """Re-run conversions and correctness (retest) and profiling (profile) through the export
-    pipeline, for every path or `only` one; `config` defaults to the one in status.yaml. The
-    workdir is locked meanwhile (`operation` names this run to a process that finds it locked).
-    With an `exporter` (the user's model, see cli/user_model.py) export paths are exported again too."""
-    from model_navigator.api.flow import check_source_runtimes, profile_source
-    from model_navigator.core.diskspace import model_parameter_bytes
-    from model_navigator.core.environment import gpu_present
-    from model_navigator.core.runs import recorded_run
-    from model_navigator.paths.registry import paths_for
-    from model_navigator.steps.executor import make_executor
-    from model_navigator.steps.pipeline import Pipeline, selected_runtimes
-
-    status = descriptor.status
-    config = config or ExportConfig.from_dict(status.config)
-    workspace = Workspace(descriptor.workdir)
-    progress = Progress(enabled=verbose)
-    specs = [s for s in paths_for(config.framework) if (s.key in status.paths if only is None else s.key == only)]
-    with workdir_lock(workspace.root, operation) as previous_holder, log_to_file(workspace.log_file):
-        if previous_holder is not None:
-            progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
-        if config.target_device != "cpu" and not gpu_present():
-            progress.note(f"This package was made for target_device={config.target_device!r} and this machine has "
-                          f"no GPU: re-testing on the CPU.")
-            config.target_device = status.config["target_device"] = "cpu"
-        if retest and not has_data:
-            progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
-            retest = False
-        executor = make_executor(config, workspace.root)
-        try:
-            pipeline = Pipeline(workspace, status, config, specs, executor, progress,
-                                model_bytes=model_parameter_bytes(descriptor.source_model), exporter=exporter)
-            # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
-            # with this run marked unfinished until it ends
-            with recorded_run(status, pipeline.save, operation):
-                if profile:
-                    executor.wait_ready()  # measure only once the worker no longer competes for the CPU
-                source = next((p for p in status.paths.values() if p.format in SOURCE_FORMATS), None)
-                if profile and only is None and source is not None:
-                    if descriptor.source_model is not None:
-                        profile_source(descriptor, pipeline, source)
-                        check_source_runtimes(descriptor, pipeline, source, profile=True)  # torch.compile
-                    else:  # figures from another profile (another machine) must not be compared with these
-                        for result in source.runtimes.values():
-                            if result.performance is not None:
-                                result.performance = PerformanceResult(
-                                    status=StepStatus.SKIPPED,
-                                    reason="not re-profiled: the source model is not part of a package; its "
-                                           "figures from the export were dropped so that no comparison mixes two "
-                                           "profiles")
-                for spec in specs:
-                    path = status.paths.get(spec.key)
-                    if retest and reconvert and (not spec.is_export or exporter is not None):
-                        verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
-                        path = pipeline.produce_path(spec)
-                        for rt, flag in (verified if path else {}).items():
-                            if rt in path.runtimes or flag:
-                                path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
-                    if path is None or not path.ok:
-                        continue
-                    for runtime in selected_runtimes(spec, config):
-                        if retest or profile:
-                            # a runtime never checked here (installed after the package was made) is
-                            # checked before it is profiled, when the samples are in the package
-                            recorded = path.runtimes.get(runtime)
-                            never_checked = recorded is None or recorded.correctness is None
-                            pipeline.check_and_profile(path, runtime, profile=profile,
-                                                       check=retest or (never_checked and has_data))
-                pipeline.report_gpu_skips()
-        finally:
-            executor.close()

@@ -223,11 +223,10 @@ def _environment_section(data: ReportData) -> str:
     packages = env.pop("packages", None) or {}
     rows = [[_e(k), _e(v)] for k, v in env.items() if v is not None]
     rows += [[_e(k), _e(v)] for k, v in packages.items()]
-    config = status.config or {}
+    config = status.config
     for key in ("target_formats", "opset", "batch_dim", "sample_count", "atol", "rtol", "target_device"):
-        if key in config:
-            rows.append([_e(f"config.{key}"), _e(config[key])])
-    profiler = config.get("profiler_config") or {}
+        rows.append([_e(f"config.{key}"), _e(config[key])])
+    profiler = config.profiler_config.to_dict()
     if profiler:
         rows.append(["config.profiler_config", _e(", ".join(f"{k}={v}" for k, v in profiler.items() if v is not None))])
     if status.git:

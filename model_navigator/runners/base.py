@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from polygraphy.backend.base import BaseRunner
@@ -73,3 +73,19 @@ class NavigatorRunner(BaseRunner):
                 f"({', '.join(self.output_names)})."
             )
         return OrderedDict(zip(self.output_names, values))
+
+
+class SourceRunner(NavigatorRunner):
+    """A runner of the user's own model. `call` runs it on one feed and returns what the framework
+    returns; `flatten` turns that into numpy arrays with default names (dict keys, output__N). The
+    export's reference outputs come from these two (before output names are known); inference is
+    both, named by the runner's output metadata."""
+
+    def call(self, feed_dict: Dict[str, np.ndarray]) -> Any:
+        raise NotImplementedError
+
+    def flatten(self, output: Any) -> Tuple[List[np.ndarray], List[str]]:
+        raise NotImplementedError
+
+    def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+        return self._name_outputs(self.flatten(self.call(feed_dict))[0])

@@ -4,8 +4,7 @@ run on TensorFlow's runner (runners/tensorflow.py), the ONNX made from them on O
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,10 +16,10 @@ from model_navigator.exporters.jax_utils import (
     import_jax,
     jax_device,
 )
-from model_navigator.runners.base import NavigatorRunner
+from model_navigator.runners.base import SourceRunner
 
 
-class JaxSourceRunner(NavigatorRunner):
+class JaxSourceRunner(SourceRunner):
     """predict(*inputs, params) (dict samples: keyword inputs) on the runner's device; inputs become
     jax arrays there, outputs come back as numpy arrays named like the export's outputs."""
 
@@ -42,13 +41,15 @@ class JaxSourceRunner(NavigatorRunner):
         self._jax = import_jax()
         self._device = jax_device(self.device)
 
-    def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+    def call(self, feed_dict: Dict[str, np.ndarray]) -> Any:
         jax = self._jax
         inputs = [jax.device_put(np.asarray(feed_dict[n]), self._device) for n in self.input_names]
-        out = call_predict(self.model, inputs, self.input_names, self.keyword)
-        leaves, _ = flatten_outputs(out)
+        return call_predict(self.model, inputs, self.input_names, self.keyword)
+
+    def flatten(self, output: Any) -> Tuple[List[np.ndarray], List[str]]:
+        leaves, names = flatten_outputs(output)
         # np.asarray waits for JAX's asynchronous dispatch, so latency covers the computation.
-        return self._name_outputs([np.asarray(leaf) for leaf in leaves])
+        return [np.asarray(leaf) for leaf in leaves], names
 
     def _unload(self) -> None:
         self._device = None

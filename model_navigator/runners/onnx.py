@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from model_navigator.core.enums import RuntimeProvider
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.runners.base import NavigatorRunner
+from model_navigator.runners.base import NavigatorRunner, SourceRunner
 
 
 def available_providers() -> Sequence[str]:
@@ -78,3 +78,16 @@ class OnnxRuntimeRunner(NavigatorRunner):
 
     def _unload(self) -> None:
         self._session = None
+
+
+class OnnxSourceRunner(OnnxRuntimeRunner, SourceRunner):
+    """The user's .onnx file given to nav.onnx.export, on ONNX Runtime: the reference every other
+    path is compared with (its outputs keep the graph's names)."""
+
+    def call(self, feed_dict: Dict[str, np.ndarray]) -> Any:
+        return OnnxRuntimeRunner._infer(self, feed_dict)
+
+    def flatten(self, output: Any) -> Tuple[List[np.ndarray], List[str]]:
+        return list(output.values()), list(output)
+
+    _infer = OnnxRuntimeRunner._infer

@@ -26,10 +26,10 @@ def make_runner(
 ) -> NavigatorRunner:
     """A new, inactive runner for `path` on `runtime` (use it as a context manager)."""
     inputs, outputs = status.inputs, status.outputs
-    keyword = bool(status.config.get("forward_kw_names"))
-    kw_names = tuple(status.config.get("forward_kw_names") or ()) or None  # forward's names, in input order
+    keyword = bool(status.config.forward_kw_names)
+    kw_names = tuple(status.config.forward_kw_names or ()) or None  # forward's names, in input order
     device = runtime_device(runtime)
-    target = str(status.config.get("target_device") or "cpu")
+    target = status.config.target_device
     if device == "cuda" and target.startswith("cuda"):
         device = target  # 'cuda:1' stays device 1, where the source model and the exports live
     name = f"{path.key}:{runtime.value}"
@@ -59,10 +59,10 @@ def make_runner(
 
             return JaxSourceRunner(source_model, inputs, outputs, device=device, keyword=keyword, name=name)
         if path.format == Format.ONNX_SOURCE:  # the user's .onnx file on ONNX Runtime
-            from model_navigator.runners.onnx import OnnxRuntimeRunner
+            from model_navigator.runners.onnx import OnnxSourceRunner
 
             provider = RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA
-            return OnnxRuntimeRunner(Path(source_model), inputs, outputs, provider=provider, name=name, device=device)
+            return OnnxSourceRunner(Path(source_model), inputs, outputs, provider=provider, name=name, device=device)
         raise UserInputError(f"No source runner for {path.format.value} yet.")
     if path.model_path is None:
         raise UserInputError(f"Path {path.key!r} has no model ({path.status.value}): {path.reason or 'not exported'}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from model_navigator.exporters.tensorflow_utils import (
     tf_quiet,
     to_numpy,
 )
-from model_navigator.runners.base import NavigatorRunner
+from model_navigator.runners.base import NavigatorRunner, SourceRunner
 
 
 class TensorFlowSavedModelRunner(NavigatorRunner):
@@ -66,7 +66,7 @@ class TensorFlowSavedModelRunner(NavigatorRunner):
         self._loaded = None
 
 
-class TensorFlowSourceRunner(NavigatorRunner):
+class TensorFlowSourceRunner(SourceRunner):
     """The user's Keras model (training=False) or tf.Module's tf.function, called as export() did
     (only in the process that holds the model)."""
 
@@ -86,10 +86,12 @@ class TensorFlowSourceRunner(NavigatorRunner):
     def _load(self) -> None:
         self._tf = import_tensorflow()
 
-    def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
+    def call(self, feed_dict: Dict[str, np.ndarray]) -> Any:
         tf = self._tf
         with tf.device(device_name(self.device)):
             inputs = [tf.convert_to_tensor(feed_dict[n]) for n in self.input_names]
-            out = call_model(self.model, inputs, self.input_names, self.keyword)
-        tensors, _ = flatten_outputs(out)
-        return self._name_outputs([to_numpy(t) for t in tensors])
+            return call_model(self.model, inputs, self.input_names, self.keyword)
+
+    def flatten(self, output: Any) -> Tuple[List[np.ndarray], List[str]]:
+        tensors, names = flatten_outputs(output)
+        return [to_numpy(t) for t in tensors], names

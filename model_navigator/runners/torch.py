@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from model_navigator.core.tensor import TensorMetadata
+from model_navigator.core.tensor import TensorMetadata, flatten_outputs
 from model_navigator.exporters.torch_utils import outputs_to_numpy, to_torch_inputs
-from model_navigator.runners.base import NavigatorRunner
+from model_navigator.runners.base import NavigatorRunner, SourceRunner
 
 
 class _TorchRunner(NavigatorRunner):
@@ -40,7 +40,7 @@ class _TorchRunner(NavigatorRunner):
         self._module = None
 
 
-class TorchSourceRunner(_TorchRunner):
+class TorchSourceRunner(_TorchRunner, SourceRunner):
     """The user's own nn.Module in eval mode (only in the process that holds the model)."""
 
     def __init__(self, model: Any, *args: Any, **kwargs: Any):
@@ -50,6 +50,19 @@ class TorchSourceRunner(_TorchRunner):
 
     def _load(self) -> None:
         self._module = self.model.eval()
+
+    def call(self, feed_dict: Dict[str, np.ndarray]) -> Any:
+        import torch
+
+        args, kwargs = to_torch_inputs(feed_dict, self.input_names, self.device, self.keyword, self.kw_names)
+        with torch.inference_mode():
+            return self._module(*args, **kwargs)
+
+    def flatten(self, output: Any) -> Tuple[List[np.ndarray], List[str]]:
+        tensors, names = flatten_outputs(output)
+        return [t.detach().cpu().numpy() for t in tensors], names
+
+    _infer = SourceRunner._infer
 
 
 class TorchScriptRunner(_TorchRunner):

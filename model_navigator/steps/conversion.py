@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
-from model_navigator.core.config import ExportConfig
 from model_navigator.core.serialization import to_plain
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.core.workspace import Workspace
@@ -24,7 +23,7 @@ def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
     start = time.perf_counter()
     workspace = Workspace(base_dir / args.workdir)
     status = NavigatorStatus.load(workspace.root)
-    config = ExportConfig.from_dict(status.config)
+    config = status.config
     spec = find_spec(config.framework, args.path)
     parent = status.paths.get(spec.parent or "")
     if parent is None or parent.model_path is None:

@@ -88,7 +88,7 @@ def constant_output_warnings(outputs: List[Dict[str, np.ndarray]], output_names:
 
 def default_check_batch_sizes(status: NavigatorStatus) -> List[int]:
     """1 plus the dataloader's batch size (2 when that is 1); only 1 when the model takes no batch."""
-    if status.config.get("batch_dim") is None:
+    if status.config.batch_dim is None:
         return [1]
     batch = int(status.dataloader.get("batch_size", 1))
     return [1, batch if batch > 1 else 2]
@@ -181,7 +181,7 @@ def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Wor
     output_names = [m.name for m in status.outputs]
     default_name, tolerances = output_tolerances(path, runtime, output_names, atol, rtol)
     with runner:
-        result = check_correctness(runner, inputs, outputs, output_names, status.config.get("batch_dim"),
+        result = check_correctness(runner, inputs, outputs, output_names, status.config.batch_dim,
                                    batch_sizes, tolerances)
     result.atol, result.rtol = atol, rtol
     result.tolerance = "user" if atol is not None or rtol is not None else f"default {default_name}"

@@ -12,7 +12,7 @@ import yaml
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.environment import gpu_present
-from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
+from model_navigator.core.enums import SOURCE_FORMATS, Format, RuntimeProvider, StepStatus
 from model_navigator.core.logging import LOGGER, Progress, capture_warnings, log_to_file
 from model_navigator.core.serialization import from_plain, to_plain
 from model_navigator.core.status import (
@@ -89,6 +89,18 @@ def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvi
     return [r for r in runtimes if runtime_available(r)]
 
 
+def source_runtimes(config: ExportConfig, source_format: Format) -> List[RuntimeProvider]:
+    """Opt-in runtimes of the source model named in `runtimes=` (torch.compile for a torch model)."""
+    from model_navigator.core.enums import OPT_IN_RUNTIMES
+
+    wanted = [r for r in (config.runtimes or ()) if r in OPT_IN_RUNTIMES]
+    if wanted and source_format != Format.TORCH:
+        LOGGER.warning("runtimes %s apply to PyTorch models only; ignored for %s", [r.value for r in wanted],
+                       source_format.value)
+        return []
+    return wanted
+
+
 def correctness_summary(result: CorrectnessResult) -> str:
     errs = "; ".join(f"{n}: abs {e.max_abs_error:.2e} rel {e.max_rel_error:.2e}" for n, e in result.per_output.items())
     return f"max error {errs}" if errs else "ok"
@@ -108,6 +120,7 @@ class Pipeline:
         exporter: Optional[Exporter] = None,
         export_reproduce: Optional[Callable[[PathSpec], List[str]]] = None,
         model_bytes: int = 0,
+        source_model: Any = None,
     ):
         self.workspace = workspace
         self.status = status
@@ -118,6 +131,7 @@ class Pipeline:
         self.exporter = exporter
         self.export_reproduce = export_reproduce
         self.model_bytes = model_bytes  # the source model's parameters: what an export needs at least
+        self.source_model = source_model  # the user's model: its path runs in this process
         # A CUDA target was validated to have a GPU; on a CPU target, look (for the skip reasons).
         self.gpu_present = config.target_device != "cpu" or gpu_present()
         self._gpu_skips: List[str] = []
@@ -314,6 +328,78 @@ class Pipeline:
                                     format=path.format.value)
         result = from_plain(PerformanceResult, {k: v for k, v in raw.items() if k != "traceback"})
         self._report_profiling(path.key, runtime, result, time.perf_counter() - start, sh)
+        return result
+
+    # The source model: a path like the others, but its runners run here, where the model is ---------
+    @property
+    def source_path(self) -> Optional[PathStatus]:
+        return next((p for p in self.status.paths.values() if p.format in SOURCE_FORMATS), None)
+
+    def profile_source(self) -> None:
+        """Profile the user's own model on its framework (in this process, with the same profiler as
+        the artifacts); it is the reference, so it is not checked against itself."""
+        source = self.source_path
+        if source is None or self.source_model is None:
+            return
+        runtime = RuntimeProvider.CPU if self.config.target_device == "cpu" else RuntimeProvider.CUDA
+        result = source.runtimes.setdefault(runtime, RuntimeResult())
+        result.performance = self._profile_here(source, runtime)
+        self.save()
+
+    def check_source_runtimes(self, profile: bool) -> None:
+        """Correctness, then profiling, of the source model's opt-in runtimes (torch.compile), in this
+        process: they need the model. A failure (no compiler, an unsupported op) is recorded as that
+        runtime's result with the framework's reason; it never stops the export."""
+        source = self.source_path
+        if source is None or self.source_model is None:
+            return
+        for runtime in source_runtimes(self.config, source.format):
+            result = source.runtimes.setdefault(runtime, RuntimeResult())
+            result.correctness = self._check_here(source, runtime)
+            self.save()
+            if not profile:
+                continue
+            if result.correctness.status != StepStatus.OK:
+                result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason="correctness failed")
+            else:
+                result.performance = self._profile_here(source, runtime)
+            self.save()
+
+    def _runner_here(self, path: PathStatus, runtime: RuntimeProvider) -> Any:
+        from model_navigator.runners.registry import make_runner
+
+        return make_runner(self.workspace.root, self.status, path, runtime, source_model=self.source_model)
+
+    def _check_here(self, path: PathStatus, runtime: RuntimeProvider) -> CorrectnessResult:
+        from model_navigator.steps.correctness import correctness_with_runner
+
+        start = time.perf_counter()
+        try:
+            runner = self._runner_here(path, runtime)
+            with self.progress.running(path.key, "correctness"):
+                result = correctness_with_runner(runner, self.status, self.workspace, path, runtime,
+                                                 self.config.atol, self.config.rtol)
+        except Exception as e:
+            LOGGER.exception("correctness of %s on %s failed", path.key, runtime.value)
+            result = CorrectnessResult(status=StepStatus.FAILED, reason=short_reason(e),
+                                       duration_s=time.perf_counter() - start)
+        ok = result.status == StepStatus.OK
+        detail = correctness_summary(result) if ok else str(result.reason)
+        self.progress.line(ok, path.key, "correctness", f"{runtime.value}: {detail}", time.perf_counter() - start)
+        return result
+
+    def _profile_here(self, path: PathStatus, runtime: RuntimeProvider) -> PerformanceResult:
+        from model_navigator.steps.profiling import profile_with_runner, report_batch
+
+        start = time.perf_counter()
+        try:
+            runner = self._runner_here(path, runtime)
+            with self.progress.running(path.key, "profiling"):
+                result = profile_with_runner(runner, self.status, self.workspace, self.config.profiler_config,
+                                             on_result=report_batch(path.key, runtime.value))
+        except Exception as e:
+            result = PerformanceResult(status=StepStatus.FAILED, reason=short_reason(e))
+        self._report_profiling(path.key, runtime, result, time.perf_counter() - start)
         return result
 
     def _report_profiling(self, key: str, runtime: RuntimeProvider, result: PerformanceResult, seconds: float,

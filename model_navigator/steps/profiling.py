@@ -50,7 +50,7 @@ def profile_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspa
         raise FileNotFoundError(f"no profiling sample in {workspace.input_dir('profiling')} (saved without data?)")
     with runner:
         results = profile_runner(
-            runner, samples[0], status.config.get("batch_dim"), config,
+            runner, samples[0], status.config.batch_dim, config,
             int(status.dataloader.get("batch_size", 1)), on_result=on_result,
         )
     return PerformanceResult(status=StepStatus.OK, results=results, duration_s=time.perf_counter() - start)

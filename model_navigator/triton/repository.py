@@ -157,7 +157,7 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
     if checked:
         raise UserInputError(f"Path {path_key!r} passed correctness on no runtime "
                              f"({', '.join(f'{rt.value} {st}' for rt, st in checked.items())}).")
-    device = str(status.config.get("target_device") or "cpu")
+    device = status.config.target_device
     return path, RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA, None
 
 
@@ -182,7 +182,7 @@ def plan_batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimePro
     whose p`latency_percentile` meets `latency_budget_ms` when a budget is given, else the largest
     profiled one; without profiling results the largest batch size correctness was checked at, else 1.
     Never the dataloader's batch size as such. `max_batch_size` given by the user wins."""
-    batch_dim = status.config.get("batch_dim")
+    batch_dim = status.config.batch_dim
     tensors = list(status.inputs) + list(status.outputs)
     off = None
     if batch_dim is None:
@@ -259,7 +259,7 @@ def _triton_names(status: NavigatorStatus, fmt: Format) -> Tuple[List[str], List
             result.append(new)
         return result
 
-    if not status.config.get("forward_kw_names"):
+    if not status.config.forward_kw_names:
         ins = indexed(ins)
     outs = indexed(outs)
     return ins, outs, renamed
@@ -363,7 +363,7 @@ def write_model_repository(
     try:
         workdir, status = _workdir_of(package, stack)
         if rt is not None:  # the reference's PyTorchExecutionProvider / TensorFlowExecutionProvider
-            rt = resolve_runtime(rt, str(status.config.get("target_device", "cpu")))
+            rt = resolve_runtime(rt, status.config.target_device)
         path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)
         if path.model_path is None:
             raise UserInputError(f"Path {path.key!r} has no artifact recorded in status.yaml.")

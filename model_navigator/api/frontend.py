@@ -1,0 +1,288 @@
+"""The one export flow every framework's export() drives: validate the arguments, collect the
+samples, run the source model once per needed sample through its runner, build the ExportConfig
+and hand over to the pipeline. A framework is a small adapter (FrameworkAdapter) over this."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from model_navigator.api.common import (
+    axes_and_metadata,
+    check_formats,
+    check_names,
+    check_opset,
+    check_positive_int,
+    check_profiler_config,
+    check_runtimes,
+    check_source_outputs,
+    check_target_device,
+    check_workdir,
+    sample_config_fields,
+)
+from model_navigator.core.config import ExportConfig
+from model_navigator.core.enums import (
+    Format,
+    Framework,
+    RuntimeProvider,
+    TensorRTPrecision,
+    parse_enum_tuple,
+)
+from model_navigator.core.errors import ModelNavigatorError, UserInputError
+from model_navigator.core.samples import SampleSet, infer_metadata, select_samples
+from model_navigator.core.tolerance import check_user_tolerance
+from model_navigator.paths.base import PathSpec, load_producer
+
+DEFAULT_OPSET = 17
+DEFAULT_SAMPLE_COUNT = 100
+
+
+@dataclass
+class ExportArguments:
+    """The arguments every framework's export() takes, as the user gave them (validated by `export`)."""
+
+    dataloader: Any
+    model_name: Optional[str] = None
+    target_formats: Any = None
+    target_precisions: Any = None
+    max_workspace_size: Optional[int] = None
+    minimum_segment_size: int = 3
+    workdir: Any = None
+    override_workdir: bool = False
+    sample_count: Optional[int] = None
+    opset: Optional[int] = None
+    atol: Any = None
+    rtol: Any = None
+    input_names: Optional[Tuple[str, ...]] = None
+    output_names: Optional[Tuple[str, ...]] = None
+    dynamic_axes: Optional[Dict[str, Any]] = None
+    trt_dynamic_axes: Optional[Dict[str, Any]] = None
+    disable_git_info: bool = False
+    batch_dim: Optional[int] = 0
+    runtimes: Any = None
+    run_profiling: bool = True
+    profiler_config: Any = None
+    target_device: Optional[str] = None
+    allow_nonfinite_outputs: bool = False
+    isolation: Any = "auto"
+    step_timeout_s: Optional[float] = 600.0
+    verbose: bool = True
+    debug: bool = False
+
+    @classmethod
+    def take(cls, arguments: Dict[str, Any]) -> "ExportArguments":
+        """The common arguments out of an export()'s `locals()` (its other arguments go to its adapter)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in arguments.items() if k in names})
+
+
+class FrameworkAdapter:
+    """What one framework adds to the shared flow. Subclasses set the class attributes and
+    implement the methods marked so; `self.model` is the user's model as given to export()."""
+
+    framework: Framework
+    source_format: Format
+    label: str  # in messages: "PyTorch", "TensorFlow 2", ...
+    formats: Tuple[Format, ...]  # target_formats it takes, in their default order
+    what: str = "The model"  # the subject of "... failed on dataloader sample N"
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    # Before the common arguments are checked -------------------------------------------------
+    def check_model(self) -> None:
+        """Import the framework and refuse a model it cannot export, with the reason (required)."""
+        raise NotImplementedError
+
+    def gpu_available(self) -> bool:
+        """Whether the framework sees a CUDA device (the default target_device)."""
+        return False
+
+    def opset(self, requested: Optional[int]) -> int:
+        return check_opset(requested if requested is not None else DEFAULT_OPSET)
+
+    def check_late(self) -> None:
+        """Checks that come after the common ones but before the workdir is touched."""
+
+    # Samples and the source model ----------------------------------------------------------------
+    def collect(self, dataloader: Any, input_names: Optional[Tuple[str, ...]], batch_dim: Optional[int]) -> SampleSet:
+        """The dataloader as single samples, checked against what the model takes (required)."""
+        raise NotImplementedError
+
+    def prepare(self, sample_set: SampleSet, device: str) -> None:
+        """Get the model ready to run on `device` once the samples are known (eval mode, .to(device))."""
+
+    @property
+    def source(self) -> Any:
+        """What runners and exporters take as the source model."""
+        return self.model
+
+    def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
+        """A SourceRunner over the model, taking the samples' inputs (required)."""
+        raise NotImplementedError
+
+    def running(self) -> ContextManager[Any]:
+        """Wraps the reference run (TensorFlow quiets its own logging there)."""
+        return contextlib.nullcontext()
+
+    def describe_call(self, sample: Dict[str, np.ndarray], keyword: bool) -> str:
+        shapes = {k: tuple(v.shape) for k, v in sample.items()}
+        return f"inputs {shapes}, {'keyword' if keyword else 'positional'} arguments"
+
+    def output_names(self, requested: Optional[Tuple[str, ...]]) -> Optional[Tuple[str, ...]]:
+        return requested
+
+    def dynamic_axes(self, requested: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+        return requested
+
+    # The ExportConfig and the exports ----------------------------------------------------------
+    def default_name(self) -> str:
+        return type(self.model).__name__
+
+    def config_fields(self) -> Dict[str, Any]:
+        """The ExportConfig fields only this framework sets (jit_options, enable_xla, ...)."""
+        return {"jit_options": ()}
+
+    def exporter(self, workspace: Any, status: Any, device: str) -> Callable[[PathSpec, Path], Dict[str, Any]]:
+        """The function that exports one path from the model in this process (required)."""
+        raise NotImplementedError
+
+    def export_call(self, device: str) -> ContextManager[Any]:
+        """Wraps every export call (the framework's device scope)."""
+        return contextlib.nullcontext()
+
+    def write_reproduce(self, workspace: Any, spec: PathSpec) -> Any:
+        """Write the path's reproduce_export script (required)."""
+        raise NotImplementedError
+
+
+def reference_outputs(adapter: FrameworkAdapter, sample_set: SampleSet, indices: Sequence[int], device: str,
+                      output_names: Optional[Tuple[str, ...]]) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
+    """Run the source model once per needed sample through its runner: the outputs every path is
+    compared with, named by `output_names` or the model's own (dict keys, else output__N)."""
+    inputs = infer_metadata(sample_set.samples, sample_set.input_names, sample_set.batch_dim, {})
+    runner = adapter.source_runner(sample_set, inputs, device)
+    results: Dict[int, Dict[str, np.ndarray]] = {}
+    names: Optional[Tuple[str, ...]] = None
+    with adapter.running(), runner:
+        for index in indices:
+            sample = sample_set.samples[index]
+            try:
+                out = runner.call(sample)
+            except Exception as e:
+                raise ModelNavigatorError(
+                    f"{adapter.what} failed on dataloader sample {index} "
+                    f"({adapter.describe_call(sample, sample_set.keyword)}): {type(e).__name__}: {e}"
+                ) from e
+            try:
+                arrays, default_names = runner.flatten(out)
+            except TypeError as e:
+                raise UserInputError(f"Unsupported model output: {e}; return tensors, tuples/lists or dicts of "
+                                     f"tensors.") from e
+            if not arrays:
+                raise UserInputError(f"{adapter.what} returned no tensors; return a tensor, a tuple/list or a dict "
+                                     f"of tensors.")
+            if names is None:
+                if output_names is not None and len(output_names) != len(arrays):
+                    raise UserInputError(
+                        f"`output_names` has {len(output_names)} names {output_names} but the model returns "
+                        f"{len(arrays)} tensors {tuple(default_names)}."
+                    )
+                names = output_names or tuple(default_names)
+            bad = [n for n, a in zip(names, arrays) if a.dtype == object or a.dtype.kind in "SUV"]
+            if bad:
+                raise UserInputError(f"Model outputs {bad} are not numeric tensors (strings?); return numeric tensors.")
+            results[index] = dict(zip(names, arrays))
+    assert names is not None
+    return results, names
+
+
+def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
+    """Validate everything before any work, run the source model on the samples, then export,
+    check and profile every requested path; return the PackageDescriptor of the workspace."""
+    from model_navigator.paths.registry import paths_for
+    from model_navigator.steps.executor import normalize_isolation
+
+    adapter.check_model()
+    specs = list(paths_for(adapter.framework))
+    formats = check_formats(parse_enum_tuple(Format, args.target_formats, "target_formats"), adapter.formats,
+                            adapter.label, specs)
+    precisions = parse_enum_tuple(TensorRTPrecision, args.target_precisions, "target_precisions") or (
+        TensorRTPrecision.FP32, TensorRTPrecision.FP16)
+    device = check_target_device(args.target_device, adapter.gpu_available())
+    runtimes = check_runtimes(parse_enum_tuple(RuntimeProvider, args.runtimes, "runtimes"), device)
+    opset = adapter.opset(args.opset)
+    count = check_positive_int(args.sample_count if args.sample_count is not None else DEFAULT_SAMPLE_COUNT,
+                               "sample_count")
+    if args.max_workspace_size is not None:
+        check_positive_int(args.max_workspace_size, "max_workspace_size")
+    segment = check_positive_int(args.minimum_segment_size, "minimum_segment_size")
+    atol, rtol = check_user_tolerance(args.atol, "atol"), check_user_tolerance(args.rtol, "rtol")
+    in_names = check_names(args.input_names, "input_names")
+    out_names = adapter.output_names(check_names(args.output_names, "output_names"))
+    profiler = check_profiler_config(args.profiler_config)
+    name = args.model_name
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise UserInputError(f"`model_name` must be a non-empty string, got {name!r}.")
+    if args.step_timeout_s is not None and args.step_timeout_s <= 0:
+        raise UserInputError("`step_timeout_s` must be > 0 or None.")
+    isolation = normalize_isolation(args.isolation)
+    adapter.check_late()
+    root = check_workdir(args.workdir, args.override_workdir)
+
+    # Samples: checked against the model before anything is written.
+    sample_set = adapter.collect(args.dataloader, in_names, args.batch_dim)
+    selected = select_samples(sample_set, count)
+    needed = sorted({i for idx in selected.values() for i in idx})
+    adapter.prepare(sample_set, device)
+    outputs, final_out_names = reference_outputs(adapter, sample_set, needed, device, out_names)
+    check_source_outputs(outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs))
+    axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
+        sample_set, outputs, final_out_names, adapter.dynamic_axes(args.dynamic_axes), args.trt_dynamic_axes)
+
+    config = ExportConfig(
+        framework=adapter.framework, model_name=name or adapter.default_name(), target_formats=formats,
+        target_precisions=precisions, runtimes=runtimes, opset=opset, atol=atol, rtol=rtol,
+        max_workspace_size=args.max_workspace_size, minimum_segment_size=segment, target_device=device,
+        sample_count=count, run_profiling=bool(args.run_profiling), profiler_config=profiler,
+        disable_git_info=bool(args.disable_git_info), isolation=isolation, step_timeout_s=args.step_timeout_s,
+        **adapter.config_fields(), **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
+    )
+    return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, device)
+
+
+def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: ExportArguments, sample_set: SampleSet,
+         outputs: Dict[int, Dict[str, np.ndarray]], inputs_meta: List[Any], outputs_meta: List[Any],
+         specs: List[PathSpec], device: str) -> Any:
+    from model_navigator.package.descriptor import PackageDescriptor
+    from model_navigator.steps.export_run import ExportJob, run_export
+
+    def exporter(workspace: Any, status: Any) -> Callable[[PathSpec, Path], Dict[str, Any]]:
+        export_one = adapter.exporter(workspace, status, device)
+
+        def export_path(spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+            with adapter.export_call(device):
+                return export_one(spec, out_path)
+
+        return export_path
+
+    job = ExportJob(config=config, workdir=root, override_workdir=bool(args.override_workdir), sample_set=sample_set,
+                    outputs=outputs, inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=specs,
+                    source_format=adapter.source_format, source_model=adapter.source, exporter_factory=exporter,
+                    export_reproduce_factory=lambda workspace: (lambda spec: adapter.write_reproduce(workspace, spec)))
+    status, workdir = run_export(job, verbose=bool(args.verbose), debug=bool(args.debug))
+    descriptor = PackageDescriptor(status, workdir, source_model=adapter.source)
+    if args.verbose:
+        from model_navigator.package.table import print_status_table
+
+        print_status_table(status)
+    return descriptor
+
+
+def producer_exporter(context: Any) -> Callable[[PathSpec, Path], Dict[str, Any]]:
+    """An exporter calling each path's declared producer with the framework's export context."""
+    return lambda spec, out_path: load_producer(spec)(context, spec, out_path)

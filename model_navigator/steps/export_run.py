@@ -1,0 +1,160 @@
+"""An export run after validation, shared by every framework: lock the workdir, create the
+workspace, save the samples, write status.yaml and run the pipeline over every path."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+
+from model_navigator.core.config import ExportConfig
+from model_navigator.core.diskspace import model_parameter_bytes
+from model_navigator.core.enums import SOURCE_FORMATS, Format, StepStatus
+from model_navigator.core.environment import environment_info, git_info
+from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
+from model_navigator.core.samples import SampleSet, save_sample
+from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus
+from model_navigator.core.tensor import TensorMetadata
+from model_navigator.core.workspace import SAMPLE_SETS, Workspace
+from model_navigator.paths.base import PathSpec
+from model_navigator.steps.pipeline import Pipeline
+
+
+def navigator_version() -> str:
+    from model_navigator import __version__
+
+    return __version__
+
+
+@dataclass
+class ExportJob:
+    """What an export run needs: the validated config, the samples and the source model's outputs on
+    them, the path declarations, and the factories of the in-process exporter and its scripts."""
+
+    config: ExportConfig
+    workdir: Path
+    override_workdir: bool
+    sample_set: SampleSet
+    outputs: Dict[int, Dict[str, np.ndarray]]
+    inputs_meta: List[TensorMetadata]
+    outputs_meta: List[TensorMetadata]
+    specs: List[PathSpec]
+    source_format: Format
+    source_model: Any
+    exporter_factory: Callable[[Workspace, NavigatorStatus], Any]
+    export_reproduce_factory: Callable[[Workspace], Any]
+
+
+def save_samples(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]]) -> Dict[str, List[str]]:
+    """Write model_input/<set>/<i>.npz and model_output/<set>/<i>.npz; return the files per set."""
+    files: Dict[str, List[str]] = {}
+    for name in SAMPLE_SETS:
+        files[name] = []
+        for i, index in enumerate(sample_set.selected[name]):
+            save_sample(workspace.input_dir(name) / f"{i}.npz", sample_set.samples[index])
+            save_sample(workspace.output_dir(name) / f"{i}.npz", outputs[index])
+            files[name].append(f"{i}.npz")
+    return files
+
+
+def check_samples_fit(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]]) -> None:
+    """Refuse, before writing any, samples that the workdir's disk cannot hold."""
+    from model_navigator.core.diskspace import space_problem
+    from model_navigator.core.errors import UserInputError
+
+    indices = {i for name in SAMPLE_SETS for i in sample_set.selected[name]}
+    total = sum(int(np.asarray(a).nbytes) for i in indices for a in (*sample_set.samples[i].values(),
+                                                                     *outputs[i].values()))
+    problem = space_problem(workspace.root, total, "saving the samples")
+    if problem is not None:
+        raise UserInputError(f"Cannot export: {problem}.")
+
+
+def new_status(job: ExportJob) -> NavigatorStatus:
+    """status.yaml of a new export: the config, this machine, the samples' shapes and the source path."""
+    config, sample_set = job.config, job.sample_set
+    status = NavigatorStatus(
+        model_name=config.model_name,
+        framework=config.framework.value,
+        navigator_version=navigator_version(),
+        config=config,
+        environment=environment_info(),
+        git=None if config.disable_git_info else git_info(),
+        dataloader={
+            "length": sample_set.dataloader_len,
+            "batch_size": sample_set.dataloader_batch_size,
+            "sample_count": len(sample_set.samples),
+        },
+        inputs=job.inputs_meta,
+        outputs=job.outputs_meta,
+    )
+    source = PathStatus(key=job.source_format.value, format=job.source_format, status=StepStatus.OK,
+                        reason="source model (the reference for correctness)")
+    status.paths[source.key] = source
+    return status
+
+
+def run_export(job: ExportJob, verbose: bool = True, debug: bool = False) -> Tuple[NavigatorStatus, Path]:
+    """Lock the workdir, create the workspace, save samples and run every path, recording the run
+    (finished or not) in status.yaml; return the status and the workspace's folder."""
+    from model_navigator.core.runs import recorded_run
+    from model_navigator.core.workdir_lock import takeover_message, workdir_lock
+    from model_navigator.steps.executor import make_executor
+
+    start = time.perf_counter()
+    config = job.config
+    progress = Progress(enabled=verbose)
+    with workdir_lock(job.workdir, "export") as previous_holder:  # before override_workdir deletes anything
+        workspace = Workspace.create(job.workdir, job.override_workdir)
+        with log_to_file(workspace.log_file), debug_console(debug):
+            if previous_holder is not None:
+                progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
+            LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name,
+                        config.framework.value)
+            executor = make_executor(config, workspace.root)
+            try:
+                status = new_status(job)
+                # status.yaml first, with this run marked unfinished: a run killed from here on says so
+                with recorded_run(status, lambda: status.save(workspace.root), "export"):
+                    check_samples_fit(workspace, job.sample_set, job.outputs)
+                    status.samples = save_samples(workspace, job.sample_set, job.outputs)
+                    status.save(workspace.root)
+                    progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
+                    pipeline = Pipeline(workspace, status, config, job.specs, executor, progress,
+                                        exporter=job.exporter_factory(workspace, status),
+                                        export_reproduce=job.export_reproduce_factory(workspace),
+                                        model_bytes=model_parameter_bytes(job.source_model),
+                                        source_model=job.source_model)
+                    _run_paths(pipeline)
+            finally:
+                executor.close()
+            LOGGER.info("export finished in %.2f s", time.perf_counter() - start)
+    return status, workspace.root
+
+
+def _run_paths(pipeline: Pipeline) -> None:
+    """Exports, then per path conversion, correctness and profiling; on Ctrl-C stop the step in flight
+    and record what did not run."""
+    status, profile = pipeline.status, pipeline.config.run_profiling
+    try:
+        pipeline.run_exports()
+        if profile:  # in this process, once the worker has started (2 cores)
+            pipeline.executor.wait_ready()
+            pipeline.profile_source()
+        pipeline.run_checks(profile=profile)
+        pipeline.check_source_runtimes(profile=profile)
+    except KeyboardInterrupt:
+        getattr(pipeline.executor, "shutdown", pipeline.executor.close)()  # stop a step that may still run
+        for path in status.paths.values():
+            if path.status == StepStatus.NOT_RUN:
+                path.reason = "interrupted (Ctrl-C)"
+            for result in path.runtimes.values():  # the step in flight when Ctrl-C came
+                if result.correctness is None and path.format not in SOURCE_FORMATS:
+                    result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason="interrupted (Ctrl-C)")
+        pipeline.save()
+        pipeline.progress.note("Interrupted: status.yaml holds the steps finished so far.")
+        raise
+    pipeline.save()

@@ -1,0 +1,111 @@
+"""Re-running a workspace's steps: conversions and correctness against the saved outputs (retest)
+and profiling, for nav.load, nav.profile and `model-navigator convert`, through the export's pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from model_navigator.core.config import ExportConfig
+from model_navigator.core.enums import StepStatus
+from model_navigator.core.logging import Progress, log_to_file
+from model_navigator.core.status import NavigatorStatus, PerformanceResult, RuntimeResult
+from model_navigator.core.workdir_lock import takeover_message, workdir_lock
+from model_navigator.core.workspace import Workspace
+from model_navigator.steps.pipeline import Pipeline, selected_runtimes
+
+NOT_REPROFILED = ("not re-profiled: the source model is not part of a package; its figures from the export were "
+                  "dropped so that no comparison mixes two profiles")
+
+
+def recheck(
+    status: NavigatorStatus,
+    workdir: Path,
+    retest: bool,
+    profile: bool,
+    has_data: bool,
+    verbose: bool,
+    source_model: Any = None,
+    config: Optional[ExportConfig] = None,
+    only: Optional[str] = None,
+    reconvert: bool = True,
+    operation: str = "recheck",
+    exporter: Optional[Callable[[Any, Path], Any]] = None,
+) -> None:
+    """Re-run conversions and correctness (retest) and profiling (profile) through the export
+    pipeline, for every path or `only` one; `config` defaults to the one in status.yaml. The
+    workdir is locked meanwhile (`operation` names this run to a process that finds it locked).
+    With an `exporter` (the user's model, see cli/user_model.py) export paths are exported again too."""
+    from model_navigator.core.diskspace import model_parameter_bytes
+    from model_navigator.core.environment import gpu_present
+    from model_navigator.core.runs import recorded_run
+    from model_navigator.paths.registry import paths_for
+    from model_navigator.steps.executor import make_executor
+
+    config = config or status.config
+    workspace = Workspace(workdir)
+    progress = Progress(enabled=verbose)
+    specs = [s for s in paths_for(config.framework) if (s.key in status.paths if only is None else s.key == only)]
+    with workdir_lock(workspace.root, operation) as previous_holder, log_to_file(workspace.log_file):
+        if previous_holder is not None:
+            progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
+        if config.target_device != "cpu" and not gpu_present():
+            progress.note(f"This package was made for target_device={config.target_device!r} and this machine has "
+                          f"no GPU: re-testing on the CPU.")
+            config.target_device = status.config.target_device = "cpu"
+        if retest and not has_data:
+            progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
+            retest = False
+        executor = make_executor(config, workspace.root)
+        try:
+            pipeline = Pipeline(workspace, status, config, specs, executor, progress, exporter=exporter,
+                                model_bytes=model_parameter_bytes(source_model), source_model=source_model)
+            # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
+            # with this run marked unfinished until it ends
+            with recorded_run(status, pipeline.save, operation):
+                if profile:
+                    executor.wait_ready()  # measure only once the worker no longer competes for the CPU
+                if profile and only is None:
+                    _reprofile_source(pipeline)
+                for spec in specs:
+                    _recheck_path(pipeline, spec, retest, profile, has_data, reconvert and exporter is not None
+                                  if spec.is_export else reconvert)
+                pipeline.report_gpu_skips()
+        finally:
+            executor.close()
+
+
+def _reprofile_source(pipeline: Pipeline) -> None:
+    """The source model is profiled again when this process has it (torch.compile checked too);
+    otherwise its old figures are dropped: they came from another profile, maybe another machine."""
+    source = pipeline.source_path
+    if source is None:
+        return
+    if pipeline.source_model is not None:
+        pipeline.profile_source()
+        pipeline.check_source_runtimes(profile=True)
+        return
+    for result in source.runtimes.values():
+        if result.performance is not None:
+            result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason=NOT_REPROFILED)
+
+
+def _recheck_path(pipeline: Pipeline, spec: Any, retest: bool, profile: bool, has_data: bool, reproduce: bool) -> None:
+    """One path: produced again (when asked and possible, keeping what the user verified), then
+    checked and profiled on each of its runtimes here."""
+    path = pipeline.status.paths.get(spec.key)
+    if retest and reproduce:
+        verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
+        path = pipeline.produce_path(spec)
+        for rt, flag in (verified if path else {}).items():
+            if rt in path.runtimes or flag:
+                path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
+    if path is None or not path.ok:
+        return
+    for runtime in selected_runtimes(spec, pipeline.config):
+        if retest or profile:
+            # a runtime never checked here (installed after the package was made) is checked before
+            # it is profiled, when the samples are in the package
+            recorded = path.runtimes.get(runtime)
+            never_checked = recorded is None or recorded.correctness is None
+            pipeline.check_and_profile(path, runtime, profile=profile, check=retest or (never_checked and has_data))
