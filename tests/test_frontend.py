@@ -1,0 +1,87 @@
+"""The shared export front-end: every framework's export() hands each argument to the common flow or
+to its adapter, the reference outputs are what the source runner computes, and status.config is the
+typed ExportConfig, also in status.yaml."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+
+import numpy as np
+import pytest
+import yaml
+
+import model_navigator as nav
+from model_navigator.api.frontend import ExportArguments
+from model_navigator.core.config import ExportConfig, ProfilerConfig
+from model_navigator.core.errors import PackageError
+from model_navigator.core.samples import load_sample_dir
+from model_navigator.core.status import NavigatorStatus
+from model_navigator.core.workspace import Workspace
+
+# The arguments each framework's adapter takes itself (everything else is an ExportArguments field).
+ADAPTER_ARGUMENTS = {
+    "model_navigator.api.torch": {"model", "jit_options", "precison_mode", "precision_mode", "onnx_dynamo"},
+    "model_navigator.api.tensorflow": {"model"},
+    "model_navigator.api.jax": {"model", "model_params", "enable_xla", "jit_compile"},
+    "model_navigator.api.onnx": {"model"},
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(ADAPTER_ARGUMENTS))
+def test_every_export_argument_reaches_the_flow_or_the_adapter(module_name):
+    import importlib
+
+    # import the module's source without importing its framework: signatures only
+    module = importlib.import_module(module_name)
+    parameters = set(inspect.signature(module.export).parameters)
+    common = {f.name for f in fields(ExportArguments)} - {"dataloader"}
+    taken = parameters - ADAPTER_ARGUMENTS[module_name] - {"dataloader"}
+    assert taken <= common, f"{module_name}.export takes {sorted(taken - common)}, which nothing reads"
+    assert ADAPTER_ARGUMENTS[module_name] <= parameters
+
+
+def test_reference_outputs_are_what_the_source_runner_computes(workdir, linear_model, linear_dataloader):
+    package = nav.torch.export(linear_model, linear_dataloader, workdir=workdir, target_formats=("torchscript",),
+                               jit_options=("trace",), run_profiling=False, verbose=False)
+    workspace = Workspace(workdir)
+    inputs = load_sample_dir(workspace.input_dir("correctness"))
+    outputs = load_sample_dir(workspace.output_dir("correctness"))
+    assert inputs and len(inputs) == len(outputs)
+    runner = package.get_runner(format=nav.Format.TORCH, runtime=nav.RuntimeProvider.CPU)
+    with runner:
+        for sample, expected in zip(inputs, outputs):
+            got = runner.infer(sample)
+            assert list(got) == list(expected)
+            for name in expected:
+                np.testing.assert_array_equal(got[name], expected[name])  # the same computation, bit for bit
+
+
+def test_status_config_is_typed_and_round_trips_through_status_yaml(workdir, linear_model, linear_dataloader):
+    package = nav.torch.export(linear_model, linear_dataloader, workdir=workdir, target_formats=("torchscript",),
+                               jit_options=("script",), run_profiling=False, verbose=False, opset=15)
+    config = package.status.config
+    assert isinstance(config, ExportConfig)
+    assert config.opset == 15 and config.target_device == "cpu" and config.batch_dim == 0
+    assert isinstance(config.profiler_config, ProfilerConfig)
+    # dict-style reads give the plain values status.yaml holds (code written when config was a dict)
+    assert config["target_formats"] == ["torchscript"] and config.get("jit_options") == ["script"]
+    assert config.get("no_such_option", "default") == "default"
+    on_disk = yaml.safe_load((workdir / "status.yaml").read_text())["config"]
+    assert on_disk == config.to_dict()
+    assert NavigatorStatus.load(workdir).config == config
+
+
+def test_a_hand_written_status_without_config_gets_one_and_a_malformed_one_is_refused(tmp_path):
+    status = NavigatorStatus(model_name="m", framework="torch")
+    assert status.config.framework.value == "torch" and status.config.model_name == "m"
+    status = NavigatorStatus(model_name="m", framework="torch", config={"target_device": "cpu", "batch_dim": None})
+    assert status.config.batch_dim is None
+    status.save(tmp_path)
+    data = yaml.safe_load((tmp_path / "status.yaml").read_text())
+    data["config"]["no_such_option"] = 1
+    with pytest.raises(PackageError, match="no_such_option"):
+        NavigatorStatus.from_dict(data)
+    data["config"] = ["not", "a", "mapping"]
+    with pytest.raises(PackageError, match="mapping"):
+        NavigatorStatus.from_dict(data)
