@@ -81,6 +81,18 @@ class PerformanceResult:
 
 
 @dataclass
+class ConversionResult:
+    """What the conversion step made: the artifact (relative to the workspace) and what its
+    producer reported (opset, input order, ...)."""
+
+    status: StepStatus
+    reason: Optional[str] = None
+    model_path: Optional[str] = None
+    flags: Dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+@dataclass
 class RuntimeResult:
     correctness: Optional[CorrectnessResult] = None
     performance: Optional[PerformanceResult] = None

@@ -1,4 +1,5 @@
-"""The one step interface: a step is a module with build_parser() and run(args, base_dir) -> dict.
+"""The one step interface: a step is a module with build_parser() and run(args, base_dir) returning
+its typed result (ConversionResult, CorrectnessResult or PerformanceResult).
 
 The same argv runs it in the user's process, in the worker, or from the path's reproduce_<step>.sh,
 so the reproduce scripts are the very commands that ran.
@@ -14,13 +15,50 @@ import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from model_navigator.core.enums import StepStatus
+from model_navigator.core.serialization import from_plain, to_plain
+from model_navigator.core.status import ConversionResult, CorrectnessResult, PerformanceResult
 
 STEP_MODULES = {
     "conversion": "model_navigator.steps.conversion",
     "correctness": "model_navigator.steps.correctness",
     "profiling": "model_navigator.steps.profiling",
 }
+StepResult = Union[ConversionResult, CorrectnessResult, PerformanceResult]
+STEP_RESULTS = {"conversion": ConversionResult, "correctness": CorrectnessResult, "profiling": PerformanceResult}
+
+
+@dataclass
+class StepReply:
+    """A step's typed result and, when it failed, the traceback to log (never stored in status).
+    The same object whether the step ran here or in the worker: the pipe carries its plain form."""
+
+    step: str
+    result: StepResult
+    traceback: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result.status == StepStatus.OK
+
+    def to_plain(self) -> Dict[str, Any]:
+        return {"step": self.step, "result": to_plain(self.result), "traceback": self.traceback}
+
+    @classmethod
+    def from_plain(cls, data: Dict[str, Any]) -> "StepReply":
+        step = data["step"]
+        return cls(step, from_plain(STEP_RESULTS[step], data["result"]), data.get("traceback"))
+
+    @classmethod
+    def failed(cls, step: str, reason: str, traceback: Optional[str] = None) -> "StepReply":
+        return cls(step, STEP_RESULTS[step](status=StepStatus.FAILED, reason=reason), traceback)
+
+    def __getitem__(self, name: str) -> Any:
+        """The plain result by field name (and "traceback"), as the pipe's JSON had it."""
+        return self.traceback if name == "traceback" else to_plain(self.result)[name]
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -92,17 +130,17 @@ def headline(reason: Optional[str], limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_step(step: str, argv: Sequence[str], base_dir: Optional[Path] = None) -> Dict[str, Any]:
+def run_step(step: str, argv: Sequence[str], base_dir: Optional[Path] = None) -> StepReply:
     """Run a step's logic on argv; exceptions become a failed result carrying the root cause."""
     module = importlib.import_module(STEP_MODULES[step])
     try:
         args = module.build_parser().parse_args(list(argv))
     except SystemExit as e:  # argparse must never end the user's process
-        return {"status": "failed", "reason": f"bad step arguments {list(argv)} (argparse exit {e.code})"}
+        return StepReply.failed(step, f"bad step arguments {list(argv)} (argparse exit {e.code})")
     try:
-        return module.run(args, Path(base_dir) if base_dir else Path.cwd())
+        return StepReply(step, module.run(args, Path(base_dir) if base_dir else Path.cwd()))
     except Exception as e:  # the step's own failure is its result
-        return {"status": "failed", "reason": short_reason(e), "traceback": traceback.format_exc()}
+        return StepReply.failed(step, short_reason(e), traceback.format_exc())
 
 
 def step_main(step: str, argv: Optional[Sequence[str]] = None) -> int:
@@ -110,14 +148,14 @@ def step_main(step: str, argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     module = importlib.import_module(STEP_MODULES[step])
     args = module.build_parser().parse_args(argv)
-    result = run_step(step, argv)
+    reply = run_step(step, argv)
+    result = to_plain(reply.result)
     if args.results_path:
         Path(args.results_path).write_text(json.dumps(result, indent=2))
-    summary = {k: v for k, v in result.items() if k != "traceback"}
-    print(json.dumps(summary, indent=2))
-    if result.get("traceback"):
-        print(result["traceback"], file=sys.stderr)
-    return 0 if result.get("status") == "ok" else 1
+    print(json.dumps(result, indent=2))
+    if reply.traceback:
+        print(reply.traceback, file=sys.stderr)
+    return 0 if reply.ok else 1
 
 
 _PY_TEMPLATE = '''#!/usr/bin/env python3

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any, Dict
 
 from model_navigator.core.serialization import to_plain
-from model_navigator.core.status import NavigatorStatus
+from model_navigator.core.enums import StepStatus
+from model_navigator.core.status import ConversionResult, NavigatorStatus
 from model_navigator.core.workspace import Workspace
 from model_navigator.paths.base import load_producer
 from model_navigator.paths.registry import find_spec
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     return base_parser(__doc__)
 
 
-def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
+def run(args: argparse.Namespace, base_dir: Path) -> ConversionResult:
     start = time.perf_counter()
     workspace = Workspace(base_dir / args.workdir)
     status = NavigatorStatus.load(workspace.root)
@@ -32,9 +32,5 @@ def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / spec.artifact
     flags = load_producer(spec)(workspace, status, config, spec, workspace.root / parent.model_path, out_path) or {}
-    return {
-        "status": "ok",
-        "model_path": workspace.relative(out_path),
-        "flags": to_plain(flags),
-        "duration_s": time.perf_counter() - start,
-    }
+    return ConversionResult(status=StepStatus.OK, model_path=workspace.relative(out_path), flags=to_plain(flags),
+                            duration_s=time.perf_counter() - start)

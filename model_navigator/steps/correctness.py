@@ -13,7 +13,6 @@ import numpy as np
 
 from model_navigator.core.enums import RuntimeProvider, StepStatus
 from model_navigator.core.samples import build_batch, load_sample_dir
-from model_navigator.core.serialization import to_plain
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, OutputError, PathStatus
 from model_navigator.core.tolerance import (
     DEFAULT_TOLERANCES,
@@ -189,11 +188,10 @@ def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Wor
     return result
 
 
-def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
+def run(args: argparse.Namespace, base_dir: Path) -> CorrectnessResult:
     workspace = Workspace(base_dir / args.workdir)
     status = NavigatorStatus.load(workspace.root)
     path = status.paths[args.path]
     runtime = RuntimeProvider(args.runtime)
     runner = make_runner(workspace.root, status, path, runtime)
-    return to_plain(correctness_with_runner(runner, status, workspace, path, runtime, args.atol, args.rtol,
-                                            args.batch_sizes))
+    return correctness_with_runner(runner, status, workspace, path, runtime, args.atol, args.rtol, args.batch_sizes)

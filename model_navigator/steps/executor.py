@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Set
+from typing import Any, Optional, Sequence, Set
 
-from model_navigator.steps.base import run_step
+from model_navigator.steps.base import StepReply, run_step
 
 
 class InProcessExecutor:
@@ -13,7 +13,7 @@ class InProcessExecutor:
 
     isolated = False
 
-    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> Dict[str, Any]:
+    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> StepReply:
         return run_step(step, argv, base_dir=root)
 
     def close(self) -> None:
@@ -66,7 +66,7 @@ class RoutingExecutor:
         return self._worker
 
     def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None,
-            format: Optional[str] = None) -> Dict[str, Any]:
+            format: Optional[str] = None) -> StepReply:
         if self.mode == "off" or (self.mode == "auto" and step != "conversion" and format in self.local_formats):
             return self.local.run(step, argv, root, timeout_s)
         return self._worker_handle().run(step, argv, root, timeout_s)

@@ -14,7 +14,7 @@ from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.environment import gpu_present
 from model_navigator.core.enums import SOURCE_FORMATS, Format, RuntimeProvider, StepStatus
 from model_navigator.core.logging import LOGGER, Progress, capture_warnings, log_to_file
-from model_navigator.core.serialization import from_plain, to_plain
+from model_navigator.core.serialization import to_plain
 from model_navigator.core.status import (
     CorrectnessResult,
     NavigatorStatus,
@@ -243,15 +243,16 @@ class Pipeline:
             step = "conversion"
             argv = ["--workdir", ".", "--path", spec.key]
             sh = write_reproduce(self.workspace.root, spec.key, step, argv)
-            result = self.executor.run(step, argv, self.workspace.root, self.config.step_timeout_s,
-                                       format=spec.format.value)
-            if result.get("status") == "ok":
-                path.status, path.model_path = StepStatus.OK, result["model_path"]
-                path.flags.update(result.get("flags") or {})
+            reply = self.executor.run(step, argv, self.workspace.root, self.config.step_timeout_s,
+                                      format=spec.format.value)
+            result = reply.result
+            if reply.ok:
+                path.status, path.model_path = StepStatus.OK, result.model_path
+                path.flags.update(result.flags)
             else:
                 path.status = StepStatus.FAILED
-                path.reason = f"{result.get('reason')} (reproduce: bash {self.workspace.relative(sh)})"
-                LOGGER.error("conversion of %s failed: %s\n%s", spec.key, result.get("reason"), result.get("traceback", ""))
+                path.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
+                LOGGER.error("conversion of %s failed: %s\n%s", spec.key, result.reason, reply.traceback or "")
         path.duration_s = time.perf_counter() - start
         detail = "ok" if path.ok else (path.reason or "failed")
         if path.warnings:
@@ -307,13 +308,13 @@ class Pipeline:
         sh = write_reproduce(self.workspace.root, path.key, "correctness", argv)
         start = time.perf_counter()
         with self.progress.running(path.key, "correctness"):
-            raw = self.executor.run("correctness", argv, self.workspace.root, self.config.step_timeout_s,
-                                    format=path.format.value)
-        result = from_plain(CorrectnessResult, {k: v for k, v in raw.items() if k != "traceback"})
-        if result.status != StepStatus.OK:
+            reply = self.executor.run("correctness", argv, self.workspace.root, self.config.step_timeout_s,
+                                      format=path.format.value)
+        result = reply.result
+        if not reply.ok:
+            LOGGER.error("correctness of %s on %s failed: %s\n%s", path.key, runtime.value, result.reason,
+                         reply.traceback or "")
             result.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
-            LOGGER.error("correctness of %s on %s failed: %s\n%s", path.key, runtime.value, raw.get("reason"),
-                         raw.get("traceback", ""))
         ok = result.status == StepStatus.OK
         self.progress.line(ok, path.key, "correctness", f"{runtime.value}: " + (correctness_summary(result) if ok else str(result.reason)),
                            time.perf_counter() - start)
@@ -324,9 +325,9 @@ class Pipeline:
         sh = write_reproduce(self.workspace.root, path.key, "profiling", argv)
         start = time.perf_counter()
         with self.progress.running(path.key, "profiling"):
-            raw = self.executor.run("profiling", argv, self.workspace.root, self.config.step_timeout_s,
-                                    format=path.format.value)
-        result = from_plain(PerformanceResult, {k: v for k, v in raw.items() if k != "traceback"})
+            reply = self.executor.run("profiling", argv, self.workspace.root, self.config.step_timeout_s,
+                                      format=path.format.value)
+        result = reply.result
         self._report_profiling(path.key, runtime, result, time.perf_counter() - start, sh)
         return result
 

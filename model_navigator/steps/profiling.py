@@ -7,12 +7,11 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, List
 
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import RuntimeProvider, StepStatus
 from model_navigator.core.samples import load_sample_dir
-from model_navigator.core.serialization import to_plain
 from model_navigator.core.logging import report_progress
 from model_navigator.core.status import NavigatorStatus, PerformanceResult, ProfilingResult
 from model_navigator.core.workspace import Workspace
@@ -56,9 +55,9 @@ def profile_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspa
     return PerformanceResult(status=StepStatus.OK, results=results, duration_s=time.perf_counter() - start)
 
 
-def run(args: argparse.Namespace, base_dir: Path) -> Dict[str, Any]:
+def run(args: argparse.Namespace, base_dir: Path) -> PerformanceResult:
     workspace = Workspace(base_dir / args.workdir)
     status = NavigatorStatus.load(workspace.root)
     config = ProfilerConfig.from_dict(json.loads(args.profiler_config))
     runner = make_runner(workspace.root, status, status.paths[args.path], RuntimeProvider(args.runtime))
-    return to_plain(profile_with_runner(runner, status, workspace, config, on_result=report_batch(args.path, args.runtime)))
+    return profile_with_runner(runner, status, workspace, config, on_result=report_batch(args.path, args.runtime))

@@ -26,9 +26,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Deque, Dict, Optional, Sequence
+from typing import Deque, Dict, Optional, Sequence
 
 from model_navigator.core.logging import LOGGER, mark_worker_process, relay_progress
+from model_navigator.steps.base import StepReply
 from model_navigator.steps.lifeline import die_with_parent, lifeline_args, parse_lifeline
 
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
@@ -116,14 +117,14 @@ class WorkerExecutor:
             if stream:
                 stream.close()
 
-    def _failure(self, step: str, cause: str) -> Dict[str, Any]:
+    def _failure(self, step: str, cause: str) -> StepReply:
         tail = "\n".join(list(self._tail)[-12:])
         reason = f"worker process {cause} during {step}" + (f"; last output:\n{tail}" if tail else "")
         LOGGER.error(reason)
-        return {"status": "failed", "reason": reason}
+        return StepReply.failed(step, reason)
 
     # Executor interface ------------------------------------------------------------------------
-    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> Dict[str, Any]:
+    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> StepReply:
         with self._lock:
             try:
                 return self._run(step, argv, root, timeout_s)
@@ -140,7 +141,7 @@ class WorkerExecutor:
             if line:
                 self._ready = True
 
-    def _run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float]) -> Dict[str, Any]:
+    def _run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float]) -> StepReply:
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._start()
@@ -165,9 +166,12 @@ class WorkerExecutor:
             return self._failure(step, f"timed out after {timeout_s:.0f} s (step_timeout_s) and was stopped")
         if not line:
             return self._crashed(step, "exited")
-        return json.loads(line)
+        try:
+            return StepReply.from_plain(json.loads(line))
+        except (ValueError, KeyError, TypeError) as e:
+            return StepReply.failed(step, f"the worker's reply could not be read ({type(e).__name__}: {e})")
 
-    def _crashed(self, step: str, what: str) -> Dict[str, Any]:
+    def _crashed(self, step: str, what: str) -> StepReply:
         proc = self._proc
         code = proc.wait() if proc is not None else None
         time.sleep(0.05)  # let the stderr thread take the last lines
@@ -264,11 +268,11 @@ def worker_main(framework: str, parent_pid: Optional[int] = None, from_main_thre
     for line in sys.stdin:
         request = json.loads(line)
         _inject_fault(request["step"], request["argv"])
-        result = run_step(request["step"], request["argv"], base_dir=Path(request["base_dir"]))
+        reply = run_step(request["step"], request["argv"], base_dir=Path(request["base_dir"]))
         try:
-            line = json.dumps(result)
+            line = json.dumps(reply.to_plain())
         except (TypeError, ValueError) as e:
-            line = json.dumps({"status": "failed", "reason": f"step result is not JSON: {e}"})
+            line = json.dumps(StepReply.failed(reply.step, f"step result is not JSON: {e}").to_plain())
         protocol.write(line + "\n")
     return 0
 
