@@ -35,7 +35,7 @@ from model_navigator.core.enums import (
 from model_navigator.core.errors import ModelNavigatorError, UserInputError
 from model_navigator.core.samples import SampleSet, infer_metadata, select_samples
 from model_navigator.core.tolerance import check_user_tolerance
-from model_navigator.paths.base import PathSpec, load_producer
+from model_navigator.paths.base import PathSpec, ProduceRequest, produce
 
 DEFAULT_OPSET = 17
 DEFAULT_SAMPLE_COUNT = 100
@@ -283,6 +283,6 @@ def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: Expo
     return descriptor
 
 
-def producer_exporter(context: Any) -> Callable[[PathSpec, Path], Dict[str, Any]]:
+def producer_exporter(context: Any, workspace: Any, status: Any) -> Callable[[PathSpec, Path], Dict[str, Any]]:
     """An exporter calling each path's declared producer with the framework's export context."""
-    return lambda spec, out_path: load_producer(spec)(context, spec, out_path)
+    return lambda spec, out_path: produce(ProduceRequest(spec, out_path, workspace, status, context=context))

@@ -115,7 +115,7 @@ class JaxAdapter(FrameworkAdapter):
         from model_navigator.exporters.tensorflow_utils import flush_pending
 
         flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
-        return producer_exporter(jax_exporters.context_from_status(self._source, workspace, status))
+        return producer_exporter(jax_exporters.context_from_status(self._source, workspace, status), workspace, status)
 
     @contextlib.contextmanager
     def export_call(self, device: str) -> Iterator[None]:

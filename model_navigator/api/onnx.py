@@ -103,7 +103,7 @@ class OnnxAdapter(FrameworkAdapter):
         from model_navigator.api.frontend import producer_exporter
         from model_navigator.exporters import onnx as onnx_exporters
 
-        return producer_exporter(onnx_exporters.OnnxExportContext(self.path))
+        return producer_exporter(onnx_exporters.OnnxExportContext(self.path), workspace, status)
 
     def write_reproduce(self, workspace: Any, spec: Any) -> Any:
         from model_navigator.exporters import onnx as onnx_exporters

@@ -164,7 +164,7 @@ class TensorFlowAdapter(FrameworkAdapter):
         from model_navigator.exporters.tensorflow_utils import flush_pending
 
         flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
-        return producer_exporter(tf_exporters.context_from_status(self.model, workspace, status))
+        return producer_exporter(tf_exporters.context_from_status(self.model, workspace, status), workspace, status)
 
     def export_call(self, device: str) -> ContextManager[Any]:
         return import_tensorflow().device(device_name(device))

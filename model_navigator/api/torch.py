@@ -96,7 +96,7 @@ class TorchAdapter(FrameworkAdapter):
     def exporter(self, workspace: Any, status: Any, device: str) -> Any:
         from model_navigator.exporters import torch as torch_exporters
 
-        return producer_exporter(torch_exporters.context_from_status(self.model, workspace, status))
+        return producer_exporter(torch_exporters.context_from_status(self.model, workspace, status), workspace, status)
 
     def write_reproduce(self, workspace: Any, spec: Any) -> Any:
         from model_navigator.exporters import torch as torch_exporters

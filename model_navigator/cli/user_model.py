@@ -64,7 +64,7 @@ def user_model_exporter(reference: str, framework: Framework, workspace: Any, st
         raise UserInputError(f"--model supports PyTorch workspaces; for a {framework.value} export implement "
                              f"get_model() in <path>/reproduce_export.py and run <path>/reproduce_export.sh.")
     from model_navigator.exporters.torch import context_from_status
-    from model_navigator.paths.base import load_producer
+    from model_navigator.paths.base import ProduceRequest, produce
 
     model = torch_model(reference)  # before anything is written
 
@@ -73,6 +73,6 @@ def user_model_exporter(reference: str, framework: Framework, workspace: Any, st
         context = context_from_status(model, workspace, status)
         if context.device != "cpu":
             model.to(context.device)
-        return load_producer(spec)(context, spec, out_path)
+        return produce(ProduceRequest(spec, out_path, workspace, status, context=context))
 
     return export_path

@@ -19,7 +19,7 @@ from model_navigator.core.enums import TensorRTPrecision
 from model_navigator.core.logging import LOGGER
 from model_navigator.core.samples import load_sample_dir
 from model_navigator.core.status import NavigatorStatus
-from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import PathSpec, ProduceRequest
 
 DEFAULT_WORKSPACE_SIZE = 8 * 2**30
 Shape = Tuple[int, ...]
@@ -155,9 +155,10 @@ def cast_int64_inputs_to_int32(onnx_path: Path, out_path: Path, names: Sequence[
     onnx.save(model, str(out_path))
 
 
-def convert_onnx_to_trt(workspace: Any, status: NavigatorStatus, config: ExportConfig, spec: PathSpec,
-                        parent_path: Path, out_path: Path) -> Dict[str, Any]:
+def convert_onnx_to_trt(request: ProduceRequest) -> Dict[str, Any]:
     """Build and save the TensorRT engine; returns the flags recorded in status."""
+    workspace, status, config = request.workspace, request.status, request.config
+    spec, parent_path, out_path = request.spec, request.parent_path, request.out_path
     import tensorrt as trt
     from polygraphy.backend.trt import (
         CreateConfig,

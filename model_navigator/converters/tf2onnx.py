@@ -9,11 +9,11 @@ model no runtime can load), and the ONNX input/output names must equal the expor
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Dict, List
 
 from model_navigator.exporters.tensorflow import SIGNATURE_KEY
 from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
+from model_navigator.paths.base import ProduceRequest
 
 
 class _Collect(logging.Handler):
@@ -48,8 +48,9 @@ def _failed_ops(messages: List[str]) -> List[str]:
     return ops
 
 
-def convert_savedmodel_to_onnx(workspace: Any, status: Any, config: Any, spec: Any, parent_artifact_path: Path,
-                               out_path: Path) -> Dict[str, Any]:
+def convert_savedmodel_to_onnx(request: ProduceRequest) -> Dict[str, Any]:
+    status, config = request.status, request.config
+    parent_artifact_path, out_path = request.parent_path, request.out_path
     tf = import_tensorflow()
     with tf_quiet("tf2onnx"):
         import tf2onnx

@@ -10,12 +10,12 @@ only with a CUDA GPU (the path declares it) and a TensorFlow built with CUDA and
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from model_navigator.core.enums import TensorRTPrecision
 from model_navigator.exporters.tensorflow import SIGNATURE_KEY
 from model_navigator.exporters.tensorflow_utils import gpu_available, import_tensorflow, tf_quiet
+from model_navigator.paths.base import ProduceRequest
 
 
 def _build_batches(workspace: Any, status: Any, config: Any) -> List[Dict[str, Any]]:
@@ -49,8 +49,9 @@ def tftrt_unavailable(spec: Any = None) -> Optional[str]:
     return None
 
 
-def convert_savedmodel_to_tftrt(workspace: Any, status: Any, config: Any, spec: Any, parent_artifact_path: Path,
-                                out_path: Path) -> Dict[str, Any]:
+def convert_savedmodel_to_tftrt(request: ProduceRequest) -> Dict[str, Any]:
+    workspace, status, config = request.workspace, request.status, request.config
+    spec, parent_artifact_path, out_path = request.spec, request.parent_path, request.out_path
     tf = import_tensorflow()
     reason = tftrt_unavailable(spec)
     if reason is not None:

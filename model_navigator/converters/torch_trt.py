@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from model_navigator.converters.tensorrt import conversion_profile_shapes
-from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import TensorRTPrecision, TensorRTPrecisionMode
-from model_navigator.core.status import NavigatorStatus
-from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import PathSpec, ProduceRequest
 
 
 def enabled_precisions(precision: TensorRTPrecision, mode: TensorRTPrecisionMode) -> List[str]:
@@ -60,10 +57,11 @@ def forward_input_order(module: Any, input_names: Sequence[str], keyword: bool) 
     return order
 
 
-def convert_torchscript_to_torch_trt(workspace: Any, status: NavigatorStatus, config: ExportConfig, spec: PathSpec,
-                                     parent_path: Path, out_path: Path) -> Dict[str, Any]:
+def convert_torchscript_to_torch_trt(request: ProduceRequest) -> Dict[str, Any]:
     """Compile the TorchScript parent for the target GPU with one input range per input; the result
     is a TorchScript module again, whose forward takes the inputs positionally in `input_order`."""
+    workspace, status, config = request.workspace, request.status, request.config
+    spec, parent_path, out_path = request.spec, request.parent_path, request.out_path
     import torch
     import torch_tensorrt
 

@@ -38,7 +38,7 @@ from model_navigator.exporters.jax_utils import (
 )
 from model_navigator.exporters.tensorflow import SIGNATURE_KEY
 from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
-from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import PathSpec, ProduceRequest
 
 # Native serialization lowers for these platforms when it can, so the SavedModel runs on both.
 SERIALIZATION_PLATFORMS = ("cpu", "cuda")
@@ -150,8 +150,9 @@ def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -
     return holder, concrete, (list(platforms or [jax.default_backend()]) if native else [])
 
 
-def export_savedmodel(ctx: JaxExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
     """jax2tf.convert + tf.function(jit_compile) + tf.saved_model.save with `serving_default`."""
+    ctx, spec, out_path = request.context, request.spec, request.out_path
     tf = import_tensorflow()
     flags = spec.flag_dict
     enable_xla, jit_compile = bool(flags.get("enable_xla", True)), bool(flags.get("jit_compile", False))

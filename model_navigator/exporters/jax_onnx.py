@@ -26,9 +26,8 @@ import numpy as np
 
 from model_navigator.core.errors import FrameworkMissingError
 from model_navigator.core.logging import LOGGER
-from model_navigator.exporters.jax import JaxExportContext
 from model_navigator.exporters.jax_utils import call_predict, flatten_outputs, import_jax
-from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import ProduceRequest
 
 # jax2onnx 0.17 writes ReduceMean & co. with their axes as an input, opset 18's form, whatever
 # opset it is given: a lower opset (the export's default is 17) makes an invalid model.
@@ -113,9 +112,10 @@ def name_graph_io(model: Any, input_names: Sequence[str], input_dtypes: Sequence
         graph.node.extend(nodes)
 
 
-def export_jax_onnx(ctx: JaxExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
     """jax2onnx.to_onnx of the predict function with its params closed over, symbolic dimensions for
     the batch and varying axes, the export's input/output names; saved as model.onnx."""
+    ctx, spec, out_path = request.context, request.spec, request.out_path
     jax = import_jax()
     jax2onnx = import_jax2onnx()
     import onnx

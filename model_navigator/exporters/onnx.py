@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from model_navigator.core.errors import FrameworkMissingError, UserInputError
-from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import PathSpec, ProduceRequest
 
 # Above this the graph cannot live in one protobuf file: its weights go to model.onnx.data.
 _PROTOBUF_LIMIT = 2**31 - 1
@@ -106,9 +106,10 @@ def check_samples(samples: Sequence[Dict[str, np.ndarray]], inputs: Sequence[Gra
                                      f"ONNX graph takes {tensor.dtype}; feed {tensor.dtype} tensors.")
 
 
-def copy_onnx(ctx: OnnxExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+def copy_onnx(request: ProduceRequest) -> Dict[str, Any]:
     """The `onnx` path: the user's model as it is, saved into the workspace (weights kept in external
     data when the graph is over protobuf's 2 GiB)."""
+    ctx, out_path = request.context, request.out_path
     onnx = import_onnx()
     model = onnx.load(str(ctx.source))  # loads external data from beside the source
     if model.ByteSize() > _PROTOBUF_LIMIT:

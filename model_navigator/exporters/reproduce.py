@@ -23,7 +23,7 @@ def run_reproduce_export(framework: Framework, make_context: Callable[[Any, Any]
     """Parse --workdir/--path, then call the path's producer with make_context(workspace, status)."""
     from model_navigator.core.status import NavigatorStatus
     from model_navigator.core.workspace import Workspace
-    from model_navigator.paths.base import load_producer
+    from model_navigator.paths.base import ProduceRequest, produce
     from model_navigator.paths.registry import find_spec
 
     parser = argparse.ArgumentParser(description=f"Reproduce a {framework.value} export of model-navigator.")
@@ -34,6 +34,6 @@ def run_reproduce_export(framework: Framework, make_context: Callable[[Any, Any]
     status = NavigatorStatus.load(workspace.root)
     spec = find_spec(framework, args.path)
     out_path = workspace.path_dir(spec.key) / spec.artifact
-    load_producer(spec)(make_context(workspace, status), spec, out_path)
+    produce(ProduceRequest(spec, out_path, workspace, status, context=make_context(workspace, status)))
     print(f"exported {workspace.relative(out_path)}")
     return 0

@@ -18,7 +18,7 @@ from model_navigator.exporters.tensorflow_utils import (
     import_tensorflow,
     tf_quiet,
 )
-from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import PathSpec, ProduceRequest
 
 SIGNATURE_KEY = "serving_default"
 
@@ -53,8 +53,9 @@ def serving_function(ctx: TensorFlowExportContext) -> Any:
     return serve
 
 
-def export_savedmodel(ctx: TensorFlowExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
     """tf.saved_model.save of the model with the `serving_default` signature."""
+    ctx, out_path = request.context, request.out_path
     tf = import_tensorflow()
     out_path = Path(out_path)
     if out_path.exists():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from model_navigator.core.diskspace import written_atomically
 from model_navigator.core.enums import JitType
 from model_navigator.exporters.torch_utils import to_torch_inputs
-from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import PathSpec, ProduceRequest
 
 
 @dataclass
@@ -34,8 +33,9 @@ class TorchExportContext:
         return to_torch_inputs(self.example, self.input_names, self.device, self.keyword, self.kw_names)
 
 
-def export_torchscript(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+def export_torchscript(request: ProduceRequest) -> Dict[str, Any]:
     """torch.jit.script or torch.jit.trace, then save."""
+    ctx, spec, out_path = request.context, request.spec, request.out_path
     import torch
 
     if spec.jit_type == JitType.SCRIPT:
@@ -68,8 +68,9 @@ def _dynamic_shapes(ctx: TorchExportContext) -> Optional[Any]:
     return tuple(specs)
 
 
-def export_exportedprogram(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+def export_exportedprogram(request: ProduceRequest) -> Dict[str, Any]:
     """torch.export.export with the dynamic axes marked Dim.AUTO, saved as .pt2."""
+    ctx, out_path = request.context, request.out_path
     import torch
 
     args, kwargs = ctx.example_args()
@@ -100,8 +101,9 @@ def keyword_adapter(model: Any, names: Tuple[str, ...]) -> Any:
     return KeywordAdapter().eval()
 
 
-def export_onnx(ctx: TorchExportContext, spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+def export_onnx(request: ProduceRequest) -> Dict[str, Any]:
     """torch.onnx.export: the TorchScript-based exporter by default, the torch.export-based one with onnx_dynamo."""
+    ctx, out_path = request.context, request.out_path
     import torch
 
     args, kwargs = ctx.example_args()

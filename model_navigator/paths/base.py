@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from model_navigator.core.enums import (
@@ -77,6 +78,31 @@ class PathSpec:
         return None
 
 
-def load_producer(spec: PathSpec) -> Callable[..., Any]:
+@dataclass
+class ProduceRequest:
+    """What every producer gets, an export and a conversion alike: the path, where its artifact
+    goes, the workspace and its status; an export also the framework's export context (the user's
+    model and its settings), a conversion the parent path's artifact. A producer returns what it
+    reports about the artifact (opset, input order, ...), recorded in status.yaml."""
+
+    spec: PathSpec
+    out_path: Path
+    workspace: Any  # core.workspace.Workspace
+    status: Any  # core.status.NavigatorStatus
+    context: Any = None
+    parent_path: Optional[Path] = None
+
+    @property
+    def config(self) -> Any:
+        """The export's configuration (status.config, an ExportConfig)."""
+        return self.status.config
+
+
+def load_producer(spec: PathSpec) -> Callable[[ProduceRequest], Dict[str, Any]]:
     module_name, func_name = spec.producer.split(":")
     return getattr(importlib.import_module(module_name), func_name)
+
+
+def produce(request: ProduceRequest) -> Dict[str, Any]:
+    """Run the path's declared producer (imported now) on the request."""
+    return load_producer(request.spec)(request) or {}

@@ -10,7 +10,7 @@ from model_navigator.core.serialization import to_plain
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.status import ConversionResult, NavigatorStatus
 from model_navigator.core.workspace import Workspace
-from model_navigator.paths.base import load_producer
+from model_navigator.paths.base import ProduceRequest, produce
 from model_navigator.paths.registry import find_spec
 from model_navigator.steps.base import base_parser
 
@@ -23,14 +23,13 @@ def run(args: argparse.Namespace, base_dir: Path) -> ConversionResult:
     start = time.perf_counter()
     workspace = Workspace(base_dir / args.workdir)
     status = NavigatorStatus.load(workspace.root)
-    config = status.config
-    spec = find_spec(config.framework, args.path)
+    spec = find_spec(status.config.framework, args.path)
     parent = status.paths.get(spec.parent or "")
     if parent is None or parent.model_path is None:
         raise FileNotFoundError(f"parent path {spec.parent!r} has no artifact to convert from")
     out_dir = workspace.path_dir(spec.key)
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / spec.artifact
-    flags = load_producer(spec)(workspace, status, config, spec, workspace.root / parent.model_path, out_path) or {}
+    flags = produce(ProduceRequest(spec, out_path, workspace, status, parent_path=workspace.root / parent.model_path))
     return ConversionResult(status=StepStatus.OK, model_path=workspace.relative(out_path), flags=to_plain(flags),
                             duration_s=time.perf_counter() - start)
