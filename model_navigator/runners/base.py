@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata as PolygraphyTensorMetadata
 from polygraphy.datatype import DataType
 
+from model_navigator.core.enums import RuntimeProvider
 from model_navigator.core.tensor import TensorMetadata
 
 
@@ -73,3 +75,21 @@ class NavigatorRunner(BaseRunner):
                 f"({', '.join(self.output_names)})."
             )
         return OrderedDict(zip(self.output_names, values))
+
+
+@dataclass(frozen=True)
+class RunnerArgs:
+    """What a runner factory (a format's declared `runners`, core/formats.py) is given beside the
+    model: the tensors, the device it runs on (target: the export's target_device), whether inputs
+    go by keyword (kw_names: the forward's names, in input order), the runner's name, the runtime
+    and the path's flags."""
+
+    inputs: Sequence[TensorMetadata]
+    outputs: Sequence[TensorMetadata]
+    device: str
+    target: str
+    keyword: bool
+    kw_names: Optional[Tuple[str, ...]]
+    name: str
+    runtime: RuntimeProvider
+    flags: Dict[str, Any] = field(default_factory=dict)
