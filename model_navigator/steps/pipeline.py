@@ -60,20 +60,13 @@ def runtime_available(runtime: RuntimeProvider) -> bool:
 def runtime_unavailable_reason(fmt: Format, runtime: RuntimeProvider) -> Optional[str]:
     """Why `runtime`, one the path should run on, cannot run `fmt` here, or None; recorded as that
     runtime's skip (runtime_available, by contrast, silently leaves out optional runtimes such as
-    OpenVINO). Today: an ONNX Runtime without the CUDA / TensorRT execution provider (the CPU-only
-    `onnxruntime` wheel), which would otherwise run on the CPU under the GPU provider's name."""
-    if fmt != Format.ONNX or runtime not in (RuntimeProvider.CUDA, RuntimeProvider.TRT):
-        return None
-    from model_navigator.runners.onnx import available_providers
+    OpenVINO). The format declares the check (core/formats.py `availability`); today: ONNX on an
+    ONNX Runtime without the CUDA / TensorRT execution provider (the CPU-only `onnxruntime` wheel),
+    which would otherwise run on the CPU under the GPU provider's name."""
+    from model_navigator.core.formats import format_spec, load_function
 
-    try:
-        providers = available_providers()
-    except ImportError as e:
-        return f"onnxruntime does not import ({e}); pip install onnxruntime-gpu"
-    if runtime.value in providers:
-        return None
-    return (f"this ONNX Runtime has no {runtime.value} (it has {', '.join(providers)}); "
-            f"pip install onnxruntime-gpu in place of onnxruntime")
+    check = format_spec(fmt).availability_check(runtime)
+    return load_function(check)(runtime) if check else None
 
 
 def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvider]:
