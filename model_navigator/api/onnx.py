@@ -30,9 +30,10 @@ from model_navigator.core.enums import (
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.samples import collect_samples, select_samples
 from model_navigator.core.tolerance import check_user_tolerance
+from model_navigator.paths.registry import formats_of
 from model_navigator.steps.executor import normalize_isolation
 
-ONNX_FORMATS = (Format.ONNX, Format.TENSORRT)
+ONNX_FORMATS = formats_of(Framework.ONNX)
 
 
 def _check_item_names(dataloader: Any, names: Tuple[str, ...]) -> None:

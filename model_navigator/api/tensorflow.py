@@ -51,9 +51,10 @@ from model_navigator.exporters.tensorflow_utils import (
     to_numpy,
     to_tf_inputs,
 )
+from model_navigator.paths.registry import formats_of
 from model_navigator.steps.executor import normalize_isolation
 
-TF_FORMATS = (Format.TF_SAVEDMODEL, Format.TF_TRT, Format.ONNX, Format.TENSORRT)
+TF_FORMATS = formats_of(Framework.TENSORFLOW)
 DEFAULT_OPSET = 17
 
 

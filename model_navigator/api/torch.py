@@ -42,9 +42,10 @@ from model_navigator.core.samples import (
     collect_samples,
     select_samples,
 )
+from model_navigator.paths.registry import formats_of
 from model_navigator.steps.executor import normalize_isolation
 
-TORCH_FORMATS = (Format.TORCHSCRIPT, Format.TORCH_EXPORTEDPROGRAM, Format.ONNX, Format.TORCH_TRT, Format.TENSORRT)
+TORCH_FORMATS = formats_of(Framework.TORCH)
 DEFAULT_OPSET = 17
 
 
