@@ -161,7 +161,8 @@ def test_triton_backends_per_format_and_runtime_are_as_before():
     from model_navigator.triton import backend_for
 
     onnx = TritonBackend("onnxruntime_onnx", "onnxruntime", "model.onnx")
-    script = TritonBackend("pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),))
+    script = TritonBackend("pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),),
+                           indexed_names=True)
     saved = TritonBackend("tensorflow_savedmodel", "tensorflow", "model.savedmodel", is_dir=True)
     assert backend_for(F.ONNX, RP.CPU) == backend_for(F.ONNX, RP.CUDA) == onnx
     assert backend_for(F.ONNX, RP.TRT) == TritonBackend("onnxruntime_onnx", "onnxruntime", "model.onnx",

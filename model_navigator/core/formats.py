@@ -26,7 +26,8 @@ from model_navigator.core.enums import Format, Framework, RuntimeProvider
 
 @dataclass(frozen=True)
 class TritonBackend:
-    """How Triton serves one format on one runtime."""
+    """How Triton serves one format on one runtime. indexed_names: the backend finds tensors by
+    `<name>__<index>` (PyTorch's), so other names are given that form."""
 
     platform: Optional[str]
     backend: str
@@ -35,6 +36,7 @@ class TritonBackend:
     default_model_filename: Optional[str] = None
     parameters: Tuple[Tuple[str, str], ...] = ()
     gpu_execution_accelerators: Tuple[str, ...] = ()
+    indexed_names: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ _TF = "model_navigator.runners.tensorflow"
 _ONNX = "model_navigator.runners.onnx"
 
 _ONNX_BACKEND = TritonBackend("onnxruntime_onnx", "onnxruntime", "model.onnx")
-_TORCHSCRIPT_BACKEND = TritonBackend("pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),))
+_TORCHSCRIPT_BACKEND = TritonBackend("pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),),
+                                     indexed_names=True)
 _SAVEDMODEL_BACKEND = TritonBackend("tensorflow_savedmodel", "tensorflow", "model.savedmodel", is_dir=True)
 
 DECLARATIONS = (

@@ -213,14 +213,14 @@ def _tensor(meta: TensorMetadata, batched: bool, name: str) -> TritonTensor:
     return TritonTensor(name, triton_dtype(meta.dtype), dims)
 
 
-def _triton_names(status: NavigatorStatus, fmt: Format) -> Tuple[List[str], List[str], Dict[str, str]]:
+def _triton_names(status: NavigatorStatus, backend: Backend) -> Tuple[List[str], List[str], Dict[str, str]]:
     """Tensor names as Triton's backend needs them. ONNX, SavedModel and TensorRT keep theirs; the
-    PyTorch backend finds tensors by `<name>__<index>` (or, for inputs, forward()'s argument names,
-    which keyword inputs are), so other names are given that form."""
+    PyTorch backend (indexed_names) finds tensors by `<name>__<index>` (or, for inputs, forward()'s
+    argument names, which keyword inputs are), so other names are given that form."""
     ins = [m.name for m in status.inputs]
     outs = [m.name for m in status.outputs]
     renamed: Dict[str, str] = {}
-    if fmt not in (Format.TORCHSCRIPT, Format.TORCH_TRT):
+    if not backend.indexed_names:
         return ins, outs, renamed
 
     def indexed(names: List[str]) -> List[str]:
@@ -253,7 +253,7 @@ def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: Runtime
     if why:
         LOGGER.info("Triton config for %s: no batching (%s)", model_name, why)
     batched = mbs > 0
-    in_names, out_names, renamed = _triton_names(status, path.format)
+    in_names, out_names, renamed = _triton_names(status, backend)
     config = TritonModelConfig(
         name=model_name,
         platform=backend.platform,
