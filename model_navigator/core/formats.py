@@ -123,10 +123,11 @@ _TF = "model_navigator.runners.tensorflow"
 _ONNX = "model_navigator.runners.onnx"
 
 _ONNX_BACKEND = TritonBackend("onnxruntime_onnx", "onnxruntime", "model.onnx")
-_TORCHSCRIPT_BACKEND = TritonBackend("pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),),
-                                     indexed_names=True)
+_TORCHSCRIPT_BACKEND = TritonBackend("pytorch_libtorch", "pytorch", "model.pt",
+                                     parameters=(("INFERENCE_MODE", "true"),), indexed_names=True)
 _SAVEDMODEL_BACKEND = TritonBackend("tensorflow_savedmodel", "tensorflow", "model.savedmodel", is_dir=True)
 
+# In the order formats are listed (a framework's default target_formats and its error messages).
 DECLARATIONS = (
     FormatSpec(Format.TORCHSCRIPT, runners=((None, f"{_TORCH}:torchscript_runner"),),
                loader=f"{_TORCH}:load_torchscript", triton=((None, _TORCHSCRIPT_BACKEND),),
