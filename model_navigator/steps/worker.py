@@ -32,6 +32,10 @@ from model_navigator.core.logging import LOGGER, mark_worker_process, relay_prog
 from model_navigator.steps.lifeline import die_with_parent, lifeline_args, parse_lifeline
 
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
+READY_TIMEOUT_S = 300.0
+TAIL_LINES = 30
+
+
 def preload_modules(kind: str) -> Tuple[str, ...]:
     """The modules a worker imports before it reports ready, from the format declarations
     (core/formats.py `preload`). kind 'runtimes' (isolation 'auto'): the worker runs foreign
@@ -47,10 +51,6 @@ def preload_modules(kind: str) -> Tuple[str, ...]:
     if kind != "runtimes":
         specs += [FORMATS[fmt] for fmt in formats_of(sources[kind].source_of)] + [sources[kind]]
     return tuple(dict.fromkeys(["numpy"] + [m for spec in specs for m in spec.preload]))
-
-
-READY_TIMEOUT_S = 300.0
-TAIL_LINES = 30
 
 
 class WorkerExecutor:
