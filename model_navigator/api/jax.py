@@ -37,12 +37,13 @@ from model_navigator.exporters.jax_utils import (
     set_tf_memory_growth,
 )
 from model_navigator.exporters.tensorflow_utils import check_tf_names, device_name
+from model_navigator.paths.registry import formats_of
 
 # Nothing above imports jax or TensorFlow: set the memory variables before model-navigator does.
 _JAX_STARTED_BEFORE_US = bool(getattr(sys.modules.get("jax._src.xla_bridge"), "_backends", None))
 configure_memory()
 
-JAX_FORMATS = (Format.TF_SAVEDMODEL, Format.TF_TRT, Format.ONNX, Format.TENSORRT)
+JAX_FORMATS = formats_of(Framework.JAX)
 
 
 class JaxAdapter(FrameworkAdapter):

@@ -14,8 +14,9 @@ from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import Format, Framework, RuntimeProvider, TensorRTPrecision
 from model_navigator.core.errors import FrameworkMissingError, UserInputError
 from model_navigator.core.samples import SampleSet, collect_samples
+from model_navigator.paths.registry import formats_of
 
-ONNX_FORMATS = (Format.ONNX, Format.TENSORRT)
+ONNX_FORMATS = formats_of(Framework.ONNX)
 
 
 def _check_item_names(dataloader: Any, names: Tuple[str, ...]) -> None:

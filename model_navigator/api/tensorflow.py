@@ -23,8 +23,9 @@ from model_navigator.exporters.tensorflow_utils import (
     module_function,
     tf_quiet,
 )
+from model_navigator.paths.registry import formats_of
 
-TF_FORMATS = (Format.TF_SAVEDMODEL, Format.TF_TRT, Format.ONNX, Format.TENSORRT)
+TF_FORMATS = formats_of(Framework.TENSORFLOW)
 
 
 # ------------------------------------------------------------------------------------------------

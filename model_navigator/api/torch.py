@@ -21,8 +21,9 @@ from model_navigator.core.enums import (
 )
 from model_navigator.core.errors import FrameworkMissingError, UserInputError
 from model_navigator.core.samples import SampleSet, collect_samples
+from model_navigator.paths.registry import formats_of
 
-TORCH_FORMATS = (Format.TORCHSCRIPT, Format.TORCH_EXPORTEDPROGRAM, Format.ONNX, Format.TORCH_TRT, Format.TENSORRT)
+TORCH_FORMATS = formats_of(Framework.TORCH)
 
 
 def _import_torch():

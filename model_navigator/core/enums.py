@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Iterable, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Iterable, Optional, Tuple, Type, TypeVar, Union
 
 from model_navigator.core.errors import UserInputError
 
@@ -41,9 +41,6 @@ class Format(StrEnum):
     ONNX_SOURCE = "onnx-source"  # the user's .onnx file given to nav.onnx.export
 
 
-SOURCE_FORMATS = (Format.TORCH, Format.TENSORFLOW, Format.JAX, Format.ONNX_SOURCE)
-
-
 class JitType(StrEnum):
     SCRIPT = "script"
     TRACE = "trace"
@@ -77,14 +74,20 @@ class RuntimeProvider(StrEnum):
     TF = "TensorFlowExecutionProvider"
 
 
-# Formats that exist only on a GPU (the TensorRT family).
-GPU_FORMATS = (Format.TENSORRT, Format.TORCH_TRT, Format.TF_TRT)
-# Runtimes that run on the CPU, whatever their name says (used for devices and validation).
-CPU_RUNTIMES = (RuntimeProvider.CPU, RuntimeProvider.OPENVINO, RuntimeProvider.TORCH_COMPILE)
-# Runtimes checked and profiled only when named in `runtimes=` (they cost more than they tell by default).
-OPT_IN_RUNTIMES = (RuntimeProvider.TORCH_COMPILE,)
-# Python modules a runtime needs, and the extra that installs them.
-RUNTIME_MODULES = {RuntimeProvider.OPENVINO: ("openvino", "openvino")}
+# Lists derived from the format and runtime declarations in core/formats.py, importable from here
+# as before: SOURCE_FORMATS (the user's models), GPU_FORMATS (the TensorRT family), CPU_RUNTIMES
+# (run on the CPU, whatever their name says), OPT_IN_RUNTIMES (only when named in `runtimes=`) and
+# RUNTIME_MODULES (runtime -> (module it needs, extra that installs it)).
+_DERIVED = ("SOURCE_FORMATS", "GPU_FORMATS", "CPU_RUNTIMES", "OPT_IN_RUNTIMES", "RUNTIME_MODULES")
+
+
+def __getattr__(name: str) -> Any:
+    """PEP 562: the derived lists come from core/formats.py (which imports this module, hence lazily)."""
+    if name in _DERIVED:
+        from model_navigator.core import formats
+
+        return getattr(formats, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 FRAMEWORK_RUNTIME_ALIASES = (RuntimeProvider.PYT, RuntimeProvider.TF)

@@ -10,8 +10,13 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-PACKAGES = ("model-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "polygraphy", "tensorflow",
-            "tensorflow-cpu", "tf2onnx", "jax", "jaxlib", "flax", "tensorrt", "torch-tensorrt", "openvino")
+from model_navigator.core.formats import declared_packages
+
+# The packages status.yaml reports, in this order, then any other a format or runtime declares
+# (core/formats.py `packages`).
+_REPORTED = ("model-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "polygraphy", "tensorflow",
+             "tensorflow-cpu", "tf2onnx", "jax", "jaxlib", "flax", "tensorrt", "torch-tensorrt", "openvino")
+PACKAGES = _REPORTED + tuple(name for name in declared_packages() if name not in _REPORTED)
 
 
 def _cpu_name() -> str:

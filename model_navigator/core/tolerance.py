@@ -19,8 +19,9 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-from model_navigator.core.enums import GPU_FORMATS, Format, RuntimeProvider, TensorRTPrecision
+from model_navigator.core.enums import Format, RuntimeProvider, TensorRTPrecision
 from model_navigator.core.errors import UserInputError
+from model_navigator.core.formats import format_spec, runtime_spec
 
 # A user-given tolerance: one number for every output, or a dict output name -> number.
 UserTolerance = Optional[Union[float, Dict[str, float]]]
@@ -47,16 +48,14 @@ DEFAULT_TOLERANCES: Dict[str, Tolerance] = {
     "fp16": Tolerance(atol=1e-2, rtol=5e-2),
 }
 
-_GPU_RUNTIMES = (RuntimeProvider.CUDA, RuntimeProvider.TRT)
-
 
 def default_tolerance_name(fmt: Format, precision: Optional[TensorRTPrecision], runtime: RuntimeProvider) -> str:
-    """The DEFAULT_TOLERANCES entry for a path's format and precision on a runtime."""
+    """The DEFAULT_TOLERANCES entry for a path's format and precision on a runtime: fp16 for an fp16
+    path, else the one the format declares (the GPU family: fp32-gpu), else the runtime's (fp32-gpu
+    on CUDA / TensorRT, fp32 on the CPU); see core/formats.py."""
     if precision == TensorRTPrecision.FP16:
         return "fp16"
-    if fmt in GPU_FORMATS or runtime in _GPU_RUNTIMES:
-        return "fp32-gpu"
-    return "fp32"
+    return format_spec(fmt).tolerance or runtime_spec(runtime).tolerance
 
 
 def check_user_tolerance(value: Any, name: str) -> UserTolerance:

@@ -16,6 +16,7 @@ from model_navigator.core.enums import (
     parse_runtime,
 )
 from model_navigator.core.errors import UserInputError
+from model_navigator.core.formats import format_spec, load_function
 from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
 from model_navigator.runners.base import NavigatorRunner
 
@@ -179,26 +180,9 @@ class PackageDescriptor:
             return self.source_model
         if not path.ok or path.model_path is None:
             raise UserInputError(f"Path {path.key!r} has no model: {path.status.value} ({path.reason}).")
+        loader = format_spec(path.format).loader  # none: the artifact's path (a TensorRT plan)
         model_path = self._workdir / path.model_path
-        if path.format in (Format.TORCHSCRIPT, Format.TORCH_TRT):
-            import torch
-
-            return torch.jit.load(str(model_path), map_location="cpu")
-        if path.format == Format.TORCH_EXPORTEDPROGRAM:
-            import torch
-
-            return torch.export.load(str(model_path))
-        if path.format == Format.ONNX:
-            import onnx
-
-            return onnx.load(str(model_path))
-        if path.format in (Format.TF_SAVEDMODEL, Format.TF_TRT):
-            from model_navigator.exporters import tensorflow_utils
-
-            tf = tensorflow_utils.import_tensorflow()
-            with tensorflow_utils.tf_quiet("tf.saved_model.load"):
-                return tf.saved_model.load(str(model_path))
-        return model_path
+        return load_function(loader)(model_path) if loader else model_path
 
     def get_runner(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
                    runtime: Optional[Union[str, RuntimeProvider]] = None, enable_xla: Optional[bool] = None,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from model_navigator.core.enums import Framework
+from model_navigator.core.enums import Format, Framework
 from model_navigator.core.errors import UserInputError
+from model_navigator.core.formats import FORMATS
 from model_navigator.paths.base import PathSpec
 
 
@@ -34,3 +35,10 @@ def find_spec(framework: Framework, key: str) -> PathSpec:
         if spec.key == key:
             return spec
     raise UserInputError(f"Unknown path {key!r} for {framework.value}.")
+
+
+def formats_of(framework: Framework) -> Tuple[Format, ...]:
+    """The formats a framework's export() offers: those its paths make, in FORMATS' order (the
+    default target_formats, and the choices an error lists)."""
+    made = {spec.format for spec in paths_for(framework)}
+    return tuple(fmt for fmt in FORMATS if fmt in made)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -12,6 +13,7 @@ from polygraphy.backend.base import BaseRunner
 from polygraphy.common import TensorMetadata as PolygraphyTensorMetadata
 from polygraphy.datatype import DataType
 
+from model_navigator.core.enums import RuntimeProvider
 from model_navigator.core.tensor import TensorMetadata
 
 
@@ -89,3 +91,21 @@ class SourceRunner(NavigatorRunner):
 
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         return self._name_outputs(self.flatten(self.call(feed_dict))[0])
+
+
+@dataclass(frozen=True)
+class RunnerArgs:
+    """What a runner factory (a format's declared `runners`, core/formats.py) is given beside the
+    model: the tensors, the device it runs on (target: the export's target_device), whether inputs
+    go by keyword (kw_names: the forward's names, in input order), the runner's name, the runtime
+    and the path's flags."""
+
+    inputs: Sequence[TensorMetadata]
+    outputs: Sequence[TensorMetadata]
+    device: str
+    target: str
+    keyword: bool
+    kw_names: Optional[Tuple[str, ...]]
+    name: str
+    runtime: RuntimeProvider
+    flags: Dict[str, Any] = field(default_factory=dict)

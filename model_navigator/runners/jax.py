@@ -16,7 +16,7 @@ from model_navigator.exporters.jax_utils import (
     import_jax,
     jax_device,
 )
-from model_navigator.runners.base import SourceRunner
+from model_navigator.runners.base import NavigatorRunner, RunnerArgs, SourceRunner
 
 
 class JaxSourceRunner(SourceRunner):
@@ -53,3 +53,8 @@ class JaxSourceRunner(SourceRunner):
 
     def _unload(self) -> None:
         self._device = None
+
+
+def jax_source_runner(model: JaxModel, a: RunnerArgs) -> NavigatorRunner:
+    """The factory named by the JAX source format's declaration (core/formats.py)."""
+    return JaxSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name)

@@ -10,7 +10,7 @@ import numpy as np
 
 from model_navigator.core.enums import RuntimeProvider
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.runners.base import NavigatorRunner, SourceRunner
+from model_navigator.runners.base import NavigatorRunner, RunnerArgs, SourceRunner
 
 
 def available_providers() -> Sequence[str]:
@@ -91,3 +91,33 @@ class OnnxSourceRunner(OnnxRuntimeRunner, SourceRunner):
         return list(output.values()), list(output)
 
     _infer = OnnxRuntimeRunner._infer
+
+
+# Factories, loader and availability check named by the ONNX formats' declarations (core/formats.py)
+def onnxruntime_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
+    return OnnxRuntimeRunner(model_path, a.inputs, a.outputs, provider=a.runtime, name=a.name, device=a.device)
+
+
+def onnx_source_runner(model: Any, a: RunnerArgs) -> NavigatorRunner:
+    """The user's .onnx file (nav.onnx.export's model) on ONNX Runtime, on the runner's device."""
+    provider = RuntimeProvider.CPU if a.device == "cpu" else RuntimeProvider.CUDA
+    return OnnxSourceRunner(Path(model), a.inputs, a.outputs, provider=provider, name=a.name, device=a.device)
+
+
+def load_onnx(model_path: Path) -> Any:
+    import onnx
+
+    return onnx.load(str(model_path))
+
+
+def provider_unavailable(runtime: RuntimeProvider) -> Optional[str]:
+    """Why ONNX Runtime cannot run `runtime` (a GPU provider) here: the CPU-only `onnxruntime` wheel
+    would otherwise run on the CPU under the GPU provider's name; None when it can."""
+    try:
+        providers = available_providers()
+    except ImportError as e:
+        return f"onnxruntime does not import ({e}); pip install onnxruntime-gpu"
+    if runtime.value in providers:
+        return None
+    return (f"this ONNX Runtime has no {runtime.value} (it has {', '.join(providers)}); "
+            f"pip install onnxruntime-gpu in place of onnxruntime")

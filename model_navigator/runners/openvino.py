@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.runners.base import NavigatorRunner
+from model_navigator.runners.base import NavigatorRunner, RunnerArgs
 
 DEFAULT_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
 TELEMETRY_ENV = "MODEL_NAVIGATOR_OPENVINO_TELEMETRY"
@@ -106,3 +106,8 @@ class OpenVINORunner(NavigatorRunner):
     def _unload(self) -> None:
         self._request = None
         self._compiled = None
+
+
+def openvino_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
+    """The factory named by the ONNX format's declaration for the OpenVINO runtime (core/formats.py)."""
+    return OpenVINORunner(model_path, a.inputs, a.outputs, name=a.name)

@@ -19,7 +19,7 @@ from model_navigator.exporters.tensorflow_utils import (
     tf_quiet,
     to_numpy,
 )
-from model_navigator.runners.base import NavigatorRunner, SourceRunner
+from model_navigator.runners.base import NavigatorRunner, RunnerArgs, SourceRunner
 
 
 class TensorFlowSavedModelRunner(NavigatorRunner):
@@ -95,3 +95,18 @@ class TensorFlowSourceRunner(SourceRunner):
     def flatten(self, output: Any) -> Tuple[List[np.ndarray], List[str]]:
         tensors, names = flatten_outputs(output)
         return [to_numpy(t) for t in tensors], names
+
+
+# Factories and loader named by the TensorFlow formats' declarations (core/formats.py) ----------
+def savedmodel_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
+    return TensorFlowSavedModelRunner(model_path, a.inputs, a.outputs, device=a.device, name=a.name)
+
+
+def tensorflow_source_runner(model: Any, a: RunnerArgs) -> NavigatorRunner:
+    return TensorFlowSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name)
+
+
+def load_savedmodel(model_path: Path) -> Any:
+    tf = import_tensorflow()
+    with tf_quiet("tf.saved_model.load"):
+        return tf.saved_model.load(str(model_path))

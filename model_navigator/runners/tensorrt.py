@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.runners.base import NavigatorRunner
+from model_navigator.runners.base import NavigatorRunner, RunnerArgs
 
 
 class TensorRTRunner(NavigatorRunner):
@@ -40,3 +40,8 @@ class TensorRTRunner(NavigatorRunner):
         if self._runner is not None:
             self._runner.deactivate()
         self._runner = None
+
+
+def tensorrt_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
+    """The factory named by the TensorRT format's declaration (core/formats.py)."""
+    return TensorRTRunner(model_path, a.inputs, a.outputs, name=a.name)

@@ -10,7 +10,7 @@ import numpy as np
 
 from model_navigator.core.tensor import TensorMetadata, flatten_outputs
 from model_navigator.exporters.torch_utils import outputs_to_numpy, to_torch_inputs
-from model_navigator.runners.base import NavigatorRunner, SourceRunner
+from model_navigator.runners.base import NavigatorRunner, RunnerArgs, SourceRunner
 
 
 class _TorchRunner(NavigatorRunner):
@@ -133,3 +133,46 @@ class TorchCompileRunner(_TorchRunner):
         except Exception as e:
             self._error = e
             raise
+
+
+# Factories and loaders named by the torch formats' declarations (core/formats.py) --------------
+def torch_source_runner(model: Any, a: RunnerArgs) -> NavigatorRunner:
+    return TorchSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name,
+                             kw_names=a.kw_names)
+
+
+def torch_compile_runner(model: Any, a: RunnerArgs) -> NavigatorRunner:
+    # compiles for the model's device
+    return TorchCompileRunner(model, a.inputs, a.outputs, device=a.target, keyword=a.keyword, name=a.name,
+                              kw_names=a.kw_names)
+
+
+def torchscript_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
+    return TorchScriptRunner(model_path, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name,
+                             kw_names=a.kw_names)
+
+
+def exportedprogram_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
+    return TorchExportedProgramRunner(model_path, a.inputs, a.outputs, device=a.device, keyword=a.keyword,
+                                      name=a.name, kw_names=a.kw_names)
+
+
+def torch_trt_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
+    # Torch-TensorRT renames forward's arguments (input_0, ...): call it positionally, in the
+    # order the conversion compiled it for.
+    order = a.flags.get("input_order") or [m.name for m in a.inputs]
+    by_name = {m.name: m for m in a.inputs}
+    return TorchTensorRTRunner(model_path, [by_name[n] for n in order], a.outputs, device=a.device, keyword=False,
+                               name=a.name)
+
+
+def load_torchscript(model_path: Path) -> Any:
+    import torch
+
+    return torch.jit.load(str(model_path), map_location="cpu")
+
+
+def load_exportedprogram(model_path: Path) -> Any:
+    import torch
+
+    return torch.export.load(str(model_path))

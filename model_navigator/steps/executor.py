@@ -85,16 +85,11 @@ class RoutingExecutor:
             self._worker.close()
 
 
-LOCAL_FORMATS = {
-    "torch": {"torchscript", "torch-exportedprogram"},
-    "tensorflow": {"tf-savedmodel"},
-    "onnx": set(),  # ONNX Runtime and OpenVINO run in the worker, as for every framework
-    "jax": {"tf-savedmodel"},
-}
-
-
 def make_executor(config: Any, root: Path) -> Any:
-    """The executor for the config's isolation mode (see RoutingExecutor)."""
+    """The executor for the config's isolation mode (see RoutingExecutor); the formats checked in this
+    process are those whose declaration names the framework in `local_checks` (core/formats.py)."""
+    from model_navigator.core.formats import formats_checked_locally
+
     framework = str(config.framework.value)
     mode = normalize_isolation(getattr(config, "isolation", "auto"))
-    return RoutingExecutor(mode, framework, LOCAL_FORMATS.get(framework, set()))
+    return RoutingExecutor(mode, framework, set(formats_checked_locally(framework)))

@@ -60,20 +60,13 @@ def runtime_available(runtime: RuntimeProvider) -> bool:
 def runtime_unavailable_reason(fmt: Format, runtime: RuntimeProvider) -> Optional[str]:
     """Why `runtime`, one the path should run on, cannot run `fmt` here, or None; recorded as that
     runtime's skip (runtime_available, by contrast, silently leaves out optional runtimes such as
-    OpenVINO). Today: an ONNX Runtime without the CUDA / TensorRT execution provider (the CPU-only
-    `onnxruntime` wheel), which would otherwise run on the CPU under the GPU provider's name."""
-    if fmt != Format.ONNX or runtime not in (RuntimeProvider.CUDA, RuntimeProvider.TRT):
-        return None
-    from model_navigator.runners.onnx import available_providers
+    OpenVINO). The format declares the check (core/formats.py `availability`); today: ONNX on an
+    ONNX Runtime without the CUDA / TensorRT execution provider (the CPU-only `onnxruntime` wheel),
+    which would otherwise run on the CPU under the GPU provider's name."""
+    from model_navigator.core.formats import format_spec, load_function
 
-    try:
-        providers = available_providers()
-    except ImportError as e:
-        return f"onnxruntime does not import ({e}); pip install onnxruntime-gpu"
-    if runtime.value in providers:
-        return None
-    return (f"this ONNX Runtime has no {runtime.value} (it has {', '.join(providers)}); "
-            f"pip install onnxruntime-gpu in place of onnxruntime")
+    check = format_spec(fmt).availability_check(runtime)
+    return load_function(check)(runtime) if check else None
 
 
 def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvider]:
@@ -93,12 +86,14 @@ def source_runtimes(config: ExportConfig, source_format: Format) -> List[Runtime
     """Opt-in runtimes of the source model named in `runtimes=` (torch.compile for a torch model)."""
     from model_navigator.core.enums import OPT_IN_RUNTIMES
 
+    from model_navigator.core.formats import format_spec
+
     wanted = [r for r in (config.runtimes or ()) if r in OPT_IN_RUNTIMES]
-    if wanted and source_format != Format.TORCH:
-        LOGGER.warning("runtimes %s apply to PyTorch models only; ignored for %s", [r.value for r in wanted],
+    declared = [r for r in wanted if format_spec(source_format).names_runtime(r)]
+    if len(declared) < len(wanted):
+        LOGGER.warning("runtimes %s do not run %s models; ignored", [r.value for r in wanted if r not in declared],
                        source_format.value)
-        return []
-    return wanted
+    return declared
 
 
 def correctness_summary(result: CorrectnessResult) -> str:

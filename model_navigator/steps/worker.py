@@ -26,27 +26,32 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Deque, Dict, Optional, Sequence
+from typing import Deque, Dict, Optional, Sequence, Tuple
 
 from model_navigator.core.logging import LOGGER, mark_worker_process, relay_progress
 from model_navigator.steps.base import StepReply
 from model_navigator.steps.lifeline import die_with_parent, lifeline_args, parse_lifeline
 
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
-PRELOAD = {
-    # isolation 'auto': the worker runs foreign runtimes and converters only
-    "runtimes": ("numpy", "onnxruntime", "openvino"),  # openvino: only where installed
-    # torch._export.serde: torch.export.load needs it and it costs ~1 s; imported while the user's
-    # process exports, it is off the critical path.
-    "torch": ("numpy", "onnxruntime", "openvino", "torch", "torch._export.serde.serialize"),
-    "onnx": ("numpy", "onnxruntime", "openvino", "onnx"),  # isolation 'full' for nav.onnx
-    "tensorflow": ("numpy", "onnxruntime", "openvino", "tensorflow", "tf2onnx"),  # isolation 'full'; openvino where installed
-    # isolation 'full' for JAX: the SavedModels run on TensorFlow (which runs jax2tf's XlaCallModule
-    # without jax), tf2onnx converts them; the worker never imports jax.
-    "jax": ("numpy", "onnxruntime", "openvino", "tensorflow", "tf2onnx"),
-}
 READY_TIMEOUT_S = 300.0
 TAIL_LINES = 30
+
+
+def preload_modules(kind: str) -> Tuple[str, ...]:
+    """The modules a worker imports before it reports ready, from the format declarations
+    (core/formats.py `preload`). kind 'runtimes' (isolation 'auto'): the worker runs foreign
+    runtimes and converters only, i.e. the formats no framework checks in its own process; a
+    framework (isolation 'full'): also the formats of its paths and its source format's converters."""
+    from model_navigator.core.formats import FORMATS
+    from model_navigator.paths.registry import formats_of
+
+    sources = {str(spec.source_of): spec for spec in FORMATS.values() if spec.is_source}
+    if kind != "runtimes" and kind not in sources:
+        return ("numpy",)
+    specs = [spec for spec in FORMATS.values() if not spec.is_source and not spec.local_checks]
+    if kind != "runtimes":
+        specs += [FORMATS[fmt] for fmt in formats_of(sources[kind].source_of)] + [sources[kind]]
+    return tuple(dict.fromkeys(["numpy"] + [m for spec in specs for m in spec.preload]))
 
 
 class WorkerExecutor:
@@ -252,7 +257,7 @@ def worker_main(framework: str, parent_pid: Optional[int] = None, from_main_thre
     mark_worker_process()
     import importlib
 
-    for module in PRELOAD.get(framework, ("numpy",)):
+    for module in preload_modules(framework):
         try:
             if module == "openvino":  # without its telemetry, which forks (see import_openvino)
                 from model_navigator.runners.openvino import import_openvino

@@ -30,6 +30,7 @@ from model_navigator.core.enums import (
     resolve_runtime,
 )
 from model_navigator.core.errors import UserInputError
+from model_navigator.core.formats import FORMATS, TritonBackend
 from model_navigator.core.logging import LOGGER
 from model_navigator.core.status import NavigatorStatus, PathStatus
 from model_navigator.core.tensor import TensorMetadata
@@ -47,45 +48,19 @@ _INDEXED_NAME = re.compile(r"^.+__\d+$")
 _INDEX_SUFFIX = re.compile(r"__\d+$")
 
 
-@dataclass(frozen=True)
-class Backend:
-    """How Triton serves one format on one runtime."""
-
-    platform: Optional[str]
-    backend: str
-    filename: str
-    is_dir: bool = False
-    default_model_filename: Optional[str] = None
-    parameters: Tuple[Tuple[str, str], ...] = ()
-    gpu_execution_accelerators: Tuple[str, ...] = ()
-
-
-_ONNX = Backend("onnxruntime_onnx", "onnxruntime", "model.onnx")
-_TORCHSCRIPT = Backend("pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),))
-_SAVEDMODEL = Backend("tensorflow_savedmodel", "tensorflow", "model.savedmodel", is_dir=True)
-_PLAN = Backend("tensorrt_plan", "tensorrt", "model.plan")
+# How Triton serves one format on one runtime: declared beside the format (core/formats.py).
+Backend = TritonBackend
 
 
 def backend_for(fmt: Format, runtime: RuntimeProvider) -> Backend:
     """The Triton platform/backend for a path format and the runtime it was checked on."""
-    if fmt == Format.ONNX:
-        if runtime == RuntimeProvider.OPENVINO:
-            # Triton's OpenVINO backend reads ONNX directly; the hint matches how it was profiled.
-            return Backend(None, "openvino", "model.onnx", default_model_filename="model.onnx",
-                           parameters=(("PERFORMANCE_HINT", "LATENCY"),))
-        if runtime == RuntimeProvider.TRT:  # ONNX Runtime's TensorRT execution provider
-            return replace(_ONNX, gpu_execution_accelerators=("tensorrt",))
-        return _ONNX
-    if fmt in (Format.TORCHSCRIPT, Format.TORCH_TRT):
-        return _TORCHSCRIPT
-    if fmt in (Format.TF_SAVEDMODEL, Format.TF_TRT):
-        return _SAVEDMODEL
-    if fmt == Format.TENSORRT:
-        return _PLAN
-    raise UserInputError(
-        f"Triton has no backend for format {fmt.value!r} here; choose an ONNX, TorchScript, SavedModel or "
-        f"TensorRT path (path_key=...)."
-    )
+    backend = FORMATS[fmt].triton_backend(runtime) if fmt in FORMATS else None
+    if backend is None:
+        raise UserInputError(
+            f"Triton has no backend for format {fmt.value!r} here; choose an ONNX, TorchScript, SavedModel or "
+            f"TensorRT path (path_key=...)."
+        )
+    return backend
 
 
 @dataclass
@@ -238,14 +213,14 @@ def _tensor(meta: TensorMetadata, batched: bool, name: str) -> TritonTensor:
     return TritonTensor(name, triton_dtype(meta.dtype), dims)
 
 
-def _triton_names(status: NavigatorStatus, fmt: Format) -> Tuple[List[str], List[str], Dict[str, str]]:
+def _triton_names(status: NavigatorStatus, backend: Backend) -> Tuple[List[str], List[str], Dict[str, str]]:
     """Tensor names as Triton's backend needs them. ONNX, SavedModel and TensorRT keep theirs; the
-    PyTorch backend finds tensors by `<name>__<index>` (or, for inputs, forward()'s argument names,
-    which keyword inputs are), so other names are given that form."""
+    PyTorch backend (indexed_names) finds tensors by `<name>__<index>` (or, for inputs, forward()'s
+    argument names, which keyword inputs are), so other names are given that form."""
     ins = [m.name for m in status.inputs]
     outs = [m.name for m in status.outputs]
     renamed: Dict[str, str] = {}
-    if fmt not in (Format.TORCHSCRIPT, Format.TORCH_TRT):
+    if not backend.indexed_names:
         return ins, outs, renamed
 
     def indexed(names: List[str]) -> List[str]:
@@ -278,7 +253,7 @@ def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: Runtime
     if why:
         LOGGER.info("Triton config for %s: no batching (%s)", model_name, why)
     batched = mbs > 0
-    in_names, out_names, renamed = _triton_names(status, path.format)
+    in_names, out_names, renamed = _triton_names(status, backend)
     config = TritonModelConfig(
         name=model_name,
         platform=backend.platform,
