@@ -147,3 +147,30 @@ def descendants(pid: int) -> List[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2:].split()[0] != "Z"
+
+
+def reap(pids: List[int], grace_s: float) -> List[int]:
+    """Wait up to `grace_s` for `pids` to exit, then SIGKILL the ones left; returns those killed."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    killed = []
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:
+                pass
+    return killed

@@ -14,6 +14,7 @@ kernel's parent-death signal follows the thread that started the server.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
@@ -196,7 +197,7 @@ def serve(
         raise UserInputError(f"`max_queue_delay_us` must be an integer >= 0, got {max_queue_delay_us!r}.")
     ports = choose_ports(host, http_port, grpc_port, metrics_port)
     stack: List[Any] = []
-    runner = triton = None
+    runner = triton = log_file = None
     try:
         plan = plan_serving(package, stack, path_key, runtime, strategy, latency_budget_ms, model_name,
                             max_batch_size)
@@ -211,8 +212,13 @@ def serve(
         config = ModelConfig(batching=batched, max_batch_size=max(plan.max_batch_size, 1),
                              batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us,
                                                     preferred_batch_size=plan.preferred_batch_sizes or None))
+        log_file = None
+        if not verbose:  # PyTriton echoes the server's log on stdout otherwise
+            logs = tempfile.TemporaryDirectory(prefix="nav-serve-")
+            stack.append(logs)
+            log_file = Path(logs.name) / "tritonserver.log"
         triton_config = TritonConfig(http_address=host, grpc_address=host, metrics_address=host,
-                                     log_verbose=1 if verbose else None, **ports)
+                                     log_verbose=1 if verbose else None, log_file=log_file, **ports)
         triton = Triton(config=triton_config)
         triton.bind(plan.model_name, make_infer_func(runner, plan), inputs=inputs, outputs=outputs, config=config,
                     strict=True)
@@ -221,6 +227,9 @@ def serve(
         LOGGER.info("serving %s at http://%s:%d", plan.summary(), host, ports["http_port"])
         return ServedModel(plan, triton, runner, host, ports, stack)
     except BaseException:
+        if log_file is not None and log_file.exists():
+            tail = log_file.read_text(errors="replace").splitlines()[-30:]
+            LOGGER.error("Triton's log (last lines):\n%s", "\n".join(tail))
         try:
             if triton is not None:
                 triton.stop()
