@@ -218,12 +218,16 @@ def serve(
             stack.append(logs)
             log_file = Path(logs.name) / "tritonserver.log"
         triton_config = TritonConfig(http_address=host, grpc_address=host, metrics_address=host,
-                                     log_verbose=1 if verbose else None, log_file=log_file, **ports)
+                                     log_verbose=1 if verbose else None, log_file=log_file, allow_gpu_metrics=False,
+                                     **ports)
         triton = Triton(config=triton_config)
         triton.bind(plan.model_name, make_infer_func(runner, plan), inputs=inputs, outputs=outputs, config=config,
                     strict=True)
         with python_backend_environment():
             triton.run()
+        server = getattr(triton, "_triton_server", None)
+        if not verbose and hasattr(server, "_verbose"):  # PyTriton echoes what tritonserver prints (its shutdown
+            server._verbose = False                      # line) on our stdout; its log is in log_file already
         LOGGER.info("serving %s at http://%s:%d", plan.summary(), host, ports["http_port"])
         return ServedModel(plan, triton, runner, host, ports, stack)
     except BaseException:

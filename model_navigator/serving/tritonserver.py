@@ -156,7 +156,7 @@ class TritonServerProcess:
                 f"--http-address={self.host}", f"--http-port={self.ports['http_port']}",
                 f"--grpc-address={self.host}", f"--grpc-port={self.ports['grpc_port']}",
                 f"--metrics-address={self.host}", f"--metrics-port={self.ports['metrics_port']}",
-                "--exit-timeout-secs=10", "--strict-readiness=true"]
+                "--exit-timeout-secs=10", "--strict-readiness=true", "--allow-gpu-metrics=false"]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env=self._environment(dist.parent.parent / "nvidia_pytriton.libs"),
