@@ -130,6 +130,12 @@ def test_chosen_path_runtime_and_refusals(cnn):
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5)
         with pytest.raises(Exception, match="batch-size must be <= 2"):
             served.infer({k: np.repeat(v[:1], 3, axis=0) for k, v in inputs.items()})
+    with nav.serve(package, path_key="onnx", max_batch_size=0) as served:  # unbatched: whole tensors, dims -1
+        assert served.plan.max_batch_size == 0 and [t.dims for t in served.plan.inputs] == [(-1, 3, 32, 32)]
+        for inputs, expected in correctness_pairs(package)[:2]:
+            got = served.infer(inputs)
+            for name, want in expected.items():
+                np.testing.assert_allclose(got[name], want, rtol=1e-4, atol=1e-5)
     assert not ours()
 
 

@@ -219,7 +219,7 @@ def loadtest_served(served: Any, concurrency: Sequence[int] = (1, 2, 4), batch_s
     report = LoadtestReport(model_name=plan.model_name, path=plan.path.key, runtime=plan.runtime.value,
                             url=served.url, batch_size=batch_size, max_batch_size=mbs, batching=plan.batching,
                             profiled=profiled)
-    runner = served._runner
+    runner = served.runner
     infer = (lambda c: c.infer_batch(**feed)) if mbs > 0 else (lambda c: c.infer_sample(**feed))
 
     def local_sender() -> Sender:

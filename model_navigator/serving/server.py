@@ -34,7 +34,7 @@ def _np_dtype(tensor: Any, status: Any, which: str) -> np.dtype:
     return np.dtype(next(m.dtype for m in metas if m.name == tensor.name))
 
 
-def make_infer_func(runner: Any, plan: ServePlan) -> Callable[..., Dict[str, np.ndarray]]:
+def make_infer_func(runner: Any, plan: ServePlan) -> Callable[..., Any]:
     """PyTriton's inference callable: the batch Triton formed (dynamic batching stacks requests along
     axis 0) goes through the active runner; scalars travel as dims [1] as config.pbtxt declares them."""
     from pytriton.decorators import batch
@@ -61,7 +61,14 @@ def make_infer_func(runner: Any, plan: ServePlan) -> Callable[..., Dict[str, np.
             result[name] = value
         return result
 
-    return batch(infer) if batched else infer
+    if batched:
+        return batch(infer)
+
+    def infer_each(requests: List[Any]) -> List[Dict[str, np.ndarray]]:
+        """Unbatched (max_batch_size 0): every request is a whole input, run on its own."""
+        return [infer(**dict(request.items())) for request in requests]
+
+    return infer_each
 
 
 class ServedModel:
@@ -92,6 +99,11 @@ class ServedModel:
     @property
     def runtime(self) -> RuntimeProvider:
         return self.plan.runtime
+
+    @property
+    def runner(self) -> Any:
+        """The active runner the server hands its batches to (the load test also calls it in process)."""
+        return self._runner
 
     @property
     def url(self) -> str:
