@@ -44,7 +44,7 @@ if [ "$paths" = 0 ] || [ "$serve_paths" = 1 ]; then
     use_venv .venv-serve
     ensure_venv serve -e ".[torch,serve,test]" "torch==2.13.0"
     rc=0
-    "$VENV_PYTHON" -m pytest -q "${serve_tests[@]}" "$@" || rc=$?
+    "$VENV_PYTHON" -m pytest -q ${serve_tests[@]+"${serve_tests[@]}"} "$@" || rc=$?
     [ "$rc" = 5 ] && rc=0  # nothing selected (e.g. -m slow without slow serving tests)
     [ "$rc" != 0 ] && status=$rc
 fi
