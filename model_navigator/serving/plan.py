@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 from model_navigator.core.enums import RuntimeProvider, parse_enum, resolve_runtime
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.status import NavigatorStatus, PathStatus
 from model_navigator.triton.config import MODEL_NAME_PATTERN, TritonTensor
+
+
+def triton_tensors(status: NavigatorStatus, batched: bool) -> Tuple[List[TritonTensor], List[TritonTensor]]:
+    """Inputs and outputs under the package's own names with Triton data types and dims (the batch axis
+    left out when `batched`), by the repository writer's own rule (triton.repository._tensor)."""
+    from model_navigator.triton.repository import _tensor
+
+    return ([_tensor(m, batched, m.name) for m in status.inputs], [_tensor(m, batched, m.name) for m in status.outputs])
 
 
 @dataclass
@@ -57,7 +65,6 @@ def plan_serving(
         choose_path,
         plan_batching,
         sanitize_model_name,
-        triton_tensors,
     )
 
     if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):

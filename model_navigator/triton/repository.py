@@ -238,12 +238,6 @@ def _tensor(meta: TensorMetadata, batched: bool, name: str) -> TritonTensor:
     return TritonTensor(name, triton_dtype(meta.dtype), dims)
 
 
-def triton_tensors(status: NavigatorStatus, batched: bool) -> Tuple[List[TritonTensor], List[TritonTensor]]:
-    """Inputs and outputs under the package's own names with Triton data types and dims (the batch axis
-    left out when `batched`), as config.pbtxt declares them; nav.serve binds these in PyTriton."""
-    return ([_tensor(m, batched, m.name) for m in status.inputs], [_tensor(m, batched, m.name) for m in status.outputs])
-
-
 def _triton_names(status: NavigatorStatus, fmt: Format) -> Tuple[List[str], List[str], Dict[str, str]]:
     """Tensor names as Triton's backend needs them. ONNX, SavedModel and TensorRT keep theirs; the
     PyTorch backend finds tensors by `<name>__<index>` (or, for inputs, forward()'s argument names,
