@@ -45,6 +45,10 @@ def __getattr__(name: str) -> Any:
         from model_navigator import selection
 
         return getattr(selection, name)
+    if name in ("serve", "loadtest"):  # model_navigator.serving: PyTriton is imported when called
+        from model_navigator import serving
+
+        return getattr(serving, name)
     if name in ("save", "load", "profile"):
         from model_navigator.package import nav
 
@@ -57,4 +61,5 @@ __all__ = [
     "ProfilerConfig", "RuntimeProvider", "TensorRTPrecision", "TensorRTPrecisionMode", "UserInputError",
     "jax", "load", "profile", "save", "tensorflow", "torch",
     "NoRuntimeQualifiesError", "Selection", "SelectionStrategy", "select_runtime", "selection", "triton",
+    "loadtest", "serve",
 ]

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Install model-navigator with the PyTorch, TensorFlow, JAX, OpenVINO, transformers and report extras
 # (torch pinned to 2.13.0) into the project's virtual environment ./.venv (created on the first run,
-# reused after: see scripts/venv.sh) and run the whole test suite from it. Extra arguments go to
-# pytest, e.g. `bash scripts/test.sh -m "not slow"`.
+# reused after: see scripts/venv.sh) and run the whole test suite from it. Then the serving tests
+# (real Triton server through PyTriton) run in a second environment, ./.venv-serve (torch, ONNX and
+# the [serve] extra): nvidia-pytriton 0.7.0 needs numpy<2 (JAX 0.10 needs numpy>=2) and its
+# tritonclient pins protobuf<7 and ml-dtypes<=0.5.4. Extra arguments go to pytest in both, e.g.
+# `bash scripts/test.sh -m "not slow"`; given test paths, the serving stage runs only for serving tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -24,4 +27,25 @@ if ! has_chromium; then
              "(install chromium, or set CHROMIUM=/path/to/chrome, to run it)" >&2
     fi
 fi
-"$VENV_PYTHON" -m pytest -q "$@"
+status=0
+"$VENV_PYTHON" -m pytest -q "$@" || status=$?
+
+serve_tests=(tests/test_serve.py tests/test_serve_plan.py)
+paths=0; serve_paths=0
+for arg in "$@"; do
+    case "$arg" in
+        tests/test_serve*) paths=1; serve_paths=1 ;;
+        tests/*|*.py|*::*) paths=1 ;;
+    esac
+done
+if [ "$paths" = 0 ] || [ "$serve_paths" = 1 ]; then
+    [ "$paths" = 1 ] && serve_tests=()
+    echo "serving tests (PyTriton, a real Triton server) in .venv-serve" >&2
+    use_venv .venv-serve
+    ensure_venv serve -e ".[torch,serve,test]" "torch==2.13.0"
+    rc=0
+    "$VENV_PYTHON" -m pytest -q ${serve_tests[@]+"${serve_tests[@]}"} "$@" || rc=$?
+    [ "$rc" = 5 ] && rc=0  # nothing selected (e.g. -m slow without slow serving tests)
+    [ "$rc" != 0 ] && status=$rc
+fi
+exit "$status"

@@ -8,6 +8,14 @@
 VENV_DIR=".venv"
 VENV_PYTHON="$VENV_DIR/bin/python"
 
+# use_venv DIR: make DIR the environment the next ensure_venv creates/reuses (default .venv). The
+# serving tests use .venv-serve: nvidia-pytriton's tritonclient pins protobuf/ml-dtypes/numpy below
+# what TensorFlow and JAX in .venv need.
+use_venv() {
+    VENV_DIR="$1"
+    VENV_PYTHON="$VENV_DIR/bin/python"
+}
+
 # ensure_venv NAME PIP_ARGS...: create .venv if needed, then `pip install PIP_ARGS` into it unless
 # the stamp .venv/.installed-NAME holds the same hash of pyproject.toml, PIP_ARGS and its Python.
 ensure_venv() {

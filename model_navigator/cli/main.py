@@ -1,4 +1,4 @@
-"""The `model-navigator` command: inspect, profile, convert and report on packages and workspaces.
+"""The `model-navigator` command: inspect, profile, convert, report on, serve and load-test packages and workspaces.
 
 Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed, or a
 recorded run did not finish), 2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
@@ -453,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="folder for the report (created if needed; only the report's files in it are replaced)")
     p.set_defaults(func=cmd_report)
+
+    from model_navigator.cli.serve import add_parsers  # serve, loadtest (PyTriton is imported when they run)
+
+    add_parsers(sub, common, _check_target, _positive_int, _positive_float, _add_selection_options)
     return parser
 
 

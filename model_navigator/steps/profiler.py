@@ -89,40 +89,67 @@ def _warmup(runner: Any, feed: Dict[str, np.ndarray], requests: int) -> None:
         infer(feed, check_inputs=False)
 
 
+WindowRunner = Callable[[], Tuple[Sequence[float], Optional[float]]]
+"""Runs one measurement window: (each request's latency in s, the window's wall time in s, or None
+when requests ran one after another and the wall time is the sum of their latencies)."""
+
+
+def run_windows(
+    run_window: WindowRunner, batch_size: int, config: ProfilerConfig
+) -> Tuple[List[np.ndarray], List[float], bool, float]:
+    """Measure windows until the last 3 agree within stability_percentage, or max_trials:
+    (per-window latencies in s, per-window wall times in s, stable, spread %). Shared by the
+    in-process profiler and the served load test (model_navigator.serving.loadtest)."""
+    windows: List[np.ndarray] = []
+    walls: List[float] = []
+    mean_latencies_ms: List[float] = []
+    throughputs: List[float] = []
+    stable, spread = False, math.inf
+    for _ in range(config.max_trials):
+        timings, wall_s = run_window()
+        window = np.asarray(timings, dtype=np.float64)
+        total_s = float(window.sum()) if wall_s is None else float(wall_s)
+        windows.append(window)
+        walls.append(total_s)
+        mean_latencies_ms.append(float(window.sum()) / len(window) * 1000.0)
+        throughputs.append(batch_size * len(window) / total_s if total_s > 0 else math.inf)
+        stable, spread = check_stability(mean_latencies_ms, throughputs, config.stability_percentage)
+        if stable:
+            break
+    return windows, walls, stable, spread
+
+
 def _measure_windows(
     runner: Any, feed: Dict[str, np.ndarray], batch_size: int, config: ProfilerConfig, clock: Clock
 ) -> Tuple[List[np.ndarray], bool, float]:
     """Warm up, then measure windows until stable or max_trials: (per-window latencies in s, stable, spread %)."""
     _warmup(runner, feed, config.warmup_requests)
     infer = runner.infer
-    windows: List[np.ndarray] = []
-    mean_latencies_ms: List[float] = []
-    throughputs: List[float] = []
-    stable, spread = False, math.inf
     time_mode = config.measurement_mode == MeasurementMode.TIME_WINDOWS
     interval_s = float(config.measurement_interval or 0.0) / 1000.0
     count = int(config.measurement_request_count or 0)
-    for _ in range(config.max_trials):
+
+    def window() -> Tuple[List[float], None]:
         if time_mode:
-            timings = _time_window(infer, feed, interval_s, clock)
-        else:
-            timings = _count_window(infer, feed, count, clock)
-        window = np.asarray(timings, dtype=np.float64)
-        windows.append(window)
-        total_s = float(window.sum())
-        mean_latencies_ms.append(total_s / len(window) * 1000.0)
-        throughputs.append(batch_size * len(window) / total_s if total_s > 0 else math.inf)
-        stable, spread = check_stability(mean_latencies_ms, throughputs, config.stability_percentage)
-        if stable:
-            break
+            return _time_window(infer, feed, interval_s, clock), None
+        return _count_window(infer, feed, count, clock), None
+
+    windows, _, stable, spread = run_windows(window, batch_size, config)
     return windows, stable, spread
 
 
-def _summarize(windows: List[np.ndarray], batch_size: int, stable: bool, spread: float) -> ProfilingResult:
-    """Figures over the last 3 windows' latencies."""
+def _summarize(windows: List[np.ndarray], batch_size: int, stable: bool, spread: float,
+               walls: Optional[Sequence[float]] = None) -> ProfilingResult:
+    """Figures over the last 3 windows' latencies. Throughput is batch_size / mean latency, or, with
+    `walls` (concurrent requests), the requests of those windows over their wall time."""
     latencies_ms = np.concatenate(windows[-STABILITY_WINDOWS:]) * 1000.0
     p50, p90, p95, p99 = (float(v) for v in np.percentile(latencies_ms, [50, 90, 95, 99]))
     mean_ms = float(latencies_ms.mean())
+    if walls is not None:
+        wall_s = float(sum(walls[-STABILITY_WINDOWS:]))
+        throughput = batch_size * latencies_ms.size / wall_s if wall_s > 0 else math.inf
+    else:
+        throughput = batch_size / (mean_ms / 1000.0) if mean_ms > 0 else math.inf
     return ProfilingResult(
         batch_size=batch_size,
         p50_ms=p50,
@@ -131,7 +158,7 @@ def _summarize(windows: List[np.ndarray], batch_size: int, stable: bool, spread:
         p99_ms=p99,
         mean_ms=mean_ms,
         std_ms=float(latencies_ms.std()),
-        throughput=batch_size / (mean_ms / 1000.0) if mean_ms > 0 else math.inf,
+        throughput=throughput,
         windows=len(windows),
         stable=stable,
         spread_percent=float(spread),
@@ -156,6 +183,18 @@ def measure(
             f"{spread:.1f}%); keeping the result marked unstable."
         )
         LOGGER.warning(message)
+    return result
+
+
+def measure_window_runner(run_window: WindowRunner, batch_size: int, config: ProfilerConfig,
+                          name: str = "runner") -> ProfilingResult:
+    """The profiler's window and stability rules around any way of sending requests (the served load
+    test's concurrent clients): throughput is the requests of the last 3 windows over their wall time."""
+    windows, walls, stable, spread = run_windows(run_window, batch_size, config)
+    result = _summarize(windows, batch_size, stable, spread, walls)
+    if not stable:
+        LOGGER.warning("%s: did not stabilise within %s%% after %d windows (last 3 windows spread %.1f%%); keeping "
+                       "the result marked unstable.", name, config.stability_percentage, len(windows), spread)
     return result
 
 
