@@ -210,7 +210,7 @@ def loadtest_served(served: Any, concurrency: Sequence[int] = (1, 2, 4), batch_s
         raise UserInputError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     if (mbs == 0 and batch_size != 1) or (mbs > 0 and batch_size > mbs):
         raise UserInputError(f"batch_size {batch_size} is more than the served model takes (max_batch_size {mbs}).")
-    batch_dim = plan.status.config.get("batch_dim") if mbs > 0 else None
+    batch_dim = plan.status.config.batch_dim if mbs > 0 else None
     feed = build_batch(_sample(plan.workdir), batch_size, batch_dim)
     result = plan.path.runtimes.get(plan.runtime)
     profiled = None

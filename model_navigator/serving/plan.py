@@ -76,7 +76,7 @@ def plan_serving(
     rt = parse_enum(RuntimeProvider, runtime, "runtime") if runtime is not None else None
     workdir, status = _workdir_of(package, stack)
     if rt is not None:
-        rt = resolve_runtime(rt, str(status.config.get("target_device", "cpu")))
+        rt = resolve_runtime(rt, status.config.target_device)
     path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)
     if not path_passed(path, rt):
         raise UserInputError(f"Path {path.key!r} has not passed correctness on {rt.value}; only a path and runtime "
