@@ -33,7 +33,7 @@ import model_navigator as nav  # noqa: E402
 from model_navigator import UserInputError  # noqa: E402
 from model_navigator.core.enums import StepStatus  # noqa: E402
 from model_navigator.core.errors import FrameworkMissingError  # noqa: E402
-from model_navigator.exporters.jax_utils import JaxModel, non_native_supported  # noqa: E402
+from model_navigator.frameworks.jax_utils import JaxModel, non_native_supported  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CPU = nav.RuntimeProvider.CPU

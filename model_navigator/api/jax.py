@@ -40,7 +40,7 @@ from model_navigator.core.enums import (
 from model_navigator.core.errors import ModelNavigatorError, UserInputError
 from model_navigator.core.logging import LOGGER
 from model_navigator.core.samples import SampleSet, collect_samples, select_samples
-from model_navigator.exporters.jax_utils import (
+from model_navigator.frameworks.jax_utils import (
     PREALLOCATE_AT_IMPORT,
     PREALLOCATE_ENV,
     JaxModel,
@@ -56,7 +56,7 @@ from model_navigator.exporters.jax_utils import (
     jax_gpu_available,
     set_tf_memory_growth,
 )
-from model_navigator.exporters.tensorflow_utils import check_tf_names, device_name
+from model_navigator.frameworks.tensorflow_utils import check_tf_names, device_name
 from model_navigator.steps.executor import normalize_isolation
 
 # Nothing above imports jax or TensorFlow: set the memory variables before model-navigator does.
@@ -164,7 +164,7 @@ def export(
     """
     jax = import_jax()
     import_jax2tf()  # a jax without jax2tf stops here, naming its version and the ones that work
-    from model_navigator.exporters.tensorflow_utils import import_tensorflow
+    from model_navigator.frameworks.tensorflow_utils import import_tensorflow
 
     tf = import_tensorflow()
     set_tf_memory_growth(tf)
@@ -239,7 +239,7 @@ def export(
 
     from model_navigator.api.flow import run_export
     from model_navigator.exporters import jax as jax_exporters
-    from model_navigator.exporters.tensorflow_utils import flush_pending
+    from model_navigator.frameworks.tensorflow_utils import flush_pending
     from model_navigator.paths.base import load_producer
     from model_navigator.paths.jax import jax_paths
 

@@ -37,7 +37,7 @@ from model_navigator.core.samples import (
     collect_samples,
     select_samples,
 )
-from model_navigator.exporters.tensorflow_utils import (
+from model_navigator.frameworks.tensorflow_utils import (
     call_model,
     check_model,
     check_tf_names,
@@ -313,7 +313,7 @@ def export(
 
     from model_navigator.api.flow import run_export
     from model_navigator.exporters import tensorflow as tf_exporters
-    from model_navigator.exporters.tensorflow_utils import flush_pending
+    from model_navigator.frameworks.tensorflow_utils import flush_pending
     from model_navigator.paths.base import load_producer
     from model_navigator.paths.tensorflow import tensorflow_paths
 

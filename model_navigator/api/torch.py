@@ -72,7 +72,7 @@ def run_source_model(model: Any, sample_set: Any, indices: List[int], device: st
                      output_names: Optional[Tuple[str, ...]]) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
     """Run the user's model once per needed sample (eval, inference mode, own precision)."""
     torch = _import_torch()
-    from model_navigator.exporters.torch_utils import flatten_outputs, to_torch_inputs
+    from model_navigator.frameworks.torch_utils import flatten_outputs, to_torch_inputs
 
     results: Dict[int, Dict[str, np.ndarray]] = {}
     names: Optional[Tuple[str, ...]] = None

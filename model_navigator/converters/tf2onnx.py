@@ -12,8 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List
 
-from model_navigator.exporters.tensorflow import SIGNATURE_KEY
-from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
+from model_navigator.frameworks.tensorflow_utils import SIGNATURE_KEY, import_tensorflow, tf_quiet
 
 
 class _Collect(logging.Handler):

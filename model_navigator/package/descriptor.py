@@ -193,7 +193,7 @@ class PackageDescriptor:
 
             return onnx.load(str(model_path))
         if path.format in (Format.TF_SAVEDMODEL, Format.TF_TRT):
-            from model_navigator.exporters import tensorflow_utils
+            from model_navigator.frameworks import tensorflow_utils
 
             tf = tensorflow_utils.import_tensorflow()
             with tensorflow_utils.tf_quiet("tf.saved_model.load"):

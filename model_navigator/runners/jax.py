@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.exporters.jax_utils import (
+from model_navigator.frameworks.jax_utils import (
     JaxModel,
     call_predict,
     flatten_outputs,

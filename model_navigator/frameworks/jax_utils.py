@@ -87,7 +87,7 @@ def _version_tuple(version: str) -> Tuple[int, ...]:
 
 def import_jax2tf() -> Any:
     """jax.experimental.jax2tf, or an error that names the installed jax and the versions that work."""
-    from model_navigator.exporters.tensorflow_utils import import_tensorflow
+    from model_navigator.frameworks.tensorflow_utils import import_tensorflow
 
     import_jax()
     try:
