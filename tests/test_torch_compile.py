@@ -55,7 +55,7 @@ def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path):
     assert source.runtimes[RuntimeProvider.CPU].performance.status == StepStatus.OK
     assert package.status.paths["onnx"].runtimes[RuntimeProvider.CPU].correctness.status == StepStatus.OK
     # the failure is a failure for the CLI (exit 1) and is on disk
-    from model_navigator.cli.main import find_failures
+    from model_navigator.package.table import find_failures
 
     assert find_failures(package.status) == ["torch on TorchCompile: correctness failed"]
 

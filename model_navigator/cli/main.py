@@ -47,15 +47,9 @@ def _check_target(target: str) -> Path:
     return path
 
 
-def read_package_status(path: Path) -> Any:
-    """The NavigatorStatus of a .nav package, read from the zip without extracting anything."""
-    from model_navigator.package.archive import read_package_status as read
-
-    return read(path)
-
-
 def read_status(path: Path) -> Any:
     from model_navigator.core.status import NavigatorStatus
+    from model_navigator.package.archive import read_package_status
 
     if _is_package_file(path):
         return read_package_status(path)
@@ -65,37 +59,6 @@ def read_status(path: Path) -> Any:
 # ------------------------------------------------------------------------------------------------
 # Verdict and output
 # ------------------------------------------------------------------------------------------------
-
-
-def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
-    """Why the status is not all ok: one line per failed path, correctness check or profiling run.
-
-    Skipped paths (not available here) are not failures. A path that never ran (not_run, e.g.
-    interrupted) is one, and so is a recorded run that did not finish (killed, interrupted).
-    """
-    from model_navigator.core.enums import OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
-    from model_navigator.core.runs import unfinished_runs
-    from model_navigator.steps.base import headline
-
-    failures = unfinished_runs(status) if keys is None else []
-    for key, path in status.paths.items():
-        if keys is not None and key not in keys:
-            continue
-        if path.status == StepStatus.SKIPPED:
-            continue
-        if path.status != StepStatus.OK:
-            failures.append(f"{key}: {path.status.value}" + (f" ({headline(path.reason, 300)})" if path.reason else ""))
-            continue
-        for runtime, result in path.runtimes.items():
-            corr, perf = result.correctness, result.performance
-            checked = path.format not in SOURCE_FORMATS or runtime in OPT_IN_RUNTIMES  # torch.compile is checked
-            if checked and corr is not None and corr.status not in (
-                StepStatus.OK, StepStatus.SKIPPED
-            ):
-                failures.append(f"{key} on {runtime.value}: correctness {corr.status.value}")
-            if perf is not None and perf.status == StepStatus.FAILED:
-                failures.append(f"{key} on {runtime.value}: profiling failed")
-    return failures
 
 
 def _one_line(text: Any, limit: int = 300) -> str:
@@ -115,7 +78,7 @@ def _stdout_console() -> Any:
 def report(status: Any, as_json: bool, keys: Optional[List[str]] = None, best: Any = None) -> int:
     """Print the table (or JSON) of `status` to stdout; return 0 when all ok, else 1. `best`: a
     Selection (marked in the table), or a string saying why none qualified."""
-    from model_navigator.package.table import print_status_table, status_rows
+    from model_navigator.package.table import find_failures, print_status_table, status_rows
 
     failures = find_failures(status, keys)
     if as_json:

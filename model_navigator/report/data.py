@@ -214,8 +214,7 @@ def _pick(status: NavigatorStatus, series: List[Series], strategy: str) -> Tuple
 
 def build_report_data(source: Union[NavigatorStatus, Any, str, Path]) -> ReportData:
     """Everything the HTML and Markdown pages show, from a status, descriptor, package or workspace."""
-    from model_navigator.cli.main import find_failures
-    from model_navigator.package.table import status_rows
+    from model_navigator.package.table import find_failures, status_rows
 
     status = load_status(source)
     series = _series(status)
