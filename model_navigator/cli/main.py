@@ -18,8 +18,6 @@ EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 
-PACKAGE_SUFFIX = ".nav"
-
 
 # ------------------------------------------------------------------------------------------------
 # Reading packages and workspaces

@@ -42,9 +42,6 @@ class Series:
     def at(self, batch_size: int) -> Optional[ProfilingResult]:
         return next((p for p in self.points if p.batch_size == batch_size), None)
 
-    def best_throughput(self) -> ProfilingResult:
-        return max(self.points, key=lambda p: p.throughput)
-
 
 @dataclass
 class Pick:

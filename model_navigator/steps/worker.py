@@ -51,8 +51,6 @@ TAIL_LINES = 30
 class WorkerExecutor:
     """Runs steps in a reusable worker process; restarts it after a crash or timeout."""
 
-    isolated = True
-
     def __init__(self, framework: str, root: Optional[Path] = None):
         self.framework = framework
         self.root = Path(root) if root is not None else Path.cwd()
