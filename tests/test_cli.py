@@ -249,6 +249,29 @@ def test_profile_bad_options_exit_2(exported, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_profile_options_follow_profiler_config_fields():
+    """One option per ProfilerConfig field; given ones reach the config, the others keep its defaults."""
+    import dataclasses
+
+    from model_navigator.cli.main import build_parser
+    from model_navigator.cli.profile_options import profiler_config_from_args
+
+    parser = build_parser()
+    profile = parser._subparsers._group_actions[0].choices["profile"]
+    options = {s for action in profile._actions for s in action.option_strings}
+    for field in dataclasses.fields(nav.ProfilerConfig):
+        assert "--" + field.name.replace("_", "-") in options
+    args = parser.parse_args(["profile", "x", "--batch-sizes", "4", "1", "--measurement-mode", "time_windows",
+                              "--measurement-interval", "250", "--warmup-requests", "0",
+                              "--throughput-cutoff-threshold", "0.1"])
+    assert profiler_config_from_args(args) == nav.ProfilerConfig(
+        batch_sizes=(1, 4), measurement_mode=nav.MeasurementMode.TIME_WINDOWS, measurement_interval=250.0,
+        warmup_requests=0, throughput_cutoff_threshold=0.1)
+    assert profiler_config_from_args(parser.parse_args(["profile", "x"])) == nav.ProfilerConfig()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["profile", "x", "--max-trials", "0"])  # refused by argparse, as before
+
+
 # ------------------------------------------------------------------------------------------------
 # convert
 # ------------------------------------------------------------------------------------------------

@@ -14,6 +14,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from model_navigator.cli.profile_options import (
+    add_profiler_options,
+    positive_float,
+    positive_int,
+    profiler_config_from_args,
+)
+
 EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
@@ -149,21 +156,8 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", choices=["min-latency", "max-throughput", "max-throughput-within-latency"],
                    default=None, help="how to pick the best path and runtime (default: min-latency, or "
                                       "max-throughput-within-latency when --latency-budget is given)")
-    p.add_argument("--latency-budget", type=_positive_float, default=None, metavar="MS",
+    p.add_argument("--latency-budget", type=positive_float, default=None, metavar="MS",
                    help="p99 latency budget in ms for max-throughput-within-latency")
-
-
-def _profiler_config(args: argparse.Namespace) -> Any:
-    from model_navigator.core.config import ProfilerConfig
-
-    options: Dict[str, Any] = {}
-    for name in ("batch_sizes", "measurement_mode", "measurement_interval", "measurement_request_count",
-                 "stability_percentage", "max_trials", "max_batch_size", "warmup_requests",
-                 "throughput_cutoff_threshold", "throughput_backoff_limit"):
-        value = getattr(args, name)
-        if value is not None:
-            options[name] = value
-    return ProfilerConfig(**options)  # validates (UserInputError) before anything is touched
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -172,7 +166,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from model_navigator.package.descriptor import PackageDescriptor
 
     target = _check_target(args.package)
-    config = _profiler_config(args)
+    config = profiler_config_from_args(args)
     if _is_package_file(target):
         # Unpack without re-testing (the package's results stay), then profile with progress lines;
         # nav.load(..., retest_conversions=False, run_profiling=True, profiler_config=config) does the
@@ -299,26 +293,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     from model_navigator import __version__
 
@@ -343,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
     p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
     _add_selection_options(p)
-    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="compare runtimes at this profiled batch size")
     p.set_defaults(func=cmd_inspect)
 
@@ -357,11 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", default=None, help="the runtime it runs on, e.g. CPUExecutionProvider or OpenVINO")
     _add_selection_options(p)
     p.add_argument("--model-name", default=None, help="the model's name in Triton (default: the package's)")
-    p.add_argument("--model-version", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--model-version", type=positive_int, default=1, metavar="N")
     p.add_argument("--max-batch-size", type=int, default=None, metavar="N",
                    help="default: the largest profiled batch size (with --latency-budget: the largest whose p99 "
                         "met it), said on stderr; 0 turns batching off")
-    p.add_argument("--instance-count", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--instance-count", type=positive_int, default=1, metavar="N")
     p.add_argument("--override", action="store_true", help="replace <REPO>/<model name> if it exists")
     p.set_defaults(func=cmd_triton)
 
@@ -370,20 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(library defaults otherwise). A .nav package is unpacked into --workdir "
                                    "first; a workspace folder is profiled in place.")
     p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=None, metavar="N",
-                   help="batch sizes to profile (default: 1 and the dataloader batch size)")
-    p.add_argument("--measurement-mode", choices=["count_windows", "time_windows"], default=None)
-    p.add_argument("--measurement-interval", type=_positive_float, default=None, metavar="MS",
-                   help="window length in ms (time_windows)")
-    p.add_argument("--measurement-request-count", type=_positive_int, default=None, metavar="N",
-                   help="inferences per window (count_windows)")
-    p.add_argument("--stability-percentage", type=_positive_float, default=None, metavar="P")
-    p.add_argument("--max-trials", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--max-batch-size", type=_positive_int, default=None, metavar="N",
-                   help="sweep batch sizes 1, 2, 4 ... up to N (when --batch-sizes is not given)")
-    p.add_argument("--warmup-requests", type=int, default=None, metavar="N")
-    p.add_argument("--throughput-cutoff-threshold", type=float, default=None, metavar="F")
-    p.add_argument("--throughput-backoff-limit", type=int, default=None, metavar="N")
+    add_profiler_options(p)
     p.add_argument("--workdir", default=None,
                    help="where to unpack a .nav package (default: <name>_workdir beside it)")
     p.add_argument("--override-workdir", action="store_true", help="replace an existing --workdir")
