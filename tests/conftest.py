@@ -77,7 +77,6 @@ def raising_model(seeded):
 
 @pytest.fixture
 def light_profiler():
-    """A cheap ProfilerConfig for tests where profiling is not the point."""
-    import model_navigator as nav
-
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
+    """A cheap ProfilerConfig for tests where profiling is not the point (models.light_profiler, which
+    module-scoped fixtures and helpers call directly)."""
+    return models.light_profiler()

@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import model_navigator as nav  # noqa: E402
+import models  # noqa: E402  (tests/models.py)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPORTED_PATHS = ("torchscript-script", "torchscript-trace", "onnx")
@@ -59,9 +60,6 @@ class _ScriptFails(torch.nn.Module):
         return x * math.pi
 
 
-PROFILER = dict(measurement_request_count=10, max_trials=4, warmup_requests=2)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A workspace with torchscript (script and trace) and onnx, all ok, and its .nav package."""
@@ -69,7 +67,7 @@ def exported(tmp_path_factory):
     workdir = root / "linear_workdir"
     package = nav.torch.export(torch.nn.Linear(5, 7), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
                                target_formats=("onnx", "torchscript"), verbose=False, isolation=False,
-                               profiler_config=nav.ProfilerConfig(**PROFILER))
+                               profiler_config=models.light_profiler())
     nav_file = root / "linear.nav"
     nav.save(package, nav_file)
     return workdir, nav_file
@@ -81,7 +79,7 @@ def failing_workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cli_failed") / "workdir"
     nav.torch.export(_ScriptFails(), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
                      target_formats=("torchscript",), jit_options=("script", "trace"), verbose=False,
-                     isolation=False, profiler_config=nav.ProfilerConfig(**PROFILER))
+                     isolation=False, profiler_config=models.light_profiler())
     status = load_status(workdir)
     assert status["paths"]["torchscript-script"]["status"] == "failed"
     assert status["paths"]["torchscript-trace"]["status"] == "ok"

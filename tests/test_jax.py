@@ -30,6 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import jax_models  # noqa: E402  (tests/jax_models.py)
 
 import model_navigator as nav  # noqa: E402
+import models  # noqa: E402  (tests/models.py)
 from model_navigator import UserInputError  # noqa: E402
 from model_navigator.core.enums import StepStatus  # noqa: E402
 from model_navigator.core.errors import FrameworkMissingError  # noqa: E402
@@ -43,10 +44,6 @@ NOXLA = ("tf-savedmodel-noxla-nojit", "tf-savedmodel-noxla-jit")
 
 pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
                                 reason="these tests describe a CPU-only machine")
-
-
-def _light_profiler() -> nav.ProfilerConfig:
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
 
 
 def _correctness(package, key, runtime=CPU):
@@ -188,7 +185,7 @@ def cnn(tmp_path_factory):
     predict, variables = jax_models.cnn()
     package = nav.jax.export(predict, variables, jax_models.cnn_dataloader(), enable_xla=True, sample_count=8,
                              workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir", verbose=False,
-                             profiler_config=_light_profiler())
+                             profiler_config=models.light_profiler())
     return package, predict, variables
 
 
@@ -313,7 +310,7 @@ def test_t5_like_encoder_as_in_the_reference_example(tmp_path, monkeypatch):
         return encode(input_ids=input_ids, attention_mask=attention_mask, params=params)
 
     desc = nav.jax.export(model=call_wrapper, model_params=params, dataloader=dataloader, override_workdir=True,
-                          profiler_config=_light_profiler(), verbose=False)
+                          profiler_config=models.light_profiler(), verbose=False)
     desc.save(Path.cwd() / "t5.nav")
     assert (tmp_path / "t5.nav").is_file()
     assert [(m.name, m.shape, m.dtype) for m in desc.status.inputs] == [("input_ids", (-1, -1), "int64"),

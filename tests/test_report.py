@@ -28,7 +28,6 @@ from model_navigator.report import build_report_data, write_report  # noqa: E402
 from model_navigator.report.browser import dump_dom, find_chromium, screenshot  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROFILER = dict(batch_sizes=(1, 4), measurement_request_count=10, max_trials=4, warmup_requests=2)
 ARTIFACTS = ("torchscript-script", "torchscript-trace", "onnx")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -54,7 +53,8 @@ def cnn_export(tmp_path_factory):
     workdir = root / "cnn_workdir"
     package = nav.torch.export(models.cnn_model(), models.cnn_dataloader(), model_name="cnn", workdir=workdir,
                                target_formats=("torchscript", "onnx"), verbose=False, isolation=False,
-                               runtimes=("CPUExecutionProvider",), profiler_config=nav.ProfilerConfig(**PROFILER))
+                               runtimes=("CPUExecutionProvider",),
+                               profiler_config=models.light_profiler(batch_sizes=(1, 4)))
     assert all(package.get_formats_status()[k] for k in ARTIFACTS), package.get_formats_status()
     nav_file = root / "cnn.nav"
     nav.save(package, nav_file)

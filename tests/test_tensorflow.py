@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 import model_navigator as nav
+import models
 from model_navigator import UserInputError
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.samples import load_sample_dir
@@ -38,10 +39,6 @@ GPU_PATHS = ("tf-trt-fp32", "tf-trt-fp16", "trt-fp32", "trt-fp16")
 
 pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
                                 reason="these tests describe a CPU-only machine")
-
-
-def _light_profiler() -> nav.ProfilerConfig:
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
 
 
 def _env_with_repo_on_path() -> Dict[str, str]:
@@ -124,7 +121,7 @@ def reference(tmp_path_factory):
             dataloader=dataloader,
             override_workdir=True,
             input_names=("input",),
-            profiler_config=_light_profiler(),
+            profiler_config=models.light_profiler(),
             verbose=False,
         )
         onnx_status = package_desc.get_status(format=nav.Format.ONNX)
@@ -381,7 +378,7 @@ def test_tf_module_with_tf_function_in_process(tmp_path):
                   for _ in range(3)]
     package = nav.tensorflow.export(
         module, dataloader, workdir=tmp_path / "w", target_formats=(nav.Format.ONNX,), output_names=("scaled", "total"),
-        isolation=False, verbose=False, profiler_config=_light_profiler(),
+        isolation=False, verbose=False, profiler_config=models.light_profiler(),
     )
     # ONNX alone was asked for: the SavedModel it is made from comes along.
     assert package.get_formats_status() == {"tf-savedmodel": True, "onnx": True}

@@ -14,7 +14,6 @@ from model_navigator.steps.pipeline import selected_runtimes
 torch = pytest.importorskip("torch")
 
 TC = RuntimeProvider.TORCH_COMPILE
-LIGHT = dict(measurement_request_count=10, max_trials=4, warmup_requests=2)
 
 
 def _config(runtimes):
@@ -43,7 +42,7 @@ def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path):
         with inductor_config.patch({"cpp.cxx": ("no-such-cxx-compiler",)}):
             package = nav.torch.export(models.linear_model(), models.linear_dataloader(batches=2),
                                        workdir=tmp_path / "w", target_formats=("onnx",), runtimes=("TorchCompile",),
-                                       profiler_config=nav.ProfilerConfig(**LIGHT), verbose=False)
+                                       profiler_config=models.light_profiler(), verbose=False)
     finally:
         torch._dynamo.reset()
     source = package.status.paths["torch"]
@@ -68,7 +67,7 @@ def test_torch_compile_is_checked_and_profiled_against_eager(tmp_path):
     torch._dynamo.reset()
     model = models.cnn_model()
     package = nav.torch.export(model, models.cnn_dataloader(), workdir=tmp_path / "w", target_formats=("onnx",),
-                               runtimes=("TorchCompile",), profiler_config=nav.ProfilerConfig(**LIGHT), verbose=False)
+                               runtimes=("TorchCompile",), profiler_config=models.light_profiler(), verbose=False)
     source = package.status.paths["torch"]
     assert list(source.runtimes) == [RuntimeProvider.CPU, TC]
     compiled = source.runtimes[TC]
@@ -87,7 +86,7 @@ def test_torch_compile_is_checked_and_profiled_against_eager(tmp_path):
     assert any(r.path == "torch" and r.runtime == TC and "not a deployable artifact" in r.reason for r in best.rejected)
     # nav.profile re-profiles it too (the descriptor from export holds the model)
     before = compiled.performance.results[0].p50_ms
-    nav.profile(package, nav.ProfilerConfig(batch_sizes=(2,), **LIGHT), verbose=False)
+    nav.profile(package, models.light_profiler(batch_sizes=(2,)), verbose=False)
     again = package.status.paths["torch"].runtimes[TC].performance
     assert again.status == StepStatus.OK and [r.batch_size for r in again.results] == [2]
     assert before > 0

@@ -46,10 +46,6 @@ SELECTORS = {
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="these tests describe a CPU-only machine")
 
 
-def _light_profiler() -> nav.ProfilerConfig:
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
-
-
 def _status_yaml(root: Path) -> dict:
     return yaml.safe_load((root / "status.yaml").read_text())
 
@@ -90,7 +86,7 @@ def reference(tmp_path_factory):
         workdir=workdir,
         isolation=False,
         verbose=False,
-        profiler_config=_light_profiler(),
+        profiler_config=models.light_profiler(),
     )
     return package, model, dataloader
 
@@ -353,7 +349,7 @@ def cnn(tmp_path_factory):
     package = nav.torch.export(
         model=model, dataloader=models.cnn_dataloader(batches=3, batch_size=4),
         workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir", isolation=False, verbose=False,
-        disable_git_info=True, sample_count=5, profiler_config=_light_profiler(),
+        disable_git_info=True, sample_count=5, profiler_config=models.light_profiler(),
     )
     return package, model
 
@@ -570,7 +566,7 @@ def test_tight_tolerances_fail_with_a_reason(workdir, tolerances):
 def test_tight_tolerances_skip_profiling(workdir):
     package = nav.torch.export(model=NoisyLinear(), dataloader=models.linear_dataloader(batches=2, random=True),
                                workdir=workdir, isolation=False, verbose=False, atol=1e-9, rtol=1e-9,
-                               target_formats=("onnx",), profiler_config=_light_profiler())
+                               target_formats=("onnx",), profiler_config=models.light_profiler())
     result = package.status.paths["onnx"].runtimes[CPU]
     assert result.correctness.status == StepStatus.FAILED
     assert result.performance.status == StepStatus.SKIPPED
@@ -638,7 +634,7 @@ def test_export_with_default_isolation(workdir):
     package = nav.torch.export(
         model=model, model_name="isolated", dataloader=models.linear_dataloader(batches=4, random=True),
         opset=13, input_names=("input",), dynamic_axes={"input": {0: "batch"}}, workdir=workdir,
-        verbose=False, profiler_config=_light_profiler(),
+        verbose=False, profiler_config=models.light_profiler(),
     )
     # The default runs conversions and foreign runtimes (ONNX Runtime) in a worker process.
     assert package.status.config["isolation"] in (True, "auto", "full")
