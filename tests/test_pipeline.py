@@ -157,11 +157,12 @@ def test_a_runtime_this_machine_lacks_is_skipped_without_running_a_step(pipeline
 
 
 def test_correctness_failure_skips_profiling_and_the_run_goes_on(pipeline):
-    """The whole run: the exported file is no ONNX model, so its correctness fails (recorded, with the
-    reproduce command); profiling is skipped, never run on an unchecked artifact."""
+    """The whole run: this workspace holds no correctness samples, so the check fails (recorded, with
+    the reproduce command); profiling is skipped, never run on an unchecked artifact."""
     pipeline.run(profile=True)
     fine = pipeline.status.paths["fine"].runtimes[CPU]
     assert fine.correctness.status == StepStatus.FAILED
+    assert fine.correctness.reason.startswith("FileNotFoundError: correctness samples missing")
     assert "(reproduce: bash fine/reproduce_correctness.sh)" in fine.correctness.reason
     assert fine.performance.status == StepStatus.SKIPPED and fine.performance.reason == "correctness failed"
     assert (pipeline.workspace.root / "fine" / "reproduce_correctness.sh").is_file()
