@@ -13,6 +13,7 @@ for _p in (str(REPO_ROOT), str(TESTS_DIR)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+import helpers  # noqa: E402  (tests/models.py, importable once TESTS_DIR is on sys.path)
 import models  # noqa: E402  (tests/models.py, importable once TESTS_DIR is on sys.path)
 
 
@@ -77,6 +78,6 @@ def raising_model(seeded):
 
 @pytest.fixture
 def light_profiler():
-    """A cheap ProfilerConfig for tests where profiling is not the point (models.light_profiler, which
+    """A cheap ProfilerConfig for tests where profiling is not the point (helpers.light_profiler, which
     module-scoped fixtures and helpers call directly)."""
-    return models.light_profiler()
+    return helpers.light_profiler()

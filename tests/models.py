@@ -9,14 +9,6 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 SEED = 0
-LIGHT_PROFILER = {"measurement_request_count": 10, "max_trials": 4, "warmup_requests": 2}
-
-
-def light_profiler(**overrides: Any) -> Any:
-    """A cheap ProfilerConfig for tests where profiling is not the point (overrides: e.g. batch_sizes)."""
-    import model_navigator as nav
-
-    return nav.ProfilerConfig(**{**LIGHT_PROFILER, **overrides})
 
 
 def _torch():

@@ -4,7 +4,6 @@ on workspaces and packages built by real exports."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,15 +17,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import model_navigator as nav  # noqa: E402
-import models  # noqa: E402  (tests/models.py)
+import helpers  # noqa: E402  (tests/helpers.py)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPORTED_PATHS = ("torchscript-script", "torchscript-trace", "onnx")
 
 
 def run_cli(*args: str, cwd: Path = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env = helpers.repo_env()
     env.pop("COLUMNS", None)
     return subprocess.run([sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=120)
@@ -67,7 +64,7 @@ def exported(tmp_path_factory):
     workdir = root / "linear_workdir"
     package = nav.torch.export(torch.nn.Linear(5, 7), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
                                target_formats=("onnx", "torchscript"), verbose=False, isolation=False,
-                               profiler_config=models.light_profiler())
+                               profiler_config=helpers.light_profiler())
     nav_file = root / "linear.nav"
     nav.save(package, nav_file)
     return workdir, nav_file
@@ -79,7 +76,7 @@ def failing_workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cli_failed") / "workdir"
     nav.torch.export(_ScriptFails(), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
                      target_formats=("torchscript",), jit_options=("script", "trace"), verbose=False,
-                     isolation=False, profiler_config=models.light_profiler())
+                     isolation=False, profiler_config=helpers.light_profiler())
     status = load_status(workdir)
     assert status["paths"]["torchscript-script"]["status"] == "failed"
     assert status["paths"]["torchscript-trace"]["status"] == "ok"

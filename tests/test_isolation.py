@@ -15,7 +15,7 @@ import torch
 import yaml
 
 import model_navigator as nav
-import models
+import helpers
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.steps.worker import FAULT_ENV, shutdown_workers
 
@@ -26,7 +26,7 @@ def _export(workdir: Path, **kwargs):
     dataloader = [torch.randn(2, 5) for _ in range(3)]
     kwargs.setdefault("target_formats", ("onnx", "torchscript"))
     kwargs.setdefault("jit_options", ("trace",))
-    return nav.torch.export(model, dataloader, workdir=workdir, verbose=False, profiler_config=models.light_profiler(),
+    return nav.torch.export(model, dataloader, workdir=workdir, verbose=False, profiler_config=helpers.light_profiler(),
                             **kwargs)
 
 

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import model_navigator as nav
-import models
+import helpers
 from model_navigator.core.status import FORMAT_VERSION, NavigatorStatus
 
 CPU = nav.RuntimeProvider.CPU
@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
     model = _model()
     desc = nav.torch.export(model, [torch.randn(4, 5) for _ in range(3)], workdir=tmp / "navigator_workdir",
                             target_formats=("onnx", "torchscript"), jit_options=("trace",), verbose=False,
-                            profiler_config=models.light_profiler())
+                            profiler_config=helpers.light_profiler())
     desc.set_verified(format=nav.Format.ONNX, runtime=CPU)
     package = tmp / "model.nav"
     nav.save(desc, package)

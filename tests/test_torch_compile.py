@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import model_navigator as nav
+import helpers
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import Format, Framework, RuntimeProvider, StepStatus
 from model_navigator.paths.torch import torch_paths
@@ -42,7 +43,7 @@ def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path):
         with inductor_config.patch({"cpp.cxx": ("no-such-cxx-compiler",)}):
             package = nav.torch.export(models.linear_model(), models.linear_dataloader(batches=2),
                                        workdir=tmp_path / "w", target_formats=("onnx",), runtimes=("TorchCompile",),
-                                       profiler_config=models.light_profiler(), verbose=False)
+                                       profiler_config=helpers.light_profiler(), verbose=False)
     finally:
         torch._dynamo.reset()
     source = package.status.paths["torch"]
@@ -67,7 +68,7 @@ def test_torch_compile_is_checked_and_profiled_against_eager(tmp_path):
     torch._dynamo.reset()
     model = models.cnn_model()
     package = nav.torch.export(model, models.cnn_dataloader(), workdir=tmp_path / "w", target_formats=("onnx",),
-                               runtimes=("TorchCompile",), profiler_config=models.light_profiler(), verbose=False)
+                               runtimes=("TorchCompile",), profiler_config=helpers.light_profiler(), verbose=False)
     source = package.status.paths["torch"]
     assert list(source.runtimes) == [RuntimeProvider.CPU, TC]
     compiled = source.runtimes[TC]
@@ -86,7 +87,7 @@ def test_torch_compile_is_checked_and_profiled_against_eager(tmp_path):
     assert any(r.path == "torch" and r.runtime == TC and "not a deployable artifact" in r.reason for r in best.rejected)
     # nav.profile re-profiles it too (the descriptor from export holds the model)
     before = compiled.performance.results[0].p50_ms
-    nav.profile(package, models.light_profiler(batch_sizes=(2,)), verbose=False)
+    nav.profile(package, helpers.light_profiler(batch_sizes=(2,)), verbose=False)
     again = package.status.paths["torch"].runtimes[TC].performance
     assert again.status == StepStatus.OK and [r.batch_size for r in again.results] == [2]
     assert before > 0
