@@ -7,109 +7,28 @@ recorded run did not finish), 2 bad usage (wrong arguments, a missing file, some
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from model_navigator.cli.common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    check_target,
+    is_package_file,
+    one_line,
+    read_status,
+    report,
+)
 from model_navigator.cli.profile_options import (
     add_profiler_options,
     positive_float,
     positive_int,
     profiler_config_from_args,
 )
-
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_USAGE = 2
-
-
-# ------------------------------------------------------------------------------------------------
-# Reading packages and workspaces
-# ------------------------------------------------------------------------------------------------
-
-
-def _is_package_file(path: Path) -> bool:
-    """A file (not a folder) is read as a .nav package, whatever its suffix; validation decides."""
-    return path.is_file()
-
-
-def _check_target(target: str) -> Path:
-    from model_navigator.core.errors import UserInputError
-
-    path = Path(target)
-    if not path.exists():
-        raise UserInputError(f"{target!r} does not exist; give a .nav package or a workspace folder.")
-    if path.is_dir():
-        from model_navigator.core.status import STATUS_FILE
-
-        if not (path / STATUS_FILE).is_file():
-            raise UserInputError(
-                f"{target!r} is a folder without {STATUS_FILE}: not a model-navigator workspace."
-            )
-    return path
-
-
-def read_status(path: Path) -> Any:
-    from model_navigator.core.status import NavigatorStatus
-    from model_navigator.package.archive import read_package_status
-
-    if _is_package_file(path):
-        return read_package_status(path)
-    return NavigatorStatus.load(path)
-
-
-# ------------------------------------------------------------------------------------------------
-# Verdict and output
-# ------------------------------------------------------------------------------------------------
-
-
-def _one_line(text: Any, limit: int = 300) -> str:
-    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _stdout_console() -> Any:
-    from rich.console import Console
-
-    width = None
-    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
-        width = 160  # piped or captured: do not cut path names to 80 columns
-    return Console(highlight=False, width=width, soft_wrap=False)
-
-
-def report(status: Any, as_json: bool, keys: Optional[List[str]] = None, best: Any = None) -> int:
-    """Print the table (or JSON) of `status` to stdout; return 0 when all ok, else 1. `best`: a
-    Selection (marked in the table), or a string saying why none qualified."""
-    from model_navigator.package.table import find_failures, print_status_table, status_rows
-
-    failures = find_failures(status, keys)
-    if as_json:
-        rows = status_rows(status)
-        if keys is not None:
-            rows = [r for r in rows if r["path"] in keys]
-        payload = {
-            "model_name": status.model_name,
-            "framework": status.framework,
-            "navigator_version": status.navigator_version,
-            "format_version": status.format_version,
-            "ok": not failures,
-            "failures": failures,
-            "rows": rows,
-        }
-        if best is not None:
-            payload["best"] = best if isinstance(best, str) else best.to_dict()
-        print(json.dumps(payload, indent=2, default=str))
-    else:
-        console = _stdout_console()
-        print_status_table(status, console=console, best=None if isinstance(best, str) else best)
-        if isinstance(best, str):
-            console.print(f"[yellow]No best runtime[/]: {best}", markup=True, highlight=False)
-        if failures:
-            print(f"{len(failures)} failure(s): " + "; ".join(failures), file=sys.stderr)
-    return EXIT_FAILURES if failures else EXIT_OK
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,7 +47,7 @@ def _selection(status: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    target = _check_target(args.package)
+    target = check_target(args.package)
     status = read_status(target)
     return report(status, args.json, best=_selection(status, args))
 
@@ -136,7 +55,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_triton(args: argparse.Namespace) -> int:
     from model_navigator.triton import write_model_repository
 
-    target = _check_target(args.package)
+    target = check_target(args.package)
     model = write_model_repository(
         target, args.output, path_key=args.path, runtime=args.runtime, strategy=args.strategy,
         latency_budget_ms=args.latency_budget, model_name=args.model_name, version=args.model_version,
@@ -165,9 +84,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from model_navigator.package import nav
     from model_navigator.package.descriptor import PackageDescriptor
 
-    target = _check_target(args.package)
+    target = check_target(args.package)
     config = profiler_config_from_args(args)
-    if _is_package_file(target):
+    if is_package_file(target):
         # Unpack without re-testing (the package's results stay), then profile with progress lines;
         # nav.load(..., retest_conversions=False, run_profiling=True, profiler_config=config) does the
         # same but prints the table itself.
@@ -228,7 +147,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         config = ExportConfig.from_dict(data["export_config"])
     except (TypeError, ValueError, KeyError) as e:
-        raise PackageError(f"{config_file}: `export_config` is malformed: {_one_line(e)}") from e
+        raise PackageError(f"{config_file}: `export_config` is malformed: {one_line(e)}") from e
     key = data["path"]
     spec = next((s for s in paths_for(config.framework) if s.key == key), None)
     if spec is None:
@@ -268,7 +187,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             reconvert=not args.correctness_only, operation="convert", exporter=exporter)
     path = descriptor.status.paths[key]
     if path.status == StepStatus.SKIPPED:
-        print(f"path {key!r} skipped: {_one_line(path.reason)}", file=sys.stderr)
+        print(f"path {key!r} skipped: {one_line(path.reason)}", file=sys.stderr)
         report(descriptor.status, args.json, keys=[key])
         return EXIT_FAILURES
     return report(descriptor.status, args.json, keys=[key])
@@ -277,7 +196,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from model_navigator.report import write_report
 
-    target = _check_target(args.package)
+    target = check_target(args.package)
     files = write_report(target, args.output)  # validates the package before anything is written
     print(files.html)
     print(files.markdown)
@@ -291,6 +210,82 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 # Parser and entry point
 # ------------------------------------------------------------------------------------------------
+
+
+def _add_inspect_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("inspect", parents=[common], help="print the status table of a package or workspace",
+                       description="Print the status table of a .nav package (read without unpacking) or a "
+                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
+                                   "the run that wrote it did not finish (killed, interrupted).")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
+    _add_selection_options(p)
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="compare runtimes at this profiled batch size")
+    p.set_defaults(func=cmd_inspect)
+
+
+def _add_triton_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("triton", parents=[common], help="write a Triton model repository entry",
+                       description="Write <REPO>/<model name>/<version>/model.* and config.pbtxt for one path of a "
+                                   "package or workspace: --path (and --runtime), or the best by --strategy. "
+                                   "config.pbtxt is checked against Triton's ModelConfig schema.")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("-o", "--output", required=True, metavar="REPO", help="the model repository folder")
+    p.add_argument("--path", default=None, metavar="KEY", help="the path to serve, e.g. onnx (default: the best)")
+    p.add_argument("--runtime", default=None, help="the runtime it runs on, e.g. CPUExecutionProvider or OpenVINO")
+    _add_selection_options(p)
+    p.add_argument("--model-name", default=None, help="the model's name in Triton (default: the package's)")
+    p.add_argument("--model-version", type=positive_int, default=1, metavar="N")
+    p.add_argument("--max-batch-size", type=int, default=None, metavar="N",
+                   help="default: the largest profiled batch size (with --latency-budget: the largest whose p99 "
+                        "met it), said on stderr; 0 turns batching off")
+    p.add_argument("--instance-count", type=positive_int, default=1, metavar="N")
+    p.add_argument("--override", action="store_true", help="replace <REPO>/<model name> if it exists")
+    p.set_defaults(func=cmd_triton)
+
+
+def _add_profile_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("profile", parents=[common], help="profile every successful path again",
+                       description="Profile every successful path again with the given profiler options "
+                                   "(library defaults otherwise). A .nav package is unpacked into --workdir "
+                                   "first; a workspace folder is profiled in place.")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    add_profiler_options(p)
+    p.add_argument("--workdir", default=None,
+                   help="where to unpack a .nav package (default: <name>_workdir beside it)")
+    p.add_argument("--override-workdir", action="store_true", help="replace an existing --workdir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=cmd_profile)
+
+
+def _add_convert_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("convert", parents=[common], help="re-run one path from its config.yaml",
+                       description="Re-run one path of a workspace from its <workspace>/<path>/config.yaml: the "
+                                   "conversion, then correctness on its runtimes. Exports need your model: name a "
+                                   "function returning it with --model MODULE:FUNCTION (PyTorch), or run "
+                                   "<path>/reproduce_export.sh after implementing get_model(), or re-check the "
+                                   "exported artifact with --correctness-only.")
+    p.add_argument("--config", required=True, metavar="PATH/config.yaml", help="the path's config.yaml")
+    p.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
+                   help="for an export path: a function returning your model (e.g. my_models:get_model, "
+                        "found from the current folder or PYTHONPATH); the export runs again on it")
+    p.add_argument("--correctness-only", action="store_true",
+                   help="do not convert: re-run correctness of the path's artifact on its runtimes")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=cmd_convert)
+
+
+def _add_report_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("report", parents=[common], help="write an HTML and a Markdown report",
+                       description="Write DIR/report.html (self-contained: status table, correctness per output, "
+                                   "latency and throughput against batch size per path and runtime, plots "
+                                   "embedded) and DIR/report.md with latency.png and throughput.png beside it. "
+                                   "Exit 1 when the package holds failures (the report is written all the same).")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for the report (created if needed; only the report's files in it are replaced)")
+    p.set_defaults(func=cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,71 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("inspect", parents=[common], help="print the status table of a package or workspace",
-                       description="Print the status table of a .nav package (read without unpacking) or a "
-                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
-                                   "the run that wrote it did not finish (killed, interrupted).")
-    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
-    _add_selection_options(p)
-    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
-                   help="compare runtimes at this profiled batch size")
-    p.set_defaults(func=cmd_inspect)
-
-    p = sub.add_parser("triton", parents=[common], help="write a Triton model repository entry",
-                       description="Write <REPO>/<model name>/<version>/model.* and config.pbtxt for one path of a "
-                                   "package or workspace: --path (and --runtime), or the best by --strategy. "
-                                   "config.pbtxt is checked against Triton's ModelConfig schema.")
-    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("-o", "--output", required=True, metavar="REPO", help="the model repository folder")
-    p.add_argument("--path", default=None, metavar="KEY", help="the path to serve, e.g. onnx (default: the best)")
-    p.add_argument("--runtime", default=None, help="the runtime it runs on, e.g. CPUExecutionProvider or OpenVINO")
-    _add_selection_options(p)
-    p.add_argument("--model-name", default=None, help="the model's name in Triton (default: the package's)")
-    p.add_argument("--model-version", type=positive_int, default=1, metavar="N")
-    p.add_argument("--max-batch-size", type=int, default=None, metavar="N",
-                   help="default: the largest profiled batch size (with --latency-budget: the largest whose p99 "
-                        "met it), said on stderr; 0 turns batching off")
-    p.add_argument("--instance-count", type=positive_int, default=1, metavar="N")
-    p.add_argument("--override", action="store_true", help="replace <REPO>/<model name> if it exists")
-    p.set_defaults(func=cmd_triton)
-
-    p = sub.add_parser("profile", parents=[common], help="profile every successful path again",
-                       description="Profile every successful path again with the given profiler options "
-                                   "(library defaults otherwise). A .nav package is unpacked into --workdir "
-                                   "first; a workspace folder is profiled in place.")
-    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    add_profiler_options(p)
-    p.add_argument("--workdir", default=None,
-                   help="where to unpack a .nav package (default: <name>_workdir beside it)")
-    p.add_argument("--override-workdir", action="store_true", help="replace an existing --workdir")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.set_defaults(func=cmd_profile)
-
-    p = sub.add_parser("convert", parents=[common], help="re-run one path from its config.yaml",
-                       description="Re-run one path of a workspace from its <workspace>/<path>/config.yaml: the "
-                                   "conversion, then correctness on its runtimes. Exports need your model: name a "
-                                   "function returning it with --model MODULE:FUNCTION (PyTorch), or run "
-                                   "<path>/reproduce_export.sh after implementing get_model(), or re-check the "
-                                   "exported artifact with --correctness-only.")
-    p.add_argument("--config", required=True, metavar="PATH/config.yaml", help="the path's config.yaml")
-    p.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
-                   help="for an export path: a function returning your model (e.g. my_models:get_model, "
-                        "found from the current folder or PYTHONPATH); the export runs again on it")
-    p.add_argument("--correctness-only", action="store_true",
-                   help="do not convert: re-run correctness of the path's artifact on its runtimes")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.set_defaults(func=cmd_convert)
-
-    p = sub.add_parser("report", parents=[common], help="write an HTML and a Markdown report",
-                       description="Write DIR/report.html (self-contained: status table, correctness per output, "
-                                   "latency and throughput against batch size per path and runtime, plots "
-                                   "embedded) and DIR/report.md with latency.png and throughput.png beside it. "
-                                   "Exit 1 when the package holds failures (the report is written all the same).")
-    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR",
-                   help="folder for the report (created if needed; only the report's files in it are replaced)")
-    p.set_defaults(func=cmd_report)
+    for add in (_add_inspect_command, _add_triton_command, _add_profile_command, _add_convert_command,
+                _add_report_command):
+        add(sub, common)
     return parser
 
 
@@ -405,7 +338,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         code = EXIT_USAGE if isinstance(e, (UserInputError, PackageError)) else EXIT_FAILURES
         if debug:
             traceback.print_exc()
-        message = _one_line(e, limit=2000) or type(e).__name__
+        message = one_line(e, limit=2000) or type(e).__name__
         if code == EXIT_FAILURES and not isinstance(e, (UserInputError, PackageError)):
             from model_navigator.core.errors import ModelNavigatorError
 
