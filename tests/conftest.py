@@ -13,7 +13,7 @@ for _p in (str(REPO_ROOT), str(TESTS_DIR)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import helpers  # noqa: E402  (tests/models.py, importable once TESTS_DIR is on sys.path)
+import helpers  # noqa: E402  (tests/helpers.py, importable once TESTS_DIR is on sys.path)
 import models  # noqa: E402  (tests/models.py, importable once TESTS_DIR is on sys.path)
 
 
