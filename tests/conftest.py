@@ -13,6 +13,7 @@ for _p in (str(REPO_ROOT), str(TESTS_DIR)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+import helpers  # noqa: E402  (tests/helpers.py, importable once TESTS_DIR is on sys.path)
 import models  # noqa: E402  (tests/models.py, importable once TESTS_DIR is on sys.path)
 
 
@@ -77,7 +78,6 @@ def raising_model(seeded):
 
 @pytest.fixture
 def light_profiler():
-    """A cheap ProfilerConfig for tests where profiling is not the point."""
-    import model_navigator as nav
-
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
+    """A cheap ProfilerConfig for tests where profiling is not the point (helpers.light_profiler, which
+    module-scoped fixtures and helpers call directly)."""
+    return helpers.light_profiler()

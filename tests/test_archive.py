@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Set, Tuple, Union
 import numpy as np
 import pytest
 
+import helpers
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.status import FORMAT_VERSION, NavigatorStatus
 from model_navigator.package.archive import (
@@ -281,8 +282,8 @@ def test_interrupted_save_leaves_no_package_and_no_temporary(tmp_path: Path, wor
         sys.exit(0)
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            env=helpers.repo_env())
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"start"
         deadline = time.monotonic() + 10

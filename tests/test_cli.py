@@ -4,7 +4,6 @@ on workspaces and packages built by real exports."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,14 +17,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import model_navigator as nav  # noqa: E402
+import helpers  # noqa: E402  (tests/helpers.py)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPORTED_PATHS = ("torchscript-script", "torchscript-trace", "onnx")
 
 
 def run_cli(*args: str, cwd: Path = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env = helpers.repo_env()
     env.pop("COLUMNS", None)
     return subprocess.run([sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=120)
@@ -59,9 +57,6 @@ class _ScriptFails(torch.nn.Module):
         return x * math.pi
 
 
-PROFILER = dict(measurement_request_count=10, max_trials=4, warmup_requests=2)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A workspace with torchscript (script and trace) and onnx, all ok, and its .nav package."""
@@ -69,7 +64,7 @@ def exported(tmp_path_factory):
     workdir = root / "linear_workdir"
     package = nav.torch.export(torch.nn.Linear(5, 7), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
                                target_formats=("onnx", "torchscript"), verbose=False, isolation=False,
-                               profiler_config=nav.ProfilerConfig(**PROFILER))
+                               profiler_config=helpers.light_profiler())
     nav_file = root / "linear.nav"
     nav.save(package, nav_file)
     return workdir, nav_file
@@ -81,7 +76,7 @@ def failing_workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cli_failed") / "workdir"
     nav.torch.export(_ScriptFails(), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
                      target_formats=("torchscript",), jit_options=("script", "trace"), verbose=False,
-                     isolation=False, profiler_config=nav.ProfilerConfig(**PROFILER))
+                     isolation=False, profiler_config=helpers.light_profiler())
     status = load_status(workdir)
     assert status["paths"]["torchscript-script"]["status"] == "failed"
     assert status["paths"]["torchscript-trace"]["status"] == "ok"
@@ -247,6 +242,29 @@ def test_profile_bad_options_exit_2(exported, tmp_path):
     result = run_cli("profile", str(nav_file), "--batch-sizes", "0")  # argparse refuses it
     assert result.returncode == 2 and "--batch-sizes" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_profile_options_follow_profiler_config_fields():
+    """One option per ProfilerConfig field; given ones reach the config, the others keep its defaults."""
+    import dataclasses
+
+    from model_navigator.cli.main import build_parser
+    from model_navigator.cli.profile_options import profiler_config_from_args
+
+    parser = build_parser()
+    profile = parser._subparsers._group_actions[0].choices["profile"]
+    options = {s for action in profile._actions for s in action.option_strings}
+    for field in dataclasses.fields(nav.ProfilerConfig):
+        assert "--" + field.name.replace("_", "-") in options
+    args = parser.parse_args(["profile", "x", "--batch-sizes", "4", "1", "--measurement-mode", "time_windows",
+                              "--measurement-interval", "250", "--warmup-requests", "0",
+                              "--throughput-cutoff-threshold", "0.1"])
+    assert profiler_config_from_args(args) == nav.ProfilerConfig(
+        batch_sizes=(1, 4), measurement_mode=nav.MeasurementMode.TIME_WINDOWS, measurement_interval=250.0,
+        warmup_requests=0, throughput_cutoff_threshold=0.1)
+    assert profiler_config_from_args(parser.parse_args(["profile", "x"])) == nav.ProfilerConfig()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["profile", "x", "--max-trials", "0"])  # refused by argparse, as before
 
 
 # ------------------------------------------------------------------------------------------------

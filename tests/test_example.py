@@ -4,22 +4,19 @@ README shows."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import helpers
 from model_navigator.examples.torch_linear import MARKER, OUTPUTS, prepare_outdir
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=helpers.repo_env(), cwd=cwd,
+                          timeout=600)
 
 
 def test_a_new_folder_is_created_and_marked(tmp_path):

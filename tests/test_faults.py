@@ -13,9 +13,8 @@ from typing import List, Optional
 
 import pytest
 
+import helpers
 from model_navigator.steps.worker import FAULT_ENV
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _alive(pid: int) -> bool:
@@ -58,12 +57,6 @@ def _wait_for(predicate, timeout_s: float, what: str):
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def _env(**extra: str) -> dict:
-    env = dict(os.environ, **extra)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
 EXPORT_SCRIPT = """
 import sys, threading, torch, model_navigator as nav
 def export():
@@ -83,7 +76,7 @@ def _start_export(tmp_path: Path, workdir: Path, fault: Optional[str] = None, in
     script = tmp_path / name
     script.write_text(textwrap.dedent(EXPORT_SCRIPT.format(workdir=str(workdir), in_thread=in_thread)))
     extra = {FAULT_ENV: fault} if fault else {}
-    return subprocess.Popen([sys.executable, str(script)], env=_env(**extra), stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, str(script)], env=helpers.repo_env(**extra), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
 
 
@@ -128,7 +121,7 @@ def test_worker_dies_with_the_users_process_mid_step(tmp_path, in_thread):
 
     run = NavigatorStatus.load(workdir).runs[-1]
     assert (run.operation, run.pid, run.finished_at, run.outcome) == ("export", proc.pid, None, "running")
-    inspect = subprocess.run([sys.executable, "-m", "model_navigator", "inspect", str(workdir)], env=_env(),
+    inspect = subprocess.run([sys.executable, "-m", "model_navigator", "inspect", str(workdir)], env=helpers.repo_env(),
                              capture_output=True, text=True, timeout=120)
     assert inspect.returncode == 1, inspect.stderr
     assert f"export run {run.id} (pid {proc.pid} on" in inspect.stderr
@@ -147,8 +140,8 @@ with workdir_lock(sys.argv[1], "export"):
 
 def _hold_lock(workdir: Path) -> subprocess.Popen:
     """Another process holding `workdir`'s lock (until its stdin closes)."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(workdir)], env=_env(), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(workdir)], env=helpers.repo_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = proc.stdout.readline()
     assert line == b"locked\n", proc.communicate()[1].decode()
     return proc
@@ -353,8 +346,8 @@ def test_inspect_report_and_triton_refuse_a_pickled_npz_as_load_does(tmp_path):
         nav.load(package, workdir=tmp_path / "loaded", retest_conversions=False, verbose=False)
     for argv in (["inspect", str(package)], ["report", str(package), "-o", str(tmp_path / "report")],
                  ["triton", str(package), "-o", str(tmp_path / "repo")]):
-        proc = subprocess.run([sys.executable, "-m", "model_navigator", *argv], env=_env(), capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", "model_navigator", *argv], env=helpers.repo_env(),
+                              capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
         assert expected in proc.stderr, (argv, proc.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.nav"]  # nothing written by any reader
@@ -430,7 +423,8 @@ def test_full_disk_fails_the_paths_and_the_process_survives(tmp_path, tmpfs):
                          verbose=False, run_profiling=False)
         print("survived")
     """))
-    proc = subprocess.run([sys.executable, str(script)], env=_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
     from model_navigator.core.status import NavigatorStatus
 

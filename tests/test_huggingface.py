@@ -6,7 +6,6 @@ import copy
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,7 @@ pytest.importorskip("onnxruntime")
 transformers = pytest.importorskip("transformers")
 
 import model_navigator as nav  # noqa: E402
+import helpers  # noqa: E402  (tests/helpers.py)
 from model_navigator.contrib.huggingface import (  # noqa: E402
     ModelOutputWrapper,
     dataloader_from_tokenizer,
@@ -29,7 +29,6 @@ from model_navigator.contrib.huggingface import (  # noqa: E402
 )
 from model_navigator.core.status import NavigatorStatus  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("the a model navigator exports bert to onnx and torchscript fast small test hello world with "
          "dynamic batch sequence axes").split()
 TEXTS = ["hello world", "the model navigator exports bert to onnx", "a small test",
@@ -174,8 +173,8 @@ def test_contrib_does_not_import_transformers():
     code = ("import sys, model_navigator.contrib.huggingface as hf\n"
             "hf.dummy_dataloader, hf.ModelOutputWrapper, hf.export_hf_model\n"
             "print('transformers' in sys.modules)\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(),
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 

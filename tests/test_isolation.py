@@ -15,10 +15,9 @@ import torch
 import yaml
 
 import model_navigator as nav
+import helpers
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.steps.worker import FAULT_ENV, shutdown_workers
-
-LIGHT = nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
 
 
 def _export(workdir: Path, **kwargs):
@@ -27,7 +26,8 @@ def _export(workdir: Path, **kwargs):
     dataloader = [torch.randn(2, 5) for _ in range(3)]
     kwargs.setdefault("target_formats", ("onnx", "torchscript"))
     kwargs.setdefault("jit_options", ("trace",))
-    return nav.torch.export(model, dataloader, workdir=workdir, verbose=False, profiler_config=LIGHT, **kwargs)
+    return nav.torch.export(model, dataloader, workdir=workdir, verbose=False, profiler_config=helpers.light_profiler(),
+                            **kwargs)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ assert whichever the installed jax gives.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,12 +29,12 @@ import jax.numpy as jnp  # noqa: E402
 import jax_models  # noqa: E402  (tests/jax_models.py)
 
 import model_navigator as nav  # noqa: E402
+import helpers  # noqa: E402  (tests/helpers.py)
 from model_navigator import UserInputError  # noqa: E402
 from model_navigator.core.enums import StepStatus  # noqa: E402
 from model_navigator.core.errors import FrameworkMissingError  # noqa: E402
-from model_navigator.exporters.jax_utils import JaxModel, non_native_supported  # noqa: E402
+from model_navigator.frameworks.jax_utils import JaxModel, non_native_supported  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CPU = nav.RuntimeProvider.CPU
 NON_NATIVE = non_native_supported()  # jax <= 0.7.1: enable_xla=False still makes plain TF ops
 XLA = ("tf-savedmodel-xla-nojit", "tf-savedmodel-xla-jit")
@@ -43,10 +42,6 @@ NOXLA = ("tf-savedmodel-noxla-nojit", "tf-savedmodel-noxla-jit")
 
 pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
                                 reason="these tests describe a CPU-only machine")
-
-
-def _light_profiler() -> nav.ProfilerConfig:
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
 
 
 def _correctness(package, key, runtime=CPU):
@@ -188,7 +183,7 @@ def cnn(tmp_path_factory):
     predict, variables = jax_models.cnn()
     package = nav.jax.export(predict, variables, jax_models.cnn_dataloader(), enable_xla=True, sample_count=8,
                              workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir", verbose=False,
-                             profiler_config=_light_profiler())
+                             profiler_config=helpers.light_profiler())
     return package, predict, variables
 
 
@@ -313,7 +308,7 @@ def test_t5_like_encoder_as_in_the_reference_example(tmp_path, monkeypatch):
         return encode(input_ids=input_ids, attention_mask=attention_mask, params=params)
 
     desc = nav.jax.export(model=call_wrapper, model_params=params, dataloader=dataloader, override_workdir=True,
-                          profiler_config=_light_profiler(), verbose=False)
+                          profiler_config=helpers.light_profiler(), verbose=False)
     desc.save(Path.cwd() / "t5.nav")
     assert (tmp_path / "t5.nav").is_file()
     assert [(m.name, m.shape, m.dtype) for m in desc.status.inputs] == [("input_ids", (-1, -1), "int64"),
@@ -395,9 +390,8 @@ def test_invalid_arguments_fail_before_anything_is_written(tmp_path, change, exp
 
 
 def test_memory_settings_set_for_the_user_and_jax_imported_lazily():
-    env = {k: v for k, v in os.environ.items()
+    env = {k: v for k, v in helpers.repo_env().items()
            if k not in ("XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     code = (
         "import os, sys, model_navigator as nav\n"
         "assert 'XLA_PYTHON_CLIENT_PREALLOCATE' not in os.environ\n"

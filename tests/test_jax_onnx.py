@@ -9,10 +9,8 @@ matrix) and jax2onnx's known limits, each failing that path only, with a hint wh
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,9 +26,9 @@ import jax.numpy as jnp  # noqa: E402
 import jax_models  # noqa: E402  (tests/jax_models.py)
 
 import model_navigator as nav  # noqa: E402
+import helpers  # noqa: E402  (tests/helpers.py)
 from model_navigator.core.enums import StepStatus  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CPU = nav.RuntimeProvider.CPU
 OPENVINO = nav.RuntimeProvider.OPENVINO
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
@@ -39,10 +37,6 @@ DIRECT = "onnx-jax2onnx"
 
 pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
                                 reason="these tests describe a CPU-only machine")
-
-
-def _light_profiler() -> nav.ProfilerConfig:
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
 
 
 def _assert_direct_correct(package, atol=1e-4, profiled=True):
@@ -81,7 +75,7 @@ def mlp(tmp_path_factory):
     rng = np.random.default_rng(0)
     dataloader = [rng.standard_normal((4, 64)).astype(np.float32) for _ in range(3)]
     package = nav.jax.export(predict, params, dataloader, enable_xla=True, sample_count=6, verbose=False,
-                             profiler_config=_light_profiler(), disable_git_info=True,
+                             profiler_config=helpers.light_profiler(), disable_git_info=True,
                              workdir=tmp_path_factory.mktemp("mlp") / "navigator_workdir")
     return package, predict, params
 
@@ -150,7 +144,8 @@ def test_mlp_reproduce_export_of_the_direct_path(mlp, tmp_path):
 def test_cnn_direct_onnx_save_load_retest(tmp_path):
     predict, variables = jax_models.cnn()
     package = nav.jax.export(predict, variables, jax_models.cnn_dataloader(), enable_xla=True, jit_compile=False,
-                             sample_count=8, workdir=tmp_path / "w", verbose=False, profiler_config=_light_profiler())
+                             sample_count=8, workdir=tmp_path / "w", verbose=False,
+                             profiler_config=helpers.light_profiler())
     _assert_direct_correct(package)
     assert package.status.paths["tf-savedmodel-xla-nojit"].ok
     package.set_verified(format=nav.Format.ONNX, runtime=CPU)
@@ -189,7 +184,7 @@ def test_dict_inputs_varying_length_onnx_alone(tmp_path):
         mask = (rng.random((2, length)) > 0.2).astype(np.float32)
         dataloader.append({"mask": mask, "tokens": rng.standard_normal((2, length, 6)).astype(np.float32)})
     package = nav.jax.export(score, weights, dataloader, target_formats=(nav.Format.ONNX,), workdir=tmp_path / "w",
-                             verbose=False, profiler_config=_light_profiler())
+                             verbose=False, profiler_config=helpers.light_profiler())
     _assert_direct_correct(package, atol=1e-5)
     paths = package.status.paths
     assert not any(key.startswith("tf-savedmodel") for key in paths), sorted(paths)  # ONNX needs no SavedModel
@@ -225,7 +220,7 @@ def test_t5_like_encoder_direct_onnx(tmp_path):
     encode, call_wrapper, params = _t5_call(iota_positions=True)
     package = nav.jax.export(model=call_wrapper, model_params=params, dataloader=jax_models.t5_dataloader(),
                              enable_xla=True, jit_compile=False, workdir=tmp_path / "w", verbose=False,
-                             profiler_config=_light_profiler())
+                             profiler_config=helpers.light_profiler())
     _assert_direct_correct(package)
     assert package.status.paths["tf-savedmodel-xla-nojit"].ok
     graph = _graph(package)
@@ -296,8 +291,7 @@ def test_positional_pool_window_fails_with_a_hint(tmp_path):
 
 
 def test_jax2onnx_imported_only_when_the_path_runs():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = helpers.repo_env()
     code = ("import sys, model_navigator as nav\n"
             "nav.jax\n"
             "from model_navigator.paths.jax import jax_paths\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import helpers
 import models
 import numpy as np
 import pytest
@@ -16,7 +17,6 @@ import model_navigator as nav  # noqa: E402
 from model_navigator.core.enums import RuntimeProvider, StepStatus  # noqa: E402
 
 CPU = RuntimeProvider.CPU
-LIGHT = dict(measurement_request_count=10, max_trials=4, warmup_requests=2)
 
 
 def _torch_onnx(path: Path, model, args, input_names, output_names, dynamic_axes=None) -> Path:
@@ -55,7 +55,7 @@ def _token_dataloader(seq_lens=(4, 7, 5)):
 @pytest.fixture(scope="module")
 def token_package(token_onnx, tmp_path_factory):
     return nav.onnx.export(model=token_onnx, dataloader=_token_dataloader(), workdir=tmp_path_factory.mktemp("t") / "wd",
-                           profiler_config=nav.ProfilerConfig(batch_sizes=(1, 2), **LIGHT))
+                           profiler_config=helpers.light_profiler(batch_sizes=(1, 2)))
 
 
 def test_a_torch_made_onnx_with_dict_int64_inputs_is_checked_and_profiled(token_package):

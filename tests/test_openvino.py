@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import model_navigator as nav
+import helpers
 from model_navigator.core.enums import RUNTIME_MODULES, RuntimeProvider, StepStatus
 
 pytest.importorskip("openvino")
@@ -26,7 +27,7 @@ def cnn_package(tmp_path_factory):
     return nav.torch.export(
         models.cnn_model(), models.cnn_dataloader(), workdir=workdir,
         target_formats=("onnx", "torchscript"), jit_options=("trace",),
-        profiler_config=nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2),
+        profiler_config=helpers.light_profiler(),
         verbose=False,
     )
 

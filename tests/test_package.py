@@ -12,9 +12,9 @@ import torch
 import yaml
 
 import model_navigator as nav
+import helpers
 from model_navigator.core.status import FORMAT_VERSION, NavigatorStatus
 
-LIGHT = nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
 CPU = nav.RuntimeProvider.CPU
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
     model = _model()
     desc = nav.torch.export(model, [torch.randn(4, 5) for _ in range(3)], workdir=tmp / "navigator_workdir",
                             target_formats=("onnx", "torchscript"), jit_options=("trace",), verbose=False,
-                            profiler_config=LIGHT)
+                            profiler_config=helpers.light_profiler())
     desc.set_verified(format=nav.Format.ONNX, runtime=CPU)
     package = tmp / "model.nav"
     nav.save(desc, package)

@@ -12,6 +12,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import pytest
 
+from model_navigator.core.batching import select_batch_sizes
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import MeasurementMode
 from model_navigator.core.status import ProfilingResult
@@ -23,7 +24,6 @@ from model_navigator.steps.profiler import (
     check_stability,
     measure,
     profile_runner,
-    select_batch_sizes,
     should_stop_sweep,
 )
 

@@ -7,6 +7,7 @@ import logging
 import time
 import warnings
 
+import helpers
 import models
 import pytest
 
@@ -44,8 +45,7 @@ def test_export_prints_a_line_per_profiled_batch_size_and_one_gpu_skip_line(work
     nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, batch_size=4),
                      workdir=workdir, verbose=True, target_formats=("onnx", "trt"),
                      runtimes=("CPUExecutionProvider",),
-                     profiler_config=nav.ProfilerConfig(batch_sizes=(1, 4), measurement_request_count=10,
-                                                        max_trials=4, warmup_requests=2))
+                     profiler_config=helpers.light_profiler(batch_sizes=(1, 4)))
     err = capfd.readouterr().err
     lines = [" ".join(line.split()) for line in err.splitlines()]
     # from the worker process (ONNX Runtime runs there), one line per batch size, then the summary

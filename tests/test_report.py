@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("matplotlib")
 
+import helpers  # noqa: E402
 import models  # noqa: E402
 
 import model_navigator as nav  # noqa: E402
@@ -27,17 +27,13 @@ from model_navigator.core.status import NavigatorStatus  # noqa: E402
 from model_navigator.report import build_report_data, write_report  # noqa: E402
 from model_navigator.report.browser import dump_dom, find_chromium, screenshot  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PROFILER = dict(batch_sizes=(1, 4), measurement_request_count=10, max_trials=4, warmup_requests=2)
 ARTIFACTS = ("torchscript-script", "torchscript-trace", "onnx")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     return subprocess.run([sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=helpers.repo_env(), timeout=120)
 
 
 def png_size(data: bytes):
@@ -54,7 +50,8 @@ def cnn_export(tmp_path_factory):
     workdir = root / "cnn_workdir"
     package = nav.torch.export(models.cnn_model(), models.cnn_dataloader(), model_name="cnn", workdir=workdir,
                                target_formats=("torchscript", "onnx"), verbose=False, isolation=False,
-                               runtimes=("CPUExecutionProvider",), profiler_config=nav.ProfilerConfig(**PROFILER))
+                               runtimes=("CPUExecutionProvider",),
+                               profiler_config=helpers.light_profiler(batch_sizes=(1, 4)))
     assert all(package.get_formats_status()[k] for k in ARTIFACTS), package.get_formats_status()
     nav_file = root / "cnn.nav"
     nav.save(package, nav_file)
@@ -316,7 +313,7 @@ def test_report_without_matplotlib_warns_and_has_no_plots(cnn_export, tmp_path):
             "from model_navigator.report import write_report\n"
             f"files = write_report({str(cnn_export[0])!r}, {str(tmp_path)!r})\n"
             "print(files.plots_missing, sorted(files.images))\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = helpers.repo_env()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True []"
@@ -332,7 +329,7 @@ def test_plots_leave_pyplot_backend_alone(cnn_export, tmp_path):
             "from model_navigator.report import write_report\n"
             f"write_report({str(cnn_export[0])!r}, {str(tmp_path)!r})\n"
             "import sys; print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = helpers.repo_env()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["svg", "False"]

@@ -16,13 +16,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 import pytest
 import yaml
 
 import model_navigator as nav
+import helpers
 from model_navigator import UserInputError
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.samples import load_sample_dir
@@ -32,22 +32,11 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CPU = nav.RuntimeProvider.CPU
 GPU_PATHS = ("tf-trt-fp32", "tf-trt-fp16", "trt-fp32", "trt-fp16")
 
 pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
                                 reason="these tests describe a CPU-only machine")
-
-
-def _light_profiler() -> nav.ProfilerConfig:
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
-
-
-def _env_with_repo_on_path() -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
 
 
 def _correctness(package, key, runtime=CPU):
@@ -124,7 +113,7 @@ def reference(tmp_path_factory):
             dataloader=dataloader,
             override_workdir=True,
             input_names=("input",),
-            profiler_config=_light_profiler(),
+            profiler_config=helpers.light_profiler(),
             verbose=False,
         )
         onnx_status = package_desc.get_status(format=nav.Format.ONNX)
@@ -272,7 +261,7 @@ def test_cnn_reproduce_scripts_run_from_the_workspace_root(cnn, tmp_path):
     (root / "onnx" / "model.onnx").unlink()
     for script in ("onnx/reproduce_conversion.sh", "onnx/reproduce_correctness.sh",
                    "tf-savedmodel/reproduce_correctness.sh", "tf-savedmodel/reproduce_profiling.sh"):
-        out = subprocess.run(["bash", script], cwd=root, capture_output=True, text=True, env=_env_with_repo_on_path(),
+        out = subprocess.run(["bash", script], cwd=root, capture_output=True, text=True, env=helpers.repo_env(),
                              timeout=300)
         assert out.returncode == 0, (script, out.stdout[-2000:], out.stderr[-2000:])
         assert '"status": "ok"' in out.stdout, script
@@ -292,7 +281,7 @@ def test_cnn_save_load_round_trip_retests(cnn, tmp_path):
         "assert 'tensorflow' in sys.modules\n"
         "print({k: v.status.value for k, v in p.status.paths.items()})\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_repo_on_path(),
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(),
                          timeout=300, cwd=tmp_path)
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
     for noise in ("oneDNN", "absl::InitializeLog", "cpu_feature_guard"):
@@ -381,7 +370,7 @@ def test_tf_module_with_tf_function_in_process(tmp_path):
                   for _ in range(3)]
     package = nav.tensorflow.export(
         module, dataloader, workdir=tmp_path / "w", target_formats=(nav.Format.ONNX,), output_names=("scaled", "total"),
-        isolation=False, verbose=False, profiler_config=_light_profiler(),
+        isolation=False, verbose=False, profiler_config=helpers.light_profiler(),
     )
     # ONNX alone was asked for: the SavedModel it is made from comes along.
     assert package.get_formats_status() == {"tf-savedmodel": True, "onnx": True}
@@ -479,6 +468,6 @@ def test_torch_users_never_import_tensorflow():
             "assert 'tensorflow' not in sys.modules and 'tf2onnx' not in sys.modules, 'tensorflow imported'\n"
             "import model_navigator.paths.tensorflow\n"
             "assert 'tensorflow' not in sys.modules\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_repo_on_path(),
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(),
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

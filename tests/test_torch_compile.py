@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import model_navigator as nav
+import helpers
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import Format, Framework, RuntimeProvider, StepStatus
 from model_navigator.paths.torch import torch_paths
@@ -14,7 +15,6 @@ from model_navigator.steps.pipeline import selected_runtimes
 torch = pytest.importorskip("torch")
 
 TC = RuntimeProvider.TORCH_COMPILE
-LIGHT = dict(measurement_request_count=10, max_trials=4, warmup_requests=2)
 
 
 def _config(runtimes):
@@ -43,7 +43,7 @@ def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path):
         with inductor_config.patch({"cpp.cxx": ("no-such-cxx-compiler",)}):
             package = nav.torch.export(models.linear_model(), models.linear_dataloader(batches=2),
                                        workdir=tmp_path / "w", target_formats=("onnx",), runtimes=("TorchCompile",),
-                                       profiler_config=nav.ProfilerConfig(**LIGHT), verbose=False)
+                                       profiler_config=helpers.light_profiler(), verbose=False)
     finally:
         torch._dynamo.reset()
     source = package.status.paths["torch"]
@@ -55,7 +55,7 @@ def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path):
     assert source.runtimes[RuntimeProvider.CPU].performance.status == StepStatus.OK
     assert package.status.paths["onnx"].runtimes[RuntimeProvider.CPU].correctness.status == StepStatus.OK
     # the failure is a failure for the CLI (exit 1) and is on disk
-    from model_navigator.cli.main import find_failures
+    from model_navigator.package.table import find_failures
 
     assert find_failures(package.status) == ["torch on TorchCompile: correctness failed"]
 
@@ -68,7 +68,7 @@ def test_torch_compile_is_checked_and_profiled_against_eager(tmp_path):
     torch._dynamo.reset()
     model = models.cnn_model()
     package = nav.torch.export(model, models.cnn_dataloader(), workdir=tmp_path / "w", target_formats=("onnx",),
-                               runtimes=("TorchCompile",), profiler_config=nav.ProfilerConfig(**LIGHT), verbose=False)
+                               runtimes=("TorchCompile",), profiler_config=helpers.light_profiler(), verbose=False)
     source = package.status.paths["torch"]
     assert list(source.runtimes) == [RuntimeProvider.CPU, TC]
     compiled = source.runtimes[TC]
@@ -87,7 +87,7 @@ def test_torch_compile_is_checked_and_profiled_against_eager(tmp_path):
     assert any(r.path == "torch" and r.runtime == TC and "not a deployable artifact" in r.reason for r in best.rejected)
     # nav.profile re-profiles it too (the descriptor from export holds the model)
     before = compiled.performance.results[0].p50_ms
-    nav.profile(package, nav.ProfilerConfig(batch_sizes=(2,), **LIGHT), verbose=False)
+    nav.profile(package, helpers.light_profiler(batch_sizes=(2,)), verbose=False)
     again = package.status.paths["torch"].runtimes[TC].performance
     assert again.status == StepStatus.OK and [r.batch_size for r in again.results] == [2]
     assert before > 0

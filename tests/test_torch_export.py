@@ -12,8 +12,8 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict
 
+import helpers
 import models
 import numpy as np
 import pytest
@@ -27,7 +27,6 @@ from model_navigator.core.samples import load_sample, load_sample_dir
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CPU = nav.RuntimeProvider.CPU
 CPU_PATHS = ("torchscript-script", "torchscript-trace", "torch-exportedprogram", "onnx")
 TRACED_PATHS = ("torchscript-trace", "torch-exportedprogram", "onnx")
@@ -46,22 +45,12 @@ SELECTORS = {
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="these tests describe a CPU-only machine")
 
 
-def _light_profiler() -> nav.ProfilerConfig:
-    return nav.ProfilerConfig(measurement_request_count=10, max_trials=4, warmup_requests=2)
-
-
 def _status_yaml(root: Path) -> dict:
     return yaml.safe_load((root / "status.yaml").read_text())
 
 
 def _correctness(package: PackageDescriptor, key: str):
     return package.status.paths[key].runtimes[CPU].correctness
-
-
-def _env_with_repo_on_path() -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
 
 
 def _torch_out(model, *args, **kwargs):
@@ -90,7 +79,7 @@ def reference(tmp_path_factory):
         workdir=workdir,
         isolation=False,
         verbose=False,
-        profiler_config=_light_profiler(),
+        profiler_config=helpers.light_profiler(),
     )
     return package, model, dataloader
 
@@ -316,7 +305,7 @@ def test_reference_reproduce_scripts_run_from_the_workspace_root(reference, tmp_
     shutil.copytree(package.workdir, root)
     for step in ("correctness", "profiling"):
         out = subprocess.run(["bash", f"onnx/reproduce_{step}.sh"], cwd=root, capture_output=True, text=True,
-                             env=_env_with_repo_on_path(), timeout=300)
+                             env=helpers.repo_env(), timeout=300)
         assert out.returncode == 0, (step, out.stdout[-2000:], out.stderr[-2000:])
         assert '"status": "ok"' in out.stdout, step
 
@@ -337,7 +326,7 @@ def test_reference_reproduce_export_needs_only_get_model(reference, tmp_path):
     )
     script.write_text(patched)
     out = subprocess.run(["bash", "onnx/reproduce_export.sh"], cwd=root, capture_output=True, text=True,
-                         env=_env_with_repo_on_path(), timeout=300)
+                         env=helpers.repo_env(), timeout=300)
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
     assert (root / "onnx" / "model.onnx").is_file()
 
@@ -353,7 +342,7 @@ def cnn(tmp_path_factory):
     package = nav.torch.export(
         model=model, dataloader=models.cnn_dataloader(batches=3, batch_size=4),
         workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir", isolation=False, verbose=False,
-        disable_git_info=True, sample_count=5, profiler_config=_light_profiler(),
+        disable_git_info=True, sample_count=5, profiler_config=helpers.light_profiler(),
     )
     return package, model
 
@@ -570,7 +559,7 @@ def test_tight_tolerances_fail_with_a_reason(workdir, tolerances):
 def test_tight_tolerances_skip_profiling(workdir):
     package = nav.torch.export(model=NoisyLinear(), dataloader=models.linear_dataloader(batches=2, random=True),
                                workdir=workdir, isolation=False, verbose=False, atol=1e-9, rtol=1e-9,
-                               target_formats=("onnx",), profiler_config=_light_profiler())
+                               target_formats=("onnx",), profiler_config=helpers.light_profiler())
     result = package.status.paths["onnx"].runtimes[CPU]
     assert result.correctness.status == StepStatus.FAILED
     assert result.performance.status == StepStatus.SKIPPED
@@ -638,7 +627,7 @@ def test_export_with_default_isolation(workdir):
     package = nav.torch.export(
         model=model, model_name="isolated", dataloader=models.linear_dataloader(batches=4, random=True),
         opset=13, input_names=("input",), dynamic_axes={"input": {0: "batch"}}, workdir=workdir,
-        verbose=False, profiler_config=_light_profiler(),
+        verbose=False, profiler_config=helpers.light_profiler(),
     )
     # The default runs conversions and foreign runtimes (ONNX Runtime) in a worker process.
     assert package.status.config["isolation"] in (True, "auto", "full")

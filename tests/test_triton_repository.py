@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import model_navigator as nav
+import helpers
 from model_navigator.core.enums import Format, RuntimeProvider, StepStatus
 from model_navigator.core.status import (
     CorrectnessResult,
@@ -54,8 +55,7 @@ def cnn_package(tmp_path_factory):
     return nav.torch.export(
         models.cnn_model(), models.cnn_dataloader(), workdir=workdir, model_name="tiny cnn/v1",
         target_formats=("onnx", "torchscript"), jit_options=("trace",),
-        profiler_config=nav.ProfilerConfig(batch_sizes=(1, 2, 4), measurement_request_count=10, max_trials=4,
-                                           warmup_requests=2),
+        profiler_config=helpers.light_profiler(batch_sizes=(1, 2, 4)),
         verbose=False,
     )
 
@@ -221,8 +221,7 @@ def test_real_savedmodel_from_a_tensorflow_export(tmp_path):
     model = tf.keras.Model(inputs, outputs)
     dataloader = [np.random.default_rng(i).random((4, 6), dtype=np.float32) for i in range(2)]
     package = nav.tensorflow.export(model, dataloader, workdir=tmp_path / "w", target_formats=("tf-savedmodel",),
-                                    profiler_config=nav.ProfilerConfig(measurement_request_count=10, max_trials=4,
-                                                                       warmup_requests=2), verbose=False)
+                                    profiler_config=helpers.light_profiler(), verbose=False)
     assert package.status.paths["tf-savedmodel"].ok
     model_entry = write_model_repository(package, tmp_path / "repo", model_name="keras_dense")
     assert model_entry.path == "tf-savedmodel" and model_entry.model_path.name == "model.savedmodel"

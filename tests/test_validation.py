@@ -14,6 +14,7 @@ import models
 import pytest
 
 import model_navigator as nav
+import helpers
 from model_navigator import ModelNavigatorError, UserInputError
 
 torch = pytest.importorskip("torch")
@@ -361,9 +362,8 @@ def test_import_model_navigator_imports_no_framework():
         print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
         """
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(),
+                         cwd=REPO_ROOT,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"importing model_navigator imported: {out.stdout.strip()}"

@@ -4,6 +4,7 @@ reference means, and nothing unchecked is profiled or recommended."""
 
 from __future__ import annotations
 
+import helpers
 import models
 import numpy as np
 import pytest
@@ -41,8 +42,7 @@ def branchy(tmp_path_factory):
     return nav.torch.export(model=Branchy(), dataloader=_branchy_dataloader(), isolation=False, verbose=False,
                             workdir=tmp_path_factory.mktemp("branchy") / "wd",
                             target_formats=("torchscript", "onnx"),
-                            profiler_config=nav.ProfilerConfig(batch_sizes=(1,), measurement_request_count=10,
-                                                               max_trials=4, warmup_requests=2))
+                            profiler_config=helpers.light_profiler(batch_sizes=(1,)))
 
 
 def test_a_baked_in_branch_fails_trace_and_onnx_by_default(branchy):
@@ -182,8 +182,7 @@ def test_a_runtime_added_after_the_package_was_made_is_checked_before_it_is_prof
     # as made on a machine without OpenVINO: the runtime never ran
     del onnx.runtimes[RuntimeProvider.OPENVINO]
     package.save_status()
-    returned = nav.profile(package, nav.ProfilerConfig(batch_sizes=(1, 4), measurement_request_count=10,
-                                                       max_trials=4, warmup_requests=2), verbose=False)
+    returned = nav.profile(package, helpers.light_profiler(batch_sizes=(1, 4)), verbose=False)
     assert returned is package
     openvino = onnx.runtimes[RuntimeProvider.OPENVINO]
     assert openvino.correctness is not None and openvino.correctness.status == StepStatus.OK
@@ -200,8 +199,7 @@ def test_a_loaded_package_drops_source_figures_it_cannot_reprofile(workdir, tmp_
                                runtimes=("CPUExecutionProvider",), profiler_config=light_profiler)
     package.save(tmp_path / "linear.nav")
     loaded = nav.load(tmp_path / "linear.nav", retest_conversions=False, verbose=False)
-    nav.profile(loaded, nav.ProfilerConfig(batch_sizes=(8,), measurement_request_count=10, max_trials=4,
-                                           warmup_requests=2), verbose=False)
+    nav.profile(loaded, helpers.light_profiler(batch_sizes=(8,)), verbose=False)
     source = loaded.status.paths["torch"].runtimes[CPU].performance
     assert source.status == StepStatus.SKIPPED and "not re-profiled" in source.reason
     assert [r.batch_size for r in loaded.status.paths["onnx"].runtimes[CPU].performance.results] == [8]

@@ -22,7 +22,7 @@ from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import Format, Framework, RuntimeProvider, TensorRTPrecision
 from model_navigator.core.logging import LOGGER
 from model_navigator.core.samples import SampleSet, collect_samples
-from model_navigator.exporters.jax_utils import (
+from model_navigator.frameworks.jax_utils import (
     PREALLOCATE_AT_IMPORT,
     PREALLOCATE_ENV,
     JaxModel,
@@ -36,7 +36,7 @@ from model_navigator.exporters.jax_utils import (
     jax_gpu_available,
     set_tf_memory_growth,
 )
-from model_navigator.exporters.tensorflow_utils import check_tf_names, device_name
+from model_navigator.frameworks.tensorflow_utils import check_tf_names, device_name
 from model_navigator.paths.registry import formats_of
 
 # Nothing above imports jax or TensorFlow: set the memory variables before model-navigator does.
@@ -63,7 +63,7 @@ class JaxAdapter(FrameworkAdapter):
     def check_model(self) -> None:
         import_jax()
         import_jax2tf()  # a jax without jax2tf stops here, naming its version and the ones that work
-        from model_navigator.exporters.tensorflow_utils import import_tensorflow
+        from model_navigator.frameworks.tensorflow_utils import import_tensorflow
 
         set_tf_memory_growth(import_tensorflow())
         self.enable_xla = check_bool_options(self.enable_xla, "enable_xla")
@@ -113,14 +113,14 @@ class JaxAdapter(FrameworkAdapter):
 
     def exporter(self, workspace: Any, status: Any, device: str) -> Any:
         from model_navigator.exporters import jax as jax_exporters
-        from model_navigator.exporters.tensorflow_utils import flush_pending
+        from model_navigator.frameworks.tensorflow_utils import flush_pending
 
         flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
         return producer_exporter(jax_exporters.context_from_status(self._source, workspace, status), workspace, status)
 
     @contextlib.contextmanager
     def export_call(self, device: str) -> Iterator[None]:
-        from model_navigator.exporters.tensorflow_utils import import_tensorflow
+        from model_navigator.frameworks.tensorflow_utils import import_tensorflow
 
         with import_tensorflow().device(device_name(device)), import_jax().default_device(jax_device(device)):
             yield

@@ -13,7 +13,7 @@ from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import Format, Framework, RuntimeProvider, TensorRTPrecision
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.samples import SampleSet, collect_samples
-from model_navigator.exporters.tensorflow_utils import (
+from model_navigator.frameworks.tensorflow_utils import (
     check_model,
     check_tf_names,
     device_name,
@@ -162,7 +162,7 @@ class TensorFlowAdapter(FrameworkAdapter):
 
     def exporter(self, workspace: Any, status: Any, device: str) -> Any:
         from model_navigator.exporters import tensorflow as tf_exporters
-        from model_navigator.exporters.tensorflow_utils import flush_pending
+        from model_navigator.frameworks.tensorflow_utils import flush_pending
 
         flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
         return producer_exporter(tf_exporters.context_from_status(self.model, workspace, status), workspace, status)

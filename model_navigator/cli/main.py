@@ -7,141 +7,28 @@ recorded run did not finish), 2 bad usage (wrong arguments, a missing file, some
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_USAGE = 2
-
-PACKAGE_SUFFIX = ".nav"
-
-
-# ------------------------------------------------------------------------------------------------
-# Reading packages and workspaces
-# ------------------------------------------------------------------------------------------------
-
-
-def _is_package_file(path: Path) -> bool:
-    """A file (not a folder) is read as a .nav package, whatever its suffix; validation decides."""
-    return path.is_file()
-
-
-def _check_target(target: str) -> Path:
-    from model_navigator.core.errors import UserInputError
-
-    path = Path(target)
-    if not path.exists():
-        raise UserInputError(f"{target!r} does not exist; give a .nav package or a workspace folder.")
-    if path.is_dir():
-        from model_navigator.core.status import STATUS_FILE
-
-        if not (path / STATUS_FILE).is_file():
-            raise UserInputError(
-                f"{target!r} is a folder without {STATUS_FILE}: not a model-navigator workspace."
-            )
-    return path
-
-
-def read_package_status(path: Path) -> Any:
-    """The NavigatorStatus of a .nav package, read from the zip without extracting anything."""
-    from model_navigator.package.archive import read_package_status as read
-
-    return read(path)
-
-
-def read_status(path: Path) -> Any:
-    from model_navigator.core.status import NavigatorStatus
-
-    if _is_package_file(path):
-        return read_package_status(path)
-    return NavigatorStatus.load(path)
-
-
-# ------------------------------------------------------------------------------------------------
-# Verdict and output
-# ------------------------------------------------------------------------------------------------
-
-
-def find_failures(status: Any, keys: Optional[List[str]] = None) -> List[str]:
-    """Why the status is not all ok: one line per failed path, correctness check or profiling run.
-
-    Skipped paths (not available here) are not failures. A path that never ran (not_run, e.g.
-    interrupted) is one, and so is a recorded run that did not finish (killed, interrupted).
-    """
-    from model_navigator.core.enums import OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
-    from model_navigator.core.runs import unfinished_runs
-    from model_navigator.steps.base import headline
-
-    failures = unfinished_runs(status) if keys is None else []
-    for key, path in status.paths.items():
-        if keys is not None and key not in keys:
-            continue
-        if path.status == StepStatus.SKIPPED:
-            continue
-        if path.status != StepStatus.OK:
-            failures.append(f"{key}: {path.status.value}" + (f" ({headline(path.reason, 300)})" if path.reason else ""))
-            continue
-        for runtime, result in path.runtimes.items():
-            corr, perf = result.correctness, result.performance
-            checked = path.format not in SOURCE_FORMATS or runtime in OPT_IN_RUNTIMES  # torch.compile is checked
-            if checked and corr is not None and corr.status not in (
-                StepStatus.OK, StepStatus.SKIPPED
-            ):
-                failures.append(f"{key} on {runtime.value}: correctness {corr.status.value}")
-            if perf is not None and perf.status == StepStatus.FAILED:
-                failures.append(f"{key} on {runtime.value}: profiling failed")
-    return failures
-
-
-def _one_line(text: Any, limit: int = 300) -> str:
-    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _stdout_console() -> Any:
-    from rich.console import Console
-
-    width = None
-    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
-        width = 160  # piped or captured: do not cut path names to 80 columns
-    return Console(highlight=False, width=width, soft_wrap=False)
-
-
-def report(status: Any, as_json: bool, keys: Optional[List[str]] = None, best: Any = None) -> int:
-    """Print the table (or JSON) of `status` to stdout; return 0 when all ok, else 1. `best`: a
-    Selection (marked in the table), or a string saying why none qualified."""
-    from model_navigator.package.table import print_status_table, status_rows
-
-    failures = find_failures(status, keys)
-    if as_json:
-        rows = status_rows(status)
-        if keys is not None:
-            rows = [r for r in rows if r["path"] in keys]
-        payload = {
-            "model_name": status.model_name,
-            "framework": status.framework,
-            "navigator_version": status.navigator_version,
-            "format_version": status.format_version,
-            "ok": not failures,
-            "failures": failures,
-            "rows": rows,
-        }
-        if best is not None:
-            payload["best"] = best if isinstance(best, str) else best.to_dict()
-        print(json.dumps(payload, indent=2, default=str))
-    else:
-        console = _stdout_console()
-        print_status_table(status, console=console, best=None if isinstance(best, str) else best)
-        if isinstance(best, str):
-            console.print(f"[yellow]No best runtime[/]: {best}", markup=True, highlight=False)
-        if failures:
-            print(f"{len(failures)} failure(s): " + "; ".join(failures), file=sys.stderr)
-    return EXIT_FAILURES if failures else EXIT_OK
+from model_navigator.cli.common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    check_target,
+    is_package_file,
+    one_line,
+    read_status,
+    report,
+)
+from model_navigator.cli.profile_options import (
+    add_profiler_options,
+    positive_float,
+    positive_int,
+    profiler_config_from_args,
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,7 +47,7 @@ def _selection(status: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    target = _check_target(args.package)
+    target = check_target(args.package)
     status = read_status(target)
     return report(status, args.json, best=_selection(status, args))
 
@@ -168,7 +55,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_triton(args: argparse.Namespace) -> int:
     from model_navigator.triton import write_model_repository
 
-    target = _check_target(args.package)
+    target = check_target(args.package)
     model = write_model_repository(
         target, args.output, path_key=args.path, runtime=args.runtime, strategy=args.strategy,
         latency_budget_ms=args.latency_budget, model_name=args.model_name, version=args.model_version,
@@ -188,21 +75,8 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", choices=["min-latency", "max-throughput", "max-throughput-within-latency"],
                    default=None, help="how to pick the best path and runtime (default: min-latency, or "
                                       "max-throughput-within-latency when --latency-budget is given)")
-    p.add_argument("--latency-budget", type=_positive_float, default=None, metavar="MS",
+    p.add_argument("--latency-budget", type=positive_float, default=None, metavar="MS",
                    help="p99 latency budget in ms for max-throughput-within-latency")
-
-
-def _profiler_config(args: argparse.Namespace) -> Any:
-    from model_navigator.core.config import ProfilerConfig
-
-    options: Dict[str, Any] = {}
-    for name in ("batch_sizes", "measurement_mode", "measurement_interval", "measurement_request_count",
-                 "stability_percentage", "max_trials", "max_batch_size", "warmup_requests",
-                 "throughput_cutoff_threshold", "throughput_backoff_limit"):
-        value = getattr(args, name)
-        if value is not None:
-            options[name] = value
-    return ProfilerConfig(**options)  # validates (UserInputError) before anything is touched
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -210,9 +84,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from model_navigator.package import nav
     from model_navigator.package.descriptor import PackageDescriptor
 
-    target = _check_target(args.package)
-    config = _profiler_config(args)
-    if _is_package_file(target):
+    target = check_target(args.package)
+    config = profiler_config_from_args(args)
+    if is_package_file(target):
         # Unpack without re-testing (the package's results stay), then profile with progress lines;
         # nav.load(..., retest_conversions=False, run_profiling=True, profiler_config=config) does the
         # same but prints the table itself.
@@ -273,7 +147,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         config = ExportConfig.from_dict(data["export_config"])
     except (TypeError, ValueError, KeyError) as e:
-        raise PackageError(f"{config_file}: `export_config` is malformed: {_one_line(e)}") from e
+        raise PackageError(f"{config_file}: `export_config` is malformed: {one_line(e)}") from e
     key = data["path"]
     spec = next((s for s in paths_for(config.framework) if s.key == key), None)
     if spec is None:
@@ -313,7 +187,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             config=config, only=key, reconvert=not args.correctness_only, operation="convert", exporter=exporter)
     path = descriptor.status.paths[key]
     if path.status == StepStatus.SKIPPED:
-        print(f"path {key!r} skipped: {_one_line(path.reason)}", file=sys.stderr)
+        print(f"path {key!r} skipped: {one_line(path.reason)}", file=sys.stderr)
         report(descriptor.status, args.json, keys=[key])
         return EXIT_FAILURES
     return report(descriptor.status, args.json, keys=[key])
@@ -322,7 +196,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from model_navigator.report import write_report
 
-    target = _check_target(args.package)
+    target = check_target(args.package)
     files = write_report(target, args.output)  # validates the package before anything is written
     print(files.html)
     print(files.markdown)
@@ -338,24 +212,80 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _add_inspect_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("inspect", parents=[common], help="print the status table of a package or workspace",
+                       description="Print the status table of a .nav package (read without unpacking) or a "
+                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
+                                   "the run that wrote it did not finish (killed, interrupted).")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
+    _add_selection_options(p)
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="compare runtimes at this profiled batch size")
+    p.set_defaults(func=cmd_inspect)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+def _add_triton_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("triton", parents=[common], help="write a Triton model repository entry",
+                       description="Write <REPO>/<model name>/<version>/model.* and config.pbtxt for one path of a "
+                                   "package or workspace: --path (and --runtime), or the best by --strategy. "
+                                   "config.pbtxt is checked against Triton's ModelConfig schema.")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("-o", "--output", required=True, metavar="REPO", help="the model repository folder")
+    p.add_argument("--path", default=None, metavar="KEY", help="the path to serve, e.g. onnx (default: the best)")
+    p.add_argument("--runtime", default=None, help="the runtime it runs on, e.g. CPUExecutionProvider or OpenVINO")
+    _add_selection_options(p)
+    p.add_argument("--model-name", default=None, help="the model's name in Triton (default: the package's)")
+    p.add_argument("--model-version", type=positive_int, default=1, metavar="N")
+    p.add_argument("--max-batch-size", type=int, default=None, metavar="N",
+                   help="default: the largest profiled batch size (with --latency-budget: the largest whose p99 "
+                        "met it), said on stderr; 0 turns batching off")
+    p.add_argument("--instance-count", type=positive_int, default=1, metavar="N")
+    p.add_argument("--override", action="store_true", help="replace <REPO>/<model name> if it exists")
+    p.set_defaults(func=cmd_triton)
+
+
+def _add_profile_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("profile", parents=[common], help="profile every successful path again",
+                       description="Profile every successful path again with the given profiler options "
+                                   "(library defaults otherwise). A .nav package is unpacked into --workdir "
+                                   "first; a workspace folder is profiled in place.")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    add_profiler_options(p)
+    p.add_argument("--workdir", default=None,
+                   help="where to unpack a .nav package (default: <name>_workdir beside it)")
+    p.add_argument("--override-workdir", action="store_true", help="replace an existing --workdir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=cmd_profile)
+
+
+def _add_convert_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("convert", parents=[common], help="re-run one path from its config.yaml",
+                       description="Re-run one path of a workspace from its <workspace>/<path>/config.yaml: the "
+                                   "conversion, then correctness on its runtimes. Exports need your model: name a "
+                                   "function returning it with --model MODULE:FUNCTION (PyTorch), or run "
+                                   "<path>/reproduce_export.sh after implementing get_model(), or re-check the "
+                                   "exported artifact with --correctness-only.")
+    p.add_argument("--config", required=True, metavar="PATH/config.yaml", help="the path's config.yaml")
+    p.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
+                   help="for an export path: a function returning your model (e.g. my_models:get_model, "
+                        "found from the current folder or PYTHONPATH); the export runs again on it")
+    p.add_argument("--correctness-only", action="store_true",
+                   help="do not convert: re-run correctness of the path's artifact on its runtimes")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=cmd_convert)
+
+
+def _add_report_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("report", parents=[common], help="write an HTML and a Markdown report",
+                       description="Write DIR/report.html (self-contained: status table, correctness per output, "
+                                   "latency and throughput against batch size per path and runtime, plots "
+                                   "embedded) and DIR/report.md with latency.png and throughput.png beside it. "
+                                   "Exit 1 when the package holds failures (the report is written all the same).")
+    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for the report (created if needed; only the report's files in it are replaced)")
+    p.set_defaults(func=cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -375,88 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("inspect", parents=[common], help="print the status table of a package or workspace",
-                       description="Print the status table of a .nav package (read without unpacking) or a "
-                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
-                                   "the run that wrote it did not finish (killed, interrupted).")
-    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
-    _add_selection_options(p)
-    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
-                   help="compare runtimes at this profiled batch size")
-    p.set_defaults(func=cmd_inspect)
-
-    p = sub.add_parser("triton", parents=[common], help="write a Triton model repository entry",
-                       description="Write <REPO>/<model name>/<version>/model.* and config.pbtxt for one path of a "
-                                   "package or workspace: --path (and --runtime), or the best by --strategy. "
-                                   "config.pbtxt is checked against Triton's ModelConfig schema.")
-    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("-o", "--output", required=True, metavar="REPO", help="the model repository folder")
-    p.add_argument("--path", default=None, metavar="KEY", help="the path to serve, e.g. onnx (default: the best)")
-    p.add_argument("--runtime", default=None, help="the runtime it runs on, e.g. CPUExecutionProvider or OpenVINO")
-    _add_selection_options(p)
-    p.add_argument("--model-name", default=None, help="the model's name in Triton (default: the package's)")
-    p.add_argument("--model-version", type=_positive_int, default=1, metavar="N")
-    p.add_argument("--max-batch-size", type=int, default=None, metavar="N",
-                   help="default: the largest profiled batch size (with --latency-budget: the largest whose p99 "
-                        "met it), said on stderr; 0 turns batching off")
-    p.add_argument("--instance-count", type=_positive_int, default=1, metavar="N")
-    p.add_argument("--override", action="store_true", help="replace <REPO>/<model name> if it exists")
-    p.set_defaults(func=cmd_triton)
-
-    p = sub.add_parser("profile", parents=[common], help="profile every successful path again",
-                       description="Profile every successful path again with the given profiler options "
-                                   "(library defaults otherwise). A .nav package is unpacked into --workdir "
-                                   "first; a workspace folder is profiled in place.")
-    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=None, metavar="N",
-                   help="batch sizes to profile (default: 1 and the dataloader batch size)")
-    p.add_argument("--measurement-mode", choices=["count_windows", "time_windows"], default=None)
-    p.add_argument("--measurement-interval", type=_positive_float, default=None, metavar="MS",
-                   help="window length in ms (time_windows)")
-    p.add_argument("--measurement-request-count", type=_positive_int, default=None, metavar="N",
-                   help="inferences per window (count_windows)")
-    p.add_argument("--stability-percentage", type=_positive_float, default=None, metavar="P")
-    p.add_argument("--max-trials", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--max-batch-size", type=_positive_int, default=None, metavar="N",
-                   help="sweep batch sizes 1, 2, 4 ... up to N (when --batch-sizes is not given)")
-    p.add_argument("--warmup-requests", type=int, default=None, metavar="N")
-    p.add_argument("--throughput-cutoff-threshold", type=float, default=None, metavar="F")
-    p.add_argument("--throughput-backoff-limit", type=int, default=None, metavar="N")
-    p.add_argument("--workdir", default=None,
-                   help="where to unpack a .nav package (default: <name>_workdir beside it)")
-    p.add_argument("--override-workdir", action="store_true", help="replace an existing --workdir")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.set_defaults(func=cmd_profile)
-
-    p = sub.add_parser("convert", parents=[common], help="re-run one path from its config.yaml",
-                       description="Re-run one path of a workspace from its <workspace>/<path>/config.yaml: the "
-                                   "conversion, then correctness on its runtimes. Exports need your model: name a "
-                                   "function returning it with --model MODULE:FUNCTION (PyTorch), or run "
-                                   "<path>/reproduce_export.sh after implementing get_model(), or re-check the "
-                                   "exported artifact with --correctness-only.")
-    p.add_argument("--config", required=True, metavar="PATH/config.yaml", help="the path's config.yaml")
-    p.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
-                   help="for an export path: a function returning your model (e.g. my_models:get_model, "
-                        "found from the current folder or PYTHONPATH); the export runs again on it")
-    p.add_argument("--correctness-only", action="store_true",
-                   help="do not convert: re-run correctness of the path's artifact on its runtimes")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.set_defaults(func=cmd_convert)
-
-    p = sub.add_parser("report", parents=[common], help="write an HTML and a Markdown report",
-                       description="Write DIR/report.html (self-contained: status table, correctness per output, "
-                                   "latency and throughput against batch size per path and runtime, plots "
-                                   "embedded) and DIR/report.md with latency.png and throughput.png beside it. "
-                                   "Exit 1 when the package holds failures (the report is written all the same).")
-    p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR",
-                   help="folder for the report (created if needed; only the report's files in it are replaced)")
-    p.set_defaults(func=cmd_report)
-
+    for add in (_add_inspect_command, _add_triton_command, _add_profile_command, _add_convert_command,
+                _add_report_command):
+        add(sub, common)
     from model_navigator.cli.serve import add_parsers  # serve, loadtest (PyTriton is imported when they run)
 
-    add_parsers(sub, common, _check_target, _positive_int, _positive_float, _add_selection_options)
+    add_parsers(sub, common, check_target, positive_int, positive_float, _add_selection_options)
     return parser
 
 
@@ -487,7 +341,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         code = EXIT_USAGE if isinstance(e, (UserInputError, PackageError)) else EXIT_FAILURES
         if debug:
             traceback.print_exc()
-        message = _one_line(e, limit=2000) or type(e).__name__
+        message = one_line(e, limit=2000) or type(e).__name__
         if code == EXIT_FAILURES and not isinstance(e, (UserInputError, PackageError)):
             from model_navigator.core.errors import ModelNavigatorError
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from model_navigator.core.batching import default_check_batch_sizes, select_batch_sizes
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import TensorRTPrecision
 from model_navigator.core.logging import LOGGER
@@ -29,9 +30,6 @@ def engine_batch_sizes(config: ExportConfig, status: NavigatorStatus) -> List[in
     """Every batch size a later step runs the engine at: the correctness check's (1 and the
     dataloader's batch, 2 when that is 1) and the profiler's (its batch sizes or sweep). A TensorRT
     or TF-TRT engine must accept all of them."""
-    from model_navigator.steps.correctness import default_check_batch_sizes
-    from model_navigator.steps.profiler import select_batch_sizes
-
     sizes = set(default_check_batch_sizes(status))
     sizes.update(select_batch_sizes(config.profiler_config, int(status.dataloader.get("batch_size", 1)),
                                     config.batch_dim))

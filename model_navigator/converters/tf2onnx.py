@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List
 
-from model_navigator.exporters.tensorflow import SIGNATURE_KEY
-from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
+from model_navigator.frameworks.tensorflow_utils import SIGNATURE_KEY, import_tensorflow, tf_quiet
 from model_navigator.paths.base import ProduceRequest
 
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Optional
 
 from model_navigator.core.enums import TensorRTPrecision
-from model_navigator.exporters.tensorflow import SIGNATURE_KEY
-from model_navigator.exporters.tensorflow_utils import gpu_available, import_tensorflow, tf_quiet
+from model_navigator.frameworks.tensorflow_utils import SIGNATURE_KEY, gpu_available, import_tensorflow, tf_quiet
 from model_navigator.paths.base import ProduceRequest
 
 

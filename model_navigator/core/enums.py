@@ -22,7 +22,6 @@ class Framework(StrEnum):
     TENSORFLOW = "tensorflow"
     JAX = "jax"
     ONNX = "onnx"
-    NONE = "none"
 
 
 class Format(StrEnum):

@@ -15,7 +15,3 @@ class FrameworkMissingError(ModelNavigatorError, ImportError):
 
 class PackageError(ModelNavigatorError):
     """A .nav package or workspace cannot be read safely."""
-
-
-class StepError(ModelNavigatorError):
-    """A pipeline step failed; carries the root cause as its message."""

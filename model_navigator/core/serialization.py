@@ -8,11 +8,9 @@ import os
 import tempfile
 import typing
 from pathlib import Path
-from typing import Any, Dict, Type, TypeVar
+from typing import Any, Dict
 
 import yaml
-
-T = TypeVar("T")
 
 
 def to_plain(value: Any) -> Any:
@@ -100,7 +98,3 @@ def dump_yaml(data: Dict[str, Any], path: Path) -> None:
 def load_yaml(path: Path) -> Any:
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)
-
-
-def read_dataclass(cls: Type[T], data: Dict[str, Any]) -> T:
-    return from_plain(cls, data)

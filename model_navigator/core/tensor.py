@@ -24,14 +24,6 @@ class TensorMetadata:
         return cls(name=str(data["name"]), shape=tuple(int(d) for d in data["shape"]), dtype=str(data["dtype"]))
 
 
-def metadata_to_list(metadata: List[TensorMetadata]) -> List[Dict[str, Any]]:
-    return [m.to_dict() for m in metadata]
-
-
-def metadata_from_list(data: List[Dict[str, Any]]) -> List[TensorMetadata]:
-    return [TensorMetadata.from_dict(d) for d in data or []]
-
-
 def is_tensor(value: Any) -> bool:
     """True for numpy arrays and torch / tensorflow / jax tensors (checked by type, no imports)."""
     if isinstance(value, np.ndarray):

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from model_navigator.core.logging import LOGGER
-from model_navigator.exporters.jax_utils import (
+from model_navigator.frameworks.jax_utils import (
     JaxModel,
     call_predict,
     enable_xla_false_reason,
@@ -36,8 +36,7 @@ from model_navigator.exporters.jax_utils import (
     jax_version,
     non_native_supported,
 )
-from model_navigator.exporters.tensorflow import SIGNATURE_KEY
-from model_navigator.exporters.tensorflow_utils import import_tensorflow, tf_quiet
+from model_navigator.frameworks.tensorflow_utils import SIGNATURE_KEY, import_tensorflow, tf_quiet
 from model_navigator.paths.base import PathSpec, ProduceRequest
 
 # Native serialization lowers for these platforms when it can, so the SavedModel runs on both.
@@ -240,7 +239,7 @@ def write_export_reproduce(workspace: Any, spec: PathSpec) -> None:
 def reproduce_export_main(get_model: Any, get_model_params: Any, argv: List[str]) -> int:
     """Entry of reproduce_export.py: export the path again with the recorded settings."""
     from model_navigator.core.enums import Framework
-    from model_navigator.exporters.jax_utils import params_argument
+    from model_navigator.frameworks.jax_utils import params_argument
     from model_navigator.exporters.reproduce import run_reproduce_export
 
     def make_context(workspace: Any, status: Any) -> Any:

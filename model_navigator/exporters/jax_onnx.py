@@ -26,7 +26,7 @@ import numpy as np
 
 from model_navigator.core.errors import FrameworkMissingError
 from model_navigator.core.logging import LOGGER
-from model_navigator.exporters.jax_utils import call_predict, flatten_outputs, import_jax
+from model_navigator.frameworks.jax_utils import call_predict, flatten_outputs, import_jax
 from model_navigator.paths.base import ProduceRequest
 
 # jax2onnx 0.17 writes ReduceMean & co. with their axes as an input, opset 18's form, whatever

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from model_navigator.exporters.tensorflow_utils import (
+from model_navigator.frameworks.tensorflow_utils import (
+    SIGNATURE_KEY,
     call_model,
     flatten_outputs,
     import_tensorflow,
     tf_quiet,
 )
 from model_navigator.paths.base import PathSpec, ProduceRequest
-
-SIGNATURE_KEY = "serving_default"
 
 
 @dataclass

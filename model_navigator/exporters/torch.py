@@ -10,7 +10,7 @@ import numpy as np
 
 from model_navigator.core.diskspace import written_atomically
 from model_navigator.core.enums import JitType
-from model_navigator.exporters.torch_utils import to_torch_inputs
+from model_navigator.frameworks.torch_utils import to_torch_inputs
 from model_navigator.paths.base import PathSpec, ProduceRequest
 
 

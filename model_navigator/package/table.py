@@ -1,10 +1,12 @@
-"""The status table printed after export and load and by `model-navigator inspect`."""
+"""The status table printed after export and load and by `model-navigator inspect`, and the
+verdict on a status (find_failures), shared by the CLI and the report."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
-from model_navigator.core.enums import GPU_FORMATS, SOURCE_FORMATS, StepStatus
+from model_navigator.core.enums import GPU_FORMATS, OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
+from model_navigator.core.runs import unfinished_runs
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.steps.base import headline
 
@@ -39,6 +41,33 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
                 "warnings": list(path.warnings) + list(corr.warnings if corr else []),
             })
     return rows
+
+
+def find_failures(status: NavigatorStatus, keys: Optional[List[str]] = None) -> List[str]:
+    """Why the status is not all ok: one line per failed path, correctness check or profiling run.
+
+    Skipped paths (not available here) are not failures. A path that never ran (not_run, e.g.
+    interrupted) is one, and so is a recorded run that did not finish (killed, interrupted).
+    """
+    failures = unfinished_runs(status) if keys is None else []
+    for key, path in status.paths.items():
+        if keys is not None and key not in keys:
+            continue
+        if path.status == StepStatus.SKIPPED:
+            continue
+        if path.status != StepStatus.OK:
+            failures.append(f"{key}: {path.status.value}" + (f" ({headline(path.reason, 300)})" if path.reason else ""))
+            continue
+        for runtime, result in path.runtimes.items():
+            corr, perf = result.correctness, result.performance
+            checked = path.format not in SOURCE_FORMATS or runtime in OPT_IN_RUNTIMES  # torch.compile is checked
+            if checked and corr is not None and corr.status not in (
+                StepStatus.OK, StepStatus.SKIPPED
+            ):
+                failures.append(f"{key} on {runtime.value}: correctness {corr.status.value}")
+            if perf is not None and perf.status == StepStatus.FAILED:
+                failures.append(f"{key} on {runtime.value}: profiling failed")
+    return failures
 
 
 def _gpu_only(status: NavigatorStatus, key: str) -> bool:

@@ -42,9 +42,6 @@ class Series:
     def at(self, batch_size: int) -> Optional[ProfilingResult]:
         return next((p for p in self.points if p.batch_size == batch_size), None)
 
-    def best_throughput(self) -> ProfilingResult:
-        return max(self.points, key=lambda p: p.throughput)
-
 
 @dataclass
 class Pick:
@@ -214,8 +211,7 @@ def _pick(status: NavigatorStatus, series: List[Series], strategy: str) -> Tuple
 
 def build_report_data(source: Union[NavigatorStatus, Any, str, Path]) -> ReportData:
     """Everything the HTML and Markdown pages show, from a status, descriptor, package or workspace."""
-    from model_navigator.cli.main import find_failures
-    from model_navigator.package.table import status_rows
+    from model_navigator.package.table import find_failures, status_rows
 
     status = load_status(source)
     series = _series(status)

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.exporters.jax_utils import (
+from model_navigator.frameworks.jax_utils import (
     JaxModel,
     call_predict,
     flatten_outputs,

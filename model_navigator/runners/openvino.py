@@ -42,10 +42,6 @@ def import_openvino() -> Any:
     return openvino
 
 
-def openvino_version() -> str:
-    return import_openvino().__version__
-
-
 class OpenVINORunner(NavigatorRunner):
     """Runs an .onnx file with OpenVINO (`openvino.Core().compile_model(path, device)`)."""
 

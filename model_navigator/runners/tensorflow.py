@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.exporters.tensorflow import SIGNATURE_KEY
-from model_navigator.exporters.tensorflow_utils import (
+from model_navigator.frameworks.tensorflow_utils import (
+    SIGNATURE_KEY,
     call_model,
     device_name,
     flatten_outputs,

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from model_navigator.core.tensor import TensorMetadata, flatten_outputs
-from model_navigator.exporters.torch_utils import outputs_to_numpy, to_torch_inputs
+from model_navigator.frameworks.torch_utils import outputs_to_numpy, to_torch_inputs
 from model_navigator.runners.base import NavigatorRunner, RunnerArgs, SourceRunner
 
 

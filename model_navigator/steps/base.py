@@ -60,6 +60,9 @@ class StepReply:
         """The plain result by field name (and "traceback"), as the pipe's JSON had it."""
         return self.traceback if name == "traceback" else to_plain(self.result)[name]
 
+    def __contains__(self, name: object) -> bool:
+        return self.traceback is not None if name == "traceback" else name in to_plain(self.result)
+
 
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from model_navigator.core.batching import default_check_batch_sizes
 from model_navigator.core.enums import RuntimeProvider, StepStatus
 from model_navigator.core.samples import build_batch, load_sample_dir
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, OutputError, PathStatus
@@ -83,14 +84,6 @@ def constant_output_warnings(outputs: List[Dict[str, np.ndarray]], output_names:
             warnings.append(f"output {name!r} of the source model is the same for all {len(values)} correctness "
                             f"samples: the samples do not exercise the model, so the check proves little")
     return warnings
-
-
-def default_check_batch_sizes(status: NavigatorStatus) -> List[int]:
-    """1 plus the dataloader's batch size (2 when that is 1); only 1 when the model takes no batch."""
-    if status.config.batch_dim is None:
-        return [1]
-    batch = int(status.dataloader.get("batch_size", 1))
-    return [1, batch if batch > 1 else 2]
 
 
 def _repeat_output(output: Dict[str, np.ndarray], batch: int, batch_dim: int) -> Dict[str, np.ndarray]:

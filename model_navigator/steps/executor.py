@@ -11,8 +11,6 @@ from model_navigator.steps.base import StepReply, run_step
 class InProcessExecutor:
     """Runs steps in the calling process: fastest start, no crash isolation."""
 
-    isolated = False
-
     def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None) -> StepReply:
         return run_step(step, argv, base_dir=root)
 
@@ -53,10 +51,6 @@ class RoutingExecutor:
         self._worker: Any = None
         if mode != "off":
             self._worker_handle()  # start now: it imports while the exports run
-
-    @property
-    def isolated(self) -> bool:
-        return self.mode != "off"
 
     def _worker_handle(self) -> Any:
         from model_navigator.steps.worker import shared_worker

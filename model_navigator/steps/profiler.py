@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from model_navigator.core.batching import select_batch_sizes
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import MeasurementMode
 from model_navigator.core.samples import build_batch  # noqa: F401  (re-exported for callers)
@@ -196,24 +197,6 @@ def measure_window_runner(run_window: WindowRunner, batch_size: int, config: Pro
         LOGGER.warning("%s: did not stabilise within %s%% after %d windows (last 3 windows spread %.1f%%); keeping "
                        "the result marked unstable.", name, config.stability_percentage, len(windows), spread)
     return result
-
-
-def select_batch_sizes(config: ProfilerConfig, dataloader_batch_size: int, batch_dim: Optional[int]) -> List[int]:
-    """Batch sizes: [1] without a batch dim, else config.batch_sizes, a power-of-two sweep or (1, dataloader's)."""
-    if batch_dim is None:
-        return [1]
-    if config.batch_sizes is not None:
-        return sorted(set(int(b) for b in config.batch_sizes))
-    if config.max_batch_size is not None:
-        sizes = []
-        size = 1
-        while size <= config.max_batch_size:
-            sizes.append(size)
-            size *= 2
-        if sizes[-1] != config.max_batch_size:
-            sizes.append(int(config.max_batch_size))
-        return sizes
-    return sorted({1, max(1, int(dataloader_batch_size))})
 
 
 def should_stop_sweep(throughputs: Sequence[float], threshold: float, backoff_limit: int) -> bool:

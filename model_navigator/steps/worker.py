@@ -32,7 +32,9 @@ from model_navigator.core.logging import LOGGER, mark_worker_process, relay_prog
 from model_navigator.steps.base import StepReply
 from model_navigator.steps.lifeline import die_with_parent, lifeline_args, parse_lifeline
 
-FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"  # test-only: "<step>:<path>:<crash|hang|exit>"
+# For tests only (tests/test_faults.py, tests/test_isolation.py): "<step>:<path>:<crash|hang|exit>"
+# makes the worker crash, hang or exit in that step of that path. Read once when a worker starts.
+FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"
 READY_TIMEOUT_S = 300.0
 TAIL_LINES = 30
 
@@ -56,8 +58,6 @@ def preload_modules(kind: str) -> Tuple[str, ...]:
 
 class WorkerExecutor:
     """Runs steps in a reusable worker process; restarts it after a crash or timeout."""
-
-    isolated = True
 
     def __init__(self, framework: str, root: Optional[Path] = None):
         self.framework = framework
@@ -231,11 +231,18 @@ def shutdown_workers() -> None:
 
 
 # Worker side -----------------------------------------------------------------------------------
-def _inject_fault(step: str, argv: Sequence[str]) -> None:
+def _test_fault() -> Optional[Tuple[str, str, str]]:
+    """(step, path, kind) from FAULT_ENV, set by tests only; None (no check per step) otherwise."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
-        return
-    fault_step, fault_path, kind = spec.split(":")
+        return None
+    step, path, kind = spec.split(":")
+    return step, path, kind
+
+
+def _inject_test_fault(fault: Tuple[str, str, str], step: str, argv: Sequence[str]) -> None:
+    """Test only: crash, hang or exit in the step and path `fault` names (see FAULT_ENV)."""
+    fault_step, fault_path, kind = fault
     path = argv[list(argv).index("--path") + 1] if "--path" in argv else None
     if fault_step != step or fault_path != path:
         return
@@ -269,10 +276,12 @@ def worker_main(framework: str, parent_pid: Optional[int] = None, from_main_thre
             pass
     from model_navigator.steps.base import run_step
 
+    fault = _test_fault()  # None unless a test set FAULT_ENV
     protocol.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
-        _inject_fault(request["step"], request["argv"])
+        if fault is not None:
+            _inject_test_fault(fault, request["step"], request["argv"])
         reply = run_step(request["step"], request["argv"], base_dir=Path(request["base_dir"]))
         try:
             line = json.dumps(reply.to_plain())

@@ -77,17 +77,9 @@ def jax_version() -> str:
         return "not installed"
 
 
-def _version_tuple(version: str) -> Tuple[int, ...]:
-    parts = []
-    for piece in version.split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
 def import_jax2tf() -> Any:
     """jax.experimental.jax2tf, or an error that names the installed jax and the versions that work."""
-    from model_navigator.exporters.tensorflow_utils import import_tensorflow
+    from model_navigator.frameworks.tensorflow_utils import import_tensorflow
 
     import_jax()
     try:

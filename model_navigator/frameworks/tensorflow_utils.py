@@ -27,6 +27,8 @@ from model_navigator.core.errors import FrameworkMissingError, UserInputError
 from model_navigator.core.logging import LOGGER, muted_terminal
 from model_navigator.core.tensor import flatten_outputs  # noqa: F401  (shared by every framework)
 
+SIGNATURE_KEY = "serving_default"  # the one signature of every SavedModel model-navigator writes
+
 # Loggers TensorFlow, Keras and tf2onnx write through (each with its own stderr handler).
 NOISY_LOGGERS = ("tensorflow", "absl", "keras", "tf2onnx", "h5py")
 _PENDING: Deque[str] = collections.deque(maxlen=200)  # TF output caught while no log file was open

@@ -1,0 +1,169 @@
+"""The orchestration (steps/pipeline.py): which paths and runtimes run, the skip reasons on this
+machine, and a run in which one producer fails: it is recorded and the other paths go on."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from model_navigator.core.config import ExportConfig
+from model_navigator.core.enums import Format, Framework, JitType, RuntimeProvider, StepStatus, TensorRTPrecision
+from model_navigator.core.environment import gpu_present
+from model_navigator.core.logging import Progress
+from model_navigator.core.status import NavigatorStatus, PathStatus
+from model_navigator.core.workspace import Workspace
+from model_navigator.paths.base import PathSpec
+from model_navigator.paths.torch import torch_paths
+from model_navigator.steps.executor import RoutingExecutor
+from model_navigator.steps.pipeline import (
+    Pipeline,
+    requested,
+    runtime_unavailable_reason,
+    selected_runtimes,
+)
+
+CPU, CUDA, TRT, OPENVINO = (RuntimeProvider.CPU, RuntimeProvider.CUDA, RuntimeProvider.TRT,
+                            RuntimeProvider.OPENVINO)
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+
+
+def _config(**kwargs: Any) -> ExportConfig:
+    return ExportConfig(**{"framework": Framework.TORCH, "model_name": "m", "target_formats": (Format.ONNX,),
+                           **kwargs})
+
+
+def _torch_spec(key: str) -> PathSpec:
+    return next(s for s in torch_paths() if s.key == key)
+
+
+class RecordingProgress(Progress):
+    """The progress lines, kept instead of printed."""
+
+    def __init__(self) -> None:
+        super().__init__(enabled=False)
+        self.lines: List[tuple] = []
+
+    def line(self, ok, path, step, detail, seconds=None) -> None:
+        self.lines.append((ok, path, step, detail))
+
+
+# ------------------------------------------------------------------------------------------------
+# What runs
+# ------------------------------------------------------------------------------------------------
+
+
+def test_requested_follows_formats_jit_types_precisions_and_flags():
+    config = _config(target_formats=(Format.TORCHSCRIPT, Format.TENSORRT), jit_options=(JitType.TRACE,),
+                     target_precisions=(TensorRTPrecision.FP16,))
+    assert requested(_torch_spec("torchscript-trace"), config)
+    assert not requested(_torch_spec("torchscript-script"), config)  # jit type not asked for
+    assert not requested(_torch_spec("onnx"), config)  # format not asked for
+    assert requested(_torch_spec("trt-fp16"), config) and not requested(_torch_spec("trt-fp32"), config)
+    flagged = PathSpec("x", Format.ONNX, "model.onnx", "m:f", flags=(("enable_xla", False),))
+    assert requested(flagged, _config(enable_xla=(False,))) and requested(flagged, _config())
+    assert not requested(flagged, _config(enable_xla=(True,)))
+
+
+def test_selected_runtimes_on_the_cpu():
+    onnx = _torch_spec("onnx")
+    assert selected_runtimes(onnx, _config()) == [CPU] + ([OPENVINO] if HAS_OPENVINO else [])
+    assert selected_runtimes(onnx, _config(runtimes=(CPU,))) == [CPU]
+    assert selected_runtimes(onnx, _config(runtimes=(CUDA,))) == []  # not a runtime of the CPU target
+    assert selected_runtimes(_torch_spec("trt-fp32"), _config()) == []  # GPU only
+    assert selected_runtimes(onnx, _config(target_device="cuda")) == [CUDA, TRT]
+
+
+def test_runtime_unavailable_reason():
+    from model_navigator.runners.onnx import available_providers
+
+    assert runtime_unavailable_reason(Format.ONNX, CPU) is None
+    assert runtime_unavailable_reason(Format.TORCHSCRIPT, CUDA) is None  # said by torch itself when it runs
+    if CUDA.value in available_providers():
+        pytest.skip("this ONNX Runtime has CUDA")
+    reason = runtime_unavailable_reason(Format.ONNX, CUDA)
+    assert reason.startswith("this ONNX Runtime has no CUDAExecutionProvider (it has ")
+    assert reason.endswith("pip install onnxruntime-gpu in place of onnxruntime")
+
+
+# ------------------------------------------------------------------------------------------------
+# A run
+# ------------------------------------------------------------------------------------------------
+
+SPECS = [
+    PathSpec("broken", Format.TORCHSCRIPT, "model.pt", "unused:export"),
+    PathSpec("fine", Format.ONNX, "model.onnx", "unused:export"),
+    PathSpec("after-broken", Format.ONNX, "model.onnx", "unused:convert", parent="broken"),
+    PathSpec("gpu-only", Format.TENSORRT, "model.plan", "unused:convert", parent="fine", cpu_runtimes=(),
+             gpu_runtimes=(TRT,), requires_gpu=True),
+]
+
+
+def _exporter(spec: PathSpec, out_path: Path) -> Dict[str, Any]:
+    if spec.key == "broken":
+        raise RuntimeError("boom: this exporter cannot take the model")
+    out_path.write_bytes(b"not really onnx")
+    return {"written_by": "test"}
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    workspace = Workspace.create(tmp_path / "w", override=False)
+    config = _config(target_formats=(Format.TORCHSCRIPT, Format.ONNX, Format.TENSORRT), runtimes=(CPU,))
+    status = NavigatorStatus(model_name="m", framework="torch", config=config.to_dict())
+    return Pipeline(workspace, status, config, SPECS, RoutingExecutor("off", "torch", set()), RecordingProgress(),
+                    exporter=_exporter)
+
+
+def test_a_failing_export_is_recorded_and_the_others_go_on(pipeline):
+    pipeline.run_exports()
+    paths = pipeline.status.paths
+    assert paths["broken"].status == StepStatus.FAILED
+    assert paths["broken"].reason == "RuntimeError: boom: this exporter cannot take the model"
+    assert paths["fine"].status == StepStatus.OK and paths["fine"].model_path == "fine/model.onnx"
+    assert paths["fine"].flags == {"written_by": "test"}
+    assert (pipeline.workspace.root / "fine" / "config.yaml").is_file()
+    assert (False, "broken", "export") in [line[:3] for line in pipeline.progress.lines]
+    saved = NavigatorStatus.load(pipeline.workspace.root)  # recorded as it happened
+    assert saved.paths["broken"].status == StepStatus.FAILED and saved.paths["fine"].status == StepStatus.OK
+
+
+def test_children_of_a_failed_path_and_gpu_paths_are_skipped_with_their_reason(pipeline):
+    pipeline.run_exports()
+    child = pipeline.produce_path(SPECS[2])
+    assert (child.status, child.reason) == (StepStatus.SKIPPED, "parent path 'broken' failed")
+    gpu = pipeline.produce_path(SPECS[3])
+    assert gpu.status == StepStatus.SKIPPED
+    if not gpu_present():
+        assert gpu.reason == "needs a CUDA GPU; none found"
+        pipeline.report_gpu_skips()  # said once for all of them
+        assert pipeline.progress.lines[-1] == (None, "GPU paths", "skipped", "no GPU here: gpu-only")
+    assert NavigatorStatus.load(pipeline.workspace.root).paths["after-broken"].reason == "parent path 'broken' failed"
+
+
+def test_a_runtime_this_machine_lacks_is_skipped_without_running_a_step(pipeline):
+    from model_navigator.runners.onnx import available_providers
+
+    if CUDA.value in available_providers():
+        pytest.skip("this ONNX Runtime has CUDA")
+    path = PathStatus(key="fine", format=Format.ONNX, status=StepStatus.OK, model_path="fine/model.onnx")
+    pipeline.status.paths["fine"] = path
+    pipeline.check_and_profile(path, CUDA, profile=True)
+    result = path.runtimes[CUDA]
+    assert result.correctness.status == StepStatus.SKIPPED and result.performance.status == StepStatus.SKIPPED
+    assert result.correctness.reason == runtime_unavailable_reason(Format.ONNX, CUDA)
+
+
+def test_correctness_failure_skips_profiling_and_the_run_goes_on(pipeline):
+    """The whole run: this workspace holds no correctness samples, so the check fails (recorded, with
+    the reproduce command); profiling is skipped, never run on an unchecked artifact."""
+    pipeline.run(profile=True)
+    fine = pipeline.status.paths["fine"].runtimes[CPU]
+    assert fine.correctness.status == StepStatus.FAILED
+    assert fine.correctness.reason.startswith("FileNotFoundError: correctness samples missing")
+    assert "(reproduce: bash fine/reproduce_correctness.sh)" in fine.correctness.reason
+    assert fine.performance.status == StepStatus.SKIPPED and fine.performance.reason == "correctness failed"
+    assert (pipeline.workspace.root / "fine" / "reproduce_correctness.sh").is_file()
+    assert pipeline.status.paths["after-broken"].status == StepStatus.SKIPPED
