@@ -96,3 +96,43 @@ def test_unavailable_reason_from_the_availability_check():
     # the cheaper checks come first: a missing module is said before the availability check runs
     assert _spec(requires_modules=("no_such_module_xyz",), availability=f"{here}:_broken").unavailable_reason(
         "cpu", False) == "no_such_module_xyz not installed"
+
+
+# Selectors (which variant a path is) and what producers report -----------------------------------
+def _reports(request):
+    return {"opset": 17, "exporter": "test"}
+
+
+def _reports_a_selector(request):
+    return {"enable_xla": False}
+
+
+def test_declared_selectors_are_known_and_are_export_options():
+    from dataclasses import fields
+
+    from model_navigator.core.config import ExportConfig
+    from model_navigator.core.status import SELECTOR_KEYS
+
+    options = {f.name for f in fields(ExportConfig)}
+    assert set(SELECTOR_KEYS) <= options
+    declared = {name for fw in FRAMEWORKS for spec in paths_for(fw) for name, _ in spec.selectors}
+    assert declared == set(SELECTOR_KEYS)  # JAX's SavedModel variants use both
+
+
+def test_a_paths_flags_split_into_its_selectors_and_what_its_producer_reported(tmp_path):
+    from model_navigator.core.enums import StepStatus
+    from model_navigator.core.status import PathStatus
+    from model_navigator.paths.base import ProduceRequest, produce
+
+    spec = _spec(producer="test_paths:_reports", selectors=(("enable_xla", True), ("jit_compile", False)))
+    path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.OK, flags=spec.selector_dict)
+    path.record_reported(produce(ProduceRequest(spec, tmp_path / "model.onnx", None, None)))
+    assert path.selectors == {"enable_xla": True, "jit_compile": False}
+    assert path.reported == {"opset": 17, "exporter": "test"}
+    assert path.flags == {**path.selectors, **path.reported}  # one mapping in status.yaml, as before
+    with pytest.raises(ValueError, match="selectors"):
+        path.record_reported({"jit_compile": True})
+    bad = _spec(producer="test_paths:_reports_a_selector")
+    with pytest.raises(ValueError, match=r"reported \['enable_xla'\], which select the path's variant"):
+        produce(ProduceRequest(bad, tmp_path / "model.onnx", None, None))
+    assert path.selectors["jit_compile"] is False

@@ -62,7 +62,7 @@ def test_requested_follows_formats_jit_types_precisions_and_flags():
     assert not requested(_torch_spec("torchscript-script"), config)  # jit type not asked for
     assert not requested(_torch_spec("onnx"), config)  # format not asked for
     assert requested(_torch_spec("trt-fp16"), config) and not requested(_torch_spec("trt-fp32"), config)
-    flagged = PathSpec("x", Format.ONNX, "model.onnx", "m:f", flags=(("enable_xla", False),))
+    flagged = PathSpec("x", Format.ONNX, "model.onnx", "m:f", selectors=(("enable_xla", False),))
     assert requested(flagged, _config(enable_xla=(False,))) and requested(flagged, _config())
     assert not requested(flagged, _config(enable_xla=(True,)))
 

@@ -58,7 +58,7 @@ def torch_model(reference: str) -> Any:
 
 
 def user_model_exporter(reference: str, framework: Framework, workspace: Any, status: Any) -> Exporter:
-    """An exporter (spec, out_path) -> flags running the path's producer on the user's model, as
+    """An exporter (spec, out_path) -> what it reports, running the path's producer on the user's model, as
     nav.torch.export's does. PyTorch workspaces only."""
     if framework != Framework.TORCH:
         raise UserInputError(f"--model supports PyTorch workspaces; for a {framework.value} export implement "

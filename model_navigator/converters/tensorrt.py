@@ -154,7 +154,7 @@ def cast_int64_inputs_to_int32(onnx_path: Path, out_path: Path, names: Sequence[
 
 
 def convert_onnx_to_trt(request: ProduceRequest) -> Dict[str, Any]:
-    """Build and save the TensorRT engine; returns the flags recorded in status."""
+    """Build and save the TensorRT engine; returns what it reports (recorded in the path's flags)."""
     workspace, status, config = request.workspace, request.status, request.config
     spec, parent_path, out_path = request.spec, request.parent_path, request.out_path
     import tensorrt as trt

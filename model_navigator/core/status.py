@@ -88,7 +88,7 @@ class ConversionResult:
     status: StepStatus
     reason: Optional[str] = None
     model_path: Optional[str] = None
-    flags: Dict[str, Any] = field(default_factory=dict)
+    reported: Dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
 
 
@@ -99,9 +99,18 @@ class RuntimeResult:
     verified: bool = False
 
 
+# The path variants a declaration selects by (PathSpec.selectors: JAX's enable_xla / jit_compile);
+# every other key of PathStatus.flags is what the path's producer reported.
+SELECTOR_KEYS = ("enable_xla", "jit_compile")
+
+
 @dataclass
 class PathStatus:
-    """One export/conversion path: what it is, whether it worked and what each runtime showed."""
+    """One export/conversion path: what it is, whether it worked and what each runtime showed.
+
+    `flags` (one mapping in status.yaml) holds the declaration's selectors (`selectors`: which
+    variant this is, what get_status/get_model select by) and what the producer reported
+    (`reported`: opset, exporter, input order, ...); record_reported adds the latter."""
 
     key: str
     format: Format
@@ -120,6 +129,21 @@ class PathStatus:
     @property
     def ok(self) -> bool:
         return self.status == StepStatus.OK
+
+    @property
+    def selectors(self) -> Dict[str, Any]:
+        return {k: v for k, v in self.flags.items() if k in SELECTOR_KEYS}
+
+    @property
+    def reported(self) -> Dict[str, Any]:
+        return {k: v for k, v in self.flags.items() if k not in SELECTOR_KEYS}
+
+    def record_reported(self, reported: Dict[str, Any]) -> None:
+        """Add what a producer reported; it can never change which variant the path is."""
+        clash = sorted(set(reported) & set(SELECTOR_KEYS))
+        if clash:
+            raise ValueError(f"a producer may not report the path's selectors {clash}")
+        self.flags.update(reported)
 
 
 @dataclass

@@ -153,8 +153,8 @@ def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
     """jax2tf.convert + tf.function(jit_compile) + tf.saved_model.save with `serving_default`."""
     ctx, spec, out_path = request.context, request.spec, request.out_path
     tf = import_tensorflow()
-    flags = spec.flag_dict
-    enable_xla, jit_compile = bool(flags.get("enable_xla", True)), bool(flags.get("jit_compile", False))
+    selectors = spec.selector_dict
+    enable_xla, jit_compile = bool(selectors.get("enable_xla", True)), bool(selectors.get("jit_compile", False))
     out_path = Path(out_path)
     if out_path.exists():
         shutil.rmtree(out_path)
@@ -174,7 +174,7 @@ def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
 def variant_unavailable(spec: PathSpec) -> Optional[str]:
     """PathSpec.availability hook: an enable_xla=False variant needs a jax whose jax2tf still has
     non-native serialization; with a newer jax the path is skipped with the reason."""
-    if spec.flag_dict.get("enable_xla", True):
+    if spec.selector_dict.get("enable_xla", True):
         return None
     return enable_xla_false_reason()
 

@@ -38,12 +38,11 @@ def path_passed(path: PathStatus, runtime: Optional[RuntimeProvider] = None) -> 
     return result is not None and result.correctness is not None and result.correctness.status == StepStatus.OK
 
 
-SELECTOR_FLAGS = ("enable_xla", "jit_compile")
 
 
 def _has_selector_flags(path: PathStatus) -> bool:
     """Does the path carry JAX's variant flags (a SavedModel-based path, not the direct one)?"""
-    return any(flag in path.flags for flag in SELECTOR_FLAGS)
+    return bool(path.selectors)
 
 
 class PackageDescriptor:
@@ -93,9 +92,9 @@ class PackageDescriptor:
                 continue
             if prec is not None and path.precision != prec:
                 continue
-            if enable_xla is not None and path.flags.get("enable_xla") != enable_xla:
+            if enable_xla is not None and path.selectors.get("enable_xla") != enable_xla:
                 continue
-            if jit_compile is not None and path.flags.get("jit_compile") != jit_compile:
+            if jit_compile is not None and path.selectors.get("jit_compile") != jit_compile:
                 continue
             found.append(path)
         return found

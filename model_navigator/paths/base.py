@@ -35,7 +35,7 @@ class PathSpec:
     parent: Optional[str] = None
     jit_type: Optional[JitType] = None
     precision: Optional[TensorRTPrecision] = None
-    flags: Tuple[Tuple[str, Any], ...] = ()
+    selectors: Tuple[Tuple[str, Any], ...] = ()  # which variant: (name, value) of ExportConfig options
     cpu_runtimes: Tuple[RuntimeProvider, ...] = (RuntimeProvider.CPU,)
     gpu_runtimes: Tuple[RuntimeProvider, ...] = (RuntimeProvider.CUDA,)
     requires_modules: Tuple[str, ...] = ()
@@ -48,8 +48,8 @@ class PathSpec:
         return self.parent is None
 
     @property
-    def flag_dict(self) -> Dict[str, Any]:
-        return dict(self.flags)
+    def selector_dict(self) -> Dict[str, Any]:
+        return dict(self.selectors)
 
     def runtimes_for(self, device: str) -> Tuple[RuntimeProvider, ...]:
         return self.gpu_runtimes if device.startswith("cuda") else self.cpu_runtimes
@@ -104,5 +104,13 @@ def load_producer(spec: PathSpec) -> Callable[[ProduceRequest], Dict[str, Any]]:
 
 
 def produce(request: ProduceRequest) -> Dict[str, Any]:
-    """Run the path's declared producer (imported now) on the request."""
-    return load_producer(request.spec)(request) or {}
+    """Run the path's declared producer (imported now) on the request; what it reports may not
+    name a selector (which variant the path is comes from its declaration alone)."""
+    from model_navigator.core.status import SELECTOR_KEYS
+
+    reported = load_producer(request.spec)(request) or {}
+    clash = sorted(set(reported) & set(SELECTOR_KEYS))
+    if clash:
+        raise ValueError(f"{request.spec.producer} reported {clash}, which select the path's variant; "
+                         f"producers report what they made (opset, exporter, ...)")
+    return reported

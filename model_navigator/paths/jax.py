@@ -3,12 +3,12 @@ params (`onnx-jax2onnx`, and TensorRT plans from it: `trt-fp32-jax2onnx`, `trt-f
 then one SavedModel per (enable_xla, jit_compile) variant, exported with jax2tf, and the
 conversions that follow each (ONNX with tf2onnx, TF-TRT, TensorRT from the ONNX), as for TensorFlow.
 
-The direct paths carry no flags: PackageDescriptor.get_status / get_model / get_runner(format=ONNX)
+The direct paths carry no selectors: PackageDescriptor.get_status / get_model / get_runner(format=ONNX)
 without enable_xla / jit_compile select them; with either flag, the SavedModel-based variant.
 
 Folder names add the variant to TensorFlow's: `<tf path>-<xla|noxla>-<jit|nojit>`, e.g.
 `tf-savedmodel-xla-nojit` (enable_xla=True, jit_compile=False), `onnx-noxla-jit`,
-`tf-trt-fp16-xla-jit`, `trt-fp32-noxla-nojit`. Every path carries the flags
+`tf-trt-fp16-xla-jit`, `trt-fp32-noxla-nojit`. Every path carries the selectors
 (("enable_xla", ...), ("jit_compile", ...)), which PackageDescriptor.get_status / get_model /
 get_runner(enable_xla=..., jit_compile=...) select on.
 """
@@ -45,22 +45,22 @@ def jax_paths() -> Tuple[PathSpec, ...]:
     paths += [tensorrt_plan_path(precision, parent=DIRECT_ONNX, key=f"trt-{precision.value}-jax2onnx")
               for precision in _PRECISIONS]
     for enable_xla, jit_compile in VARIANTS:
-        flags = (("enable_xla", enable_xla), ("jit_compile", jit_compile))
+        selectors = (("enable_xla", enable_xla), ("jit_compile", jit_compile))
         savedmodel = path_key("tf-savedmodel", enable_xla, jit_compile)
         onnx = path_key("onnx", enable_xla, jit_compile)
         paths.append(PathSpec(savedmodel, Format.TF_SAVEDMODEL, "model.savedmodel",
-                              "model_navigator.exporters.jax:export_savedmodel", flags=flags,
+                              "model_navigator.exporters.jax:export_savedmodel", selectors=selectors,
                               requires_modules=("jax", "tensorflow"), extra="jax",
                               availability="model_navigator.exporters.jax:variant_unavailable"))
         paths.append(PathSpec(onnx, Format.ONNX, "model.onnx",
                               "model_navigator.converters.tf2onnx:convert_savedmodel_to_onnx", parent=savedmodel,
-                              flags=flags, cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
+                              selectors=selectors, cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
                               gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
                               requires_modules=("tf2onnx", "onnx"), extra="jax"))
-        paths += [tf_trt_path(precision, parent=savedmodel, extra="jax", flags=flags,
+        paths += [tf_trt_path(precision, parent=savedmodel, extra="jax", selectors=selectors,
                               key=path_key(f"tf-trt-{precision.value}", enable_xla, jit_compile))
                   for precision in _PRECISIONS]
-        paths += [tensorrt_plan_path(precision, parent=onnx, flags=flags,
+        paths += [tensorrt_plan_path(precision, parent=onnx, selectors=selectors,
                                      key=path_key(f"trt-{precision.value}", enable_xla, jit_compile))
                   for precision in _PRECISIONS]
     return tuple(paths)

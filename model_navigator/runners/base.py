@@ -98,7 +98,7 @@ class RunnerArgs:
     """What a runner factory (a format's declared `runners`, core/formats.py) is given beside the
     model: the tensors, the device it runs on (target: the export's target_device), whether inputs
     go by keyword (kw_names: the forward's names, in input order), the runner's name, the runtime
-    and the path's flags."""
+    and what the path's producer reported (Torch-TensorRT's input order)."""
 
     inputs: Sequence[TensorMetadata]
     outputs: Sequence[TensorMetadata]
@@ -108,4 +108,4 @@ class RunnerArgs:
     kw_names: Optional[Tuple[str, ...]]
     name: str
     runtime: RuntimeProvider
-    flags: Dict[str, Any] = field(default_factory=dict)
+    reported: Dict[str, Any] = field(default_factory=dict)

@@ -55,4 +55,4 @@ def runner_args(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvi
         device = target  # 'cuda:1' stays device 1, where the source model and the exports live
     return RunnerArgs(inputs=status.inputs, outputs=status.outputs, device=device, target=target,
                       keyword=bool(kw_names), kw_names=kw_names, name=f"{path.key}:{runtime.value}",
-                      runtime=runtime, flags=dict(path.flags))
+                      runtime=runtime, reported=path.reported)

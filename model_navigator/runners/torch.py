@@ -160,7 +160,7 @@ def exportedprogram_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
 def torch_trt_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
     # Torch-TensorRT renames forward's arguments (input_0, ...): call it positionally, in the
     # order the conversion compiled it for.
-    order = a.flags.get("input_order") or [m.name for m in a.inputs]
+    order = a.reported.get("input_order") or [m.name for m in a.inputs]
     by_name = {m.name: m for m in a.inputs}
     return TorchTensorRTRunner(model_path, [by_name[n] for n in order], a.outputs, device=a.device, keyword=False,
                                name=a.name)

@@ -27,12 +27,12 @@ from model_navigator.paths.base import PathSpec
 from model_navigator.steps.base import failure_hint, short_reason, write_reproduce
 from model_navigator.steps.profiling import profile_summary
 
-# An exporter gets (spec, out_path) and returns flags to record; it runs in the user's process.
+# An exporter gets (spec, out_path) and returns what the producer reported; it runs in the user's process.
 Exporter = Callable[[PathSpec, Path], Dict[str, Any]]
 
 
 def requested(spec: PathSpec, config: ExportConfig) -> bool:
-    """Did the user ask for this path (its format, jit type, precision, and flags such as JAX's
+    """Did the user ask for this path (its format, jit type, precision, and selectors such as JAX's
     enable_xla / jit_compile when the config lists the values wanted)?"""
     if spec.format not in config.target_formats:
         return False
@@ -40,7 +40,7 @@ def requested(spec: PathSpec, config: ExportConfig) -> bool:
         return False
     if spec.precision is not None and spec.precision not in config.target_precisions:
         return False
-    for name, value in spec.flags:
+    for name, value in spec.selectors:
         wanted = getattr(config, name, None)
         if isinstance(wanted, (tuple, list)) and value not in wanted:
             return False
@@ -174,7 +174,7 @@ class Pipeline:
             "precision": spec.precision.value if spec.precision else None,
             "parent": spec.parent,
             "artifact": spec.artifact,
-            "flags": to_plain(spec.flag_dict),
+            "flags": to_plain(spec.selector_dict),
             "export_config": self.config.to_dict(),
         }
         (folder / PATH_CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
@@ -182,7 +182,7 @@ class Pipeline:
     def produce_path(self, spec: PathSpec) -> PathStatus:
         """Export or convert one path, or record why it is skipped."""
         path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.NOT_RUN, jit_type=spec.jit_type,
-                          precision=spec.precision, flags=spec.flag_dict, parent=spec.parent)
+                          precision=spec.precision, flags=spec.selector_dict, parent=spec.parent)
         self.status.paths[spec.key] = path
         reason = spec.unavailable_reason(self.config.target_device, self.gpu_present)
         if reason is None and spec.parent is not None:
@@ -224,9 +224,9 @@ class Pipeline:
             graph_warnings: List[str] = []
             try:
                 with capture_warnings() as graph_warnings:
-                    flags = self.exporter(spec, out_path) if self.exporter else {}
+                    reported = self.exporter(spec, out_path) if self.exporter else {}
                 path.status, path.model_path = StepStatus.OK, self.workspace.relative(out_path)
-                path.flags.update(flags or {})
+                path.record_reported(reported or {})
             except Exception as e:
                 LOGGER.exception("export of %s failed", spec.key)
                 path.status, path.reason = StepStatus.FAILED, short_reason(e)
@@ -243,7 +243,7 @@ class Pipeline:
             result = reply.result
             if reply.ok:
                 path.status, path.model_path = StepStatus.OK, result.model_path
-                path.flags.update(result.flags)
+                path.record_reported(result.reported)
             else:
                 path.status = StepStatus.FAILED
                 path.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
