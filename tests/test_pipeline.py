@@ -18,12 +18,8 @@ from model_navigator.core.workspace import Workspace
 from model_navigator.paths.base import PathSpec
 from model_navigator.paths.torch import torch_paths
 from model_navigator.steps.executor import RoutingExecutor
-from model_navigator.steps.pipeline import (
-    Pipeline,
-    requested,
-    runtime_unavailable_reason,
-    selected_runtimes,
-)
+from model_navigator.steps.pipeline import Pipeline
+from model_navigator.steps.scope import requested, runtime_unavailable_reason, selected_runtimes
 
 CPU, CUDA, TRT, OPENVINO = (RuntimeProvider.CPU, RuntimeProvider.CUDA, RuntimeProvider.TRT,
                             RuntimeProvider.OPENVINO)

@@ -75,7 +75,7 @@ def check_runtimes(runtimes: Optional[Tuple[RuntimeProvider, ...]], device: str)
     from model_navigator.core.enums import CPU_RUNTIMES, RUNTIME_MODULES, resolve_runtime
 
     runtimes = tuple(dict.fromkeys(resolve_runtime(r, device) for r in runtimes))  # PyTorchExecutionProvider ...
-    from model_navigator.steps.pipeline import runtime_available
+    from model_navigator.steps.scope import runtime_available
 
     missing = [r for r in runtimes if not runtime_available(r)]
     if missing:
