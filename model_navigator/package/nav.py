@@ -28,7 +28,7 @@ def save(
     package can then not be re-tested); `keep_workdir=False` removes the workspace once the archive
     is written and verified.
     """
-    from model_navigator.package.archive import write_archive
+    from model_navigator.package.archive_write import write_archive
 
     if not isinstance(package_descriptor, PackageDescriptor):
         raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
@@ -76,11 +76,8 @@ def load(
     from model_navigator.api.common import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
     from model_navigator.steps.recheck import recheck
-    from model_navigator.package.archive import (
-        extract_archive,
-        read_manifest,
-        validate_archive,
-    )
+    from model_navigator.package.archive_extract import extract_archive
+    from model_navigator.package.archive_validate import read_manifest, validate_archive
 
     package = Path(path).absolute()
     if not package.is_file():
