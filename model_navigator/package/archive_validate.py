@@ -113,12 +113,21 @@ def _starts_as_zip(path: Path) -> bool:
 
 
 def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_ratio: float) -> Dict[str, Any]:
-    """All checks of validate_archive on an open zip; returns the manifest."""
+    """All checks of validate_archive on an open zip, cheapest first; returns the manifest."""
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
         raise PackageError(f"{where}: {len(infos)} entries, more than the {MAX_ENTRIES} a package may hold.")
+    files = _check_names_and_types(infos, where)  # before anything is read
+    _check_overlaps(zf, infos, where)
+    _check_bomb_limits(infos, where, max_unpacked_bytes, max_ratio)
+    manifest = _check_metadata(zf, files, where)
+    listed = _check_listing(files, manifest, where)
+    _check_contents(zf, files, listed, where)
+    return manifest
 
-    # 1. Names and entry types, before anything is read.
+
+def _check_names_and_types(infos: List[zipfile.ZipInfo], where: str) -> Dict[str, zipfile.ZipInfo]:
+    """Refuse unsafe names, refused entry kinds and conflicting names; return the file entries by name."""
     files: Dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = info.filename
@@ -135,9 +144,11 @@ def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_r
     if conflicts:
         name, problem = conflicts[0]
         raise PackageError(f"{where}: entry {name!r} refused: {problem}.")
-    _check_overlaps(zf, infos, where)
+    return files
 
-    # 2. Zip bomb limits, from the declared sizes (extraction enforces them while it writes).
+
+def _check_bomb_limits(infos: List[zipfile.ZipInfo], where: str, max_unpacked_bytes: int, max_ratio: float) -> None:
+    """Zip bomb limits, from the declared sizes (extraction enforces them while it writes)."""
     total = sum(i.file_size for i in infos)
     if total > max_unpacked_bytes:
         raise PackageError(
@@ -152,7 +163,9 @@ def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_r
                 f"max_ratio={max_ratio:g} ({info.compress_size} -> {info.file_size} bytes; possible zip bomb)."
             )
 
-    # 3. Metadata: manifest and status.yaml, read with safe parsers only.
+
+def _check_metadata(zf: zipfile.ZipFile, files: Dict[str, zipfile.ZipInfo], where: str) -> Dict[str, Any]:
+    """Read the manifest and status.yaml with safe parsers only and check they agree; return the manifest."""
     for required in (STATUS_FILE, MANIFEST_FILE):
         if required not in files:
             raise PackageError(f"{where}: entry {required!r} is missing at the archive root: not a .nav package.")
@@ -163,8 +176,14 @@ def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_r
             f"{where}: entry {MANIFEST_FILE!r} says format_version {manifest['format_version']} but "
             f"{STATUS_FILE} has {status['format_version']}: the package was altered."
         )
+    return manifest
 
-    # 4. The manifest must describe exactly the entries present.
+
+def _check_listing(
+    files: Dict[str, zipfile.ZipInfo], manifest: Dict[str, Any], where: str
+) -> Dict[str, Dict[str, Any]]:
+    """The manifest must describe exactly the entries present, with their declared sizes; return its
+    entries by name."""
     listed = {entry["name"]: entry for entry in manifest["entries"]}
     for name in files:
         if name != MANIFEST_FILE and name not in listed:
@@ -177,9 +196,14 @@ def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_r
                 f"{where}: entry {name!r} refused: size {files[name].file_size} does not match the "
                 f"{entry['size']} bytes in {MANIFEST_FILE} (tampered or corrupt)."
             )
+    return listed
 
-    # 5. Contents: one streaming pass checks each CRC-32 (what testzip does) and each sha256, and
-    #    loads every npz without pickle (from a spooled copy: the entry is read once).
+
+def _check_contents(
+    zf: zipfile.ZipFile, files: Dict[str, zipfile.ZipInfo], listed: Dict[str, Dict[str, Any]], where: str
+) -> None:
+    """One streaming pass checks each CRC-32 (what testzip does) and each sha256, and loads every npz
+    without pickle (from a spooled copy: the entry is read once)."""
     for name, entry in listed.items():
         is_npz = name.lower().endswith(".npz")
         with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
@@ -196,7 +220,6 @@ def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_r
             if is_npz:
                 copy.seek(0)
                 check_npz_safe(copy, where=f"{where}: entry {name!r}")
-    return manifest
 
 
 def _type_problem(info: zipfile.ZipInfo) -> Optional[str]:
