@@ -1,4 +1,4 @@
-"""Tests of the .nav package archive (model_navigator.package.archive): real files, no mocks."""
+"""Tests of the .nav package archive (model_navigator.package.archive_*): real files, no mocks."""
 
 from __future__ import annotations
 
@@ -22,14 +22,11 @@ import pytest
 import helpers
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.status import FORMAT_VERSION, NavigatorStatus
-from model_navigator.package.archive import (
-    MANIFEST_FILE,
-    check_npz_safe,
-    extract_archive,
-    read_manifest,
-    validate_archive,
-    write_archive,
-)
+from model_navigator.package.archive_extract import extract_archive
+from model_navigator.package.archive_format import MANIFEST_FILE
+from model_navigator.package.archive_validate import read_manifest, validate_archive
+from model_navigator.package.archive_write import write_archive
+from model_navigator.package.npz_check import check_npz_safe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ONNX_BYTES = b"\x08\x07\x12\x07pytorch" + bytes(range(256)) * 64
@@ -273,7 +270,7 @@ def test_interrupted_save_leaves_no_package_and_no_temporary(tmp_path: Path, wor
     script = textwrap.dedent(
         f"""
         import sys
-        from model_navigator.package.archive import write_archive
+        from model_navigator.package.archive_write import write_archive
         print("start", flush=True)
         try:
             write_archive({str(workdir)!r}, {str(package)!r})

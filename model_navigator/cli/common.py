@@ -42,7 +42,7 @@ def check_target(target: str) -> Path:
 
 def read_status(path: Path) -> Any:
     from model_navigator.core.status import NavigatorStatus
-    from model_navigator.package.archive import read_package_status
+    from model_navigator.package.archive_validate import read_package_status
 
     if is_package_file(path):
         return read_package_status(path)

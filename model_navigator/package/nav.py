@@ -28,7 +28,7 @@ def save(
     package can then not be re-tested); `keep_workdir=False` removes the workspace once the archive
     is written and verified.
     """
-    from model_navigator.package.archive import write_archive
+    from model_navigator.package.archive_write import write_archive
 
     if not isinstance(package_descriptor, PackageDescriptor):
         raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
@@ -75,12 +75,8 @@ def load(
     """
     from model_navigator.api.common import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
-    from model_navigator.steps.recheck import recheck
-    from model_navigator.package.archive import (
-        extract_archive,
-        read_manifest,
-        validate_archive,
-    )
+    from model_navigator.package.archive_extract import extract_archive
+    from model_navigator.package.archive_validate import read_manifest, validate_archive
 
     package = Path(path).absolute()
     if not package.is_file():
@@ -89,17 +85,7 @@ def load(
     # Everything is checked before anything is deleted or written.
     config_profiler = check_profiler_config(profiler_config) if profiler_config is not None else None
     device = check_target_device(target_device, gpu_present()) if target_device is not None else None
-    if root.exists():
-        if not override_workdir:
-            raise UserInputError(
-                f"`workdir` {str(root)!r} already exists and was left untouched; pass override_workdir=True "
-                f"to replace it, or give another `workdir`."
-            )
-        if package.is_relative_to(root) or Path.cwd().absolute().is_relative_to(root):
-            raise UserInputError(
-                f"`workdir` {str(root)!r} holds the package or the current folder; override_workdir would delete "
-                f"it: give another `workdir`."
-            )
+    _check_workdir_replaceable(root, package, override_workdir)
     validate_archive(package)
     with workdir_lock(root, "load") as previous_holder:  # nothing is deleted under another process
         if previous_holder is not None:
@@ -111,21 +97,57 @@ def load(
         manifest = read_manifest(package)
         descriptor = PackageDescriptor.from_workdir(root)
         LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
-        if device is not None:
-            descriptor.status.config.target_device = device
-        profile = bool(run_profiling) if run_profiling is not None else config_profiler is not None
-        if config_profiler is not None:
-            descriptor.status.config.profiler_config = config_profiler
-        if retest_conversions or profile:
-            with debug_console(debug):
-                recheck(descriptor.status, descriptor.workdir, retest=retest_conversions, profile=profile,
-                        has_data=bool(manifest.get("save_data", True)), verbose=verbose, operation="load")
+        _recheck_loaded(descriptor, bool(manifest.get("save_data", True)), device, config_profiler,
+                        retest_conversions, run_profiling, verbose=verbose, debug=debug)
         descriptor.save_status()
     if verbose:
         from model_navigator.package.table import print_status_table
 
         print_status_table(descriptor.status)
     return descriptor
+
+
+def _check_workdir_replaceable(root: Path, package: Path, override_workdir: bool) -> None:
+    """Refuse an existing `root` unless `override_workdir`, and always one holding the package or the
+    current folder (replacing it would delete them); checked before anything is deleted or written."""
+    if not root.exists():
+        return
+    if not override_workdir:
+        raise UserInputError(
+            f"`workdir` {str(root)!r} already exists and was left untouched; pass override_workdir=True "
+            f"to replace it, or give another `workdir`."
+        )
+    if package.is_relative_to(root) or Path.cwd().absolute().is_relative_to(root):
+        raise UserInputError(
+            f"`workdir` {str(root)!r} holds the package or the current folder; override_workdir would delete "
+            f"it: give another `workdir`."
+        )
+
+
+def _recheck_loaded(
+    descriptor: PackageDescriptor,
+    has_data: bool,
+    device: Optional[str],
+    config_profiler: Optional[ProfilerConfig],
+    retest_conversions: bool,
+    run_profiling: Optional[bool],
+    *,
+    verbose: bool,
+    debug: bool,
+) -> None:
+    """Apply load's target device and profiler config to the unpacked status, then re-test and/or
+    profile it as asked (profiling by default only when a profiler config was given)."""
+    from model_navigator.steps.recheck import recheck
+
+    if device is not None:
+        descriptor.status.config.target_device = device
+    profile = bool(run_profiling) if run_profiling is not None else config_profiler is not None
+    if config_profiler is not None:
+        descriptor.status.config.profiler_config = config_profiler
+    if retest_conversions or profile:
+        with debug_console(debug):
+            recheck(descriptor.status, descriptor.workdir, retest=retest_conversions, profile=profile,
+                    has_data=has_data, verbose=verbose, operation="load")
 
 
 def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[ProfilerConfig] = None,

@@ -3,7 +3,7 @@ verdict on a status (find_failures), shared by the CLI and the report."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from model_navigator.core.enums import GPU_FORMATS, OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
 from model_navigator.core.runs import unfinished_runs
@@ -103,36 +103,65 @@ def print_status_table(status: NavigatorStatus, console: Any = None, best: Any =
         table.add_column(col, no_wrap=col in ("Path", "Runtime"))
     skipped = []
     for row in status_rows(status):
-        st = row["status"]
-        if st == StepStatus.SKIPPED.value:
-            skipped.append((row["path"], row["reason"]))
+        skip = _skipped_entry(row)
+        if skip is not None:
+            skipped.append(skip)
             continue
-        if row.get("correctness") == StepStatus.SKIPPED.value:  # a runtime that is not installed here
-            skipped.append((f"{row['path']} on {row['runtime'].replace('ExecutionProvider', '')}",
-                            row["correctness_reason"]))
-            continue
-        if st == StepStatus.OK.value and row.get("correctness") not in (None, "ok", "reference"):
-            st = f"correctness {row['correctness']}"
-        elif st == StepStatus.OK.value and row.get("performance_status") == StepStatus.FAILED.value:
-            st = "profiling failed"
-        color = "green" if st == "ok" else ("yellow" if st == "not_run" else "red")
-        reason = row.get("correctness_reason") or row.get("reason")
-        status_text = f"[{color}]{st}[/]" + (f"\n[dim]{escape(headline(reason))}[/]" if reason and st != "ok" else "")
-        hint = reason.partition("\nHint: ")[2] if reason and st != "ok" else ""
-        status_text += f"\n[cyan]Hint: {escape(hint)}[/]" if hint else ""
-        status_text += "".join(f"\n[yellow]⚠ {escape(w[:160])}[/]" for w in row.get("warnings", []))
-        errors = "\n".join(f"{n}: {a:.2e} / {r:.2e}" for n, (a, r) in row["errors"].items())
-        if row.get("correctness") == "reference":
-            errors = "reference"
-        perf = row["performance"]
-        p50 = "\n".join(f"{p['p50_ms']:.3f} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
-        thr = "\n".join(f"{p['throughput']:.0f}" for p in perf)
-        runtime = (row["runtime"] or "-").replace("ExecutionProvider", "")
-        star = best is not None and row["path"] == best.path and row["runtime"] == best.runtime.value
-        table.add_row(escape(row["path"]) + (" [bold yellow]★[/]" if star else ""), runtime, status_text, escape(errors) or "-", p50 or "-", thr or "-",
-                      "yes" if row["verified"] else "")
+        table.add_row(*_row_cells(row, best))
     out = console or default_console()
     out.print(table)
+    _print_skipped(out, status, skipped)
+    _print_notes(out, status, best)
+
+
+def _skipped_entry(row: Dict[str, Any]) -> Optional[Tuple[str, Optional[str]]]:
+    """(what, reason) for a row listed under the table instead of in it: a skipped path, or a
+    runtime that is not installed here; None for a row of the table."""
+    if row["status"] == StepStatus.SKIPPED.value:
+        return (row["path"], row["reason"])
+    if row.get("correctness") == StepStatus.SKIPPED.value:  # a runtime that is not installed here
+        return (f"{row['path']} on {row['runtime'].replace('ExecutionProvider', '')}", row["correctness_reason"])
+    return None
+
+
+def _status_cell(row: Dict[str, Any]) -> str:
+    """The Status cell: the verdict in colour, then the reason's headline, its hint and the warnings."""
+    from rich.markup import escape
+
+    st = row["status"]
+    if st == StepStatus.OK.value and row.get("correctness") not in (None, "ok", "reference"):
+        st = f"correctness {row['correctness']}"
+    elif st == StepStatus.OK.value and row.get("performance_status") == StepStatus.FAILED.value:
+        st = "profiling failed"
+    color = "green" if st == "ok" else ("yellow" if st == "not_run" else "red")
+    reason = row.get("correctness_reason") or row.get("reason")
+    status_text = f"[{color}]{st}[/]" + (f"\n[dim]{escape(headline(reason))}[/]" if reason and st != "ok" else "")
+    hint = reason.partition("\nHint: ")[2] if reason and st != "ok" else ""
+    status_text += f"\n[cyan]Hint: {escape(hint)}[/]" if hint else ""
+    status_text += "".join(f"\n[yellow]⚠ {escape(w[:160])}[/]" for w in row.get("warnings", []))
+    return status_text
+
+
+def _row_cells(row: Dict[str, Any], best: Any) -> Tuple[str, ...]:
+    """The seven cells of a table row; the path of `best` (when given) gets a star."""
+    from rich.markup import escape
+
+    errors = "\n".join(f"{n}: {a:.2e} / {r:.2e}" for n, (a, r) in row["errors"].items())
+    if row.get("correctness") == "reference":
+        errors = "reference"
+    perf = row["performance"]
+    p50 = "\n".join(f"{p['p50_ms']:.3f} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
+    thr = "\n".join(f"{p['throughput']:.0f}" for p in perf)
+    runtime = (row["runtime"] or "-").replace("ExecutionProvider", "")
+    star = best is not None and row["path"] == best.path and row["runtime"] == best.runtime.value
+    return (escape(row["path"]) + (" [bold yellow]★[/]" if star else ""), runtime, _status_cell(row),
+            escape(errors) or "-", p50 or "-", thr or "-", "yes" if row["verified"] else "")
+
+
+def _print_skipped(out: Any, status: NavigatorStatus, skipped: List[Tuple[str, Optional[str]]]) -> None:
+    """One line per skip reason; the skipped TensorRT family shares one "GPU only" line."""
+    from rich.markup import escape
+
     by_reason: Dict[str, List[str]] = {}
     gpu_keys: List[str] = []
     gpu_reasons: List[str] = []
@@ -147,6 +176,12 @@ def print_status_table(status: NavigatorStatus, console: Any = None, best: Any =
         out.print(f"[yellow]Skipped[/] {escape(', '.join(keys))}: {escape(reason)}")
     if gpu_keys:
         out.print(f"[yellow]Skipped[/] GPU only: {escape(', '.join(gpu_keys))} ({escape('; '.join(gpu_reasons))})")
+
+
+def _print_notes(out: Any, status: NavigatorStatus, best: Any) -> None:
+    """The notes under the table: tolerances used, the unstable-measurement mark, and why `best` won."""
+    from rich.markup import escape
+
     tolerances = sorted({row["tolerance"] for row in status_rows(status) if row.get("tolerance")})
     if tolerances:
         out.print(f"[dim]Correctness judged by {escape(tolerances_text(tolerances))}; an element fails when it "

@@ -125,7 +125,7 @@ def load_status(source: Union[NavigatorStatus, Any, str, Path]) -> NavigatorStat
                              f"package or a workspace folder.")
     path = Path(source)
     if path.is_file():
-        from model_navigator.package.archive import read_package_status
+        from model_navigator.package.archive_validate import read_package_status
 
         return read_package_status(path)
     if path.is_dir():

@@ -283,7 +283,7 @@ def _workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
     if target.is_dir():
         return target, NavigatorStatus.load(target)
     if target.is_file():
-        from model_navigator.package.archive import extract_archive
+        from model_navigator.package.archive_extract import extract_archive
 
         tmp = tempfile.TemporaryDirectory(prefix="nav-triton-")
         stack.append(tmp)

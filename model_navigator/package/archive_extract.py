@@ -1,0 +1,130 @@
+"""Extracting a validated .nav package into a new or empty folder: no entry lands outside it or
+passes through anything but a folder, no file is overwritten, sizes and checksums are enforced
+while writing, and a failed extraction removes what it wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from model_navigator.core.errors import PackageError, UserInputError
+from model_navigator.package.archive_format import (
+    CHUNK,
+    DEFAULT_MAX_RATIO,
+    DEFAULT_MAX_UNPACKED_BYTES,
+    MANIFEST_FILE,
+    O_BINARY,
+    O_NOFOLLOW,
+)
+from model_navigator.package.archive_validate import open_zip, validate_zip
+
+
+def extract_archive(path: Path, target: Path) -> None:
+    """Validate the package `path`, then extract it into the new or empty folder `target`."""
+    path = Path(path)
+    target = Path(target)
+    if target.exists():
+        if not target.is_dir():
+            raise UserInputError(f"`target` {str(target)!r} exists and is not a folder.")
+        if any(target.iterdir()):
+            raise UserInputError(
+                f"`target` {str(target)!r} is not empty; extract a package into a new or empty folder."
+            )
+    with open_zip(path) as zf:
+        where = str(path)
+        manifest = validate_zip(zf, where, DEFAULT_MAX_UNPACKED_BYTES, DEFAULT_MAX_RATIO)
+        expected = {entry["name"]: entry for entry in manifest["entries"]}
+        created_target = not target.exists()
+        target.mkdir(parents=True, exist_ok=True)
+        root = target.resolve()
+        written: List[Path] = []  # files and folders this call made, in creation order
+        try:
+            for info in zf.infolist():
+                if info.filename == MANIFEST_FILE:
+                    continue  # archive metadata, not part of the workspace
+                parts = info.filename.rstrip("/").split("/")
+                dest = root.joinpath(*parts)
+                if not dest.resolve().is_relative_to(root) or dest.resolve() == root:
+                    raise PackageError(f"{where}: entry {info.filename!r} refused: resolves outside {str(target)!r}.")
+                folders = parts if info.is_dir() else parts[:-1]
+                _make_folders(root, folders, written, where, info.filename)
+                if info.is_dir():
+                    continue
+                # npz files were loaded without pickle by validate_zip; _extract_entry checks these are
+                # the very bytes (sha256)
+                _extract_entry(zf, info, dest, expected[info.filename], written, where)
+        except BaseException:
+            _remove_written(written, root if created_target else None)
+            raise
+
+
+def _make_folders(root: Path, parts: List[str], written: List[Path], where: str, name: str) -> None:
+    """Create the folders `parts` under root one by one, refusing to pass through anything but folders."""
+    current = root
+    for part in parts:
+        current = current / part
+        try:
+            os.mkdir(current)
+            written.append(current)
+        except FileExistsError:
+            st = os.lstat(current)
+            if not stat.S_ISDIR(st.st_mode):
+                raise PackageError(f"{where}: entry {name!r} refused: {current.name!r} is not a folder.") from None
+
+
+def _extract_entry(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, entry: Dict[str, Any], written: List[Path], where: str
+) -> None:
+    """Stream one file entry to `dest`, enforcing the declared size and the manifest sha256."""
+    mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, mode)
+    except FileExistsError:
+        raise PackageError(f"{where}: entry {info.filename!r} refused: would overwrite an extracted file.") from None
+    written.append(dest)
+    limit = min(info.file_size, entry["size"])
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+            while True:
+                chunk = src.read(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise PackageError(
+                        f"{where}: entry {info.filename!r} refused: unpacks beyond its declared {limit} bytes "
+                        f"(zip bomb or altered archive)."
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as e:
+        raise PackageError(f"{where}: entry {info.filename!r} is corrupt: {e}") from e
+    if size != entry["size"] or digest.hexdigest() != entry["sha256"]:
+        raise PackageError(
+            f"{where}: entry {info.filename!r} refused: extracted bytes do not match the size/sha256 in "
+            f"{MANIFEST_FILE} (the archive changed while it was read)."
+        )
+
+
+def _remove_written(written: List[Path], created_target: Optional[Path]) -> None:
+    """Undo a failed extraction: remove what this call wrote, newest first, and the target it created."""
+    for item in reversed(written):
+        try:
+            if item.is_dir() and not item.is_symlink():
+                item.rmdir()
+            else:
+                item.unlink()
+        except OSError:
+            pass
+    if created_target is not None:
+        try:
+            created_target.rmdir()
+        except OSError:
+            pass

@@ -1,0 +1,225 @@
+"""Writing a .nav package: the workspace zipped to a temporary file beside the target, verified
+with the reader's own validation, then renamed into place (an existing package is replaced only
+with `override`, and a failed write leaves nothing behind)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from model_navigator.core.errors import PackageError, UserInputError
+from model_navigator.core.status import STATUS_FILE
+from model_navigator.core.workspace import INPUT_DIR, OUTPUT_DIR
+from model_navigator.package.archive_format import (
+    BOMB_MIN_SIZE,
+    CHUNK,
+    DEFAULT_MAX_RATIO,
+    MANIFEST_FILE,
+    MANIFEST_VERSION,
+    O_BINARY,
+    O_NOFOLLOW,
+    name_conflicts,
+    name_problem,
+    parse_status,
+)
+from model_navigator.package.archive_validate import validate_zip
+
+# The writer stores (does not deflate) an entry that deflates better than this, so a package it
+# writes always passes the reader's ratio check, with a margin for a stricter `max_ratio`.
+WRITE_MAX_RATIO = 100.0
+
+# Model files are dense binary weights: deflate saves ~7 % at ~25x the time, so store them.
+STORED_SUFFIXES = frozenset(
+    {
+        ".onnx",
+        ".pt",
+        ".pt2",
+        ".pth",
+        ".ts",
+        ".plan",
+        ".engine",
+        ".trt",
+        ".pb",
+        ".h5",
+        ".keras",
+        ".tflite",
+        ".bin",
+        ".data",
+        ".safetensors",
+        ".zip",
+        ".gz",
+        ".xz",
+        ".bz2",
+        ".zst",
+    }
+)
+
+
+def write_archive(workdir: Path, path: Path, override: bool = False, save_data: bool = True) -> None:
+    """Zip the workspace `workdir` into the .nav package `path`, atomically and verified."""
+    workdir = Path(workdir)
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not override:
+            raise UserInputError(
+                f"`path` {str(path)!r} already exists and was left untouched; pass override=True to "
+                f"replace it, or choose another path."
+            )
+        if path.is_dir() and not path.is_symlink():
+            raise UserInputError(f"`path` {str(path)!r} is a folder; a .nav package is a file, choose another path.")
+    status_file = workdir / STATUS_FILE
+    if not workdir.is_dir() or status_file.is_symlink() or not status_file.is_file():
+        raise PackageError(f"No {STATUS_FILE} in {str(workdir)!r}: not a model-navigator workspace, nothing saved.")
+    status = parse_status(status_file.read_bytes(), str(status_file))
+    format_version = status["format_version"]
+
+    files = _collect_files(workdir, save_data=save_data, exclude=path)
+    problems = name_conflicts([name for name, _ in files])
+    for name, _ in files:
+        problem = name_problem(name)
+        if problem:
+            problems.append((name, problem))
+    if problems:
+        name, problem = problems[0]
+        raise PackageError(f"Cannot package {str(workdir / name)!r}: {problem}.")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp: Optional[Path] = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
+        too_compressible = _write_zip(tmp, files, format_version, save_data, force_stored=set())
+        if too_compressible:
+            # Rare (e.g. large all-zero tensors): store those entries so the package never looks
+            # like a zip bomb to validate_archive.
+            _write_zip(tmp, files, format_version, save_data, force_stored=too_compressible)
+        with zipfile.ZipFile(tmp) as zf:
+            # Integrity, not policy: the size cap is the reader's business, not the writer's.
+            validate_zip(zf, str(tmp), max_unpacked_bytes=2**63, max_ratio=DEFAULT_MAX_RATIO)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _collect_files(workdir: Path, save_data: bool, exclude: Path) -> List[Tuple[str, Path]]:
+    """Regular files of the workspace as (archive name, path), sorted; links and specials skipped."""
+    try:
+        excluded = os.stat(exclude)
+        excluded_id: Optional[Tuple[int, int]] = (excluded.st_dev, excluded.st_ino)
+    except OSError:
+        excluded_id = None
+    root = str(workdir)
+    files: List[Tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            if not save_data:
+                dirnames[:] = [d for d in dirnames if d not in (INPUT_DIR, OUTPUT_DIR)]
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        for filename in sorted(filenames):
+            full = os.path.join(dirpath, filename)
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):  # symlinks, fifos, sockets, devices
+                continue
+            if excluded_id == (st.st_dev, st.st_ino):  # the package itself, saved inside the workspace
+                continue
+            name = filename if rel_dir == "." else f"{Path(rel_dir).as_posix()}/{filename}"
+            if name == MANIFEST_FILE:  # a manifest left from an earlier package: it is rebuilt
+                continue
+            files.append((name, Path(full)))
+    files.sort(key=lambda item: (item[0] != STATUS_FILE, item[0]))
+    return files
+
+
+def _write_zip(
+    tmp: Path, files: List[Tuple[str, Path]], format_version: int, save_data: bool, force_stored: Set[str]
+) -> Set[str]:
+    """Write the zip and its manifest to `tmp`, fsync it; return deflated names that compressed too well."""
+    entries: List[Dict[str, Any]] = []
+    too_compressible: Set[str] = set()
+    with open(tmp, "wb") as raw:
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for name, src in files:
+                try:
+                    fd = os.open(src, os.O_RDONLY | O_NOFOLLOW | O_BINARY)
+                except FileNotFoundError:  # removed while saving: nothing to package
+                    continue
+                with os.fdopen(fd, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
+                    stored = name in force_stored or _is_stored(name)
+                    info = zipfile.ZipInfo(name, date_time=_zip_time(st.st_mtime))
+                    info.external_attr = (stat.S_IFREG | (st.st_mode & 0o777)) << 16
+                    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                    info.file_size = st.st_size
+                    digest = hashlib.sha256()
+                    size = 0
+                    with zf.open(info, "w", force_zip64=st.st_size > 2**30) as out:
+                        while True:
+                            chunk = f.read(CHUNK)
+                            if not chunk:
+                                break
+                            digest.update(chunk)
+                            out.write(chunk)
+                            size += len(chunk)
+                if not stored and size > BOMB_MIN_SIZE and size / max(info.compress_size, 1) > WRITE_MAX_RATIO:
+                    too_compressible.add(name)
+                entries.append({"name": name, "size": size, "sha256": digest.hexdigest()})
+            manifest = {
+                "manifest_version": MANIFEST_VERSION,
+                "format_version": format_version,
+                "save_data": bool(save_data),
+                "entries": entries,
+            }
+            info = zipfile.ZipInfo(MANIFEST_FILE, date_time=_zip_time(time.time()))
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
+        raw.flush()
+        os.fsync(raw.fileno())
+    return too_compressible
+
+
+def _is_stored(name: str) -> bool:
+    """Whether an entry is an already dense model/binary file that deflate would only slow down."""
+    base = name.rsplit("/", 1)[-1].lower()
+    return Path(base).suffix in STORED_SUFFIXES or ".data-" in base  # TF variables.data-00000-of-00001
+
+
+def _zip_time(timestamp: float) -> Tuple[int, int, int, int, int, int]:
+    """A zip date_time for `timestamp`, clamped into the 1980-2107 range zip can hold."""
+    t = time.localtime(timestamp)[:6]
+    if t[0] < 1980:
+        return (1980, 1, 1, 0, 0, 0)
+    if t[0] > 2107:
+        return (2107, 12, 31, 23, 59, 58)
+    return t  # type: ignore[return-value]
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to disk where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
