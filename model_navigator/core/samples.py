@@ -105,6 +105,74 @@ def check_dataloader(dataloader: Any) -> int:
     return length
 
 
+def _check_arguments(input_names: Optional[Sequence[str]], batch_dim: Optional[int]) -> Optional[Tuple[str, ...]]:
+    """`input_names` as a tuple of unique non-empty strings (None stays None); `batch_dim` an int >= 0 or None."""
+    if input_names is not None:
+        if isinstance(input_names, str):
+            input_names = (input_names,)
+        input_names = tuple(input_names)
+        if len(set(input_names)) != len(input_names) or not all(isinstance(n, str) and n for n in input_names):
+            raise UserInputError(f"`input_names` must be unique non-empty strings, got {input_names}.")
+    if batch_dim is not None and (not isinstance(batch_dim, int) or isinstance(batch_dim, bool) or batch_dim < 0):
+        raise UserInputError(f"`batch_dim` must be a non-negative int or None, got {batch_dim!r}.")
+    return input_names
+
+
+def _to_arrays(named: Dict[str, Any], index: int) -> Dict[str, np.ndarray]:
+    """One item's tensors as numpy arrays, refusing dtypes numpy lacks (bfloat16) and object arrays."""
+    arrays = {}
+    for k, v in named.items():
+        try:
+            arrays[k] = to_numpy(v)
+        except TypeError as e:  # e.g. bfloat16, which numpy has no dtype for
+            raise UserInputError(
+                f"`dataloader` item {index}, input {k!r} cannot become a numpy array ({e}); "
+                f"bfloat16 and other dtypes numpy lacks are not supported: feed float32/float16 samples."
+            ) from e
+        if arrays[k].dtype == object:
+            raise UserInputError(f"`dataloader` item {index}, input {k!r} has dtype object; use numeric tensors.")
+    return arrays
+
+
+def _check_like_first(arrays: Dict[str, np.ndarray], names: Tuple[str, ...], ranks: Dict[str, int],
+                      index: int) -> None:
+    """Every item holds the inputs of item 0, each with the rank it had there."""
+    if set(arrays) != set(names) or len(arrays) != len(names):
+        raise UserInputError(
+            f"`dataloader` item {index} holds inputs {tuple(arrays)} but item 0 held {names}; "
+            f"every sample must have the same inputs."
+        )
+    for k, a in arrays.items():
+        if a.ndim != ranks[k]:
+            raise UserInputError(
+                f"`dataloader` item {index}, input {k!r} has rank {a.ndim} (shape {a.shape}) but item 0 had "
+                f"rank {ranks[k]}; an input keeps its number of axes across samples."
+            )
+
+
+def _split_batch(arrays: Dict[str, np.ndarray], index: int, batch_dim: int) -> List[Sample]:
+    """One batched item as single samples (batch axis kept, size 1), its inputs agreeing on the batch."""
+    sizes = set()
+    for k, a in arrays.items():
+        if a.ndim <= batch_dim:
+            raise UserInputError(
+                f"`dataloader` item {index}, input {k!r} has shape {a.shape} with no axis {batch_dim} to "
+                f"split batches on; set `batch_dim` to the batch axis, or batch_dim=None if the model "
+                f"takes no batch."
+            )
+        sizes.add(a.shape[batch_dim])
+    if len(sizes) != 1:
+        shapes = {k: a.shape for k, a in arrays.items()}
+        raise UserInputError(
+            f"`dataloader` item {index}: inputs disagree on the batch size along batch_dim={batch_dim}: {shapes}."
+        )
+    batch = sizes.pop()
+    if batch == 0:
+        raise UserInputError(f"`dataloader` item {index} has an empty batch (size 0 on axis {batch_dim}).")
+    return [{k: np.ascontiguousarray(np.take(a, [i], axis=batch_dim)) for k, a in arrays.items()}
+            for i in range(batch)]
+
+
 def collect_samples(
     dataloader: Iterable[Any],
     input_names: Optional[Sequence[str]],
@@ -115,90 +183,32 @@ def collect_samples(
     `rename_keywords`: `input_names` may rename dict samples' keys by position (the forward's
     names are kept in `forward_names`)."""
     length = check_dataloader(dataloader)
-    if input_names is not None:
-        if isinstance(input_names, str):
-            input_names = (input_names,)
-        input_names = tuple(input_names)
-        if len(set(input_names)) != len(input_names) or not all(isinstance(n, str) and n for n in input_names):
-            raise UserInputError(f"`input_names` must be unique non-empty strings, got {input_names}.")
-    if batch_dim is not None and (not isinstance(batch_dim, int) or isinstance(batch_dim, bool) or batch_dim < 0):
-        raise UserInputError(f"`batch_dim` must be a non-negative int or None, got {batch_dim!r}.")
+    input_names = _check_arguments(input_names, batch_dim)
     samples: List[Sample] = []
     names: Optional[Tuple[str, ...]] = None
     forward_names: Optional[Tuple[str, ...]] = None
     keyword = False
     max_batch = 1
-    count = 0
     ranks: Dict[str, int] = {}
     for index, item in enumerate(dataloader):
-        count += 1
         named, keyword = _item_to_named(item, index, input_names, rename_keywords)
         if keyword and forward_names is None and set(named) != set(item):  # renamed: the keys are the forward's
             forward_names = tuple(item)
-        arrays = {}
-        for k, v in named.items():
-            try:
-                arrays[k] = to_numpy(v)
-            except TypeError as e:  # e.g. bfloat16, which numpy has no dtype for
-                raise UserInputError(
-                    f"`dataloader` item {index}, input {k!r} cannot become a numpy array ({e}); "
-                    f"bfloat16 and other dtypes numpy lacks are not supported: feed float32/float16 samples."
-                ) from e
+        arrays = _to_arrays(named, index)
         if names is None:
-            names = tuple(arrays)
-        elif set(arrays) != set(names) or len(arrays) != len(names):
-            raise UserInputError(
-                f"`dataloader` item {index} holds inputs {tuple(arrays)} but item 0 held {names}; "
-                f"every sample must have the same inputs."
-            )
+            names, ranks = tuple(arrays), {k: a.ndim for k, a in arrays.items()}
+        _check_like_first(arrays, names, ranks, index)
         arrays = {k: arrays[k] for k in names}
-        if not ranks:
-            ranks = {k: a.ndim for k, a in arrays.items()}
-        for k, a in arrays.items():
-            if a.ndim != ranks[k]:
-                raise UserInputError(
-                    f"`dataloader` item {index}, input {k!r} has rank {a.ndim} (shape {a.shape}) but item 0 had "
-                    f"rank {ranks[k]}; an input keeps its number of axes across samples."
-                )
-            if a.dtype == object:
-                raise UserInputError(f"`dataloader` item {index}, input {k!r} has dtype object; use numeric tensors.")
         if batch_dim is None:
             samples.append({k: np.array(a, copy=True) for k, a in arrays.items()})  # loaders may reuse buffers
             continue
-        sizes = set()
-        for k, a in arrays.items():
-            if a.ndim <= batch_dim:
-                raise UserInputError(
-                    f"`dataloader` item {index}, input {k!r} has shape {a.shape} with no axis {batch_dim} to "
-                    f"split batches on; set `batch_dim` to the batch axis, or batch_dim=None if the model "
-                    f"takes no batch."
-                )
-            sizes.add(a.shape[batch_dim])
-        if len(sizes) != 1:
-            shapes = {k: a.shape for k, a in arrays.items()}
-            raise UserInputError(
-                f"`dataloader` item {index}: inputs disagree on the batch size along batch_dim={batch_dim}: {shapes}."
-            )
-        batch = sizes.pop()
-        if batch == 0:
-            raise UserInputError(f"`dataloader` item {index} has an empty batch (size 0 on axis {batch_dim}).")
-        max_batch = max(max_batch, batch)
-        for i in range(batch):
-            samples.append(
-                {k: np.ascontiguousarray(np.take(a, [i], axis=batch_dim)) for k, a in arrays.items()}
-            )
-    if count == 0:
+        split = _split_batch(arrays, index, batch_dim)
+        max_batch = max(max_batch, len(split))
+        samples.extend(split)
+    if names is None:
         raise UserInputError(f"`dataloader` reports len() == {length} but yielded no items.")
-    assert names is not None
-    return SampleSet(
-        samples=samples,
-        input_names=names,
-        keyword=keyword,
-        dataloader_batch_size=max_batch,
-        dataloader_len=length,
-        batch_dim=batch_dim,
-        forward_names=forward_names,
-    )
+    return SampleSet(samples=samples, input_names=names, keyword=keyword, dataloader_batch_size=max_batch,
+                     dataloader_len=length, batch_dim=batch_dim, forward_names=forward_names)
 
 
 def select_samples(sample_set: SampleSet, sample_count: int) -> Dict[str, List[int]]:

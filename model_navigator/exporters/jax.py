@@ -21,7 +21,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -85,6 +85,24 @@ def dimension_symbols(input_names: Sequence[str], shapes: Sequence[Tuple[Optiona
     return result
 
 
+def _lowered(build: Callable[[Optional[Sequence[str]]], Any], platforms: Optional[Sequence[str]]
+             ) -> Tuple[Any, Optional[Sequence[str]]]:
+    """build(platforms), or build(None) (this machine's platform only) when an op has no lowering
+    for one of them (a CPU-only custom call has none for CUDA); returns the result and the platforms."""
+    try:
+        return build(platforms), platforms
+    except Exception as first:
+        if not platforms:
+            raise
+        try:
+            result = build(None)
+        except Exception:
+            raise first
+        LOGGER.warning("jax2tf could not lower for %s (%s: %s); lowered for this machine's platform only",
+                       "/".join(platforms), type(first).__name__, (str(first).splitlines() or [""])[0])
+        return result, None
+
+
 def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -> Tuple[Any, Any, List[str]]:
     """(tf.Module holding the params as variables, its concrete `serving_default` function, the
     platforms the native serialization was lowered for: [] for non-native)."""
@@ -129,20 +147,7 @@ def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -
         return serve, serve.get_concrete_function()
 
     native = enable_xla or not non_native_supported()
-    platforms: Optional[Sequence[str]] = SERIALIZATION_PLATFORMS if native else None
-    try:
-        serve, concrete = build(platforms)
-    except Exception as first:
-        if not platforms:
-            raise
-        # An op with no CUDA lowering here (a CPU-only custom call): lower for this machine only.
-        try:
-            serve, concrete = build(None)
-        except Exception:
-            raise first
-        LOGGER.warning("jax2tf could not lower for %s (%s: %s); lowered for this machine's platform only",
-                       "/".join(platforms), type(first).__name__, (str(first).splitlines() or [""])[0])
-        platforms = None
+    (serve, concrete), platforms = _lowered(build, SERIALIZATION_PLATFORMS if native else None)
     holder = tf.Module()
     holder.params = variables
     holder.serve = serve

@@ -74,20 +74,8 @@ class _Forward(logging.Handler):
 
 
 @contextlib.contextmanager
-def tf_quiet(what: str = "tensorflow") -> Iterator[None]:
-    """Route TensorFlow's C++ stderr lines, its Python log records and Python warnings raised in
-    the block to the model-navigator log instead of the terminal. Nested blocks are free."""
-    global _DEPTH
-    with _LOCK:
-        _DEPTH += 1
-        outer = _DEPTH == 1
-    if not outer or _in_worker():
-        try:
-            yield
-        finally:
-            with _LOCK:
-                _DEPTH -= 1
-        return
+def _forwarded_loggers() -> Iterator[None]:
+    """TensorFlow's, Keras' and tf2onnx's loggers write to our log meanwhile, through one handler."""
     forward = _Forward()
     saved = []
     for name in NOISY_LOGGERS:
@@ -101,20 +89,28 @@ def tf_quiet(what: str = "tensorflow") -> Iterator[None]:
     # leave a stderr handler on the user's root logger for good: give it a silent one meanwhile.
     root_guard = logging.NullHandler()
     logging.root.addHandler(root_guard)
-    capture = tempfile.TemporaryFile(mode="w+b")
-    stderr_fd: Optional[int] = None
-    mute = muted_terminal()
-    mute.__enter__()
+    try:
+        yield
+    finally:
+        logging.root.removeHandler(root_guard)
+        for logger, handlers, propagate in saved:
+            logger.removeHandler(forward)
+            for handler in handlers:
+                logger.addHandler(handler)
+            logger.propagate = propagate
+
+
+@contextlib.contextmanager
+def _stderr_fd_to(capture: Any) -> Iterator[None]:
+    """File descriptor 2 (TensorFlow's C++ lines) writes into `capture` meanwhile."""
     try:
         sys.stderr.flush()
-        stderr_fd = os.dup(2)
+        stderr_fd: Optional[int] = os.dup(2)
         os.dup2(capture.fileno(), 2)
     except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): leave stderr alone
         stderr_fd = None
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield
+        yield
     finally:
         if stderr_fd is not None:
             try:
@@ -123,20 +119,39 @@ def tf_quiet(what: str = "tensorflow") -> Iterator[None]:
                 pass
             os.dup2(stderr_fd, 2)
             os.close(stderr_fd)
-        mute.__exit__(None, None, None)
-        logging.root.removeHandler(root_guard)
-        for logger, handlers, propagate in saved:
-            logger.removeHandler(forward)
-            for handler in handlers:
-                logger.addHandler(handler)
-            logger.propagate = propagate
-        capture.seek(0)
-        output = capture.read().decode("utf-8", "replace")
-        capture.close()
-        if output.strip():
-            _emit(f"{what} printed:\n{output}")
-        for w in caught:
-            _emit(f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})")
+
+
+def _emit_captured(what: str, capture: Any, caught: List[Any]) -> None:
+    capture.seek(0)
+    output = capture.read().decode("utf-8", "replace")
+    if output.strip():
+        _emit(f"{what} printed:\n{output}")
+    for w in caught:
+        _emit(f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})")
+
+
+@contextlib.contextmanager
+def tf_quiet(what: str = "tensorflow") -> Iterator[None]:
+    """Route TensorFlow's C++ stderr lines, its Python log records and Python warnings raised in
+    the block to the model-navigator log instead of the terminal. Nested blocks are free."""
+    global _DEPTH
+    with _LOCK:
+        _DEPTH += 1
+        outer = _DEPTH == 1
+    try:
+        if not outer or _in_worker():
+            yield
+            return
+        caught: List[Any] = []
+        with tempfile.TemporaryFile(mode="w+b") as capture:
+            try:
+                with _forwarded_loggers(), muted_terminal(), _stderr_fd_to(capture), \
+                        warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    yield
+            finally:
+                _emit_captured(what, capture, caught)
+    finally:
         with _LOCK:
             _DEPTH -= 1
 
