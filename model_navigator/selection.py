@@ -19,7 +19,7 @@ the earlier path in status order. Unstable measurements still count; they are ma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, NamedTuple, Optional, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from model_navigator.core.enums import (
     SOURCE_FORMATS,
@@ -166,16 +166,9 @@ def parse_strategy(strategy: Optional[Union[str, SelectionStrategy]],
     return parse_enum(SelectionStrategy, strategy, "strategy")
 
 
-def select_runtime(
-    status: NavigatorStatus,
-    strategy: Optional[Union[str, SelectionStrategy]] = None,
-    latency_budget_ms: Optional[float] = None,
-    batch_size: Optional[int] = None,
-    latency_percentile: Optional[int] = None,
-) -> Selection:
-    """Pick the path and runtime to deploy by `strategy` (see the module doc); raise
-    NoRuntimeQualifiesError, listing why each lost, when none qualifies."""
-    strategy = parse_strategy(strategy, latency_budget_ms)
+def _check_arguments(strategy: SelectionStrategy, latency_budget_ms: Optional[float], batch_size: Optional[int],
+                     latency_percentile: Optional[int]) -> int:
+    """Refuse arguments that do not fit `strategy`, before reading the status; return the percentile to rank by."""
     within = strategy == SelectionStrategy.MAX_THROUGHPUT_WITHIN_LATENCY
     if within:
         if latency_budget_ms is None:
@@ -191,8 +184,23 @@ def select_runtime(
     percentile = latency_percentile if latency_percentile is not None else (99 if within else 50)
     if percentile not in PERCENTILES:
         raise UserInputError(f"`latency_percentile` must be one of {PERCENTILES}, got {latency_percentile!r}.")
+    return percentile
 
-    rejected: List[Rejection] = []
+
+def _runtime_unfit(result: Any) -> Optional[str]:
+    """Why one runtime of an exported path cannot compete (correctness or profiling missing or failed), or None."""
+    corr, perf = result.correctness, result.performance
+    if corr is None or corr.status != StepStatus.OK:
+        return "correctness not checked" if corr is None else \
+            f"correctness {corr.status.value}" + (f": {_short(corr.reason)}" if corr.reason else "")
+    if perf is None or perf.status != StepStatus.OK or not perf.results:
+        return "not profiled" if perf is None else f"profiling {perf.status.value}" + (
+            f": {_short(perf.reason)}" if perf.reason else "")
+    return None
+
+
+def _candidates(status: NavigatorStatus, rejected: List[Rejection]) -> List[_Candidate]:
+    """Every deployable path and runtime that passed correctness and was profiled; the others join `rejected`."""
     candidates: List[_Candidate] = []
     for order, (key, path) in enumerate(status.paths.items()):
         if path.format in SOURCE_FORMATS:
@@ -206,19 +214,17 @@ def select_runtime(
             rejected.append(Rejection(key, None, "no runtime was checked"))
             continue
         for runtime, result in path.runtimes.items():
-            corr, perf = result.correctness, result.performance
-            if corr is None or corr.status != StepStatus.OK:
-                why = "correctness not checked" if corr is None else \
-                    f"correctness {corr.status.value}" + (f": {_short(corr.reason)}" if corr.reason else "")
+            why = _runtime_unfit(result)
+            if why is not None:
                 rejected.append(Rejection(key, runtime, why))
                 continue
-            if perf is None or perf.status != StepStatus.OK or not perf.results:
-                why = "not profiled" if perf is None else f"profiling {perf.status.value}" + (
-                    f": {_short(perf.reason)}" if perf.reason else "")
-                rejected.append(Rejection(key, runtime, why))
-                continue
-            candidates.append(_Candidate(key, path.format, runtime, list(perf.results), result.verified, order))
+            candidates.append(_Candidate(key, path.format, runtime, list(result.performance.results), result.verified,
+                                         order))
+    return candidates
 
+
+def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: List[Rejection]) -> List[_Candidate]:
+    """Keep only verified candidates when any is, and those profiled at `batch_size`; reject the rest."""
     if any(c.verified for c in candidates):
         for c in [c for c in candidates if not c.verified]:
             rejected.append(Rejection(c.path, c.runtime, "not verified (other runtimes are; only verified ones qualify)"))
@@ -229,39 +235,87 @@ def select_runtime(
             sizes = ", ".join(str(r.batch_size) for r in c.results)
             rejected.append(Rejection(c.path, c.runtime, f"not profiled at batch size {batch_size} (profiled: {sizes})"))
         candidates = [c for c in candidates if any(r.batch_size == batch_size for r in c.results)]
+    return candidates
 
-    # Each candidate's deciding figures.
-    figures: Dict[int, ProfilingResult] = {}
+
+_Ranked = List[Tuple[_Candidate, ProfilingResult]]
+
+
+def _rank_min_latency(candidates: List[_Candidate], batch_size: Optional[int], percentile: int) -> _Ranked:
+    """MIN_LATENCY: every candidate at one batch size (given, or the smallest all share), lowest latency first."""
+    size = batch_size
+    if size is None and candidates:
+        common = set.intersection(*({r.batch_size for r in c.results} for c in candidates))
+        size = min(common) if common else None
+    figures = []
+    for c in candidates:
+        at = [r for r in c.results if r.batch_size == size] if size is not None else \
+            [min(c.results, key=lambda r: r.batch_size)]
+        figures.append((c, at[0]))
+    return sorted(figures, key=lambda cf: (_latency(cf[1], percentile), -cf[1].throughput, cf[0].order))
+
+
+def _rank_max_throughput(candidates: List[_Candidate], batch_size: Optional[int]) -> _Ranked:
+    """MAX_THROUGHPUT: each candidate at its best batch size (or the given one), highest throughput first."""
+    figures = []
+    for c in candidates:
+        pool = [r for r in c.results if batch_size is None or r.batch_size == batch_size]
+        figures.append((c, max(pool, key=lambda r: (r.throughput, -r.p50_ms))))
+    return sorted(figures, key=lambda cf: (-cf[1].throughput, cf[1].p50_ms, cf[0].order))
+
+
+def _rank_within_latency(candidates: List[_Candidate], batch_size: Optional[int], percentile: int,
+                         latency_budget_ms: float, rejected: List[Rejection]) -> _Ranked:
+    """MAX_THROUGHPUT_WITHIN_LATENCY: each candidate at its best batch size within the budget, highest throughput
+    first; a candidate over the budget at every batch size joins `rejected`."""
+    figures = []
+    for c in candidates:
+        pool = [r for r in c.results if batch_size is None or r.batch_size == batch_size]
+        fitting = [r for r in pool if _latency(r, percentile) <= latency_budget_ms]
+        if not fitting:
+            best = min(pool, key=lambda r: _latency(r, percentile))
+            rejected.append(Rejection(c.path, c.runtime,
+                                      f"over the latency budget: p{percentile} {_latency(best, percentile):.3f} ms at "
+                                      f"batch size {best.batch_size} > {latency_budget_ms:g} ms"))
+            continue
+        figures.append((c, max(fitting, key=lambda r: (r.throughput, -_latency(r, percentile)))))
+    return sorted(figures, key=lambda cf: (-cf[1].throughput, _latency(cf[1], percentile), cf[0].order))
+
+
+def _loser_reason(strategy: SelectionStrategy, percentile: int, f: ProfilingResult, win: ProfilingResult) -> str:
+    """Why a ranked candidate lost to the winner: its deciding figure against the winner's."""
     if strategy == SelectionStrategy.MIN_LATENCY:
-        size = batch_size
-        if size is None and candidates:
-            common = set.intersection(*({r.batch_size for r in c.results} for c in candidates))
-            size = min(common) if common else None
-        for i, c in enumerate(candidates):
-            at = [r for r in c.results if r.batch_size == size] if size is not None else \
-                [min(c.results, key=lambda r: r.batch_size)]
-            figures[i] = at[0]
-        ranked = sorted(figures, key=lambda i: (_latency(figures[i], percentile), -figures[i].throughput,
-                                                candidates[i].order))
+        return (f"p{percentile} {_latency(f, percentile):.3f} ms vs {_latency(win, percentile):.3f} ms at batch size "
+                f"{f.batch_size}{_percent(_latency(f, percentile), _latency(win, percentile))}")
+    why = (f"throughput {f.throughput:.0f}/s (batch size {f.batch_size}) vs {win.throughput:.0f}/s "
+           f"(batch size {win.batch_size}){_percent(f.throughput, win.throughput) if f.throughput != win.throughput else ''}")
+    if f.throughput == win.throughput:
+        why += f", tie broken by p{percentile} latency"
+    return why
+
+
+def select_runtime(
+    status: NavigatorStatus,
+    strategy: Optional[Union[str, SelectionStrategy]] = None,
+    latency_budget_ms: Optional[float] = None,
+    batch_size: Optional[int] = None,
+    latency_percentile: Optional[int] = None,
+) -> Selection:
+    """Pick the path and runtime to deploy by `strategy` (see the module doc); raise
+    NoRuntimeQualifiesError, listing why each lost, when none qualifies."""
+    strategy = parse_strategy(strategy, latency_budget_ms)
+    within = strategy == SelectionStrategy.MAX_THROUGHPUT_WITHIN_LATENCY
+    percentile = _check_arguments(strategy, latency_budget_ms, batch_size, latency_percentile)
+
+    rejected: List[Rejection] = []
+    candidates = _narrow(_candidates(status, rejected), batch_size, rejected)
+    if strategy == SelectionStrategy.MIN_LATENCY:
+        ranked = _rank_min_latency(candidates, batch_size, percentile)
     elif strategy == SelectionStrategy.MAX_THROUGHPUT:
-        for i, c in enumerate(candidates):
-            pool = [r for r in c.results if batch_size is None or r.batch_size == batch_size]
-            figures[i] = max(pool, key=lambda r: (r.throughput, -r.p50_ms))
-        ranked = sorted(figures, key=lambda i: (-figures[i].throughput, figures[i].p50_ms, candidates[i].order))
+        ranked = _rank_max_throughput(candidates, batch_size)
     else:
         assert latency_budget_ms is not None
-        for i, c in enumerate(candidates):
-            pool = [r for r in c.results if batch_size is None or r.batch_size == batch_size]
-            fitting = [r for r in pool if _latency(r, percentile) <= latency_budget_ms]
-            if not fitting:
-                best = min(pool, key=lambda r: _latency(r, percentile))
-                rejected.append(Rejection(c.path, c.runtime,
-                                          f"over the latency budget: p{percentile} {_latency(best, percentile):.3f} ms at "
-                                          f"batch size {best.batch_size} > {latency_budget_ms:g} ms"))
-                continue
-            figures[i] = max(fitting, key=lambda r: (r.throughput, -_latency(r, percentile)))
-        ranked = sorted(figures, key=lambda i: (-figures[i].throughput, _latency(figures[i], percentile),
-                                                candidates[i].order))
+        ranked = _rank_within_latency(candidates, batch_size, percentile, latency_budget_ms, rejected)
 
     if not ranked:
         lines = "\n".join(f"  - {r}" for r in rejected) or "  (no paths in the status)"
@@ -269,19 +323,8 @@ def select_runtime(
             f"No path and runtime qualifies for strategy {strategy.value!r}"
             + (f" within {latency_budget_ms:g} ms" if within else "") + f":\n{lines}", rejected)
 
-    win_index = ranked[0]
-    winner, win = candidates[win_index], figures[win_index]
-    for i in ranked[1:]:
-        c, f = candidates[i], figures[i]
-        if strategy == SelectionStrategy.MIN_LATENCY:
-            why = (f"p{percentile} {_latency(f, percentile):.3f} ms vs {_latency(win, percentile):.3f} ms at batch size "
-                   f"{f.batch_size}{_percent(_latency(f, percentile), _latency(win, percentile))}")
-        else:
-            why = (f"throughput {f.throughput:.0f}/s (batch size {f.batch_size}) vs {win.throughput:.0f}/s "
-                   f"(batch size {win.batch_size}){_percent(f.throughput, win.throughput) if f.throughput != win.throughput else ''}")
-            if f.throughput == win.throughput:
-                why += f", tie broken by p{percentile} latency"
-        rejected.append(Rejection(c.path, c.runtime, why))
+    winner, win = ranked[0]
+    rejected += [Rejection(c.path, c.runtime, _loser_reason(strategy, percentile, f, win)) for c, f in ranked[1:]]
     return Selection(strategy=strategy, path=winner.path, format=winner.format, runtime=winner.runtime, figures=win,
                      verified=winner.verified, latency_budget_ms=float(latency_budget_ms) if within else None,
                      latency_percentile=percentile, rejected=rejected)

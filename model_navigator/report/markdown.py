@@ -67,16 +67,18 @@ def _skew_mark(data: ReportData, row: dict, batch_size: int) -> str:
     return f" {SKEW_MARK}" if point is not None and skew_flags(point) else ""
 
 
-def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
-    """The Markdown page. `images`: plot name -> file name beside the page ({} when nothing was
-    profiled, None when matplotlib is missing)."""
+def _header(data: ReportData) -> List[str]:
+    """The title and the line naming the version, framework, date and failure count."""
     status = data.status
-    out = [f"# {md(status.model_name)}", "",
-           f"model-navigator {md(status.navigator_version)} report · framework {md(status.framework)} · "
-           f"created {md(status.created_at)} · "
-           + (f"**{len(data.failures)} failure(s)**" if data.failures else "no failures"), ""]
+    return [f"# {md(status.model_name)}", "",
+            f"model-navigator {md(status.navigator_version)} report · framework {md(status.framework)} · "
+            f"created {md(status.created_at)} · "
+            + (f"**{len(data.failures)} failure(s)**" if data.failures else "no failures"), ""]
 
-    out += ["## Which format to deploy", ""]
+
+def _pick_section(data: ReportData) -> List[str]:
+    """'Which format to deploy': the picks and why the others lost, or why nothing was picked."""
+    out = ["## Which format to deploy", ""]
     sentences = pick_sentences(data)
     if sentences:
         out += [f"- **{md(h)}**: {md(s)}" for h, s in sentences]
@@ -87,31 +89,35 @@ def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
             out += ["Why not the others (lowest latency):", ""] + [f"- {md(r)}" for r in data.rejected] + [""]
     else:
         out += [prose(no_pick_reason(data)), ""] + [f"- {md(r)}" for r in data.rejected] + [""]
+    return out
 
-    out += ["## Status", ""]
-    rows = []
-    for row in data.rows:
-        st = row["status"]
-        if st == "ok" and row.get("correctness") not in (None, "ok", "reference"):
-            st = f"correctness {row['correctness']}"
-        elif st == "ok" and row.get("performance_status") == "failed":
-            st = "profiling failed"
-        reason = row.get("correctness_reason") or row.get("reason")
-        status_text = md(st) if st == "ok" or not reason else f"**{md(st)}**: {md(reason[:400])}"
-        status_text += "".join(f"<br>⚠ {md(w[:400])}" for w in row.get("warnings", []))
-        if row.get("correctness") == "reference":
-            errors = "reference"
-        else:
-            errors = "<br>".join(f"{md(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
-        perf = row["performance"]
-        p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}"
-                          f"{_skew_mark(data, row, p['batch_size'])}" for p in perf)
-        thr = "<br>".join(fmt_throughput(p["throughput"]) for p in perf)
-        star = f" {STAR}" if data.is_pick(row["path"], row["runtime"]) else ""
-        rows.append([md(row["path"]) + star, md(runtime_label(row["runtime"])), status_text, errors or "-",
-                     p50 or "-", thr or "-", "yes" if row["verified"] else ""])
-    out += [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER,
-                    "Verified"], rows, numeric=(4, 5)), ""]
+
+def _status_row(data: ReportData, row: dict) -> List[str]:
+    """One path and runtime of the status table: its status and warnings, errors, p50s and throughputs."""
+    st = row["status"]
+    if st == "ok" and row.get("correctness") not in (None, "ok", "reference"):
+        st = f"correctness {row['correctness']}"
+    elif st == "ok" and row.get("performance_status") == "failed":
+        st = "profiling failed"
+    reason = row.get("correctness_reason") or row.get("reason")
+    status_text = md(st) if st == "ok" or not reason else f"**{md(st)}**: {md(reason[:400])}"
+    status_text += "".join(f"<br>⚠ {md(w[:400])}" for w in row.get("warnings", []))
+    if row.get("correctness") == "reference":
+        errors = "reference"
+    else:
+        errors = "<br>".join(f"{md(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
+    perf = row["performance"]
+    p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}"
+                      f"{_skew_mark(data, row, p['batch_size'])}" for p in perf)
+    thr = "<br>".join(fmt_throughput(p["throughput"]) for p in perf)
+    star = f" {STAR}" if data.is_pick(row["path"], row["runtime"]) else ""
+    return [md(row["path"]) + star, md(runtime_label(row["runtime"])), status_text, errors or "-",
+            p50 or "-", thr or "-", "yes" if row["verified"] else ""]
+
+
+def _status_notes(data: ReportData) -> List[str]:
+    """The notes under the status table: the star, unstable and skewed measurements, skipped paths, failures."""
+    out: List[str] = []
     if data.latency_pick is not None:
         out += [prose(STAR_NOTE), ""]
     if data.unstable:
@@ -126,45 +132,66 @@ def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
         out += [f"Skipped {md(', '.join(keys))}: {md(reason)}", ""]
     if data.failures:
         out += [f"**{len(data.failures)} failure(s)**", ""] + [f"- {md(f)}" for f in data.failures] + [""]
+    return out
 
-    out += ["## Latency and throughput", ""]
+
+def _status_section(data: ReportData) -> List[str]:
+    """'Status': one row per path and runtime, then its notes."""
+    rows = [_status_row(data, row) for row in data.rows]
+    return ["## Status", "",
+            _table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER,
+                    "Verified"], rows, numeric=(4, 5)), ""] + _status_notes(data)
+
+
+def _performance_section(data: ReportData, images: Optional[Dict[str, str]]) -> List[str]:
+    """'Latency and throughput': the plots (or why not) and every profiled point."""
+    out = ["## Latency and throughput", ""]
     if not data.has_performance:
-        out += [prose(no_pick_reason(data)), ""]
+        return out + [prose(no_pick_reason(data)), ""]
+    if images is None:
+        out += ["Plots need matplotlib: pip install 'model-navigator\\[report\\]'.", ""]
     else:
-        if images is None:
-            out += ["Plots need matplotlib: pip install 'model-navigator\\[report\\]'.", ""]
-        else:
-            out += [f"![{md(title)}]({images[name]})" for name, (title, _) in PLOTS.items()] + [""]
-        mark = f" {SKEW_MARK}"
-        rows = [[md(s.path), md(runtime_label(s.runtime)), str(p.batch_size), fmt_ms(p.p50_ms), fmt_ms(p.p90_ms),
-                 fmt_ms(p.p95_ms), fmt_ms(p.p99_ms) + (mark if heavy_tail(p) else ""),
-                 f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}" + (mark if mean_off(p) else ""),
-                 fmt_throughput(p.throughput), str(p.windows), "yes" if p.stable else "no"]
-                for s in data.series for p in s.points]
-        out += [_table(["Path", "Runtime", "Batch", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "mean ± std ms",
-                        THROUGHPUT_HEADER, "Windows", "Stable"], rows, numeric=tuple(range(2, 10))), "",
-                prose(THROUGHPUT_NOTE), ""]
+        out += [f"![{md(title)}]({images[name]})" for name, (title, _) in PLOTS.items()] + [""]
+    mark = f" {SKEW_MARK}"
+    rows = [[md(s.path), md(runtime_label(s.runtime)), str(p.batch_size), fmt_ms(p.p50_ms), fmt_ms(p.p90_ms),
+             fmt_ms(p.p95_ms), fmt_ms(p.p99_ms) + (mark if heavy_tail(p) else ""),
+             f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}" + (mark if mean_off(p) else ""),
+             fmt_throughput(p.throughput), str(p.windows), "yes" if p.stable else "no"]
+            for s in data.series for p in s.points]
+    return out + [_table(["Path", "Runtime", "Batch", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "mean ± std ms",
+                          THROUGHPUT_HEADER, "Windows", "Stable"], rows, numeric=tuple(range(2, 10))), "",
+                  prose(THROUGHPUT_NOTE), ""]
 
-    out += ["## Correctness per output", ""]
-    if data.correctness:
-        rows = [[md(c.path), md(runtime_label(c.runtime)), md(c.output or "-"),
-                 md(c.status) if c.status == "ok" or not c.reason else f"**{md(c.status)}**: {md(c.reason[:400])}",
-                 fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), md(fmt_tolerance(c.atol, c.rtol, c.tolerance)),
-                 md(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)]
-                for c in data.correctness]
-        out += [_table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance",
-                        "Batch sizes", "Samples"], rows, numeric=(4, 5, 8)), ""]
-    else:
-        out += ["No exported path was checked.", ""]
 
-    out += ["## Inputs and outputs", ""]
+def _correctness_section(data: ReportData) -> List[str]:
+    """'Correctness per output': errors against tolerance per path, runtime and output."""
+    out = ["## Correctness per output", ""]
+    if not data.correctness:
+        return out + ["No exported path was checked.", ""]
+    rows = [[md(c.path), md(runtime_label(c.runtime)), md(c.output or "-"),
+             md(c.status) if c.status == "ok" or not c.reason else f"**{md(c.status)}**: {md(c.reason[:400])}",
+             fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), md(fmt_tolerance(c.atol, c.rtol, c.tolerance)),
+             md(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)]
+            for c in data.correctness]
+    return out + [_table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance",
+                          "Batch sizes", "Samples"], rows, numeric=(4, 5, 8)), ""]
+
+
+def _model_sections(data: ReportData) -> List[str]:
+    """'Inputs and outputs' and 'Environment': the model's tensors and where it was run."""
+    status = data.status
     rows = [[md(m.name), kind, md(fmt_shape(m.shape)), md(m.dtype)]
             for kind, items in (("input", status.inputs), ("output", status.outputs)) for m in items]
-    out += [_table(["Name", "Kind", "Shape (? = dynamic)", "Dtype"], rows), ""]
-
-    out += ["## Environment", ""]
+    out = ["## Inputs and outputs", "", _table(["Name", "Kind", "Shape (? = dynamic)", "Dtype"], rows), ""]
     env = dict(status.environment or {})
     packages = env.pop("packages", None) or {}
     rows = [[md(k), md(v)] for k, v in list(env.items()) + list(packages.items()) if v is not None]
-    out += [_table(["Item", "Value"], rows), ""]
+    return out + ["## Environment", "", _table(["Item", "Value"], rows), ""]
+
+
+def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
+    """The Markdown page. `images`: plot name -> file name beside the page ({} when nothing was
+    profiled, None when matplotlib is missing)."""
+    out = (_header(data) + _pick_section(data) + _status_section(data) + _performance_section(data, images)
+           + _correctness_section(data) + _model_sections(data))
     return "\n".join(out)

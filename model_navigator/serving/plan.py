@@ -12,14 +12,14 @@ from model_navigator.core.enums import RuntimeProvider, parse_enum, resolve_runt
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.status import NavigatorStatus, PathStatus
 from model_navigator.triton.config import MODEL_NAME_PATTERN, TritonTensor
+from model_navigator.triton.tensors import triton_tensor
 
 
 def triton_tensors(status: NavigatorStatus, batched: bool) -> Tuple[List[TritonTensor], List[TritonTensor]]:
     """Inputs and outputs under the package's own names with Triton data types and dims (the batch axis
-    left out when `batched`), by the repository writer's own rule (triton.repository._tensor)."""
-    from model_navigator.triton.repository import _tensor
-
-    return ([_tensor(m, batched, m.name) for m in status.inputs], [_tensor(m, batched, m.name) for m in status.outputs])
+    left out when `batched`), by the repository writer's own rule (triton.tensors.triton_tensor)."""
+    return ([triton_tensor(m, batched, m.name) for m in status.inputs],
+            [triton_tensor(m, batched, m.name) for m in status.outputs])
 
 
 @dataclass
@@ -60,12 +60,8 @@ def plan_serving(
     a temporary folder that joins `stack`) serves; every refusal is a UserInputError raised here."""
     from model_navigator.package.descriptor import path_passed
     from model_navigator.selection import parse_strategy
-    from model_navigator.triton.repository import (
-        _workdir_of,
-        choose_path,
-        plan_batching,
-        sanitize_model_name,
-    )
+    from model_navigator.triton.batching import plan_batching
+    from model_navigator.triton.repository import choose_path, sanitize_model_name, workdir_of
 
     if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
         raise UserInputError(f"`model_name` {model_name!r} is not a name Triton accepts (letters, digits, '_', '.', '-').")
@@ -74,7 +70,7 @@ def plan_serving(
         raise UserInputError(f"`max_batch_size` must be an integer >= 0, got {max_batch_size!r}.")
     strategy = parse_strategy(strategy, latency_budget_ms) if path_key is None else strategy
     rt = parse_enum(RuntimeProvider, runtime, "runtime") if runtime is not None else None
-    workdir, status = _workdir_of(package, stack)
+    workdir, status = workdir_of(package, stack)
     if rt is not None:
         rt = resolve_runtime(rt, status.config.target_device)
     path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)

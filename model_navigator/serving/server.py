@@ -17,11 +17,12 @@ import logging
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from model_navigator.core.enums import RuntimeProvider
+from model_navigator.core.errors import UserInputError
 from model_navigator.serving.env import choose_ports, import_pytriton, python_backend_environment
 from model_navigator.serving.plan import ServePlan, plan_serving
 
@@ -173,6 +174,67 @@ class ServedModel:
                 f"  {self.plan.batching}")
 
 
+def _check_queue_delay(max_queue_delay_us: Any) -> None:
+    """Refuse a queue delay PyTriton's DynamicBatcher cannot take, before any port or package is touched."""
+    if isinstance(max_queue_delay_us, bool) or not isinstance(max_queue_delay_us, int) or max_queue_delay_us < 0:
+        raise UserInputError(f"`max_queue_delay_us` must be an integer >= 0, got {max_queue_delay_us!r}.")
+
+
+def _model_config(plan: ServePlan, max_queue_delay_us: int) -> Tuple[List[Any], List[Any], Any]:
+    """PyTriton's inputs, outputs and ModelConfig: the package's dtypes, config.pbtxt's dims and batching."""
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+    inputs = [Tensor(name=t.name, dtype=_np_dtype(t, plan.status, "input"), shape=tuple(t.dims))
+              for t in plan.inputs]
+    outputs = [Tensor(name=t.name, dtype=_np_dtype(t, plan.status, "output"), shape=tuple(t.dims))
+               for t in plan.outputs]
+    config = ModelConfig(batching=plan.max_batch_size > 0, max_batch_size=max(plan.max_batch_size, 1),
+                         batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us,
+                                                preferred_batch_size=plan.preferred_batch_sizes or None))
+    return inputs, outputs, config
+
+
+def _log_file(verbose: bool, stack: List[Any]) -> Optional[Path]:
+    """Where tritonserver logs unless `verbose` (a temporary folder joining `stack`): PyTriton echoes the
+    server's log on stdout otherwise."""
+    if verbose:
+        return None
+    logs = tempfile.TemporaryDirectory(prefix="nav-serve-")
+    stack.append(logs)
+    return Path(logs.name) / "tritonserver.log"
+
+
+def _triton_config(host: str, ports: Dict[str, int], verbose: bool, log_file: Optional[Path]) -> Any:
+    """PyTriton's TritonConfig: every endpoint on `host` at `ports`, logging to `log_file` (or verbosely)."""
+    from pytriton.triton import TritonConfig
+
+    return TritonConfig(http_address=host, grpc_address=host, metrics_address=host,
+                        log_verbose=1 if verbose else None, log_file=log_file, allow_gpu_metrics=False, **ports)
+
+
+def _quiet(triton: Any, verbose: bool) -> None:
+    """Stop PyTriton echoing what tritonserver prints (its shutdown line) on our stdout; its log is in the log file."""
+    server = getattr(triton, "_triton_server", None)
+    if not verbose and hasattr(server, "_verbose"):
+        server._verbose = False
+
+
+def _abandon(log_file: Optional[Path], triton: Any, runner: Any, stack: List[Any]) -> None:
+    """After a failed start: show Triton's last log lines, then stop the server, release the runner and
+    remove what `stack` holds, in that order even when one of them fails."""
+    if log_file is not None and log_file.exists():
+        tail = log_file.read_text(errors="replace").splitlines()[-30:]
+        LOGGER.error("Triton's log (last lines):\n%s", "\n".join(tail))
+    try:
+        if triton is not None:
+            triton.stop()
+    finally:
+        if runner is not None and getattr(runner, "is_active", False):
+            runner.deactivate()
+        for item in reversed(stack):
+            item.cleanup()
+
+
 def serve(
     package: Union[Any, str, Path],
     path_key: Optional[str] = None,
@@ -198,15 +260,11 @@ def serve(
     the ones given (refused when busy) or free ones on `host` (loopback by default).
     """
     import_pytriton()  # before anything else: the install hint
-    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import Triton
 
     from model_navigator.runners.registry import make_runner
 
-    if isinstance(max_queue_delay_us, bool) or not isinstance(max_queue_delay_us, int) or max_queue_delay_us < 0:
-        from model_navigator.core.errors import UserInputError
-
-        raise UserInputError(f"`max_queue_delay_us` must be an integer >= 0, got {max_queue_delay_us!r}.")
+    _check_queue_delay(max_queue_delay_us)
     ports = choose_ports(host, http_port, grpc_port, metrics_port)
     stack: List[Any] = []
     runner = triton = log_file = None
@@ -216,42 +274,16 @@ def serve(
         source = getattr(package, "source_model", None)
         runner = make_runner(plan.workdir, plan.status, plan.path, plan.runtime, source)
         runner.activate()  # load the model before the server starts: its errors come first
-        batched = plan.max_batch_size > 0
-        inputs = [Tensor(name=t.name, dtype=_np_dtype(t, plan.status, "input"), shape=tuple(t.dims))
-                  for t in plan.inputs]
-        outputs = [Tensor(name=t.name, dtype=_np_dtype(t, plan.status, "output"), shape=tuple(t.dims))
-                   for t in plan.outputs]
-        config = ModelConfig(batching=batched, max_batch_size=max(plan.max_batch_size, 1),
-                             batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us,
-                                                    preferred_batch_size=plan.preferred_batch_sizes or None))
-        log_file = None
-        if not verbose:  # PyTriton echoes the server's log on stdout otherwise
-            logs = tempfile.TemporaryDirectory(prefix="nav-serve-")
-            stack.append(logs)
-            log_file = Path(logs.name) / "tritonserver.log"
-        triton_config = TritonConfig(http_address=host, grpc_address=host, metrics_address=host,
-                                     log_verbose=1 if verbose else None, log_file=log_file, allow_gpu_metrics=False,
-                                     **ports)
-        triton = Triton(config=triton_config)
+        inputs, outputs, config = _model_config(plan, max_queue_delay_us)
+        log_file = _log_file(verbose, stack)
+        triton = Triton(config=_triton_config(host, ports, verbose, log_file))
         triton.bind(plan.model_name, make_infer_func(runner, plan), inputs=inputs, outputs=outputs, config=config,
                     strict=True)
         with python_backend_environment():
             triton.run()
-        server = getattr(triton, "_triton_server", None)
-        if not verbose and hasattr(server, "_verbose"):  # PyTriton echoes what tritonserver prints (its shutdown
-            server._verbose = False                      # line) on our stdout; its log is in log_file already
+        _quiet(triton, verbose)
         LOGGER.info("serving %s at http://%s:%d", plan.summary(), host, ports["http_port"])
         return ServedModel(plan, triton, runner, host, ports, stack)
     except BaseException:
-        if log_file is not None and log_file.exists():
-            tail = log_file.read_text(errors="replace").splitlines()[-30:]
-            LOGGER.error("Triton's log (last lines):\n%s", "\n".join(tail))
-        try:
-            if triton is not None:
-                triton.stop()
-        finally:
-            if runner is not None and getattr(runner, "is_active", False):
-                runner.deactivate()
-            for item in reversed(stack):
-                item.cleanup()
+        _abandon(log_file, triton, runner, stack)
         raise

@@ -7,6 +7,7 @@
 Nothing here imports a framework; copying an artifact needs none.
 """
 
+from model_navigator.triton.batching import Batching, plan_batching
 from model_navigator.triton.config import (
     TritonConfigError,
     TritonModelConfig,
@@ -16,11 +17,9 @@ from model_navigator.triton.config import (
 )
 from model_navigator.triton.repository import (
     CONFIG_FILE,
-    Batching,
     TritonModel,
     backend_for,
     model_config_for,
-    plan_batching,
     write_model_repository,
 )
 

@@ -33,19 +33,16 @@ from model_navigator.core.errors import UserInputError
 from model_navigator.core.formats import FORMATS, TritonBackend
 from model_navigator.core.logging import LOGGER
 from model_navigator.core.status import NavigatorStatus, PathStatus
-from model_navigator.core.tensor import TensorMetadata
+from model_navigator.triton.batching import Batching, plan_batching
 from model_navigator.triton.config import (
     MODEL_NAME_PATTERN,
     TritonConfigError,
     TritonModelConfig,
-    TritonTensor,
     parse_model_config,
-    triton_dtype,
 )
+from model_navigator.triton.tensors import triton_names, triton_tensor
 
 CONFIG_FILE = "config.pbtxt"
-_INDEXED_NAME = re.compile(r"^.+__\d+$")
-_INDEX_SUFFIX = re.compile(r"__\d+$")
 
 
 # How Triton serves one format on one runtime: declared beside the format (core/formats.py).
@@ -80,6 +77,7 @@ class TritonModel:
 
 
 def sanitize_model_name(name: str) -> str:
+    """`name` as a folder name Triton accepts: other characters become '_', no leading dot, never empty."""
     cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", name.strip()).lstrip(".") or "model"
     return cleaned
 
@@ -136,110 +134,6 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
     return path, RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA, None
 
 
-@dataclass
-class Batching:
-    """max_batch_size and the preferred batch sizes of config.pbtxt, and why (said by the CLI)."""
-
-    max_batch_size: int
-    preferred: List[int]
-    reason: str
-    off: Optional[str] = None  # why batching is impossible for this model, when it is
-
-
-def _sizes(results: List[Any]) -> str:
-    return ", ".join(str(r.batch_size) for r in sorted(results, key=lambda r: r.batch_size))
-
-
-def plan_batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider,
-                  max_batch_size: Optional[int] = None, latency_budget_ms: Optional[float] = None,
-                  latency_percentile: int = 99) -> Batching:
-    """max_batch_size from what was measured on this path and runtime: the largest profiled batch size
-    whose p`latency_percentile` meets `latency_budget_ms` when a budget is given, else the largest
-    profiled one; without profiling results the largest batch size correctness was checked at, else 1.
-    Never the dataloader's batch size as such. `max_batch_size` given by the user wins."""
-    batch_dim = status.config.batch_dim
-    tensors = list(status.inputs) + list(status.outputs)
-    off = None
-    if batch_dim is None:
-        off = "the model takes no batch (batch_dim=None)"
-    elif batch_dim != 0:
-        off = f"Triton batches along the first axis; this model's batch axis is {batch_dim}"
-    elif any(len(t.shape) == 0 or t.shape[0] != -1 for t in tensors):
-        off = f"tensors {[t.name for t in tensors if len(t.shape) == 0 or t.shape[0] != -1]} have no dynamic batch axis"
-    if off is not None:
-        return Batching(0, [], f"max_batch_size 0 (no batching): {off}", off=off)
-    result = path.runtimes.get(runtime)
-    profiled = list(result.performance.results) if result and result.performance and \
-        result.performance.status == StepStatus.OK else []
-    where = f"{path.key} on {runtime.value}"
-    if max_batch_size is not None:
-        reason = f"max_batch_size {max_batch_size}: as asked"
-    elif profiled and latency_budget_ms is not None:
-        key = f"p{latency_percentile}_ms"
-        fitting = [r for r in profiled if getattr(r, key) <= latency_budget_ms]
-        if fitting:
-            max_batch_size = max(r.batch_size for r in fitting)
-            reason = (f"max_batch_size {max_batch_size}: the largest batch size of {where} whose p{latency_percentile} "
-                      f"met the {latency_budget_ms:g} ms budget (profiled: {_sizes(profiled)})")
-        else:
-            max_batch_size = min(r.batch_size for r in profiled)
-            reason = (f"max_batch_size {max_batch_size}: no profiled batch size of {where} met the "
-                      f"{latency_budget_ms:g} ms budget (profiled: {_sizes(profiled)}); the smallest")
-    elif profiled:
-        max_batch_size = max(r.batch_size for r in profiled)
-        reason = (f"max_batch_size {max_batch_size}: the largest batch size profiled on {where} (profiled: "
-                  f"{_sizes(profiled)}); profile larger ones (`model-navigator profile --max-batch-size N`) or "
-                  f"give max_batch_size (--max-batch-size) to serve more")
-    else:
-        checked = list(result.correctness.batch_sizes) if result and result.correctness and \
-            result.correctness.status == StepStatus.OK else []
-        max_batch_size = max(checked) if checked else 1
-        reason = (f"max_batch_size {max_batch_size}: {where} was not profiled; "
-                  + ("the largest batch size its correctness was checked at" if checked else "nothing says a larger "
-                     "batch works") + "; give max_batch_size (--max-batch-size) to choose")
-    if max_batch_size < 1:
-        return Batching(0, [], "max_batch_size 0 (no batching): as asked")
-    fitting = [r for r in profiled if 1 < r.batch_size <= max_batch_size]
-    preferred = [max(fitting, key=lambda r: r.throughput).batch_size] if fitting else []
-    if preferred:
-        reason += f"; dynamic batching prefers {preferred[0]} (the most throughput)"
-    return Batching(max_batch_size, preferred, reason)
-
-
-def _tensor(meta: TensorMetadata, batched: bool, name: str) -> TritonTensor:
-    dims = tuple(meta.shape[1:] if batched else meta.shape)
-    if not dims:  # a scalar (or a per-batch scalar): Triton wants dims [1] reshaped to []
-        return TritonTensor(name, triton_dtype(meta.dtype), (1,), reshape=())
-    return TritonTensor(name, triton_dtype(meta.dtype), dims)
-
-
-def _triton_names(status: NavigatorStatus, backend: Backend) -> Tuple[List[str], List[str], Dict[str, str]]:
-    """Tensor names as Triton's backend needs them. ONNX, SavedModel and TensorRT keep theirs; the
-    PyTorch backend (indexed_names) finds tensors by `<name>__<index>` (or, for inputs, forward()'s
-    argument names, which keyword inputs are), so other names are given that form."""
-    ins = [m.name for m in status.inputs]
-    outs = [m.name for m in status.outputs]
-    renamed: Dict[str, str] = {}
-    if not backend.indexed_names:
-        return ins, outs, renamed
-
-    def indexed(names: List[str]) -> List[str]:
-        if all(_INDEXED_NAME.match(n) for n in names):
-            return names
-        result = []
-        for i, n in enumerate(names):
-            new = f"{_INDEX_SUFFIX.sub('', n)}__{i}"
-            if new != n:
-                renamed[n] = new
-            result.append(new)
-        return result
-
-    if not status.config.forward_kw_names:
-        ins = indexed(ins)
-    outs = indexed(outs)
-    return ins, outs, renamed
-
-
 def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider, model_name: str,
                      max_batch_size: Optional[int] = None, max_queue_delay_us: Optional[int] = None,
                      instance_count: int = 1, batching: Optional[Batching] = None,
@@ -253,15 +147,15 @@ def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: Runtime
     if why:
         LOGGER.info("Triton config for %s: no batching (%s)", model_name, why)
     batched = mbs > 0
-    in_names, out_names, renamed = _triton_names(status, backend)
+    in_names, out_names, renamed = triton_names(status, backend)
     config = TritonModelConfig(
         name=model_name,
         platform=backend.platform,
         backend=backend.backend,
         default_model_filename=backend.default_model_filename,
         max_batch_size=mbs,
-        inputs=[_tensor(m, batched, n) for m, n in zip(status.inputs, in_names)],
-        outputs=[_tensor(m, batched, n) for m, n in zip(status.outputs, out_names)],
+        inputs=[triton_tensor(m, batched, n) for m, n in zip(status.inputs, in_names)],
+        outputs=[triton_tensor(m, batched, n) for m, n in zip(status.outputs, out_names)],
         instance_kind="KIND_CPU" if runtime in CPU_RUNTIMES else "KIND_GPU",
         instance_count=instance_count,
         dynamic_batching=mbs > 1,
@@ -273,7 +167,7 @@ def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: Runtime
     return config, renamed, backend
 
 
-def _workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
+def workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
     """(workspace folder, status) of a PackageDescriptor, a workspace folder or a .nav file."""
     from model_navigator.package.descriptor import PackageDescriptor
 
@@ -291,6 +185,81 @@ def _workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
         extract_archive(target, root)  # validated before anything is written
         return root, NavigatorStatus.load(root)
     raise UserInputError(f"{str(package)!r} is neither a PackageDescriptor, a workspace folder nor a .nav file.")
+
+
+def _check_arguments(version: Any, instance_count: Any, max_batch_size: Any, max_queue_delay_us: Any,
+                     model_name: Optional[str]) -> None:
+    """Refuse bad numbers and model names before the package is opened."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise UserInputError(f"`version` must be an integer >= 1, got {version!r}.")
+    if isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count < 1:
+        raise UserInputError(f"`instance_count` must be an integer >= 1, got {instance_count!r}.")
+    if max_batch_size is not None and (isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
+                                       or max_batch_size < 0):
+        raise UserInputError(f"`max_batch_size` must be an integer >= 0, got {max_batch_size!r}.")
+    if max_queue_delay_us is not None and (not isinstance(max_queue_delay_us, int) or max_queue_delay_us < 0):
+        raise UserInputError(f"`max_queue_delay_us` must be an integer >= 0, got {max_queue_delay_us!r}.")
+    if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
+        raise UserInputError(f"`model_name` {model_name!r} is not a folder name Triton accepts "
+                             f"(letters, digits, '_', '.', '-').")
+
+
+def _artifact_of(workdir: Path, path: PathStatus) -> Path:
+    """The chosen path's model file or folder in the workspace, refused when status.yaml names none or it is gone."""
+    if path.model_path is None:
+        raise UserInputError(f"Path {path.key!r} has no artifact recorded in status.yaml.")
+    artifact = workdir / path.model_path
+    if not artifact.exists():
+        raise UserInputError(f"The artifact of path {path.key!r} is missing: {artifact}.")
+    return artifact
+
+
+def _config_text(config: TritonModelConfig, path: PathStatus, runtime: RuntimeProvider, selection: Any,
+                 batching: Batching, renamed: Dict[str, str]) -> str:
+    """config.pbtxt with a header saying where it came from and why, checked against Triton's schema
+    (when protobuf is there) so that nothing invalid is written."""
+    header = [f"written by model-navigator from path {path.key!r} ({path.format.value}), runtime {runtime.value}"]
+    if selection is not None:
+        header.append(f"chosen by {selection.summary()}")
+    header.append(batching.reason)
+    if renamed:
+        header.append("tensors renamed for the PyTorch backend: "
+                      + ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
+    text = config.to_pbtxt(header)
+    try:
+        parse_model_config(text)  # Triton's schema and load-time rules, before writing anything
+    except TritonConfigError as e:
+        if "needs protobuf" not in str(e):
+            raise
+        LOGGER.warning("%s; config.pbtxt written without schema validation", e)
+    return text
+
+
+def _install(repo: Path, name: str, version: int, artifact: Path, filename: str, text: str, override: bool) -> Path:
+    """Write `<repo>/<name>` in a staging folder beside it, then move it into place (replacing the old
+    one only when `override`), so that a failure leaves no half-written model; return the model folder."""
+    model_dir = repo / name
+    if model_dir.exists() and not override:
+        raise UserInputError(f"{str(model_dir)!r} already exists and was left untouched; pass override=True "
+                             f"(--override) to replace it, or choose another model_name.")
+    repo.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    try:
+        version_dir = staging / str(version)
+        version_dir.mkdir()
+        target = version_dir / filename
+        if artifact.is_dir():
+            shutil.copytree(artifact, target)
+        else:
+            shutil.copy2(artifact, target)
+        (staging / CONFIG_FILE).write_text(text)
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        staging.rename(model_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return model_dir
 
 
 def write_model_repository(
@@ -319,74 +288,24 @@ def write_model_repository(
     """
     from model_navigator.selection import parse_strategy
 
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise UserInputError(f"`version` must be an integer >= 1, got {version!r}.")
-    if isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count < 1:
-        raise UserInputError(f"`instance_count` must be an integer >= 1, got {instance_count!r}.")
-    if max_batch_size is not None and (isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
-                                       or max_batch_size < 0):
-        raise UserInputError(f"`max_batch_size` must be an integer >= 0, got {max_batch_size!r}.")
-    if max_queue_delay_us is not None and (not isinstance(max_queue_delay_us, int) or max_queue_delay_us < 0):
-        raise UserInputError(f"`max_queue_delay_us` must be an integer >= 0, got {max_queue_delay_us!r}.")
-    if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
-        raise UserInputError(f"`model_name` {model_name!r} is not a folder name Triton accepts "
-                             f"(letters, digits, '_', '.', '-').")
+    _check_arguments(version, instance_count, max_batch_size, max_queue_delay_us, model_name)
     strategy = parse_strategy(strategy, latency_budget_ms) if path_key is None else strategy
     rt = parse_enum(RuntimeProvider, runtime, "runtime") if runtime is not None else None
 
     stack: List[Any] = []
     try:
-        workdir, status = _workdir_of(package, stack)
+        workdir, status = workdir_of(package, stack)
         if rt is not None:  # the reference's PyTorchExecutionProvider / TensorFlowExecutionProvider
             rt = resolve_runtime(rt, status.config.target_device)
         path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)
-        if path.model_path is None:
-            raise UserInputError(f"Path {path.key!r} has no artifact recorded in status.yaml.")
-        artifact = workdir / path.model_path
-        if not artifact.exists():
-            raise UserInputError(f"The artifact of path {path.key!r} is missing: {artifact}.")
+        artifact = _artifact_of(workdir, path)
         name = model_name or sanitize_model_name(status.model_name)
         batching = plan_batching(status, path, rt, max_batch_size, latency_budget_ms,
                                  selection.latency_percentile if selection is not None and latency_budget_ms else 99)
         config, renamed, backend = model_config_for(status, path, rt, name, max_batch_size, max_queue_delay_us,
                                                     instance_count, batching)
-        header = [f"written by model-navigator from path {path.key!r} ({path.format.value}), runtime {rt.value}"]
-        if selection is not None:
-            header.append(f"chosen by {selection.summary()}")
-        header.append(batching.reason)
-        if renamed:
-            header.append("tensors renamed for the PyTorch backend: "
-                          + ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
-        text = config.to_pbtxt(header)
-        try:
-            parse_model_config(text)  # Triton's schema and load-time rules, before writing anything
-        except TritonConfigError as e:
-            if "needs protobuf" not in str(e):
-                raise
-            LOGGER.warning("%s; config.pbtxt written without schema validation", e)
-
-        repo = Path(repo_path)
-        model_dir = repo / name
-        if model_dir.exists() and not override:
-            raise UserInputError(f"{str(model_dir)!r} already exists and was left untouched; pass override=True "
-                                 f"(--override) to replace it, or choose another model_name.")
-        repo.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
-        try:
-            version_dir = staging / str(version)
-            version_dir.mkdir()
-            target = version_dir / backend.filename
-            if artifact.is_dir():
-                shutil.copytree(artifact, target)
-            else:
-                shutil.copy2(artifact, target)
-            (staging / CONFIG_FILE).write_text(text)
-            if model_dir.exists():
-                shutil.rmtree(model_dir)
-            staging.rename(model_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        text = _config_text(config, path, rt, selection, batching, renamed)
+        model_dir = _install(Path(repo_path), name, version, artifact, backend.filename, text, override)
         LOGGER.info("Triton model %s: %s (%s on %s)", name, model_dir, path.key, rt.value)
         return TritonModel(model_dir=model_dir, version_dir=model_dir / str(version),
                            config_path=model_dir / CONFIG_FILE, model_path=model_dir / str(version) / backend.filename,
