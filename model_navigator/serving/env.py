@@ -19,7 +19,7 @@ import os
 import socket
 import sysconfig
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from model_navigator.core.errors import UserInputError
 
@@ -109,10 +109,9 @@ def choose_ports(host: str, http_port: Optional[int], grpc_port: Optional[int],
     return chosen
 
 
-def triton_processes() -> List[Dict[str, Any]]:
-    """Running tritonserver and Python-backend stub processes of this machine: pid, parent pid, name
-    (read from /proc, so no dependency)."""
-    found = []
+def _processes() -> Iterator[Tuple[int, str, str, int]]:
+    """(pid, name, state, parent pid) of every process now, from /proc (no dependency); names are
+    cut to 15 characters there."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -120,27 +119,22 @@ def triton_processes() -> List[Dict[str, Any]]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1: stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
-        if fields and fields[0] == "Z":  # a zombie holds nothing; its parent has not reaped it yet
-            continue
-        if any(name.startswith(n[:15]) for n in TRITON_PROCESS_NAMES):  # /proc cuts names to 15 characters
-            found.append({"pid": int(entry.name), "ppid": int(fields[1]), "name": name})
-    return found
+        yield int(entry.name), stat[stat.index("(") + 1: stat.rindex(")")], fields[0], int(fields[1])
+
+
+def triton_processes() -> List[Dict[str, Any]]:
+    """Running tritonserver and Python-backend stub processes of this machine: pid, parent pid, name."""
+    return [{"pid": pid, "ppid": ppid, "name": name} for pid, name, state, ppid in _processes()
+            # a zombie holds nothing (its parent has not reaped it yet); /proc cuts names to 15 characters
+            if state != "Z" and any(name.startswith(n[:15]) for n in TRITON_PROCESS_NAMES)]
 
 
 def descendants(pid: int) -> List[int]:
     """Every process below `pid` now (children, grandchildren ...), from /proc."""
     children: Dict[int, List[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+    for child, _, _, ppid in _processes():
+        children.setdefault(ppid, []).append(child)
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
