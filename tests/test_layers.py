@@ -6,6 +6,8 @@ imported) and check who imports whom, lazy imports inside functions included.
     runners       never exporters, converters or steps (nor anything above them)
     converters    never steps (the batch sizes they build engines for live in core.batching)
     report        never cli (find_failures lives in package.table)
+    steps         never api, cli, package, report, triton, serving or contrib (export_run and
+                  recheck return the status; api and package wrap it in a PackageDescriptor)
     cli           the top: nothing but cli itself and __main__ imports it
 
 and `import model_navigator` imports no framework: no module imports one at module level (the
@@ -33,6 +35,8 @@ NEVER = {  # layer -> layers it must not import
     "converters": ABOVE_RUNNERS - {"exporters", "converters"},
     "paths": {"steps", "api", "cli", "package", "report", "triton", "contrib"},
     "report": {"cli", "api"},
+    # the pipeline and its steps return statuses; the PackageDescriptor over them is the caller's
+    "steps": {"api", "cli", "package", "report", "triton", "serving", "contrib"},
 }
 FRAMEWORKS = {"torch", "tensorflow", "keras", "jax", "jaxlib", "flax", "onnx", "onnxruntime", "tensorrt",
               "torch_tensorrt", "openvino", "tf2onnx", "jax2onnx", "transformers", "matplotlib"}
@@ -155,3 +159,10 @@ def test_import_model_navigator_reaches_no_framework():
             todo.extend(".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in MODULES)
     assert "model_navigator.core.config" in seen
     assert reached & FRAMEWORKS == set()
+
+
+def test_the_descriptor_does_not_import_the_module_that_builds_it():
+    """package.nav (save, load, profile) builds PackageDescriptors; the descriptor never imports it back."""
+    tree = ast.parse(MODULES["model_navigator.package.descriptor"].read_text())
+    imported = {name for name, _, _ in _imports(tree, "model_navigator.package.descriptor", False)}
+    assert "model_navigator.package.nav" not in imported

@@ -225,7 +225,26 @@ class PackageDescriptor:
 
     def save(self, path: Union[str, Path], keep_workdir: bool = True, override: bool = False,
              save_data: bool = True) -> None:
-        """Same as nav.save(self, path, ...)."""
-        from model_navigator.package.nav import save
+        """Write the workspace as a .nav zip (nav.save(self, path, ...) says how)."""
+        import shutil
+        import time
 
-        save(self, path, keep_workdir=keep_workdir, override=override, save_data=save_data)
+        from model_navigator.core.logging import LOGGER
+        from model_navigator.core.workdir_lock import workdir_lock
+        from model_navigator.package.archive_write import write_archive
+
+        target = Path(path).absolute()
+        if not keep_workdir and target.is_relative_to(self.workdir):
+            raise UserInputError(
+                f"`path` {str(target)!r} lies inside the workspace, which keep_workdir=False would delete with the "
+                f"package in it; save the package outside {str(self.workdir)!r}."
+            )
+        if target.suffix != ".nav":
+            LOGGER.warning("package path %s does not end in .nav", target)
+        with workdir_lock(self.workdir, "save"):  # not while another process writes it
+            self.save_status()
+            start = time.perf_counter()
+            write_archive(self.workdir, target, override=override, save_data=save_data)
+            LOGGER.info("saved %s in %.2f s (%d bytes)", target, time.perf_counter() - start, target.stat().st_size)
+            if not keep_workdir:
+                shutil.rmtree(self.workdir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Optional, Union
@@ -28,25 +27,9 @@ def save(
     package can then not be re-tested); `keep_workdir=False` removes the workspace once the archive
     is written and verified.
     """
-    from model_navigator.package.archive_write import write_archive
-
     if not isinstance(package_descriptor, PackageDescriptor):
         raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
-    target = Path(path).absolute()
-    if not keep_workdir and target.is_relative_to(package_descriptor.workdir):
-        raise UserInputError(
-            f"`path` {str(target)!r} lies inside the workspace, which keep_workdir=False would delete with the "
-            f"package in it; save the package outside {str(package_descriptor.workdir)!r}."
-        )
-    if target.suffix != ".nav":
-        LOGGER.warning("package path %s does not end in .nav", target)
-    with workdir_lock(package_descriptor.workdir, "save"):  # not while another process writes it
-        package_descriptor.save_status()
-        start = time.perf_counter()
-        write_archive(package_descriptor.workdir, target, override=override, save_data=save_data)
-        LOGGER.info("saved %s in %.2f s (%d bytes)", target, time.perf_counter() - start, target.stat().st_size)
-        if not keep_workdir:
-            shutil.rmtree(package_descriptor.workdir)
+    package_descriptor.save(path, keep_workdir=keep_workdir, override=override, save_data=save_data)
 
 
 def _default_workdir(path: Path) -> Path:
