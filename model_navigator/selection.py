@@ -21,15 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
-from model_navigator.core.enums import (
-    SOURCE_FORMATS,
-    Format,
-    RuntimeProvider,
-    StepStatus,
-    StrEnum,
-    parse_enum,
-)
+from model_navigator.core.enums import Format, RuntimeProvider, StepStatus, StrEnum, parse_enum
 from model_navigator.core.errors import ModelNavigatorError, UserInputError
+from model_navigator.core.formats import SOURCE_FORMATS
 from model_navigator.core.status import NavigatorStatus, ProfilingResult
 
 PERCENTILES = (50, 90, 95, 99)

@@ -72,7 +72,8 @@ def check_target_device(target_device: Optional[str], cuda_available: bool) -> s
 def check_runtimes(runtimes: Optional[Tuple[RuntimeProvider, ...]], device: str) -> Optional[Tuple[RuntimeProvider, ...]]:
     if runtimes is None:
         return None
-    from model_navigator.core.enums import CPU_RUNTIMES, RUNTIME_MODULES, resolve_runtime
+    from model_navigator.core.enums import resolve_runtime
+    from model_navigator.core.formats import CPU_RUNTIMES, RUNTIME_MODULES
 
     runtimes = tuple(dict.fromkeys(resolve_runtime(r, device) for r in runtimes))  # PyTorchExecutionProvider ...
     from model_navigator.steps.scope import runtime_available

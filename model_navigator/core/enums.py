@@ -81,7 +81,8 @@ _DERIVED = ("SOURCE_FORMATS", "GPU_FORMATS", "CPU_RUNTIMES", "OPT_IN_RUNTIMES", 
 
 
 def __getattr__(name: str) -> Any:
-    """PEP 562: the derived lists come from core/formats.py (which imports this module, hence lazily)."""
+    """PEP 562: the derived lists live in core/formats.py (which imports this module, hence lazily);
+    model_navigator imports them from there, this keeps `core.enums.SOURCE_FORMATS` & co. working."""
     if name in _DERIVED:
         from model_navigator.core import formats
 

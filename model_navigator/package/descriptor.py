@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from model_navigator.core.enums import (
-    SOURCE_FORMATS,
     Format,
     JitType,
     RuntimeProvider,
@@ -16,7 +15,7 @@ from model_navigator.core.enums import (
     parse_runtime,
 )
 from model_navigator.core.errors import UserInputError
-from model_navigator.core.formats import format_spec, load_function
+from model_navigator.core.formats import SOURCE_FORMATS, format_spec, load_function
 from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
 from model_navigator.runners.base import NavigatorRunner
 

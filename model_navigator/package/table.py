@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from model_navigator.core.enums import GPU_FORMATS, OPT_IN_RUNTIMES, SOURCE_FORMATS, StepStatus
+from model_navigator.core.enums import StepStatus
+from model_navigator.core.formats import GPU_FORMATS, OPT_IN_RUNTIMES, SOURCE_FORMATS
 from model_navigator.core.runs import unfinished_runs
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.steps.base import headline

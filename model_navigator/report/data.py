@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from model_navigator.core.enums import SOURCE_FORMATS, StepStatus
+from model_navigator.core.enums import StepStatus
+from model_navigator.core.formats import SOURCE_FORMATS
 from model_navigator.core.status import NavigatorStatus, ProfilingResult
 
 

@@ -12,8 +12,9 @@ import numpy as np
 
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.diskspace import model_parameter_bytes
-from model_navigator.core.enums import SOURCE_FORMATS, Format, StepStatus
+from model_navigator.core.enums import Format, StepStatus
 from model_navigator.core.environment import environment_info, git_info
+from model_navigator.core.formats import SOURCE_FORMATS
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.samples import SampleSet, save_sample
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus

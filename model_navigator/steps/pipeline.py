@@ -12,7 +12,8 @@ import yaml
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.environment import gpu_present
-from model_navigator.core.enums import SOURCE_FORMATS, RuntimeProvider, StepStatus
+from model_navigator.core.enums import RuntimeProvider, StepStatus
+from model_navigator.core.formats import SOURCE_FORMATS
 from model_navigator.core.logging import LOGGER, Progress, capture_warnings, log_to_file
 from model_navigator.core.serialization import to_plain
 from model_navigator.core.status import (

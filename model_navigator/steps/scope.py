@@ -32,7 +32,7 @@ def runtime_available(runtime: RuntimeProvider) -> bool:
     """Is the Python module this runtime needs installed (OpenVINO: `openvino`)?"""
     import importlib.util
 
-    from model_navigator.core.enums import RUNTIME_MODULES
+    from model_navigator.core.formats import RUNTIME_MODULES
 
     module = RUNTIME_MODULES.get(runtime)
     return module is None or importlib.util.find_spec(module[0]) is not None
@@ -54,7 +54,7 @@ def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvi
     """The path's runtimes on the target device that are installed here, restricted to
     `config.runtimes` when it names any default runtime (opt-in runtimes such as TorchCompile add
     to the defaults rather than restrict them)."""
-    from model_navigator.core.enums import OPT_IN_RUNTIMES
+    from model_navigator.core.formats import OPT_IN_RUNTIMES
 
     runtimes = spec.runtimes_for(config.target_device)
     chosen = [r for r in (config.runtimes or ()) if r not in OPT_IN_RUNTIMES]
@@ -65,7 +65,7 @@ def selected_runtimes(spec: PathSpec, config: ExportConfig) -> List[RuntimeProvi
 
 def source_runtimes(config: ExportConfig, source_format: Format) -> List[RuntimeProvider]:
     """Opt-in runtimes of the source model named in `runtimes=` (torch.compile for a torch model)."""
-    from model_navigator.core.enums import OPT_IN_RUNTIMES
+    from model_navigator.core.formats import OPT_IN_RUNTIMES
 
     from model_navigator.core.formats import format_spec
 

@@ -20,17 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from model_navigator.core.enums import (
-    CPU_RUNTIMES,
-    SOURCE_FORMATS,
-    Format,
-    RuntimeProvider,
-    StepStatus,
-    parse_enum,
-    resolve_runtime,
-)
+from model_navigator.core.enums import Format, RuntimeProvider, StepStatus, parse_enum, resolve_runtime
 from model_navigator.core.errors import UserInputError
-from model_navigator.core.formats import FORMATS, TritonBackend
+from model_navigator.core.formats import CPU_RUNTIMES, FORMATS, SOURCE_FORMATS, TritonBackend
 from model_navigator.core.logging import LOGGER
 from model_navigator.core.status import NavigatorStatus, PathStatus
 from model_navigator.triton.batching import Batching, plan_batching
