@@ -242,6 +242,31 @@ def test_plain_bert_model_with_dict_samples_exports_to_onnx_trace_and_exportedpr
         assert result.status.value == "ok", (key, result.reason)
 
 
+@pytest.mark.slow
+def test_a_transformers_exportedprogram_loads_and_passes_in_a_fresh_process(bert, tmp_path):
+    """The .pt2 holds flat tensor outputs: a process that never imported transformers' ModelOutput
+    classes loads the package, re-tests the path and gets the same outputs."""
+    torch.manual_seed(0)
+    dataloader = [{"input_ids": torch.randint(0, 100, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
+                  for seq in (5, 9)]
+    package = nav.torch.export(model=bert, dataloader=dataloader, workdir=tmp_path / "wd", verbose=False,
+                               run_profiling=False, target_formats=("torch-exportedprogram",))
+    assert package.get_status(nav.Format.TORCH_EXPORTEDPROGRAM)
+    package.save(tmp_path / "bert.nav")
+    code = (
+        "import sys, model_navigator as nav\n"
+        "p = nav.load(sys.argv[1], workdir=sys.argv[2], verbose=False)\n"
+        "assert 'transformers' not in sys.modules, 'the package needs transformers to load'\n"
+        "path = p.status.paths['torch-exportedprogram']\n"
+        "result = path.runtimes[nav.RuntimeProvider.CPU].correctness\n"
+        "print(path.status.value, result.status.value, result.reason)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bert.nav"), str(tmp_path / "loaded")],
+                          capture_output=True, text=True, env=helpers.repo_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[:2] == ["ok", "ok"], done.stdout
+
+
 def _t5_dataloader(encoder_lengths=(6, 9), decoder_lengths=(3, 4)):
     torch.manual_seed(0)
     return [{"input_ids": torch.randint(0, 100, (2, enc)), "attention_mask": torch.ones(2, enc, dtype=torch.long),

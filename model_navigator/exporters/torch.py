@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -68,13 +69,55 @@ def _dynamic_shapes(ctx: TorchExportContext) -> Optional[Any]:
     return tuple(specs)
 
 
+def _plain(value: Any) -> bool:
+    """Is `value` a tensor, None, or a plain tuple/list/dict of such (what any process can unflatten)?"""
+    import torch
+
+    if value is None or isinstance(value, torch.Tensor):  # traced, it is a FakeTensor / FunctionalTensor
+        return True
+    if type(value) in (tuple, list):
+        return all(_plain(v) for v in value)
+    if type(value) is dict:
+        return all(_plain(v) for v in value.values())
+    return False
+
+
+def flat_outputs(model: Any) -> Any:
+    """A module with model.forward's signature whose outputs are the model's, except that outputs in
+    a container of the model's own (a transformers ModelOutput, a dataclass) come as a flat tuple
+    of tensors, in the order (and so under the names) the export records. A .pt2 keeps the output
+    type in the program's pytree spec, and a ModelOutput cannot be loaded in a process that has not
+    imported its class ("... in pytree is not registered")."""
+    import torch
+
+    from model_navigator.frameworks.torch_utils import flatten_outputs
+
+    class FlatOutputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            out = self.model(*args, **kwargs)
+            return out if _plain(out) else tuple(flatten_outputs(out)[0])
+
+    try:  # torch.export binds the example inputs and dynamic_shapes to forward's parameters
+        parameters = list(inspect.signature(model.forward).parameters.values())
+        self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        FlatOutputs.forward.__signature__ = inspect.Signature([self_parameter, *parameters])  # type: ignore
+    except (TypeError, ValueError):  # no signature to copy: positional inputs bind all the same
+        pass
+    return FlatOutputs().eval()
+
+
 def export_exportedprogram(request: ProduceRequest) -> Dict[str, Any]:
-    """torch.export.export with the dynamic axes marked Dim.AUTO, saved as .pt2."""
+    """torch.export.export of the model with flat outputs (see flat_outputs), the dynamic axes marked
+    Dim.DYNAMIC, saved as .pt2."""
     ctx, out_path = request.context, request.out_path
     import torch
 
     args, kwargs = ctx.example_args()
-    program = torch.export.export(ctx.model, args, kwargs or None, dynamic_shapes=_dynamic_shapes(ctx))
+    program = torch.export.export(flat_outputs(ctx.model), args, kwargs or None, dynamic_shapes=_dynamic_shapes(ctx))
     with written_atomically(out_path) as tmp:  # free space was checked: torch aborts on a short write
         torch.export.save(program, str(tmp))
     return {}
