@@ -67,21 +67,67 @@ def test_status_config_is_typed_and_round_trips_through_status_yaml(workdir, lin
     # dict-style reads give the plain values status.yaml holds (code written when config was a dict)
     assert config["target_formats"] == ["torchscript"] and config.get("jit_options") == ["script"]
     assert config.get("no_such_option", "default") == "default"
+    assert dict(config) == config.to_dict() and list(config) == list(config.to_dict())
     on_disk = yaml.safe_load((workdir / "status.yaml").read_text())["config"]
     assert on_disk == config.to_dict()
     assert NavigatorStatus.load(workdir).config == config
 
 
-def test_a_hand_written_status_without_config_gets_one_and_a_malformed_one_is_refused(tmp_path):
+def test_a_hand_written_status_without_config_gets_one_and_a_malformed_one_is_refused(tmp_path, caplog):
     status = NavigatorStatus(model_name="m", framework="torch")
     assert status.config.framework.value == "torch" and status.config.model_name == "m"
     status = NavigatorStatus(model_name="m", framework="torch", config={"target_device": "cpu", "batch_dim": None})
     assert status.config.batch_dim is None
     status.save(tmp_path)
     data = yaml.safe_load((tmp_path / "status.yaml").read_text())
-    data["config"]["no_such_option"] = 1
-    with pytest.raises(PackageError, match="no_such_option"):
+    data["config"]["no_such_option"] = 1  # written by a newer model-navigator: read, the option dropped, said
+    with caplog.at_level("WARNING", logger="model_navigator"):
+        assert NavigatorStatus.from_dict(data).config.batch_dim is None
+    assert "no_such_option" in caplog.text
+    data["config"]["batch_dim"] = "not an int"
+    with pytest.raises(PackageError, match="malformed"):
         NavigatorStatus.from_dict(data)
     data["config"] = ["not", "a", "mapping"]
     with pytest.raises(PackageError, match="mapping"):
         NavigatorStatus.from_dict(data)
+
+
+def test_an_error_that_surfaces_when_outputs_are_read_names_the_sample(workdir):
+    """JAX computes asynchronously: a failure shows when the arrays are read (flatten), and it is
+    reported as the model's failure on that sample, like one raised by the call itself."""
+    from model_navigator.api.frontend import FrameworkAdapter, reference_outputs
+    from model_navigator.core.errors import ModelNavigatorError
+    from model_navigator.core.samples import collect_samples
+    from model_navigator.runners.base import SourceRunner
+
+    class LateFailure(SourceRunner):
+        def _load(self):
+            pass
+
+        def call(self, feed):
+            return feed["input__0"]
+
+        def flatten(self, output):
+            raise RuntimeError("XlaRuntimeError: INTERNAL: the kernel failed")
+
+    class Adapter(FrameworkAdapter):
+        what = "The predict function"
+
+        def source_runner(self, sample_set, inputs, device):
+            return LateFailure(inputs, [], device)
+
+    samples = collect_samples([np.ones((2, 3), np.float32)], None, 0)
+    with pytest.raises(ModelNavigatorError, match=r"The predict function failed on dataloader sample 1 .*XlaRuntime"):
+        reference_outputs(Adapter(None), samples, [1], "cpu", None)
+
+
+def test_nav_onnx_records_minimum_segment_size_unchecked(workdir, tmp_path, linear_model):
+    """It applies to TF-TRT, which ONNX has not: any value is recorded, as before, not refused."""
+    import torch
+
+    path = tmp_path / "linear.onnx"
+    torch.onnx.export(linear_model.eval(), (torch.randn(2, 5),), str(path), input_names=["x"], dynamo=False,
+                      dynamic_axes={"x": {0: "batch"}})
+    package = nav.onnx.export(str(path), [np.ones((2, 5), np.float32)], workdir=workdir, minimum_segment_size=0,
+                              run_profiling=False)
+    assert package.status.config.minimum_segment_size == 0 and package.get_status(nav.Format.ONNX)

@@ -88,6 +88,7 @@ class FrameworkAdapter:
     source_format: Format
     label: str  # in messages: "PyTorch", "TensorFlow 2", ...
     formats: Tuple[Format, ...]  # target_formats it takes, in their default order
+    has_tf_trt: bool = True  # takes minimum_segment_size (TF-TRT's); ONNX records it unchecked
     what: str = "The model"  # the subject of "... failed on dataloader sample N"
 
     def __init__(self, model: Any):
@@ -171,18 +172,19 @@ def reference_outputs(adapter: FrameworkAdapter, sample_set: SampleSet, indices:
     with adapter.running(), runner:
         for index in indices:
             sample = sample_set.samples[index]
+            failed = (f"{adapter.what} failed on dataloader sample {index} "
+                      f"({adapter.describe_call(sample, sample_set.keyword)})")
             try:
                 out = runner.call(sample)
             except Exception as e:
-                raise ModelNavigatorError(
-                    f"{adapter.what} failed on dataloader sample {index} "
-                    f"({adapter.describe_call(sample, sample_set.keyword)}): {type(e).__name__}: {e}"
-                ) from e
-            try:
+                raise ModelNavigatorError(f"{failed}: {type(e).__name__}: {e}") from e
+            try:  # JAX computes asynchronously: its errors surface here, when the arrays are read
                 arrays, default_names = runner.flatten(out)
             except TypeError as e:
                 raise UserInputError(f"Unsupported model output: {e}; return tensors, tuples/lists or dicts of "
                                      f"tensors.") from e
+            except Exception as e:
+                raise ModelNavigatorError(f"{failed}: {type(e).__name__}: {e}") from e
             if not arrays:
                 raise UserInputError(f"{adapter.what} returned no tensors; return a tensor, a tuple/list or a dict "
                                      f"of tensors.")
@@ -220,7 +222,8 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
                                "sample_count")
     if args.max_workspace_size is not None:
         check_positive_int(args.max_workspace_size, "max_workspace_size")
-    segment = check_positive_int(args.minimum_segment_size, "minimum_segment_size")
+    segment = check_positive_int(args.minimum_segment_size, "minimum_segment_size") if adapter.has_tf_trt \
+        else args.minimum_segment_size
     atol, rtol = check_user_tolerance(args.atol, "atol"), check_user_tolerance(args.rtol, "rtol")
     in_names = check_names(args.input_names, "input_names")
     out_names = adapter.output_names(check_names(args.output_names, "output_names"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from model_navigator.core.enums import (
     Format,
@@ -135,6 +135,15 @@ class ExportConfig:
 
     def __contains__(self, name: object) -> bool:
         return name in _export_fields()
+
+    def keys(self) -> List[str]:
+        return list(_export_fields())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_export_fields())
+
+    def items(self) -> List[Tuple[str, Any]]:
+        return [(name, self[name]) for name in _export_fields()]
 
     def __setitem__(self, name: str, value: Any) -> None:
         if name not in _export_fields():

@@ -88,7 +88,7 @@ class ConversionResult:
     status: StepStatus
     reason: Optional[str] = None
     model_path: Optional[str] = None
-    reported: Dict[str, Any] = field(default_factory=dict)
+    flags: Dict[str, Any] = field(default_factory=dict)  # what the producer reported (the path's flags)
     duration_s: float = 0.0
 
 
@@ -213,7 +213,7 @@ class NavigatorStatus:
             if config is not None and not isinstance(config, dict):
                 raise TypeError(f"`config` must be a mapping, got {type(config).__name__}")
             status.config = ExportConfig.from_dict({"model_name": status.model_name, "framework": status.framework,
-                                                    "target_formats": [], **(config or {})})
+                                                    "target_formats": [], **_known_options(config or {})})
         except (TypeError, ValueError, KeyError, UserInputError) as e:
             raise PackageError(f"{STATUS_FILE} is malformed: {e}") from e
         for key, path in status.paths.items():
@@ -230,6 +230,21 @@ class NavigatorStatus:
         except Exception as e:  # yaml.YAMLError and decode errors
             raise PackageError(f"{path} is not safe, plain YAML: {str(e).splitlines()[0]}") from e
         return cls.from_dict(data)
+
+
+def _known_options(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The export options this version knows; others (written by a newer model-navigator) are
+    dropped with a warning rather than making the package unreadable."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(ExportConfig)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        from model_navigator.core.logging import LOGGER
+
+        LOGGER.warning("%s: export options %s are unknown to this model-navigator and were ignored (written by a "
+                       "newer version?)", STATUS_FILE, unknown)
+    return {k: v for k, v in config.items() if k in known}
 
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -153,8 +153,9 @@ def step_main(step: str, argv: Optional[Sequence[str]] = None) -> int:
     args = module.build_parser().parse_args(argv)
     reply = run_step(step, argv)
     result = to_plain(reply.result)
-    if args.results_path:
-        Path(args.results_path).write_text(json.dumps(result, indent=2))
+    if args.results_path:  # the traceback too, for a failure
+        Path(args.results_path).write_text(json.dumps({**result, "traceback": reply.traceback} if reply.traceback
+                                                      else result, indent=2))
     print(json.dumps(result, indent=2))
     if reply.traceback:
         print(reply.traceback, file=sys.stderr)

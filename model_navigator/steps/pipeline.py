@@ -181,7 +181,7 @@ class Pipeline:
             result = reply.result
             if reply.ok:
                 path.status, path.model_path = StepStatus.OK, result.model_path
-                path.record_reported(result.reported)
+                path.record_reported(result.flags)
             else:
                 path.status = StepStatus.FAILED
                 path.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
