@@ -148,8 +148,8 @@ class FrameworkAdapter:
         """The ExportConfig fields only this framework sets (jit_options, enable_xla, ...)."""
         return {"jit_options": ()}
 
-    def exporter(self, workspace: Any, status: Any, device: str) -> Callable[[PathSpec, Path], Dict[str, Any]]:
-        """The function that exports one path from the model in this process (required)."""
+    def export_context(self, workspace: Any, status: Any) -> Any:
+        """What the framework's producers take as request.context: the model and its settings (required)."""
         raise NotImplementedError
 
     def export_call(self, device: str) -> ContextManager[Any]:
@@ -265,11 +265,12 @@ def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: Expo
     from model_navigator.steps.export_run import ExportJob, run_export
 
     def exporter(workspace: Any, status: Any) -> Callable[[PathSpec, Path], Dict[str, Any]]:
-        export_one = adapter.exporter(workspace, status, device)
+        """Each export path's declared producer, called with the framework's context in its device scope."""
+        context = adapter.export_context(workspace, status)
 
         def export_path(spec: PathSpec, out_path: Path) -> Dict[str, Any]:
             with adapter.export_call(device):
-                return export_one(spec, out_path)
+                return produce(ProduceRequest(spec, out_path, workspace, status, context=context))
 
         return export_path
 
@@ -285,7 +286,3 @@ def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: Expo
         print_status_table(status)
     return descriptor
 
-
-def producer_exporter(context: Any, workspace: Any, status: Any) -> Callable[[PathSpec, Path], Dict[str, Any]]:
-    """An exporter calling each path's declared producer with the framework's export context."""
-    return lambda spec, out_path: produce(ProduceRequest(spec, out_path, workspace, status, context=context))

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from model_navigator.api.common import check_bool_options
-from model_navigator.api.frontend import ExportArguments, FrameworkAdapter, producer_exporter
+from model_navigator.api.frontend import ExportArguments, FrameworkAdapter
 from model_navigator.api.frontend import export as run_export
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import Format, Framework, RuntimeProvider, TensorRTPrecision
@@ -111,12 +111,12 @@ class JaxAdapter(FrameworkAdapter):
     def config_fields(self) -> Dict[str, Any]:
         return {"jit_options": (), "enable_xla": self.enable_xla, "jit_compile": self.jit_compile}
 
-    def exporter(self, workspace: Any, status: Any, device: str) -> Any:
+    def export_context(self, workspace: Any, status: Any) -> Any:
         from model_navigator.exporters import jax as jax_exporters
         from model_navigator.frameworks.tensorflow_utils import flush_pending
 
         flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
-        return producer_exporter(jax_exporters.context_from_status(self._source, workspace, status), workspace, status)
+        return jax_exporters.context_from_status(self._source, workspace, status)
 
     @contextlib.contextmanager
     def export_call(self, device: str) -> Iterator[None]:

@@ -101,11 +101,10 @@ class OnnxAdapter(FrameworkAdapter):
     def default_name(self) -> str:
         return self.path.stem
 
-    def exporter(self, workspace: Any, status: Any, device: str) -> Any:
-        from model_navigator.api.frontend import producer_exporter
+    def export_context(self, workspace: Any, status: Any) -> Any:
         from model_navigator.exporters import onnx as onnx_exporters
 
-        return producer_exporter(onnx_exporters.OnnxExportContext(self.path), workspace, status)
+        return onnx_exporters.OnnxExportContext(self.path)
 
     def write_reproduce(self, workspace: Any, spec: Any) -> Any:
         from model_navigator.exporters import onnx as onnx_exporters

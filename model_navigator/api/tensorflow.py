@@ -7,7 +7,7 @@ import inspect
 from pathlib import Path
 from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
-from model_navigator.api.frontend import ExportArguments, FrameworkAdapter, producer_exporter
+from model_navigator.api.frontend import ExportArguments, FrameworkAdapter
 from model_navigator.api.frontend import export as run_export
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import Format, Framework, RuntimeProvider, TensorRTPrecision
@@ -160,12 +160,12 @@ class TensorFlowAdapter(FrameworkAdapter):
         name = getattr(self.model, "name", None)
         return name if isinstance(name, str) and name.strip() else type(self.model).__name__
 
-    def exporter(self, workspace: Any, status: Any, device: str) -> Any:
+    def export_context(self, workspace: Any, status: Any) -> Any:
         from model_navigator.exporters import tensorflow as tf_exporters
         from model_navigator.frameworks.tensorflow_utils import flush_pending
 
         flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
-        return producer_exporter(tf_exporters.context_from_status(self.model, workspace, status), workspace, status)
+        return tf_exporters.context_from_status(self.model, workspace, status)
 
     def export_call(self, device: str) -> ContextManager[Any]:
         return import_tensorflow().device(device_name(device))

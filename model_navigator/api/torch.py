@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from model_navigator.api.frontend import ExportArguments, FrameworkAdapter, producer_exporter
+from model_navigator.api.frontend import ExportArguments, FrameworkAdapter
 from model_navigator.api.frontend import export as run_export
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import (
@@ -94,10 +94,10 @@ class TorchAdapter(FrameworkAdapter):
         return {"jit_options": self.jit_options, "precision_mode": self.precision_mode,
                 "onnx_dynamo": bool(self.onnx_dynamo)}
 
-    def exporter(self, workspace: Any, status: Any, device: str) -> Any:
+    def export_context(self, workspace: Any, status: Any) -> Any:
         from model_navigator.exporters import torch as torch_exporters
 
-        return producer_exporter(torch_exporters.context_from_status(self.model, workspace, status), workspace, status)
+        return torch_exporters.context_from_status(self.model, workspace, status)
 
     def write_reproduce(self, workspace: Any, spec: Any) -> Any:
         from model_navigator.exporters import torch as torch_exporters
