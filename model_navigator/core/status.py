@@ -140,10 +140,17 @@ class PathStatus:
 
     def record_reported(self, reported: Dict[str, Any]) -> None:
         """Add what a producer reported; it can never change which variant the path is."""
-        clash = sorted(set(reported) & set(SELECTOR_KEYS))
-        if clash:
-            raise ValueError(f"a producer may not report the path's selectors {clash}")
+        check_reported(reported, "a producer")
         self.flags.update(reported)
+
+
+def check_reported(reported: Dict[str, Any], producer: str) -> None:
+    """What a producer reports may not name a selector: which variant a path is comes from its
+    declaration alone."""
+    clash = sorted(set(reported) & set(SELECTOR_KEYS))
+    if clash:
+        raise ValueError(f"{producer} reported {clash}, which select the path's variant (its selectors); "
+                         f"producers report what they made (opset, exporter, ...)")
 
 
 @dataclass

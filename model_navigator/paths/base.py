@@ -104,13 +104,10 @@ def load_producer(spec: PathSpec) -> Callable[[ProduceRequest], Dict[str, Any]]:
 
 
 def produce(request: ProduceRequest) -> Dict[str, Any]:
-    """Run the path's declared producer (imported now) on the request; what it reports may not
-    name a selector (which variant the path is comes from its declaration alone)."""
-    from model_navigator.core.status import SELECTOR_KEYS
+    """Run the path's declared producer (imported now) on the request; checked here, where it ran,
+    that what it reports names no selector (core.status.check_reported)."""
+    from model_navigator.core.status import check_reported
 
     reported = load_producer(request.spec)(request) or {}
-    clash = sorted(set(reported) & set(SELECTOR_KEYS))
-    if clash:
-        raise ValueError(f"{request.spec.producer} reported {clash}, which select the path's variant; "
-                         f"producers report what they made (opset, exporter, ...)")
+    check_reported(reported, request.spec.producer)
     return reported
