@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.formats import SOURCE_FORMATS
@@ -240,6 +240,27 @@ def build_report_data(source: Union[NavigatorStatus, Any, str, Path]) -> ReportD
 
 
 # Number formats shared by the HTML and Markdown pages -------------------------------------------
+
+
+def row_status(row: Dict[str, Any]) -> Tuple[str, Optional[str]]:
+    """What a status-table row says in its Status cell (a failed check or profiling named over an
+    exported path's "ok") and the reason that goes with it."""
+    st = row["status"]
+    if st == "ok" and row.get("correctness") not in (None, "ok", "reference"):
+        st = f"correctness {row['correctness']}"
+    elif st == "ok" and row.get("performance_status") == "failed":
+        st = "profiling failed"
+    return st, row.get("correctness_reason") or row.get("reason")
+
+
+def p50_lines(row: Dict[str, Any], mark: Callable[[int], str]) -> List[str]:
+    """A row's p50 per profiled batch size, "~" when unstable, then `mark(batch_size)` (the skew mark)."""
+    return [f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}{mark(p['batch_size'])}"
+            for p in row["performance"]]
+
+
+def throughput_lines(row: Dict[str, Any]) -> List[str]:
+    return [fmt_throughput(p["throughput"]) for p in row["performance"]]
 
 
 def fmt_ms(value: Optional[float]) -> str:

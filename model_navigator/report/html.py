@@ -24,9 +24,12 @@ from model_navigator.report.data import (
     heavy_tail,
     mean_off,
     no_pick_reason,
+    p50_lines,
     pick_sentences,
+    row_status,
     runtime_label,
     skew_flags,
+    throughput_lines,
 )
 from model_navigator.report.plots import PLOTS
 
@@ -121,20 +124,13 @@ def _deploy(data: ReportData) -> str:
 def _status_section(data: ReportData) -> str:
     rows = []
     for row in data.rows:
-        st = row["status"]
-        if st == "ok" and row.get("correctness") not in (None, "ok", "reference"):
-            st = f"correctness {row['correctness']}"
-        elif st == "ok" and row.get("performance_status") == "failed":
-            st = "profiling failed"
-        reason = row.get("correctness_reason") or row.get("reason")
+        st, reason = row_status(row)
         if row.get("correctness") == "reference":
             errors = '<span class="reference">reference</span>'
         else:
             errors = "<br>".join(f"{_e(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
-        perf = row["performance"]
-        p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}"
-                          f"{_skew_mark(data, row, p['batch_size'])}" for p in perf)
-        thr = "<br>".join(fmt_throughput(p["throughput"]) for p in perf)
+        p50 = "<br>".join(p50_lines(row, lambda batch: _skew_mark(data, row, batch)))
+        thr = "<br>".join(throughput_lines(row))
         star = f' <span class="star" title="recommended">{STAR}</span>' if data.is_pick(row["path"], row["runtime"]) else ""
         rows.append([_e(row["path"]) + star, _e(runtime_label(row["runtime"])), _status_cell(st, reason, row.get("warnings")),
                      errors or "-", p50 or "-", thr or "-", "yes" if row["verified"] else ""])

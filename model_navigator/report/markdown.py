@@ -22,9 +22,12 @@ from model_navigator.report.data import (
     heavy_tail,
     mean_off,
     no_pick_reason,
+    p50_lines,
     pick_sentences,
+    row_status,
     runtime_label,
     skew_flags,
+    throughput_lines,
 )
 from model_navigator.report.plots import PLOTS
 
@@ -94,22 +97,15 @@ def _pick_section(data: ReportData) -> List[str]:
 
 def _status_row(data: ReportData, row: dict) -> List[str]:
     """One path and runtime of the status table: its status and warnings, errors, p50s and throughputs."""
-    st = row["status"]
-    if st == "ok" and row.get("correctness") not in (None, "ok", "reference"):
-        st = f"correctness {row['correctness']}"
-    elif st == "ok" and row.get("performance_status") == "failed":
-        st = "profiling failed"
-    reason = row.get("correctness_reason") or row.get("reason")
+    st, reason = row_status(row)
     status_text = md(st) if st == "ok" or not reason else f"**{md(st)}**: {md(reason[:400])}"
     status_text += "".join(f"<br>⚠ {md(w[:400])}" for w in row.get("warnings", []))
     if row.get("correctness") == "reference":
         errors = "reference"
     else:
         errors = "<br>".join(f"{md(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
-    perf = row["performance"]
-    p50 = "<br>".join(f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}"
-                      f"{_skew_mark(data, row, p['batch_size'])}" for p in perf)
-    thr = "<br>".join(fmt_throughput(p["throughput"]) for p in perf)
+    p50 = "<br>".join(p50_lines(row, lambda batch: _skew_mark(data, row, batch)))
+    thr = "<br>".join(throughput_lines(row))
     star = f" {STAR}" if data.is_pick(row["path"], row["runtime"]) else ""
     return [md(row["path"]) + star, md(runtime_label(row["runtime"])), status_text, errors or "-",
             p50 or "-", thr or "-", "yes" if row["verified"] else ""]
