@@ -68,6 +68,28 @@ def cnn_dataloader(batches: int = 3, batch_size: int = 4) -> List[Any]:
     return [jnp.asarray(rng.standard_normal((batch_size, 16, 16, 3)).astype(np.float32)) for _ in range(batches)]
 
 
+def two_input_score() -> Tuple[Any, Any]:
+    """score(tokens, mask, params): two inputs sharing a varying sequence axis, a dict of two outputs."""
+    weights = {"w": jax.random.normal(jax.random.PRNGKey(1), (6, 5)), "b": jnp.arange(5, dtype=jnp.float32)}
+
+    def score(tokens, mask, params):
+        hidden = jnp.tanh(tokens @ params["w"] + params["b"])  # (batch, seq, 5)
+        masked = hidden * mask[..., None]
+        return {"scores": masked, "pooled": masked.sum(axis=1) / jnp.maximum(mask.sum(axis=1, keepdims=True), 1.0)}
+
+    return score, weights
+
+
+def two_input_dataloader(lengths: Tuple[int, ...] = (3, 7, 5)) -> List[Dict[str, np.ndarray]]:
+    """Dict samples for two_input_score, keys in another order than its parameters (keyword arguments)."""
+    rng = np.random.default_rng(0)
+    dataloader = []
+    for length in lengths:
+        mask = (rng.random((2, length)) > 0.2).astype(np.float32)
+        dataloader.append({"mask": mask, "tokens": rng.standard_normal((2, length, 6)).astype(np.float32)})
+    return dataloader
+
+
 # ------------------------------------------------------------------------------------------------
 # A T5-like encoder: token embedding, T5 relative position buckets as attention bias (computed in
 # the first layer, shared by all), pre-norm RMS layer norms without bias, multi-head self-attention

@@ -25,7 +25,6 @@ tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 
-import jax.numpy as jnp  # noqa: E402
 import jax_models  # noqa: E402  (tests/jax_models.py)
 
 import model_navigator as nav  # noqa: E402
@@ -232,25 +231,10 @@ def test_cnn_save_load_round_trip(cnn, tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
-def _two_input_function():
-    weights = {"w": jax.random.normal(jax.random.PRNGKey(1), (6, 5)), "b": jnp.arange(5, dtype=jnp.float32)}
-
-    def score(tokens, mask, params):
-        hidden = jnp.tanh(tokens @ params["w"] + params["b"])  # (batch, seq, 5)
-        masked = hidden * mask[..., None]
-        return {"scores": masked, "pooled": masked.sum(axis=1) / jnp.maximum(mask.sum(axis=1, keepdims=True), 1.0)}
-
-    return score, weights
-
-
 @pytest.mark.slow
 def test_two_inputs_as_dict_with_a_shared_sequence_axis(tmp_path):
-    score, weights = _two_input_function()
-    rng = np.random.default_rng(0)
-    dataloader = []
-    for length in (3, 7, 5):  # the dict's order differs from score()'s: they are keyword arguments
-        mask = (rng.random((2, length)) > 0.2).astype(np.float32)
-        dataloader.append({"mask": mask, "tokens": rng.standard_normal((2, length, 6)).astype(np.float32)})
+    score, weights = jax_models.two_input_score()
+    dataloader = jax_models.two_input_dataloader()  # the dict's order differs from score()'s: keyword arguments
     package = nav.jax.export(score, weights, dataloader, enable_xla=True, jit_compile=(False, True),
                              run_profiling=False, workdir=tmp_path / "w", verbose=False)
     assert [m.name for m in package.status.inputs] == ["mask", "tokens"]
@@ -261,6 +245,7 @@ def test_two_inputs_as_dict_with_a_shared_sequence_axis(tmp_path):
         assert set(result.per_output) == {"pooled", "scores"}
         assert package.status.paths[key].flags["polymorphic_shapes"] == {"mask": "(batch, d0)",
                                                                           "tokens": "(batch, d0, 6)"}
+    rng = np.random.default_rng(1)
     feed = {"mask": np.ones((3, 11), np.float32), "tokens": rng.standard_normal((3, 11, 6)).astype(np.float32)}
     expected = score(feed["tokens"], feed["mask"], weights)
     with package.get_runner(format=nav.Format.TF_SAVEDMODEL, runtime=CPU, enable_xla=True, jit_compile=True) as runner:

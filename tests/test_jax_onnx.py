@@ -164,25 +164,10 @@ def test_cnn_direct_onnx_save_load_retest(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
-def _score():
-    weights = {"w": jax.random.normal(jax.random.PRNGKey(1), (6, 5)), "b": jnp.arange(5, dtype=jnp.float32)}
-
-    def score(tokens, mask, params):
-        hidden = jnp.tanh(tokens @ params["w"] + params["b"])  # (batch, seq, 5)
-        masked = hidden * mask[..., None]
-        return {"scores": masked, "pooled": masked.sum(axis=1) / jnp.maximum(mask.sum(axis=1, keepdims=True), 1.0)}
-
-    return score, weights
-
-
 @pytest.mark.slow
 def test_dict_inputs_varying_length_onnx_alone(tmp_path):
-    score, weights = _score()
-    rng = np.random.default_rng(0)
-    dataloader = []
-    for length in (3, 7, 5):  # the dict's order differs from score()'s: they are keyword arguments
-        mask = (rng.random((2, length)) > 0.2).astype(np.float32)
-        dataloader.append({"mask": mask, "tokens": rng.standard_normal((2, length, 6)).astype(np.float32)})
+    score, weights = jax_models.two_input_score()
+    dataloader = jax_models.two_input_dataloader()  # the dict's order differs from score()'s: keyword arguments
     package = nav.jax.export(score, weights, dataloader, target_formats=(nav.Format.ONNX,), workdir=tmp_path / "w",
                              verbose=False, profiler_config=helpers.light_profiler())
     _assert_direct_correct(package, atol=1e-5)
@@ -192,6 +177,7 @@ def test_dict_inputs_varying_length_onnx_alone(tmp_path):
     graph = _graph(package)
     assert [(i.name, _dims(i)) for i in graph.input] == [("mask", ["batch", "d0"]), ("tokens", ["batch", "d0", 6])]
     assert [(o.name, _dims(o)) for o in graph.output] == [("pooled", ["batch", 5]), ("scores", ["batch", "d0", 5])]
+    rng = np.random.default_rng(1)
     feed = {"mask": np.ones((3, 11), np.float32), "tokens": rng.standard_normal((3, 11, 6)).astype(np.float32)}
     expected = score(feed["tokens"], feed["mask"], weights)
     for runtime in RUNTIMES:
