@@ -68,8 +68,7 @@ def recheck(
                 if profile and only is None:
                     _reprofile_source(pipeline)
                 for spec in specs:
-                    _recheck_path(pipeline, spec, retest, profile, has_data, reconvert and exporter is not None
-                                  if spec.is_export else reconvert)
+                    _recheck_path(pipeline, spec, retest, profile, has_data, reconvert)
                 pipeline.report_gpu_skips()
         finally:
             executor.close()
@@ -90,14 +89,14 @@ def _reprofile_source(pipeline: Pipeline) -> None:
             result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason=NOT_REPROFILED)
 
 
-def _recheck_path(pipeline: Pipeline, spec: Any, retest: bool, profile: bool, has_data: bool, reproduce: bool) -> None:
-    """One path: produced again (when asked and possible, keeping what the user verified), then
-    checked and profiled on each of its runtimes here."""
+def _recheck_path(pipeline: Pipeline, spec: Any, retest: bool, profile: bool, has_data: bool, reconvert: bool) -> None:
+    """One path: produced again (when asked and possible: an export needs the user's model, an
+    exporter; what the user verified is kept), then checked and profiled on each of its runtimes here."""
     path = pipeline.status.paths.get(spec.key)
-    if retest and reproduce:
+    if retest and reconvert and (not spec.is_export or pipeline.exporter is not None):
         verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
         path = pipeline.produce_path(spec)
-        for rt, flag in (verified if path else {}).items():
+        for rt, flag in verified.items():
             if rt in path.runtimes or flag:
                 path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
     if path is None or not path.ok:
