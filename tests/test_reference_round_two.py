@@ -91,3 +91,70 @@ def test_jax_nan_outputs_leave_a_workspace_and_export_nothing(tmp_path):
         package = nav.jax.export(model=predict, model_params=params, dataloader=dataloader, workdir=workdir,
                                  override_workdir=True)
     _assert_nothing_exported(package, workdir)
+
+
+# (2) input_names rename dict samples by position, in TensorFlow and JAX as in PyTorch ------------------
+def _onnx_input_names(path) -> list:
+    import onnx
+
+    return [i.name for i in onnx.load(str(path)).graph.input]
+
+
+def _savedmodel_input_names(path) -> list:
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return sorted(signature.structured_input_signature[1])
+
+
+@pytest.mark.slow
+def test_tensorflow_input_names_rename_dict_samples_by_position(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    x = tf.keras.layers.Input((3,), name="x")
+    y = tf.keras.layers.Input((3,), name="y")
+    model = tf.keras.Model({"x": x, "y": y}, tf.keras.layers.Lambda(lambda t: t[0] + 2.0 * t[1])([x, y]))
+    dataloader = [{"x": tf.random.uniform([2, 3]), "y": tf.random.uniform([2, 3])} for _ in range(4)]
+    workdir = tmp_path / "navigator_workdir"
+    package = nav.tensorflow.export(model=model, dataloader=dataloader, workdir=workdir, override_workdir=True,
+                                    input_names=("input_x", "input_y"))
+    assert [m.name for m in package.status.inputs] == ["input_x", "input_y"]
+    assert package.get_status(format=nav.Format.TF_SAVEDMODEL) is True
+    assert package.get_status(format=nav.Format.ONNX) is True
+    assert _savedmodel_input_names(workdir / "tf-savedmodel" / "model.savedmodel") == ["input_x", "input_y"]
+    assert _onnx_input_names(workdir / "onnx" / "model.onnx") == ["input_x", "input_y"]
+    first = {"input_x": dataloader[0]["x"].numpy(), "input_y": dataloader[0]["y"].numpy()}
+    with package.get_runner(format=nav.Format.ONNX, runtime=nav.RuntimeProvider.CPU) as runner:
+        out = list(runner.infer(first).values())[0]
+    np.testing.assert_allclose(out, first["input_x"] + 2.0 * first["input_y"], rtol=1e-5)
+
+
+def test_tensorflow_input_names_that_partly_match_the_keys_are_refused(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    x = tf.keras.layers.Input((3,), name="x")
+    y = tf.keras.layers.Input((3,), name="y")
+    model = tf.keras.Model({"x": x, "y": y}, tf.keras.layers.Lambda(lambda t: t[0] + t[1])([x, y]))
+    dataloader = [{"x": np.ones((2, 3), np.float32), "y": np.ones((2, 3), np.float32)}]
+    with pytest.raises(nav.UserInputError, match=r"do not match the keys"):
+        nav.tensorflow.export(model=model, dataloader=dataloader, workdir=tmp_path / "wd", input_names=("x", "b"))
+    assert not (tmp_path / "wd").exists()
+
+
+@pytest.mark.slow
+def test_jax_input_names_rename_dict_samples_by_position(tmp_path):
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    import jax_models
+
+    score, weights = jax_models.two_input_score()
+    dataloader = jax_models.two_input_dataloader()  # keys mask, tokens: keyword arguments of score()
+    workdir = tmp_path / "navigator_workdir"
+    package = nav.jax.export(model=score, model_params=weights, dataloader=dataloader, workdir=workdir,
+                             override_workdir=True, input_names=("input_mask", "input_tokens"))
+    assert [m.name for m in package.status.inputs] == ["input_mask", "input_tokens"]
+    assert package.status.config["forward_kw_names"] == ["mask", "tokens"]
+    assert package.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True
+    saved = next(p for p in workdir.glob("tf-savedmodel*") if (p / "model.savedmodel").is_dir())
+    assert _savedmodel_input_names(saved / "model.savedmodel") == ["input_mask", "input_tokens"]
+    if (workdir / "onnx-jax2onnx" / "model.onnx").exists():
+        assert package.get_status(format=nav.Format.ONNX) is True
+        assert _onnx_input_names(workdir / "onnx-jax2onnx" / "model.onnx") == ["input_mask", "input_tokens"]

@@ -78,9 +78,9 @@ class JaxAdapter(FrameworkAdapter):
         check_params(self.model_params)
 
     def collect(self, dataloader: Any, input_names: Optional[Tuple[str, ...]], batch_dim: Optional[int]) -> SampleSet:
-        sample_set = collect_samples(dataloader, input_names, batch_dim)
+        sample_set = collect_samples(dataloader, input_names, batch_dim, rename_keywords=True)
         check_tf_names(sample_set.input_names, "Input names")
-        params_arg = check_predict(self.model, sample_set.input_names, sample_set.keyword)
+        params_arg = check_predict(self.model, sample_set.forward_names or sample_set.input_names, sample_set.keyword)
         self._source = JaxModel(self.model, self.model_params, params_arg)
         return sample_set
 
@@ -98,7 +98,8 @@ class JaxAdapter(FrameworkAdapter):
     def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
         from model_navigator.runners.jax import JaxSourceRunner
 
-        return JaxSourceRunner(self._source, inputs, [], device=device, keyword=sample_set.keyword)
+        return JaxSourceRunner(self._source, inputs, [], device=device, keyword=sample_set.keyword,
+                               kw_names=sample_set.forward_names)
 
     def describe_call(self, sample: Dict[str, np.ndarray], keyword: bool) -> str:
         return (f"inputs {describe_inputs(sample)}, {'keyword' if keyword else 'positional'} arguments, "

@@ -56,6 +56,12 @@ class JaxExportContext:
     output_names: Tuple[str, ...]
     keyword: bool
     opset: int = 17  # the ONNX opset of the direct jax2onnx path
+    kw_names: Optional[Tuple[str, ...]] = None  # dict samples: the function's parameter names, in input order
+
+    @property
+    def call_names(self) -> Tuple[str, ...]:
+        """The names the function is called with (input_names may have renamed its keyword inputs)."""
+        return self.kw_names or self.input_names
 
 
 def dimension_symbols(input_names: Sequence[str], shapes: Sequence[Tuple[Optional[int], ...]],
@@ -114,7 +120,7 @@ def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -
 
     leaves, treedef = jax.tree_util.tree_flatten(ctx.model.params)
     variables = [tf.Variable(np.asarray(leaf), trainable=False, name=f"param_{i}") for i, leaf in enumerate(leaves)]
-    model, names, keyword, output_names = ctx.model, ctx.input_names, ctx.keyword, ctx.output_names
+    model, names, keyword, output_names = ctx.model, ctx.call_names, ctx.keyword, ctx.output_names
 
     def flat_predict(param_leaves, *inputs):
         params = jax.tree_util.tree_unflatten(treedef, list(param_leaves))
@@ -205,6 +211,7 @@ def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExpo
         output_names=tuple(m.name for m in status.outputs),
         keyword=bool(status.config.forward_kw_names),
         opset=status.config.opset,
+        kw_names=tuple(status.config.forward_kw_names or ()) or None,
     )
 
 
