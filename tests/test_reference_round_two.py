@@ -158,3 +158,28 @@ def test_jax_input_names_rename_dict_samples_by_position(tmp_path):
     if (workdir / "onnx-jax2onnx" / "model.onnx").exists():
         assert package.get_status(format=nav.Format.ONNX) is True
         assert _onnx_input_names(workdir / "onnx-jax2onnx" / "model.onnx") == ["input_mask", "input_tokens"]
+
+
+# (3) inputs whose batch axes disagree: each dataloader item is one sample ---------------------------
+def test_torch_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class TwoInputs(torch.nn.Module):
+        def forward(self, x, y):
+            return x.sum() + y.sum()
+
+    dataloader = [{"x": torch.randn(1), "y": torch.randn(2)} for _ in range(5)]
+    workdir = tmp_path / "navigator_workdir"
+    with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole as one sample.*batch_dim=None") as record:
+        package = nav.torch.export(model=TwoInputs(), dataloader=dataloader, workdir=workdir,
+                                   override_workdir=True, target_formats=(nav.Format.TORCHSCRIPT,))
+    assert len([w for w in record if "disagree on the batch size" in str(w.message)]) == 1  # warned once
+    assert package.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.SCRIPT) is True
+    assert package.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.TRACE) is True
+    status = yaml.safe_load((workdir / "status.yaml").read_text())
+    assert status["config"]["batch_dim"] is None
+    assert status["config"]["dynamic_axes"] == {}
+    assert status["dataloader"]["sample_count"] == 5
+    assert [i["shape"] for i in status["inputs"]] == [[1], [2]]
+    assert len(list((workdir / "model_input" / "correctness").glob("*.npz"))) == 5
+    assert {"torchscript-script", "torchscript-trace"} <= {p.name for p in workdir.iterdir()}
