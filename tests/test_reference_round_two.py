@@ -183,3 +183,36 @@ def test_torch_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
     assert [i["shape"] for i in status["inputs"]] == [[1], [2]]
     assert len(list((workdir / "model_input" / "correctness").glob("*.npz"))) == 5
     assert {"torchscript-script", "torchscript-trace"} <= {p.name for p in workdir.iterdir()}
+
+
+# (4) a loaded workdir's navigator.log is the log of what ran there ----------------------------------
+def test_a_loaded_package_has_the_export_log_as_export_log_and_no_navigator_log(tmp_path):
+    torch = pytest.importorskip("torch")
+    import zipfile
+
+    dataloader = [torch.randn(2, 3) for _ in range(3)]
+    package = nav.torch.export(model=torch.nn.Linear(3, 2), dataloader=dataloader, workdir=tmp_path / "wd",
+                               target_formats=(nav.Format.TORCHSCRIPT,), run_profiling=False, verbose=False)
+    nav.save(package, tmp_path / "model.nav")
+    names = zipfile.ZipFile(tmp_path / "model.nav").namelist()
+    assert "export.log" in names and "navigator.log" not in names
+    loaded = nav.load(tmp_path / "model.nav", workdir=tmp_path / "loaded", retest_conversions=False)
+    assert not (loaded.workdir / "navigator.log").exists()
+    assert "exporting Linear" in (loaded.workdir / "export.log").read_text()
+    # something runs there: then it has its own navigator.log, and a package saved again keeps both logs
+    retested = nav.load(tmp_path / "model.nav", workdir=tmp_path / "retested", verbose=False)
+    assert (retested.workdir / "navigator.log").is_file()
+    nav.save(retested, tmp_path / "again.nav")
+    again = nav.load(tmp_path / "again.nav", workdir=tmp_path / "again", retest_conversions=False)
+    log = (again.workdir / "export.log").read_text()
+    assert "exporting Linear" in log and log.index("exporting Linear") < log.index("correctness")
+    assert not (again.workdir / "navigator.log").exists()
+
+
+def test_a_package_of_the_earlier_version_loads_its_log_as_export_log(tmp_path):
+    from pathlib import Path
+
+    fixture = Path(__file__).parent / "fixtures" / "linear_v1.nav"
+    loaded = nav.load(fixture, workdir=tmp_path / "old", retest_conversions=False, verbose=False)
+    assert (loaded.workdir / "export.log").is_file()
+    assert not (loaded.workdir / "navigator.log").exists()
