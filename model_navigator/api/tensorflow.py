@@ -232,7 +232,7 @@ def export(
     `atol` / `rtol`: a number or a dict output name -> number; None (default) judges every path by
     its precision's default tolerance (README, "Correctness"); `atol=float("inf")` only measures.
     `allow_nonfinite_outputs`: accept NaN/inf in the source model's outputs (compared by value);
-    by default they stop the export before anything is exported.
+    by default the export then records every path as not produced, with the reason, and returns.
     Beyond the reference: `target_device` ('cpu' or 'cuda'; default: the GPU when TensorFlow sees
     one), `isolation` ('auto': the SavedModel is checked here, where TensorFlow is loaded, while
     the ONNX conversion and ONNX Runtime run in a worker process; True/'full': every step in the

@@ -190,6 +190,17 @@ def variant_unavailable(spec: PathSpec) -> Optional[str]:
     return enable_xla_false_reason()
 
 
+def savedmodel_onnx_unavailable(spec: PathSpec) -> Optional[str]:
+    """PathSpec.availability hook of the ONNX made from a SavedModel: an enable_xla=True SavedModel is
+    jax2tf's native serialization (the only one from jax 0.7.2 on), one XlaCallModule op that tf2onnx
+    cannot convert, so that path is known impossible and skipped with the reason instead of tried."""
+    if not spec.selector_dict.get("enable_xla", False):
+        return None
+    return ("the enable_xla=True SavedModel holds the function as one XlaCallModule op (jax2tf's native "
+            "serialization, the only one since jax 0.7.2), which tf2onnx cannot convert; ONNX comes from "
+            "onnx-jax2onnx (format=ONNX without enable_xla / jit_compile)")
+
+
 def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExportContext:
     """Rebuild the export context from status.yaml and the saved samples (the pipeline and
     reproduce_export.py share it)."""
