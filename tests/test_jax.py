@@ -202,7 +202,7 @@ def test_cnn_correct_and_profiled(cnn):
         assert [r.batch_size for r in perf.results] == [1, 4] and all(r.p50_ms > 0 for r in perf.results)
     assert package.status.paths["jax"].runtimes[CPU].performance.results[0].p50_ms > 0
     latency = package.get_formats_performance()
-    assert latency["tf-savedmodel-xla"] > 0 and latency["tf-savedmodel-xla-jit"] > 0
+    assert latency["tf-savedmodel-xla-CPUExecutionProvider"] > 0 and latency["tf-savedmodel-xla-jit-CPUExecutionProvider"] > 0
     assert package.status.inputs[0].shape == (-1, 16, 16, 3)
     assert package.status.outputs[0].shape == (-1, 10)
     flags = package.status.paths["tf-savedmodel-xla"].flags

@@ -97,7 +97,7 @@ def test_mlp_direct_onnx_next_to_the_savedmodels(mlp):
     params_bytes = sum(np.asarray(leaf).nbytes for leaf in jax.tree_util.tree_leaves(params))
     initializer_bytes = sum(onnx.numpy_helper.to_array(t).nbytes for t in graph.initializer)
     assert initializer_bytes >= params_bytes > 100_000
-    assert package.get_formats_performance()[DIRECT] > 0
+    assert package.get_formats_performance()[f"{DIRECT}-CPUExecutionProvider"] > 0
 
 
 @pytest.mark.slow

@@ -285,8 +285,10 @@ def test_reference_set_verified_persists(reference):
 def test_reference_formats_performance(reference):
     package, _, _ = reference
     performance = package.get_formats_performance()
+    assert not [k for k in performance if k.startswith("torch-CPU")]  # the source model is no format
     for key in CPU_PATHS:
-        assert isinstance(performance[key], float) and performance[key] > 0, key
+        figure = performance[f"{key}-CPUExecutionProvider"]
+        assert isinstance(figure, float) and figure > 0, key
         perf = package.status.paths[key].runtimes[CPU].performance
         assert perf.status == StepStatus.OK
         assert [r.batch_size for r in perf.results] == [1, 3]
