@@ -295,9 +295,9 @@ def test_reference_formats_performance(reference):
         for r in perf.results:
             assert 0 < r.p50_ms <= r.p90_ms <= r.p95_ms <= r.p99_ms
             assert r.throughput > 0 and r.windows >= 3 and isinstance(r.stable, bool)
-        assert performance[key] == min(perf.results, key=lambda r: r.batch_size).p50_ms
-    for key in TRT_PATHS:
-        assert key not in performance or performance[key] is None
+        assert figure == min(perf.results, key=lambda r: r.batch_size).p50_ms
+    for key in TRT_PATHS:  # skipped here: no figures, no entries
+        assert not [k for k in performance if k.startswith(f"{key}-")]
 
 
 @pytest.mark.slow
