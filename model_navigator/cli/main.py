@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_inspect_command, _add_triton_command, _add_profile_command, _add_convert_command,
                 _add_report_command):
         add(sub, common)
+    from model_navigator.cli.export_file import add_export_command
+
+    add_export_command(sub, common, positive_int)
     from model_navigator.cli.serve import add_parsers  # serve, loadtest (PyTriton is imported when they run)
 
     add_parsers(sub, common, check_target, positive_int, positive_float, _add_selection_options)
