@@ -289,3 +289,23 @@ def test_jax_folders_carry_the_reference_names_and_old_packages_load(tmp_path):
     with loaded.get_runner(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) as runner:
         out = list(runner.infer({"input__0": dataloader[0]}).values())[0]
     np.testing.assert_allclose(out, dataloader[0] @ params["w"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_jax_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+
+    def predict(x, y, params):
+        return x.sum() * params["scale"] + y.sum()
+
+    params = {"scale": np.float32(2.0)}
+    rng = np.random.default_rng(0)
+    dataloader = [{"x": rng.standard_normal(1).astype(np.float32), "y": rng.standard_normal(2).astype(np.float32)}
+                  for _ in range(4)]
+    workdir = tmp_path / "navigator_workdir"
+    with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole"):
+        package = nav.jax.export(model=predict, model_params=params, dataloader=dataloader, workdir=workdir,
+                                 override_workdir=True, run_profiling=False)
+    assert package.status.config["batch_dim"] is None
+    assert package.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True
