@@ -128,6 +128,7 @@ def test_tensorflow_input_names_rename_dict_samples_by_position(tmp_path):
     np.testing.assert_allclose(out, first["input_x"] + 2.0 * first["input_y"], rtol=1e-5)
 
 
+@pytest.mark.slow  # importing TensorFlow takes most of its 20 s
 def test_tensorflow_input_names_that_partly_match_the_keys_are_refused(tmp_path):
     tf = pytest.importorskip("tensorflow")
     x = tf.keras.layers.Input((3,), name="x")

@@ -121,7 +121,8 @@ def run_export(job: ExportJob, verbose: bool = True, debug: bool = False) -> Tup
                 progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
             LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name,
                         config.framework.value)
-            executor = make_executor(config, workspace.root)
+            # no worker when nothing can be checked (NaN/inf in the source outputs)
+            executor = make_executor(config, workspace.root) if job.source_problem is None else None
             try:
                 status = new_status(job)
                 # status.yaml first, with this run marked unfinished: a run killed from here on says so
@@ -142,7 +143,8 @@ def run_export(job: ExportJob, verbose: bool = True, debug: bool = False) -> Tup
                                         source_model=job.source_model)
                     _run_paths(pipeline)
             finally:
-                executor.close()
+                if executor is not None:
+                    executor.close()
             LOGGER.info("export finished in %.2f s", time.perf_counter() - start)
     return status, workspace.root
 
