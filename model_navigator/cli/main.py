@@ -125,6 +125,12 @@ def _load_path_config(config_file: Path) -> Dict[str, Any]:
             or not isinstance(data.get("export_config"), dict):
         raise PackageError(f"{config_file} is not a path config.yaml of model-navigator "
                            f"(needs `path`, `parent` and `export_config`).")
+    if data["export_config"].get("framework") == "jax":  # written by an earlier version: its JAX names
+        from model_navigator.core.jax_keys import current_jax_key
+
+        data["path"] = current_jax_key(data["path"])
+        if isinstance(data["parent"], str):
+            data["parent"] = current_jax_key(data["parent"])
     return data
 
 
