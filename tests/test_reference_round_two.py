@@ -310,3 +310,14 @@ def test_jax_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
                                  override_workdir=True, run_profiling=False)
     assert package.status.config["batch_dim"] is None
     assert package.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True
+    # its path folders keep their old names; `convert --config` of one maps the name
+    import subprocess
+    import sys
+
+    import helpers
+
+    config = tmp_path / "loaded" / "tf-savedmodel-xla-nojit" / "config.yaml"
+    out = subprocess.run([sys.executable, "-m", "model_navigator", "convert", "--config", str(config),
+                          "--correctness-only"], capture_output=True, text=True, env=helpers.repo_env(), timeout=300)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    assert "tf-savedmodel-xla" in out.stdout
