@@ -28,7 +28,8 @@ def _dynamic_model(path: Path) -> None:
     two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
     one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "two"], ["y"]), helper.make_node("Cast", ["ids"], ["ids_f"], to=TensorProto.FLOAT),
+        [helper.make_node("Mul", ["x", "two"], ["y"]),
+         helper.make_node("Cast", ["ids"], ["ids_f"], to=TensorProto.FLOAT),
          helper.make_node("Add", ["ids_f", "one"], ["z"])],
         "dynamic",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 4]),

@@ -192,7 +192,8 @@ def cnn(tmp_path_factory):
 def test_cnn_correct_and_profiled(cnn):
     package, _, _ = cnn
     assert set(package.status.paths) >= {"tf-savedmodel-xla", "tf-savedmodel-xla-jit", "onnx-xla-jit"}
-    assert not {"tf-savedmodel", "tf-savedmodel-jit", "onnx", "onnx-jit"} & set(package.status.paths)  # enable_xla=True only
+    # enable_xla=True only
+    assert not {"tf-savedmodel", "tf-savedmodel-jit", "onnx", "onnx-jit"} & set(package.status.paths)
     assert {p.name for p in package.workdir.iterdir()} >= {"tf-savedmodel-xla", "tf-savedmodel-xla-jit"}  # folders
     for key in XLA:
         result = _assert_correct(package, key)
@@ -202,7 +203,8 @@ def test_cnn_correct_and_profiled(cnn):
         assert [r.batch_size for r in perf.results] == [1, 4] and all(r.p50_ms > 0 for r in perf.results)
     assert package.status.paths["jax"].runtimes[CPU].performance.results[0].p50_ms > 0
     latency = package.get_formats_performance()
-    assert latency["tf-savedmodel-xla-CPUExecutionProvider"] > 0 and latency["tf-savedmodel-xla-jit-CPUExecutionProvider"] > 0
+    assert latency["tf-savedmodel-xla-CPUExecutionProvider"] > 0
+    assert latency["tf-savedmodel-xla-jit-CPUExecutionProvider"] > 0
     assert package.status.inputs[0].shape == (-1, 16, 16, 3)
     assert package.status.outputs[0].shape == (-1, 10)
     flags = package.status.paths["tf-savedmodel-xla"].flags

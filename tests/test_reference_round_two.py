@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 import model_navigator as nav
-from model_navigator.core.enums import StepStatus
 
 
 def _assert_nothing_exported(package, workdir) -> None:
@@ -228,7 +227,8 @@ def test_earlier_jax_keys_map_to_the_reference_names():
     assert current_jax_key("onnx-noxla-jit") == "onnx-jit"
     assert current_jax_key("trt-fp16-xla-jit") == "trt-fp16-xla-jit"
     assert current_jax_key("onnx-jax2onnx") == "onnx-jax2onnx"
-    data = {"framework": "jax", "paths": {"onnx-xla-nojit": {"key": "onnx-xla-nojit", "parent": "tf-savedmodel-xla-nojit"}}}
+    old = {"key": "onnx-xla-nojit", "parent": "tf-savedmodel-xla-nojit"}
+    data = {"framework": "jax", "paths": {"onnx-xla-nojit": old}}
     assert rename_legacy_jax_keys(data)["paths"] == {"onnx-xla": {"key": "onnx-xla", "parent": "tf-savedmodel-xla"}}
     torch_data = {"framework": "torch", "paths": {"x-xla-nojit": {"key": "x-xla-nojit"}}}
     assert rename_legacy_jax_keys(dict(torch_data)) == torch_data

@@ -1,5 +1,5 @@
-"""The `model-navigator` command: inspect, profile, convert, report on, serve and load-test packages and workspaces;
-export an .onnx file on synthetic samples (cli/export_file.py).
+"""The `model-navigator` command: inspect, profile, convert, report on, serve and load-test packages and
+workspaces; export an .onnx file on synthetic samples (cli/export_file.py).
 
 Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed, or a
 recorded run did not finish), 2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).

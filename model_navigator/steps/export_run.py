@@ -4,6 +4,7 @@ workspace, save the samples, write status.yaml and run the pipeline over every p
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -154,8 +155,6 @@ def _record_unchecked(job: ExportJob, status: NavigatorStatus, record: Any, prog
     produced with that reason, the source as failed, and the run as failed, and say so."""
     from model_navigator.core.runs import finish_run
     from model_navigator.steps.scope import requested
-
-    import warnings
 
     problem = job.source_problem
     warnings.warn(f"Nothing exported: {problem}", UserWarning, stacklevel=4)  # on the terminal, verbose or not
