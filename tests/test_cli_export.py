@@ -90,6 +90,31 @@ def test_a_dynamic_axis_without_a_size_is_refused_with_the_option_to_give(tmp_pa
     _dynamic_model(tmp_path / "model.onnx")
     out = _run("export", "model.onnx", cwd=tmp_path)
     assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
-    assert "input 'x' has a dynamic axis 1 ('seq') whose size cannot be guessed" in out.stderr
+    assert "nput 'x' has a dynamic axis 1 ('seq') whose size cannot be guessed" in out.stderr
     assert "--dim seq=SIZE" in out.stderr
     assert not (tmp_path / "model_workdir").exists()
+
+
+@pytest.mark.slow
+def test_export_a_savedmodel_folder_on_its_signature(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+
+    class Scale(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(tf.constant([[1.0, -2.0], [0.5, 3.0], [2.0, 0.0]]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x"),
+                                      tf.TensorSpec([None], tf.int64, name="ids")])
+        def __call__(self, x, ids):
+            return {"y": tf.matmul(x, self.w) + tf.cast(ids, tf.float32)[:, None]}
+
+    module = Scale()
+    tf.saved_model.save(module, str(tmp_path / "model.savedmodel"),
+                        signatures={"serving_default": module.__call__.get_concrete_function()})
+    out = _run("export", "model.savedmodel", "--int-range", "0", "3", "--no-profiling", cwd=tmp_path)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    status = _ok(tmp_path / "model_workdir", "tf-savedmodel")
+    assert [(i["name"], i["dtype"]) for i in status["inputs"]] == [("ids", "int64"), ("x", "float32")]
+    assert status["config"]["batch_dim"] == 0
+    assert status["paths"]["onnx"]["status"] == "ok"

@@ -62,7 +62,7 @@ def _size(name: str, axis: int, dim: Dim, spec: SyntheticSpec, batch: bool) -> i
         return spec.dynamic_size
     label = f"axis {axis} ({dim!r})" if isinstance(dim, str) else f"axis {axis} (no name)"
     hint = f"--dim {dim}=SIZE" if isinstance(dim, str) else "--dynamic-size SIZE"
-    raise UserInputError(f"ONNX input {name!r} has a dynamic {label} whose size cannot be guessed: give it with "
+    raise UserInputError(f"Model input {name!r} has a dynamic {label} whose size cannot be guessed: give it with "
                          f"{hint} (or --dynamic-size SIZE for every dynamic axis).")
 
 
@@ -74,14 +74,19 @@ def _fill(rng: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype, spe
         return rng.integers(low, high, size=shape).astype(dtype)
     if dtype.kind == "b":
         return rng.integers(0, 2, size=shape).astype(bool)
-    raise UserInputError(f"ONNX input {name!r} has dtype {dtype}, which synthetic samples cannot fill; export with "
+    raise UserInputError(f"Model input {name!r} has dtype {dtype}, which synthetic samples cannot fill; export with "
                          f"a dataloader (nav.onnx.export) instead.")
 
 
 def synthetic_onnx_samples(path: Path, spec: SyntheticSpec) -> Tuple[List[Dict[str, np.ndarray]], Optional[int]]:
     """`spec.batches` dict samples for the ONNX file, and the batch_dim to export them with (0 when
     every input's axis 0 is dynamic: the batch; else None, each sample fed whole)."""
-    inputs = onnx_input_dims(path)
+    return synthetic_samples(onnx_input_dims(path), spec)
+
+
+def synthetic_samples(inputs: List[Tuple[str, np.dtype, List[Dim]]], spec: SyntheticSpec
+                      ) -> Tuple[List[Dict[str, np.ndarray]], Optional[int]]:
+    """`spec.batches` dict samples for inputs (name, dtype, dims), and the batch_dim to export them with."""
     if spec.int_range[0] >= spec.int_range[1]:
         raise UserInputError(f"--int-range {spec.int_range[0]} {spec.int_range[1]}: LOW must be below HIGH.")
     batch = bool(inputs) and all(dims and not (isinstance(dims[0], int) and dims[0] > 0) for _, _, dims in inputs)
@@ -91,3 +96,38 @@ def synthetic_onnx_samples(path: Path, spec: SyntheticSpec) -> Tuple[List[Dict[s
     samples = [{name: _fill(rng, shapes[name], dtype, spec, name) for name, dtype, _ in inputs}
                for _ in range(spec.batches)]
     return samples, 0 if batch else None
+
+
+def savedmodel_inputs(path: Path) -> Tuple[Any, List[Tuple[str, np.dtype, List[Dim]]]]:
+    """A SavedModel folder's `serving_default` as a tf.Module nav.tensorflow.export takes (called
+    with the inputs in the signature's name order, returning its dict of outputs), and those
+    inputs' (name, dtype, dims: None where the signature leaves an axis free)."""
+    from model_navigator.frameworks.tensorflow_utils import import_tensorflow, tf_quiet
+
+    tf = import_tensorflow()
+    try:
+        with tf_quiet("tf.saved_model.load"):
+            loaded = tf.saved_model.load(str(path))
+        signature = loaded.signatures["serving_default"]
+    except Exception as e:
+        raise UserInputError(f"{str(path)!r} is not a SavedModel with a `serving_default` signature: "
+                             f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from e
+    specs = signature.structured_input_signature[1]
+    names = sorted(specs)
+    inputs = [(n, np.dtype(specs[n].dtype.as_numpy_dtype),
+               list(specs[n].shape.as_list()) if specs[n].shape.rank is not None else None) for n in names]
+    for name, _, dims in inputs:
+        if dims is None:
+            raise UserInputError(f"SavedModel input {name!r} has no known rank: its samples cannot be made up.")
+
+    class SignatureModule(tf.Module):
+        """The loaded SavedModel (its variables tracked) called through its serving signature."""
+
+        def __init__(self) -> None:
+            super().__init__(name="savedmodel")
+            self.loaded = loaded
+
+        def __call__(self, *tensors: Any) -> Any:
+            return self.loaded.signatures["serving_default"](**dict(zip(names, tensors)))
+
+    return SignatureModule(), inputs

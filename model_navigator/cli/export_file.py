@@ -1,4 +1,4 @@
-"""`model-navigator export MODEL.onnx`: verify and profile a model file handed over without a
+"""`model-navigator export MODEL.onnx` (or a SavedModel folder): verify and profile a model handed over without a
 dataloader, on synthetic samples made from the graph's input shapes and dtypes (fixed seed)."""
 
 from __future__ import annotations
@@ -19,24 +19,43 @@ def _dim(text: str) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import model_navigator as nav
-    from model_navigator.api.synthetic import SyntheticSpec, synthetic_onnx_samples
-    from model_navigator.core.errors import UserInputError
+    from model_navigator.api.synthetic import SyntheticSpec
 
     model = Path(args.model)
-    if model.suffix.lower() != ".onnx":
-        raise UserInputError(f"{args.model!r}: `export` without a dataloader takes an .onnx file (TorchScript and "
-                             f"SavedModel files need their Python model's dataloader: use nav.torch/nav.tensorflow).")
-    sizes: Dict[str, int] = dict(args.dim or [])
-    spec = SyntheticSpec(sizes=sizes, dynamic_size=args.dynamic_size, batch_size=args.batch_size,
+    spec = SyntheticSpec(sizes=dict(args.dim or []), dynamic_size=args.dynamic_size, batch_size=args.batch_size,
                          batches=args.batches, seed=args.seed, int_range=tuple(args.int_range))
-    samples, batch_dim = synthetic_onnx_samples(model, spec)
-    workdir = Path(args.workdir) if args.workdir else model.parent / f"{model.stem}_workdir"
-    package = nav.onnx.export(model=str(model), dataloader=samples, workdir=workdir, batch_dim=batch_dim,
-                              override_workdir=args.override_workdir, run_profiling=not args.no_profiling,
-                              verbose=False)
+    workdir = Path(args.workdir) if args.workdir else model.absolute().parent / f"{model.stem}_workdir"
+    common = {"workdir": workdir, "override_workdir": args.override_workdir, "run_profiling": not args.no_profiling,
+              "verbose": False}
+    package = _export_savedmodel(model, spec, common) if (model / "saved_model.pb").is_file() \
+        else _export_onnx(model, spec, common)
     print(f"workspace: {package.workdir}")
     return report(package.status, False)
+
+
+def _export_onnx(model: Path, spec: Any, common: Dict[str, Any]) -> Any:
+    import model_navigator as nav
+    from model_navigator.api.synthetic import synthetic_onnx_samples
+    from model_navigator.core.errors import UserInputError
+
+    if model.suffix.lower() != ".onnx":
+        raise UserInputError(f"{str(model)!r}: `export` without a dataloader takes an .onnx file or a SavedModel "
+                             f"folder, whose inputs declare their shapes and dtypes (a TorchScript file does not: "
+                             f"use nav.torch.export with a dataloader).")
+    samples, batch_dim = synthetic_onnx_samples(model, spec)
+    return nav.onnx.export(model=str(model), dataloader=samples, batch_dim=batch_dim, **common)
+
+
+def _export_savedmodel(model: Path, spec: Any, common: Dict[str, Any]) -> Any:
+    """A SavedModel folder: its serving signature re-exported through nav.tensorflow on synthetic samples."""
+    import model_navigator as nav
+    from model_navigator.api.synthetic import savedmodel_inputs, synthetic_samples
+
+    module, inputs = savedmodel_inputs(model)
+    samples, batch_dim = synthetic_samples(inputs, spec)
+    names = tuple(name for name, _, _ in inputs)
+    return nav.tensorflow.export(model=module, dataloader=[tuple(s[n] for n in names) for s in samples],
+                                 input_names=names, batch_dim=batch_dim, **common)
 
 
 def add_export_command(sub: Any, common: argparse.ArgumentParser, positive_int: Any) -> None:
@@ -46,7 +65,7 @@ def add_export_command(sub: Any, common: argparse.ArgumentParser, positive_int: 
                                    "graph's input shapes and dtypes (fixed seed). Fixed axes keep their size, a "
                                    "dynamic axis 0 of every input is the batch (--batch-size); every other dynamic "
                                    "axis needs --dim NAME=SIZE or --dynamic-size.")
-    p.add_argument("model", help="the .onnx file")
+    p.add_argument("model", help="the .onnx file (or a SavedModel folder: its serving_default signature)")
     p.add_argument("--workdir", default=None, help="workspace folder (default: <model>_workdir beside the file)")
     p.add_argument("--override-workdir", action="store_true", help="replace an existing workspace folder")
     p.add_argument("--dim", type=_dim, action="append", metavar="NAME=SIZE",
