@@ -1,5 +1,5 @@
-"""`model-navigator export MODEL.onnx` (or a SavedModel folder): verify and profile a model handed over without a
-dataloader, on synthetic samples made from the graph's input shapes and dtypes (fixed seed)."""
+"""`model-navigator export MODEL.onnx` (or a SavedModel folder): verify and profile a model handed over
+without a dataloader, on synthetic samples made from its declared input shapes and dtypes (fixed seed)."""
 
 from __future__ import annotations
 
