@@ -6,6 +6,10 @@ reference's own tests are: defaults, its argument names, assertions on the files
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import helpers
 import numpy as np
 import pytest
 import yaml
@@ -290,6 +294,12 @@ def test_jax_folders_carry_the_reference_names_and_old_packages_load(tmp_path):
     with loaded.get_runner(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) as runner:
         out = list(runner.infer({"input__0": dataloader[0]}).values())[0]
     np.testing.assert_allclose(out, dataloader[0] @ params["w"], rtol=1e-5, atol=1e-6)
+    # its path folders keep their old names; `convert --config` of one maps the name
+    config = tmp_path / "loaded" / "tf-savedmodel-xla-nojit" / "config.yaml"
+    out = subprocess.run([sys.executable, "-m", "model_navigator", "convert", "--config", str(config),
+                          "--correctness-only"], capture_output=True, text=True, env=helpers.repo_env(), timeout=300)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    assert "tf-savedmodel-xla" in out.stdout
 
 
 @pytest.mark.slow
@@ -310,14 +320,3 @@ def test_jax_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
                                  override_workdir=True, run_profiling=False)
     assert package.status.config["batch_dim"] is None
     assert package.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True
-    # its path folders keep their old names; `convert --config` of one maps the name
-    import subprocess
-    import sys
-
-    import helpers
-
-    config = tmp_path / "loaded" / "tf-savedmodel-xla-nojit" / "config.yaml"
-    out = subprocess.run([sys.executable, "-m", "model_navigator", "convert", "--config", str(config),
-                          "--correctness-only"], capture_output=True, text=True, env=helpers.repo_env(), timeout=300)
-    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
-    assert "tf-savedmodel-xla" in out.stdout
