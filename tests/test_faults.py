@@ -473,3 +473,101 @@ def test_read_only_workdir_is_a_clear_error(tmp_path, tmpfs):
                          run_profiling=False)
     with pytest.raises(nav.UserInputError, match=r"`workdir` .*rw/w.* cannot be replaced: .*"):
         nav.load(FIXTURE_PACKAGE, workdir=mounted, override_workdir=True, retest_conversions=False, verbose=False)
+
+
+# Round two (issue 31) --------------------------------------------------------------------------------
+def test_one_lock_per_real_folder_through_a_symlink_and_a_bind_mount(tmp_path):
+    """The lock goes by the real folder: the same workdir through a symlink (and, as root, through a
+    bind mount of its parent) is refused while another process holds it."""
+    from model_navigator.core.errors import UserInputError
+    from model_navigator.core.workdir_lock import lock_path, workdir_lock
+
+    real = tmp_path / "real"
+    (real / "w").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    holder = _hold_lock(real / "w")
+    try:
+        assert lock_path(link / "w") == lock_path(real / "w")
+        with pytest.raises(UserInputError, match=f"is in use by process {holder.pid} "):
+            with workdir_lock(link / "w", "profile"):
+                pass
+        if os.geteuid() == 0 and sys.platform.startswith("linux"):
+            bound = tmp_path / "bound"
+            bound.mkdir()
+            if subprocess.run(["mount", "--bind", str(real), str(bound)], capture_output=True).returncode == 0:
+                try:
+                    with pytest.raises(UserInputError, match=f"is in use by process {holder.pid} "):
+                        with workdir_lock(bound / "w", "profile"):
+                            pass
+                finally:
+                    subprocess.run(["umount", "-l", str(bound)], capture_output=True)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    with workdir_lock(link / "w", "profile"):  # free again, by either name
+        assert lock_path(real / "w").exists()
+    assert not lock_path(real / "w").exists()
+
+
+def _loaded_status(tmp_path: Path) -> tuple:
+    """The fixture package loaded (its status.yaml now in the current format) and that status as data."""
+    import yaml
+
+    import model_navigator as nav
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "good", retest_conversions=False, verbose=False)
+    return desc.workdir, yaml.safe_load((desc.workdir / "status.yaml").read_text())
+
+
+def _bad_copies(tmp_path: Path, good: Path, name: str, status_text: str) -> tuple:
+    """A workspace copy and a package with `status_text` as status.yaml (a consistent manifest)."""
+    import shutil
+
+    workspace = tmp_path / f"{name}_ws"
+    shutil.copytree(good, workspace)
+    (workspace / "status.yaml").write_text(status_text)
+    package = _repack(FIXTURE_PACKAGE, tmp_path / f"{name}.nav", {"status.yaml": status_text.encode()})
+    return workspace, package
+
+
+def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsys):
+    """A status.yaml whose number is a string, whose `paths` is a list, or that nests 40 or 5000
+    levels deep: nav.load, inspect and report of the package and of a workspace all refuse it with a
+    PackageError naming the field (exit 2), never a raw ValueError / AttributeError / RecursionError."""
+    import copy
+
+    import yaml
+
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+
+    good, data = _loaded_status(tmp_path)
+    as_string = copy.deepcopy(data)
+    per_output = as_string["paths"]["onnx"]["runtimes"]["CPUExecutionProvider"]["correctness"]["per_output"]
+    per_output["output__0"]["max_abs_error"] = "1.2e-07"
+    as_list = copy.deepcopy(data)
+    as_list["paths"] = list(as_list["paths"].values())
+    negative = copy.deepcopy(data)
+    negative["paths"]["onnx"]["duration_s"] = -3.0
+    nested = copy.deepcopy(data)
+    nested["environment"]["deep"] = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+    cases = {
+        "string": (yaml.safe_dump(as_string), "field `paths.onnx.runtimes.CPUExecutionProvider.correctness.per_output."
+                                              "output__0.max_abs_error` must be a number, got str '1.2e-07'"),
+        "list": (yaml.safe_dump(as_list), "field `paths` must be a mapping, got list"),
+        "negative": (yaml.safe_dump(negative), "field `paths.onnx.duration_s` is -3.0, below its minimum 0"),
+        "nested": (yaml.safe_dump(nested), "field `environment.deep[0]"),
+        "deep": (yaml.safe_dump(data) + "extra: " + "[" * 5000 + "]" * 5000 + "\n", "nests too deeply to be read"),
+    }
+    for name, (text, expected) in cases.items():
+        workspace, package = _bad_copies(tmp_path, good, name, text)
+        with pytest.raises(nav.PackageError) as e:
+            nav.load(package, workdir=tmp_path / f"{name}_loaded", retest_conversions=False, verbose=False)
+        assert expected in str(e.value), (name, str(e.value))
+        assert not (tmp_path / f"{name}_loaded").exists()
+        for argv in (["inspect", str(package)], ["inspect", str(workspace)],
+                     ["report", str(workspace), "-o", str(tmp_path / f"{name}_report")]):
+            assert main(argv) == 2, (name, argv)
+            err = capsys.readouterr().err
+            assert expected in err and "Traceback" not in err, (name, argv, err)

@@ -1,6 +1,7 @@
 """One process owns a workdir at a time: an export, a load into it, a profile or re-check of it.
 
-The lock is the file `.<workdir name>.lock` beside the workdir (in its parent folder), held with
+The lock is the file `.<workdir name>.lock` beside the workdir's real folder (symlinks resolved, so
+every spelling of one folder shares it), held with
 flock(2) for as long as the operation runs. Beside, not inside: `override_workdir=True` deletes the
 workdir, and a lock inside it would be deleted with it by the very export it should stop. flock
 is released by the kernel when its holder dies (kill -9 included), so a lock left by a dead
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import os
 import socket
@@ -64,9 +66,16 @@ _HELD: Dict[str, _Held] = {}
 _REGISTRY = threading.Lock()
 
 
+def real_workdir(workdir: Union[str, Path]) -> Path:
+    """`workdir` with every symlink resolved (of the folder and its parents, existing or not), so that two
+    spellings of one folder share one lock. A bind mount of a parent folder shares it too: the lock
+    file beside the workdir is then one file seen through two paths."""
+    return Path(os.path.realpath(Path(workdir).absolute()))
+
+
 def lock_path(workdir: Union[str, Path]) -> Path:
-    """Where the lock of `workdir` lives: `.<name>.lock` beside it."""
-    root = Path(workdir).absolute()
+    """Where the lock of `workdir` lives: `.<name>.lock` beside its real folder."""
+    root = real_workdir(workdir)
     return root.parent / f".{root.name}.lock"
 
 
@@ -127,7 +136,11 @@ def workdir_lock(workdir: Union[str, Path], operation: str) -> Iterator[Optional
     process, or another thread, gets a UserInputError naming the holder."""
     root = Path(workdir).absolute()
     path = lock_path(root)
-    key = str(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserInputError(f"Cannot create the folder of `workdir` {str(root)!r}: {e.strerror or e}.") from e
+    key = _file_key(path)
     me = threading.get_ident()
     with _REGISTRY:
         held = _HELD.get(key)
@@ -145,20 +158,12 @@ def workdir_lock(workdir: Union[str, Path], operation: str) -> Iterator[Optional
             with _REGISTRY:
                 held.depth -= 1
         return
-    try:
-        root.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserInputError(f"Cannot create the folder of `workdir` {str(root)!r}: {e.strerror or e}.") from e
     fd = _open_locked(path, root, operation)
     try:
         previous = LockHolder.parse(_read(fd))
-        me_holder = LockHolder(pid=os.getpid(), host=socket.gethostname(), operation=operation,
-                               started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps(me_holder.__dict__).encode())
+        _write_holder(fd, path, operation)
     except BaseException:
-        os.close(fd)
+        _release(path, fd)
         raise
     with _REGISTRY:
         _HELD[key] = _Held(thread=me, depth=1, fd=fd)
@@ -167,8 +172,39 @@ def workdir_lock(workdir: Union[str, Path], operation: str) -> Iterator[Optional
     finally:
         with _REGISTRY:
             del _HELD[key]
-        try:
-            os.unlink(path)  # while still holding it: a waiter re-opens and finds a new file
-        except OSError:
-            pass
-        os.close(fd)
+        _release(path, fd)
+
+
+def _file_key(path: Path) -> str:
+    """The in-process key of a lock file: its folder's device and inode (one key for a folder reached
+    through a bind mount or a symlink), else its path when the folder does not exist yet."""
+    try:
+        st = os.stat(path.parent)
+        return f"{st.st_dev}:{st.st_ino}/{path.name}"
+    except OSError:
+        return str(path)
+
+
+def _write_holder(fd: int, path: Path, operation: str) -> None:
+    """Write who holds the lock into it; on a full disk the lock (an empty file needs no space) still
+    holds, only the name of its holder is missing from a second process's error."""
+    me_holder = LockHolder(pid=os.getpid(), host=socket.gethostname(), operation=operation,
+                           started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        os.write(fd, json.dumps(me_holder.__dict__).encode())
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        os.ftruncate(fd, 0)
+        LOGGER.debug("lock %s holds no holder record: %s", path, e.strerror or e)
+
+
+def _release(path: Path, fd: int) -> None:
+    """Remove the lock file while still holding it (a waiter re-opens and finds a new file), then close it."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    os.close(fd)
