@@ -4,6 +4,7 @@ a full disk or a read-only folder is a clear error, unfinished runs are marked (
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -571,3 +572,84 @@ def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsy
             assert main(argv) == 2, (name, argv)
             err = capsys.readouterr().err
             assert expected in err and "Traceback" not in err, (name, argv, err)
+
+
+def _fill(disk: Path) -> None:
+    """Fill the filesystem of `disk` to the last byte (a file that grows until ENOSPC)."""
+    import errno
+
+    with open(disk / "filler", "wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(b"\0" * 4096)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+                break
+    with open(disk / "filler", "ab", buffering=0) as f:  # the last partial block too
+        for _ in range(4096):
+            try:
+                f.write(b"\0")
+            except OSError:
+                break
+
+
+def test_save_from_a_full_workdir_disk_and_onto_a_full_destination(tmp_path, tmpfs):
+    """nav.save reads a workspace on a full disk (no lock or status write needs space there, no empty
+    lock file is left); a full destination is a UserInputError naming the package, the free space and
+    what it needs, and leaves nothing behind."""
+    import model_navigator as nav
+    from model_navigator.package.archive_validate import validate_archive
+
+    source = tmpfs(tmp_path / "source", "size=1m")
+    desc = nav.load(FIXTURE_PACKAGE, workdir=source / "w", retest_conversions=False, verbose=False)
+    desc.save_status()
+    _fill(source)
+    nav.save(desc, tmp_path / "out.nav")
+    validate_archive(tmp_path / "out.nav")
+    assert sorted(p.name for p in source.iterdir()) == ["filler", "w"]  # no lock file left behind
+    destination = tmpfs(tmp_path / "dest", "size=4k")  # one page: the package (~9 KB) cannot fit
+    with pytest.raises(nav.UserInputError) as e:
+        nav.save(desc, destination / "x.nav")
+    message = str(e.value)
+    assert f"Cannot save the package {str(destination / 'x.nav')!r}: not enough free space in " \
+           f"{str(destination)!r} (" in message, message
+    assert re.search(r"\([0-9.]+ KB free; the package needs up to [0-9.]+ KB, the size of the workspace's files; "
+                     r"No space left on device\)", message), message
+    assert list(destination.iterdir()) == []
+
+
+SAVE_SCRIPT = """
+import sys
+from model_navigator.package.descriptor import PackageDescriptor
+desc = PackageDescriptor.from_workdir(sys.argv[1])
+print("start", flush=True)
+desc.save(sys.argv[2], override=True)
+"""
+
+
+def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
+    """kill -9 of nav.save mid-write leaves its hidden temporary; the next save of that package
+    removes it (its process is gone) and leaves a live process's temporary alone."""
+    import model_navigator as nav
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
+    with open(desc.workdir / "onnx" / "weights.raw", "wb") as f:  # seconds to deflate: time to kill it
+        f.write(os.urandom(32 * 2**20))
+    package = tmp_path / "m.nav"
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_SCRIPT, str(desc.workdir), str(package)],
+                            env=helpers.repo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"start\n", proc.communicate()[1].decode()
+        temporary = _wait_for(lambda: list(tmp_path.glob(".m.nav.*.tmp")), 60, "the save's temporary file")
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert temporary[0].exists() and not package.exists()
+    live = tmp_path / temporary[0].name.replace(f".{proc.pid}.", f".{os.getppid()}.")  # a live process's
+    live.write_bytes(b"in progress")
+    nav.save(desc, package)
+    assert not temporary[0].exists() and live.exists() and package.is_file()
+    assert sorted(p.name for p in tmp_path.glob(".m.nav.*")) == [live.name]

@@ -91,8 +91,13 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def yaml_text(data: Any) -> str:
+    """The YAML text dump_yaml writes for `data`."""
+    return yaml.safe_dump(to_plain(data), sort_keys=False, allow_unicode=True)
+
+
 def dump_yaml(data: Dict[str, Any], path: Path) -> None:
-    atomic_write_text(path, yaml.safe_dump(to_plain(data), sort_keys=False, allow_unicode=True))
+    atomic_write_text(path, yaml_text(data))
 
 
 def load_yaml(path: Path) -> Any:

@@ -71,6 +71,16 @@ class PackageDescriptor:
     def save_status(self) -> None:
         self.status.save(self._workdir)
 
+    def status_changed(self) -> bool:
+        """Whether the status in memory differs from the workspace's status.yaml (or it is missing)."""
+        from model_navigator.core.serialization import to_plain, yaml_text
+        from model_navigator.core.status import STATUS_FILE
+
+        try:
+            return (self._workdir / STATUS_FILE).read_text(encoding="utf-8") != yaml_text(to_plain(self.status))
+        except (OSError, UnicodeDecodeError):
+            return True
+
     # Lookup ------------------------------------------------------------------------------------
     def _matching(
         self,
@@ -231,6 +241,7 @@ class PackageDescriptor:
         from model_navigator.core.logging import LOGGER
         from model_navigator.core.workdir_lock import workdir_lock
         from model_navigator.package.archive_write import write_archive
+        from model_navigator.package.save_temporaries import NO_SPACE, no_space_error, remove_stale_temporaries
 
         target = Path(path).absolute()
         if not keep_workdir and target.is_relative_to(self.workdir):
@@ -241,9 +252,16 @@ class PackageDescriptor:
         if target.suffix != ".nav":
             LOGGER.warning("package path %s does not end in .nav", target)
         with workdir_lock(self.workdir, "save"):  # not while another process writes it
-            self.save_status()
+            if self.status_changed():  # unchanged: nothing to write (the workdir's disk may be full)
+                self.save_status()
+            remove_stale_temporaries(target)
             start = time.perf_counter()
-            write_archive(self.workdir, target, override=override, save_data=save_data)
+            try:
+                write_archive(self.workdir, target, override=override, save_data=save_data)
+            except OSError as e:
+                if e.errno in NO_SPACE:
+                    raise no_space_error(e, target, self.workdir) from e
+                raise
             LOGGER.info("saved %s in %.2f s (%d bytes)", target, time.perf_counter() - start, target.stat().st_size)
             if not keep_workdir:
                 shutil.rmtree(self.workdir)
