@@ -653,3 +653,35 @@ def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
     nav.save(desc, package)
     assert not temporary[0].exists() and live.exists() and package.is_file()
     assert sorted(p.name for p in tmp_path.glob(".m.nav.*")) == [live.name]
+
+
+def test_dtype_change_meta_tensor_and_messages_naming_the_dataloader_item(tmp_path):
+    """A dtype that changes across samples is refused like a rank change, naming the item and both
+    dtypes; a meta-device tensor is refused clearly; a model failing on a split sample is reported
+    by the dataloader item and the position inside its batch, not by the split sample's number."""
+    import torch
+
+    import model_navigator as nav
+
+    model = torch.nn.Linear(3, 2).eval()
+    loader = [torch.randn(2, 3), torch.randn(2, 3, dtype=torch.float64)]
+    with pytest.raises(nav.UserInputError, match=r"`dataloader` item 1, input 'input__0' has dtype float64 but item "
+                                                 r"0 had float32; an input keeps its dtype across samples"):
+        nav.torch.export(model, loader, workdir=tmp_path / "a", verbose=False, run_profiling=False)
+    assert not (tmp_path / "a").exists()  # refused before anything is written
+    with pytest.raises(nav.UserInputError, match=r"`dataloader` item 0, input 'input__0' is a tensor on the meta "
+                                                 r"device, which holds no data"):
+        nav.torch.export(model, [torch.empty(2, 3, device="meta")], workdir=tmp_path / "b", verbose=False,
+                         run_profiling=False)
+
+    class FailsOnTheFifthRow(torch.nn.Module):
+        def forward(self, x):
+            if bool((x == 7).any()):
+                raise ValueError("a seven")
+            return x * 2
+
+    batches = [torch.zeros(3, 2), torch.zeros(3, 2)]
+    batches[1][1, 0] = 7  # item 1, position 1: split sample 4
+    with pytest.raises(nav.ModelNavigatorError, match=r"failed on dataloader item 1, position 1 in its batch "):
+        nav.torch.export(FailsOnTheFifthRow().eval(), batches, workdir=tmp_path / "c", verbose=False,
+                         target_formats=("onnx",), run_profiling=False)
