@@ -283,7 +283,8 @@ def test_interrupted_run_is_recorded_and_inspect_exits_1(tmp_path, capsys):
     from model_navigator.core.status import NavigatorStatus
 
     desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
-    assert main(["inspect", str(desc.workdir)]) == 0  # a format-1 package records no runs: nothing to flag
+    assert main(["inspect", str(desc.workdir)]) == 0  # the load itself is recorded, finished: nothing to flag
+    assert [(r.operation, r.outcome) for r in desc.status.runs] == [("load", "finished")]
     capsys.readouterr()
     with pytest.raises(KeyboardInterrupt):
         with recorded_run(desc.status, desc.save_status, "profile"):
@@ -298,7 +299,7 @@ def test_interrupted_run_is_recorded_and_inspect_exits_1(tmp_path, capsys):
     assert "did not finish: interrupted (Ctrl-C)" in (tmp_path / "report" / "report.md").read_text()
     with recorded_run(desc.status, desc.save_status, "profile"):
         pass
-    assert [r.outcome for r in NavigatorStatus.load(desc.workdir).runs] == ["interrupted", "finished"]
+    assert [r.outcome for r in NavigatorStatus.load(desc.workdir).runs] == ["finished", "interrupted", "finished"]
     assert main(["inspect", str(desc.workdir)]) == 0  # the interrupted re-profile was done again
     # An export that never finished (what kill -9 leaves: started, never marked) stays flagged
     # after later runs finish: its workspace lacks what it did not reach.
@@ -685,3 +686,61 @@ def test_dtype_change_meta_tensor_and_messages_naming_the_dataloader_item(tmp_pa
     with pytest.raises(nav.ModelNavigatorError, match=r"failed on dataloader item 1, position 1 in its batch "):
         nav.torch.export(FailsOnTheFifthRow().eval(), batches, workdir=tmp_path / "c", verbose=False,
                          target_formats=("onnx",), run_profiling=False)
+
+
+LOAD_SCRIPT = """
+import sys
+import model_navigator as nav
+from model_navigator.package import archive_extract
+
+extract_entry, count = archive_extract._extract_entry, [0]
+def signalling(*args, **kwargs):  # the test's hook: say when half the files are out, then wait
+    count[0] += 1
+    if count[0] == 8:
+        print("halfway", flush=True)
+        sys.stdin.read()
+    return extract_entry(*args, **kwargs)
+archive_extract._extract_entry = signalling
+nav.load(sys.argv[1], workdir=sys.argv[2], retest_conversions=False, verbose=False)
+"""
+
+
+def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
+    """kill -9 of nav.load halfway through unpacking: status.yaml (written first) records the load
+    unfinished; inspect and report exit 1 naming it; profiling the workspace is refused; nav.load
+    into it says why it exists, and with override_workdir loads it again, finished."""
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+    from model_navigator.core.status import NavigatorStatus
+
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(FIXTURE_PACKAGE), str(workdir)],
+                            env=helpers.repo_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"halfway\n", proc.communicate()[1].decode()
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert not (workdir / "onnx" / "model.onnx").exists()  # cut short indeed
+    run = NavigatorStatus.load(workdir).runs[-1]
+    assert (run.operation, run.pid, run.finished_at, run.outcome) == ("load", proc.pid, None, "running")
+    expected = f"load run {run.id} (pid {proc.pid} on"
+    assert main(["inspect", str(workdir)]) == 1
+    assert expected in capsys.readouterr().err
+    assert main(["report", str(workdir), "-o", str(tmp_path / "report")]) == 1
+    assert expected in capsys.readouterr().err
+    assert main(["profile", str(workdir)]) == 2
+    assert f"workspace {str(workdir)!r} is incomplete: the load that unpacked it (run {run.id}, pid {proc.pid} " \
+           f"on" in capsys.readouterr().err
+    with pytest.raises(nav.UserInputError, match=r"already exists and was left untouched \(the load that unpacked it "
+                                                 r"\(run .*was killed or crashed, so files may be missing; "
+                                                 r"override_workdir=True loads it again\)"):
+        nav.load(FIXTURE_PACKAGE, workdir=workdir, retest_conversions=False, verbose=False)
+    desc = nav.load(FIXTURE_PACKAGE, workdir=workdir, override_workdir=True, retest_conversions=False, verbose=False)
+    assert [(r.operation, r.outcome) for r in desc.status.runs] == [("load", "finished")]
+    assert (workdir / "onnx" / "model.onnx").is_file()
+    assert main(["inspect", str(workdir)]) == 0

@@ -8,7 +8,7 @@ import datetime
 import os
 import socket
 import uuid
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator, List, Optional
 
 from model_navigator.core.status import NavigatorStatus, RunRecord
 
@@ -40,10 +40,13 @@ def finish_run(record: RunRecord, outcome: str, reason: Any = None) -> None:
 
 
 @contextlib.contextmanager
-def recorded_run(status: NavigatorStatus, save: Callable[[], None], operation: str) -> Iterator[RunRecord]:
+def recorded_run(status: NavigatorStatus, save: Callable[[], None], operation: str,
+                 record: Optional[RunRecord] = None) -> Iterator[RunRecord]:
     """Record `operation` in `status` and `save` it, then mark how the block ended and save again
-    (a kill -9 leaves the record unfinished, which is the point)."""
-    record = start_run(status, operation)
+    (a kill -9 leaves the record unfinished, which is the point). With `record` (already in
+    `status.runs`: nav.load marks itself before it unpacks) that run is continued, not a new one."""
+    if record is None or all(r is not record for r in status.runs or []):
+        record = start_run(status, operation)
     save()
     try:
         yield record
@@ -68,14 +71,16 @@ def _save_quietly(save: Callable[[], None]) -> None:
 
 
 def unfinished_runs(status: NavigatorStatus) -> List[str]:
-    """One line per run that did not finish among the export that made the workspace (its results
-    are incomplete whatever ran after it) and the latest run (an interrupted re-profile), each
-    saying how it ended; earlier re-checks followed by another run are not flagged."""
+    """One line per run that did not finish among the export that made the workspace and the latest
+    load into it (their results are incomplete whatever ran after them: a killed load leaves files
+    missing) and the latest run (an interrupted re-profile), each saying how it ended; earlier
+    re-checks followed by another run are not flagged."""
     runs = list(status.runs or [])
     export = next((r for r in runs if r.operation == "export"), None)
-    ends = [r for r in (export, runs[-1] if runs else None) if r is not None]
-    if len(ends) == 2 and ends[0] is ends[1]:
-        ends = ends[:1]
+    ends: List[RunRecord] = []
+    for record in (export, last_load(status), runs[-1] if runs else None):
+        if record is not None and all(record is not e for e in ends):
+            ends.append(record)
     lines = []
     for record in ends:
         if record.finished and record.outcome == "finished":
@@ -86,3 +91,18 @@ def unfinished_runs(status: NavigatorStatus) -> List[str]:
         else:
             lines.append(f"{who} did not finish: {record.outcome}" + (f" ({record.reason})" if record.reason else ""))
     return lines
+
+
+def last_load(status: NavigatorStatus) -> Optional[RunRecord]:
+    """The record of the load that unpacked this workspace (the latest one), if any."""
+    return next((r for r in reversed(status.runs or []) if r.operation == "load"), None)
+
+
+def unfinished_load(status: NavigatorStatus) -> Optional[str]:
+    """Why the workspace is incomplete when the load that unpacked it did not finish, else None."""
+    record = last_load(status)
+    if record is None or record.outcome == "finished":
+        return None
+    how = "was killed or crashed" if not record.finished else record.outcome
+    return (f"the load that unpacked it (run {record.id}, pid {record.pid} on {record.host}, started "
+            f"{record.started_at}) {how}, so files may be missing")
