@@ -744,3 +744,33 @@ def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
     assert [(r.operation, r.outcome) for r in desc.status.runs] == [("load", "finished")]
     assert (workdir / "onnx" / "model.onnx").is_file()
     assert main(["inspect", str(workdir)]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_is_marked_like_ctrl_c(tmp_path):
+    """SIGTERM of the user's process mid-step: the run is marked interrupted (SIGTERM), the step in
+    flight says so, the worker is gone and no lock is left; before, the run stayed `running`."""
+    import signal
+
+    from model_navigator.core.status import NavigatorStatus
+    from model_navigator.core.workdir_lock import lock_path
+
+    workdir = tmp_path / "w"
+    proc = _start_export(tmp_path, workdir, fault="correctness:onnx:hang")
+    try:
+        worker = _hanging_worker(proc, workdir)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        _wait_for(lambda: not _alive(worker), 10, "the worker to stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stderr = proc.communicate()[1].decode()
+    assert proc.returncode != 0, stderr
+    status = NavigatorStatus.load(workdir)
+    run = status.runs[-1]
+    assert (run.operation, run.outcome, run.reason) == ("export", "interrupted", "SIGTERM"), stderr[-2000:]
+    reasons = [r.correctness.reason for r in status.paths["onnx"].runtimes.values() if r.correctness]
+    assert "interrupted (SIGTERM)" in reasons, reasons
+    assert not lock_path(workdir).exists()

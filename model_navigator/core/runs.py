@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import signal
 import socket
+import threading
 import uuid
 from typing import Any, Callable, Iterator, List, Optional
 
@@ -39,6 +41,35 @@ def finish_run(record: RunRecord, outcome: str, reason: Any = None) -> None:
     record.reason = text.splitlines()[0][:500] if text else None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during a recorded run: it stops like Ctrl-C (steps in flight stopped, the run
+    marked interrupted) instead of ending the process with the run left `running`."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated in the main thread, unless the user installed a
+    handler of their own (theirs is kept) or this is another thread (signals go to the main one)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated("SIGTERM")
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def interruption(error: KeyboardInterrupt) -> str:
+    """What stopped a run: SIGTERM or Ctrl-C."""
+    return "SIGTERM" if isinstance(error, Terminated) else "Ctrl-C"
+
+
 @contextlib.contextmanager
 def recorded_run(status: NavigatorStatus, save: Callable[[], None], operation: str,
                  record: Optional[RunRecord] = None) -> Iterator[RunRecord]:
@@ -49,9 +80,10 @@ def recorded_run(status: NavigatorStatus, save: Callable[[], None], operation: s
         record = start_run(status, operation)
     save()
     try:
-        yield record
-    except KeyboardInterrupt:
-        finish_run(record, "interrupted", "Ctrl-C")
+        with sigterm_as_interrupt():
+            yield record
+    except KeyboardInterrupt as e:
+        finish_run(record, "interrupted", interruption(e))
         _save_quietly(save)
         raise
     except BaseException as e:

@@ -147,14 +147,17 @@ def _run_paths(pipeline: Pipeline) -> None:
             pipeline.profile_source()
         pipeline.run_checks(profile=profile)
         pipeline.check_source_runtimes(profile=profile)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (core.runs.Terminated)
+        from model_navigator.core.runs import interruption
+
         getattr(pipeline.executor, "shutdown", pipeline.executor.close)()  # stop a step that may still run
+        reason = f"interrupted ({interruption(e)})"
         for path in status.paths.values():
             if path.status == StepStatus.NOT_RUN:
-                path.reason = "interrupted (Ctrl-C)"
+                path.reason = reason
             for result in path.runtimes.values():  # the step in flight when Ctrl-C came
                 if result.correctness is None and path.format not in SOURCE_FORMATS:
-                    result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason="interrupted (Ctrl-C)")
+                    result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason=reason)
         pipeline.save()
         pipeline.progress.note("Interrupted: status.yaml holds the steps finished so far.")
         raise
