@@ -774,3 +774,63 @@ def test_sigterm_is_marked_like_ctrl_c(tmp_path):
     reasons = [r.correctness.reason for r in status.paths["onnx"].runtimes.values() if r.correctness]
     assert "interrupted (SIGTERM)" in reasons, reasons
     assert not lock_path(workdir).exists()
+
+
+FULL_DISK_SCRIPT = """
+import torch, model_navigator as nav
+torch.manual_seed(0)
+TABLE = torch.randn(768 * 1024)  # 3 MiB baked into the graph as a constant: no estimate sees it
+
+class Buffered(torch.nn.Module):  # 3 MiB in a non-persistent buffer: not in the state_dict
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+        self.register_buffer("table", torch.randn(768 * 1024), persistent=False)
+    def forward(self, x):
+        return self.linear(x) + self.table[:4]
+
+class Baked(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+    def forward(self, x):
+        return self.linear(x) + (TABLE * x.sum()).mean()  # all of it, not foldable
+
+for name, model in (("buffered", Buffered()), ("baked", Baked())):
+    nav.torch.export(model.eval(), [torch.randn(2, 4) for _ in range(2)], workdir={disk!r} + "/" + name,
+                     target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",),
+                     verbose=False, run_profiling=False)
+print("survived")
+"""
+
+
+@pytest.mark.slow
+def test_full_disk_counts_every_tensor_and_a_failed_write_leaves_no_half_file(tmp_path, tmpfs):
+    """3 MiB that the state_dict does not hold, into a 2 MiB tmpfs: a non-persistent buffer is counted
+    by the estimate (every path refused before writing); a global tensor baked into the graph is
+    caught by the writes themselves: torch.export.save is checked against the program's own tensors
+    (it used to abort the process, rc 134), TorchScript and ONNX writes fail with the space reason,
+    and nothing is left under the artifact's final name (ONNX used to leave a truncated model.onnx)."""
+    disk = tmpfs(tmp_path / "disk", "size=2m")
+    script = tmp_path / "full.py"
+    script.write_text(textwrap.dedent(FULL_DISK_SCRIPT.format(disk=str(disk))))
+    proc = subprocess.run([sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
+    from model_navigator.core.status import NavigatorStatus
+
+    for name in ("buffered", "baked"):
+        workdir = disk / name
+        status = NavigatorStatus.load(workdir)
+        for key, artifact in (("torchscript-trace", "model.pt"), ("torch-exportedprogram", "model.pt2"),
+                              ("onnx", "model.onnx")):
+            path = status.paths[key]
+            assert path.status.value == "failed", (name, key, path.reason)
+            assert f"not enough free space in {str(workdir / key)!r}: " in path.reason, (name, key, path.reason)
+            assert not (workdir / key / artifact).exists(), (name, key)
+            if (workdir / key).exists():
+                assert not [p.name for p in (workdir / key).iterdir() if p.name.startswith(".")], (name, key)
+        assert status.runs[-1].outcome == "finished"
+    assert "the artifact needs about 3.0 MB" in NavigatorStatus.load(disk / "buffered").paths["onnx"].reason
+    assert re.search(r"MB free, the artifact needs more than [0-9.]+ MB \(writing it used up the free space; the "
+                     r"partial file was removed\)", NavigatorStatus.load(disk / "baked").paths["onnx"].reason)
