@@ -519,6 +519,7 @@ def _loaded_status(tmp_path: Path) -> tuple:
     import model_navigator as nav
 
     desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "good", retest_conversions=False, verbose=False)
+    nav.save(desc, tmp_path / "good.nav")  # a package of the current format, to alter
     return desc.workdir, yaml.safe_load((desc.workdir / "status.yaml").read_text())
 
 
@@ -529,7 +530,7 @@ def _bad_copies(tmp_path: Path, good: Path, name: str, status_text: str) -> tupl
     workspace = tmp_path / f"{name}_ws"
     shutil.copytree(good, workspace)
     (workspace / "status.yaml").write_text(status_text)
-    package = _repack(FIXTURE_PACKAGE, tmp_path / f"{name}.nav", {"status.yaml": status_text.encode()})
+    package = _repack(tmp_path / "good.nav", tmp_path / f"{name}.nav", {"status.yaml": status_text.encode()})
     return workspace, package
 
 
