@@ -835,3 +835,24 @@ def test_full_disk_counts_every_tensor_and_a_failed_write_leaves_no_half_file(tm
     assert "the artifact needs about 3.0 MB" in NavigatorStatus.load(disk / "buffered").paths["onnx"].reason
     assert re.search(r"MB free, the artifact needs more than [0-9.]+ MB \(writing it used up the free space; the "
                      r"partial file was removed\)", NavigatorStatus.load(disk / "baked").paths["onnx"].reason)
+
+
+def test_report_and_triton_from_a_workspace_take_its_lock(tmp_path, capsys):
+    """report and triton of a workspace another process holds (a profile writing it) are refused
+    naming the holder, instead of reading a half-written status; once free they work."""
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
+    holder = _hold_lock(desc.workdir)
+    try:
+        for argv in (["report", str(desc.workdir), "-o", str(tmp_path / "report")],
+                     ["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]):
+            assert main(argv) == 2, argv
+            assert f"is in use by process {holder.pid} " in capsys.readouterr().err, argv
+        assert not (tmp_path / "report").exists() and not (tmp_path / "repo").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert main(["report", str(desc.workdir), "-o", str(tmp_path / "report")]) == 0
+    assert main(["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]) == 0

@@ -19,10 +19,11 @@ import errno
 import json
 import os
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Any, ContextManager, Dict, Iterator, List, Optional, Union
 
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER
@@ -31,6 +32,10 @@ try:
     import fcntl
 except ImportError:  # Windows: no flock; the lock file still names the holder
     fcntl = None  # type: ignore[assignment]
+
+
+class LockUnavailable(UserInputError):
+    """The lock file cannot be created (a read-only folder): writers stop; readers go on unlocked."""
 
 
 @dataclass
@@ -101,7 +106,7 @@ def _open_locked(path: Path, root: Path, operation: str) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         except OSError as e:
-            raise UserInputError(
+            raise LockUnavailable(
                 f"Cannot use `workdir` {str(root)!r}: its lock file {str(path)!r} cannot be created "
                 f"({e.strerror or e}); the folder {str(path.parent)!r} must exist and be writable."
             ) from e
@@ -208,3 +213,34 @@ def _release(path: Path, fd: int) -> None:
     except OSError:
         pass
     os.close(fd)
+
+
+def source_lock(source: Any, operation: str) -> ContextManager[Optional[LockHolder]]:
+    """The lock of the workspace a reader (report, triton) works from: a workspace folder, or a
+    PackageDescriptor's workdir; no lock for a .nav file or a status in memory."""
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        return _reader_lock(Path(source), operation)
+    workdir = getattr(source, "workdir", None)
+    if isinstance(workdir, Path) and workdir.is_dir():
+        return _reader_lock(workdir, operation)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _reader_lock(workdir: Path, operation: str) -> Iterator[Optional[LockHolder]]:
+    """workdir_lock for a reader: refused while another process holds it; where no lock file can be
+    made (a read-only folder, which no one can be writing to through it) it reads unlocked."""
+    try:
+        lock = workdir_lock(workdir, operation)
+        previous = lock.__enter__()
+    except LockUnavailable as e:
+        LOGGER.debug("reading %s without its lock: %s", workdir, e)
+        yield None
+        return
+    try:
+        yield previous
+    except BaseException:
+        if not lock.__exit__(*sys.exc_info()):
+            raise
+    else:
+        lock.__exit__(None, None, None)
