@@ -675,6 +675,11 @@ def test_dtype_change_meta_tensor_and_messages_naming_the_dataloader_item(tmp_pa
                                                  r"device, which holds no data"):
         nav.torch.export(model, [torch.empty(2, 3, device="meta")], workdir=tmp_path / "b", verbose=False,
                          run_profiling=False)
+    with pytest.raises(nav.UserInputError, match=r"`model` has tensor 'weight' on the meta device, which holds no "
+                                                 r"values"):
+        nav.torch.export(torch.nn.Linear(3, 2, device="meta"), [torch.randn(2, 3)], workdir=tmp_path / "b",
+                         verbose=False, run_profiling=False)
+    assert not (tmp_path / "b").exists()
 
     class FailsOnTheFifthRow(torch.nn.Module):
         def forward(self, x):
