@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from model_navigator.core.diskspace import written_in_staging
 from model_navigator.core.errors import FrameworkMissingError, UserInputError
 from model_navigator.paths.base import PathSpec, ProduceRequest
 
@@ -112,10 +113,11 @@ def copy_onnx(request: ProduceRequest) -> Dict[str, Any]:
     ctx, out_path = request.context, request.out_path
     onnx = import_onnx()
     model = onnx.load(str(ctx.source))  # loads external data from beside the source
-    if model.ByteSize() > _PROTOBUF_LIMIT:
-        onnx.save(model, str(out_path), save_as_external_data=True, location=f"{out_path.name}.data")
-    else:
-        onnx.save(model, str(out_path))
+    with written_in_staging(out_path) as staged:  # never half a model.onnx under its final name
+        if model.ByteSize() > _PROTOBUF_LIMIT:
+            onnx.save(model, str(staged), save_as_external_data=True, location=f"{out_path.name}.data")
+        else:
+            onnx.save(model, str(staged))
     return {"source": str(ctx.source), "opset": opset_of(model)}
 
 
