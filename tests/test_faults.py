@@ -861,3 +861,22 @@ def test_report_and_triton_from_a_workspace_take_its_lock(tmp_path, capsys):
         holder.wait(timeout=30)
     assert main(["report", str(desc.workdir), "-o", str(tmp_path / "report")]) == 0
     assert main(["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]) == 0
+
+
+def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_path, tmpfs):
+    """Writing status.yaml onto a full disk: an error naming the file and the space (not a raw
+    OSError), the previous status.yaml intact and no temporary left beside it."""
+    import model_navigator as nav
+    from model_navigator.core.status import NavigatorStatus
+
+    disk = tmpfs(tmp_path / "disk", "size=1m")
+    desc = nav.load(FIXTURE_PACKAGE, workdir=disk / "w", retest_conversions=False, verbose=False)
+    before = (desc.workdir / "status.yaml").read_bytes()
+    _fill(disk)
+    desc.status.environment["note"] = "x" * 200_000  # does not fit
+    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {re.escape(repr(str(desc.workdir / 'status.yaml')))}"
+                                                      rf": no space left on its disk \(0.0 MB free, 0.\d+ MB needed\)"):
+        desc.save_status()
+    assert (desc.workdir / "status.yaml").read_bytes() == before
+    assert sorted(p.name for p in desc.workdir.iterdir() if p.name.startswith(".")) == []
+    assert NavigatorStatus.load(desc.workdir).runs[-1].outcome == "finished"
