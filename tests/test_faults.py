@@ -478,13 +478,15 @@ def test_read_only_workdir_is_a_clear_error(tmp_path, tmpfs):
 
 
 # Round two (issue 31) --------------------------------------------------------------------------------
-def test_one_lock_per_real_folder_through_a_symlink_and_a_bind_mount(tmp_path):
+def test_one_lock_per_real_folder_through_a_symlink_and_a_bind_mount(tmp_path, tmpfs):
     """The lock goes by the real folder: the same workdir through a symlink (and, as root, through a
-    bind mount of its parent) is refused while another process holds it."""
+    bind mount of its parent or of itself) is refused while another process holds it."""
     from model_navigator.core.errors import UserInputError
     from model_navigator.core.workdir_lock import lock_path, workdir_lock
 
     real = tmp_path / "real"
+    if os.geteuid() == 0 and sys.platform.startswith("linux"):
+        tmpfs(real, "size=1m")
     (real / "w").mkdir(parents=True)
     link = tmp_path / "link"
     link.symlink_to(real)
@@ -495,15 +497,20 @@ def test_one_lock_per_real_folder_through_a_symlink_and_a_bind_mount(tmp_path):
             with workdir_lock(link / "w", "profile"):
                 pass
         if os.geteuid() == 0 and sys.platform.startswith("linux"):
-            bound = tmp_path / "bound"
-            bound.mkdir()
-            if subprocess.run(["mount", "--bind", str(real), str(bound)], capture_output=True).returncode == 0:
+            # the parent bound elsewhere, and the workdir itself bound elsewhere (on a tmpfs, whose
+            # mount shows its root, so the bind maps back to it)
+            (tmp_path / "bound").mkdir()
+            (tmp_path / "bound_w").mkdir()
+            for source, target, workdir in ((real, tmp_path / "bound", tmp_path / "bound" / "w"),
+                                            (real / "w", tmp_path / "bound_w", tmp_path / "bound_w")):
+                if subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode:
+                    continue
                 try:
                     with pytest.raises(UserInputError, match=f"is in use by process {holder.pid} "):
-                        with workdir_lock(bound / "w", "profile"):
+                        with workdir_lock(workdir, "profile"):
                             pass
                 finally:
-                    subprocess.run(["umount", "-l", str(bound)], capture_output=True)
+                    subprocess.run(["umount", "-l", str(target)], capture_output=True)
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)

@@ -18,6 +18,7 @@ import datetime
 import errno
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -72,10 +73,44 @@ _REGISTRY = threading.Lock()
 
 
 def real_workdir(workdir: Union[str, Path]) -> Path:
-    """`workdir` with every symlink resolved (of the folder and its parents, existing or not), so that two
-    spellings of one folder share one lock. A bind mount of a parent folder shares it too: the lock
-    file beside the workdir is then one file seen through two paths."""
-    return Path(os.path.realpath(Path(workdir).absolute()))
+    """`workdir` with every symlink resolved (of the folder and its parents, existing or not) and, on
+    Linux, a bind mount mapped back to the folder it shows, so that two spellings of one folder share
+    one lock."""
+    real = os.path.realpath(Path(workdir).absolute())
+    try:
+        return Path(_unbind(real))
+    except (OSError, ValueError, IndexError):
+        return Path(real)
+
+
+def _unbind(path: str) -> str:
+    """`path` through the mount of its filesystem that shows that filesystem's root, when `path` lies
+    under a bind mount (mountinfo's root field is not '/'); else `path` unchanged."""
+    if not sys.platform.startswith("linux"):
+        return path
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        mounts = [_mount_fields(line) for line in f if line.strip()]
+    inside = [m for m in mounts if path == m[2] or path.startswith(m[2].rstrip("/") + "/")]
+    if not inside:
+        return path
+    device, root, point = max(inside, key=lambda m: len(m[2]))
+    if root == "/":
+        return path
+    within = (root.rstrip("/") + path[len(point.rstrip("/")):]) or "/"
+    whole = [m for m in mounts if m[0] == device and m[1] == "/"]
+    if not whole:
+        return path
+    return os.path.normpath(whole[0][2].rstrip("/") + within)
+
+
+def _mount_fields(line: str) -> tuple:
+    """(device, root, mount point) of one /proc/self/mountinfo line (octal escapes decoded)."""
+    fields = line.split()
+    return fields[2], _unescape(fields[3]), _unescape(fields[4])
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
 def lock_path(workdir: Union[str, Path]) -> Path:
