@@ -576,8 +576,10 @@ def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsy
             nav.load(package, workdir=tmp_path / f"{name}_loaded", retest_conversions=False, verbose=False)
         assert expected in str(e.value), (name, str(e.value))
         assert not (tmp_path / f"{name}_loaded").exists()
-        for argv in (["inspect", str(package)], ["inspect", str(workspace)],
-                     ["report", str(workspace), "-o", str(tmp_path / f"{name}_report")]):
+        readers = [["inspect", str(package)], ["inspect", str(workspace)]]
+        if name in ("string", "list"):  # the crashes seen (report renders plots: seconds each)
+            readers.append(["report", str(workspace), "-o", str(tmp_path / f"{name}_report")])
+        for argv in readers:
             assert main(argv) == 2, (name, argv)
             err = capsys.readouterr().err
             assert expected in err and "Traceback" not in err, (name, argv, err)

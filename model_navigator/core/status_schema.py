@@ -16,6 +16,7 @@ import yaml
 
 from model_navigator.core.errors import PackageError
 
+PARSER_DEPTH = 200  # brackets deeper than this are refused before parsing (see _flow_depth)
 MAX_DEPTH = 32  # status.yaml nests ~8 levels; free-form mappings (flags, environment) a few more
 # Fields that may be negative: TensorMetadata.shape uses -1 for a dynamic axis.
 _MINIMUM: Dict[str, float] = {"shape": -1, "batch_size": 1, "format_version": 1}
@@ -128,9 +129,30 @@ def _check_plain(value: Any, field: str, depth: int, where: str) -> None:
             _check_plain(v, f"{field}[{i}]", depth + 1, where)
 
 
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of [ and { outside quotes: refused before the YAML parser recurses into it
+    (thousands of levels take it seconds before it gives up with a RecursionError)."""
+    depth = deepest = 0
+    quote = None
+    for char in text:
+        if quote is not None:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 def parse_yaml_text(text: str, where: str) -> Any:
     """Plain YAML `text` as data (safe loading, aliases refused), or a PackageError naming `where`
     (bad YAML, nesting too deep for the parser itself)."""
+    if _flow_depth(text) > PARSER_DEPTH:
+        raise PackageError(f"{where} nests too deeply to be read (more than {MAX_DEPTH} levels are never "
+                           f"written by model-navigator); it was not loaded.")
     try:
         return yaml.load(text, Loader=NoAliasSafeLoader)
     except RecursionError as e:
