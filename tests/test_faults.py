@@ -630,28 +630,33 @@ def test_save_from_a_full_workdir_disk_and_onto_a_full_destination(tmp_path, tmp
 
 
 SAVE_SCRIPT = """
-import sys
+import os, sys
 from model_navigator.package.descriptor import PackageDescriptor
-desc = PackageDescriptor.from_workdir(sys.argv[1])
-print("start", flush=True)
-desc.save(sys.argv[2], override=True)
+
+replace = os.replace
+def signalling(src, dst, *args, **kwargs):  # the test's hook: the temporary is written, wait to be killed
+    if str(src).endswith(".tmp") and os.path.basename(str(dst)) == "m.nav":
+        print("written", flush=True)
+        sys.stdin.read()
+    return replace(src, dst, *args, **kwargs)
+os.replace = signalling
+PackageDescriptor.from_workdir(sys.argv[1]).save(sys.argv[2], override=True)
 """
 
 
 def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
-    """kill -9 of nav.save mid-write leaves its hidden temporary; the next save of that package
-    removes it (its process is gone) and leaves a live process's temporary alone."""
+    """kill -9 of nav.save just before it renames its finished temporary leaves that hidden file; the
+    next save of the package removes it (its process is gone) and leaves a live process's alone."""
     import model_navigator as nav
 
     desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
-    with open(desc.workdir / "onnx" / "weights.raw", "wb") as f:  # seconds to deflate: time to kill it
-        f.write(os.urandom(32 * 2**20))
     package = tmp_path / "m.nav"
     proc = subprocess.Popen([sys.executable, "-c", SAVE_SCRIPT, str(desc.workdir), str(package)],
-                            env=helpers.repo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=helpers.repo_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
-        assert proc.stdout.readline() == b"start\n", proc.communicate()[1].decode()
-        temporary = _wait_for(lambda: list(tmp_path.glob(".m.nav.*.tmp")), 60, "the save's temporary file")
+        assert proc.stdout.readline() == b"written\n", proc.communicate()[1].decode()
+        temporary = list(tmp_path.glob(".m.nav.*.tmp"))
         proc.kill()
         proc.wait(timeout=30)
     finally:
