@@ -894,3 +894,25 @@ def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_
     assert (desc.workdir / "status.yaml").read_bytes() == before
     assert sorted(p.name for p in desc.workdir.iterdir() if p.name.startswith(".")) == []
     assert NavigatorStatus.load(desc.workdir).runs[-1].outcome == "finished"
+
+
+@pytest.mark.slow
+def test_a_correctness_failure_names_the_dataloader_item_and_position(tmp_path):
+    """A traced branch that the fourth split sample does not take fails correctness there; the
+    reason names that sample by its dataloader item (1) and position in the batch (1)."""
+    import torch
+
+    import model_navigator as nav
+
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if bool(x.sum() > 100) else x  # traced on zeros: the identity is baked in
+
+    batches = [torch.zeros(2, 3), torch.zeros(2, 3)]
+    batches[1][1] = 1000.0
+    desc = nav.torch.export(Branchy().eval(), batches, workdir=tmp_path / "w", verbose=False, run_profiling=False,
+                            target_formats=("torchscript",), jit_options=("trace",))
+    correctness = next(iter(desc.status.paths["torchscript-trace"].runtimes.values())).correctness
+    assert correctness.status.value == "failed"
+    assert "at batch size 1 (sample 3: dataloader item 1, position 1 in its batch)" in correctness.reason, \
+        correctness.reason

@@ -88,6 +88,9 @@ def new_status(job: ExportJob) -> NavigatorStatus:
             "length": sample_set.dataloader_len,
             "batch_size": sample_set.dataloader_batch_size,
             "sample_count": len(sample_set.samples),
+            # [dataloader item, position in its batch] of each correctness sample, for messages
+            "correctness_items": [list(sample_set.origins[i]) for i in sample_set.selected.get("correctness", [])
+                                  if i < len(sample_set.origins)],
         },
         inputs=job.inputs_meta,
         outputs=job.outputs_meta,
