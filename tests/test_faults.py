@@ -756,6 +756,11 @@ def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
     assert main(["profile", str(workdir)]) == 2
     assert f"workspace {str(workdir)!r} is incomplete: the load that unpacked it (run {run.id}, pid {proc.pid} " \
            f"on" in capsys.readouterr().err
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    with pytest.raises(nav.PackageError, match="is incomplete: the load that unpacked it"):
+        nav.save(PackageDescriptor.from_workdir(workdir), tmp_path / "partial.nav")
+    assert not (tmp_path / "partial.nav").exists()
     with pytest.raises(nav.UserInputError, match=r"already exists and was left untouched \(the load that unpacked it "
                                                  r"\(run .*was killed or crashed, so files may be missing; "
                                                  r"override_workdir=True loads it again\)"):

@@ -14,7 +14,7 @@ from model_navigator.core.enums import (
     parse_enum,
     parse_runtime,
 )
-from model_navigator.core.errors import UserInputError
+from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.formats import SOURCE_FORMATS, format_spec, load_function
 from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
 from model_navigator.runners.base import NavigatorRunner
@@ -251,6 +251,12 @@ class PackageDescriptor:
             )
         if target.suffix != ".nav":
             LOGGER.warning("package path %s does not end in .nav", target)
+        from model_navigator.core.runs import unfinished_load
+
+        unfinished = unfinished_load(self.status)
+        if unfinished is not None:  # a package of it would lack the files the load did not reach
+            raise PackageError(f"workspace {str(self.workdir)!r} is incomplete: {unfinished}; load the package "
+                               f"into it again (override_workdir=True) before saving it.")
         with workdir_lock(self.workdir, "save"):  # not while another process writes it
             if self.status_changed():  # unchanged: nothing to write (the workdir's disk may be full)
                 self.save_status()
