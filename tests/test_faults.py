@@ -921,3 +921,25 @@ def test_a_correctness_failure_names_the_dataloader_item_and_position(tmp_path):
     assert correctness.status.value == "failed"
     assert "at batch size 1 (sample 3: dataloader item 1, position 1 in its batch)" in correctness.reason, \
         correctness.reason
+
+
+def test_partial_artifacts_of_a_killed_process_are_removed_and_a_live_ones_kept(tmp_path):
+    """The temporaries a killed export or conversion leaves beside its artifact (a staging folder,
+    a temporary file) are removed when the path is produced again; a live process's are kept."""
+    from model_navigator.core.diskspace import remove_stale_partials, written_atomically, written_in_staging
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    with written_in_staging(folder / "model.onnx") as staged:  # what our own writers name them
+        staging = staged.parent
+        staged.write_bytes(b"half")
+        (staging.parent / staging.name.replace(f".{os.getpid()}.", f".{dead_pid}.")).mkdir()
+        with written_atomically(folder / "model.pt") as tmp:
+            tmp.write_bytes(b"half")
+            (folder / tmp.name.replace(f".{os.getpid()}.", f".{dead_pid}.")).write_bytes(b"half")
+            (folder / "model.onnx.data").write_bytes(b"the user's")
+            assert remove_stale_partials(folder) == 2
+            assert sorted(p.name for p in folder.iterdir()) == sorted([staging.name, tmp.name, "model.onnx.data"])
+    assert sorted(p.name for p in folder.iterdir()) == ["model.onnx", "model.onnx.data", "model.pt"]

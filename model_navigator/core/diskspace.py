@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
@@ -158,3 +159,39 @@ def written_in_staging(path: Union[str, Path]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+# What written_atomically and written_in_staging leave when their process is killed mid-write.
+_PARTIAL = re.compile(r"^\..+\.(\d+)\.(partial|tmp(\.[^.]+)?)$")
+
+
+def remove_stale_partials(folder: Union[str, Path]) -> int:
+    """Remove the temporary files and staging folders in `folder` that a killed export or conversion
+    left (their process is gone); a live process's are kept. Returns how many were removed."""
+    removed = 0
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _PARTIAL.match(entry.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -144,6 +144,9 @@ class Pipeline:
             self.progress.line(False, spec.key, step, shortage)
             self.save()
             return path
+        from model_navigator.core.diskspace import remove_stale_partials
+
+        remove_stale_partials(self.workspace.path_dir(spec.key))  # what a killed run of this path left
         self._write_path_config(spec)
         with log_to_file(self.workspace.path_dir(spec.key) / PATH_LOG_FILE), \
                 self.progress.running(spec.key, "export" if spec.is_export else "conversion"):
