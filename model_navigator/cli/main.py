@@ -337,9 +337,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = bool(getattr(args, "debug", False))
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        from model_navigator.core.runs import Terminated
+
+        print("error: interrupted" + (" (SIGTERM)" if isinstance(e, Terminated) else ""), file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # `model-navigator inspect ... | head`: stop quietly
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
