@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-ensure_venv test -e ".[torch,tensorflow,jax,openvino,huggingface,report,test]" "torch==2.13.0"
+ensure_venv test "${TEST_PIP_ARGS[@]}"
 # Headless Chromium renders the HTML report in tests/test_report.py. A system package: installed only
 # where this user can (root, with apt-get), tried once (.venv/.chromium-tried; delete it to try
 # again); elsewhere that one test is skipped with the reason.
