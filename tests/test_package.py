@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import zipfile
 from pathlib import Path
 
@@ -216,5 +218,20 @@ def test_save_refuses_to_delete_a_workspace_holding_the_package(exported):
 
 
 def test_status_yaml_is_readable_by_others(exported):
+    """An ordinary file (0666 less the umask: 0644 under the usual 022), not the temporary file's private 0600."""
     _, desc, _ = exported
-    assert (desc.workdir / "status.yaml").stat().st_mode & 0o044
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((desc.workdir / "status.yaml").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_status_yaml_mode_follows_the_umask(tmp_path, umask, mode):
+    from model_navigator.core.status import NavigatorStatus
+
+    previous = os.umask(umask)
+    try:
+        NavigatorStatus(model_name="m", framework="torch", config={"target_device": "cpu"}).save(tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "status.yaml").stat().st_mode) == mode
