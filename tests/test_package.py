@@ -15,6 +15,7 @@ import yaml
 
 import model_navigator as nav
 import helpers
+from model_navigator.core.enums import StepStatus
 from model_navigator.core.status import FORMAT_VERSION, NavigatorStatus
 
 CPU = nav.RuntimeProvider.CPU
@@ -235,3 +236,64 @@ def test_status_yaml_mode_follows_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "status.yaml").stat().st_mode) == mode
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command: what a hostile model.pt would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _hostile_torchscript(good: Path, marker: Path) -> bytes:
+    """A TorchScript archive whose pickles are replaced by one that runs code (a valid zip otherwise)."""
+    import io
+    import pickle
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith((".pkl",)):
+                data = pickle.dumps(_RunsCode(marker), protocol=2)
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
+@pytest.mark.slow
+def test_a_hostile_artifact_in_a_package_is_never_run_by_inspect_report_or_load(tmp_path):
+    """model.pt / model.pt2 that run a command when unpickled, packed with a matching manifest (so only the
+    artifacts are hostile): inspect, report and nav.load (without and with re-testing) never run it; the
+    re-test records the TorchScript and ExportedProgram paths as failed with the loader's reason instead."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "the_artifact_ran_code"
+    desc = nav.torch.export(_model(), [torch.randn(4, 5) for _ in range(2)], workdir=tmp_path / "w",
+                            target_formats=("torchscript", "torch-exportedprogram"), jit_options=("trace",),
+                            run_profiling=False, verbose=False, target_device="cpu")
+    script = desc.workdir / "torchscript-trace" / "model.pt"
+    script.write_bytes(_hostile_torchscript(script, marker))
+    torch.save({"model": _RunsCode(marker)}, desc.workdir / "torch-exportedprogram" / "model.pt2")
+    package = tmp_path / "hostile.nav"
+    nav.save(desc, package)
+
+    env = helpers.repo_env()
+    for command in (["inspect", str(package)], ["inspect", str(package), "--json"],
+                    ["report", str(package), "--output", str(tmp_path / "report")]):
+        result = subprocess.run([sys.executable, "-m", "model_navigator", *command], capture_output=True, text=True,
+                                env=env, timeout=120)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        assert not marker.exists(), command
+    nav.load(package, workdir=tmp_path / "plain", retest_conversions=False, verbose=False)
+    assert not marker.exists()
+    loaded = nav.load(package, workdir=tmp_path / "retested", verbose=False)
+    assert not marker.exists()
+    for key in ("torchscript-trace", "torch-exportedprogram"):
+        correctness = loaded.status.paths[key].runtimes[CPU].correctness
+        assert correctness.status == StepStatus.FAILED, (key, correctness)
+        assert correctness.reason, key
+    assert loaded.get_status(format=nav.Format.TORCHSCRIPT) is False
