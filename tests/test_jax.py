@@ -312,27 +312,6 @@ def test_t5_like_encoder_as_in_the_reference_example(tmp_path, monkeypatch):
         np.testing.assert_allclose(runner.infer(batch)["last_hidden_state"], expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.slow
-def test_transformers_flax_t5_encoder_when_installed(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    if not hasattr(transformers, "FlaxT5EncoderModel"):
-        pytest.skip(f"transformers {transformers.__version__} has no Flax models (removed in transformers 5)")
-    config = transformers.T5Config(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                                   relative_attention_num_buckets=8)
-    try:
-        model = transformers.FlaxT5EncoderModel(config, seed=0)
-    except TypeError as e:  # transformers 4.57's Flax T5 calls jnp.clip(a_max=...), which newer jax removed
-        pytest.skip(f"transformers {transformers.__version__}'s Flax T5 does not run on jax {jax.__version__}: {e}")
-
-    def call_wrapper(input_ids, attention_mask, params):
-        return model(input_ids=input_ids, attention_mask=attention_mask, params=params).last_hidden_state
-
-    package = nav.jax.export(call_wrapper, model.params, jax_models.t5_dataloader(), enable_xla=True,
-                             jit_compile=False, run_profiling=False, workdir=tmp_path / "w", verbose=False,
-                             target_device="cpu")
-    _assert_correct(package, "tf-savedmodel-xla-nojit")
-
-
 # ------------------------------------------------------------------------------------------------
 # Errors before anything is written; environment
 # ------------------------------------------------------------------------------------------------
