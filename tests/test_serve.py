@@ -290,3 +290,17 @@ def test_serve_command_stops_the_server_on_ctrl_c(cnn):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_the_readme_serving_snippet_runs_on_the_readme_example(tmp_path):
+    """README "Serving with PyTriton", as written, on the package the README's Use snippet makes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_readme import python_snippets, run_snippet
+
+    snippets = python_snippets()
+    code = snippets["Use"][0] + snippets["Serving with PyTriton"][0] + textwrap.dedent("""
+        print("served outputs", sorted(outputs), outputs["output__0"].shape)
+        print("loadtest rows", len(report.to_markdown().splitlines()) > 2)
+    """)
+    out = run_snippet(code, tmp_path)
+    assert "served outputs ['output__0'] (2, 7)" in out and "loadtest rows True" in out, out
