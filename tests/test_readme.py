@@ -23,7 +23,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # Section heading -> the test that runs its Python snippet(s).
 COVERED = {
     "Use": "test_the_pytorch_example_its_runtime_choice_and_the_onnx_source_run",
-    "Choosing a runtime and serving it with Triton": "test_the_pytorch_example_its_runtime_choice_and_the_onnx_source_run",
+    "Choosing a runtime and serving it with Triton":
+        "test_the_pytorch_example_its_runtime_choice_and_the_onnx_source_run",
     "ONNX models as the source (`nav.onnx.export`)":
         "test_the_pytorch_example_its_runtime_choice_and_the_onnx_source_run",
     "Serving with PyTriton": "tests/test_serve.py::test_the_readme_serving_snippet_runs_on_the_readme_example",
