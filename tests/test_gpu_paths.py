@@ -25,9 +25,14 @@ pytestmark = [
 def on_cuda(tmp_path_factory):
     torch.manual_seed(models.SEED)
     model = models.linear_model()
-    package = nav.torch.export(model=model, dataloader=models.linear_dataloader(batches=3, random=True),
-                               workdir=tmp_path_factory.mktemp("gpu") / "navigator_workdir", target_device="cuda",
-                               run_profiling=False, verbose=False)
+    package = nav.torch.export(
+        model=model,
+        dataloader=models.linear_dataloader(batches=3, random=True),
+        workdir=tmp_path_factory.mktemp("gpu") / "navigator_workdir",
+        target_device="cuda",
+        run_profiling=False,
+        verbose=False,
+    )
     return package, model
 
 
@@ -64,10 +69,16 @@ def test_every_path_reported_correct_computes_the_model(on_cuda):
             if result.correctness is None or result.correctness.status != StepStatus.OK:
                 continue
             fp16 = path.precision == TensorRTPrecision.FP16
-            with package.get_runner(format=path.format, jit_type=path.jit_type, precision=path.precision,
-                                    runtime=runtime) as runner:
+            with package.get_runner(
+                format=path.format, jit_type=path.jit_type, precision=path.precision, runtime=runtime
+            ) as runner:
                 got = runner.infer({"input__0": x})["output__0"]
-            np.testing.assert_allclose(got, expected, atol=1e-2 if fp16 else 1e-4, rtol=1e-2 if fp16 else 1e-3,
-                                       err_msg=f"{key} on {runtime.value}")
+            np.testing.assert_allclose(
+                got,
+                expected,
+                atol=1e-2 if fp16 else 1e-4,
+                rtol=1e-2 if fp16 else 1e-3,
+                err_msg=f"{key} on {runtime.value}",
+            )
             checked += 1
     assert checked >= 2  # at least the two TorchScript paths on the GPU

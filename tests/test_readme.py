@@ -21,12 +21,11 @@ import helpers  # noqa: E402
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 # Section heading -> the test that runs its Python snippet(s).
+TORCH_TEST = "test_the_pytorch_example_its_runtime_choice_and_the_onnx_source_run"
 COVERED = {
-    "Use": "test_the_pytorch_example_its_runtime_choice_and_the_onnx_source_run",
-    "Choosing a runtime and serving it with Triton":
-        "test_the_pytorch_example_its_runtime_choice_and_the_onnx_source_run",
-    "ONNX models as the source (`nav.onnx.export`)":
-        "test_the_pytorch_example_its_runtime_choice_and_the_onnx_source_run",
+    "Use": TORCH_TEST,
+    "Choosing a runtime and serving it with Triton": TORCH_TEST,
+    "ONNX models as the source (`nav.onnx.export`)": TORCH_TEST,
     "Serving with PyTriton": "tests/test_serve.py::test_the_readme_serving_snippet_runs_on_the_readme_example",
     "TensorFlow 2": "test_the_tensorflow_example_runs",
     "JAX": "test_the_jax_example_runs",
@@ -42,15 +41,16 @@ def python_snippets() -> Dict[str, List[str]]:
         if re.match(r"^#{2,3} ", part):
             heading = part.lstrip("#").strip()
         elif part.startswith("```python"):
-            snippets.setdefault(heading, []).append(part[len("```python\n"):-3])
+            snippets.setdefault(heading, []).append(part[len("```python\n") : -3])
     return snippets
 
 
 def run_snippet(code: str, cwd: Path, python: str = sys.executable, timeout: int = 900) -> str:
     script = cwd / "snippet.py"
     script.write_text(code)
-    result = subprocess.run([python, str(script)], cwd=cwd, env=helpers.repo_env(), capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        [python, str(script)], cwd=cwd, env=helpers.repo_env(), capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, f"{code}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
     return result.stdout
 
