@@ -225,7 +225,9 @@ def _add_inspect_command(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
                                    "the run that wrote it did not finish (killed, interrupted).")
     p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON instead: model_name, framework, navigator_version, format_version, ok, failures, "
+                        "rows (the status table) and best (the starred path and runtime, or why none qualified)")
     _add_selection_options(p)
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="compare runtimes at this profiled batch size")
