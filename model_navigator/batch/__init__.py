@@ -44,8 +44,8 @@ def _progress(verbose: bool, total: int):
     def report(event: str, run: Run, result: Dict[str, Any]) -> None:
         if not verbose:
             return
-        if event == "started":
-            line = f"job {run.run_id}: started" + (f" on {result['node']}" if result.get("node") else "")
+        if event in ("started", "submitted"):
+            line = f"job {run.run_id}: {event}" + (" to Ray" if event == "submitted" else "")
         else:
             done["n"] += 1
             best = result.get("best")
@@ -99,10 +99,20 @@ def run(
     runs = expand_runs(load_jobs(jobs))  # every job checked before any starts
     out = Path(out).absolute()
     _check_out(out)
+    disconnect = None
     if ray is not None:
         from model_navigator.batch.ray_runner import connect
 
-        connect(ray)  # a missing extra or an unreachable cluster: an error before anything is written
+        disconnect = connect(ray)  # a missing extra or an unreachable cluster: an error before anything is written
+    try:
+        return _run(runs, out, ray, max_parallel, rerun, verbose, table)
+    finally:
+        if disconnect is not None:
+            disconnect()
+
+
+def _run(runs: List[Run], out: Path, ray: Optional[str], max_parallel: int, rerun: bool, verbose: bool,
+         table: bool) -> BatchResult:
     jobs_dir = out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     records: Dict[str, Dict[str, Any]] = {}
