@@ -44,12 +44,27 @@ def connect(address: str) -> Callable[[], None]:
         raise UserInputError(f"--ray must be a cluster address (host:port, ray://host:port) or 'auto', got {address!r}.")
     if ray.is_initialized():
         return lambda: None
+    _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     except Exception as e:  # noqa: BLE001 - no cluster, wrong address, refused token
         raise UserInputError(f"cannot join the Ray cluster at {address!r}: {type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
     return ray.shutdown
+
+
+def _check_reachable(address: str) -> None:
+    """A host:port that does not answer is refused at once (ray.init would retry it for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UserInputError(f"--ray {address!r} is not host:port, ray://host:port or 'auto'.")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise UserInputError(f"cannot join the Ray cluster at {address!r}: nothing answers there ({e}); start it "
+                             f"with `ray start --head` or give its address.") from None
 
 
 def _zip_folder(folder: Path) -> bytes:
