@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install model-navigator with the PyTorch, TensorFlow, JAX, OpenVINO, transformers and report extras
+# Install model-navigator with the PyTorch, TensorFlow, JAX, OpenVINO, transformers, report and ray extras
 # (torch pinned to 2.13.0) into the project's virtual environment ./.venv (created on the first run,
 # reused after: see scripts/venv.sh) and run the whole test suite from it. Then the serving tests
 # (real Triton server through PyTriton) run in a second environment, ./.venv-serve (torch, ONNX and
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-ensure_venv test -e ".[torch,tensorflow,jax,openvino,huggingface,report,test]" "torch==2.13.0"
+ensure_venv test -e ".[torch,tensorflow,jax,openvino,huggingface,report,ray,test]" "torch==2.13.0"
 # Headless Chromium renders the HTML report in tests/test_report.py. A system package: installed only
 # where this user can (root, with apt-get), tried once (.venv/.chromium-tried; delete it to try
 # again); elsewhere that one test is skipped with the reason.

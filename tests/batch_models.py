@@ -6,6 +6,7 @@ Each model is tiny and deterministic; frameworks are imported inside the factori
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -88,3 +89,19 @@ def slow_torch_model() -> Any:
         Path(marker_dir, f"slow-{os.getpid()}").write_text(str(os.getpid()))
     time.sleep(float(os.environ.get("BATCH_TEST_SLEEP_S", "30")))
     return torch_model()
+
+
+def _mlp(width: int, depth: int) -> Any:
+    import torch
+
+    torch.manual_seed(width + depth)
+    layers: List[Any] = [torch.nn.Linear(8, width), torch.nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [torch.nn.Linear(width, width), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers, torch.nn.Linear(width, 4)).eval()
+
+
+# bench/batch.py's zoo of 8 small models: batch_models:zoo_0 ... batch_models:zoo_7 (MLPs 8 -> width^depth -> 4).
+ZOO = [(16, 1), (32, 1), (64, 1), (128, 1), (16, 2), (32, 2), (64, 2), (128, 2)]
+for _i, (_w, _d) in enumerate(ZOO):
+    globals()[f"zoo_{_i}"] = functools.partial(_mlp, _w, _d)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from model_navigator.core.errors import UserInputError
+from model_navigator.core.references import REFERENCE
 
 FRAMEWORKS = ("torch", "tensorflow", "jax", "onnx")
-_REFERENCE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _JOB_KEYS = {"name", "model", "dataloader", "framework", "export", "package", "retest", "resources",
              "timeout_s", "retries"}
@@ -103,7 +103,7 @@ def export_parameters(framework: str) -> List[str]:
 
 
 def _check_reference(where: str, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _REFERENCE.match(value):
+    if not isinstance(value, str) or not REFERENCE.match(value):
         raise _fail(where, f"`{key}` must be MODULE:FUNCTION (e.g. my_models:get_model), got {value!r}.")
     return value
 

@@ -38,10 +38,10 @@ def _profiler_config(kwargs: Dict[str, Any]) -> Dict[str, Any]:
 def _export(spec: Dict[str, Any], job_dir: Path) -> Any:
     import importlib
 
-    from model_navigator.cli.user_model import load_model_function
+    from model_navigator.core.references import load_function
 
-    model = load_model_function(spec["model"])()
-    dataloader = load_model_function(spec["dataloader"])()
+    model = load_function(spec["model"], "model")()
+    dataloader = load_function(spec["dataloader"], "dataloader")()
     api = importlib.import_module(f"model_navigator.api.{spec['framework']}")
     kwargs = _profiler_config(spec.get("export") or {})
     return api.export(model, dataloader, workdir=job_dir / "workdir", override_workdir=True, verbose=True, **kwargs)
