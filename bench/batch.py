@@ -4,6 +4,9 @@ adds per job over the local runner at the same parallelism.
 
 python bench/batch.py [ROUNDS]   -> bench/results/batch.json (root: it runs itself inside a loopback-only
 network namespace, tests/batch_ray_cluster.py, with the cluster's token auth on)
+python bench/batch.py ROUNDS --overhead -> bench/results/batch_overhead.json: the fixed cost per job alone,
+    8 jobs whose factory raises at once (process start, imports, scheduling, the folder's trip back), local
+    with 2 at a time against Ray with 2 one-CPU nodes
 """
 
 from __future__ import annotations
@@ -31,17 +34,23 @@ def zoo_jobs() -> list:
             for i in range(len(batch_models.ZOO))]
 
 
+def overhead_jobs() -> list:
+    return [{"name": f"noop_{i}", "framework": "torch", "model": "batch_models:broken_model",
+             "dataloader": "batch_models:torch_data"} for i in range(8)]
+
+
 def _timed(jobs: list, out: Path, **kwargs) -> dict:
     import model_navigator as nav
 
     start = time.perf_counter()
     result = nav.batch.run(jobs, out, verbose=False, **kwargs)
     wall = time.perf_counter() - start
-    assert result.ok, [r.get("reason") for r in result.jobs if r["status"] != "ok"]
+    expected = "failed" if jobs[0]["name"].startswith("noop") else "ok"
+    assert all(r["status"] == expected for r in result.jobs), [r.get("reason") for r in result.jobs]
     return {"wall_s": wall, "job_s": [r["wall_s"] for r in result.jobs]}
 
 
-def inside(rounds: int) -> dict:
+def inside(rounds: int, overhead: bool) -> dict:
     from batch_ray_cluster import Cluster
 
     root = Path(tempfile.mkdtemp(prefix="navbench", dir="/tmp"))
@@ -53,18 +62,22 @@ def inside(rounds: int) -> dict:
         cluster.start()
         ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
         cluster_start_s = time.perf_counter() - start
-        jobs = zoo_jobs()
+        jobs = overhead_jobs() if overhead else zoo_jobs()
+        if overhead:
+            del runs["local_1"]
         for i in range(rounds):  # in turn, so that load from other jobs on the machine hits all three alike
-            runs["local_1"].append(_timed(jobs, root / f"l1_{i}", max_parallel=1))
+            if not overhead:
+                runs["local_1"].append(_timed(jobs, root / f"l1_{i}", max_parallel=1))
             runs["local_2"].append(_timed(jobs, root / f"l2_{i}", max_parallel=2))
             runs["ray_2_nodes"].append(_timed(jobs, root / f"r_{i}", ray=cluster.address))
         ray.shutdown()
     finally:
         left = cluster.stop()
     median = {k: statistics.median(r["wall_s"] for r in v) for k, v in runs.items()}
-    jobs_n = len(zoo_jobs())
+    jobs_n = len(jobs)
     return {
-        "jobs": jobs_n, "rounds": rounds, "cpu_count": os.cpu_count(), "ray_cluster_start_s": cluster_start_s,
+        "jobs": jobs_n, "rounds": rounds, "load_average_after": os.getloadavg(), "cpu_count": os.cpu_count(),
+        "ray_cluster_start_s": cluster_start_s,
         "median_wall_s": median,
         "median_job_s": {k: statistics.median(s for r in v for s in r["job_s"]) for k, v in runs.items()},
         "ray_overhead_per_job_s": (median["ray_2_nodes"] - median["local_2"]) / jobs_n * 2,
@@ -74,8 +87,9 @@ def inside(rounds: int) -> dict:
 
 def main() -> int:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    overhead = "--overhead" in sys.argv
     if os.environ.get(INSIDE):
-        print(json.dumps(inside(rounds)))
+        print(json.dumps(inside(rounds, overhead)))
         return 0
     from batch_ray_cluster import namespace_unavailable, run_in_namespace
 
@@ -85,12 +99,13 @@ def main() -> int:
         return 2
     env = dict(os.environ, **{INSIDE: "1"})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(TESTS), env.get("PYTHONPATH")) if p)
-    result = run_in_namespace([sys.executable, __file__, str(rounds)], timeout=3000, env=env)
+    result = run_in_namespace([sys.executable, __file__, str(rounds), *(["--overhead"] if overhead else [])],
+                              timeout=3000, env=env)
     if result.returncode != 0:
         print(result.stderr[-4000:], file=sys.stderr)
         return 1
     data = json.loads(result.stdout.strip().splitlines()[-1])
-    out = REPO / "bench" / "results" / "batch.json"
+    out = REPO / "bench" / "results" / ("batch_overhead.json" if overhead else "batch.json")
     out.write_text(json.dumps(data, indent=2) + "\n")
     print(json.dumps({k: data[k] for k in ("median_wall_s", "median_job_s", "ray_overhead_per_job_s",
                                            "ray_cluster_start_s")}, indent=2))
