@@ -2,8 +2,9 @@
 `python tests/batch_ray_scenario.py ROOT` writes ROOT/scenario.json (what the test checks).
 
 On a two-node cluster (kind_a: head, kind_b: second node): four jobs (torch, TensorFlow, ONNX, a
-factory that raises); the torch job's package re-tested on both kinds; then a slow job on kind_b whose
-node's raylet is killed (-9) while it runs, beside a job on kind_a. Then everything is stopped.
+factory that raises); the torch job's package re-tested on both kinds; Ctrl-C while a slow job runs and
+another waits; then a slow job on kind_b whose node's raylet is killed (-9) while it runs, beside a job on
+kind_a. Then everything is stopped.
 """
 
 from __future__ import annotations
@@ -37,14 +38,45 @@ def zoo_jobs() -> list:
     ]
 
 
-def _kill_when_started(cluster: Cluster, marker_dir: Path, report: dict) -> None:
+def _wait_for_slow_jobs(marker_dir: Path, count: int) -> list:
+    """The pids of the slow jobs' processes, once `count` of them have started (within 2 minutes)."""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if any(marker_dir.glob("slow-*")):
-            report["killed_raylet_pid"] = cluster.kill_raylet("kind_b")
-            report["killed_at"] = time.time()
-            return
+    while time.monotonic() < deadline and len(list(marker_dir.glob("slow-*"))) < count:
         time.sleep(0.2)
+    return sorted(int(p.read_text()) for p in marker_dir.glob("slow-*"))
+
+
+def _kill_when_started(cluster: Cluster, marker_dir: Path, report: dict) -> None:
+    if len(_wait_for_slow_jobs(marker_dir, 2)) >= 2:
+        report["killed_raylet_pid"] = cluster.kill_raylet("kind_b")
+
+
+def _interrupt_when_started(marker_dir: Path, report: dict) -> None:
+    """Ctrl-C, as the driver gets it (KeyboardInterrupt in its main thread), once the slow job runs."""
+    import _thread
+
+    pids = _wait_for_slow_jobs(marker_dir, 1)
+    if pids:
+        report["interrupted_job_pid"] = pids[0]
+        _thread.interrupt_main()
+
+
+def _interrupt_phase(cluster: Cluster, marker_dir: Path, root: Path, report: dict) -> None:
+    import model_navigator as nav
+
+    jobs = [export_job("slow", "torch", "slow_torch_model", "torch_data", "kind_a"),
+            export_job("queued", "torch", "torch_model", "torch_data", "kind_a")]
+    threading.Thread(target=_interrupt_when_started, args=(marker_dir, report), daemon=True).start()
+    try:
+        nav.batch.run(jobs, root / "interrupted", ray=cluster.address)
+        report["interrupt_raised"] = False
+    except KeyboardInterrupt:
+        report["interrupt_raised"] = True
+    report["interrupted"] = json.loads((root / "interrupted" / "summary.json").read_text())["jobs"]
+    time.sleep(3)  # the cancelled task's worker is gone; its job process follows within the lifeline's watch
+    pid = report.get("interrupted_job_pid")
+    report["interrupted_job_alive"] = pid is not None and Path(f"/proc/{pid}").exists() and \
+        "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[:1]
 
 
 def main(root: Path) -> None:
@@ -72,6 +104,7 @@ def main(root: Path) -> None:
                    "retest": {"profiler_config": LIGHT},
                    "resources": [{"custom": {"kind_a": 1}}, {"custom": {"kind_b": 1}}]}]
         report["retest"] = nav.batch.run(retest, root / "retest", ray=cluster.address).jobs
+        _interrupt_phase(cluster, marker_dir, root, report)
         killer = threading.Thread(target=_kill_when_started, args=(cluster, marker_dir, report), daemon=True)
         killer.start()
         lost = [export_job("slow", "torch", "slow_torch_model", "torch_data", "kind_b", retries=1,

@@ -77,6 +77,13 @@ def test_retest_runs_once_per_node_kind_side_by_side(scenario):
     assert [s["kind"] for s in side] == ["kind_a", "kind_b"] and all(s["best"]["p50_ms"] > 0 for s in side)
 
 
+def test_ctrl_c_cancels_the_running_and_the_queued_job(scenario):
+    assert scenario["interrupt_raised"] is True
+    runs = {r["run_id"]: r for r in scenario["interrupted"]}
+    assert runs["slow"]["status"] == "cancelled" and runs["queued"]["status"] == "cancelled"
+    assert scenario["interrupted_job_alive"] is False  # the job's process on the node is gone too
+
+
 def test_job_on_a_killed_node_is_reported_with_the_reason_and_the_other_goes_on(scenario):
     assert scenario.get("killed_raylet_pid"), "the slow job never started on the second node"
     runs = {r["run_id"]: r for r in scenario["node_lost"]}
