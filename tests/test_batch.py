@@ -98,6 +98,14 @@ def test_cli_bad_jobs_file_exits_2_with_one_line(tmp_path):
     assert _cli("batch", str(jobs), "-o", str(tmp_path / "o"), "--max-parallel", "0").returncode == 2
 
 
+def test_factories_are_found_beside_the_jobs_file(tmp_path):
+    (tmp_path / "my_zoo.py").write_text("def get_model():\n    raise ValueError('my_zoo was imported')\n")
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump([{**_job("mine"), "model": "my_zoo:get_model"}]))
+    result = nav.batch.run(str(jobs), tmp_path / "out", verbose=False)  # my_zoo is not on PYTHONPATH
+    assert result["mine"]["status"] == "failed" and "ValueError: my_zoo was imported" in result["mine"]["reason"]
+
+
 def test_output_folder_with_other_files_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

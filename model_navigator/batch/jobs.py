@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ class Job:
     resources: List[Resources] = field(default_factory=lambda: [Resources()])
     timeout_s: Optional[float] = None
     retries: int = 0
+    search_path: List[str] = field(default_factory=list)  # where the factories' modules are looked for first
 
     @property
     def is_retest(self) -> bool:
@@ -80,7 +82,7 @@ class Run:
         job = self.job
         return {"run_id": self.run_id, "name": job.name, "framework": job.framework, "model": job.model,
                 "dataloader": job.dataloader, "export": job.export, "package": job.package, "package_file": job.package,
-                "retest": job.retest,
+                "retest": job.retest, "search_path": job.search_path,
                 "kind": self.resources.kind, "timeout_s": job.timeout_s}
 
     def fingerprint(self) -> str:
@@ -246,6 +248,9 @@ def load_jobs(jobs: Union[str, Path, List[Any], Dict[str, Any]]) -> List[Job]:
     if not isinstance(jobs, list) or not jobs:
         raise UserInputError("jobs file: no jobs (give a non-empty list under `jobs:`).")
     parsed = [parse_job(entry, i, base) for i, entry in enumerate(jobs)]
+    search_path = list(dict.fromkeys([str(base), os.getcwd()]))  # the jobs file's folder, then the current one
+    for job in parsed:
+        job.search_path = search_path
     names = [j.name for j in parsed]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -40,6 +40,9 @@ def _export(spec: Dict[str, Any], job_dir: Path) -> Any:
 
     from model_navigator.core.references import load_function
 
+    for folder in reversed(spec.get("search_path") or []):  # the user's folders (the job runs in its own)
+        if os.path.isdir(folder) and folder not in sys.path:
+            sys.path.insert(0, folder)
     model = load_function(spec["model"], "model")()
     dataloader = load_function(spec["dataloader"], "dataloader")()
     api = importlib.import_module(f"model_navigator.api.{spec['framework']}")
