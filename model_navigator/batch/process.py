@@ -79,6 +79,9 @@ def _attempt(spec: Dict[str, Any], job_dir: Path, timeout_s: Optional[float], ch
             proc.wait()
             return {"status": "failed", "reason": f"timed out after {timeout_s:g} s (timeout_s); the job was killed",
                     "retryable": True}
+        except BaseException:  # interrupted while waiting (a cancelled Ray task): the job goes with us
+            kill_group(proc)
+            raise
     finally:
         children.discard(proc)
     result_file = job_dir / RESULT_FILE
