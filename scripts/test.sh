@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install model-navigator with the PyTorch, TensorFlow, JAX, OpenVINO, transformers and report extras
+# Install model-navigator with the PyTorch, TensorFlow, JAX, OpenVINO, transformers, report and ray extras
 # (torch pinned to 2.13.0) into the project's virtual environment ./.venv (created on the first run,
 # reused after: see scripts/venv.sh) and run the whole test suite from it. Then the serving tests
 # (real Triton server through PyTriton) run in a second environment, ./.venv-serve (torch, ONNX and
