@@ -107,7 +107,7 @@ def test_input_names_not_matching_dict_keys(workdir, token_model, token_dataload
 def test_inconsistent_batch_sizes_are_kept_whole_and_a_model_that_cannot_take_them_fails_before_writing(workdir):
     # the reference keeps each item whole (tests/test_reference_round_two.py); this model takes one input
     with pytest.warns(UserWarning, match=r"batch size along batch_dim=0 \(input__0: 2, input__1: 3\)"):
-        _assert_refused(workdir, nav.ModelNavigatorError, r"failed on dataloader sample 0",
+        _assert_refused(workdir, nav.ModelNavigatorError, r"failed on dataloader item 0",
                         model=models.two_output_model(), dataloader=[(torch.randn(2, 5), torch.randn(3, 5))])
 
 
