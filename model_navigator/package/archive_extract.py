@@ -1,6 +1,8 @@
-"""Extracting a validated .nav package into a new or empty folder: no entry lands outside it or
-passes through anything but a folder, no file is overwritten, sizes and checksums are enforced
-while writing, and a failed extraction removes what it wrote."""
+"""Extracting a .nav package into a new or empty folder: the archive's structure, metadata and npz
+entries are validated first; every other entry is streamed once, its size, CRC-32 and sha256
+enforced while it is written (the checks validate_archive makes, in the same pass); no entry lands
+outside the folder or passes through anything but a folder, no file is overwritten, and a failed
+extraction removes what it wrote."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import stat
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.package.archive_format import (
@@ -25,7 +27,8 @@ from model_navigator.package.archive_validate import open_zip, validate_zip
 
 
 def extract_archive(path: Path, target: Path) -> None:
-    """Validate the package `path`, then extract it into the new or empty folder `target`."""
+    """Validate the package `path` and extract it into the new or empty folder `target` (nothing of it
+    is left there when a check fails)."""
     path = Path(path)
     target = Path(target)
     if target.exists():
@@ -37,9 +40,10 @@ def extract_archive(path: Path, target: Path) -> None:
             )
     with open_zip(path) as zf:
         where = str(path)
-        manifest = validate_zip(zf, where, DEFAULT_MAX_UNPACKED_BYTES, DEFAULT_MAX_RATIO)
+        manifest = validate_zip(zf, where, DEFAULT_MAX_UNPACKED_BYTES, DEFAULT_MAX_RATIO, read_data=False)
         expected = {entry["name"]: entry for entry in manifest["entries"]}
-        created_target = not target.exists()
+        # target and the folders above it that this call makes, deepest first: removed on failure
+        created = [folder for folder in [target, *target.absolute().parents] if not folder.exists()]
         target.mkdir(parents=True, exist_ok=True)
         root = target.resolve()
         written: List[Path] = []  # files and folders this call made, in creation order
@@ -59,7 +63,7 @@ def extract_archive(path: Path, target: Path) -> None:
                 # the very bytes (sha256)
                 _extract_entry(zf, info, dest, expected[info.filename], written, where)
         except BaseException:
-            _remove_written(written, root if created_target else None)
+            _remove_written(written, created)
             raise
 
 
@@ -113,18 +117,14 @@ def _extract_entry(
         )
 
 
-def _remove_written(written: List[Path], created_target: Optional[Path]) -> None:
-    """Undo a failed extraction: remove what this call wrote, newest first, and the target it created."""
-    for item in reversed(written):
+def _remove_written(written: List[Path], created: List[Path]) -> None:
+    """Undo a failed extraction: remove what this call wrote, newest first, then the folders it created
+    for the target (deepest first)."""
+    for item in [*reversed(written), *created]:
         try:
             if item.is_dir() and not item.is_symlink():
                 item.rmdir()
             else:
                 item.unlink()
-        except OSError:
-            pass
-    if created_target is not None:
-        try:
-            created_target.rmdir()
         except OSError:
             pass

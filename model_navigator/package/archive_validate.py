@@ -1,5 +1,6 @@
 """Reading a .nav package defensively: `validate_archive` is the one validation every reader runs
-(nav.load, `inspect`, `report`, `triton`, through read_package_status and extract_archive). It
+(nav.load, `inspect`, `report`, `triton`, through read_package_status and extract_archive, which
+checks each entry's bytes while it writes them). It
 refuses anything odd -- unsafe names, links and special entries, overlapping or oversized entries
 (zip bombs), unsafe metadata, checksum mismatches, npz files that need pickle -- before a byte is
 written anywhere, and it executes nothing."""
@@ -112,8 +113,14 @@ def _starts_as_zip(path: Path) -> bool:
         return False
 
 
-def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_ratio: float) -> Dict[str, Any]:
-    """All checks of validate_archive on an open zip, cheapest first; returns the manifest."""
+def validate_zip(
+    zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_ratio: float, read_data: bool = True
+) -> Dict[str, Any]:
+    """All checks of validate_archive on an open zip, cheapest first; returns the manifest.
+
+    `read_data=False` reads only the metadata and the npz entries (checked as always): for a caller
+    that streams every other entry itself and checks its size, CRC-32 and sha256 in that same pass
+    (extraction while it writes, the writer while it zips), so no entry is read twice."""
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
         raise PackageError(f"{where}: {len(infos)} entries, more than the {MAX_ENTRIES} a package may hold.")
@@ -122,7 +129,7 @@ def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_r
     _check_bomb_limits(infos, where, max_unpacked_bytes, max_ratio)
     manifest = _check_metadata(zf, files, where)
     listed = _check_listing(files, manifest, where)
-    _check_contents(zf, files, listed, where)
+    _check_contents(zf, files, listed, where, read_data)
     return manifest
 
 
@@ -200,12 +207,15 @@ def _check_listing(
 
 
 def _check_contents(
-    zf: zipfile.ZipFile, files: Dict[str, zipfile.ZipInfo], listed: Dict[str, Dict[str, Any]], where: str
+    zf: zipfile.ZipFile, files: Dict[str, zipfile.ZipInfo], listed: Dict[str, Dict[str, Any]], where: str,
+    read_data: bool = True,
 ) -> None:
     """One streaming pass checks each CRC-32 (what testzip does) and each sha256, and loads every npz
-    without pickle (from a spooled copy: the entry is read once)."""
+    without pickle (from a spooled copy: the entry is read once); only the npz when not `read_data`."""
     for name, entry in listed.items():
         is_npz = name.lower().endswith(".npz")
+        if not (is_npz or read_data):
+            continue
         with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
             size, digest = _hash_entry(zf, files[name], where, copy)
             if size != entry["size"]:
