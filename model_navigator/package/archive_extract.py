@@ -16,13 +16,13 @@ from typing import Any, Dict, List
 
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.package.archive_format import (
-    CHUNK,
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_UNPACKED_BYTES,
     MANIFEST_FILE,
     O_BINARY,
     O_NOFOLLOW,
 )
+from model_navigator.package.archive_stream import entry_chunks
 from model_navigator.package.archive_validate import open_zip, validate_zip
 
 
@@ -95,11 +95,8 @@ def _extract_entry(
     digest = hashlib.sha256()
     size = 0
     try:
-        with os.fdopen(fd, "wb") as out, zf.open(info) as src:
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
+        with os.fdopen(fd, "wb") as out:
+            for chunk in entry_chunks(zf, info):
                 size += len(chunk)
                 if size > limit:
                     raise PackageError(

@@ -21,7 +21,6 @@ from model_navigator.core.errors import PackageError
 from model_navigator.core.status import STATUS_FILE, NavigatorStatus
 from model_navigator.package.archive_format import (
     BOMB_MIN_SIZE,
-    CHUNK,
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_UNPACKED_BYTES,
     MANIFEST_FILE,
@@ -32,6 +31,7 @@ from model_navigator.package.archive_format import (
     parse_manifest,
     parse_status,
 )
+from model_navigator.package.archive_stream import entry_chunks
 from model_navigator.package.npz_check import check_npz_safe
 
 NPZ_SPOOL_BYTES = 64 * 2**20  # an npz entry is checked from memory up to this size, from a temp file beyond
@@ -287,17 +287,13 @@ def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Op
     digest = hashlib.sha256()
     size = 0
     try:
-        with zf.open(info) as f:
-            while True:
-                chunk = f.read(CHUNK)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > info.file_size:
-                    raise PackageError(f"{where}: entry {info.filename!r} refused: unpacks beyond its declared size.")
-                digest.update(chunk)
-                if copy is not None:
-                    copy.write(chunk)
+        for chunk in entry_chunks(zf, info):
+            size += len(chunk)
+            if size > info.file_size:
+                raise PackageError(f"{where}: entry {info.filename!r} refused: unpacks beyond its declared size.")
+            digest.update(chunk)
+            if copy is not None:
+                copy.write(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
         raise PackageError(f"{where}: entry {info.filename!r} is corrupt: {e}") from e
     return size, digest.hexdigest()

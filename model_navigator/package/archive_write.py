@@ -162,6 +162,7 @@ def _write_zip(
     """Write the zip and its manifest to `tmp`, fsync it; return deflated names that compressed too well."""
     entries: List[Dict[str, Any]] = []
     too_compressible: Set[str] = set()
+    buffer = memoryview(bytearray(CHUNK))  # one buffer for every read: no allocation per chunk
     with open(tmp, "wb") as raw:
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
             for name, src in files:
@@ -182,12 +183,13 @@ def _write_zip(
                     size = 0
                     with zf.open(info, "w", force_zip64=st.st_size > 2**30) as out:
                         while True:
-                            chunk = f.read(CHUNK)
-                            if not chunk:
+                            n = f.readinto(buffer)
+                            if not n:
                                 break
+                            chunk = buffer[:n]
                             digest.update(chunk)
                             out.write(chunk)
-                            size += len(chunk)
+                            size += n
                 if not stored and size > BOMB_MIN_SIZE and size / max(info.compress_size, 1) > WRITE_MAX_RATIO:
                     too_compressible.add(name)
                 entries.append({"name": name, "size": size, "sha256": digest.hexdigest()})

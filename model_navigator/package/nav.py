@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 from model_navigator.core.config import ProfilerConfig
-from model_navigator.core.errors import UserInputError
+from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.logging import LOGGER, debug_console
 from model_navigator.core.workdir_lock import takeover_message, workdir_lock
 from model_navigator.core.workspace import Workspace, remove_workdir
@@ -48,7 +48,8 @@ def load(
     verbose: bool = True,
     debug: bool = False,
 ) -> PackageDescriptor:
-    """Unpack a .nav package (validated before anything is written) and optionally re-test it.
+    """Unpack a .nav package (validated: before an existing workdir is replaced, or while it is
+    written into a new one, removed again if a check fails) and optionally re-test it.
 
     `workdir=None` unpacks into `<name>_workdir` beside the package, never into an existing folder
     unless `override_workdir`. `retest_conversions` re-runs conversions from the exported
@@ -65,29 +66,49 @@ def load(
     if not package.is_file():
         raise UserInputError(f"`path` {str(package)!r} is not a file; give the path of a .nav package.")
     root = (Path(workdir) if workdir is not None else _default_workdir(package)).absolute()
-    # Everything is checked before anything is deleted or written.
+    # The arguments are checked before anything is deleted or written.
     config_profiler = check_profiler_config(profiler_config) if profiler_config is not None else None
     device = check_target_device(target_device, gpu_present()) if target_device is not None else None
     _check_workdir_replaceable(root, package, override_workdir)
-    validate_archive(package)
-    with workdir_lock(root, "load") as previous_holder:  # nothing is deleted under another process
-        if previous_holder is not None:
-            LOGGER.warning(takeover_message(root, previous_holder))
-        if root.exists():
-            remove_workdir(root)
-        start = time.perf_counter()
-        extract_archive(package, root)
-        manifest = read_manifest(package)
-        descriptor = PackageDescriptor.from_workdir(root)
-        LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
-        _recheck_loaded(descriptor, bool(manifest.get("save_data", True)), device, config_profiler,
-                        retest_conversions, run_profiling, verbose=verbose, debug=debug)
-        descriptor.save_status()
+    validated = root.exists()
+    if validated:  # checked whole before the old workdir is deleted
+        validate_archive(package)
+    made = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
+    try:
+        with workdir_lock(root, "load") as previous_holder:  # nothing is deleted under another process
+            if previous_holder is not None:
+                LOGGER.warning(takeover_message(root, previous_holder))
+            if root.exists():
+                if not validated:
+                    validate_archive(package)
+                remove_workdir(root)
+            start = time.perf_counter()
+            # Into the new folder each entry is checked while it is written (one pass over the data);
+            # a failed check removes what was written.
+            extract_archive(package, root)
+            manifest = read_manifest(package)
+            descriptor = PackageDescriptor.from_workdir(root)
+            LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
+            _recheck_loaded(descriptor, bool(manifest.get("save_data", True)), device, config_profiler,
+                            retest_conversions, run_profiling, verbose=verbose, debug=debug)
+            descriptor.save_status()
+    except PackageError:
+        _remove_empty_folders(made)  # the folders made for a package refused while extracted
+        raise
     if verbose:
         from model_navigator.package.table import print_status_table
 
         print_status_table(descriptor.status)
     return descriptor
+
+
+def _remove_empty_folders(folders: List[Path]) -> None:
+    """rmdir each folder that is still empty, deepest first (anything with content stays)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _check_workdir_replaceable(root: Path, package: Path, override_workdir: bool) -> None:
