@@ -4,6 +4,7 @@ largest RSS of any one process in it (the figure that says which process holds t
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -49,11 +50,13 @@ def tree_rss_kib(pid: int) -> Tuple[int, Dict[int, int]]:
 
 
 def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s: float = 0.01
-                 ) -> Tuple[float, float, float, str]:
-    """Run argv to completion; (wall s, peak tree RSS MiB, peak single-process RSS MiB, stdout).
+                 ) -> Tuple[float, float, float, str, float]:
+    """Run argv to completion; (wall s, peak tree RSS MiB, peak single-process RSS MiB, stdout, CPU s
+    of the tree: user + system, steadier than wall on a shared machine).
     Output goes to files (a full pipe would stall the child); a failure raises RuntimeError with
     the child's stderr."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        cpu_before = children_cpu_s()
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=out, stderr=err)
         peak_tree = peak_one = 0
@@ -67,4 +70,10 @@ def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s:
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark child {list(argv)} failed:\n{err.read().decode()[-3000:]}")
-        return wall, peak_tree / 1024, peak_one / 1024, out.read().decode()
+        return wall, peak_tree / 1024, peak_one / 1024, out.read().decode(), children_cpu_s() - cpu_before
+
+
+def children_cpu_s() -> float:
+    """User + system CPU seconds of every waited-for child so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
