@@ -73,11 +73,12 @@ def _tree_bytes(path: Path) -> int:
 
 
 def _measure(argv: List[str], cwd: str, env: Dict[str, str]) -> Dict[str, Any]:
-    wall, tree, one, out, cpu = run_measured(argv, cwd, env)
-    lines = out.splitlines()
+    result = run_measured(argv, cwd, env)
+    lines = result.pop("stdout").splitlines()
     op = [float(line.split()[1]) for line in lines if line.startswith("op_s ")]
-    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "op_s": round(op[0], 3) if op else None, "peak_tree_mib": round(tree),
-            "peak_process_mib": round(one), "output": [line for line in lines if line.startswith("verdicts")]}
+    result["op_s"] = round(op[0], 3) if op else None
+    result["output"] = [line for line in lines if line.startswith("verdicts")]
+    return result
 
 
 def _cp(src: Path, dst: Path, sync: bool) -> Dict[str, float]:

@@ -8,7 +8,7 @@ import resource
 import subprocess
 import tempfile
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 
 def _children() -> Dict[int, List[int]]:
@@ -26,51 +26,64 @@ def _children() -> Dict[int, List[int]]:
     return children
 
 
-def _rss_kib(pid: int) -> int:
+def _rss_kib(pid: int) -> Tuple[int, int]:
+    """(VmRSS, RssAnon) of pid in KiB; RssAnon is its private memory, VmRSS adds the file pages
+    (shared libraries) it maps, which vary with what the page cache holds at the time."""
+    rss = anon = 0
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                    rss = int(line.split()[1])
+                elif line.startswith("RssAnon:"):
+                    anon = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return rss, anon
 
 
-def tree_rss_kib(pid: int) -> Tuple[int, Dict[int, int]]:
-    """(sum of VmRSS over pid and its descendants, pid -> VmRSS of each), in KiB."""
+def tree_rss_kib(pid: int) -> Tuple[int, Dict[int, Tuple[int, int]]]:
+    """(sum of VmRSS over pid and its descendants, pid -> (VmRSS, RssAnon) of each), in KiB."""
     children = _children()
-    each: Dict[int, int] = {}
+    each: Dict[int, Tuple[int, int]] = {}
     stack = [pid]
     while stack:
         p = stack.pop()
         each[p] = _rss_kib(p)
         stack.extend(children.get(p, []))
-    return sum(each.values()), each
+    return sum(rss for rss, _ in each.values()), each
 
 
-def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s: float = 0.01
-                 ) -> Tuple[float, float, float, str, float]:
-    """Run argv to completion; (wall s, peak tree RSS MiB, peak single-process RSS MiB, stdout, CPU s
-    of the tree: user + system, steadier than wall on a shared machine).
-    Output goes to files (a full pipe would stall the child); a failure raises RuntimeError with
-    the child's stderr."""
+def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s: float = 0.01) -> Dict[str, Any]:
+    """Run argv to completion and measure it: wall_s, cpu_s (user + system of the tree, steadier
+    than wall on a shared machine), peak_tree_mib (largest sum of VmRSS), peak_process_mib (largest
+    VmRSS of one process), peak_main_mib / peak_child_mib (the process started / its largest
+    descendant), peak_anon_mib (largest RssAnon of one process: private memory only), stdout.
+    Output goes to files (a full pipe would stall the child); a failure raises RuntimeError."""
+    peaks = {"tree": 0, "process": 0, "main": 0, "child": 0, "anon": 0}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         cpu_before = children_cpu_s()
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=out, stderr=err)
-        peak_tree = peak_one = 0
         while proc.poll() is None:
             total, each = tree_rss_kib(proc.pid)
-            peak_tree = max(peak_tree, total)
-            peak_one = max(peak_one, max(each.values(), default=0))
+            peaks["tree"] = max(peaks["tree"], total)
+            for pid, (rss, anon) in each.items():
+                peaks["process"] = max(peaks["process"], rss)
+                peaks["anon"] = max(peaks["anon"], anon)
+                role = "main" if pid == proc.pid else "child"
+                peaks[role] = max(peaks[role], rss)
             time.sleep(interval_s)
         wall = time.perf_counter() - start
+        cpu = children_cpu_s() - cpu_before
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark child {list(argv)} failed:\n{err.read().decode()[-3000:]}")
-        return wall, peak_tree / 1024, peak_one / 1024, out.read().decode(), children_cpu_s() - cpu_before
+        result: Dict[str, Any] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+        result.update({f"peak_{k}_mib": round(v / 1024) for k, v in peaks.items()})
+        result["stdout"] = out.read().decode()
+        return result
 
 
 def children_cpu_s() -> float:
