@@ -6,7 +6,6 @@ extraction removes what it wrote."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import zipfile
@@ -22,7 +21,7 @@ from model_navigator.package.archive_format import (
     O_BINARY,
     O_NOFOLLOW,
 )
-from model_navigator.package.archive_stream import entry_chunks
+from model_navigator.package.archive_stream import ChunkHasher, entry_chunks, hashing_pool
 from model_navigator.package.archive_validate import open_zip, validate_zip
 
 
@@ -48,20 +47,20 @@ def extract_archive(path: Path, target: Path) -> None:
         root = target.resolve()
         written: List[Path] = []  # files and folders this call made, in creation order
         try:
-            for info in zf.infolist():
-                if info.filename == MANIFEST_FILE:
-                    continue  # archive metadata, not part of the workspace
-                parts = info.filename.rstrip("/").split("/")
-                dest = root.joinpath(*parts)
-                if not dest.resolve().is_relative_to(root) or dest.resolve() == root:
-                    raise PackageError(f"{where}: entry {info.filename!r} refused: resolves outside {str(target)!r}.")
-                folders = parts if info.is_dir() else parts[:-1]
-                _make_folders(root, folders, written, where, info.filename)
-                if info.is_dir():
-                    continue
-                # npz files were loaded without pickle by validate_zip; _extract_entry checks these are
-                # the very bytes (sha256)
-                _extract_entry(zf, info, dest, expected[info.filename], written, where)
+            with hashing_pool() as pool:
+                for info in zf.infolist():
+                    if info.filename == MANIFEST_FILE:
+                        continue  # archive metadata, not part of the workspace
+                    parts = info.filename.rstrip("/").split("/")
+                    dest = root.joinpath(*parts)
+                    if not dest.resolve().is_relative_to(root) or dest.resolve() == root:
+                        raise PackageError(
+                            f"{where}: entry {info.filename!r} refused: resolves outside {str(target)!r}.")
+                    _make_folders(root, parts if info.is_dir() else parts[:-1], written, where, info.filename)
+                    if not info.is_dir():
+                        # npz files were loaded without pickle by validate_zip; _extract_entry checks
+                        # these are the very bytes (sha256)
+                        _extract_entry(zf, info, dest, expected[info.filename], written, where, pool)
         except BaseException:
             _remove_written(written, created)
             raise
@@ -82,9 +81,11 @@ def _make_folders(root: Path, parts: List[str], written: List[Path], where: str,
 
 
 def _extract_entry(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, entry: Dict[str, Any], written: List[Path], where: str
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, entry: Dict[str, Any], written: List[Path], where: str,
+    pool: Any = None,
 ) -> None:
-    """Stream one file entry to `dest`, enforcing the declared size and the manifest sha256."""
+    """Stream one file entry to `dest`, enforcing the declared size, the CRC-32 and the manifest sha256
+    (hashed on `pool`'s thread while the chunk is written)."""
     mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
     try:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, mode)
@@ -92,7 +93,7 @@ def _extract_entry(
         raise PackageError(f"{where}: entry {info.filename!r} refused: would overwrite an extracted file.") from None
     written.append(dest)
     limit = min(info.file_size, entry["size"])
-    digest = hashlib.sha256()
+    hasher = ChunkHasher(pool)
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -103,14 +104,15 @@ def _extract_entry(
                         f"{where}: entry {info.filename!r} refused: unpacks beyond its declared {limit} bytes "
                         f"(zip bomb or altered archive)."
                     )
-                digest.update(chunk)
+                hasher.update(chunk)
                 out.write(chunk)
+        digest = hasher.hexdigest()
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as e:
         raise PackageError(f"{where}: entry {info.filename!r} is corrupt: {e}") from e
-    if size != entry["size"] or digest.hexdigest() != entry["sha256"]:
+    if size != entry["size"] or digest != entry["sha256"]:
         raise PackageError(
             f"{where}: entry {info.filename!r} refused: extracted bytes do not match the size/sha256 in "
-            f"{MANIFEST_FILE} (the archive changed while it was read)."
+            f"{MANIFEST_FILE} (tampered or corrupt)."
         )
 
 

@@ -8,7 +8,6 @@ written anywhere, and it executes nothing."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import tempfile
@@ -31,7 +30,7 @@ from model_navigator.package.archive_format import (
     parse_manifest,
     parse_status,
 )
-from model_navigator.package.archive_stream import entry_chunks
+from model_navigator.package.archive_stream import ChunkHasher, entry_chunks, hashing_pool
 from model_navigator.package.npz_check import check_npz_safe
 
 NPZ_SPOOL_BYTES = 64 * 2**20  # an npz entry is checked from memory up to this size, from a temp file beyond
@@ -212,24 +211,31 @@ def _check_contents(
 ) -> None:
     """One streaming pass checks each CRC-32 (what testzip does) and each sha256, and loads every npz
     without pickle (from a spooled copy: the entry is read once); only the npz when not `read_data`."""
-    for name, entry in listed.items():
-        is_npz = name.lower().endswith(".npz")
-        if not (is_npz or read_data):
-            continue
-        with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
-            size, digest = _hash_entry(zf, files[name], where, copy)
-            if size != entry["size"]:
-                raise PackageError(
-                    f"{where}: entry {name!r} refused: holds {size} bytes, {MANIFEST_FILE} says {entry['size']}."
-                )
-            if digest != entry["sha256"]:
-                raise PackageError(
-                    f"{where}: entry {name!r} refused: sha256 checksum does not match {MANIFEST_FILE} "
-                    f"(tampered or corrupt)."
-                )
-            if is_npz:
-                copy.seek(0)
-                check_npz_safe(copy, where=f"{where}: entry {name!r}")
+    with hashing_pool() as pool:
+        for name, entry in listed.items():
+            is_npz = name.lower().endswith(".npz")
+            if is_npz or read_data:
+                _check_entry(zf, files[name], entry, where, is_npz, pool)
+
+
+def _check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Dict[str, Any], where: str, is_npz: bool,
+                 pool: Any) -> None:
+    """One entry's size and sha256 against the manifest (CRC-32 by the stream), an npz loaded without pickle."""
+    name = info.filename
+    with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
+        size, digest = _hash_entry(zf, info, where, copy, pool)
+        if size != entry["size"]:
+            raise PackageError(
+                f"{where}: entry {name!r} refused: holds {size} bytes, {MANIFEST_FILE} says {entry['size']}."
+            )
+        if digest != entry["sha256"]:
+            raise PackageError(
+                f"{where}: entry {name!r} refused: sha256 checksum does not match {MANIFEST_FILE} "
+                f"(tampered or corrupt)."
+            )
+        if is_npz:
+            copy.seek(0)
+            check_npz_safe(copy, where=f"{where}: entry {name!r}")
 
 
 def _type_problem(info: zipfile.ZipInfo) -> Optional[str]:
@@ -280,20 +286,20 @@ def _read_small(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
         raise PackageError(f"{where}: entry {info.filename!r} cannot be read: {e}") from e
 
 
-def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[BinaryIO] = None
-                ) -> Tuple[int, str]:
+def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[BinaryIO] = None,
+                pool: Any = None) -> Tuple[int, str]:
     """Stream one entry: (bytes produced, sha256 hex), writing them to `copy` too when given;
     CRC-32 is checked by zipfile at the end."""
-    digest = hashlib.sha256()
+    hasher = ChunkHasher(pool)
     size = 0
     try:
         for chunk in entry_chunks(zf, info):
             size += len(chunk)
             if size > info.file_size:
                 raise PackageError(f"{where}: entry {info.filename!r} refused: unpacks beyond its declared size.")
-            digest.update(chunk)
+            hasher.update(chunk)
             if copy is not None:
                 copy.write(chunk)
+        return size, hasher.hexdigest()
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
         raise PackageError(f"{where}: entry {info.filename!r} is corrupt: {e}") from e
-    return size, digest.hexdigest()

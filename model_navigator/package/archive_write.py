@@ -5,7 +5,6 @@ leaves nothing behind)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -31,6 +30,7 @@ from model_navigator.package.archive_format import (
     name_problem,
     parse_status,
 )
+from model_navigator.package.archive_stream import ChunkHasher, hashing_pool
 from model_navigator.package.archive_validate import validate_zip
 
 # The writer stores (does not deflate) an entry that deflates better than this, so a package it
@@ -162,8 +162,8 @@ def _write_zip(
     """Write the zip and its manifest to `tmp`, fsync it; return deflated names that compressed too well."""
     entries: List[Dict[str, Any]] = []
     too_compressible: Set[str] = set()
-    buffer = memoryview(bytearray(CHUNK))  # one buffer for every read: no allocation per chunk
-    with open(tmp, "wb") as raw:
+    buffers = (memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK)))  # reused: no allocation per chunk
+    with open(tmp, "wb") as raw, hashing_pool() as pool:
         with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
             for name, src in files:
                 try:
@@ -179,20 +179,10 @@ def _write_zip(
                     info.external_attr = (stat.S_IFREG | (st.st_mode & 0o777)) << 16
                     info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
                     info.file_size = st.st_size
-                    digest = hashlib.sha256()
-                    size = 0
-                    with zf.open(info, "w", force_zip64=st.st_size > 2**30) as out:
-                        while True:
-                            n = f.readinto(buffer)
-                            if not n:
-                                break
-                            chunk = buffer[:n]
-                            digest.update(chunk)
-                            out.write(chunk)
-                            size += n
+                    size, digest = _copy_in(zf, info, f, buffers, pool)
                 if not stored and size > BOMB_MIN_SIZE and size / max(info.compress_size, 1) > WRITE_MAX_RATIO:
                     too_compressible.add(name)
-                entries.append({"name": name, "size": size, "sha256": digest.hexdigest()})
+                entries.append({"name": name, "size": size, "sha256": digest})
             manifest = {
                 "manifest_version": MANIFEST_VERSION,
                 "format_version": format_version,
@@ -206,6 +196,27 @@ def _write_zip(
         raw.flush()
         os.fsync(raw.fileno())
     return too_compressible
+
+
+def _copy_in(zf: zipfile.ZipFile, info: zipfile.ZipInfo, f: BinaryIO, buffers: Tuple[memoryview, memoryview],
+             pool: Any) -> Tuple[int, str]:
+    """Stream `f` into the new entry `info`: (bytes written, their sha256), hashed on `pool`'s thread
+    while the chunk is compressed/written, the two buffers taking turns."""
+    hasher = ChunkHasher(pool)
+    size = 0
+    turn = 0
+    with zf.open(info, "w", force_zip64=info.file_size > 2**30) as out:
+        while True:
+            buffer = buffers[turn]
+            turn ^= 1
+            n = f.readinto(buffer)
+            if not n:
+                break
+            chunk = buffer[:n]
+            hasher.update(chunk)
+            out.write(chunk)
+            size += n
+    return size, hasher.hexdigest()
 
 
 def _is_stored(name: str, f: BinaryIO, size: int) -> bool:
