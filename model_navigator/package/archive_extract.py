@@ -21,7 +21,7 @@ from model_navigator.package.archive_format import (
     O_BINARY,
     O_NOFOLLOW,
 )
-from model_navigator.package.archive_stream import ChunkHasher, entry_chunks, hashing_pool
+from model_navigator.package.archive_stream import ChunkHasher, copied_chunks, hashing_pool
 from model_navigator.package.archive_validate import open_zip, validate_zip
 
 
@@ -84,11 +84,11 @@ def _extract_entry(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, entry: Dict[str, Any], written: List[Path], where: str,
     pool: Any = None,
 ) -> None:
-    """Stream one file entry to `dest`, enforcing the declared size, the CRC-32 and the manifest sha256
-    (hashed on `pool`'s thread while the chunk is written)."""
+    """Stream one file entry to `dest` (a stored one copied in the kernel, as `cp` does), enforcing the
+    declared size, the CRC-32 and the manifest sha256 of the bytes written (hashed on `pool`'s thread)."""
     mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
     try:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, mode)
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, mode)
     except FileExistsError:
         raise PackageError(f"{where}: entry {info.filename!r} refused: would overwrite an extracted file.") from None
     written.append(dest)
@@ -96,19 +96,19 @@ def _extract_entry(
     hasher = ChunkHasher(pool)
     size = 0
     try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in entry_chunks(zf, info):
-                size += len(chunk)
-                if size > limit:
-                    raise PackageError(
-                        f"{where}: entry {info.filename!r} refused: unpacks beyond its declared {limit} bytes "
-                        f"(zip bomb or altered archive)."
-                    )
-                hasher.update(chunk)
-                out.write(chunk)
+        for chunk in copied_chunks(zf, info, fd):  # each chunk is in the file (read back) when it comes
+            size += len(chunk)
+            if size > limit:
+                raise PackageError(
+                    f"{where}: entry {info.filename!r} refused: unpacks beyond its declared {limit} bytes "
+                    f"(zip bomb or altered archive)."
+                )
+            hasher.update(chunk)
         digest = hasher.hexdigest()
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as e:
         raise PackageError(f"{where}: entry {info.filename!r} is corrupt: {e}") from e
+    finally:
+        os.close(fd)
     if size != entry["size"] or digest != entry["sha256"]:
         raise PackageError(
             f"{where}: entry {info.filename!r} refused: extracted bytes do not match the size/sha256 in "

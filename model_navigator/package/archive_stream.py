@@ -11,7 +11,7 @@ import os
 import struct
 import zipfile
 import zlib
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Tuple, Union
 
 from model_navigator.package.archive_format import CHUNK
 
@@ -59,38 +59,112 @@ def entry_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[Chunk]:
     let a ChunkHasher finish with it) before asking for the one after next.
 
     Raises zipfile.BadZipFile (bad header, CRC-32 mismatch), EOFError (data cut short), zlib.error."""
-    if info.compress_type != zipfile.ZIP_STORED or zf.fp is None or not hasattr(os, "preadv"):
-        with zf.open(info) as f:
-            while True:
-                chunk = f.read(CHUNK)
-                if not chunk:
-                    return
-                yield chunk
+    if not _direct(zf, info):
+        yield from _zipfile_chunks(zf, info)
+        return
+    fd, offset = _stored_start(zf, info)
+    views = _buffers(info.file_size)
+    crc = 0
+    for position, n in _spans(info.file_size):
+        view = views[(position // CHUNK) % 2][:n]
+        if os.preadv(fd, [view], offset + position) != n:
+            raise EOFError(f"the archive ends before the end of entry {info.filename!r}")
+        crc = zlib.crc32(view, crc)
+        yield view
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+
+
+def copied_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out_fd: int) -> Iterator[Chunk]:
+    """The entry's bytes, each chunk already written to `out_fd` (a new file opened for reading and
+    writing) when it is yielded, as entry_chunks yields them. A stored entry is copied in the kernel
+    (copy_file_range, as `cp` does) and each chunk read back from `out_fd`: what is hashed and
+    CRC-checked is what the file holds."""
+    if not _direct(zf, info) or not hasattr(os, "copy_file_range"):
+        position = 0
+        for chunk in entry_chunks(zf, info):
+            _write_at(out_fd, chunk, position)
+            position += len(chunk)
+            yield chunk
+        return
+    fd, offset = _stored_start(zf, info)
+    views = _buffers(info.file_size)
+    crc = 0
+    in_kernel = True
+    for position, n in _spans(info.file_size):
+        view = views[(position // CHUNK) % 2][:n]
+        if in_kernel:
+            try:
+                copied = _copy_range(fd, out_fd, n, offset + position, position)
+            except OSError:  # not between these files (another filesystem, an old kernel): copy by hand
+                in_kernel = False
+        if not in_kernel:
+            copied = os.preadv(fd, [view], offset + position)
+            _write_at(out_fd, view[:copied], position)
+        if copied != n or os.preadv(out_fd, [view], position) != n:
+            raise EOFError(f"the archive ends before the end of entry {info.filename!r}")
+        crc = zlib.crc32(view, crc)
+        yield view
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+
+
+def _direct(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Whether the entry is read straight from the archive file (stored, on a platform with preadv)."""
+    return info.compress_type == zipfile.ZIP_STORED and zf.fp is not None and hasattr(os, "preadv")
+
+
+def _zipfile_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[Chunk]:
+    with zf.open(info) as f:
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+def _stored_start(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Tuple[int, int]:
+    """(archive fd, offset of the data) of a stored entry, after zipfile's own header checks."""
     if info.compress_size != info.file_size:
         raise zipfile.BadZipFile(f"stored entry {info.filename!r} declares {info.compress_size} bytes stored "
                                  f"but {info.file_size} unpacked")
     with zf.open(info):  # zipfile's own header checks: magic number, name, flags
         pass
+    assert zf.fp is not None
     fd = zf.fp.fileno()
-    offset = _data_offset(fd, info)
-    remaining = info.file_size
-    size = min(CHUNK, max(remaining, 1))
-    views = (memoryview(bytearray(size)), memoryview(bytearray(size)))
-    crc = 0
-    turn = 0
-    while remaining:
-        view = views[turn]
-        turn ^= 1
-        n = os.preadv(fd, [view[: min(len(view), remaining)]], offset)
-        if n <= 0:
-            raise EOFError(f"the archive ends {remaining} bytes before the end of entry {info.filename!r}")
-        chunk = view[:n]
-        crc = zlib.crc32(chunk, crc)
-        yield chunk
-        offset += n
-        remaining -= n
-    if crc != info.CRC:
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    return fd, _data_offset(fd, info)
+
+
+def _buffers(size: int) -> Tuple[memoryview, memoryview]:
+    """Two chunk buffers taking turns (a ChunkHasher may still read the previous one)."""
+    n = min(CHUNK, max(size, 1))
+    return memoryview(bytearray(n)), memoryview(bytearray(n))
+
+
+def _spans(size: int) -> Iterator[Tuple[int, int]]:
+    """(position, length) of each chunk of `size` bytes."""
+    for position in range(0, size, CHUNK):
+        yield position, min(CHUNK, size - position)
+
+
+def _copy_range(src: int, dst: int, n: int, src_offset: int, dst_offset: int) -> int:
+    """copy_file_range until n bytes are copied or the source ends; the bytes copied."""
+    done = 0
+    while done < n:
+        step = os.copy_file_range(src, dst, n - done, src_offset + done, dst_offset + done)
+        if step == 0:
+            break
+        done += step
+    return done
+
+
+def _write_at(fd: int, data: Chunk, position: int) -> None:
+    """pwrite all of `data` at `position`."""
+    view = memoryview(data)
+    while len(view):
+        written = os.pwrite(fd, view, position)
+        view = view[written:]
+        position += written
 
 
 def _data_offset(fd: int, info: zipfile.ZipInfo) -> int:
