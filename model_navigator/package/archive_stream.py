@@ -159,10 +159,12 @@ def _copy_range(src: int, dst: int, n: int, src_offset: int, dst_offset: int) ->
 
 
 def _write_at(fd: int, data: Chunk, position: int) -> None:
-    """pwrite all of `data` at `position`."""
+    """Write all of `data` at `position` (pwrite; seek and write where there is none: Windows)."""
     view = memoryview(data)
+    if not hasattr(os, "pwrite"):
+        os.lseek(fd, position, os.SEEK_SET)
     while len(view):
-        written = os.pwrite(fd, view, position)
+        written = os.pwrite(fd, view, position) if hasattr(os, "pwrite") else os.write(fd, view)
         view = view[written:]
         position += written
 
