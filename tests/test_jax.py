@@ -5,7 +5,8 @@ shared dynamic sequence axis, the enable_xla=False variant, a T5-like Flax encod
 the reference's T5 example, the error for a jax without jax2tf, and argument validation.
 
 With jax >= 0.7.2 jax2tf always serializes natively (one XlaCallModule op): enable_xla=False paths
-are skipped with the reason and tf2onnx fails the ONNX paths, naming XlaCallModule. With
+are skipped with the reason, and so are the ONNX paths of the enable_xla=True SavedModels (one
+XlaCallModule op, which tf2onnx cannot convert). With
 jax <= 0.7.1 the enable_xla=False SavedModel is plain TensorFlow and its ONNX passes; the tests
 assert whichever the installed jax gives.
 """
@@ -36,8 +37,8 @@ from model_navigator.frameworks.jax_utils import JaxModel, non_native_supported 
 
 CPU = nav.RuntimeProvider.CPU
 NON_NATIVE = non_native_supported()  # jax <= 0.7.1: enable_xla=False still makes plain TF ops
-XLA = ("tf-savedmodel-xla-nojit", "tf-savedmodel-xla-jit")
-NOXLA = ("tf-savedmodel-noxla-nojit", "tf-savedmodel-noxla-jit")
+XLA = ("tf-savedmodel-xla", "tf-savedmodel-xla-jit")
+NOXLA = ("tf-savedmodel", "tf-savedmodel-jit")
 
 pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
                                 reason="these tests describe a CPU-only machine")
@@ -90,26 +91,27 @@ def test_mlp_every_variant(mlp):
         assert result.batch_sizes == [1, 4]
         assert paths[key].flags["native_serialization"] is True
         assert paths[key].flags["serialization_platforms"] == ["cpu", "cuda"]
-    for key in XLA:  # tf2onnx cannot translate the StableHLO inside XlaCallModule
+    for key in XLA:  # tf2onnx cannot translate the StableHLO inside XlaCallModule: known, so not tried
         onnx_path = paths[key.replace("tf-savedmodel", "onnx")]
-        assert onnx_path.status == StepStatus.FAILED
-        assert "tf2onnx could not convert the TensorFlow op(s) XlaCallModule" in onnx_path.reason, onnx_path.reason
+        assert onnx_path.status == StepStatus.SKIPPED
+        assert "XlaCallModule" in onnx_path.reason and "onnx-jax2onnx" in onnx_path.reason, onnx_path.reason
+        assert not (package.workdir / onnx_path.key).exists()
     if NON_NATIVE:
         for key in NOXLA:
             _assert_correct(package, key)
             assert paths[key].flags["native_serialization"] is False
-        _assert_correct(package, "onnx-noxla-nojit")
+        _assert_correct(package, "onnx")
     else:
         for key in NOXLA:
             _assert_noxla_skipped(package, key)
-        assert "parent path 'tf-savedmodel-noxla-nojit' skipped" in paths["onnx-noxla-nojit"].reason
+        assert "parent path 'tf-savedmodel' skipped" in paths["onnx"].reason
     for key, path in paths.items():
         if key.startswith(("tf-trt-", "trt-")):
             assert path.status == StepStatus.SKIPPED and ("GPU" in path.reason or "tensorrt" in path.reason), key
     direct = {"onnx-jax2onnx", "trt-fp32-jax2onnx", "trt-fp16-jax2onnx"}  # tests/test_jax_onnx.py
-    assert set(paths) == {"jax"} | direct | {f"{base}-{v}" for base in ("tf-savedmodel", "onnx", "tf-trt-fp32",
-                                                                        "tf-trt-fp16", "trt-fp32", "trt-fp16")
-                                             for v in ("xla-jit", "xla-nojit", "noxla-jit", "noxla-nojit")}
+    assert set(paths) == {"jax"} | direct | {f"{base}{v}" for base in ("tf-savedmodel", "onnx", "tf-trt-fp32",
+                                                                       "tf-trt-fp16", "trt-fp32", "trt-fp16")
+                                             for v in ("-xla-jit", "-xla", "-jit", "")}
     for key in XLA:
         for step in ("export", "correctness"):
             assert (package.workdir / key / f"reproduce_{step}.sh").is_file()
@@ -128,7 +130,7 @@ def test_mlp_descriptor_selects_variants_by_flags(mlp):
     for jit in (True, False):
         runner = package.get_runner(format=nav.Format.TF_SAVEDMODEL, runtime=CPU, enable_xla=True, jit_compile=jit)
         with runner:
-            assert runner.name.startswith(f"tf-savedmodel-xla-{'jit' if jit else 'nojit'}")
+            assert runner.name.startswith("tf-savedmodel-xla-jit" if jit else "tf-savedmodel-xla")
             out = runner.infer({"input__0": batch})
         np.testing.assert_allclose(out["output__0"], expected, atol=1e-5, rtol=1e-5)
     with package.get_runner(format=nav.Format.JAX, runtime=CPU) as runner:
@@ -189,8 +191,10 @@ def cnn(tmp_path_factory):
 @pytest.mark.slow
 def test_cnn_correct_and_profiled(cnn):
     package, _, _ = cnn
-    assert set(package.status.paths) >= {"tf-savedmodel-xla-nojit", "tf-savedmodel-xla-jit", "onnx-xla-jit"}
-    assert not any("noxla" in key for key in package.status.paths)  # enable_xla=True only
+    assert set(package.status.paths) >= {"tf-savedmodel-xla", "tf-savedmodel-xla-jit", "onnx-xla-jit"}
+    # enable_xla=True only
+    assert not {"tf-savedmodel", "tf-savedmodel-jit", "onnx", "onnx-jit"} & set(package.status.paths)
+    assert {p.name for p in package.workdir.iterdir()} >= {"tf-savedmodel-xla", "tf-savedmodel-xla-jit"}  # folders
     for key in XLA:
         result = _assert_correct(package, key)
         assert result.batch_sizes == [1, 4] and result.sample_count == 8
@@ -199,10 +203,11 @@ def test_cnn_correct_and_profiled(cnn):
         assert [r.batch_size for r in perf.results] == [1, 4] and all(r.p50_ms > 0 for r in perf.results)
     assert package.status.paths["jax"].runtimes[CPU].performance.results[0].p50_ms > 0
     latency = package.get_formats_performance()
-    assert latency["tf-savedmodel-xla-nojit"] > 0 and latency["tf-savedmodel-xla-jit"] > 0
+    assert latency["tf-savedmodel-xla-CPUExecutionProvider"] > 0
+    assert latency["tf-savedmodel-xla-jit-CPUExecutionProvider"] > 0
     assert package.status.inputs[0].shape == (-1, 16, 16, 3)
     assert package.status.outputs[0].shape == (-1, 10)
-    flags = package.status.paths["tf-savedmodel-xla-nojit"].flags
+    flags = package.status.paths["tf-savedmodel-xla"].flags
     assert flags["enable_xla"] is True and flags["jit_compile"] is False
     assert flags["polymorphic_shapes"] == {"input__0": "(batch, 16, 16, 3)"}
 
@@ -215,9 +220,9 @@ def test_cnn_save_load_round_trip(cnn, tmp_path):
     loaded = nav.load(tmp_path / "cnn.nav", workdir=tmp_path / "loaded", retest_conversions=True, verbose=False)
     for key in XLA:
         _assert_correct(loaded, key)
-    assert loaded.status.paths["tf-savedmodel-xla-nojit"].runtimes[CPU].verified is True
+    assert loaded.status.paths["tf-savedmodel-xla"].runtimes[CPU].verified is True
     assert loaded.status.paths["tf-savedmodel-xla-jit"].runtimes[CPU].verified is False
-    assert "XlaCallModule" in loaded.status.paths["onnx-xla-nojit"].reason  # re-converted, fails the same way
+    assert "XlaCallModule" in loaded.status.paths["onnx-xla"].reason  # still skipped, with the reason
     batch = np.asarray(jax_models.cnn_dataloader()[1])
     with loaded.get_runner(format=nav.Format.TF_SAVEDMODEL, runtime=CPU, enable_xla=True, jit_compile=True) as runner:
         out = runner.infer({"input__0": batch})
@@ -268,13 +273,13 @@ def test_enable_xla_false_variant(tmp_path):
     paths = package.status.paths
     assert not any("-xla-" in key or key.endswith("-jit") for key in paths), sorted(paths)
     if NON_NATIVE:
-        _assert_correct(package, "tf-savedmodel-noxla-nojit")
-        assert paths["tf-savedmodel-noxla-nojit"].flags["native_serialization"] is False
-        _assert_correct(package, "onnx-noxla-nojit")
+        _assert_correct(package, "tf-savedmodel")
+        assert paths["tf-savedmodel"].flags["native_serialization"] is False
+        _assert_correct(package, "onnx")
         assert package.get_status(format=nav.Format.ONNX, runtime_provider=CPU, enable_xla=False, jit_compile=False)
     else:
-        _assert_noxla_skipped(package, "tf-savedmodel-noxla-nojit")
-        assert paths["onnx-noxla-nojit"].status == StepStatus.SKIPPED
+        _assert_noxla_skipped(package, "tf-savedmodel")
+        assert paths["onnx"].status == StepStatus.SKIPPED
         assert package.get_status(format=nav.Format.TF_SAVEDMODEL) is False
 
 
@@ -302,9 +307,9 @@ def test_t5_like_encoder_as_in_the_reference_example(tmp_path, monkeypatch):
     for key in XLA:
         _assert_correct(desc, key, atol=1e-4)
         assert desc.status.paths[key].runtimes[CPU].performance.status == StepStatus.OK
-    assert desc.status.paths["onnx-xla-nojit"].status == StepStatus.FAILED
+    assert desc.status.paths["onnx-xla"].status == StepStatus.SKIPPED
     if not NON_NATIVE:
-        _assert_noxla_skipped(desc, "tf-savedmodel-noxla-jit")
+        _assert_noxla_skipped(desc, "tf-savedmodel-jit")
     batch = jax_models.t5_dataloader(lengths=(15,), batch_size=3)[0]
     expected = np.asarray(encode(batch["input_ids"], batch["attention_mask"], params)["last_hidden_state"])
     with desc.get_runner(format=nav.Format.TF_SAVEDMODEL, runtime=CPU, enable_xla=True, jit_compile=False) as runner:
@@ -328,7 +333,7 @@ def test_transformers_flax_t5_encoder_when_installed(tmp_path):
 
     package = nav.jax.export(call_wrapper, model.params, jax_models.t5_dataloader(), enable_xla=True,
                              jit_compile=False, run_profiling=False, workdir=tmp_path / "w", verbose=False)
-    _assert_correct(package, "tf-savedmodel-xla-nojit")
+    _assert_correct(package, "tf-savedmodel-xla")
 
 
 # ------------------------------------------------------------------------------------------------

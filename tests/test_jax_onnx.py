@@ -85,10 +85,10 @@ def test_mlp_direct_onnx_next_to_the_savedmodels(mlp):
     package, _, params = mlp
     paths = package.status.paths
     _assert_direct_correct(package)
-    for key in ("tf-savedmodel-xla-nojit", "tf-savedmodel-xla-jit"):
+    for key in ("tf-savedmodel-xla", "tf-savedmodel-xla-jit"):
         assert paths[key].status == StepStatus.OK and paths[key].runtimes[CPU].correctness.status == StepStatus.OK
-    if not paths["onnx-xla-nojit"].ok:  # jax >= 0.7.2: tf2onnx cannot convert XlaCallModule
-        assert "XlaCallModule" in paths["onnx-xla-nojit"].reason
+    if not paths["onnx-xla"].ok:  # jax >= 0.7.2: tf2onnx cannot convert XlaCallModule
+        assert "XlaCallModule" in paths["onnx-xla"].reason
     for key in ("trt-fp32-jax2onnx", "trt-fp16-jax2onnx"):  # TensorRT plans from it, on a GPU
         assert paths[key].parent == DIRECT and paths[key].status == StepStatus.SKIPPED, key
     graph = _graph(package)
@@ -97,7 +97,7 @@ def test_mlp_direct_onnx_next_to_the_savedmodels(mlp):
     params_bytes = sum(np.asarray(leaf).nbytes for leaf in jax.tree_util.tree_leaves(params))
     initializer_bytes = sum(onnx.numpy_helper.to_array(t).nbytes for t in graph.initializer)
     assert initializer_bytes >= params_bytes > 100_000
-    assert package.get_formats_performance()[DIRECT] > 0
+    assert package.get_formats_performance()[f"{DIRECT}-CPUExecutionProvider"] > 0
 
 
 @pytest.mark.slow
@@ -108,8 +108,8 @@ def test_mlp_selectors_without_flags_find_the_direct_path(mlp):
     assert package.get_status(format=nav.Format.ONNX) is True
     assert package.get_status(format=nav.Format.ONNX, runtime_provider=OPENVINO) is HAS_OPENVINO
     assert package.get_path(format=nav.Format.ONNX).key == DIRECT
-    assert package.get_path(format=nav.Format.ONNX, enable_xla=True, jit_compile=False).key == "onnx-xla-nojit"
-    assert package.get_status(format=nav.Format.ONNX, enable_xla=True) is package.status.paths["onnx-xla-nojit"].ok
+    assert package.get_path(format=nav.Format.ONNX, enable_xla=True, jit_compile=False).key == "onnx-xla"
+    assert package.get_status(format=nav.Format.ONNX, enable_xla=True) is package.status.paths["onnx-xla"].ok
     assert package.get_path(format=nav.Format.TENSORRT, precision="fp32").key == "trt-fp32-jax2onnx"
     model = package.get_model(format=nav.Format.ONNX)
     assert isinstance(model, onnx.ModelProto) and model.graph.input[0].name == "input__0"
@@ -147,7 +147,7 @@ def test_cnn_direct_onnx_save_load_retest(tmp_path):
                              sample_count=8, workdir=tmp_path / "w", verbose=False,
                              profiler_config=helpers.light_profiler())
     _assert_direct_correct(package)
-    assert package.status.paths["tf-savedmodel-xla-nojit"].ok
+    assert package.status.paths["tf-savedmodel-xla"].ok
     package.set_verified(format=nav.Format.ONNX, runtime=CPU)
     nav.save(package, tmp_path / "cnn.nav")
     loaded = nav.load(tmp_path / "cnn.nav", workdir=tmp_path / "loaded", retest_conversions=True, verbose=False)
@@ -173,7 +173,8 @@ def test_dict_inputs_varying_length_onnx_alone(tmp_path):
     _assert_direct_correct(package, atol=1e-5)
     paths = package.status.paths
     assert not any(key.startswith("tf-savedmodel") for key in paths), sorted(paths)  # ONNX needs no SavedModel
-    assert "was not requested" in paths["onnx-xla-nojit"].reason
+    assert "was not requested" in paths["onnx"].reason  # the enable_xla=False SavedModel's ONNX
+    assert paths["onnx-xla"].status == StepStatus.SKIPPED  # known impossible: XlaCallModule
     graph = _graph(package)
     assert [(i.name, _dims(i)) for i in graph.input] == [("mask", ["batch", "d0"]), ("tokens", ["batch", "d0", 6])]
     assert [(o.name, _dims(o)) for o in graph.output] == [("pooled", ["batch", 5]), ("scores", ["batch", "d0", 5])]
@@ -208,7 +209,7 @@ def test_t5_like_encoder_direct_onnx(tmp_path):
                              enable_xla=True, jit_compile=False, workdir=tmp_path / "w", verbose=False,
                              profiler_config=helpers.light_profiler())
     _assert_direct_correct(package)
-    assert package.status.paths["tf-savedmodel-xla-nojit"].ok
+    assert package.status.paths["tf-savedmodel-xla"].ok
     graph = _graph(package)
     int64 = onnx.TensorProto.INT64
     assert [(i.name, i.type.tensor_type.elem_type, _dims(i)) for i in graph.input] == [
@@ -231,7 +232,7 @@ def test_t5_arange_positions_fail_the_direct_path_only_with_a_hint(tmp_path):
     assert direct.status == StepStatus.FAILED
     assert direct.reason.startswith("RuntimeError: jax2onnx ") and "could not convert" in direct.reason, direct.reason
     assert "broadcasted_iota" in direct.reason, direct.reason  # the hint
-    assert package.status.paths["tf-savedmodel-xla-nojit"].runtimes[CPU].correctness.status == StepStatus.OK
+    assert package.status.paths["tf-savedmodel-xla"].runtimes[CPU].correctness.status == StepStatus.OK
 
 
 # ------------------------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def test_unsupported_primitive_fails_the_direct_path_only(tmp_path):
     direct = package.status.paths[DIRECT]
     assert direct.status == StepStatus.FAILED and not direct.runtimes
     assert "could not convert the predict function: NotImplementedError: eigh " in direct.reason, direct.reason
-    saved = package.status.paths["tf-savedmodel-xla-nojit"]  # exported and checked after it (TensorFlow's own
+    saved = package.status.paths["tf-savedmodel-xla"]  # exported and checked after it (TensorFlow's own
     assert saved.status == StepStatus.OK and saved.runtimes[CPU].correctness is not None  # verdict: its affair)
     assert package.get_status(format=nav.Format.ONNX) is False
 

@@ -176,7 +176,7 @@ def test_profile_loaded_package_with_new_config(exported, tmp_path):
     on_disk = NavigatorStatus.load(loaded.workdir)
     assert [r.batch_size for r in on_disk.paths["onnx"].runtimes[CPU].performance.results] == [2]
     assert on_disk.paths["onnx"].runtimes[CPU].verified is True
-    assert loaded.get_formats_performance()["onnx"] > 0
+    assert loaded.get_formats_performance()["onnx-CPUExecutionProvider"] > 0
 
 
 def test_old_format_package_loads_and_upgrades(tmp_path):

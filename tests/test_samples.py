@@ -262,14 +262,21 @@ def test_input_names_must_be_unique_non_empty_strings(names):
         collect_samples([(torch.zeros(1, 2), torch.zeros(1, 2))], names, 0)
 
 
-def test_inconsistent_batch_sizes_within_an_item():
-    with pytest.raises(UserInputError, match=r"disagree on the batch size along batch_dim=0"):
-        collect_samples([(torch.zeros(2, 3), torch.zeros(3, 3))], None, 0)
+def test_inconsistent_batch_sizes_within_an_item_keep_every_item_whole():
+    with pytest.warns(UserWarning, match=r"disagree on the batch size along batch_dim=0 \(input__0: 2, input__1: 3\)"
+                      r".*batch_dim=None"):
+        sample_set = collect_samples([(torch.zeros(2, 3), torch.zeros(3, 3)), (torch.ones(2, 3), torch.ones(3, 3))],
+                                     None, 0)
+    assert sample_set.batch_dim is None
+    assert len(sample_set.samples) == 2
+    assert sample_set.samples[1]["input__1"].shape == (3, 3)
+    assert float(sample_set.samples[1]["input__0"].sum()) == 6.0
 
 
 def test_inconsistent_batch_sizes_on_batch_dim_1():
-    with pytest.raises(UserInputError, match=r"batch_dim=1"):
-        collect_samples([(torch.zeros(2, 3), torch.zeros(2, 4))], None, 1)
+    with pytest.warns(UserWarning, match=r"batch_dim=1"):
+        sample_set = collect_samples([(torch.zeros(2, 3), torch.zeros(2, 4))], None, 1)
+    assert sample_set.batch_dim is None and len(sample_set.samples) == 1
 
 
 def test_items_with_different_inputs():

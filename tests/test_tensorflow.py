@@ -192,7 +192,8 @@ def test_cnn_paths_correct_and_profiled(cnn):
     source = package.status.paths["tensorflow"].runtimes[CPU].performance
     assert source.status == StepStatus.OK and source.results[0].p50_ms > 0
     latency = package.get_formats_performance()
-    assert latency["tf-savedmodel"] > 0 and latency["onnx"] > 0
+    assert latency["tf-savedmodel-CPUExecutionProvider"] > 0 and latency["onnx-CPUExecutionProvider"] > 0
+    assert not [k for k in latency if k.startswith("tensorflow-")]  # the source model is the baseline, no format
     for key in GPU_PATHS:
         assert formats[key] is False and package.status.paths[key].status == StepStatus.SKIPPED
 

@@ -285,17 +285,19 @@ def test_reference_set_verified_persists(reference):
 def test_reference_formats_performance(reference):
     package, _, _ = reference
     performance = package.get_formats_performance()
+    assert not [k for k in performance if k.startswith("torch-CPU")]  # the source model is no format
     for key in CPU_PATHS:
-        assert isinstance(performance[key], float) and performance[key] > 0, key
+        figure = performance[f"{key}-CPUExecutionProvider"]
+        assert isinstance(figure, float) and figure > 0, key
         perf = package.status.paths[key].runtimes[CPU].performance
         assert perf.status == StepStatus.OK
         assert [r.batch_size for r in perf.results] == [1, 3]
         for r in perf.results:
             assert 0 < r.p50_ms <= r.p90_ms <= r.p95_ms <= r.p99_ms
             assert r.throughput > 0 and r.windows >= 3 and isinstance(r.stable, bool)
-        assert performance[key] == min(perf.results, key=lambda r: r.batch_size).p50_ms
-    for key in TRT_PATHS:
-        assert key not in performance or performance[key] is None
+        assert figure == min(perf.results, key=lambda r: r.batch_size).p50_ms
+    for key in TRT_PATHS:  # skipped here: no figures, no entries
+        assert not [k for k in performance if k.startswith(f"{key}-")]
 
 
 @pytest.mark.slow

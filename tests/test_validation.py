@@ -104,9 +104,11 @@ def test_input_names_not_matching_dict_keys(workdir, token_model, token_dataload
                     dataloader=token_dataloader, input_names=("input_ids", "mask"))
 
 
-def test_inconsistent_batch_sizes(workdir):
-    _assert_refused(workdir, UserInputError, r"batch size along batch_dim=0", model=models.two_output_model(),
-                    dataloader=[(torch.randn(2, 5), torch.randn(3, 5))])
+def test_inconsistent_batch_sizes_are_kept_whole_and_a_model_that_cannot_take_them_fails_before_writing(workdir):
+    # the reference keeps each item whole (tests/test_reference_round_two.py); this model takes one input
+    with pytest.warns(UserWarning, match=r"batch size along batch_dim=0 \(input__0: 2, input__1: 3\)"):
+        _assert_refused(workdir, nav.ModelNavigatorError, r"failed on dataloader sample 0",
+                        model=models.two_output_model(), dataloader=[(torch.randn(2, 5), torch.randn(3, 5))])
 
 
 @pytest.mark.parametrize("batch_dim", [-1, 2, "0"])

@@ -1,4 +1,4 @@
-"""Verdicts a user can trust: wrong exports fail by default, NaN references stop the export,
+"""Verdicts a user can trust: wrong exports fail by default, NaN references export nothing (and say why),
 checks that prove nothing say so, exporter warnings are recorded, get_status means what the
 reference means, and nothing unchecked is profiled or recommended."""
 
@@ -114,11 +114,13 @@ def _nan_model():
     return Nan()
 
 
-def test_nan_in_the_source_outputs_stops_the_export_before_anything_is_written(workdir):
+def test_nan_in_the_source_outputs_exports_nothing_and_says_why(workdir):
     dataloader = [torch.full((2, 3), -1.0), torch.full((2, 3), 1.0)]
-    with pytest.raises(nav.UserInputError, match=r"output 'output__0' holds NaN .* sample 0 .*allow_nonfinite_outputs"):
-        nav.torch.export(model=_nan_model(), dataloader=dataloader, workdir=workdir, verbose=False)
-    assert not workdir.exists()
+    with pytest.warns(UserWarning, match=r"output 'output__0' holds NaN .* sample 0 .*allow_nonfinite_outputs"):
+        package = nav.torch.export(model=_nan_model(), dataloader=dataloader, workdir=workdir, verbose=False)
+    assert not any(package.get_formats_status().values())
+    assert {p.status for p in package.status.paths.values()} == {StepStatus.FAILED}
+    assert not [p for p in (workdir / "model_output").rglob("*.npz")]
 
 
 def test_accepted_nan_outputs_are_compared_by_value(workdir):

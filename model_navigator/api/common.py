@@ -250,10 +250,11 @@ def axes_and_metadata(
 
 
 def check_source_outputs(outputs: Dict[int, Dict[str, Any]], output_names: Sequence[str], atol: Any, rtol: Any,
-                         allow_nonfinite_outputs: bool) -> None:
-    """Before anything is exported: per-output tolerances name real outputs, and the source model's
-    outputs on the saved samples are finite (a NaN reference makes every check meaningless) unless
-    the user says the model produces NaN/inf on purpose."""
+                         allow_nonfinite_outputs: bool) -> Optional[str]:
+    """Before anything is exported: per-output tolerances name real outputs (else an error). Returns
+    why no path can be checked when the source model's outputs on the saved samples hold NaN/inf (a
+    NaN reference makes every check meaningless), unless the user says the model produces them on
+    purpose; the export then records that and produces nothing (as the reference does)."""
     import numpy as np
 
     from model_navigator.core.tolerance import check_tolerance_names
@@ -261,19 +262,21 @@ def check_source_outputs(outputs: Dict[int, Dict[str, Any]], output_names: Seque
     check_tolerance_names(atol, "atol", output_names)
     check_tolerance_names(rtol, "rtol", output_names)
     if allow_nonfinite_outputs:
-        return
+        return None
     for index in sorted(outputs):
         for name in output_names:
             value = np.asarray(outputs[index][name])
             if value.dtype.kind in "fc" and not np.isfinite(value).all():
                 what = "NaN" if np.isnan(value).any() else "inf"
                 count = int((~np.isfinite(value)).sum())
-                raise UserInputError(
+                return (
                     f"The source model's output {name!r} holds {what} ({count} of {value.size} elements) on sample "
-                    f"{index} of the dataloader: correctness cannot be checked against it. Verify the dataloader "
-                    f"and the model, or pass allow_nonfinite_outputs=True if the model produces NaN/inf on purpose "
-                    f"(they are then compared by value: NaN must match NaN, inf the same inf)."
+                    f"{index} of the dataloader: correctness cannot be checked against it, so no format was "
+                    f"produced. Verify the dataloader and the model, or pass allow_nonfinite_outputs=True if the "
+                    f"model produces NaN/inf on purpose (they are then compared by value: NaN must match NaN, inf "
+                    f"the same inf)."
                 )
+    return None
 
 
 def sample_config_fields(sample_set: Any, output_names: Sequence[str], axes: Dict[str, List[int]],

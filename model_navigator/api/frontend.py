@@ -243,7 +243,7 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
     needed = sorted({i for idx in selected.values() for i in idx})
     adapter.prepare(sample_set, device)
     outputs, final_out_names = reference_outputs(adapter, sample_set, needed, device, out_names)
-    check_source_outputs(outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs))
+    problem = check_source_outputs(outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs))
     axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
         sample_set, outputs, final_out_names, adapter.dynamic_axes(args.dynamic_axes), args.trt_dynamic_axes)
 
@@ -255,12 +255,12 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
         disable_git_info=bool(args.disable_git_info), isolation=isolation, step_timeout_s=args.step_timeout_s,
         **adapter.config_fields(), **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
     )
-    return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, device)
+    return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, device, problem)
 
 
 def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: ExportArguments, sample_set: SampleSet,
          outputs: Dict[int, Dict[str, np.ndarray]], inputs_meta: List[Any], outputs_meta: List[Any],
-         specs: List[PathSpec], device: str) -> Any:
+         specs: List[PathSpec], device: str, source_problem: Optional[str] = None) -> Any:
     from model_navigator.package.descriptor import PackageDescriptor
     from model_navigator.steps.export_run import ExportJob, run_export
 
@@ -277,7 +277,8 @@ def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: Expo
     job = ExportJob(config=config, workdir=root, override_workdir=bool(args.override_workdir), sample_set=sample_set,
                     outputs=outputs, inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=specs,
                     source_format=adapter.source_format, source_model=adapter.source, exporter_factory=exporter,
-                    export_reproduce_factory=lambda workspace: (lambda spec: adapter.write_reproduce(workspace, spec)))
+                    export_reproduce_factory=lambda workspace: (lambda spec: adapter.write_reproduce(workspace, spec)),
+                    source_problem=source_problem)
     status, workdir = run_export(job, verbose=bool(args.verbose), debug=bool(args.debug))
     descriptor = PackageDescriptor(status, workdir, source_model=adapter.source)
     if args.verbose:

@@ -78,9 +78,9 @@ class JaxAdapter(FrameworkAdapter):
         check_params(self.model_params)
 
     def collect(self, dataloader: Any, input_names: Optional[Tuple[str, ...]], batch_dim: Optional[int]) -> SampleSet:
-        sample_set = collect_samples(dataloader, input_names, batch_dim)
+        sample_set = collect_samples(dataloader, input_names, batch_dim, rename_keywords=True)
         check_tf_names(sample_set.input_names, "Input names")
-        params_arg = check_predict(self.model, sample_set.input_names, sample_set.keyword)
+        params_arg = check_predict(self.model, sample_set.forward_names or sample_set.input_names, sample_set.keyword)
         self._source = JaxModel(self.model, self.model_params, params_arg)
         return sample_set
 
@@ -98,7 +98,8 @@ class JaxAdapter(FrameworkAdapter):
     def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
         from model_navigator.runners.jax import JaxSourceRunner
 
-        return JaxSourceRunner(self._source, inputs, [], device=device, keyword=sample_set.keyword)
+        return JaxSourceRunner(self._source, inputs, [], device=device, keyword=sample_set.keyword,
+                               kw_names=sample_set.forward_names)
 
     def describe_call(self, sample: Dict[str, np.ndarray], keyword: bool) -> str:
         return (f"inputs {describe_inputs(sample)}, {'keyword' if keyword else 'positional'} arguments, "
@@ -176,12 +177,12 @@ def export(
     `enable_xla` (jax2tf: native serialization, one XlaCallModule op; False: plain TensorFlow ops,
     which needs jax <= 0.7.1) and `jit_compile` (tf.function's) take a bool or a tuple of bools;
     default (True, False) each; they do not apply to the jax2onnx paths. Folders: `onnx-jax2onnx`,
-    `trt-<fp32|fp16>-jax2onnx`, `tf-savedmodel-<xla|noxla>-<jit|nojit>`, `onnx-<...>`, ...
+    `trt-<fp32|fp16>-jax2onnx`, `tf-savedmodel[-xla][-jit]` (the reference's names), `onnx[-xla][-jit]`, ...
 
     `atol` / `rtol`: a number or a dict output name -> number; None (default) judges every path by
     its precision's default tolerance (README, "Correctness"); `atol=float("inf")` only measures.
     `allow_nonfinite_outputs`: accept NaN/inf in the source model's outputs (compared by value);
-    by default they stop the export before anything is exported.
+    by default the export then records every path as not produced, with the reason, and returns.
     Beyond the reference, keyword-only: `input_names`, `output_names`, `dynamic_axes`,
     `trt_dynamic_axes` (as for nav.tensorflow), `target_device` ('cpu' or 'cuda'; default the GPU
     when JAX sees one), `isolation`, `step_timeout_s`, `verbose`, `debug`.

@@ -70,14 +70,20 @@ def expected_inputs(model: Any) -> Optional[List[Tuple[str, Tuple[Optional[int],
 
 
 def _model_input_order(model: Any, sample_set: SampleSet) -> None:
-    """Dict samples: keep the inputs in the order the model declares them (the signature's order)."""
+    """Dict samples: keep the inputs in the order the model declares them (the signature's order);
+    inputs that `input_names` renamed keep their new names, in that order."""
     if not sample_set.keyword:
         return
     expected = expected_inputs(model)
     declared = tuple(n for n, _ in expected or ())
-    if set(declared) == set(sample_set.input_names) and len(declared) == len(sample_set.input_names):
-        sample_set.samples = [{n: s[n] for n in declared} for s in sample_set.samples]
-        sample_set.input_names = declared
+    keys = sample_set.forward_names or sample_set.input_names
+    if set(declared) == set(keys) and len(declared) == len(keys):
+        to_input = dict(zip(keys, sample_set.input_names))
+        ordered = tuple(to_input[k] for k in declared)
+        sample_set.samples = [{n: s[n] for n in ordered} for s in sample_set.samples]
+        sample_set.input_names = ordered
+        if sample_set.forward_names:
+            sample_set.forward_names = declared
 
 
 def _fits(expected: Tuple[Optional[int], ...], shape: Tuple[int, ...], batch_dim: Optional[int]) -> bool:
@@ -94,12 +100,14 @@ def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
     names = sample_set.input_names
     if sample_set.keyword:
         declared = dict(expected)
-        if set(declared) != set(names):
+        keys = sample_set.forward_names or names  # the dict keys, when input_names renamed them
+        if set(declared) != set(keys):
             raise UserInputError(
-                f"The dataloader's dict samples hold inputs {tuple(names)} but the model's inputs are named "
-                f"{tuple(declared)}; use the model's input names as the dict keys."
+                f"The dataloader's dict samples hold inputs {tuple(keys)} but the model's inputs are named "
+                f"{tuple(declared)}; use the model's input names as the dict keys (and `input_names` to "
+                f"rename them)."
             )
-        pairs = [(n, n, declared[n]) for n in names]  # (dataloader name, model's name, model's shape)
+        pairs = [(n, k, declared[k]) for n, k in zip(names, keys)]  # (export's name, model's name, model's shape)
     else:
         if len(expected) != len(names):
             raise UserInputError(
@@ -142,7 +150,7 @@ class TensorFlowAdapter(FrameworkAdapter):
         return gpu_available()
 
     def collect(self, dataloader: Any, input_names: Optional[Tuple[str, ...]], batch_dim: Optional[int]) -> SampleSet:
-        sample_set = collect_samples(dataloader, input_names, batch_dim)
+        sample_set = collect_samples(dataloader, input_names, batch_dim, rename_keywords=True)
         check_tf_names(sample_set.input_names, "Input names")
         _model_input_order(self.model, sample_set)
         check_input_shapes(self.model, sample_set)
@@ -151,7 +159,8 @@ class TensorFlowAdapter(FrameworkAdapter):
     def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
         from model_navigator.runners.tensorflow import TensorFlowSourceRunner
 
-        return TensorFlowSourceRunner(self.model, inputs, [], device=device, keyword=sample_set.keyword)
+        return TensorFlowSourceRunner(self.model, inputs, [], device=device, keyword=sample_set.keyword,
+                                      kw_names=sample_set.forward_names)
 
     def running(self) -> ContextManager[Any]:
         return tf_quiet("the model")
@@ -223,7 +232,7 @@ def export(
     `atol` / `rtol`: a number or a dict output name -> number; None (default) judges every path by
     its precision's default tolerance (README, "Correctness"); `atol=float("inf")` only measures.
     `allow_nonfinite_outputs`: accept NaN/inf in the source model's outputs (compared by value);
-    by default they stop the export before anything is exported.
+    by default the export then records every path as not produced, with the reason, and returns.
     Beyond the reference: `target_device` ('cpu' or 'cuda'; default: the GPU when TensorFlow sees
     one), `isolation` ('auto': the SavedModel is checked here, where TensorFlow is loaded, while
     the ONNX conversion and ONNX Runtime run in a worker process; True/'full': every step in the

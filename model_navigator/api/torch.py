@@ -145,7 +145,7 @@ def export(
     `atol` / `rtol`: a number or a dict output name -> number; None (default) judges every path by
     its precision's default tolerance (README, "Correctness"); `atol=float("inf")` only measures.
     `allow_nonfinite_outputs`: accept NaN/inf in the source model's outputs (compared by value);
-    by default they stop the export before anything is exported.
+    by default the export then records every path as not produced, with the reason, and returns.
     Beyond the reference: `precision_mode` (the reference spells it `precison_mode`; both work),
     `onnx_dynamo` (use the torch.export-based ONNX exporter), `isolation` ('auto': conversions
     and foreign runtimes such as ONNX Runtime run in a worker process, TorchScript/ExportedProgram

@@ -1,4 +1,5 @@
-"""The `model-navigator` command: inspect, profile, convert, report on, serve and load-test packages and workspaces.
+"""The `model-navigator` command: inspect, profile, convert, report on, serve and load-test packages and
+workspaces; export an .onnx file on synthetic samples (cli/export_file.py).
 
 Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed, or a
 recorded run did not finish), 2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
@@ -124,6 +125,12 @@ def _load_path_config(config_file: Path) -> Dict[str, Any]:
             or not isinstance(data.get("export_config"), dict):
         raise PackageError(f"{config_file} is not a path config.yaml of model-navigator "
                            f"(needs `path`, `parent` and `export_config`).")
+    if data["export_config"].get("framework") == "jax":  # written by an earlier version: its JAX names
+        from model_navigator.core.jax_keys import current_jax_key
+
+        data["path"] = current_jax_key(data["path"])
+        if isinstance(data["parent"], str):
+            data["parent"] = current_jax_key(data["parent"])
     return data
 
 
@@ -308,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_inspect_command, _add_triton_command, _add_profile_command, _add_convert_command,
                 _add_report_command):
         add(sub, common)
+    from model_navigator.cli.export_file import add_export_command
+
+    add_export_command(sub, common, positive_int)
     from model_navigator.cli.serve import add_parsers  # serve, loadtest (PyTriton is imported when they run)
 
     add_parsers(sub, common, check_target, positive_int, positive_float, _add_selection_options)

@@ -55,7 +55,8 @@ def recorded_run(status: NavigatorStatus, save: Callable[[], None], operation: s
         finish_run(record, "failed", f"{type(e).__name__}: {e}")
         _save_quietly(save)
         raise
-    finish_run(record, "finished")
+    if not record.finished:  # the block may have marked it failed itself (nothing could be checked)
+        finish_run(record, "finished")
     save()
 
 

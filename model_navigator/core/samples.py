@@ -150,9 +150,8 @@ def _check_like_first(arrays: Dict[str, np.ndarray], names: Tuple[str, ...], ran
             )
 
 
-def _split_batch(arrays: Dict[str, np.ndarray], index: int, batch_dim: int) -> List[Sample]:
-    """One batched item as single samples (batch axis kept, size 1), its inputs agreeing on the batch."""
-    sizes = set()
+def _batch_sizes(arrays: Dict[str, np.ndarray], index: int, batch_dim: int) -> Dict[str, int]:
+    """Each input's size along `batch_dim` (an input without that axis is an error)."""
     for k, a in arrays.items():
         if a.ndim <= batch_dim:
             raise UserInputError(
@@ -160,17 +159,31 @@ def _split_batch(arrays: Dict[str, np.ndarray], index: int, batch_dim: int) -> L
                 f"split batches on; set `batch_dim` to the batch axis, or batch_dim=None if the model "
                 f"takes no batch."
             )
-        sizes.add(a.shape[batch_dim])
-    if len(sizes) != 1:
-        shapes = {k: a.shape for k, a in arrays.items()}
-        raise UserInputError(
-            f"`dataloader` item {index}: inputs disagree on the batch size along batch_dim={batch_dim}: {shapes}."
-        )
-    batch = sizes.pop()
+    return {k: int(a.shape[batch_dim]) for k, a in arrays.items()}
+
+
+def _split_batch(arrays: Dict[str, np.ndarray], index: int, batch_dim: int) -> List[Sample]:
+    """One batched item as single samples (batch axis kept, size 1), its inputs agreeing on the batch."""
+    batch = next(iter(_batch_sizes(arrays, index, batch_dim).values()))
     if batch == 0:
         raise UserInputError(f"`dataloader` item {index} has an empty batch (size 0 on axis {batch_dim}).")
     return [{k: np.ascontiguousarray(np.take(a, [i], axis=batch_dim)) for k, a in arrays.items()}
             for i in range(batch)]
+
+
+def _uneven_batch(items: List[Dict[str, np.ndarray]], batch_dim: int) -> Optional[str]:
+    """Why the items cannot be split along `batch_dim` (the inputs of one disagree on its size), or
+    None. The reference then treats every dataloader item as one sample; so do we, and say so."""
+    for index, arrays in enumerate(items):
+        sizes = _batch_sizes(arrays, index, batch_dim)
+        if len(set(sizes.values())) > 1:
+            return (
+                f"`dataloader` item {index}: the inputs disagree on the batch size along batch_dim={batch_dim} "
+                f"({', '.join(f'{k}: {v}' for k, v in sizes.items())}), so every dataloader item is kept whole as "
+                f"one sample, as with batch_dim=None (pass batch_dim=None to say so on purpose): no batch axis "
+                f"is made dynamic and correctness is not checked on rebuilt batches."
+            )
+    return None
 
 
 def collect_samples(
@@ -179,16 +192,16 @@ def collect_samples(
     batch_dim: Optional[int],
     rename_keywords: bool = False,
 ) -> SampleSet:
-    """Read the whole dataloader and split every batch along `batch_dim` into single samples.
+    """Read the whole dataloader and split every batch along `batch_dim` into single samples (kept
+    whole, with a warning, when the inputs of an item disagree on the batch size).
     `rename_keywords`: `input_names` may rename dict samples' keys by position (the forward's
     names are kept in `forward_names`)."""
     length = check_dataloader(dataloader)
     input_names = _check_arguments(input_names, batch_dim)
-    samples: List[Sample] = []
+    items: List[Dict[str, np.ndarray]] = []
     names: Optional[Tuple[str, ...]] = None
     forward_names: Optional[Tuple[str, ...]] = None
     keyword = False
-    max_batch = 1
     ranks: Dict[str, int] = {}
     for index, item in enumerate(dataloader):
         named, keyword = _item_to_named(item, index, input_names, rename_keywords)
@@ -198,15 +211,27 @@ def collect_samples(
         if names is None:
             names, ranks = tuple(arrays), {k: a.ndim for k, a in arrays.items()}
         _check_like_first(arrays, names, ranks, index)
-        arrays = {k: arrays[k] for k in names}
+        items.append({k: np.array(arrays[k], copy=True) for k in names})  # loaders may reuse buffers
+    if names is None:
+        raise UserInputError(f"`dataloader` reports len() == {length} but yielded no items.")
+    uneven = _uneven_batch(items, batch_dim) if batch_dim is not None else None
+    if uneven is not None:
+        import warnings
+
+        from model_navigator.core.logging import LOGGER
+
+        warnings.warn(uneven, UserWarning, stacklevel=3)
+        LOGGER.warning("%s", uneven)
+        batch_dim = None
+    samples: List[Sample] = []
+    max_batch = 1
+    for index, arrays in enumerate(items):
         if batch_dim is None:
-            samples.append({k: np.array(a, copy=True) for k, a in arrays.items()})  # loaders may reuse buffers
+            samples.append(arrays)
             continue
         split = _split_batch(arrays, index, batch_dim)
         max_batch = max(max_batch, len(split))
         samples.extend(split)
-    if names is None:
-        raise UserInputError(f"`dataloader` reports len() == {length} but yielded no items.")
     return SampleSet(samples=samples, input_names=names, keyword=keyword, dataloader_batch_size=max_batch,
                      dataloader_len=length, batch_dim=batch_dim, forward_names=forward_names)
 

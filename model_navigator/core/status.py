@@ -17,6 +17,7 @@ from model_navigator.core.enums import (
 )
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.errors import PackageError, UserInputError
+from model_navigator.core.jax_keys import rename_legacy_jax_keys
 from model_navigator.core.serialization import (
     dump_yaml,
     from_plain,
@@ -214,6 +215,7 @@ class NavigatorStatus:
                 f"({FORMAT_VERSION}); upgrade model-navigator to read it."
             )
         data = upgrade_status(dict(data))
+        data = rename_legacy_jax_keys(data)  # earlier versions' JAX path keys
         config = data.pop("config", None)
         try:
             status = from_plain(cls, data)

@@ -12,7 +12,10 @@ DEFAULT_WORKDIR = "navigator_workdir"
 SAMPLE_SETS = ("conversion", "correctness", "profiling")
 INPUT_DIR = "model_input"
 OUTPUT_DIR = "model_output"
-LOG_FILE = "navigator.log"
+LOG_FILE = "navigator.log"  # the log of what ran in this workdir
+# In a .nav package, the workspace's navigator.log is kept under this name (and a loaded workdir has
+# it under this name too): a workdir's navigator.log is the log of what ran *there*, as in the reference.
+PACKAGE_LOG_FILE = "export.log"
 PATH_LOG_FILE = "format.log"
 PATH_CONFIG_FILE = "config.yaml"
 

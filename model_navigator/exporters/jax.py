@@ -56,6 +56,12 @@ class JaxExportContext:
     output_names: Tuple[str, ...]
     keyword: bool
     opset: int = 17  # the ONNX opset of the direct jax2onnx path
+    kw_names: Optional[Tuple[str, ...]] = None  # dict samples: the function's parameter names, in input order
+
+    @property
+    def call_names(self) -> Tuple[str, ...]:
+        """The names the function is called with (input_names may have renamed its keyword inputs)."""
+        return self.kw_names or self.input_names
 
 
 def dimension_symbols(input_names: Sequence[str], shapes: Sequence[Tuple[Optional[int], ...]],
@@ -114,7 +120,7 @@ def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -
 
     leaves, treedef = jax.tree_util.tree_flatten(ctx.model.params)
     variables = [tf.Variable(np.asarray(leaf), trainable=False, name=f"param_{i}") for i, leaf in enumerate(leaves)]
-    model, names, keyword, output_names = ctx.model, ctx.input_names, ctx.keyword, ctx.output_names
+    model, names, keyword, output_names = ctx.model, ctx.call_names, ctx.keyword, ctx.output_names
 
     def flat_predict(param_leaves, *inputs):
         params = jax.tree_util.tree_unflatten(treedef, list(param_leaves))
@@ -184,6 +190,17 @@ def variant_unavailable(spec: PathSpec) -> Optional[str]:
     return enable_xla_false_reason()
 
 
+def savedmodel_onnx_unavailable(spec: PathSpec) -> Optional[str]:
+    """PathSpec.availability hook of the ONNX made from a SavedModel: an enable_xla=True SavedModel is
+    jax2tf's native serialization (the only one from jax 0.7.2 on), one XlaCallModule op that tf2onnx
+    cannot convert, so that path is known impossible and skipped with the reason instead of tried."""
+    if not spec.selector_dict.get("enable_xla", False):
+        return None
+    return ("the enable_xla=True SavedModel holds the function as one XlaCallModule op (jax2tf's native "
+            "serialization, the only one since jax 0.7.2), which tf2onnx cannot convert; ONNX comes from "
+            "onnx-jax2onnx (format=ONNX without enable_xla / jit_compile)")
+
+
 def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExportContext:
     """Rebuild the export context from status.yaml and the saved samples (the pipeline and
     reproduce_export.py share it)."""
@@ -205,6 +222,7 @@ def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExpo
         output_names=tuple(m.name for m in status.outputs),
         keyword=bool(status.config.forward_kw_names),
         opset=status.config.opset,
+        kw_names=tuple(status.config.forward_kw_names or ()) or None,
     )
 
 

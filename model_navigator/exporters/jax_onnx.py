@@ -120,7 +120,7 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
     jax2onnx = import_jax2onnx()
     import onnx
 
-    model, names, keyword = ctx.model, ctx.input_names, ctx.keyword
+    model, names, keyword = ctx.model, ctx.call_names, ctx.keyword
 
     def flat_predict(*inputs: Any) -> Tuple[Any, ...]:
         tensors, _ = flatten_outputs(call_predict(model, inputs, names, keyword))
@@ -138,7 +138,7 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
         first = (str(e).strip().splitlines() or [""])[0]
         raise RuntimeError(f"jax2onnx {version} could not convert the predict function: "
                            f"{type(e).__name__}: {first}") from e
-    name_graph_io(proto, names, ctx.input_dtypes, ctx.output_names)
+    name_graph_io(proto, ctx.input_names, ctx.input_dtypes, ctx.output_names)  # the export's names
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     external = proto.ByteSize() > _EXTERNAL_DATA_BYTES
@@ -150,4 +150,4 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
         onnx.checker.check_model(str(out_path))
     dims: List[str] = sorted({d for shape in shapes for d in shape if isinstance(d, str)})
     return {"exporter": "jax2onnx", "jax2onnx_version": version, "opset": opset,
-            "symbolic_dims": dims, "input_shapes": dict(zip(names, [list(s) for s in shapes]))}
+            "symbolic_dims": dims, "input_shapes": dict(zip(ctx.input_names, [list(s) for s in shapes]))}

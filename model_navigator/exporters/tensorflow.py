@@ -32,6 +32,7 @@ class TensorFlowExportContext:
     input_dtypes: Tuple[str, ...]
     output_names: Tuple[str, ...]
     keyword: bool
+    kw_names: Optional[Tuple[str, ...]] = None  # dict samples: the model's own input names, in input order
 
 
 def serving_function(ctx: TensorFlowExportContext) -> Any:
@@ -39,7 +40,8 @@ def serving_function(ctx: TensorFlowExportContext) -> Any:
     tf = import_tensorflow()
     specs = [tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
              for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes)]
-    model, names, keyword, output_names = ctx.model, ctx.input_names, ctx.keyword, ctx.output_names
+    model, keyword, output_names = ctx.model, ctx.keyword, ctx.output_names
+    names = ctx.kw_names or ctx.input_names  # input_names may have renamed the model's dict inputs
 
     @tf.function(input_signature=specs)
     def serve(*inputs):
@@ -78,6 +80,7 @@ def context_from_status(model: Any, workspace: Any, status: Any) -> TensorFlowEx
         input_dtypes=tuple(m.dtype for m in status.inputs),
         output_names=tuple(m.name for m in status.outputs),
         keyword=bool(status.config.forward_kw_names),
+        kw_names=tuple(status.config.forward_kw_names or ()) or None,
     )
 
 

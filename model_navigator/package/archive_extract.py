@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from model_navigator.core.errors import PackageError, UserInputError
+from model_navigator.core.workspace import LOG_FILE, PACKAGE_LOG_FILE
 from model_navigator.package.archive_format import (
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_UNPACKED_BYTES,
@@ -52,6 +53,8 @@ def extract_archive(path: Path, target: Path) -> None:
                     if info.filename == MANIFEST_FILE:
                         continue  # archive metadata, not part of the workspace
                     parts = info.filename.rstrip("/").split("/")
+                    if parts == [LOG_FILE]:  # a package of an earlier version: its log is the package's log
+                        parts = [PACKAGE_LOG_FILE]
                     dest = root.joinpath(*parts)
                     if not dest.resolve().is_relative_to(root) or dest.resolve() == root:
                         raise PackageError(

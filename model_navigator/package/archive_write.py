@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple
 
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.status import STATUS_FILE
-from model_navigator.core.workspace import INPUT_DIR, OUTPUT_DIR
+from model_navigator.core.workspace import INPUT_DIR, LOG_FILE, OUTPUT_DIR, PACKAGE_LOG_FILE
 from model_navigator.package.archive_format import (
     BOMB_MIN_SIZE,
     CHUNK,
@@ -90,7 +90,33 @@ def write_archive(workdir: Path, path: Path, override: bool = False, save_data: 
     status = parse_status(status_file.read_bytes(), str(status_file))
     format_version = status["format_version"]
 
-    files = _collect_files(workdir, save_data=save_data, exclude=path)
+    with tempfile.TemporaryDirectory(prefix="model-navigator-log-") as scratch:
+        files = _package_log(_collect_files(workdir, save_data=save_data, exclude=path), Path(scratch))
+        _write_checked(workdir, path, files, format_version, save_data)
+
+
+def _package_log(files: List[Tuple[str, Path]], scratch: Path) -> List[Tuple[str, Path]]:
+    """The workspace's navigator.log goes into the package as export.log; a workdir loaded from a
+    package has both (the package's log and what ran since), which are joined in that order."""
+    logs = {name: p for name, p in files if name in (LOG_FILE, PACKAGE_LOG_FILE)}
+    if not logs:
+        return files
+    rest = [(name, p) for name, p in files if name not in logs]
+    if len(logs) == 1:
+        merged = next(iter(logs.values()))
+    else:
+        merged = scratch / PACKAGE_LOG_FILE
+        with open(merged, "wb") as out:
+            for name in (PACKAGE_LOG_FILE, LOG_FILE):
+                out.write(logs[name].read_bytes())
+    rest.append((PACKAGE_LOG_FILE, merged))
+    rest.sort(key=lambda item: (item[0] != STATUS_FILE, item[0]))
+    return rest
+
+
+def _write_checked(workdir: Path, path: Path, files: List[Tuple[str, Path]], format_version: Any,
+                   save_data: bool) -> None:
+    """Write `files` to a temporary zip beside `path`, validate it, and rename it into place."""
     problems = name_conflicts([name for name, _ in files])
     for name, _ in files:
         problem = name_problem(name)

@@ -135,18 +135,20 @@ class PackageDescriptor:
         (the first it was checked on: CPUExecutionProvider on a CPU target)."""
         return {key: path_passed(path) for key, path in self.status.paths.items() if path.format not in SOURCE_FORMATS}
 
-    def get_formats_performance(self) -> Dict[str, Optional[float]]:
-        """Path key -> p50 latency (ms) at the smallest profiled batch size (first runtime profiled)."""
-        result: Dict[str, Optional[float]] = {}
+    def get_formats_performance(self) -> Dict[str, float]:
+        """As the reference (0.3.7): `<path>-<runtime>` (`onnx-CPUExecutionProvider`,
+        `torchscript-trace-CPUExecutionProvider`, `trt-fp16-TensorrtExecutionProvider`) -> that runtime's
+        p50 latency (ms) at its smallest profiled batch size, for every profiled runtime of every
+        exported path. The source model is no deployable format: it is left out (it stays the
+        baseline in the status table and the report)."""
+        result: Dict[str, float] = {}
         for key, path in self.status.paths.items():
-            latency = None
-            for runtime_result in path.runtimes.values():
+            if path.format in SOURCE_FORMATS or not path.ok:
+                continue
+            for runtime, runtime_result in path.runtimes.items():
                 perf = runtime_result.performance
                 if perf is not None and perf.status == StepStatus.OK and perf.results:
-                    latency = min(perf.results, key=lambda r: r.batch_size).p50_ms
-                    break
-            if path.ok:
-                result[key] = latency
+                    result[f"{key}-{runtime.value}"] = min(perf.results, key=lambda r: r.batch_size).p50_ms
         return result
 
     def get_status(

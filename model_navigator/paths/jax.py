@@ -6,11 +6,13 @@ conversions that follow each (ONNX with tf2onnx, TF-TRT, TensorRT from the ONNX)
 The direct paths carry no selectors: PackageDescriptor.get_status / get_model / get_runner(format=ONNX)
 without enable_xla / jit_compile select them; with either flag, the SavedModel-based variant.
 
-Folder names add the variant to TensorFlow's: `<tf path>-<xla|noxla>-<jit|nojit>`, e.g.
-`tf-savedmodel-xla-nojit` (enable_xla=True, jit_compile=False), `onnx-noxla-jit`,
-`tf-trt-fp16-xla-jit`, `trt-fp32-noxla-nojit`. Every path carries the selectors
+Folder names are the reference's: TensorFlow's name, then `-xla` when enable_xla is True and `-jit`
+when jit_compile is True: `tf-savedmodel` (enable_xla=False, jit_compile=False), `tf-savedmodel-jit`,
+`tf-savedmodel-xla`, `tf-savedmodel-xla-jit`, the ONNX made from each `onnx`, `onnx-jit`, `onnx-xla`,
+`onnx-xla-jit`, then `tf-trt-fp16-xla`, `trt-fp32-jit`, ... Every path carries the selectors
 (("enable_xla", ...), ("jit_compile", ...)), which PackageDescriptor.get_status / get_model /
-get_runner(enable_xla=..., jit_compile=...) select on.
+get_runner(enable_xla=..., jit_compile=...) select on. The names of earlier versions
+(`tf-savedmodel-xla-nojit`, `onnx-noxla-jit`, ...) are mapped on load (core/jax_keys.py).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ DIRECT_ONNX = "onnx-jax2onnx"
 
 
 def variant_suffix(enable_xla: bool, jit_compile: bool) -> str:
-    return f"{'xla' if enable_xla else 'noxla'}-{'jit' if jit_compile else 'nojit'}"
+    """The reference's suffix: '-xla' when enable_xla, '-jit' when jit_compile ('' for neither)."""
+    return f"{'-xla' if enable_xla else ''}{'-jit' if jit_compile else ''}"
 
 
 def path_key(base: str, enable_xla: bool, jit_compile: bool) -> str:
-    """Folder name of a JAX path: path_key('tf-savedmodel', True, False) == 'tf-savedmodel-xla-nojit'."""
-    return f"{base}-{variant_suffix(enable_xla, jit_compile)}"
+    """Folder name of a JAX path: path_key('tf-savedmodel', True, False) == 'tf-savedmodel-xla'."""
+    return f"{base}{variant_suffix(enable_xla, jit_compile)}"
 
 
 def jax_paths() -> Tuple[PathSpec, ...]:
@@ -56,7 +59,8 @@ def jax_paths() -> Tuple[PathSpec, ...]:
                               "model_navigator.converters.tf2onnx:convert_savedmodel_to_onnx", parent=savedmodel,
                               selectors=selectors, cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
                               gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
-                              requires_modules=("tf2onnx", "onnx"), extra="jax"))
+                              requires_modules=("tf2onnx", "onnx"), extra="jax",
+                              availability="model_navigator.exporters.jax:savedmodel_onnx_unavailable"))
         paths += [tf_trt_path(precision, parent=savedmodel, extra="jax", selectors=selectors,
                               key=path_key(f"tf-trt-{precision.value}", enable_xla, jit_compile))
                   for precision in _PRECISIONS]

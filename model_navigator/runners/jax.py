@@ -31,10 +31,12 @@ class JaxSourceRunner(SourceRunner):
         device: str = "cpu",
         keyword: bool = False,
         name: Optional[str] = None,
+        kw_names: Optional[Sequence[str]] = None,
     ):
         super().__init__(input_metadata, output_metadata, device, name or "jax-source")
         self.model = model
         self.keyword = keyword
+        self.kw_names = tuple(kw_names) if kw_names else None  # the function's names of renamed dict inputs
         self._device: Any = None
 
     def _load(self) -> None:
@@ -44,7 +46,7 @@ class JaxSourceRunner(SourceRunner):
     def call(self, feed_dict: Dict[str, np.ndarray]) -> Any:
         jax = self._jax
         inputs = [jax.device_put(np.asarray(feed_dict[n]), self._device) for n in self.input_names]
-        return call_predict(self.model, inputs, self.input_names, self.keyword)
+        return call_predict(self.model, inputs, self.kw_names or self.input_names, self.keyword)
 
     def flatten(self, output: Any) -> Tuple[List[np.ndarray], List[str]]:
         leaves, names = flatten_outputs(output)
@@ -57,4 +59,5 @@ class JaxSourceRunner(SourceRunner):
 
 def jax_source_runner(model: JaxModel, a: RunnerArgs) -> NavigatorRunner:
     """The factory named by the JAX source format's declaration (core/formats.py)."""
-    return JaxSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name)
+    return JaxSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name,
+                           kw_names=a.kw_names)

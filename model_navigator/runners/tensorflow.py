@@ -78,10 +78,12 @@ class TensorFlowSourceRunner(SourceRunner):
         device: str = "cpu",
         keyword: bool = False,
         name: Optional[str] = None,
+        kw_names: Optional[Sequence[str]] = None,
     ):
         super().__init__(input_metadata, output_metadata, device, name or "tensorflow-source")
         self.model = model
         self.keyword = keyword
+        self.kw_names = tuple(kw_names) if kw_names else None  # the model's names of renamed dict inputs
 
     def _load(self) -> None:
         self._tf = import_tensorflow()
@@ -90,7 +92,7 @@ class TensorFlowSourceRunner(SourceRunner):
         tf = self._tf
         with tf.device(device_name(self.device)):
             inputs = [tf.convert_to_tensor(feed_dict[n]) for n in self.input_names]
-            return call_model(self.model, inputs, self.input_names, self.keyword)
+            return call_model(self.model, inputs, self.kw_names or self.input_names, self.keyword)
 
     def flatten(self, output: Any) -> Tuple[List[np.ndarray], List[str]]:
         tensors, names = flatten_outputs(output)
@@ -103,7 +105,8 @@ def savedmodel_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
 
 
 def tensorflow_source_runner(model: Any, a: RunnerArgs) -> NavigatorRunner:
-    return TensorFlowSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name)
+    return TensorFlowSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name,
+                                  kw_names=a.kw_names)
 
 
 def load_savedmodel(model_path: Path) -> Any:

@@ -4,9 +4,10 @@ workspace, save the samples, write status.yaml and run the pipeline over every p
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to
 from model_navigator.core.samples import SampleSet, save_sample
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus
 from model_navigator.core.tensor import TensorMetadata
-from model_navigator.core.workspace import SAMPLE_SETS, Workspace
+from model_navigator.core.workspace import OUTPUT_DIR, SAMPLE_SETS, Workspace
 from model_navigator.paths.base import PathSpec
 from model_navigator.steps.pipeline import Pipeline
 
@@ -47,17 +48,23 @@ class ExportJob:
     source_model: Any
     exporter_factory: Callable[[Workspace, NavigatorStatus], Any]
     export_reproduce_factory: Callable[[Workspace], Any]
+    source_problem: Optional[str] = None  # why no path can be checked (NaN/inf in the source outputs)
 
 
-def save_samples(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]]) -> Dict[str, List[str]]:
-    """Write model_input/<set>/<i>.npz and model_output/<set>/<i>.npz; return the files per set."""
+def save_samples(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]],
+                 with_outputs: bool = True) -> Dict[str, List[str]]:
+    """Write model_input/<set>/<i>.npz and model_output/<set>/<i>.npz (left empty without
+    `with_outputs`: outputs no path may be checked against); return the files per set."""
     files: Dict[str, List[str]] = {}
     for name in SAMPLE_SETS:
         files[name] = []
         for i, index in enumerate(sample_set.selected[name]):
             save_sample(workspace.input_dir(name) / f"{i}.npz", sample_set.samples[index])
-            save_sample(workspace.output_dir(name) / f"{i}.npz", outputs[index])
+            if with_outputs:
+                save_sample(workspace.output_dir(name) / f"{i}.npz", outputs[index])
             files[name].append(f"{i}.npz")
+    if not with_outputs:
+        (workspace.root / OUTPUT_DIR).mkdir(exist_ok=True)
     return files
 
 
@@ -115,15 +122,21 @@ def run_export(job: ExportJob, verbose: bool = True, debug: bool = False) -> Tup
                 progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
             LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name,
                         config.framework.value)
-            executor = make_executor(config, workspace.root)
+            # no worker when nothing can be checked (NaN/inf in the source outputs)
+            executor = make_executor(config, workspace.root) if job.source_problem is None else None
             try:
                 status = new_status(job)
                 # status.yaml first, with this run marked unfinished: a run killed from here on says so
-                with recorded_run(status, lambda: status.save(workspace.root), "export"):
+                with recorded_run(status, lambda: status.save(workspace.root), "export") as record:
                     check_samples_fit(workspace, job.sample_set, job.outputs)
-                    status.samples = save_samples(workspace, job.sample_set, job.outputs)
+                    status.samples = save_samples(workspace, job.sample_set, job.outputs,
+                                                  with_outputs=job.source_problem is None)
                     status.save(workspace.root)
                     progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
+                    if job.source_problem is not None:
+                        _record_unchecked(job, status, record, progress)
+                        status.save(workspace.root)
+                        return status, workspace.root
                     pipeline = Pipeline(workspace, status, config, job.specs, executor, progress,
                                         exporter=job.exporter_factory(workspace, status),
                                         export_reproduce=job.export_reproduce_factory(workspace),
@@ -131,9 +144,31 @@ def run_export(job: ExportJob, verbose: bool = True, debug: bool = False) -> Tup
                                         source_model=job.source_model)
                     _run_paths(pipeline)
             finally:
-                executor.close()
+                if executor is not None:
+                    executor.close()
             LOGGER.info("export finished in %.2f s", time.perf_counter() - start)
     return status, workspace.root
+
+
+def _record_unchecked(job: ExportJob, status: NavigatorStatus, record: Any, progress: Progress) -> None:
+    """The source model's outputs cannot be checked against: record every requested path as not
+    produced with that reason, the source as failed, and the run as failed, and say so."""
+    from model_navigator.core.runs import finish_run
+    from model_navigator.steps.scope import requested
+
+    problem = job.source_problem
+    warnings.warn(f"Nothing exported: {problem}", UserWarning, stacklevel=4)  # on the terminal, verbose or not
+    progress.note(f"Nothing exported: {problem}")
+    short = problem.split(":", 1)[0]  # which output, which sample; the whole text is the source's reason
+    source = status.paths[job.source_format.value]
+    source.status, source.reason = StepStatus.FAILED, problem
+    for spec in job.specs:
+        if requested(spec, job.config):
+            status.paths[spec.key] = PathStatus(
+                key=spec.key, format=spec.format, status=StepStatus.FAILED, jit_type=spec.jit_type,
+                precision=spec.precision, flags=spec.selector_dict, parent=spec.parent,
+                reason=f"not produced: {short}; allow_nonfinite_outputs=True accepts it")
+    finish_run(record, "failed", problem)
 
 
 def _run_paths(pipeline: Pipeline) -> None:
