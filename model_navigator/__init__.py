@@ -33,6 +33,7 @@ _LAZY = {
     "onnx": "model_navigator.api.onnx",
     "triton": "model_navigator.triton",
     "selection": "model_navigator.selection",
+    "batch": "model_navigator.batch",
 }
 
 
@@ -61,5 +62,5 @@ __all__ = [
     "ProfilerConfig", "RuntimeProvider", "TensorRTPrecision", "TensorRTPrecisionMode", "UserInputError",
     "jax", "load", "profile", "save", "tensorflow", "torch",
     "NoRuntimeQualifiesError", "Selection", "SelectionStrategy", "select_runtime", "selection", "triton",
-    "loadtest", "serve",
+    "loadtest", "serve", "batch",
 ]

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Install model-navigator with the PyTorch, TensorFlow, JAX, OpenVINO, transformers and report extras
+# Install model-navigator with the PyTorch, TensorFlow, JAX, OpenVINO, transformers, report and ray extras
 # (torch pinned to 2.13.0) into the project's virtual environment ./.venv (created on the first run,
 # reused after: see scripts/venv.sh) and run the whole test suite from it. Then the serving tests
 # (real Triton server through PyTriton) run in a second environment, ./.venv-serve (torch, ONNX and
 # the [serve] extra): nvidia-pytriton 0.7.0 needs numpy<2 (JAX 0.10 needs numpy>=2) and its
 # tritonclient pins protobuf<7 and ml-dtypes<=0.5.4. Extra arguments go to pytest in both, e.g.
 # `bash scripts/test.sh -m "not slow"`; given test paths, the serving stage runs only for serving tests.
+# A stage that collects no tests fails, and so does the serving stage when PyTriton does not import in
+# .venv-serve (an error there, not a skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-ensure_venv test -e ".[torch,tensorflow,jax,openvino,huggingface,report,test]" "torch==2.13.0"
+ensure_venv test "${TEST_PIP_ARGS[@]}"
 # Headless Chromium renders the HTML report in tests/test_report.py. A system package: installed only
 # where this user can (root, with apt-get), tried once (.venv/.chromium-tried; delete it to try
 # again); elsewhere that one test is skipped with the reason.
@@ -27,25 +29,42 @@ if ! has_chromium; then
              "(install chromium, or set CHROMIUM=/path/to/chrome, to run it)" >&2
     fi
 fi
-status=0
-"$VENV_PYTHON" -m pytest -q "$@" || status=$?
-
+# A stage that collected nothing tested nothing: pytest's exit status 5 fails it, said in words.
+run_stage() {
+    local name="$1"; shift
+    local rc=0
+    "$VENV_PYTHON" -m pytest -q "$@" || rc=$?
+    [ "$rc" = 5 ] && echo "error: the $name stage collected no tests (pytest exit status 5): it would pass testing" \
+                          "nothing; check the paths and -m/-k given" >&2
+    return "$rc"
+}
 serve_tests=(tests/test_serve.py tests/test_serve_plan.py)
-paths=0; serve_paths=0
+paths=0; serve_paths=0; other_paths=0
 for arg in "$@"; do
     case "$arg" in
         tests/test_serve*) paths=1; serve_paths=1 ;;
-        tests/*|*.py|*::*) paths=1 ;;
+        tests/*|*.py|*::*) paths=1; other_paths=1 ;;
     esac
 done
+status=0
+# Given only serving tests, the main stage (no PyTriton in .venv: they would all skip there) does not run.
+if [ "$paths" = 0 ] || [ "$other_paths" = 1 ]; then
+    run_stage main "$@" || status=$?
+fi
 if [ "$paths" = 0 ] || [ "$serve_paths" = 1 ]; then
     [ "$paths" = 1 ] && serve_tests=()
     echo "serving tests (PyTriton, a real Triton server) in .venv-serve" >&2
     use_venv .venv-serve
     ensure_venv serve -e ".[torch,serve,test]" "torch==2.13.0"
+    # The environment built for serving must serve: a PyTriton that does not import is an error here, and
+    # MODEL_NAVIGATOR_SERVE_STAGE=1 makes tests/test_serve.py fail on it instead of skipping.
     rc=0
-    "$VENV_PYTHON" -m pytest -q ${serve_tests[@]+"${serve_tests[@]}"} "$@" || rc=$?
-    [ "$rc" = 5 ] && rc=0  # nothing selected (e.g. -m slow without slow serving tests)
+    if ! "$VENV_PYTHON" -c "import pytriton" 2>/dev/null; then
+        echo "error: PyTriton does not import in .venv-serve ($("$VENV_PYTHON" -c 'import pytriton' 2>&1 | tail -1));" \
+             "the serving tests cannot run: rm -rf .venv-serve and run this script again" >&2
+        rc=1
+    fi
+    MODEL_NAVIGATOR_SERVE_STAGE=1 run_stage serving ${serve_tests[@]+"${serve_tests[@]}"} "$@" || rc=$?
     [ "$rc" != 0 ] && status=$rc
 fi
 exit "$status"

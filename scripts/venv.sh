@@ -7,6 +7,8 @@
 
 VENV_DIR=".venv"
 VENV_PYTHON="$VENV_DIR/bin/python"
+# What scripts/test.sh and scripts/check.sh install into .venv (one stamp, "test", for both).
+TEST_PIP_ARGS=(-e ".[torch,tensorflow,jax,openvino,huggingface,report,ray,test]" "torch==2.13.0")
 
 # use_venv DIR: make DIR the environment the next ensure_venv creates/reuses (default .venv). The
 # serving tests use .venv-serve: nvidia-pytriton's tritonclient pins protobuf/ml-dtypes/numpy below

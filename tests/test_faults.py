@@ -4,6 +4,7 @@ a full disk or a read-only folder is a clear error, unfinished runs are marked (
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -282,7 +283,8 @@ def test_interrupted_run_is_recorded_and_inspect_exits_1(tmp_path, capsys):
     from model_navigator.core.status import NavigatorStatus
 
     desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
-    assert main(["inspect", str(desc.workdir)]) == 0  # a format-1 package records no runs: nothing to flag
+    assert main(["inspect", str(desc.workdir)]) == 0  # the load itself is recorded, finished: nothing to flag
+    assert [(r.operation, r.outcome) for r in desc.status.runs] == [("load", "finished")]
     capsys.readouterr()
     with pytest.raises(KeyboardInterrupt):
         with recorded_run(desc.status, desc.save_status, "profile"):
@@ -297,7 +299,7 @@ def test_interrupted_run_is_recorded_and_inspect_exits_1(tmp_path, capsys):
     assert "did not finish: interrupted (Ctrl-C)" in (tmp_path / "report" / "report.md").read_text()
     with recorded_run(desc.status, desc.save_status, "profile"):
         pass
-    assert [r.outcome for r in NavigatorStatus.load(desc.workdir).runs] == ["interrupted", "finished"]
+    assert [r.outcome for r in NavigatorStatus.load(desc.workdir).runs] == ["finished", "interrupted", "finished"]
     assert main(["inspect", str(desc.workdir)]) == 0  # the interrupted re-profile was done again
     # An export that never finished (what kill -9 leaves: started, never marked) stays flagged
     # after later runs finish: its workspace lacks what it did not reach.
@@ -473,3 +475,471 @@ def test_read_only_workdir_is_a_clear_error(tmp_path, tmpfs):
                          run_profiling=False)
     with pytest.raises(nav.UserInputError, match=r"`workdir` .*rw/w.* cannot be replaced: .*"):
         nav.load(FIXTURE_PACKAGE, workdir=mounted, override_workdir=True, retest_conversions=False, verbose=False)
+
+
+# Round two (issue 31) --------------------------------------------------------------------------------
+def test_one_lock_per_real_folder_through_a_symlink_and_a_bind_mount(tmp_path, tmpfs):
+    """The lock goes by the real folder: the same workdir through a symlink (and, as root, through a
+    bind mount of its parent or of itself) is refused while another process holds it."""
+    from model_navigator.core.errors import UserInputError
+    from model_navigator.core.workdir_lock import lock_path, workdir_lock
+
+    real = tmp_path / "real"
+    if os.geteuid() == 0 and sys.platform.startswith("linux"):
+        tmpfs(real, "size=1m")
+    (real / "w").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    holder = _hold_lock(real / "w")
+    try:
+        assert lock_path(link / "w") == lock_path(real / "w")
+        with pytest.raises(UserInputError, match=f"is in use by process {holder.pid} "):
+            with workdir_lock(link / "w", "profile"):
+                pass
+        if os.geteuid() == 0 and sys.platform.startswith("linux"):
+            # the parent bound elsewhere, and the workdir itself bound elsewhere (on a tmpfs, whose
+            # mount shows its root, so the bind maps back to it)
+            (tmp_path / "bound").mkdir()
+            (tmp_path / "bound_w").mkdir()
+            for source, target, workdir in ((real, tmp_path / "bound", tmp_path / "bound" / "w"),
+                                            (real / "w", tmp_path / "bound_w", tmp_path / "bound_w")):
+                if subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode:
+                    continue
+                try:
+                    with pytest.raises(UserInputError, match=f"is in use by process {holder.pid} "):
+                        with workdir_lock(workdir, "profile"):
+                            pass
+                finally:
+                    subprocess.run(["umount", "-l", str(target)], capture_output=True)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    with workdir_lock(link / "w", "profile"):  # free again, by either name
+        assert lock_path(real / "w").exists()
+    assert not lock_path(real / "w").exists()
+
+
+def _loaded_status(tmp_path: Path) -> tuple:
+    """The fixture package loaded (its status.yaml now in the current format) and that status as data."""
+    import yaml
+
+    import model_navigator as nav
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "good", retest_conversions=False, verbose=False)
+    nav.save(desc, tmp_path / "good.nav")  # a package of the current format, to alter
+    return desc.workdir, yaml.safe_load((desc.workdir / "status.yaml").read_text())
+
+
+def _bad_copies(tmp_path: Path, good: Path, name: str, status_text: str) -> tuple:
+    """A workspace copy and a package with `status_text` as status.yaml (a consistent manifest)."""
+    import shutil
+
+    workspace = tmp_path / f"{name}_ws"
+    shutil.copytree(good, workspace)
+    (workspace / "status.yaml").write_text(status_text)
+    package = _repack(tmp_path / "good.nav", tmp_path / f"{name}.nav", {"status.yaml": status_text.encode()})
+    return workspace, package
+
+
+def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsys):
+    """A status.yaml whose number is a string, whose `paths` is a list, or that nests 40 or 5000
+    levels deep: nav.load, inspect and report of the package and of a workspace all refuse it with a
+    PackageError naming the field (exit 2), never a raw ValueError / AttributeError / RecursionError."""
+    import copy
+
+    import yaml
+
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+
+    good, data = _loaded_status(tmp_path)
+    as_string = copy.deepcopy(data)
+    per_output = as_string["paths"]["onnx"]["runtimes"]["CPUExecutionProvider"]["correctness"]["per_output"]
+    per_output["output__0"]["max_abs_error"] = "1.2e-07"
+    as_list = copy.deepcopy(data)
+    as_list["paths"] = list(as_list["paths"].values())
+    negative = copy.deepcopy(data)
+    negative["paths"]["onnx"]["duration_s"] = -3.0
+    nested = copy.deepcopy(data)
+    nested["environment"]["deep"] = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+    cases = {
+        "string": (yaml.safe_dump(as_string), "field `paths.onnx.runtimes.CPUExecutionProvider.correctness.per_output."
+                                              "output__0.max_abs_error` must be a number, got str '1.2e-07'"),
+        "list": (yaml.safe_dump(as_list), "field `paths` must be a mapping, got list"),
+        "negative": (yaml.safe_dump(negative), "field `paths.onnx.duration_s` is -3.0, below its minimum 0"),
+        "nested": (yaml.safe_dump(nested), "field `environment.deep[0]"),
+        "deep": (yaml.safe_dump(data) + "extra: " + "[" * 5000 + "]" * 5000 + "\n", "nests too deeply to be read"),
+    }
+    for name, (text, expected) in cases.items():
+        workspace, package = _bad_copies(tmp_path, good, name, text)
+        with pytest.raises(nav.PackageError) as e:
+            nav.load(package, workdir=tmp_path / f"{name}_loaded", retest_conversions=False, verbose=False)
+        assert expected in str(e.value), (name, str(e.value))
+        assert not (tmp_path / f"{name}_loaded").exists()
+        readers = [["inspect", str(package)], ["inspect", str(workspace)]]
+        if name in ("string", "list"):  # the crashes seen (report renders plots: seconds each)
+            readers.append(["report", str(workspace), "-o", str(tmp_path / f"{name}_report")])
+        for argv in readers:
+            assert main(argv) == 2, (name, argv)
+            err = capsys.readouterr().err
+            assert expected in err and "Traceback" not in err, (name, argv, err)
+
+
+def _fill(disk: Path) -> None:
+    """Fill the filesystem of `disk` to the last byte (a file that grows until ENOSPC)."""
+    import errno
+
+    with open(disk / "filler", "wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(b"\0" * 4096)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+                break
+    with open(disk / "filler", "ab", buffering=0) as f:  # the last partial block too
+        for _ in range(4096):
+            try:
+                f.write(b"\0")
+            except OSError:
+                break
+
+
+def test_save_from_a_full_workdir_disk_and_onto_a_full_destination(tmp_path, tmpfs):
+    """nav.save reads a workspace on a full disk (no lock or status write needs space there, no empty
+    lock file is left); a full destination is a UserInputError naming the package, the free space and
+    what it needs, and leaves nothing behind."""
+    import model_navigator as nav
+    from model_navigator.package.archive_validate import validate_archive
+
+    source = tmpfs(tmp_path / "source", "size=1m")
+    desc = nav.load(FIXTURE_PACKAGE, workdir=source / "w", retest_conversions=False, verbose=False)
+    desc.save_status()
+    _fill(source)
+    nav.save(desc, tmp_path / "out.nav")
+    validate_archive(tmp_path / "out.nav")
+    assert sorted(p.name for p in source.iterdir()) == ["filler", "w"]  # no lock file left behind
+    destination = tmpfs(tmp_path / "dest", "size=4k")  # one page: the package (~9 KB) cannot fit
+    with pytest.raises(nav.UserInputError) as e:
+        nav.save(desc, destination / "x.nav")
+    message = str(e.value)
+    assert f"Cannot save the package {str(destination / 'x.nav')!r}: not enough free space in " \
+           f"{str(destination)!r} (" in message, message
+    assert re.search(r"\([0-9.]+ KB free; the package needs up to [0-9.]+ KB, the size of the workspace's files; "
+                     r"No space left on device\)", message), message
+    assert list(destination.iterdir()) == []
+
+
+SAVE_SCRIPT = """
+import os, sys
+from model_navigator.package.descriptor import PackageDescriptor
+
+replace = os.replace
+def signalling(src, dst, *args, **kwargs):  # the test's hook: the temporary is written, wait to be killed
+    if str(src).endswith(".tmp") and os.path.basename(str(dst)) == "m.nav":
+        print("written", flush=True)
+        sys.stdin.read()
+    return replace(src, dst, *args, **kwargs)
+os.replace = signalling
+PackageDescriptor.from_workdir(sys.argv[1]).save(sys.argv[2], override=True)
+"""
+
+
+def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
+    """kill -9 of nav.save just before it renames its finished temporary leaves that hidden file; the
+    next save of the package removes it (its process is gone) and leaves a live process's alone."""
+    import model_navigator as nav
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
+    package = tmp_path / "m.nav"
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_SCRIPT, str(desc.workdir), str(package)],
+                            env=helpers.repo_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"written\n", proc.communicate()[1].decode()
+        temporary = list(tmp_path.glob(".m.nav.*.tmp"))
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert temporary[0].exists() and not package.exists()
+    live = tmp_path / temporary[0].name.replace(f".{proc.pid}.", f".{os.getppid()}.")  # a live process's
+    live.write_bytes(b"in progress")
+    nav.save(desc, package)
+    assert not temporary[0].exists() and live.exists() and package.is_file()
+    assert sorted(p.name for p in tmp_path.glob(".m.nav.*")) == [live.name]
+
+
+def test_dtype_change_meta_tensor_and_messages_naming_the_dataloader_item(tmp_path):
+    """A dtype that changes across samples is refused like a rank change, naming the item and both
+    dtypes; a meta-device tensor is refused clearly; a model failing on a split sample is reported
+    by the dataloader item and the position inside its batch, not by the split sample's number."""
+    import torch
+
+    import model_navigator as nav
+
+    model = torch.nn.Linear(3, 2).eval()
+    loader = [torch.randn(2, 3), torch.randn(2, 3, dtype=torch.float64)]
+    with pytest.raises(nav.UserInputError, match=r"`dataloader` item 1, input 'input__0' has dtype float64 but item "
+                                                 r"0 had float32; an input keeps its dtype across samples"):
+        nav.torch.export(model, loader, workdir=tmp_path / "a", verbose=False, run_profiling=False)
+    assert not (tmp_path / "a").exists()  # refused before anything is written
+    with pytest.raises(nav.UserInputError, match=r"`dataloader` item 0, input 'input__0' is a tensor on the meta "
+                                                 r"device, which holds no data"):
+        nav.torch.export(model, [torch.empty(2, 3, device="meta")], workdir=tmp_path / "b", verbose=False,
+                         run_profiling=False)
+    with pytest.raises(nav.UserInputError, match=r"`model` has tensor 'weight' on the meta device, which holds no "
+                                                 r"values"):
+        nav.torch.export(torch.nn.Linear(3, 2, device="meta"), [torch.randn(2, 3)], workdir=tmp_path / "b",
+                         verbose=False, run_profiling=False)
+    assert not (tmp_path / "b").exists()
+
+    class FailsOnTheFifthRow(torch.nn.Module):
+        def forward(self, x):
+            if bool((x == 7).any()):
+                raise ValueError("a seven")
+            return x * 2
+
+    batches = [torch.zeros(3, 2), torch.zeros(3, 2)]
+    batches[1][1, 0] = 7  # item 1, position 1: split sample 4
+    with pytest.raises(nav.ModelNavigatorError, match=r"failed on dataloader item 1, position 1 in its batch "):
+        nav.torch.export(FailsOnTheFifthRow().eval(), batches, workdir=tmp_path / "c", verbose=False,
+                         target_formats=("onnx",), run_profiling=False)
+
+
+LOAD_SCRIPT = """
+import sys
+import model_navigator as nav
+from model_navigator.package import archive_extract
+
+extract_entry, count = archive_extract._extract_entry, [0]
+def signalling(*args, **kwargs):  # the test's hook: say when half the files are out, then wait
+    count[0] += 1
+    if count[0] == 8:
+        print("halfway", flush=True)
+        sys.stdin.read()
+    return extract_entry(*args, **kwargs)
+archive_extract._extract_entry = signalling
+nav.load(sys.argv[1], workdir=sys.argv[2], retest_conversions=False, verbose=False)
+"""
+
+
+def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
+    """kill -9 of nav.load halfway through unpacking: status.yaml (written first) records the load
+    unfinished; inspect and report exit 1 naming it; profiling the workspace is refused; nav.load
+    into it says why it exists, and with override_workdir loads it again, finished."""
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+    from model_navigator.core.status import NavigatorStatus
+
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(FIXTURE_PACKAGE), str(workdir)],
+                            env=helpers.repo_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"halfway\n", proc.communicate()[1].decode()
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert not (workdir / "onnx" / "model.onnx").exists()  # cut short indeed
+    run = NavigatorStatus.load(workdir).runs[-1]
+    assert (run.operation, run.pid, run.finished_at, run.outcome) == ("load", proc.pid, None, "running")
+    expected = f"load run {run.id} (pid {proc.pid} on"
+    assert main(["inspect", str(workdir)]) == 1
+    assert expected in capsys.readouterr().err
+    assert main(["report", str(workdir), "-o", str(tmp_path / "report")]) == 1
+    assert expected in capsys.readouterr().err
+    assert main(["profile", str(workdir)]) == 2
+    assert f"workspace {str(workdir)!r} is incomplete: the load that unpacked it (run {run.id}, pid {proc.pid} " \
+           f"on" in capsys.readouterr().err
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    with pytest.raises(nav.PackageError, match="is incomplete: the load that unpacked it"):
+        nav.save(PackageDescriptor.from_workdir(workdir), tmp_path / "partial.nav")
+    assert not (tmp_path / "partial.nav").exists()
+    with pytest.raises(nav.UserInputError, match=r"already exists and was left untouched \(the load that unpacked it "
+                                                 r"\(run .*was killed or crashed, so files may be missing; "
+                                                 r"override_workdir=True loads it again\)"):
+        nav.load(FIXTURE_PACKAGE, workdir=workdir, retest_conversions=False, verbose=False)
+    desc = nav.load(FIXTURE_PACKAGE, workdir=workdir, override_workdir=True, retest_conversions=False, verbose=False)
+    assert [(r.operation, r.outcome) for r in desc.status.runs] == [("load", "finished")]
+    assert (workdir / "onnx" / "model.onnx").is_file()
+    assert main(["inspect", str(workdir)]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_is_marked_like_ctrl_c(tmp_path):
+    """SIGTERM of the user's process mid-step: the run is marked interrupted (SIGTERM), the step in
+    flight says so, the worker is gone and no lock is left; before, the run stayed `running`."""
+    import signal
+
+    from model_navigator.core.status import NavigatorStatus
+    from model_navigator.core.workdir_lock import lock_path
+
+    workdir = tmp_path / "w"
+    proc = _start_export(tmp_path, workdir, fault="correctness:onnx:hang")
+    try:
+        worker = _hanging_worker(proc, workdir)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        _wait_for(lambda: not _alive(worker), 10, "the worker to stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stderr = proc.communicate()[1].decode()
+    assert proc.returncode != 0, stderr
+    status = NavigatorStatus.load(workdir)
+    run = status.runs[-1]
+    assert (run.operation, run.outcome, run.reason) == ("export", "interrupted", "SIGTERM"), stderr[-2000:]
+    reasons = [r.correctness.reason for r in status.paths["onnx"].runtimes.values() if r.correctness]
+    assert "interrupted (SIGTERM)" in reasons, reasons
+    assert not lock_path(workdir).exists()
+
+
+FULL_DISK_SCRIPT = """
+import torch, model_navigator as nav
+torch.manual_seed(0)
+TABLE = torch.randn(768 * 1024)  # 3 MiB baked into the graph as a constant: no estimate sees it
+
+class Buffered(torch.nn.Module):  # 3 MiB in a non-persistent buffer: not in the state_dict
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+        self.register_buffer("table", torch.randn(768 * 1024), persistent=False)
+    def forward(self, x):
+        return self.linear(x) + self.table[:4]
+
+class Baked(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+    def forward(self, x):
+        return self.linear(x) + (TABLE * x.sum()).mean()  # all of it, not foldable
+
+for name, model in (("buffered", Buffered()), ("baked", Baked())):
+    nav.torch.export(model.eval(), [torch.randn(2, 4) for _ in range(2)], workdir={disk!r} + "/" + name,
+                     target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",),
+                     verbose=False, run_profiling=False)
+print("survived")
+"""
+
+
+@pytest.mark.slow
+def test_full_disk_counts_every_tensor_and_a_failed_write_leaves_no_half_file(tmp_path, tmpfs):
+    """3 MiB that the state_dict does not hold, into a 2 MiB tmpfs: a non-persistent buffer is counted
+    by the estimate (every path refused before writing); a global tensor baked into the graph is
+    caught by the writes themselves: torch.export.save is checked against the program's own tensors
+    (it used to abort the process, rc 134), TorchScript and ONNX writes fail with the space reason,
+    and nothing is left under the artifact's final name (ONNX used to leave a truncated model.onnx)."""
+    disk = tmpfs(tmp_path / "disk", "size=2m")
+    script = tmp_path / "full.py"
+    script.write_text(textwrap.dedent(FULL_DISK_SCRIPT.format(disk=str(disk))))
+    proc = subprocess.run([sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
+    from model_navigator.core.status import NavigatorStatus
+
+    for name in ("buffered", "baked"):
+        workdir = disk / name
+        status = NavigatorStatus.load(workdir)
+        for key, artifact in (("torchscript-trace", "model.pt"), ("torch-exportedprogram", "model.pt2"),
+                              ("onnx", "model.onnx")):
+            path = status.paths[key]
+            assert path.status.value == "failed", (name, key, path.reason)
+            assert f"not enough free space in {str(workdir / key)!r}: " in path.reason, (name, key, path.reason)
+            assert not (workdir / key / artifact).exists(), (name, key)
+            if (workdir / key).exists():
+                assert not [p.name for p in (workdir / key).iterdir() if p.name.startswith(".")], (name, key)
+        assert status.runs[-1].outcome == "finished"
+    assert "the artifact needs about 3.0 MB" in NavigatorStatus.load(disk / "buffered").paths["onnx"].reason
+    assert re.search(r"MB free, the artifact needs more than [0-9.]+ MB \(writing it used up the free space; the "
+                     r"partial file was removed\)", NavigatorStatus.load(disk / "baked").paths["onnx"].reason)
+
+
+def test_report_and_triton_from_a_workspace_take_its_lock(tmp_path, capsys):
+    """report and triton of a workspace another process holds (a profile writing it) are refused
+    naming the holder, instead of reading a half-written status; once free they work."""
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
+    holder = _hold_lock(desc.workdir)
+    try:
+        for argv in (["report", str(desc.workdir), "-o", str(tmp_path / "report")],
+                     ["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]):
+            assert main(argv) == 2, argv
+            assert f"is in use by process {holder.pid} " in capsys.readouterr().err, argv
+        assert not (tmp_path / "report").exists() and not (tmp_path / "repo").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert main(["report", str(desc.workdir), "-o", str(tmp_path / "report")]) == 0
+    assert main(["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]) == 0
+
+
+def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_path, tmpfs):
+    """Writing status.yaml onto a full disk: an error naming the file and the space (not a raw
+    OSError), the previous status.yaml intact and no temporary left beside it."""
+    import model_navigator as nav
+    from model_navigator.core.status import NavigatorStatus
+
+    disk = tmpfs(tmp_path / "disk", "size=1m")
+    desc = nav.load(FIXTURE_PACKAGE, workdir=disk / "w", retest_conversions=False, verbose=False)
+    before = (desc.workdir / "status.yaml").read_bytes()
+    _fill(disk)
+    desc.status.environment["note"] = "x" * 200_000  # does not fit
+    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {re.escape(repr(str(desc.workdir / 'status.yaml')))}"
+                                                      rf": no space left on its disk \(0.0 MB free, 0.\d+ MB needed\)"):
+        desc.save_status()
+    assert (desc.workdir / "status.yaml").read_bytes() == before
+    assert sorted(p.name for p in desc.workdir.iterdir() if p.name.startswith(".")) == []
+    assert NavigatorStatus.load(desc.workdir).runs[-1].outcome == "finished"
+
+
+@pytest.mark.slow
+def test_a_correctness_failure_names_the_dataloader_item_and_position(tmp_path):
+    """A traced branch that the fourth split sample does not take fails correctness there; the
+    reason names that sample by its dataloader item (1) and position in the batch (1)."""
+    import torch
+
+    import model_navigator as nav
+
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if bool(x.sum() > 100) else x  # traced on zeros: the identity is baked in
+
+    batches = [torch.zeros(2, 3), torch.zeros(2, 3)]
+    batches[1][1] = 1000.0
+    desc = nav.torch.export(Branchy().eval(), batches, workdir=tmp_path / "w", verbose=False, run_profiling=False,
+                            target_formats=("torchscript",), jit_options=("trace",))
+    correctness = next(iter(desc.status.paths["torchscript-trace"].runtimes.values())).correctness
+    assert correctness.status.value == "failed"
+    assert "at batch size 1 (sample 3: dataloader item 1, position 1 in its batch)" in correctness.reason, \
+        correctness.reason
+
+
+def test_partial_artifacts_of_a_killed_process_are_removed_and_a_live_ones_kept(tmp_path):
+    """The temporaries a killed export or conversion leaves beside its artifact (a staging folder,
+    a temporary file) are removed when the path is produced again; a live process's are kept."""
+    from model_navigator.core.diskspace import remove_stale_partials, written_atomically, written_in_staging
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    with written_in_staging(folder / "model.onnx") as staged:  # what our own writers name them
+        staging = staged.parent
+        staged.write_bytes(b"half")
+        (staging.parent / staging.name.replace(f".{os.getpid()}.", f".{dead_pid}.")).mkdir()
+        with written_atomically(folder / "model.pt") as tmp:
+            tmp.write_bytes(b"half")
+            (folder / tmp.name.replace(f".{os.getpid()}.", f".{dead_pid}.")).write_bytes(b"half")
+            (folder / "model.onnx.data").write_bytes(b"the user's")
+            assert remove_stale_partials(folder) == 2
+            assert sorted(p.name for p in folder.iterdir()) == sorted([staging.name, tmp.name, "model.onnx.data"])
+    assert sorted(p.name for p in folder.iterdir()) == ["model.onnx", "model.onnx.data", "model.pt"]

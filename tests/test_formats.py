@@ -1,5 +1,5 @@
 """The format and runtime declarations (core/formats.py): one per member, every named function
-resolves, the lists derived from them equal the lists they replace, and every consumer (runners,
+resolves, the lists derived from them hold what the declarations say, and every consumer (runners,
 get_model, Triton, executor, worker, tolerance, availability) reads a declaration and nothing else."""
 
 from __future__ import annotations
@@ -84,31 +84,57 @@ def test_declared_tolerances_and_packages_exist():
     assert set(formats.declared_packages()) <= set(PACKAGES)
 
 
-# The derived lists equal the ones they replace ---------------------------------------------------
-def test_target_formats_per_framework_are_derived_from_the_paths_in_the_old_order():
-    from model_navigator.api.jax import JAX_FORMATS
-    from model_navigator.api.onnx import ONNX_FORMATS
-    from model_navigator.api.tensorflow import TF_FORMATS
-    from model_navigator.api.torch import TORCH_FORMATS
-
-    assert TORCH_FORMATS == (F.TORCHSCRIPT, F.TORCH_EXPORTEDPROGRAM, F.ONNX, F.TORCH_TRT, F.TENSORRT)
-    assert TF_FORMATS == (F.TF_SAVEDMODEL, F.TF_TRT, F.ONNX, F.TENSORRT)
-    assert JAX_FORMATS == (F.TF_SAVEDMODEL, F.TF_TRT, F.ONNX, F.TENSORRT)
-    assert ONNX_FORMATS == (F.ONNX, F.TENSORRT)
-    assert TORCH_FORMATS == formats_of(Framework.TORCH)
+# The derived lists: properties of the declarations, not copies of them --------------------------
+@pytest.mark.parametrize("framework, module, name", [
+    (Framework.TORCH, "model_navigator.api.torch", "TORCH_FORMATS"),
+    (Framework.TENSORFLOW, "model_navigator.api.tensorflow", "TF_FORMATS"),
+    (Framework.JAX, "model_navigator.api.jax", "JAX_FORMATS"),
+    (Framework.ONNX, "model_navigator.api.onnx", "ONNX_FORMATS"),
+])
+def test_target_formats_are_what_the_frameworks_paths_make_in_the_listing_order(framework, module, name):
+    offered = getattr(importlib.import_module(module), name)
+    specs = paths_for(framework)
+    assert offered == formats_of(framework)
+    assert set(offered) == {spec.format for spec in specs}  # every format a path makes, and nothing else
+    assert len(offered) == len(set(offered))
+    assert list(offered) == sorted(offered, key=list(FORMATS).index)  # FORMATS' order, whatever the paths' order
+    assert not set(offered) & set(formats.SOURCE_FORMATS)  # the source model is not a target
+    by_key = {spec.key: spec for spec in specs}
+    for spec in specs:  # a derived format's parent is made by this framework too
+        assert spec.parent is None or by_key[spec.parent].format in offered, spec.key
+    assert F.ONNX in offered  # every framework exports ONNX
 
 
 def test_enum_lists_are_derived_from_the_declarations():
     from model_navigator.core import enums
 
-    assert enums.SOURCE_FORMATS == (F.TORCH, F.TENSORFLOW, F.JAX, F.ONNX_SOURCE)
-    assert set(enums.GPU_FORMATS) == {F.TENSORRT, F.TORCH_TRT, F.TF_TRT}
-    assert enums.CPU_RUNTIMES == (RP.CPU, RP.OPENVINO, RP.TORCH_COMPILE)
-    assert enums.OPT_IN_RUNTIMES == (RP.TORCH_COMPILE,)
-    assert enums.RUNTIME_MODULES == {RP.OPENVINO: ("openvino", "openvino")}
-    assert enums.RUNTIME_MODULES is formats.RUNTIME_MODULES  # one dict: patching it patches every reader
+    assert set(enums.SOURCE_FORMATS) == {formats.source_format(fw).format for fw in FRAMEWORKS}
+    gpu_only = {spec.format for fw in FRAMEWORKS for spec in paths_for(fw) if spec.requires_gpu}
+    made_on_cpu = {spec.format for fw in FRAMEWORKS for spec in paths_for(fw) if not spec.requires_gpu}
+    assert set(enums.GPU_FORMATS) == gpu_only - made_on_cpu and enums.GPU_FORMATS  # formats no CPU path makes
+    assert enums.CPU_RUNTIMES[0] == RP.CPU and not {RP.CUDA, RP.TRT} & set(enums.CPU_RUNTIMES)
+    assert set(enums.OPT_IN_RUNTIMES) <= set(enums.CPU_RUNTIMES) and RP.CPU not in enums.OPT_IN_RUNTIMES
+    for name in ("SOURCE_FORMATS", "GPU_FORMATS", "CPU_RUNTIMES", "OPT_IN_RUNTIMES", "RUNTIME_MODULES"):
+        assert getattr(enums, name) is getattr(formats, name), name  # one object: patching it patches every reader
     with pytest.raises(AttributeError):
         enums.NO_SUCH_LIST
+
+
+def test_status_yaml_reports_every_package_a_path_can_use():
+    """status.yaml's environment names the version of every distribution the framework extras install
+    (what a path or runtime can run on) and everything a declaration names, once, this package first."""
+    import re
+    import tomllib
+
+    from model_navigator.core.environment import PACKAGES
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for extra in ("torch", "tensorflow", "jax", "onnx", "openvino", "tensorrt"):
+        names = {re.split(r"[<>=!~\[ ;]", requirement)[0] for requirement in extras[extra]}
+        assert names <= set(PACKAGES), (extra, names - set(PACKAGES))
+    assert set(formats.declared_packages()) <= set(PACKAGES)
+    assert PACKAGES[0] == "model-navigator" and len(PACKAGES) == len(set(PACKAGES))
 
 
 def test_local_formats_and_worker_preloads_are_derived():
@@ -123,14 +149,6 @@ def test_local_formats_and_worker_preloads_are_derived():
     assert preload_modules("onnx") == base + ("onnx",)
     assert preload_modules("tensorflow") == preload_modules("jax") == base + ("tensorflow", "tf2onnx")
     assert preload_modules("unknown") == ("numpy",)
-
-
-def test_reported_packages_keep_their_order():
-    from model_navigator.core.environment import PACKAGES
-
-    assert PACKAGES == ("model-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "polygraphy",
-                        "tensorflow", "tensorflow-cpu", "tf2onnx", "jax", "jaxlib", "flax", "tensorrt",
-                        "torch-tensorrt", "openvino")
 
 
 def test_default_tolerance_follows_the_old_rule():

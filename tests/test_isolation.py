@@ -10,12 +10,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 import model_navigator as nav
 import helpers
+from model_navigator.core.enums import StepStatus
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.steps.worker import FAULT_ENV, shutdown_workers
 
@@ -97,11 +99,20 @@ def test_auto_isolation_runs_foreign_runtimes_in_the_worker_only(tmp_path, fault
 def test_in_process_mode_gives_same_results(tmp_path):
     isolated = _export(tmp_path / "a", run_profiling=False)
     local = _export(tmp_path / "b", run_profiling=False, isolation="off")
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
     for key in ("onnx", "torchscript-trace"):
         a = isolated.status.paths[key].runtimes[nav.RuntimeProvider.CPU].correctness
         b = local.status.paths[key].runtimes[nav.RuntimeProvider.CPU].correctness
-        assert a.status == b.status
-        assert a.per_output.keys() == b.per_output.keys()
+        assert a.status == b.status == StepStatus.OK, (key, a.reason, b.reason)
+        assert (a.batch_sizes, a.sample_count, a.tolerance) == (b.batch_sizes, b.sample_count, b.tolerance), key
+        assert a.per_output.keys() == b.per_output.keys() == {"output__0"}
+        for name, err in a.per_output.items():  # the same model, samples and runtime: the same measured errors
+            assert err.max_abs_error == pytest.approx(b.per_output[name].max_abs_error, rel=1e-6, abs=1e-9), key
+            assert err.max_rel_error == pytest.approx(b.per_output[name].max_rel_error, rel=1e-6, abs=1e-9), key
+        fmt = dict(format="onnx") if key == "onnx" else dict(format="torchscript", jit_type="trace")
+        with isolated.get_runner(**fmt) as runner_a, local.get_runner(**fmt) as runner_b:
+            np.testing.assert_allclose(runner_a.infer({"input__0": x})["output__0"],
+                                       runner_b.infer({"input__0": x})["output__0"], rtol=1e-6, atol=1e-7)
 
 
 def _run_sh(workdir: Path, sh: Path) -> subprocess.CompletedProcess:

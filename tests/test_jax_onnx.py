@@ -35,8 +35,8 @@ HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 RUNTIMES = (CPU, OPENVINO) if HAS_OPENVINO else (CPU,)
 DIRECT = "onnx-jax2onnx"
 
-pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
-                                reason="these tests describe a CPU-only machine")
+# Every export here asks for target_device="cpu": the CPU paths and runtimes exist on a GPU machine too, so these
+# tests run and mean the same there (GPU paths skipped for the CPU target; their own tests are elsewhere).
 
 
 def _assert_direct_correct(package, atol=1e-4, profiled=True):
@@ -76,7 +76,7 @@ def mlp(tmp_path_factory):
     dataloader = [rng.standard_normal((4, 64)).astype(np.float32) for _ in range(3)]
     package = nav.jax.export(predict, params, dataloader, enable_xla=True, sample_count=6, verbose=False,
                              profiler_config=helpers.light_profiler(), disable_git_info=True,
-                             workdir=tmp_path_factory.mktemp("mlp") / "navigator_workdir")
+                             workdir=tmp_path_factory.mktemp("mlp") / "navigator_workdir", target_device="cpu")
     return package, predict, params
 
 
@@ -145,7 +145,7 @@ def test_cnn_direct_onnx_save_load_retest(tmp_path):
     predict, variables = jax_models.cnn()
     package = nav.jax.export(predict, variables, jax_models.cnn_dataloader(), enable_xla=True, jit_compile=False,
                              sample_count=8, workdir=tmp_path / "w", verbose=False,
-                             profiler_config=helpers.light_profiler())
+                             profiler_config=helpers.light_profiler(), target_device="cpu")
     _assert_direct_correct(package)
     assert package.status.paths["tf-savedmodel-xla"].ok
     package.set_verified(format=nav.Format.ONNX, runtime=CPU)
@@ -169,7 +169,7 @@ def test_dict_inputs_varying_length_onnx_alone(tmp_path):
     score, weights = jax_models.two_input_score()
     dataloader = jax_models.two_input_dataloader()  # the dict's order differs from score()'s: keyword arguments
     package = nav.jax.export(score, weights, dataloader, target_formats=(nav.Format.ONNX,), workdir=tmp_path / "w",
-                             verbose=False, profiler_config=helpers.light_profiler())
+                             verbose=False, profiler_config=helpers.light_profiler(), target_device="cpu")
     _assert_direct_correct(package, atol=1e-5)
     paths = package.status.paths
     assert not any(key.startswith("tf-savedmodel") for key in paths), sorted(paths)  # ONNX needs no SavedModel
@@ -207,7 +207,7 @@ def test_t5_like_encoder_direct_onnx(tmp_path):
     encode, call_wrapper, params = _t5_call(iota_positions=True)
     package = nav.jax.export(model=call_wrapper, model_params=params, dataloader=jax_models.t5_dataloader(),
                              enable_xla=True, jit_compile=False, workdir=tmp_path / "w", verbose=False,
-                             profiler_config=helpers.light_profiler())
+                             profiler_config=helpers.light_profiler(), target_device="cpu")
     _assert_direct_correct(package)
     assert package.status.paths["tf-savedmodel-xla"].ok
     graph = _graph(package)
@@ -227,7 +227,7 @@ def test_t5_arange_positions_fail_the_direct_path_only_with_a_hint(tmp_path):
     _, call_wrapper, params = _t5_call(iota_positions=False)  # jnp.arange(n)[:, None], as Flax T5 writes it
     package = nav.jax.export(call_wrapper, params, jax_models.t5_dataloader(), enable_xla=True, jit_compile=False,
                              target_formats=(nav.Format.TF_SAVEDMODEL, nav.Format.ONNX), run_profiling=False,
-                             workdir=tmp_path / "w", verbose=False)
+                             workdir=tmp_path / "w", verbose=False, target_device="cpu")
     direct = package.status.paths[DIRECT]
     assert direct.status == StepStatus.FAILED
     assert direct.reason.startswith("RuntimeError: jax2onnx ") and "could not convert" in direct.reason, direct.reason
@@ -248,7 +248,7 @@ def test_unsupported_primitive_fails_the_direct_path_only(tmp_path):
     dataloader = [np.random.default_rng(i).standard_normal((2, 4, 4)).astype(np.float32) for i in range(2)]
     package = nav.jax.export(spectrum, {"shift": jnp.eye(4)}, dataloader, enable_xla=True, jit_compile=False,
                              target_formats=(nav.Format.TF_SAVEDMODEL, nav.Format.ONNX), run_profiling=False,
-                             workdir=tmp_path / "w", verbose=False)
+                             workdir=tmp_path / "w", verbose=False, target_device="cpu")
     direct = package.status.paths[DIRECT]
     assert direct.status == StepStatus.FAILED and not direct.runtimes
     assert "could not convert the predict function: NotImplementedError: eigh " in direct.reason, direct.reason
@@ -266,7 +266,7 @@ def test_positional_pool_window_fails_with_a_hint(tmp_path):
 
     dataloader = [np.ones((2, 4, 4, 3), np.float32)]
     package = nav.jax.export(pooled, {"scale": jnp.float32(2.0)}, dataloader, target_formats=(nav.Format.ONNX,),
-                             run_profiling=False, workdir=tmp_path / "w", verbose=False)
+                             run_profiling=False, workdir=tmp_path / "w", verbose=False, target_device="cpu")
     reason = package.status.paths[DIRECT].reason
     assert package.status.paths[DIRECT].status == StepStatus.FAILED
     assert "positional argument" in reason and "Hint: " in reason and "window_shape=(2, 2)" in reason, reason

@@ -114,7 +114,8 @@ def test_a_dataloader_that_does_not_fit_the_graph_is_refused_before_any_work(tok
     with pytest.raises(nav.UserInputError, match=r"input 'ids' has shape \(1, 4, 1\).*rank 2 \('\?', '\?'\)"):
         nav.onnx.export(model=token_onnx, dataloader=wrong_rank, workdir=workdir)
     wrong_dtype = [{"ids": np.zeros((2, 4), np.int32), "mask": np.ones((2, 4), np.float32)}]
-    with pytest.raises(nav.UserInputError, match=r"'ids' has dtype int32, but the ONNX graph takes int64"):
+    with pytest.raises(nav.UserInputError, match=r"^Dataloader item 0, position 0 in its batch: input 'ids' has dtype "
+                                                 r"int32, but the ONNX graph takes int64"):
         nav.onnx.export(model=token_onnx, dataloader=wrong_dtype, workdir=workdir)
     with pytest.raises(nav.UserInputError, match=r"hold \('input_ids', 'mask'\), but the ONNX graph's inputs are"):
         nav.onnx.export(model=token_onnx, dataloader=[{"input_ids": np.zeros((2, 4), np.int64),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import zipfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import yaml
 
 import model_navigator as nav
 import helpers
+from model_navigator.core.enums import StepStatus
 from model_navigator.core.status import FORMAT_VERSION, NavigatorStatus
 
 CPU = nav.RuntimeProvider.CPU
@@ -238,5 +241,81 @@ def test_save_refuses_to_delete_a_workspace_holding_the_package(exported):
 
 
 def test_status_yaml_is_readable_by_others(exported):
+    """An ordinary file (0666 less the umask: 0644 under the usual 022), not the temporary file's private 0600."""
     _, desc, _ = exported
-    assert (desc.workdir / "status.yaml").stat().st_mode & 0o044
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((desc.workdir / "status.yaml").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_status_yaml_mode_follows_the_umask(tmp_path, umask, mode):
+    from model_navigator.core.status import NavigatorStatus
+
+    previous = os.umask(umask)
+    try:
+        NavigatorStatus(model_name="m", framework="torch", config={"target_device": "cpu"}).save(tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "status.yaml").stat().st_mode) == mode
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command: what a hostile model.pt would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _hostile_torchscript(good: Path, marker: Path) -> bytes:
+    """A TorchScript archive whose pickles are replaced by one that runs code (a valid zip otherwise)."""
+    import io
+    import pickle
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith((".pkl",)):
+                data = pickle.dumps(_RunsCode(marker), protocol=2)
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
+@pytest.mark.slow
+def test_a_hostile_artifact_in_a_package_is_never_run_by_inspect_report_or_load(tmp_path):
+    """model.pt / model.pt2 that run a command when unpickled, packed with a matching manifest (so only the
+    artifacts are hostile): inspect, report and nav.load (without and with re-testing) never run it; the
+    re-test records the TorchScript and ExportedProgram paths as failed with the loader's reason instead."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "the_artifact_ran_code"
+    desc = nav.torch.export(_model(), [torch.randn(4, 5) for _ in range(2)], workdir=tmp_path / "w",
+                            target_formats=("torchscript", "torch-exportedprogram"), jit_options=("trace",),
+                            run_profiling=False, verbose=False, target_device="cpu")
+    script = desc.workdir / "torchscript-trace" / "model.pt"
+    script.write_bytes(_hostile_torchscript(script, marker))
+    torch.save({"model": _RunsCode(marker)}, desc.workdir / "torch-exportedprogram" / "model.pt2")
+    package = tmp_path / "hostile.nav"
+    nav.save(desc, package)
+
+    env = helpers.repo_env()
+    for command in (["inspect", str(package)], ["inspect", str(package), "--json"],
+                    ["report", str(package), "--output", str(tmp_path / "report")]):
+        result = subprocess.run([sys.executable, "-m", "model_navigator", *command], capture_output=True, text=True,
+                                env=env, timeout=120)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        assert not marker.exists(), command
+    nav.load(package, workdir=tmp_path / "plain", retest_conversions=False, verbose=False)
+    assert not marker.exists()
+    loaded = nav.load(package, workdir=tmp_path / "retested", verbose=False)
+    assert not marker.exists()
+    for key in ("torchscript-trace", "torch-exportedprogram"):
+        correctness = loaded.status.paths[key].runtimes[CPU].correctness
+        assert correctness.status == StepStatus.FAILED, (key, correctness)
+        assert correctness.reason, key
+    assert loaded.get_status(format=nav.Format.TORCHSCRIPT) is False

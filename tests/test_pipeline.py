@@ -126,16 +126,21 @@ def test_a_failing_export_is_recorded_and_the_others_go_on(pipeline):
     assert saved.paths["broken"].status == StepStatus.FAILED and saved.paths["fine"].status == StepStatus.OK
 
 
-def test_children_of_a_failed_path_and_gpu_paths_are_skipped_with_their_reason(pipeline):
+def test_children_of_a_failed_path_and_gpu_paths_are_skipped_with_their_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for this run, on any machine
+    workspace = Workspace.create(tmp_path / "w", override=False)
+    config = _config(target_formats=(Format.TORCHSCRIPT, Format.ONNX, Format.TENSORRT), runtimes=(CPU,))
+    status = NavigatorStatus(model_name="m", framework="torch", config=config.to_dict())
+    pipeline = Pipeline(workspace, status, config, SPECS, RoutingExecutor("off", "torch", set()), RecordingProgress(),
+                        exporter=_exporter)
+    assert not gpu_present()
     pipeline.run_exports()
     child = pipeline.produce_path(SPECS[2])
     assert (child.status, child.reason) == (StepStatus.SKIPPED, "parent path 'broken' failed")
     gpu = pipeline.produce_path(SPECS[3])
-    assert gpu.status == StepStatus.SKIPPED
-    if not gpu_present():
-        assert gpu.reason == "needs a CUDA GPU; none found"
-        pipeline.report_gpu_skips()  # said once for all of them
-        assert pipeline.progress.lines[-1] == (None, "GPU paths", "skipped", "no GPU here: gpu-only")
+    assert (gpu.status, gpu.reason) == (StepStatus.SKIPPED, "needs a CUDA GPU; none found")
+    pipeline.report_gpu_skips()  # said once for all of them
+    assert pipeline.progress.lines[-1] == (None, "GPU paths", "skipped", "no GPU here: gpu-only")
     assert NavigatorStatus.load(pipeline.workspace.root).paths["after-broken"].reason == "parent path 'broken' failed"
 
 

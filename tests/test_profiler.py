@@ -273,15 +273,17 @@ def test_build_batch_size_one_keeps_values():
 def test_build_batch_without_batch_dim():
     sample = {"x": np.ones((3, 3), dtype=np.float32)}
     assert build_batch(sample, 1, None) is sample
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^No batch dimension \(batch_dim=None\): batch_size must be 1, got 2\.$"):
         build_batch(sample, 2, None)
 
 
 def test_build_batch_rejects_bad_batch_dim():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^Input 'x' has shape \(1, 2\); batch_dim 5 is out of range\.$"):
         build_batch({"x": np.ones((1, 2))}, 2, 5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^Input 'x' is a scalar; it has no batch dimension 0\.$"):
         build_batch({"x": np.float32(1.0)}, 2, 0)
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1, got 0\.$"):
+        build_batch({"x": np.ones((1, 2))}, 0, 0)
 
 
 # ------------------------------------------------------------------------------------------------

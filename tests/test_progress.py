@@ -40,10 +40,11 @@ def test_repeated_warnings_are_logged_once_with_a_count(caplog):
 
 
 @pytest.mark.slow
-def test_export_prints_a_line_per_profiled_batch_size_and_one_gpu_skip_line(workdir, capfd):
+def test_export_prints_a_line_per_profiled_batch_size_and_one_gpu_skip_line(workdir, capfd, monkeypatch):
     pytest.importorskip("torch")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for this run (and its worker), on any machine
     nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, batch_size=4),
-                     workdir=workdir, verbose=True, target_formats=("onnx", "trt"),
+                     workdir=workdir, verbose=True, target_formats=("onnx", "trt"), target_device="cpu",
                      runtimes=("CPUExecutionProvider",),
                      profiler_config=helpers.light_profiler(batch_sizes=(1, 4)))
     err = capfd.readouterr().err
@@ -52,9 +53,6 @@ def test_export_prints_a_line_per_profiled_batch_size_and_one_gpu_skip_line(work
     assert any(line.startswith("- onnx profiling CPUExecutionProvider: bs1 p50") for line in lines), err
     assert any(line.startswith("- onnx profiling CPUExecutionProvider: bs4 p50") for line in lines), err
     assert any(line.startswith("- torch profiling CPUExecutionProvider: bs4 p50") for line in lines), err
-    from model_navigator.core.environment import gpu_present
-
-    if not gpu_present():
-        gpu = [line for line in lines if "GPU paths skipped" in line]
-        assert len(gpu) == 1 and "trt-fp32" in gpu[0] and "trt-fp16" in gpu[0], err
-        assert not any(line.startswith("- trt-fp32 skipped") for line in lines)
+    gpu = [line for line in lines if "GPU paths skipped" in line]
+    assert len(gpu) == 1 and "trt-fp32" in gpu[0] and "trt-fp16" in gpu[0], err
+    assert not any(line.startswith("- trt-fp32 skipped") for line in lines)

@@ -4,6 +4,7 @@ derived formats pulling in the formats they are made from, get_model for an abse
 from __future__ import annotations
 
 import models
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -40,9 +41,13 @@ def test_the_reference_framework_runtime_names_are_accepted(trt_only):
     assert RuntimeProvider.PYT not in trace.runtimes
     assert "PyTorchExecutionProvider" not in (trt_only.workdir / "status.yaml").read_text()
     runner = trt_only.get_runner(format=nav.Format.TORCHSCRIPT, jit_type="script", runtime="PyTorchExecutionProvider")
+    x = models.linear_dataloader(batches=1)[0]
     with runner:
-        out = runner.infer({"input__0": models.linear_dataloader(batches=1)[0].numpy()})
+        out = runner.infer({"input__0": x.numpy()})
+    with torch.inference_mode():
+        expected = models.linear_model()(x)  # the exported model: the factory is seeded
     assert list(out) == ["output__0"]
+    np.testing.assert_allclose(out["output__0"], expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_runtimes_argument_takes_the_framework_alias(workdir):
@@ -83,7 +88,11 @@ def test_input_names_rename_dict_samples_by_position(workdir):
     sample = {k: v.numpy() for k, v in dataloader[0].items()}
     with runner:
         out = runner.infer({"ids": sample["input_ids"], "mask": sample["attention_mask"]})
-    assert out
+    with torch.inference_mode():
+        expected = model(**dataloader[0])
+    assert list(out) == list(expected) == ["logits", "pooled"]  # the model's own output dict
+    for name, value in expected.items():
+        np.testing.assert_allclose(out[name], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_input_names_of_another_length_than_the_dict_samples_are_refused(workdir):

@@ -316,13 +316,13 @@ def test_rank_change_between_items_is_a_user_error():
         select_samples(ss, 10)
 
 
-def test_bfloat16_input_is_a_clear_user_error_or_supported():
-    try:
-        ss = collect_samples([torch.zeros(2, 3, dtype=torch.bfloat16)], None, 0)
-    except UserInputError as e:
-        assert "bfloat16" in str(e).lower() and "dataloader" in str(e)
-    else:
-        assert len(ss.samples) == 2
+def test_bfloat16_input_is_a_clear_user_error():
+    """numpy has no bfloat16: the samples are refused before any export, naming the item, input and fix."""
+    with pytest.raises(UserInputError) as info:
+        collect_samples([torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bfloat16)], None, 0)
+    message = str(info.value)
+    assert message.startswith("`dataloader` item 1, input 'input__0' cannot become a numpy array"), message
+    assert "bfloat16 and other dtypes numpy lacks are not supported: feed float32/float16 samples." in message
 
 
 # ------------------------------------------------------------------------------------------------

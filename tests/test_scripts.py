@@ -4,6 +4,7 @@ else's. Run with real bash, a real `python -m venv` and a pip call that needs no
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -58,3 +59,49 @@ def test_a_dot_venv_that_is_no_venv_is_refused_untouched(tmp_path):
     refused = ensure(tmp_path, "pip")
     assert refused.returncode == 2 and "has no bin/python" in refused.stderr
     assert [p.name for p in (tmp_path / ".venv").iterdir()] == ["notes.txt"]
+
+
+def _project_with_stub_venvs(folder: Path) -> None:
+    """scripts/test.sh and venv.sh in `folder`, with .venv and .venv-serve whose python is this interpreter
+    (stamped as installed, so no pip runs) and two tiny test files."""
+    (folder / "scripts").mkdir()
+    for name in ("test.sh", "venv.sh"):
+        shutil.copy(REPO_ROOT / "scripts" / name, folder / "scripts" / name)
+    (folder / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (folder / "tests").mkdir()
+    (folder / "tests" / "test_a.py").write_text("def test_a():\n    assert 1 + 1 == 2\n")
+    (folder / "tests" / "test_serve.py").write_text("def test_served():\n    assert True\n")
+    for venv in (".venv", ".venv-serve"):
+        (folder / venv / "bin").mkdir(parents=True)
+        python = folder / venv / "bin" / "python"
+        python.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO_ROOT}" exec "{sys.executable}" "$@"\n')
+        python.chmod(0o755)
+    (folder / ".venv" / ".chromium-tried").touch()
+    stamp = ('source scripts/venv.sh; h() { { cat pyproject.toml; printf "%s\\n" "$@"; '
+             '"$VENV_PYTHON" -c "import sys; print(sys.version)"; } | sha256sum | cut -d" " -f1; }; '
+             'h "${TEST_PIP_ARGS[@]}" > .venv/.installed-test; use_venv .venv-serve; '
+             'h -e ".[torch,serve,test]" "torch==2.13.0" > .venv-serve/.installed-serve')
+    subprocess.run(["bash", "-c", stamp], cwd=folder, check=True, timeout=60)
+
+
+def _test_sh(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "scripts/test.sh", "-p", "no:cacheprovider", *args], cwd=folder,
+                          capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(folder)})
+
+
+def test_test_sh_fails_a_stage_that_collected_nothing_and_a_serving_stage_without_pytriton(tmp_path):
+    _project_with_stub_venvs(tmp_path)
+    passed = _test_sh(tmp_path, "tests/test_a.py")
+    assert passed.returncode == 0, passed.stderr + passed.stdout
+    assert "reusing .venv" in passed.stderr and "serving tests" not in passed.stderr  # no pip, no serving stage
+
+    nothing = _test_sh(tmp_path, "tests/test_a.py", "-k", "no_test_is_named_like_this")
+    assert nothing.returncode == 5, nothing.stderr + nothing.stdout
+    assert "error: the main stage collected no tests (pytest exit status 5)" in nothing.stderr
+
+    if importlib.util.find_spec("pytriton") is None:  # this interpreter plays .venv-serve: PyTriton missing there
+        serving = _test_sh(tmp_path, "tests/test_serve.py")
+        assert serving.returncode != 0, serving.stderr + serving.stdout
+        assert "error: PyTriton does not import in .venv-serve" in serving.stderr
+        assert "main stage" not in serving.stderr  # given only serving tests, the main stage does not run

@@ -22,8 +22,12 @@ from typing import List
 import numpy as np
 import pytest
 
-pytest.importorskip("pytriton", reason="PyTriton is not installed here (pip install 'model-navigator[serve]'); "
-                                       "scripts/test.sh runs these tests in .venv-serve")
+if os.environ.get("MODEL_NAVIGATOR_SERVE_STAGE") == "1":
+    # scripts/test.sh's serving stage, in the environment built for serving: a missing PyTriton is an error.
+    import pytriton  # noqa: F401
+else:
+    pytest.importorskip("pytriton", reason="PyTriton is not installed here (pip install 'model-navigator[serve]'); "
+                                           "scripts/test.sh runs these tests in .venv-serve")
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
@@ -200,6 +204,45 @@ def test_config_pbtxt_we_write_is_loaded_by_the_real_server(cnn, tmp_path):
     assert gone(pids, within_s=2), triton_processes()
 
 
+def test_server_stops_when_the_with_block_raises(cnn):
+    package, _ = cnn
+    with pytest.raises(RuntimeError, match="^the user's code failed$"):
+        with nav.serve(package) as served:
+            pids = [p["pid"] for p in ours()]
+            assert len(pids) == 2 and served.running, triton_processes()
+            raise RuntimeError("the user's code failed")
+    assert not served.running
+    assert gone(pids, within_s=5), triton_processes()
+
+
+def test_server_stops_when_the_program_exits_normally(cnn, tmp_path):
+    """No `with`, no stop(): the program's normal end stops tritonserver and its stub, and the exit is clean."""
+    _, nav_file = cnn
+    script = tmp_path / "serve_and_return.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys
+        import model_navigator as nav
+        served = nav.serve({str(nav_file)!r})
+        print(os.getpid(), flush=True)
+        sys.stdin.readline()  # the test has seen the server's processes: end the program normally
+    """))
+    child = subprocess.Popen([sys.executable, str(script)], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == str(child.pid)
+        below = set(descendants(child.pid))
+        pids = [p["pid"] for p in triton_processes() if p["pid"] in below]
+        assert len(pids) == 2, triton_processes()
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.wait(timeout=60) == 0
+        assert gone(pids, within_s=10), triton_processes()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def test_server_dies_with_the_process_that_started_it(cnn, tmp_path):
     """kill -9 of the serving process: PyTriton's parent-death signal stops tritonserver, which stops its stub."""
     _, nav_file = cnn
@@ -247,3 +290,17 @@ def test_serve_command_stops_the_server_on_ctrl_c(cnn):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_the_readme_serving_snippet_runs_on_the_readme_example(tmp_path):
+    """README "Serving with PyTriton", as written, on the package the README's Use snippet makes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_readme import python_snippets, run_snippet
+
+    snippets = python_snippets()
+    code = snippets["Use"][0] + snippets["Serving with PyTriton"][0] + textwrap.dedent("""
+        print("served outputs", sorted(outputs), outputs["output__0"].shape)
+        print("loadtest rows", len(report.to_markdown().splitlines()) > 2)
+    """)
+    out = run_snippet(code, tmp_path)
+    assert "served outputs ['output__0'] (2, 7)" in out and "loadtest rows True" in out, out

@@ -35,8 +35,8 @@ pytest.importorskip("onnxruntime")
 CPU = nav.RuntimeProvider.CPU
 GPU_PATHS = ("tf-trt-fp32", "tf-trt-fp16", "trt-fp32", "trt-fp16")
 
-pytestmark = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")),
-                                reason="these tests describe a CPU-only machine")
+# Every export here asks for target_device="cpu": the CPU paths and runtimes exist on a GPU machine too, so these
+# tests run and mean the same there (GPU paths skipped for the CPU target; their own tests are elsewhere).
 
 
 def _correctness(package, key, runtime=CPU):
@@ -114,7 +114,7 @@ def reference(tmp_path_factory):
             override_workdir=True,
             input_names=("input",),
             profiler_config=helpers.light_profiler(),
-            verbose=False,
+            verbose=False, target_device="cpu",
         )
         onnx_status = package_desc.get_status(format=nav.Format.ONNX)
         outputs = None
@@ -169,7 +169,7 @@ def cnn(tmp_path_factory):
     model = _cnn()
     package = nav.tensorflow.export(
         model=model, dataloader=_cnn_dataloader(), workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir",
-        verbose=False, disable_git_info=True,
+        verbose=False, disable_git_info=True, target_device="cpu",
     )
     return package, model
 
@@ -327,7 +327,8 @@ def test_two_input_two_output_functional_model_with_dict_samples(tmp_path):
     rng = np.random.default_rng(0)
     dataloader = [{"tokens": rng.standard_normal((3, 6)).astype(np.float32),
                    "extra": rng.standard_normal((3, 4)).astype(np.float32)} for _ in range(4)]
-    package = nav.tensorflow.export(model, dataloader, workdir=tmp_path / "w", run_profiling=False, verbose=False)
+    package = nav.tensorflow.export(model, dataloader, workdir=tmp_path / "w", run_profiling=False, verbose=False,
+                                    target_device="cpu")
     declared = [t.name for t in model.inputs]  # Keras orders dict inputs by name
     assert declared == ["extra", "tokens"]
     assert [m.name for m in package.status.inputs] == declared
@@ -371,7 +372,7 @@ def test_tf_module_with_tf_function_in_process(tmp_path):
                   for _ in range(3)]
     package = nav.tensorflow.export(
         module, dataloader, workdir=tmp_path / "w", target_formats=(nav.Format.ONNX,), output_names=("scaled", "total"),
-        isolation=False, verbose=False, profiler_config=helpers.light_profiler(),
+        isolation=False, verbose=False, profiler_config=helpers.light_profiler(), target_device="cpu",
     )
     # ONNX alone was asked for: the SavedModel it is made from comes along.
     assert package.get_formats_status() == {"tf-savedmodel": True, "onnx": True}
@@ -399,7 +400,7 @@ def test_layer_tf2onnx_cannot_convert_fails_onnx_only(tmp_path):
     rng = np.random.default_rng(0)
     dataloader = [rng.standard_normal((2, 4, 4)).astype(np.float32) for _ in range(3)]
     package = nav.tensorflow.export(model, dataloader, workdir=tmp_path / "w", run_profiling=False, verbose=False,
-                                    input_names=("matrix",))
+                                    input_names=("matrix",), target_device="cpu")
     saved = package.status.paths["tf-savedmodel"]
     assert saved.status == StepStatus.OK
     assert _correctness(package, "tf-savedmodel").status == StepStatus.OK
@@ -420,7 +421,7 @@ def test_no_batch_dim(tmp_path):
     model = keras.Model(inp, keras.layers.Dense(2)(inp))
     dataloader = [np.full((2, 3), i, dtype=np.float32) for i in range(3)]
     package = nav.tensorflow.export(model, dataloader, workdir=tmp_path / "w", batch_dim=None, run_profiling=False,
-                                    verbose=False, target_formats=(nav.Format.TF_SAVEDMODEL,))
+                                    verbose=False, target_formats=(nav.Format.TF_SAVEDMODEL,), target_device="cpu")
     assert package.status.inputs[0].shape == (2, 3)
     result = _correctness(package, "tf-savedmodel")
     assert result.status == StepStatus.OK and result.batch_sizes == [1]
@@ -455,7 +456,8 @@ def _two_input_model():
 def test_invalid_inputs_fail_before_anything_is_written(tmp_path, model_factory, dataloader, kwargs, expected):
     workdir = tmp_path / "w"
     with pytest.raises(UserInputError) as info:
-        nav.tensorflow.export(model_factory(), dataloader, workdir=workdir, verbose=False, **kwargs)
+        nav.tensorflow.export(model_factory(), dataloader, workdir=workdir, verbose=False, **kwargs,
+                              target_device="cpu")
     assert expected in str(info.value)
     assert not workdir.exists()
 

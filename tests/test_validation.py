@@ -286,7 +286,7 @@ def test_unsupported_model_output(workdir):
 
 
 def test_model_raising_on_samples(workdir, raising_model):
-    error = _assert_refused(workdir, ModelNavigatorError, r"The model failed on dataloader sample 0",
+    error = _assert_refused(workdir, ModelNavigatorError, r"The model failed on dataloader item 0, position 0 in its batch",
                             model=raising_model)
     assert models.FAILING_MODEL_MESSAGE in str(error)
     assert "ModelFailure" in str(error)

@@ -226,3 +226,28 @@ def test_a_loaded_package_drops_source_figures_it_cannot_reprofile(workdir, tmp_
     assert source.status == StepStatus.SKIPPED and "not re-profiled" in source.reason
     assert [r.batch_size for r in loaded.status.paths["onnx"].runtimes[CPU].performance.results] == [8]
     assert np.isfinite(loaded.get_best().p50_ms)
+
+
+@pytest.mark.parametrize("first_passes", [True, False])
+def test_get_status_judges_by_the_default_runtime_when_runtimes_disagree(tmp_path, first_passes):
+    """One ONNX path checked on two runtimes, one passed and one failed (status.yaml as written and read
+    back): without runtime_provider get_status is the first runtime's verdict, neither 'any passed' nor
+    'all passed'; naming a runtime gives that runtime's own verdict."""
+    from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus, RuntimeResult
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    ok = RuntimeResult(correctness=CorrectnessResult(status=StepStatus.OK), verified=True)
+    failed = RuntimeResult(correctness=CorrectnessResult(status=StepStatus.FAILED, reason="exceeds atol"))
+    first, second = (ok, failed) if first_passes else (failed, ok)
+    status = NavigatorStatus(model_name="m", framework="torch", config={"target_device": "cpu"})
+    status.paths = {"onnx": PathStatus(key="onnx", format=nav.Format.ONNX, status=StepStatus.OK,
+                                       model_path="onnx/model.onnx",
+                                       runtimes={CPU: first, RuntimeProvider.OPENVINO: second})}
+    status.save(tmp_path)
+    package = PackageDescriptor.from_workdir(tmp_path)
+    assert list(package.status.paths["onnx"].runtimes) == [CPU, RuntimeProvider.OPENVINO]  # order kept
+    assert package.get_status(format=nav.Format.ONNX) is first_passes
+    assert package.get_formats_status() == {"onnx": first_passes}
+    assert package.get_status(format=nav.Format.ONNX, runtime_provider=CPU) is first_passes
+    assert package.get_status(format=nav.Format.ONNX, runtime_provider="OpenVINO") is (not first_passes)
+    assert package.get_status(format=nav.Format.ONNX, runtime_provider=RuntimeProvider.CUDA) is False  # not checked

@@ -172,7 +172,7 @@ def reference_outputs(adapter: FrameworkAdapter, sample_set: SampleSet, indices:
     with adapter.running(), runner:
         for index in indices:
             sample = sample_set.samples[index]
-            failed = (f"{adapter.what} failed on dataloader sample {index} "
+            failed = (f"{adapter.what} failed on {sample_set.describe(index)} "
                       f"({adapter.describe_call(sample, sample_set.keyword)})")
             try:
                 out = runner.call(sample)

@@ -77,7 +77,7 @@ class OnnxAdapter(FrameworkAdapter):
         names = tuple(t.name for t in self.graph_inputs)
         _check_item_names(dataloader, names)
         sample_set = collect_samples(dataloader, names, batch_dim)
-        onnx_exporters.check_samples(sample_set.samples, self.graph_inputs, batch_dim)
+        onnx_exporters.check_samples(sample_set.samples, self.graph_inputs, batch_dim, sample_set.describe)
         return sample_set
 
     @property

@@ -62,6 +62,10 @@ class TorchAdapter(FrameworkAdapter):
         torch = _import_torch()
         if not isinstance(self.model, torch.nn.Module):
             raise UserInputError(f"`model` must be a torch.nn.Module, got {type(self.model).__name__}.")
+        meta = next((n for n, t in [*self.model.named_parameters(), *self.model.named_buffers()] if t.is_meta), None)
+        if meta is not None:
+            raise UserInputError(f"`model` has tensor {meta!r} on the meta device, which holds no values: load its "
+                                 f"weights first (e.g. model.to_empty(device='cpu') then load_state_dict(...)).")
         self.precision_mode = parse_enum(TensorRTPrecisionMode, self.precision_mode, "precision_mode")
         self.jit_options = parse_enum_tuple(JitType, self.jit_options, "jit_options") or (JitType.SCRIPT, JitType.TRACE)
 

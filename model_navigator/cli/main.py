@@ -214,6 +214,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if files.failures else EXIT_OK
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from model_navigator.batch import run
+
+    result = run(args.jobs, args.output, ray=args.ray, max_parallel=args.max_parallel, rerun=args.rerun)
+    print(f"summary: {result.summary_file}", file=sys.stderr)
+    print(f"index: {result.index_file}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILURES
+
+
+def _add_batch_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("batch", parents=[common], help="export or re-test many models, locally or on a Ray cluster",
+                       description="Run every job of JOBS.yaml (model and dataloader factories as MODULE:FUNCTION "
+                                   "with nav.<framework>.export arguments, or a .nav package to re-test), each in its "
+                                   "own process: locally, --max-parallel at a time, or on a Ray cluster with --ray. "
+                                   "Writes OUT/summary.json, OUT/index.html and OUT/jobs/<job>/. A rerun skips the "
+                                   "jobs already done. Exit 1 when a job failed or was cancelled.")
+    p.add_argument("jobs", metavar="JOBS.yaml", help="the jobs file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the batch's folder (created if needed)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS|auto",
+                   help="run on this Ray cluster (needs the [ray] extra); default: local processes")
+    p.add_argument("--max-parallel", type=positive_int, default=1, metavar="N",
+                   help="local jobs run at a time (default 1; on Ray the cluster's resources decide)")
+    p.add_argument("--rerun", action="store_true", help="run the jobs done before again")
+    p.set_defaults(func=cmd_batch)
+
+
 # ------------------------------------------------------------------------------------------------
 # Parser and entry point
 # ------------------------------------------------------------------------------------------------
@@ -225,7 +251,9 @@ def _add_inspect_command(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
                                    "the run that wrote it did not finish (killed, interrupted).")
     p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
-    p.add_argument("--json", action="store_true", help="print JSON (status rows, model name, framework) instead")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON instead: model_name, framework, navigator_version, format_version, ok, failures, "
+                        "rows (the status table) and best (the starred path and runtime, or why none qualified)")
     _add_selection_options(p)
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="compare runtimes at this profiled batch size")
@@ -313,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     for add in (_add_inspect_command, _add_triton_command, _add_profile_command, _add_convert_command,
-                _add_report_command):
+                _add_report_command, _add_batch_command):
         add(sub, common)
     from model_navigator.cli.export_file import add_export_command
 
@@ -337,9 +365,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = bool(getattr(args, "debug", False))
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        from model_navigator.core.runs import Terminated
+
+        print("error: interrupted" + (" (SIGTERM)" if isinstance(e, Terminated) else ""), file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # `model-navigator inspect ... | head`: stop quietly
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)

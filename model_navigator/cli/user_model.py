@@ -7,40 +7,19 @@ settings recorded in status.yaml.
 
 from __future__ import annotations
 
-import importlib
-import os
-import re
-import sys
 from pathlib import Path
 from typing import Any, Callable, Dict
 
 from model_navigator.core.enums import Framework
 from model_navigator.core.errors import ModelNavigatorError, UserInputError
-
-_REFERENCE = re.compile(r"^(?P<module>[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*):(?P<function>[A-Za-z_][\w]*)$")
+from model_navigator.core.references import load_function
 
 Exporter = Callable[[Any, Path], Dict[str, Any]]
 
 
 def load_model_function(reference: str) -> Callable[[], Any]:
-    """The function `module:function` names, imported with the current folder on sys.path (as
-    `python -m` has it), so a module beside the user is found by the installed command too."""
-    match = _REFERENCE.match(reference or "")
-    if match is None:
-        raise UserInputError(f"--model {reference!r} is not MODULE:FUNCTION (e.g. my_models:get_model, a function "
-                             f"in my_models.py that returns the model).")
-    module_name, function_name = match.group("module"), match.group("function")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise UserInputError(f"--model {reference!r}: cannot import {module_name!r}: {e} (the current folder and "
-                             f"PYTHONPATH are searched).") from e
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise UserInputError(f"--model {reference!r}: {module_name} has no function {function_name!r}.")
-    return function
+    """The function `--model module:function` names (see core.references.load_function)."""
+    return load_function(reference, "--model")
 
 
 def torch_model(reference: str) -> Any:

@@ -190,7 +190,10 @@ def convert_onnx_to_trt(request: ProduceRequest) -> Dict[str, Any]:
         config=CreateConfig(fp16=spec.precision == TensorRTPrecision.FP16, profiles=[profile],
                             memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace_size}),
     )
-    save_engine(engine, str(out_path))
+    from model_navigator.core.diskspace import written_atomically
+
+    with written_atomically(out_path) as tmp:  # never half an engine under its final name
+        save_engine(engine, str(tmp))
     command = polygraphy_command(workspace.relative(onnx_path), workspace.relative(out_path), shapes, spec.precision,
                                  workspace_size)
     (out_path.parent / "reproduce_conversion_polygraphy.sh").write_text(

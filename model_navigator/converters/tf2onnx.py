@@ -102,5 +102,8 @@ def convert_savedmodel_to_onnx(request: ProduceRequest) -> Dict[str, Any]:
     import onnx
 
     onnx.checker.check_model(model_proto)
-    onnx.save(model_proto, str(out_path))
+    from model_navigator.core.diskspace import written_in_staging
+
+    with written_in_staging(out_path) as staged:  # never half a model.onnx under its final name
+        onnx.save(model_proto, str(staged))
     return {"opset": opset, "converter": "tf2onnx", "tf2onnx_version": tf2onnx.__version__}

@@ -9,14 +9,54 @@ about its parent's artifact; a margin covers status.yaml, logs and the path's sm
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+from model_navigator.core.errors import ModelNavigatorError
+
 MB = 2**20
 MARGIN_BYTES = 1 * MB  # status.yaml, navigator.log, config.yaml, reproduce scripts
 MARGIN_FACTOR = 1.1  # container overhead of the formats (zip headers, graph, names)
+NO_SPACE_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class InsufficientSpace(ModelNavigatorError):
+    """An artifact does not fit on its disk: the path fails with this reason, nothing is written."""
+
+
+def is_no_space(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a write that failed for lack of space (ENOSPC, EDQUOT)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
+
+
+def ensure_space(folder: Union[str, Path], expected_bytes: int, what: str) -> None:
+    """Raise InsufficientSpace (with space_problem's reason) when `what` cannot fit in `folder`."""
+    problem = space_problem(folder, expected_bytes, what)
+    if problem is not None:
+        raise InsufficientSpace(problem)
+
+
+def no_space_reason(folder: Union[str, Path], expected_bytes: int, what: str) -> str:
+    """The reason of a write that ran out of space after the check passed (the estimate was short,
+    or another process filled the disk): the folder, what is free and what was needed (more than
+    that: the write used it all up; its partial file is gone, so the space is free again)."""
+    try:
+        free_mb = free_bytes(folder) / MB
+    except OSError:
+        return (f"not enough free space in {str(Path(folder).absolute())!r}: writing {what} failed (no space left); "
+                f"nothing was left half written: free some space or choose another `workdir`")
+    needed = max(expected_bytes / MB, free_mb)
+    return (f"not enough free space in {str(Path(folder).absolute())!r}: {free_mb:.1f} MB free, {what} needs more than "
+            f"{needed:.1f} MB (writing it used up the free space; the partial file was removed): free some space or "
+            f"choose another `workdir`")
 
 
 def free_bytes(folder: Union[str, Path]) -> int:
@@ -43,25 +83,38 @@ def space_problem(folder: Union[str, Path], expected_bytes: int, what: str) -> O
 
 
 def model_parameter_bytes(model: Any) -> int:
-    """Bytes of a model's parameters and buffers (torch state_dict, Keras/TF variables); 0 when it
-    cannot tell (a JAX function: conversions then use their parent artifact's size)."""
+    """Bytes of every tensor a model holds (a lower bound of what its graph bakes in): a torch
+    module's parameters, all its buffers (non-persistent ones too) and plain tensor attributes of
+    its submodules; Keras/TF variables; 0 when it cannot tell (a JAX function: conversions then
+    use their parent artifact's size)."""
     try:
-        if hasattr(model, "state_dict") and callable(model.state_dict):  # torch.nn.Module
-            seen = set()
-            total = 0
-            for tensor in model.state_dict(keep_vars=True).values():
-                key = (tensor.untyped_storage().data_ptr(), tensor.dtype) if hasattr(tensor, "untyped_storage") \
-                    else id(tensor)
-                if key not in seen:
-                    seen.add(key)
-                    total += tensor.numel() * tensor.element_size()
-            return total
+        if hasattr(model, "named_modules") and callable(model.named_modules):  # torch.nn.Module
+            return _torch_tensor_bytes(model)
         variables = getattr(model, "variables", None)
         if variables is not None and not callable(variables):  # tf.Module / Keras
             return sum(int(v.shape.num_elements() or 0) * v.dtype.size for v in variables)
     except Exception:  # noqa: BLE001 - an estimate: never fail an export over it
         return 0
     return 0
+
+
+def _torch_tensor_bytes(model: Any) -> int:
+    """Parameters, buffers and tensor attributes of every submodule, each storage counted once."""
+    import torch
+
+    seen = set()
+    total = 0
+    for module in model.modules():
+        tensors = list(module._parameters.values()) + list(module._buffers.values())
+        tensors += [v for v in vars(module).values() if isinstance(v, torch.Tensor)]
+        for tensor in tensors:
+            if tensor is None or tensor.is_meta:
+                continue
+            key = (tensor.untyped_storage().data_ptr(), tensor.dtype)
+            if key not in seen:
+                seen.add(key)
+                total += tensor.numel() * tensor.element_size()
+    return total
 
 
 def path_bytes(path: Union[str, Path]) -> int:
@@ -86,3 +139,59 @@ def written_atomically(path: Union[str, Path]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def written_in_staging(path: Union[str, Path]) -> Iterator[Path]:
+    """Where to write `path` and the files beside it (an ONNX model's external data): a hidden folder
+    beside it, whose files are moved into place on success (the model file last); on any failure
+    the folder is removed, freeing its space, and nothing is left under the final names."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging / path.name
+        entries = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
+        for entry in entries:
+            os.replace(entry, path.parent / entry.name)
+        staging.rmdir()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+# What written_atomically and written_in_staging leave when their process is killed mid-write.
+_PARTIAL = re.compile(r"^\..+\.(\d+)\.(partial|tmp(\.[^.]+)?)$")
+
+
+def remove_stale_partials(folder: Union[str, Path]) -> int:
+    """Remove the temporary files and staging folders in `folder` that a killed export or conversion
+    left (their process is gone); a live process's are kept. Returns how many were removed."""
+    removed = 0
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _PARTIAL.match(entry.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -15,7 +15,7 @@ from model_navigator.core.formats import declared_packages
 # The packages status.yaml reports, in this order, then any other a format or runtime declares
 # (core/formats.py `packages`).
 _REPORTED = ("model-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "polygraphy", "tensorflow",
-             "tensorflow-cpu", "tf2onnx", "jax", "jaxlib", "flax", "tensorrt", "torch-tensorrt", "openvino")
+             "tensorflow-cpu", "tf2onnx", "jax", "jaxlib", "flax", "jax2onnx", "tensorrt", "torch-tensorrt", "openvino")
 PACKAGES = _REPORTED + tuple(name for name in declared_packages() if name not in _REPORTED)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import signal
 import socket
+import threading
 import uuid
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator, List, Optional
 
 from model_navigator.core.status import NavigatorStatus, RunRecord
 
@@ -39,16 +41,49 @@ def finish_run(record: RunRecord, outcome: str, reason: Any = None) -> None:
     record.reason = text.splitlines()[0][:500] if text else None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during a recorded run: it stops like Ctrl-C (steps in flight stopped, the run
+    marked interrupted) instead of ending the process with the run left `running`."""
+
+
 @contextlib.contextmanager
-def recorded_run(status: NavigatorStatus, save: Callable[[], None], operation: str) -> Iterator[RunRecord]:
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated in the main thread, unless the user installed a
+    handler of their own (theirs is kept) or this is another thread (signals go to the main one)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated("SIGTERM")
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def interruption(error: KeyboardInterrupt) -> str:
+    """What stopped a run: SIGTERM or Ctrl-C."""
+    return "SIGTERM" if isinstance(error, Terminated) else "Ctrl-C"
+
+
+@contextlib.contextmanager
+def recorded_run(status: NavigatorStatus, save: Callable[[], None], operation: str,
+                 record: Optional[RunRecord] = None) -> Iterator[RunRecord]:
     """Record `operation` in `status` and `save` it, then mark how the block ended and save again
-    (a kill -9 leaves the record unfinished, which is the point)."""
-    record = start_run(status, operation)
+    (a kill -9 leaves the record unfinished, which is the point). With `record` (already in
+    `status.runs`: nav.load marks itself before it unpacks) that run is continued, not a new one."""
+    if record is None or all(r is not record for r in status.runs or []):
+        record = start_run(status, operation)
     save()
     try:
-        yield record
-    except KeyboardInterrupt:
-        finish_run(record, "interrupted", "Ctrl-C")
+        with sigterm_as_interrupt():
+            yield record
+    except KeyboardInterrupt as e:
+        finish_run(record, "interrupted", interruption(e))
         _save_quietly(save)
         raise
     except BaseException as e:
@@ -69,14 +104,16 @@ def _save_quietly(save: Callable[[], None]) -> None:
 
 
 def unfinished_runs(status: NavigatorStatus) -> List[str]:
-    """One line per run that did not finish among the export that made the workspace (its results
-    are incomplete whatever ran after it) and the latest run (an interrupted re-profile), each
-    saying how it ended; earlier re-checks followed by another run are not flagged."""
+    """One line per run that did not finish among the export that made the workspace and the latest
+    load into it (their results are incomplete whatever ran after them: a killed load leaves files
+    missing) and the latest run (an interrupted re-profile), each saying how it ended; earlier
+    re-checks followed by another run are not flagged."""
     runs = list(status.runs or [])
     export = next((r for r in runs if r.operation == "export"), None)
-    ends = [r for r in (export, runs[-1] if runs else None) if r is not None]
-    if len(ends) == 2 and ends[0] is ends[1]:
-        ends = ends[:1]
+    ends: List[RunRecord] = []
+    for record in (export, last_load(status), runs[-1] if runs else None):
+        if record is not None and all(record is not e for e in ends):
+            ends.append(record)
     lines = []
     for record in ends:
         if record.finished and record.outcome == "finished":
@@ -87,3 +124,18 @@ def unfinished_runs(status: NavigatorStatus) -> List[str]:
         else:
             lines.append(f"{who} did not finish: {record.outcome}" + (f" ({record.reason})" if record.reason else ""))
     return lines
+
+
+def last_load(status: NavigatorStatus) -> Optional[RunRecord]:
+    """The record of the load that unpacked this workspace (the latest one), if any."""
+    return next((r for r in reversed(status.runs or []) if r.operation == "load"), None)
+
+
+def unfinished_load(status: NavigatorStatus) -> Optional[str]:
+    """Why the workspace is incomplete when the load that unpacked it did not finish, else None."""
+    record = last_load(status)
+    if record is None or record.outcome == "finished":
+        return None
+    how = "was killed or crashed" if not record.finished else record.outcome
+    return (f"the load that unpacked it (run {record.id}, pid {record.pid} on {record.host}, started "
+            f"{record.started_at}) {how}, so files may be missing")

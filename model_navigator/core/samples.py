@@ -31,6 +31,15 @@ class SampleSet:
     # keyword samples whose keys `input_names` renamed: the keys (the forward's parameter names) in
     # input order; None when the inputs keep the keys' names
     forward_names: Optional[Tuple[str, ...]] = None
+    # where each single sample came from: (dataloader item, position in that item's batch)
+    origins: List[Tuple[int, int]] = field(default_factory=list)
+
+    def describe(self, index: int) -> str:
+        """Sample `index` as the user can find it: the dataloader item and its position in that batch."""
+        if index >= len(self.origins):
+            return f"sample {index}"
+        item, position = self.origins[index]
+        return f"dataloader item {item}" + (f", position {position} in its batch" if self.batch_dim is not None else "")
 
 
 def _describe(value: Any) -> str:
@@ -122,6 +131,12 @@ def _to_arrays(named: Dict[str, Any], index: int) -> Dict[str, np.ndarray]:
     """One item's tensors as numpy arrays, refusing dtypes numpy lacks (bfloat16) and object arrays."""
     arrays = {}
     for k, v in named.items():
+        if getattr(v, "is_meta", False) or str(getattr(v, "device", "")) == "meta":
+            raise UserInputError(
+                f"`dataloader` item {index}, input {k!r} is a tensor on the meta device, which holds no data; "
+                f"feed tensors with values (on the CPU or a GPU), e.g. torch.randn(...) instead of torch.empty(..., "
+                f"device='meta')."
+            )
         try:
             arrays[k] = to_numpy(v)
         except TypeError as e:  # e.g. bfloat16, which numpy has no dtype for
@@ -134,19 +149,25 @@ def _to_arrays(named: Dict[str, Any], index: int) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def _check_like_first(arrays: Dict[str, np.ndarray], names: Tuple[str, ...], ranks: Dict[str, int],
+def _check_like_first(arrays: Dict[str, np.ndarray], names: Tuple[str, ...], first: Dict[str, np.ndarray],
                       index: int) -> None:
-    """Every item holds the inputs of item 0, each with the rank it had there."""
+    """Every item holds the inputs of item 0, each with the rank and dtype it had there."""
     if set(arrays) != set(names) or len(arrays) != len(names):
         raise UserInputError(
             f"`dataloader` item {index} holds inputs {tuple(arrays)} but item 0 held {names}; "
             f"every sample must have the same inputs."
         )
     for k, a in arrays.items():
-        if a.ndim != ranks[k]:
+        if a.ndim != first[k].ndim:
             raise UserInputError(
                 f"`dataloader` item {index}, input {k!r} has rank {a.ndim} (shape {a.shape}) but item 0 had "
-                f"rank {ranks[k]}; an input keeps its number of axes across samples."
+                f"rank {first[k].ndim}; an input keeps its number of axes across samples."
+            )
+        if a.dtype != first[k].dtype:
+            raise UserInputError(
+                f"`dataloader` item {index}, input {k!r} has dtype {a.dtype.name} but item 0 had "
+                f"{first[k].dtype.name}; an input keeps its dtype across samples (the exported graph takes one): "
+                f"cast every sample to {first[k].dtype.name}."
             )
 
 
@@ -202,15 +223,15 @@ def collect_samples(
     names: Optional[Tuple[str, ...]] = None
     forward_names: Optional[Tuple[str, ...]] = None
     keyword = False
-    ranks: Dict[str, int] = {}
+    first: Dict[str, np.ndarray] = {}
     for index, item in enumerate(dataloader):
         named, keyword = _item_to_named(item, index, input_names, rename_keywords)
         if keyword and forward_names is None and set(named) != set(item):  # renamed: the keys are the forward's
             forward_names = tuple(item)
         arrays = _to_arrays(named, index)
         if names is None:
-            names, ranks = tuple(arrays), {k: a.ndim for k, a in arrays.items()}
-        _check_like_first(arrays, names, ranks, index)
+            names, first = tuple(arrays), {k: a[:0] if a.ndim else a.copy() for k, a in arrays.items()}
+        _check_like_first(arrays, names, first, index)
         items.append({k: np.array(arrays[k], copy=True) for k in names})  # loaders may reuse buffers
     if names is None:
         raise UserInputError(f"`dataloader` reports len() == {length} but yielded no items.")
@@ -224,16 +245,19 @@ def collect_samples(
         LOGGER.warning("%s", uneven)
         batch_dim = None
     samples: List[Sample] = []
+    origins: List[Tuple[int, int]] = []
     max_batch = 1
     for index, arrays in enumerate(items):
         if batch_dim is None:
             samples.append(arrays)
+            origins.append((index, 0))
             continue
         split = _split_batch(arrays, index, batch_dim)
         max_batch = max(max_batch, len(split))
         samples.extend(split)
+        origins.extend((index, position) for position in range(len(split)))
     return SampleSet(samples=samples, input_names=names, keyword=keyword, dataloader_batch_size=max_batch,
-                     dataloader_len=length, batch_dim=batch_dim, forward_names=forward_names)
+                     dataloader_len=length, batch_dim=batch_dim, forward_names=forward_names, origins=origins)
 
 
 def select_samples(sample_set: SampleSet, sample_count: int) -> Dict[str, List[int]]:

@@ -86,13 +86,25 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's private 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        from model_navigator.core.diskspace import InsufficientSpace, free_bytes, is_no_space
+
+        if isinstance(e, OSError) and is_no_space(e):
+            raise InsufficientSpace(
+                f"Cannot write {str(path)!r}: no space left on its disk ({free_bytes(path.parent) / 2**20:.1f} MB "
+                f"free, {len(text.encode()) / 2**20:.2f} MB needed); free some space and run again."
+            ) from e
         raise
 
 
+def yaml_text(data: Any) -> str:
+    """The YAML text dump_yaml writes for `data`."""
+    return yaml.safe_dump(to_plain(data), sort_keys=False, allow_unicode=True)
+
+
 def dump_yaml(data: Dict[str, Any], path: Path) -> None:
-    atomic_write_text(path, yaml.safe_dump(to_plain(data), sort_keys=False, allow_unicode=True))
+    atomic_write_text(path, yaml_text(data))
 
 
 def load_yaml(path: Path) -> Any:

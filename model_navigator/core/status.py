@@ -21,9 +21,9 @@ from model_navigator.core.jax_keys import rename_legacy_jax_keys
 from model_navigator.core.serialization import (
     dump_yaml,
     from_plain,
-    load_yaml,
     to_plain,
 )
+from model_navigator.core.status_schema import check_status_data, parse_yaml_text
 from model_navigator.core.tensor import TensorMetadata
 
 FORMAT_VERSION = 2
@@ -214,8 +214,12 @@ class NavigatorStatus:
                 f"{STATUS_FILE} has format_version {version}, newer than this model-navigator understands "
                 f"({FORMAT_VERSION}); upgrade model-navigator to read it."
             )
-        data = upgrade_status(dict(data))
+        try:
+            data = upgrade_status(dict(data))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise PackageError(f"{STATUS_FILE} is malformed (format_version {version}): {type(e).__name__}: {e}") from e
         data = rename_legacy_jax_keys(data)  # earlier versions' JAX path keys
+        check_status_data(data, cls)  # types, ranges, depth: one check for every reader
         config = data.pop("config", None)
         try:
             status = from_plain(cls, data)
@@ -235,10 +239,13 @@ class NavigatorStatus:
         if not path.is_file():
             raise PackageError(f"No {STATUS_FILE} in {workdir}: not a model-navigator workspace.")
         try:
-            data = load_yaml(path)
-        except Exception as e:  # yaml.YAMLError and decode errors
-            raise PackageError(f"{path} is not safe, plain YAML: {str(e).splitlines()[0]}") from e
-        return cls.from_dict(data)
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise PackageError(f"{path} cannot be read: {e}") from e
+        try:
+            return cls.from_dict(parse_yaml_text(text, str(path)))
+        except PackageError as e:
+            raise PackageError(f"{path}: {e}") from e
 
 
 def _known_options(config: Dict[str, Any]) -> Dict[str, Any]:

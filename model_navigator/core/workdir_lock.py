@@ -1,6 +1,7 @@
 """One process owns a workdir at a time: an export, a load into it, a profile or re-check of it.
 
-The lock is the file `.<workdir name>.lock` beside the workdir (in its parent folder), held with
+The lock is the file `.<workdir name>.lock` beside the workdir's real folder (symlinks resolved, so
+every spelling of one folder shares it), held with
 flock(2) for as long as the operation runs. Beside, not inside: `override_workdir=True` deletes the
 workdir, and a lock inside it would be deleted with it by the very export it should stop. flock
 is released by the kernel when its holder dies (kill -9 included), so a lock left by a dead
@@ -14,13 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import os
+import re
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Any, ContextManager, Dict, Iterator, List, Optional, Union
 
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER
@@ -29,6 +33,10 @@ try:
     import fcntl
 except ImportError:  # Windows: no flock; the lock file still names the holder
     fcntl = None  # type: ignore[assignment]
+
+
+class LockUnavailable(UserInputError):
+    """The lock file cannot be created (a read-only folder): writers stop; readers go on unlocked."""
 
 
 @dataclass
@@ -64,9 +72,50 @@ _HELD: Dict[str, _Held] = {}
 _REGISTRY = threading.Lock()
 
 
+def real_workdir(workdir: Union[str, Path]) -> Path:
+    """`workdir` with every symlink resolved (of the folder and its parents, existing or not) and, on
+    Linux, a bind mount mapped back to the folder it shows, so that two spellings of one folder share
+    one lock."""
+    real = os.path.realpath(Path(workdir).absolute())
+    try:
+        return Path(_unbind(real))
+    except (OSError, ValueError, IndexError):
+        return Path(real)
+
+
+def _unbind(path: str) -> str:
+    """`path` through the mount of its filesystem that shows that filesystem's root, when `path` lies
+    under a bind mount (mountinfo's root field is not '/'); else `path` unchanged."""
+    if not sys.platform.startswith("linux"):
+        return path
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        mounts = [_mount_fields(line) for line in f if line.strip()]
+    inside = [m for m in mounts if path == m[2] or path.startswith(m[2].rstrip("/") + "/")]
+    if not inside:
+        return path
+    device, root, point = max(inside, key=lambda m: len(m[2]))
+    if root == "/":
+        return path
+    within = (root.rstrip("/") + path[len(point.rstrip("/")):]) or "/"
+    whole = [m for m in mounts if m[0] == device and m[1] == "/"]
+    if not whole:
+        return path
+    return os.path.normpath(whole[0][2].rstrip("/") + within)
+
+
+def _mount_fields(line: str) -> tuple:
+    """(device, root, mount point) of one /proc/self/mountinfo line (octal escapes decoded)."""
+    fields = line.split()
+    return fields[2], _unescape(fields[3]), _unescape(fields[4])
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
 def lock_path(workdir: Union[str, Path]) -> Path:
-    """Where the lock of `workdir` lives: `.<name>.lock` beside it."""
-    root = Path(workdir).absolute()
+    """Where the lock of `workdir` lives: `.<name>.lock` beside its real folder."""
+    root = real_workdir(workdir)
     return root.parent / f".{root.name}.lock"
 
 
@@ -92,7 +141,7 @@ def _open_locked(path: Path, root: Path, operation: str) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         except OSError as e:
-            raise UserInputError(
+            raise LockUnavailable(
                 f"Cannot use `workdir` {str(root)!r}: its lock file {str(path)!r} cannot be created "
                 f"({e.strerror or e}); the folder {str(path.parent)!r} must exist and be writable."
             ) from e
@@ -127,7 +176,11 @@ def workdir_lock(workdir: Union[str, Path], operation: str) -> Iterator[Optional
     process, or another thread, gets a UserInputError naming the holder."""
     root = Path(workdir).absolute()
     path = lock_path(root)
-    key = str(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserInputError(f"Cannot create the folder of `workdir` {str(root)!r}: {e.strerror or e}.") from e
+    key = _file_key(path)
     me = threading.get_ident()
     with _REGISTRY:
         held = _HELD.get(key)
@@ -145,20 +198,12 @@ def workdir_lock(workdir: Union[str, Path], operation: str) -> Iterator[Optional
             with _REGISTRY:
                 held.depth -= 1
         return
-    try:
-        root.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserInputError(f"Cannot create the folder of `workdir` {str(root)!r}: {e.strerror or e}.") from e
     fd = _open_locked(path, root, operation)
     try:
         previous = LockHolder.parse(_read(fd))
-        me_holder = LockHolder(pid=os.getpid(), host=socket.gethostname(), operation=operation,
-                               started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps(me_holder.__dict__).encode())
+        _write_holder(fd, path, operation)
     except BaseException:
-        os.close(fd)
+        _release(path, fd)
         raise
     with _REGISTRY:
         _HELD[key] = _Held(thread=me, depth=1, fd=fd)
@@ -167,8 +212,70 @@ def workdir_lock(workdir: Union[str, Path], operation: str) -> Iterator[Optional
     finally:
         with _REGISTRY:
             del _HELD[key]
-        try:
-            os.unlink(path)  # while still holding it: a waiter re-opens and finds a new file
-        except OSError:
-            pass
-        os.close(fd)
+        _release(path, fd)
+
+
+def _file_key(path: Path) -> str:
+    """The in-process key of a lock file: its folder's device and inode (one key for a folder reached
+    through a bind mount or a symlink), else its path when the folder does not exist yet."""
+    try:
+        st = os.stat(path.parent)
+        return f"{st.st_dev}:{st.st_ino}/{path.name}"
+    except OSError:
+        return str(path)
+
+
+def _write_holder(fd: int, path: Path, operation: str) -> None:
+    """Write who holds the lock into it; on a full disk the lock (an empty file needs no space) still
+    holds, only the name of its holder is missing from a second process's error."""
+    me_holder = LockHolder(pid=os.getpid(), host=socket.gethostname(), operation=operation,
+                           started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        os.write(fd, json.dumps(me_holder.__dict__).encode())
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        os.ftruncate(fd, 0)
+        LOGGER.debug("lock %s holds no holder record: %s", path, e.strerror or e)
+
+
+def _release(path: Path, fd: int) -> None:
+    """Remove the lock file while still holding it (a waiter re-opens and finds a new file), then close it."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def source_lock(source: Any, operation: str) -> ContextManager[Optional[LockHolder]]:
+    """The lock of the workspace a reader (report, triton) works from: a workspace folder, or a
+    PackageDescriptor's workdir; no lock for a .nav file or a status in memory."""
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        return _reader_lock(Path(source), operation)
+    workdir = getattr(source, "workdir", None)
+    if isinstance(workdir, Path) and workdir.is_dir():
+        return _reader_lock(workdir, operation)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _reader_lock(workdir: Path, operation: str) -> Iterator[Optional[LockHolder]]:
+    """workdir_lock for a reader: refused while another process holds it; where no lock file can be
+    made (a read-only folder, which no one can be writing to through it) it reads unlocked."""
+    try:
+        lock = workdir_lock(workdir, operation)
+        previous = lock.__enter__()
+    except LockUnavailable as e:
+        LOGGER.debug("reading %s without its lock: %s", workdir, e)
+        yield None
+        return
+    try:
+        yield previous
+    except BaseException:
+        if not lock.__exit__(*sys.exc_info()):
+            raise
+    else:
+        lock.__exit__(None, None, None)

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from model_navigator.core.diskspace import written_in_staging
 from model_navigator.core.logging import LOGGER
 from model_navigator.frameworks.jax_utils import (
     JaxModel,
@@ -173,7 +174,8 @@ def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
         holder, concrete, platforms = serving_module(ctx, enable_xla, jit_compile)
         ops = sorted({op.type for op in concrete.graph.get_operations()})
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-        tf.saved_model.save(holder, str(out_path), signatures={SIGNATURE_KEY: concrete}, options=options)
+        with written_in_staging(out_path) as staged:  # never half a SavedModel under its final name
+            tf.saved_model.save(holder, str(staged), signatures={SIGNATURE_KEY: concrete}, options=options)
     native = "XlaCallModule" in ops
     LOGGER.info("jax2tf SavedModel %s: enable_xla=%s jit_compile=%s native serialization=%s ops=%s",
                 spec.key, enable_xla, jit_compile, native, ops)

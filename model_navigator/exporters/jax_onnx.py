@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from model_navigator.core.errors import FrameworkMissingError
+from model_navigator.core.diskspace import written_in_staging
 from model_navigator.core.logging import LOGGER
 from model_navigator.frameworks.jax_utils import call_predict, flatten_outputs, import_jax
 from model_navigator.paths.base import ProduceRequest
@@ -144,8 +145,9 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
     external = proto.ByteSize() > _EXTERNAL_DATA_BYTES
     if not external:
         onnx.checker.check_model(proto)
-    onnx.save_model(proto, str(out_path), save_as_external_data=external,
-                    location=f"{out_path.name}.data" if external else None)
+    with written_in_staging(out_path) as staged:  # never half a model.onnx under its final name
+        onnx.save_model(proto, str(staged), save_as_external_data=external,
+                        location=f"{out_path.name}.data" if external else None)
     if external:  # a model over 2 GiB is checked from its file
         onnx.checker.check_model(str(out_path))
     dims: List[str] = sorted({d for shape in shapes for d in shape if isinstance(d, str)})

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from model_navigator.core.diskspace import written_in_staging
 from model_navigator.core.errors import FrameworkMissingError, UserInputError
 from model_navigator.paths.base import PathSpec, ProduceRequest
 
@@ -79,16 +80,19 @@ def opset_of(model: Any) -> int:
 
 
 def check_samples(samples: Sequence[Dict[str, np.ndarray]], inputs: Sequence[GraphTensor],
-                  batch_dim: Optional[int]) -> None:
+                  batch_dim: Optional[int], describe: Optional[Callable[[int], str]] = None) -> None:
     """Every sample fits the graph's inputs (rank, fixed sizes, dtype), checked before any work;
-    errors name the input, both shapes and what to change. Samples are single (batch axis 1) when
+    errors name the input, both shapes and what to change, and the sample as `describe` says
+    (SampleSet.describe: the dataloader item and position). Samples are single (batch axis 1) when
     `batch_dim` is set."""
     for index, sample in enumerate(samples):
+        where = describe(index) if describe is not None else f"sample {index}"
+        where = where[0].upper() + where[1:]
         for tensor in inputs:
             value = sample[tensor.name]
             expected = tuple("?" if s is None else s for s in tensor.shape)
             if value.ndim != len(tensor.shape):
-                raise UserInputError(f"Dataloader sample {index}: input {tensor.name!r} has shape {value.shape}, but the "
+                raise UserInputError(f"{where}: input {tensor.name!r} has shape {value.shape}, but the "
                                      f"ONNX graph takes rank {len(tensor.shape)} {expected}.")
             for axis, size in enumerate(tensor.shape):
                 if size is None or value.shape[axis] == size:
@@ -99,10 +103,10 @@ def check_samples(samples: Sequence[Dict[str, np.ndarray]], inputs: Sequence[Gra
                         f"model-navigator cannot split and rebuild batches along it; pass batch_dim=None to feed "
                         f"whole batches of {size}, or give a model with a dynamic batch axis.")
                 shown = value.shape if batch_dim is None else value.shape[:batch_dim] + ("b",) + value.shape[batch_dim + 1:]
-                raise UserInputError(f"Dataloader sample {index}: input {tensor.name!r} has shape {shown}, but the ONNX "
+                raise UserInputError(f"{where}: input {tensor.name!r} has shape {shown}, but the ONNX "
                                      f"graph takes {expected} (axis {axis} is fixed to {size}).")
             if value.dtype != tensor.dtype:
-                raise UserInputError(f"Dataloader sample {index}: input {tensor.name!r} has dtype {value.dtype}, but the "
+                raise UserInputError(f"{where}: input {tensor.name!r} has dtype {value.dtype}, but the "
                                      f"ONNX graph takes {tensor.dtype}; feed {tensor.dtype} tensors.")
 
 
@@ -112,10 +116,11 @@ def copy_onnx(request: ProduceRequest) -> Dict[str, Any]:
     ctx, out_path = request.context, request.out_path
     onnx = import_onnx()
     model = onnx.load(str(ctx.source))  # loads external data from beside the source
-    if model.ByteSize() > _PROTOBUF_LIMIT:
-        onnx.save(model, str(out_path), save_as_external_data=True, location=f"{out_path.name}.data")
-    else:
-        onnx.save(model, str(out_path))
+    with written_in_staging(out_path) as staged:  # never half a model.onnx under its final name
+        if model.ByteSize() > _PROTOBUF_LIMIT:
+            onnx.save(model, str(staged), save_as_external_data=True, location=f"{out_path.name}.data")
+        else:
+            onnx.save(model, str(staged))
     return {"source": str(ctx.source), "opset": opset_of(model)}
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from model_navigator.core.diskspace import written_in_staging
 from model_navigator.frameworks.tensorflow_utils import (
     SIGNATURE_KEY,
     call_model,
@@ -67,7 +68,8 @@ def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
         holder = tf.Module()
         holder.model = ctx.model  # tracks the variables the signature uses
         holder.serve = serve
-        tf.saved_model.save(holder, str(out_path), signatures={SIGNATURE_KEY: concrete})
+        with written_in_staging(out_path) as staged:  # never half a SavedModel under its final name
+            tf.saved_model.save(holder, str(staged), signatures={SIGNATURE_KEY: concrete})
     return {"signature": SIGNATURE_KEY}
 
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from model_navigator.core.diskspace import written_atomically
+from model_navigator.core.diskspace import ensure_space, written_atomically, written_in_staging
 from model_navigator.core.enums import JitType
 from model_navigator.frameworks.torch_utils import to_torch_inputs
 from model_navigator.paths.base import PathSpec, ProduceRequest
@@ -118,9 +118,29 @@ def export_exportedprogram(request: ProduceRequest) -> Dict[str, Any]:
 
     args, kwargs = ctx.example_args()
     program = torch.export.export(flat_outputs(ctx.model), args, kwargs or None, dynamic_shapes=_dynamic_shapes(ctx))
-    with written_atomically(out_path) as tmp:  # free space was checked: torch aborts on a short write
+    # torch.export.save aborts the process from C++ on a short write (to a path or a file object):
+    # check the space against every tensor the program holds (weights and baked-in constants).
+    ensure_space(out_path.parent, program_tensor_bytes(program), "the artifact")
+    with written_atomically(out_path) as tmp:
         torch.export.save(program, str(tmp))
     return {}
+
+
+def program_tensor_bytes(program: Any) -> int:
+    """Bytes of the tensors an ExportedProgram holds: its state_dict and its constants (tensors the
+    graph baked in, such as a module's plain tensor attributes or globals), each storage once."""
+    import torch
+
+    seen = set()
+    total = 0
+    for tensor in list(program.state_dict.values()) + list(program.constants.values()):
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.dtype)
+        if key not in seen:
+            seen.add(key)
+            total += tensor.numel() * tensor.element_size()
+    return total
 
 
 def keyword_adapter(model: Any, names: Tuple[str, ...]) -> Any:
@@ -151,11 +171,11 @@ def export_onnx(request: ProduceRequest) -> Dict[str, Any]:
 
     args, kwargs = ctx.example_args()
     names = list(ctx.input_names) + list(ctx.output_names)
-    with warnings.catch_warnings():
+    with written_in_staging(out_path) as staged, warnings.catch_warnings():  # never half a model.onnx
         warnings.simplefilter("ignore", DeprecationWarning)
         if ctx.onnx_dynamo:
             torch.onnx.export(
-                ctx.model, args, str(out_path), kwargs=kwargs or None, input_names=list(ctx.input_names),
+                ctx.model, args, str(staged), kwargs=kwargs or None, input_names=list(ctx.input_names),
                 output_names=list(ctx.output_names), opset_version=ctx.opset, dynamo=True,
                 dynamic_shapes=_dynamic_shapes(ctx), external_data=False,
             )
@@ -165,7 +185,7 @@ def export_onnx(request: ProduceRequest) -> Dict[str, Any]:
             if kwargs:  # keyword samples: the exporter sees positional inputs only (see keyword_adapter)
                 model, args = keyword_adapter(ctx.model, tuple(kwargs)), tuple(kwargs.values())
             torch.onnx.export(
-                model, args, str(out_path), input_names=list(ctx.input_names),
+                model, args, str(staged), input_names=list(ctx.input_names),
                 output_names=list(ctx.output_names), opset_version=ctx.opset, dynamo=False,
                 dynamic_axes=dynamic_axes or None,
             )

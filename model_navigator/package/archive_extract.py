@@ -11,7 +11,7 @@ import stat
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Collection, Dict, List
 
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.workspace import LOG_FILE, PACKAGE_LOG_FILE
@@ -26,15 +26,15 @@ from model_navigator.package.archive_stream import ChunkHasher, copied_chunks, h
 from model_navigator.package.archive_validate import open_zip, validate_zip
 
 
-def extract_archive(path: Path, target: Path) -> None:
-    """Validate the package `path` and extract it into the new or empty folder `target` (nothing of it
-    is left there when a check fails)."""
+def extract_archive(path: Path, target: Path, skip: Collection[str] = ()) -> None:
+    """Validate the package `path`, then extract it into the new or empty folder `target`; the
+    entries named in `skip` are not extracted (files of that name the caller wrote may be there)."""
     path = Path(path)
     target = Path(target)
     if target.exists():
         if not target.is_dir():
             raise UserInputError(f"`target` {str(target)!r} exists and is not a folder.")
-        if any(target.iterdir()):
+        if any(p.name not in skip for p in target.iterdir()):
             raise UserInputError(
                 f"`target` {str(target)!r} is not empty; extract a package into a new or empty folder."
             )
@@ -50,8 +50,8 @@ def extract_archive(path: Path, target: Path) -> None:
         try:
             with hashing_pool() as pool:
                 for info in zf.infolist():
-                    if info.filename == MANIFEST_FILE:
-                        continue  # archive metadata, not part of the workspace
+                    if info.filename == MANIFEST_FILE or info.filename in skip:
+                        continue  # archive metadata, not part of the workspace; or written by the caller
                     parts = info.filename.rstrip("/").split("/")
                     if parts == [LOG_FILE]:  # a package of an earlier version: its log is the package's log
                         parts = [PACKAGE_LOG_FILE]

@@ -15,10 +15,9 @@ import re
 import unicodedata
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-import yaml
-
 from model_navigator.core.errors import PackageError
 from model_navigator.core.status import NavigatorStatus
+from model_navigator.core.status_schema import parse_yaml_text
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -86,26 +85,13 @@ def name_conflicts(names: List[str]) -> List[Tuple[str, str]]:
     return problems
 
 
-class _NoAliasSafeLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that also refuses anchors/aliases (a 'billion laughs' defence)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, f"YAML alias *{event.anchor} is not allowed in a package", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def parse_status(data: bytes, where: str) -> Dict[str, Any]:
     """Parse status.yaml bytes as plain, safe YAML and check them with NavigatorStatus.from_dict."""
     try:
         text = data.decode("utf-8")
-        loaded = yaml.load(text, Loader=_NoAliasSafeLoader)  # safe_load semantics, aliases refused
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise PackageError(f"{where} is not safe, plain YAML and was not loaded: {first}") from e
+    except UnicodeDecodeError as e:
+        raise PackageError(f"{where} is not safe, plain YAML and was not loaded: {e}") from e
+    loaded = parse_yaml_text(text, where)  # safe_load semantics, aliases refused, depth-safe
     try:
         NavigatorStatus.from_dict(loaded)
     except PackageError as e:

@@ -32,6 +32,7 @@ from model_navigator.package.archive_format import (
 )
 from model_navigator.package.archive_stream import ChunkHasher, hashing_pool
 from model_navigator.package.archive_validate import validate_zip
+from model_navigator.package.save_temporaries import temporary_prefix
 
 # The writer stores (does not deflate) an entry that deflates better than this, so a package it
 # writes always passes the reader's ratio check, with a margin for a stricter `max_ratio`.
@@ -129,7 +130,7 @@ def _write_checked(workdir: Path, path: Path, files: List[Tuple[str, Path]], for
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp: Optional[Path] = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
         tmp = Path(tmp_name)
         os.close(fd)
         umask = os.umask(0)

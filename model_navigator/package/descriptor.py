@@ -14,7 +14,7 @@ from model_navigator.core.enums import (
     parse_enum,
     parse_runtime,
 )
-from model_navigator.core.errors import UserInputError
+from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.formats import SOURCE_FORMATS, format_spec, load_function
 from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
 from model_navigator.runners.base import NavigatorRunner
@@ -70,6 +70,16 @@ class PackageDescriptor:
 
     def save_status(self) -> None:
         self.status.save(self._workdir)
+
+    def status_changed(self) -> bool:
+        """Whether the status in memory differs from the workspace's status.yaml (or it is missing)."""
+        from model_navigator.core.serialization import to_plain, yaml_text
+        from model_navigator.core.status import STATUS_FILE
+
+        try:
+            return (self._workdir / STATUS_FILE).read_text(encoding="utf-8") != yaml_text(to_plain(self.status))
+        except (OSError, UnicodeDecodeError):
+            return True
 
     # Lookup ------------------------------------------------------------------------------------
     def _matching(
@@ -233,6 +243,7 @@ class PackageDescriptor:
         from model_navigator.core.logging import LOGGER
         from model_navigator.core.workdir_lock import workdir_lock
         from model_navigator.package.archive_write import write_archive
+        from model_navigator.package.save_temporaries import NO_SPACE, no_space_error, remove_stale_temporaries
 
         target = Path(path).absolute()
         if not keep_workdir and target.is_relative_to(self.workdir):
@@ -242,10 +253,23 @@ class PackageDescriptor:
             )
         if target.suffix != ".nav":
             LOGGER.warning("package path %s does not end in .nav", target)
+        from model_navigator.core.runs import unfinished_load
+
+        unfinished = unfinished_load(self.status)
+        if unfinished is not None:  # a package of it would lack the files the load did not reach
+            raise PackageError(f"workspace {str(self.workdir)!r} is incomplete: {unfinished}; load the package "
+                               f"into it again (override_workdir=True) before saving it.")
         with workdir_lock(self.workdir, "save"):  # not while another process writes it
-            self.save_status()
+            if self.status_changed():  # unchanged: nothing to write (the workdir's disk may be full)
+                self.save_status()
+            remove_stale_temporaries(target)
             start = time.perf_counter()
-            write_archive(self.workdir, target, override=override, save_data=save_data)
+            try:
+                write_archive(self.workdir, target, override=override, save_data=save_data)
+            except OSError as e:
+                if e.errno in NO_SPACE:
+                    raise no_space_error(e, target, self.workdir) from e
+                raise
             LOGGER.info("saved %s in %.2f s (%d bytes)", target, time.perf_counter() - start, target.stat().st_size)
             if not keep_workdir:
                 shutil.rmtree(self.workdir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import List, Optional, Union
@@ -9,6 +10,8 @@ from typing import List, Optional, Union
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.logging import LOGGER, debug_console
+from model_navigator.core.runs import recorded_run, start_run
+from model_navigator.core.status import STATUS_FILE, RunRecord
 from model_navigator.core.workdir_lock import takeover_message, workdir_lock
 from model_navigator.core.workspace import Workspace, remove_workdir
 from model_navigator.package.descriptor import PackageDescriptor
@@ -59,7 +62,6 @@ def load(
     """
     from model_navigator.api.common import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
-    from model_navigator.package.archive_extract import extract_archive
     from model_navigator.package.archive_validate import read_manifest, validate_archive
 
     package = Path(path).absolute()
@@ -70,31 +72,21 @@ def load(
     config_profiler = check_profiler_config(profiler_config) if profiler_config is not None else None
     device = check_target_device(target_device, gpu_present()) if target_device is not None else None
     _check_workdir_replaceable(root, package, override_workdir)
-    validated = root.exists()
-    if validated:  # checked whole before the old workdir is deleted
-        validate_archive(package)
-    made = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
-    try:
-        with workdir_lock(root, "load") as previous_holder:  # nothing is deleted under another process
-            if previous_holder is not None:
-                LOGGER.warning(takeover_message(root, previous_holder))
-            if root.exists():
-                if not validated:
-                    validate_archive(package)
-                remove_workdir(root)
-            start = time.perf_counter()
-            # Into the new folder each entry is checked while it is written (one pass over the data);
-            # a failed check removes what was written.
-            extract_archive(package, root)
-            manifest = read_manifest(package)
-            descriptor = PackageDescriptor.from_workdir(root)
-            LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
+    validate_archive(package)
+    with workdir_lock(root, "load") as previous_holder:  # nothing is deleted under another process
+        if previous_holder is not None:
+            LOGGER.warning(takeover_message(root, previous_holder))
+        if root.exists():
+            remove_workdir(root)
+        start = time.perf_counter()
+        record = _unpack_marked(package, root)
+        manifest = read_manifest(package)
+        descriptor = PackageDescriptor.from_workdir(root)
+        LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
+        record = next(r for r in descriptor.status.runs if r.id == record.id)
+        with recorded_run(descriptor.status, descriptor.save_status, "load", record=record):
             _recheck_loaded(descriptor, bool(manifest.get("save_data", True)), device, config_profiler,
-                            retest_conversions, run_profiling, verbose=verbose, debug=debug)
-            descriptor.save_status()
-    except PackageError:
-        _remove_empty_folders(made)  # the folders made for a package refused while extracted
-        raise
+                            retest_conversions, run_profiling, verbose=verbose, debug=debug, record=record)
     if verbose:
         from model_navigator.package.table import print_status_table
 
@@ -102,13 +94,29 @@ def load(
     return descriptor
 
 
-def _remove_empty_folders(folders: List[Path]) -> None:
-    """rmdir each folder that is still empty, deepest first (anything with content stays)."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            pass
+def _unpack_marked(package: Path, root: Path) -> RunRecord:
+    """Unpack `package` into the new folder `root`, its status.yaml (with an unfinished load run) written
+    first: a load killed meanwhile leaves a workspace every reader reports unfinished. A failed
+    unpacking removes what it wrote. Returns the load's run record."""
+    from model_navigator.core.status import NavigatorStatus
+    from model_navigator.package.archive_extract import extract_archive
+    from model_navigator.package.archive_format import parse_status
+    from model_navigator.package.archive_validate import open_zip
+
+    with open_zip(package) as zf:  # validated by the caller: one status.yaml of bounded size
+        status = NavigatorStatus.from_dict(parse_status(zf.read(STATUS_FILE), f"{package}: entry {STATUS_FILE!r}"))
+    record = start_run(status, "load")
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        status.save(root)
+        extract_archive(package, root, skip=(STATUS_FILE,))
+    except BaseException:
+        (root / STATUS_FILE).unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return record
 
 
 def _check_workdir_replaceable(root: Path, package: Path, override_workdir: bool) -> None:
@@ -117,15 +125,29 @@ def _check_workdir_replaceable(root: Path, package: Path, override_workdir: bool
     if not root.exists():
         return
     if not override_workdir:
+        unfinished = _unfinished_load_of(root)
         raise UserInputError(
-            f"`workdir` {str(root)!r} already exists and was left untouched; pass override_workdir=True "
-            f"to replace it, or give another `workdir`."
+            f"`workdir` {str(root)!r} already exists and was left untouched"
+            + (f" ({unfinished}; override_workdir=True loads it again)" if unfinished else "")
+            + "; pass override_workdir=True to replace it, or give another `workdir`."
         )
     if package.is_relative_to(root) or Path.cwd().absolute().is_relative_to(root):
         raise UserInputError(
             f"`workdir` {str(root)!r} holds the package or the current folder; override_workdir would delete "
             f"it: give another `workdir`."
         )
+
+
+def _unfinished_load_of(root: Path) -> Optional[str]:
+    """Why the workspace `root` is incomplete (a load into it did not finish), else None."""
+    from model_navigator.core.errors import PackageError
+    from model_navigator.core.runs import unfinished_load
+    from model_navigator.core.status import NavigatorStatus
+
+    try:
+        return unfinished_load(NavigatorStatus.load(root))
+    except PackageError:
+        return None
 
 
 def _recheck_loaded(
@@ -138,6 +160,7 @@ def _recheck_loaded(
     *,
     verbose: bool,
     debug: bool,
+    record: Optional[RunRecord] = None,
 ) -> None:
     """Apply load's target device and profiler config to the unpacked status, then re-test and/or
     profile it as asked (profiling by default only when a profiler config was given)."""
@@ -151,7 +174,7 @@ def _recheck_loaded(
     if retest_conversions or profile:
         with debug_console(debug):
             recheck(descriptor.status, descriptor.workdir, retest=retest_conversions, profile=profile,
-                    has_data=has_data, verbose=verbose, operation="load")
+                    has_data=has_data, verbose=verbose, operation="load", record=record)
 
 
 def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[ProfilerConfig] = None,

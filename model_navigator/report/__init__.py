@@ -49,7 +49,15 @@ def write_report(source: Union[Any, str, Path], output_dir: Union[str, Path]) ->
     """Write report.html (self-contained: plots embedded as PNG data) and report.md with
     latency.png and throughput.png beside it into `output_dir` (created if needed; these files are
     replaced, nothing else in it is touched). `source`: a PackageDescriptor, a NavigatorStatus, a
-    .nav package (validated, read without unpacking) or a workspace folder."""
+    .nav package (validated, read without unpacking) or a workspace folder (locked meanwhile: not
+    read while another process writes it)."""
+    from model_navigator.core.workdir_lock import source_lock
+
+    with source_lock(source, "report"):
+        return _write_report(source, output_dir)
+
+
+def _write_report(source: Union[Any, str, Path], output_dir: Union[str, Path]) -> ReportFiles:
     from model_navigator.core.errors import UserInputError
     from model_navigator.core.logging import LOGGER
     from model_navigator.report.html import render_html

@@ -110,6 +110,7 @@ def check_correctness(
     batch_dim: Optional[int],
     batch_sizes: List[int],
     tolerances: Dict[str, Tolerance],
+    items: Optional[List[Any]] = None,
 ) -> CorrectnessResult:
     """Compare the runner with the reference outputs, judging each output by its tolerance; the
     runner must be active."""
@@ -119,7 +120,7 @@ def check_correctness(
     for batch in [1] + [b for b in batch_sizes if b > 1]:
         pairs = list(zip(inputs, outputs)) if batch == 1 else list(zip(inputs, outputs))[:BATCHED_SAMPLES]
         for index, (sample, expected) in enumerate(pairs):
-            context = f"at batch size {batch} (sample {index})"
+            context = f"at batch size {batch} ({_sample_name(index, items, batch_dim)})"
             if batch > 1:
                 sample = build_batch(sample, batch, batch_dim)
                 expected = _repeat_output(expected, batch, batch_dim)
@@ -155,6 +156,17 @@ def check_correctness(
     )
 
 
+def _sample_name(index: int, items: Optional[List[Any]], batch_dim: Optional[int]) -> str:
+    """Correctness sample `index` as the user finds it: its dataloader item and position in that batch
+    (`items`, from status.yaml's dataloader record; older workspaces have none)."""
+    try:
+        item, position = (int(v) for v in items[index])  # type: ignore[index]
+    except (TypeError, ValueError, IndexError):
+        return f"sample {index}"
+    where = f", position {position} in its batch" if batch_dim is not None else ""
+    return f"sample {index}: dataloader item {item}{where}"
+
+
 def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspace, path: PathStatus,
                             runtime: RuntimeProvider, atol: UserTolerance, rtol: UserTolerance,
                             batch_sizes: Optional[List[int]] = None) -> CorrectnessResult:
@@ -174,7 +186,7 @@ def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Wor
     default_name, tolerances = output_tolerances(path, runtime, output_names, atol, rtol)
     with runner:
         result = check_correctness(runner, inputs, outputs, output_names, status.config.batch_dim,
-                                   batch_sizes, tolerances)
+                                   batch_sizes, tolerances, items=(status.dataloader or {}).get("correctness_items"))
     result.atol, result.rtol = atol, rtol
     result.tolerance = "user" if atol is not None or rtol is not None else f"default {default_name}"
     result.duration_s = time.perf_counter() - start

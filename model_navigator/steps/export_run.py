@@ -95,6 +95,9 @@ def new_status(job: ExportJob) -> NavigatorStatus:
             "length": sample_set.dataloader_len,
             "batch_size": sample_set.dataloader_batch_size,
             "sample_count": len(sample_set.samples),
+            # [dataloader item, position in its batch] of each correctness sample, for messages
+            "correctness_items": [list(sample_set.origins[i]) for i in sample_set.selected.get("correctness", [])
+                                  if i < len(sample_set.origins)],
         },
         inputs=job.inputs_meta,
         outputs=job.outputs_meta,
@@ -182,14 +185,17 @@ def _run_paths(pipeline: Pipeline) -> None:
             pipeline.profile_source()
         pipeline.run_checks(profile=profile)
         pipeline.check_source_runtimes(profile=profile)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (core.runs.Terminated)
+        from model_navigator.core.runs import interruption
+
         getattr(pipeline.executor, "shutdown", pipeline.executor.close)()  # stop a step that may still run
+        reason = f"interrupted ({interruption(e)})"
         for path in status.paths.values():
             if path.status == StepStatus.NOT_RUN:
-                path.reason = "interrupted (Ctrl-C)"
+                path.reason = reason
             for result in path.runtimes.values():  # the step in flight when Ctrl-C came
                 if result.correctness is None and path.format not in SOURCE_FORMATS:
-                    result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason="interrupted (Ctrl-C)")
+                    result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason=reason)
         pipeline.save()
         pipeline.progress.note("Interrupted: status.yaml holds the steps finished so far.")
         raise

@@ -144,6 +144,9 @@ class Pipeline:
             self.progress.line(False, spec.key, step, shortage)
             self.save()
             return path
+        from model_navigator.core.diskspace import remove_stale_partials
+
+        remove_stale_partials(self.workspace.path_dir(spec.key))  # what a killed run of this path left
         self._write_path_config(spec)
         with log_to_file(self.workspace.path_dir(spec.key) / PATH_LOG_FILE), \
                 self.progress.running(spec.key, "export" if spec.is_export else "conversion"):
@@ -167,7 +170,7 @@ class Pipeline:
                 path.record_reported(reported or {})
             except Exception as e:
                 LOGGER.exception("export of %s failed", spec.key)
-                path.status, path.reason = StepStatus.FAILED, short_reason(e)
+                path.status, path.reason = StepStatus.FAILED, self._failure_reason(spec, e)
                 hint = failure_hint(spec.key, path.reason) if not self.config.onnx_dynamo else None
                 if hint:
                     path.reason += f"\nHint: {hint}"
@@ -184,7 +187,10 @@ class Pipeline:
                 path.record_reported(result.flags)
             else:
                 path.status = StepStatus.FAILED
-                path.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
+                reason = result.reason
+                if "[Errno 28]" in (reason or ""):  # the worker's write ran out of space
+                    reason = self._failure_reason(spec, OSError(28, reason))
+                path.reason = f"{reason} (reproduce: bash {self.workspace.relative(sh)})"
                 LOGGER.error("conversion of %s failed: %s\n%s", spec.key, result.reason, reply.traceback or "")
         path.duration_s = time.perf_counter() - start
         detail = "ok" if path.ok else (path.reason or "failed")
@@ -192,16 +198,33 @@ class Pipeline:
             detail += f"; warning: {path.warnings[0]}" + (f" (+{len(path.warnings) - 1} more)" if len(path.warnings) > 1 else "")
         self.progress.line(path.ok, spec.key, step, detail, path.duration_s)
 
-    def _space_shortage(self, spec: PathSpec) -> Optional[str]:
-        """Why the path's artifact would not fit on the disk (see core/diskspace.py), or None: an
-        export needs the model's parameter bytes, a conversion about its parent's artifact."""
-        from model_navigator.core.diskspace import path_bytes, space_problem
+    def _failure_reason(self, spec: PathSpec, error: BaseException) -> str:
+        """A failed export's reason; a write that ran out of space says where, what is free and needed."""
+        from model_navigator.core.diskspace import InsufficientSpace, is_no_space, no_space_reason
+
+        if isinstance(error, InsufficientSpace):
+            return str(error)
+        if is_no_space(error):
+            return no_space_reason(self.workspace.path_dir(spec.key), self._expected_bytes(spec), "the artifact")
+        return short_reason(error)
+
+    def _expected_bytes(self, spec: PathSpec) -> int:
+        """About how large the path's artifact is: the model's tensors for an export, its parent's artifact
+        for a conversion."""
+        from model_navigator.core.diskspace import path_bytes
 
         expected = self.model_bytes
         parent = self.status.paths.get(spec.parent) if spec.parent else None
         if parent is not None and parent.model_path:
             expected = max(expected if spec.is_export else 0, path_bytes(self.workspace.root / parent.model_path))
-        return space_problem(self.workspace.path_dir(spec.key), expected, "the artifact")
+        return expected
+
+    def _space_shortage(self, spec: PathSpec) -> Optional[str]:
+        """Why the path's artifact would not fit on the disk (see core/diskspace.py), or None: an
+        export needs the model's parameter bytes, a conversion about its parent's artifact."""
+        from model_navigator.core.diskspace import space_problem
+
+        return space_problem(self.workspace.path_dir(spec.key), self._expected_bytes(spec), "the artifact")
 
     def check_and_profile(self, path: PathStatus, runtime: RuntimeProvider, profile: bool,
                           check: bool = True) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.logging import Progress, log_to_file
-from model_navigator.core.status import NavigatorStatus, PerformanceResult, RuntimeResult
+from model_navigator.core.status import NavigatorStatus, PerformanceResult, RunRecord, RuntimeResult
 from model_navigator.core.workdir_lock import takeover_message, workdir_lock
 from model_navigator.core.workspace import Workspace
 from model_navigator.steps.pipeline import Pipeline, selected_runtimes
@@ -31,11 +31,13 @@ def recheck(
     reconvert: bool = True,
     operation: str = "recheck",
     exporter: Optional[Callable[[Any, Path], Any]] = None,
+    record: Optional[RunRecord] = None,
 ) -> None:
     """Re-run conversions and correctness (retest) and profiling (profile) through the export
     pipeline, for every path or `only` one; `config` defaults to the one in status.yaml. The
     workdir is locked meanwhile (`operation` names this run to a process that finds it locked).
-    With an `exporter` (the user's model, see cli/user_model.py) export paths are exported again too."""
+    With an `exporter` (the user's model, see cli/user_model.py) export paths are exported again too;
+    `record` continues a run the caller already marked (nav.load) instead of recording a new one."""
     from model_navigator.core.diskspace import model_parameter_bytes
     from model_navigator.core.environment import gpu_present
     from model_navigator.core.runs import recorded_run
@@ -47,6 +49,7 @@ def recheck(
     progress = Progress(enabled=verbose)
     specs = [s for s in paths_for(config.framework) if (s.key in status.paths if only is None else s.key == only)]
     with workdir_lock(workspace.root, operation) as previous_holder, log_to_file(workspace.log_file):
+        _refuse_unfinished_load(status, workspace.root, record)
         if previous_holder is not None:
             progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
         if config.target_device != "cpu" and not gpu_present():
@@ -62,7 +65,7 @@ def recheck(
                                 model_bytes=model_parameter_bytes(source_model), source_model=source_model)
             # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
             # with this run marked unfinished until it ends
-            with recorded_run(status, pipeline.save, operation):
+            with recorded_run(status, pipeline.save, operation, record=record):
                 if profile:
                     executor.wait_ready()  # measure only once the worker no longer competes for the CPU
                 if profile and only is None:
@@ -72,6 +75,17 @@ def recheck(
                 pipeline.report_gpu_skips()
         finally:
             executor.close()
+
+
+def _refuse_unfinished_load(status: NavigatorStatus, root: Path, record: Optional[RunRecord]) -> None:
+    """A workspace whose load did not finish lacks files: it is loaded again, never re-checked or profiled."""
+    from model_navigator.core.errors import PackageError
+    from model_navigator.core.runs import last_load, unfinished_load
+
+    why = unfinished_load(status)
+    if why is not None and (record is None or last_load(status) is not record):
+        raise PackageError(f"workspace {str(root)!r} is incomplete: {why}; load the package into it again "
+                           f"(nav.load(..., override_workdir=True)) before profiling or converting it.")
 
 
 def _reprofile_source(pipeline: Pipeline) -> None:

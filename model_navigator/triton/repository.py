@@ -278,6 +278,27 @@ def write_model_repository(
     batch size with the highest measured throughput. An existing `<repo_path>/<model_name>` is refused unless `override`
     (then replaced; other models in the repository are never touched).
     """
+    from model_navigator.core.workdir_lock import source_lock
+
+    with source_lock(package, "triton"):  # a workspace is not read while another process writes it
+        return _write_model_repository(package, repo_path, path_key, runtime, strategy, latency_budget_ms, model_name,
+                                       version, max_batch_size, max_queue_delay_us, instance_count, override)
+
+
+def _write_model_repository(
+    package: Union[Any, str, Path],
+    repo_path: Union[str, Path],
+    path_key: Optional[str],
+    runtime: Optional[Union[str, RuntimeProvider]],
+    strategy: Any,
+    latency_budget_ms: Optional[float],
+    model_name: Optional[str],
+    version: int,
+    max_batch_size: Optional[int],
+    max_queue_delay_us: Optional[int],
+    instance_count: int,
+    override: bool,
+) -> TritonModel:
     from model_navigator.selection import parse_strategy
 
     _check_arguments(version, instance_count, max_batch_size, max_queue_delay_us, model_name)
