@@ -10,7 +10,8 @@ Variants per model (Linear = the reference example, CNN = 1x3x64x64 small convne
   nav-isolated  nav.torch.export(run_profiling=False)             (isolation='auto', the default)
   nav-full-isolation  nav.torch.export(run_profiling=False, isolation=True)  (torch steps in the worker too)
   nav-default   nav.torch.export() with every default, profiling included
-Peak memory is the largest sum of RSS over the whole process tree (sampled every 10 ms).
+Peak memory is the largest sum of RSS over the whole process tree, the largest RSS of one process
+and its private part (RssAnon), sampled every 10 ms (bench/rss.py).
 Results: bench/results/export_overhead.json
 """
 
@@ -20,12 +21,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
+from typing import Any, Dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rss import run_measured  # noqa: E402
 
 MODELS = {
     "linear": textwrap.dedent("""
@@ -44,7 +47,6 @@ MODELS = {
 }
 
 SCRIPT = """
-import time
 start = time.perf_counter()
 import numpy as np, torch, onnxruntime as ort, warnings
 {model}
@@ -74,7 +76,6 @@ print("errors", errors, "in", time.perf_counter() - start)
 """
 
 NAV = """
-import time
 start = time.perf_counter()
 import torch
 import model_navigator as nav
@@ -92,49 +93,14 @@ VARIANTS = {
 }
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Sum of VmRSS over pid and all its descendants."""
-    total = 0
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-        except (OSError, ValueError, IndexError):
-            continue
-    stack = [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-        stack.extend(children.get(p, []))
-    return total
-
-
-def run_one(code: str) -> tuple[float, float]:
+def run_one(code: str) -> Dict[str, Any]:
+    """One fresh interpreter running `code`: wall, CPU and peak memory (bench/rss.py)."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "run.py"
         script.write_text(code)
-        start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, _tree_rss_kb(proc.pid))
-            time.sleep(0.01)
-        wall = time.perf_counter() - start
-        out, err = proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"benchmark child failed:\n{err.decode()[-3000:]}")
-        return wall, peak / 1024
+        result = run_measured([sys.executable, str(script)], tmp, dict(os.environ))
+        result.pop("stdout")
+        return result
 
 
 def main() -> int:
@@ -149,12 +115,15 @@ def main() -> int:
             code = SCRIPT.format(model=model) if extra is None else NAV.format(model=model, extra=extra)
             runs = [run_one(code) for _ in range(args.repeat)]
             results.setdefault(model_name, {})[variant] = {
-                "wall_s": statistics.median(r[0] for r in runs),
-                "peak_rss_mib": statistics.median(r[1] for r in runs),
+                "wall_s": statistics.median(r["wall_s"] for r in runs),
+                "peak_rss_mib": statistics.median(r["peak_tree_mib"] for r in runs),
+                "peak_process_mib": statistics.median(r["peak_process_mib"] for r in runs),
+                "peak_anon_mib": statistics.median(r["peak_anon_mib"] for r in runs),
                 "runs": runs,
             }
-            print(f"{model_name:7} {variant:13} wall {results[model_name][variant]['wall_s']:6.2f} s   "
-                  f"peak RSS {results[model_name][variant]['peak_rss_mib']:7.0f} MiB", flush=True)
+            r = results[model_name][variant]
+            print(f"{model_name:7} {variant:13} wall {r['wall_s']:6.2f} s   peak RSS {r['peak_rss_mib']:7.0f} MiB "
+                  f"(largest process {r['peak_process_mib']:.0f}, private {r['peak_anon_mib']:.0f})", flush=True)
         base = results[model_name]["script"]
         for variant in ("nav-inproc", "nav-isolated", "nav-full-isolation"):
             r = results[model_name][variant]

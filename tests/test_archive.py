@@ -271,10 +271,77 @@ def test_highly_compressible_entries_still_pass_the_bomb_check(tmp_path: Path, w
         assert zf.getinfo("model_input/profiling/0.npz").compress_type == zipfile.ZIP_DEFLATED
 
 
+def test_dense_data_is_stored_whatever_its_name_and_text_deflated(tmp_path: Path, workdir: Path) -> None:
+    # ONNX external data has no suffix: fp32 weights deflate to ~0.9 of their size, so they are stored;
+    # a large text file of the same unknown kind still deflates.
+    weights = np.random.default_rng(1).standard_normal(2**19).astype(np.float32) * 0.02  # 2 MiB
+    weights.tofile(workdir / "onnx" / "layer.0.weight")
+    text = "".join(f"step {i}: converted, correctness ok\n" for i in range(60_000)).encode()  # > 1 MiB
+    (workdir / "onnx" / "trace").write_bytes(text)
+    package = tmp_path / "model.nav"
+    write_archive(workdir, package)
+    with zipfile.ZipFile(package) as zf:
+        stored = zf.getinfo("onnx/layer.0.weight")
+        deflated = zf.getinfo("onnx/trace")
+        assert stored.compress_type == zipfile.ZIP_STORED and stored.compress_size == weights.nbytes
+        assert deflated.compress_type == zipfile.ZIP_DEFLATED and deflated.compress_size < len(text) / 4
+    # a plain unzip reads both kinds and finds every CRC right
+    tested = subprocess.run(["unzip", "-t", str(package)], capture_output=True, text=True)
+    assert tested.returncode == 0 and "No errors detected" in tested.stdout, tested.stdout + tested.stderr
+    target = tmp_path / "restored"
+    extract_archive(package, target)
+    assert tree(target) == packaged_tree(workdir)
+
+
+def test_corrupt_stored_member_refused_and_rolled_back(tmp_path: Path, workdir: Path) -> None:
+    # One byte of a stored member flipped in place (a bad disk, a broken copy): the extraction, which
+    # checks the member while writing it, refuses it and removes what it had written before.
+    (workdir / "zz_weights").write_bytes(np.random.default_rng(2).bytes(3 * 2**20))
+    package = tmp_path / "model.nav"
+    write_archive(workdir, package)
+    with zipfile.ZipFile(package) as zf:
+        info = zf.getinfo("zz_weights")
+        assert info.compress_type == zipfile.ZIP_STORED
+        offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 2**20
+    data = bytearray(package.read_bytes())
+    data[offset] ^= 0xFF
+    package.write_bytes(bytes(data))
+    assert_refused(tmp_path, package, "zz_weights")
+
+
+def test_package_cut_inside_a_stored_member_is_truncated(tmp_path: Path, workdir: Path) -> None:
+    (workdir / "onnx" / "model.onnx").write_bytes(np.random.default_rng(3).bytes(2 * 2**20))
+    package = tmp_path / "model.nav"
+    write_archive(workdir, package)
+    with zipfile.ZipFile(package) as zf:
+        info = zf.getinfo("onnx/model.onnx")
+        assert info.compress_type == zipfile.ZIP_STORED
+    truncated = tmp_path / "cut.nav"
+    truncated.write_bytes(package.read_bytes()[: info.header_offset + 2**20])
+    package.unlink()
+    assert_refused(tmp_path, truncated, "cut.nav", "is truncated")
+
+
+def test_package_written_by_earlier_code_still_validates_and_extracts(tmp_path: Path) -> None:
+    # tests/fixtures/linear_v1.nav was written by the first release of the format: every entry
+    # deflated, the .onnx stored.
+    package = REPO_ROOT / "tests" / "fixtures" / "linear_v1.nav"
+    with zipfile.ZipFile(package) as zf:
+        kinds = {i.compress_type for i in zf.infolist()}
+        expected = {("export.log" if i.filename == "navigator.log" else i.filename): zf.read(i)
+                    for i in zf.infolist() if i.filename != MANIFEST_FILE}
+    assert zipfile.ZIP_DEFLATED in kinds
+    validate_archive(package)
+    target = tmp_path / "old"
+    extract_archive(package, target)
+    assert tree(target) == expected
+
+
 def test_interrupted_save_leaves_no_package_and_no_temporary(tmp_path: Path, workdir: Path) -> None:
-    # ~48 MiB of random bytes under a deflated suffix takes seconds to compress: interrupt it mid-write.
+    # 48 MiB of random hex digits deflate (to ~0.6 of their size, so they are not stored) at a few
+    # tens of MB/s: seconds to compress, interrupted mid-write.
     with open(workdir / "onnx" / "weights.raw", "wb") as f:
-        f.write(os.urandom(48 * 2**20))
+        f.write(os.urandom(24 * 2**20).hex().encode())
     package = tmp_path / "model.nav"
     script = textwrap.dedent(
         f"""

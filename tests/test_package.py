@@ -123,6 +123,28 @@ def test_tampered_model_is_refused(exported, tmp_path):
     assert not (tmp_path / "tampered_workdir").exists()
 
 
+def test_tampered_package_leaves_a_new_workdir_unmade_and_an_old_one_untouched(exported, tmp_path):
+    # Into a new workdir the entries are checked while written: a refused one removes everything,
+    # the folders made for it included. An existing workdir is kept: the package is checked first.
+    _, _, package = exported
+    tampered = tmp_path / "tampered.nav"
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "onnx/model.onnx":
+                data = data[:-8] + b"\x00" * 8
+            dst.writestr(info, data)
+    with pytest.raises(nav.PackageError, match="onnx/model.onnx.*sha256"):
+        nav.load(tampered, workdir=tmp_path / "a" / "b" / "w", verbose=False)
+    assert not (tmp_path / "a").exists()
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "keep.txt").write_text("mine")
+    with pytest.raises(nav.PackageError, match="onnx/model.onnx"):
+        nav.load(tampered, workdir=old, override_workdir=True, verbose=False)
+    assert (old / "keep.txt").read_text() == "mine"
+
+
 def test_retest_updates_a_conversion_that_now_fails(exported, tmp_path):
     """A package made on a GPU machine (trt-fp32 ok) re-tested here: the conversion is re-run and
     the status now says why it cannot be made on this machine."""

@@ -158,6 +158,26 @@ def test_constant_outputs_warn_that_the_check_proves_nothing(workdir):
     assert "'hidden'" not in text
 
 
+def test_a_warning_every_checked_path_carries_is_printed_once_under_the_table(workdir):
+    # The reference's own example: the same input in every sample, so every path gets the warning.
+    from rich.console import Console
+
+    from model_navigator.package.table import print_status_table
+
+    torch.manual_seed(models.SEED)
+    package = nav.torch.export(model=torch.nn.Linear(5, 7).eval(), dataloader=[torch.full((3, 5), 1.0)] * 4,
+                               workdir=workdir, isolation=False, verbose=False, run_profiling=False,
+                               target_formats=("torchscript",))
+    checked = [r for p in package.status.paths.values() for r in p.runtimes.values() if r.correctness]
+    assert len(checked) == 2 and all(any("same for all" in w for w in r.correctness.warnings) for r in checked)
+    console = Console(record=True, width=400)
+    print_status_table(package.status, console=console)
+    text = console.export_text()
+    assert text.count("same for all 12 correctness samples") == 1, text
+    line = next(line for line in text.splitlines() if "same for all" in line)
+    assert line.startswith("⚠ output 'output__0'") and line.endswith("(every checked path)")
+
+
 @pytest.mark.slow
 def test_get_status_is_false_when_the_default_runtimes_check_failed(workdir):
     torch.manual_seed(models.SEED)

@@ -1,27 +1,28 @@
-"""Extracting a validated .nav package into a new or empty folder: no entry lands outside it or
-passes through anything but a folder, no file is overwritten, sizes and checksums are enforced
-while writing, and a failed extraction removes what it wrote."""
+"""Extracting a .nav package into a new or empty folder: the archive's structure, metadata and npz
+entries are validated first; every other entry is streamed once, its size, CRC-32 and sha256
+enforced while it is written (the checks validate_archive makes, in the same pass); no entry lands
+outside the folder or passes through anything but a folder, no file is overwritten, and a failed
+extraction removes what it wrote."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Collection, Dict, List, Optional
+from typing import Any, Collection, Dict, List
 
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.workspace import LOG_FILE, PACKAGE_LOG_FILE
 from model_navigator.package.archive_format import (
-    CHUNK,
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_UNPACKED_BYTES,
     MANIFEST_FILE,
     O_BINARY,
     O_NOFOLLOW,
 )
+from model_navigator.package.archive_stream import ChunkHasher, copied_chunks, hashing_pool
 from model_navigator.package.archive_validate import open_zip, validate_zip
 
 
@@ -39,31 +40,32 @@ def extract_archive(path: Path, target: Path, skip: Collection[str] = ()) -> Non
             )
     with open_zip(path) as zf:
         where = str(path)
-        manifest = validate_zip(zf, where, DEFAULT_MAX_UNPACKED_BYTES, DEFAULT_MAX_RATIO)
+        manifest = validate_zip(zf, where, DEFAULT_MAX_UNPACKED_BYTES, DEFAULT_MAX_RATIO, read_data=False)
         expected = {entry["name"]: entry for entry in manifest["entries"]}
-        created_target = not target.exists()
+        # target and the folders above it that this call makes, deepest first: removed on failure
+        created = [folder for folder in [target, *target.absolute().parents] if not folder.exists()]
         target.mkdir(parents=True, exist_ok=True)
         root = target.resolve()
         written: List[Path] = []  # files and folders this call made, in creation order
         try:
-            for info in zf.infolist():
-                if info.filename == MANIFEST_FILE or info.filename in skip:
-                    continue  # archive metadata, not part of the workspace; or written by the caller
-                parts = info.filename.rstrip("/").split("/")
-                if parts == [LOG_FILE]:  # a package of an earlier version: its log is the package's log
-                    parts = [PACKAGE_LOG_FILE]
-                dest = root.joinpath(*parts)
-                if not dest.resolve().is_relative_to(root) or dest.resolve() == root:
-                    raise PackageError(f"{where}: entry {info.filename!r} refused: resolves outside {str(target)!r}.")
-                folders = parts if info.is_dir() else parts[:-1]
-                _make_folders(root, folders, written, where, info.filename)
-                if info.is_dir():
-                    continue
-                # npz files were loaded without pickle by validate_zip; _extract_entry checks these are
-                # the very bytes (sha256)
-                _extract_entry(zf, info, dest, expected[info.filename], written, where)
+            with hashing_pool() as pool:
+                for info in zf.infolist():
+                    if info.filename == MANIFEST_FILE or info.filename in skip:
+                        continue  # archive metadata, not part of the workspace; or written by the caller
+                    parts = info.filename.rstrip("/").split("/")
+                    if parts == [LOG_FILE]:  # a package of an earlier version: its log is the package's log
+                        parts = [PACKAGE_LOG_FILE]
+                    dest = root.joinpath(*parts)
+                    if not dest.resolve().is_relative_to(root) or dest.resolve() == root:
+                        raise PackageError(
+                            f"{where}: entry {info.filename!r} refused: resolves outside {str(target)!r}.")
+                    _make_folders(root, parts if info.is_dir() else parts[:-1], written, where, info.filename)
+                    if not info.is_dir():
+                        # npz files were loaded without pickle by validate_zip; _extract_entry checks
+                        # these are the very bytes (sha256)
+                        _extract_entry(zf, info, dest, expected[info.filename], written, where, pool)
         except BaseException:
-            _remove_written(written, root if created_target else None)
+            _remove_written(written, created)
             raise
 
 
@@ -82,53 +84,49 @@ def _make_folders(root: Path, parts: List[str], written: List[Path], where: str,
 
 
 def _extract_entry(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, entry: Dict[str, Any], written: List[Path], where: str
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, entry: Dict[str, Any], written: List[Path], where: str,
+    pool: Any = None,
 ) -> None:
-    """Stream one file entry to `dest`, enforcing the declared size and the manifest sha256."""
+    """Stream one file entry to `dest` (a stored one copied in the kernel, as `cp` does), enforcing the
+    declared size, the CRC-32 and the manifest sha256 of the bytes written (hashed on `pool`'s thread)."""
     mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
     try:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, mode)
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, mode)
     except FileExistsError:
         raise PackageError(f"{where}: entry {info.filename!r} refused: would overwrite an extracted file.") from None
     written.append(dest)
     limit = min(info.file_size, entry["size"])
-    digest = hashlib.sha256()
+    hasher = ChunkHasher(pool)
     size = 0
     try:
-        with os.fdopen(fd, "wb") as out, zf.open(info) as src:
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > limit:
-                    raise PackageError(
-                        f"{where}: entry {info.filename!r} refused: unpacks beyond its declared {limit} bytes "
-                        f"(zip bomb or altered archive)."
-                    )
-                digest.update(chunk)
-                out.write(chunk)
+        for chunk in copied_chunks(zf, info, fd):  # each chunk is in the file (read back) when it comes
+            size += len(chunk)
+            if size > limit:
+                raise PackageError(
+                    f"{where}: entry {info.filename!r} refused: unpacks beyond its declared {limit} bytes "
+                    f"(zip bomb or altered archive)."
+                )
+            hasher.update(chunk)
+        digest = hasher.hexdigest()
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as e:
         raise PackageError(f"{where}: entry {info.filename!r} is corrupt: {e}") from e
-    if size != entry["size"] or digest.hexdigest() != entry["sha256"]:
+    finally:
+        os.close(fd)
+    if size != entry["size"] or digest != entry["sha256"]:
         raise PackageError(
             f"{where}: entry {info.filename!r} refused: extracted bytes do not match the size/sha256 in "
-            f"{MANIFEST_FILE} (the archive changed while it was read)."
+            f"{MANIFEST_FILE} (tampered or corrupt)."
         )
 
 
-def _remove_written(written: List[Path], created_target: Optional[Path]) -> None:
-    """Undo a failed extraction: remove what this call wrote, newest first, and the target it created."""
-    for item in reversed(written):
+def _remove_written(written: List[Path], created: List[Path]) -> None:
+    """Undo a failed extraction: remove what this call wrote, newest first, then the folders it created
+    for the target (deepest first)."""
+    for item in [*reversed(written), *created]:
         try:
             if item.is_dir() and not item.is_symlink():
                 item.rmdir()
             else:
                 item.unlink()
-        except OSError:
-            pass
-    if created_target is not None:
-        try:
-            created_target.rmdir()
         except OSError:
             pass

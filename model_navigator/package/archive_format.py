@@ -29,7 +29,7 @@ BOMB_MIN_SIZE = 2**20
 # status.yaml and manifest.json are read into memory: cap them.
 MAX_METADATA_BYTES = 64 * 2**20
 MAX_ENTRIES = 500_000
-CHUNK = 2**20
+CHUNK = 4 * 2**20  # read/write unit of the archive streams
 # Opening flags: never follow a symbolic link planted where a file is read or written.
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_BINARY = getattr(os, "O_BINARY", 0)

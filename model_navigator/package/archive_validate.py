@@ -1,5 +1,6 @@
 """Reading a .nav package defensively: `validate_archive` is the one validation every reader runs
-(nav.load, `inspect`, `report`, `triton`, through read_package_status and extract_archive). It
+(nav.load, `inspect`, `report`, `triton`, through read_package_status and extract_archive, which
+checks each entry's bytes while it writes them). It
 refuses anything odd -- unsafe names, links and special entries, overlapping or oversized entries
 (zip bombs), unsafe metadata, checksum mismatches, npz files that need pickle -- before a byte is
 written anywhere, and it executes nothing."""
@@ -7,7 +8,6 @@ written anywhere, and it executes nothing."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import tempfile
@@ -20,7 +20,6 @@ from model_navigator.core.errors import PackageError
 from model_navigator.core.status import STATUS_FILE, NavigatorStatus
 from model_navigator.package.archive_format import (
     BOMB_MIN_SIZE,
-    CHUNK,
     DEFAULT_MAX_RATIO,
     DEFAULT_MAX_UNPACKED_BYTES,
     MANIFEST_FILE,
@@ -31,6 +30,7 @@ from model_navigator.package.archive_format import (
     parse_manifest,
     parse_status,
 )
+from model_navigator.package.archive_stream import ChunkHasher, entry_chunks, hashing_pool
 from model_navigator.package.npz_check import check_npz_safe
 
 NPZ_SPOOL_BYTES = 64 * 2**20  # an npz entry is checked from memory up to this size, from a temp file beyond
@@ -112,8 +112,14 @@ def _starts_as_zip(path: Path) -> bool:
         return False
 
 
-def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_ratio: float) -> Dict[str, Any]:
-    """All checks of validate_archive on an open zip, cheapest first; returns the manifest."""
+def validate_zip(
+    zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_ratio: float, read_data: bool = True
+) -> Dict[str, Any]:
+    """All checks of validate_archive on an open zip, cheapest first; returns the manifest.
+
+    `read_data=False` reads only the metadata and the npz entries (checked as always): for a caller
+    that streams every other entry itself and checks its size, CRC-32 and sha256 in that same pass
+    (extraction while it writes, the writer while it zips), so no entry is read twice."""
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
         raise PackageError(f"{where}: {len(infos)} entries, more than the {MAX_ENTRIES} a package may hold.")
@@ -122,7 +128,7 @@ def validate_zip(zf: zipfile.ZipFile, where: str, max_unpacked_bytes: int, max_r
     _check_bomb_limits(infos, where, max_unpacked_bytes, max_ratio)
     manifest = _check_metadata(zf, files, where)
     listed = _check_listing(files, manifest, where)
-    _check_contents(zf, files, listed, where)
+    _check_contents(zf, files, listed, where, read_data)
     return manifest
 
 
@@ -200,26 +206,36 @@ def _check_listing(
 
 
 def _check_contents(
-    zf: zipfile.ZipFile, files: Dict[str, zipfile.ZipInfo], listed: Dict[str, Dict[str, Any]], where: str
+    zf: zipfile.ZipFile, files: Dict[str, zipfile.ZipInfo], listed: Dict[str, Dict[str, Any]], where: str,
+    read_data: bool = True,
 ) -> None:
     """One streaming pass checks each CRC-32 (what testzip does) and each sha256, and loads every npz
-    without pickle (from a spooled copy: the entry is read once)."""
-    for name, entry in listed.items():
-        is_npz = name.lower().endswith(".npz")
-        with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
-            size, digest = _hash_entry(zf, files[name], where, copy)
-            if size != entry["size"]:
-                raise PackageError(
-                    f"{where}: entry {name!r} refused: holds {size} bytes, {MANIFEST_FILE} says {entry['size']}."
-                )
-            if digest != entry["sha256"]:
-                raise PackageError(
-                    f"{where}: entry {name!r} refused: sha256 checksum does not match {MANIFEST_FILE} "
-                    f"(tampered or corrupt)."
-                )
-            if is_npz:
-                copy.seek(0)
-                check_npz_safe(copy, where=f"{where}: entry {name!r}")
+    without pickle (from a spooled copy: the entry is read once); only the npz when not `read_data`."""
+    with hashing_pool() as pool:
+        for name, entry in listed.items():
+            is_npz = name.lower().endswith(".npz")
+            if is_npz or read_data:
+                _check_entry(zf, files[name], entry, where, is_npz, pool)
+
+
+def _check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Dict[str, Any], where: str, is_npz: bool,
+                 pool: Any) -> None:
+    """One entry's size and sha256 against the manifest (CRC-32 by the stream), an npz loaded without pickle."""
+    name = info.filename
+    with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
+        size, digest = _hash_entry(zf, info, where, copy, pool)
+        if size != entry["size"]:
+            raise PackageError(
+                f"{where}: entry {name!r} refused: holds {size} bytes, {MANIFEST_FILE} says {entry['size']}."
+            )
+        if digest != entry["sha256"]:
+            raise PackageError(
+                f"{where}: entry {name!r} refused: sha256 checksum does not match {MANIFEST_FILE} "
+                f"(tampered or corrupt)."
+            )
+        if is_npz:
+            copy.seek(0)
+            check_npz_safe(copy, where=f"{where}: entry {name!r}")
 
 
 def _type_problem(info: zipfile.ZipInfo) -> Optional[str]:
@@ -270,24 +286,20 @@ def _read_small(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
         raise PackageError(f"{where}: entry {info.filename!r} cannot be read: {e}") from e
 
 
-def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[BinaryIO] = None
-                ) -> Tuple[int, str]:
+def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[BinaryIO] = None,
+                pool: Any = None) -> Tuple[int, str]:
     """Stream one entry: (bytes produced, sha256 hex), writing them to `copy` too when given;
     CRC-32 is checked by zipfile at the end."""
-    digest = hashlib.sha256()
+    hasher = ChunkHasher(pool)
     size = 0
     try:
-        with zf.open(info) as f:
-            while True:
-                chunk = f.read(CHUNK)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > info.file_size:
-                    raise PackageError(f"{where}: entry {info.filename!r} refused: unpacks beyond its declared size.")
-                digest.update(chunk)
-                if copy is not None:
-                    copy.write(chunk)
+        for chunk in entry_chunks(zf, info):
+            size += len(chunk)
+            if size > info.file_size:
+                raise PackageError(f"{where}: entry {info.filename!r} refused: unpacks beyond its declared size.")
+            hasher.update(chunk)
+            if copy is not None:
+                copy.write(chunk)
+        return size, hasher.hexdigest()
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
         raise PackageError(f"{where}: entry {info.filename!r} is corrupt: {e}") from e
-    return size, digest.hexdigest()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 from model_navigator.core.config import ProfilerConfig
-from model_navigator.core.errors import UserInputError
+from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.logging import LOGGER, debug_console
 from model_navigator.core.runs import recorded_run, start_run
 from model_navigator.core.status import STATUS_FILE, RunRecord
@@ -51,7 +51,8 @@ def load(
     verbose: bool = True,
     debug: bool = False,
 ) -> PackageDescriptor:
-    """Unpack a .nav package (validated before anything is written) and optionally re-test it.
+    """Unpack a .nav package (validated: before an existing workdir is replaced, or while it is
+    written into a new one, removed again if a check fails) and optionally re-test it.
 
     `workdir=None` unpacks into `<name>_workdir` beside the package, never into an existing folder
     unless `override_workdir`. `retest_conversions` re-runs conversions from the exported
@@ -67,7 +68,7 @@ def load(
     if not package.is_file():
         raise UserInputError(f"`path` {str(package)!r} is not a file; give the path of a .nav package.")
     root = (Path(workdir) if workdir is not None else _default_workdir(package)).absolute()
-    # Everything is checked before anything is deleted or written.
+    # The arguments are checked before anything is deleted or written.
     config_profiler = check_profiler_config(profiler_config) if profiler_config is not None else None
     device = check_target_device(target_device, gpu_present()) if target_device is not None else None
     _check_workdir_replaceable(root, package, override_workdir)

@@ -103,16 +103,32 @@ def print_status_table(status: NavigatorStatus, console: Any = None, best: Any =
     for col in ("Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", "Throughput /s", "Verified"):
         table.add_column(col, no_wrap=col in ("Path", "Runtime"))
     skipped = []
+    shown = []
     for row in status_rows(status):
         skip = _skipped_entry(row)
         if skip is not None:
             skipped.append(skip)
-            continue
-        table.add_row(*_row_cells(row, best))
+        else:
+            shown.append(row)
+    common = shared_warnings(shown)
+    for row in shown:
+        table.add_row(*_row_cells({**row, "warnings": [w for w in row["warnings"] if w not in common]}, best))
     out = console or default_console()
     out.print(table)
+    for warning in common:  # said once, not in every row
+        out.print(f"[yellow]⚠ {escape(warning)}[/] [dim](every checked path)[/]")
     _print_skipped(out, status, skipped)
     _print_notes(out, status, best)
+
+
+def shared_warnings(rows: List[Dict[str, Any]]) -> List[str]:
+    """The warnings every one of several checked rows carries (e.g. the source model's outputs being
+    the same for every correctness sample, which holds for every path), in the first row's order;
+    the source model's own row is not checked, so it does not count."""
+    checked = [row for row in rows if row.get("correctness") not in (None, "reference")]
+    if len(checked) < 2:
+        return []
+    return [w for w in dict.fromkeys(checked[0]["warnings"]) if all(w in row["warnings"] for row in checked[1:])]
 
 
 def _skipped_entry(row: Dict[str, Any]) -> Optional[Tuple[str, Optional[str]]]:

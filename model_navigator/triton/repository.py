@@ -174,7 +174,7 @@ def workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
         tmp = tempfile.TemporaryDirectory(prefix="nav-triton-")
         stack.append(tmp)
         root = Path(tmp.name) / "workdir"
-        extract_archive(target, root)  # validated before anything is written
+        extract_archive(target, root)  # validated; removed again if a check fails
         return root, NavigatorStatus.load(root)
     raise UserInputError(f"{str(package)!r} is neither a PackageDescriptor, a workspace folder nor a .nav file.")
 
