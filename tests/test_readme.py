@@ -93,7 +93,7 @@ def test_the_jax_example_runs(tmp_path):
     pytest.importorskip("flax")
     code = python_snippets()["JAX"][0]
     out = run_snippet(code + "print('formats', package.get_formats_status())\n", tmp_path)
-    assert "'onnx-jax2onnx': True" in out and "'tf-savedmodel-xla-nojit': True" in out, out
+    assert "'onnx-jax2onnx': True" in out and "'tf-savedmodel-xla': True" in out, out
 
 
 @pytest.mark.slow
