@@ -102,18 +102,22 @@ def _torch_tensor_bytes(model: Any) -> int:
     """Parameters, buffers and tensor attributes of every submodule, each storage counted once."""
     import torch
 
+    tensors: list = []
+    for module in model.modules():
+        tensors += list(module._parameters.values()) + list(module._buffers.values())
+        tensors += [v for v in vars(module).values() if isinstance(v, torch.Tensor)]
+    return distinct_tensor_bytes(t for t in tensors if t is not None and not t.is_meta)
+
+
+def distinct_tensor_bytes(tensors: Any) -> int:
+    """Bytes of the tensors, each storage counted once (tied weights, views)."""
     seen = set()
     total = 0
-    for module in model.modules():
-        tensors = list(module._parameters.values()) + list(module._buffers.values())
-        tensors += [v for v in vars(module).values() if isinstance(v, torch.Tensor)]
-        for tensor in tensors:
-            if tensor is None or tensor.is_meta:
-                continue
-            key = (tensor.untyped_storage().data_ptr(), tensor.dtype)
-            if key not in seen:
-                seen.add(key)
-                total += tensor.numel() * tensor.element_size()
+    for tensor in tensors:
+        key = (tensor.untyped_storage().data_ptr(), tensor.dtype)
+        if key not in seen:
+            seen.add(key)
+            total += tensor.numel() * tensor.element_size()
     return total
 
 

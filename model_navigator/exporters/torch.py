@@ -131,16 +131,10 @@ def program_tensor_bytes(program: Any) -> int:
     graph baked in, such as a module's plain tensor attributes or globals), each storage once."""
     import torch
 
-    seen = set()
-    total = 0
-    for tensor in list(program.state_dict.values()) + list(program.constants.values()):
-        if not isinstance(tensor, torch.Tensor):
-            continue
-        key = (tensor.untyped_storage().data_ptr(), tensor.dtype)
-        if key not in seen:
-            seen.add(key)
-            total += tensor.numel() * tensor.element_size()
-    return total
+    from model_navigator.core.diskspace import distinct_tensor_bytes
+
+    tensors = list(program.state_dict.values()) + list(program.constants.values())
+    return distinct_tensor_bytes(t for t in tensors if isinstance(t, torch.Tensor))
 
 
 def keyword_adapter(model: Any, names: Tuple[str, ...]) -> Any:
