@@ -37,6 +37,46 @@ from model_navigator.steps.lifeline import die_with_parent, lifeline_args, parse
 FAULT_ENV = "MODEL_NAVIGATOR_TEST_FAULT"
 READY_TIMEOUT_S = 300.0
 TAIL_LINES = 30
+# Written on stderr by the worker just before each reply: stderr and the reply travel on two pipes,
+# so the parent waits for this mark to have relayed every progress line of the step (in order)
+# before the step's result is taken and the next line is printed.
+STEP_DONE_MARK = "@@model-navigator-step-done"
+STEP_DONE_WAIT_S = 5.0
+
+
+class _StderrDrain:
+    """The worker's stderr as the parent reads it: a tail for failure reasons, progress lines
+    relayed, and a count of the step-done marks seen (so a reply waits for its step's lines)."""
+
+    def __init__(self) -> None:
+        self.tail: Deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.done = 0
+        self.closed = False
+        self._changed = threading.Condition()
+
+    def read(self, proc: subprocess.Popen) -> None:
+        assert proc.stderr is not None
+        try:
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line == STEP_DONE_MARK:
+                    with self._changed:
+                        self.done += 1
+                        self._changed.notify_all()
+                    continue
+                if relay_progress(line):  # a step's progress line (a profiled batch size)
+                    continue
+                self.tail.append(line)
+                LOGGER.debug("[worker %d] %s", proc.pid, line)
+        finally:
+            with self._changed:
+                self.closed = True
+                self._changed.notify_all()
+
+    def wait_done(self, count: int, timeout_s: float = STEP_DONE_WAIT_S) -> None:
+        """Until `count` steps have their done mark read (or stderr closed, or the timeout)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.done >= count or self.closed, timeout_s)
 
 
 def preload_modules(kind: str) -> Tuple[str, ...]:
@@ -64,7 +104,8 @@ class WorkerExecutor:
         self.root = Path(root) if root is not None else Path.cwd()
         self._lock = threading.Lock()
         self._proc: Optional[subprocess.Popen] = None
-        self._tail: Deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._stderr = _StderrDrain()
+        self._requests = 0
         self._ready = False
         self._start()
 
@@ -87,18 +128,9 @@ class WorkerExecutor:
             start_new_session=True,
         )
         self._ready = False
-        self._tail = collections.deque(maxlen=TAIL_LINES)
-        threading.Thread(target=self._drain_stderr, args=(self._proc, self._tail), daemon=True).start()
-
-    @staticmethod
-    def _drain_stderr(proc: subprocess.Popen, tail: Deque[str]) -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            if relay_progress(line):  # a step's progress line (a profiled batch size)
-                continue
-            tail.append(line)
-            LOGGER.debug("[worker %d] %s", proc.pid, line)
+        self._stderr = _StderrDrain()
+        self._requests = 0
+        threading.Thread(target=self._stderr.read, args=(self._proc,), daemon=True).start()
 
     def _read_line(self, timeout_s: Optional[float]) -> Optional[bytes]:
         """One line from the worker's protocol pipe; b"" at EOF (the worker died), None on timeout.
@@ -123,7 +155,7 @@ class WorkerExecutor:
                 stream.close()
 
     def _failure(self, step: str, cause: str) -> StepReply:
-        tail = "\n".join(list(self._tail)[-12:])
+        tail = "\n".join(list(self._stderr.tail)[-12:])
         reason = f"worker process {cause} during {step}" + (f"; last output:\n{tail}" if tail else "")
         LOGGER.error(reason)
         return StepReply.failed(step, reason)
@@ -165,12 +197,14 @@ class WorkerExecutor:
             self._proc.stdin.flush()
         except BrokenPipeError:
             return self._crashed(step, "exited")
+        self._requests += 1
         line = self._read_line(timeout_s)
         if line is None:
             self._kill()
             return self._failure(step, f"timed out after {timeout_s:.0f} s (step_timeout_s) and was stopped")
         if not line:
             return self._crashed(step, "exited")
+        self._stderr.wait_done(self._requests)  # the step's progress lines are printed before its result
         try:
             return StepReply.from_plain(json.loads(line))
         except (ValueError, KeyError, TypeError) as e:
@@ -287,6 +321,8 @@ def worker_main(framework: str, parent_pid: Optional[int] = None, from_main_thre
             line = json.dumps(reply.to_plain())
         except (TypeError, ValueError) as e:
             line = json.dumps(StepReply.failed(reply.step, f"step result is not JSON: {e}").to_plain())
+        sys.stderr.write(STEP_DONE_MARK + "\n")
+        sys.stderr.flush()
         protocol.write(line + "\n")
     return 0
 
