@@ -14,6 +14,7 @@ import yaml
 import model_navigator as nav
 from model_navigator.api.frontend import ExportArguments
 from model_navigator.core.config import ExportConfig, ProfilerConfig
+from model_navigator.core.enums import Format, Framework, JitType
 from model_navigator.core.errors import PackageError
 from model_navigator.core.samples import load_sample_dir
 from model_navigator.core.status import NavigatorStatus
@@ -64,10 +65,8 @@ def test_status_config_is_typed_and_round_trips_through_status_yaml(workdir, lin
     assert isinstance(config, ExportConfig)
     assert config.opset == 15 and config.target_device == "cpu" and config.batch_dim == 0
     assert isinstance(config.profiler_config, ProfilerConfig)
-    # dict-style reads give the plain values status.yaml holds (code written when config was a dict)
-    assert config["target_formats"] == ["torchscript"] and config.get("jit_options") == ["script"]
-    assert config.get("no_such_option", "default") == "default"
-    assert dict(config) == config.to_dict() and list(config) == list(config.to_dict())
+    assert config.target_formats == (Format.TORCHSCRIPT,) and config.jit_options == (JitType.SCRIPT,)
+    assert not hasattr(config, "__getitem__")  # typed fields only: no second, dict-style way to read it
     on_disk = yaml.safe_load((workdir / "status.yaml").read_text())["config"]
     assert on_disk == config.to_dict()
     assert NavigatorStatus.load(workdir).config == config
@@ -131,3 +130,19 @@ def test_nav_onnx_records_minimum_segment_size_unchecked(workdir, tmp_path, line
     package = nav.onnx.export(str(path), [np.ones((2, 5), np.float32)], workdir=workdir, minimum_segment_size=0,
                               run_profiling=False)
     assert package.status.config.minimum_segment_size == 0 and package.get_status(nav.Format.ONNX)
+
+
+def test_minimum_segment_size_is_checked_only_where_the_framework_declares_tf_trt(workdir, linear_model):
+    """TF-TRT's option: TensorFlow and JAX declare TF-TRT paths, PyTorch none (its export() does not
+    even take the option), so a value PyTorch receives through the shared flow is recorded, not checked."""
+    from model_navigator.api.frontend import export
+    from model_navigator.api.torch import TorchAdapter
+    from model_navigator.paths.registry import paths_for
+
+    declares = {fw: any(s.format == Format.TF_TRT for s in paths_for(fw)) for fw in Framework}
+    assert declares == {Framework.TORCH: False, Framework.TENSORFLOW: True, Framework.JAX: True,
+                        Framework.ONNX: False}
+    args = ExportArguments(dataloader=[np.ones((2, 5), np.float32)], workdir=workdir, target_formats=("torchscript",),
+                           minimum_segment_size=0, run_profiling=False, verbose=False)
+    package = export(TorchAdapter(linear_model, ("script",), "hierarchy", False), args)
+    assert package.status.config.minimum_segment_size == 0 and package.get_status(nav.Format.TORCHSCRIPT)

@@ -88,7 +88,6 @@ class FrameworkAdapter:
     source_format: Format
     label: str  # in messages: "PyTorch", "TensorFlow 2", ...
     formats: Tuple[Format, ...]  # target_formats it takes, in their default order
-    has_tf_trt: bool = True  # takes minimum_segment_size (TF-TRT's); ONNX records it unchecked
     what: str = "The model"  # the subject of "... failed on dataloader sample N"
 
     def __init__(self, model: Any):
@@ -222,7 +221,9 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
                                "sample_count")
     if args.max_workspace_size is not None:
         check_positive_int(args.max_workspace_size, "max_workspace_size")
-    segment = check_positive_int(args.minimum_segment_size, "minimum_segment_size") if adapter.has_tf_trt \
+    # minimum_segment_size is TF-TRT's: checked where the framework declares a TF-TRT path, else recorded as given
+    has_tf_trt = any(spec.format == Format.TF_TRT for spec in specs)
+    segment = check_positive_int(args.minimum_segment_size, "minimum_segment_size") if has_tf_trt \
         else args.minimum_segment_size
     atol, rtol = check_user_tolerance(args.atol, "atol"), check_user_tolerance(args.rtol, "rtol")
     in_names = check_names(args.input_names, "input_names")

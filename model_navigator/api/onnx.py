@@ -44,7 +44,6 @@ class OnnxAdapter(FrameworkAdapter):
     label = "ONNX"
     formats = ONNX_FORMATS
     what = "ONNX Runtime"
-    has_tf_trt = False
 
     def check_model(self) -> None:
         from model_navigator.exporters import onnx as onnx_exporters
