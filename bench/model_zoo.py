@@ -639,7 +639,7 @@ def recompute_evidence(name: str, record: Dict[str, Any]) -> Dict[str, Any]:
             try:
                 _store_evidence(rt, tolerance_evidence(
                     package, path, next(r for r in path.runtimes if r.value == rt["runtime"]), workdir,
-                    status.config.get("batch_dim"), batch if batch > 1 else 2, [m.name for m in status.outputs]))
+                    status.config.batch_dim, batch if batch > 1 else 2, [m.name for m in status.outputs]))
             except Exception as e:
                 rt["evidence_error"] = _short(f"{type(e).__name__}: {e}")
     return record
@@ -686,7 +686,7 @@ def run_model(name: str) -> Dict[str, Any]:
                   inputs=[{"name": m.name, "shape": list(m.shape), "dtype": m.dtype} for m in status.inputs],
                   outputs=[{"name": m.name, "shape": list(m.shape), "dtype": m.dtype} for m in status.outputs])
     output_names = [m.name for m in status.outputs]
-    batch_dim = status.config.get("batch_dim")
+    batch_dim = status.config.batch_dim
     batch = int(status.dataloader.get("batch_size", 1))
     batch = batch if batch > 1 else 2
     paths = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from model_navigator.core.config import ExportConfig
-from model_navigator.core.enums import Format, Framework
+from model_navigator.core.enums import Format, Framework, StepStatus
 from model_navigator.core.errors import UserInputError
 from model_navigator.steps import worker
 from model_navigator.steps.executor import InProcessExecutor, RoutingExecutor, make_executor, normalize_isolation
@@ -47,8 +47,8 @@ def test_make_executor_follows_the_configs_isolation(tmp_path):
 
 
 def test_in_process_executor_returns_the_steps_result(tmp_path):
-    result = InProcessExecutor().run("correctness", ARGV, tmp_path)
-    assert result["status"] == "failed" and "status.yaml" in result["reason"]  # an empty folder is no workspace
+    reply = InProcessExecutor().run("correctness", ARGV, tmp_path)
+    assert reply.result.status == StepStatus.FAILED and "status.yaml" in reply.result.reason  # no workspace there
 
 
 def test_worker_returns_what_the_step_returns_in_process(tmp_path, own_workers):
@@ -56,14 +56,15 @@ def test_worker_returns_what_the_step_returns_in_process(tmp_path, own_workers):
     executor = RoutingExecutor("full", "test-executor", set())  # a worker that preloads numpy only
     try:
         remote = executor.run("conversion", ["--workdir", ".", "--path", "p"], tmp_path, format="onnx")
-        assert (remote["status"], remote["reason"]) == (local["status"], local["reason"])
+        assert (remote.result.status, remote.result.reason) == (local.result.status, local.result.reason)
         bad = executor.run("conversion", ["--no-such-option"], tmp_path)
-        assert bad["status"] == "failed" and bad["reason"].startswith("bad step arguments ['--no-such-option']")
+        assert bad.result.status == StepStatus.FAILED
+        assert bad.result.reason.startswith("bad step arguments ['--no-such-option']")
         crashed = executor.run("correctness", ARGV, tmp_path, format="onnx")  # the test fault: exit code 3
-        assert crashed["status"] == "failed" and "traceback" not in crashed
-        assert crashed["reason"].startswith("worker process exited with exit code 3 during correctness")
+        assert crashed.result.status == StepStatus.FAILED and crashed.traceback is None
+        assert crashed.result.reason.startswith("worker process exited with exit code 3 during correctness")
         again = executor.run("conversion", ["--workdir", ".", "--path", "p"], tmp_path)  # a fresh worker
-        assert again["reason"] == local["reason"]
+        assert again.result.reason == local.result.reason
     finally:
         executor.shutdown()
 
@@ -72,9 +73,9 @@ def test_auto_runs_the_users_framework_formats_here_and_the_rest_in_the_worker(t
     executor = RoutingExecutor("auto", "torch", {"torchscript"})
     try:
         here = executor.run("correctness", ARGV, tmp_path, format="torchscript")
-        assert here["status"] == "failed" and "status.yaml" in here["reason"]  # ran: no workspace here
+        assert here.result.status == StepStatus.FAILED and "status.yaml" in here.result.reason  # ran: no workspace here
         there = executor.run("correctness", ARGV, tmp_path, format="onnx")
-        assert "exit code 3" in there["reason"]
+        assert "exit code 3" in there.result.reason
     finally:
         executor.shutdown()
 
@@ -82,7 +83,7 @@ def test_auto_runs_the_users_framework_formats_here_and_the_rest_in_the_worker(t
 def test_off_runs_everything_here(tmp_path, own_workers):
     executor = RoutingExecutor("off", "torch", set())
     result = executor.run("correctness", ARGV, tmp_path, format="onnx")
-    assert "status.yaml" in result["reason"] and "exit code" not in result["reason"]
+    assert "status.yaml" in result.result.reason and "exit code" not in result.result.reason
     assert worker._WORKERS == {}  # no worker was started
     executor.close()
 

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 import model_navigator as nav  # noqa: E402
 from model_navigator.core.enums import RuntimeProvider, StepStatus, TensorRTPrecision  # noqa: E402
+from model_navigator.core.serialization import to_plain
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)"),
@@ -38,7 +39,7 @@ def on_cuda(tmp_path_factory):
 
 def test_torchscript_is_checked_on_the_gpu(on_cuda):
     package, _ = on_cuda
-    assert package.status.config["target_device"].startswith("cuda")
+    assert to_plain(package.status.config.target_device).startswith("cuda")
     for key in ("torchscript-script", "torchscript-trace"):
         path = package.status.paths[key]
         assert path.status == StepStatus.OK, (key, path.reason)

@@ -28,6 +28,7 @@ from model_navigator.contrib.huggingface import (  # noqa: E402
     unwrap_model_output,
 )
 from model_navigator.core.status import NavigatorStatus  # noqa: E402
+from model_navigator.core.serialization import to_plain
 
 WORDS = ("the a model navigator exports bert to onnx and torchscript fast small test hello world with "
          "dynamic batch sequence axes").split()
@@ -310,6 +311,6 @@ def test_given_dynamic_axes_that_leave_a_varying_axis_fixed_are_completed_with_a
                                   run_profiling=False, target_formats=("onnx",), runtimes=("CPUExecutionProvider",),
                                   dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"},
                                                 "decoder_input_ids": {0: "b"}})
-    assert package.status.config["dynamic_axes"]["decoder_input_ids"] == [0, 1]
+    assert to_plain(package.status.config.dynamic_axes)["decoder_input_ids"] == [0, 1]
     onnx = package.status.paths["onnx"]
     assert onnx.runtimes[nav.RuntimeProvider.CPU].correctness.status.value == "ok", onnx.runtimes

@@ -227,7 +227,7 @@ def test_long_step_reports_heartbeats(tmp_path, fault):
                                                   "CPUExecutionProvider"], desc.workdir, timeout_s=3)
     finally:
         executor.shutdown()
-    assert result["status"] == "failed" and "timed out after 3 s" in result["reason"]
+    assert result.result.status == StepStatus.FAILED and "timed out after 3 s" in result.result.reason
     assert len(beats) >= 3 and all(b[:2] == ("onnx", "correctness") and "still running" in b[2] for b in beats)
 
 

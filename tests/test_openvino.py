@@ -9,7 +9,8 @@ import pytest
 
 import model_navigator as nav
 import helpers
-from model_navigator.core.enums import RUNTIME_MODULES, RuntimeProvider, StepStatus
+from model_navigator.core.enums import RuntimeProvider, StepStatus
+from model_navigator.core.formats import RUNTIME_MODULES
 
 pytest.importorskip("openvino")
 pytest.importorskip("onnxruntime")

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 import model_navigator as nav  # noqa: E402
 from model_navigator.core.enums import RuntimeProvider, StepStatus  # noqa: E402
+from model_navigator.core.serialization import to_plain
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def test_derived_formats_pull_in_the_formats_they_are_made_from(trt_only):
     assert paths["torchscript-script"].status == StepStatus.OK  # torch-trt is made from TorchScript
     assert paths["torchscript-trace"].status == StepStatus.OK
     assert "torch-exportedprogram" not in paths  # not asked for, not made from
-    assert trt_only.status.config["target_formats"] == ["torchscript", "onnx", "trt", "torch-trt"]
+    assert to_plain(trt_only.status.config.target_formats) == ["torchscript", "onnx", "trt", "torch-trt"]
 
 
 def test_the_reference_framework_runtime_names_are_accepted(trt_only):
@@ -55,7 +56,7 @@ def test_runtimes_argument_takes_the_framework_alias(workdir):
                                workdir=workdir, isolation=False, verbose=False, run_profiling=False,
                                target_formats=("torchscript",), jit_options=("trace",),
                                runtimes=(nav.RuntimeProvider.PYT,))
-    assert package.status.config["runtimes"] == ["CPUExecutionProvider"]
+    assert to_plain(package.status.config.runtimes) == ["CPUExecutionProvider"]
     assert list(package.status.paths["torchscript-trace"].runtimes) == [RuntimeProvider.CPU]
 
 
@@ -75,7 +76,7 @@ def test_input_names_rename_dict_samples_by_position(workdir):
     package = nav.torch.export(model=model, dataloader=dataloader, workdir=workdir, isolation=False, verbose=False,
                                run_profiling=False, input_names=("ids", "mask"), runtimes=("CPUExecutionProvider",))
     assert [m.name for m in package.status.inputs] == ["ids", "mask"]
-    assert package.status.config["forward_kw_names"] == ["input_ids", "attention_mask"]
+    assert to_plain(package.status.config.forward_kw_names) == ["input_ids", "attention_mask"]
     for key, path in package.status.paths.items():
         if path.status == StepStatus.SKIPPED or key == "torch":
             continue

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import model_navigator as nav
+from model_navigator.core.serialization import to_plain
 
 
 def _assert_nothing_exported(package, workdir) -> None:
@@ -155,7 +156,7 @@ def test_jax_input_names_rename_dict_samples_by_position(tmp_path):
     package = nav.jax.export(model=score, model_params=weights, dataloader=dataloader, workdir=workdir,
                              override_workdir=True, input_names=("input_mask", "input_tokens"))
     assert [m.name for m in package.status.inputs] == ["input_mask", "input_tokens"]
-    assert package.status.config["forward_kw_names"] == ["mask", "tokens"]
+    assert to_plain(package.status.config.forward_kw_names) == ["mask", "tokens"]
     assert package.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True
     saved = next(p for p in workdir.glob("tf-savedmodel*") if (p / "model.savedmodel").is_dir())
     assert _savedmodel_input_names(saved / "model.savedmodel") == ["input_mask", "input_tokens"]
@@ -318,5 +319,5 @@ def test_jax_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
     with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole"):
         package = nav.jax.export(model=predict, model_params=params, dataloader=dataloader, workdir=workdir,
                                  override_workdir=True, run_profiling=False)
-    assert package.status.config["batch_dim"] is None
+    assert to_plain(package.status.config.batch_dim) is None
     assert package.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True

@@ -26,6 +26,7 @@ import helpers
 from model_navigator import UserInputError
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.samples import load_sample_dir
+from model_navigator.core.serialization import to_plain
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -333,7 +334,7 @@ def test_two_input_two_output_functional_model_with_dict_samples(tmp_path):
     assert declared == ["extra", "tokens"]
     assert [m.name for m in package.status.inputs] == declared
     assert [m.name for m in package.status.outputs] == ["logits", "score"]
-    assert package.status.config["forward_kw_names"] == declared
+    assert to_plain(package.status.config.forward_kw_names) == declared
     for key in ("tf-savedmodel", "onnx"):
         result = _correctness(package, key)
         assert result.status == StepStatus.OK, (key, result.reason)

@@ -23,6 +23,7 @@ from model_navigator.converters.tensorrt import (
 from model_navigator.converters.torch_trt import enabled_precisions
 from model_navigator.core.config import ExportConfig, ProfilerConfig
 from model_navigator.core.enums import Format, Framework, TensorRTPrecision, TensorRTPrecisionMode
+from model_navigator.core.serialization import to_plain
 
 
 def test_profile_shapes_from_samples_span_every_axis():
@@ -294,11 +295,11 @@ def test_a_gpu_package_loads_and_retests_on_the_cpu(tmp_path):
 
     d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
                          verbose=False, target_formats=("torchscript",))
-    d.status.config["target_device"] = "cuda"
+    d.status.config.target_device = "cuda"
     d.save_status()
     nav.save(d, tmp_path / "gpu.nav")
     loaded = nav.load(tmp_path / "gpu.nav", workdir=tmp_path / "loaded", verbose=False)
-    assert loaded.status.config["target_device"] == "cpu"
+    assert to_plain(loaded.status.config.target_device) == "cpu"
     for key in ("torchscript-script", "torchscript-trace"):
         result = loaded.status.paths[key].runtimes[nav.RuntimeProvider.CPU].correctness
         assert result.status.value == "ok"
@@ -370,7 +371,7 @@ def test_runners_keep_the_gpu_index_of_the_target_device(tmp_path):
 
     d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
                          verbose=False, target_formats=("torchscript", "onnx"))
-    d.status.config["target_device"] = "cuda:1"
+    d.status.config.target_device = "cuda:1"
     paths = d.status.paths
     assert make_runner(d.workdir, d.status, paths["torchscript-trace"], RP.CUDA).device == "cuda:1"
     assert make_runner(d.workdir, d.status, paths["onnx"], RP.TRT).device == "cuda:1"

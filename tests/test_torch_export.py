@@ -23,6 +23,7 @@ import model_navigator as nav
 from model_navigator import PackageDescriptor, UserInputError
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.samples import load_sample, load_sample_dir
+from model_navigator.core.serialization import to_plain
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -635,7 +636,7 @@ def test_export_with_default_isolation(workdir):
         verbose=False, profiler_config=helpers.light_profiler(), target_device="cpu",
     )
     # The default runs conversions and foreign runtimes (ONNX Runtime) in a worker process.
-    assert package.status.config["isolation"] in (True, "auto", "full")
+    assert to_plain(package.status.config.isolation) in (True, "auto", "full")
     for key in CPU_PATHS:
         path = package.status.paths[key]
         assert path.status == StepStatus.OK, (key, path.reason)

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 import model_navigator as nav  # noqa: E402
 from model_navigator.core.enums import RuntimeProvider, StepStatus  # noqa: E402
+from model_navigator.core.serialization import to_plain
 
 CPU = RuntimeProvider.CPU
 
@@ -101,7 +102,7 @@ def test_a_specialised_sequence_axis_fails_the_exported_program(workdir):
     package = nav.torch.export(model=Lstm(), dataloader=dataloader, workdir=workdir, isolation=False, verbose=False,
                                target_formats=("torch-exportedprogram",), run_profiling=False)
     path = package.status.paths["torch-exportedprogram"]
-    assert list(package.status.config["dynamic_axes"].values())[0] == [0, 1]
+    assert list(to_plain(package.status.config.dynamic_axes).values())[0] == [0, 1]
     assert path.status == StepStatus.FAILED
     assert "specialized it to be a constant" in path.reason, path.reason
 

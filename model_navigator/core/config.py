@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from model_navigator.core.enums import (
     Format,
@@ -123,33 +121,6 @@ class ExportConfig:
     def to_dict(self) -> Dict[str, Any]:
         return to_plain(self)
 
-    # Read and write by name, as the plain values status.yaml holds: for code written when
-    # status.config was a dict (config["target_device"], config.get("batch_dim")).
-    def __getitem__(self, name: str) -> Any:
-        if name not in _export_fields():
-            raise KeyError(name)
-        return to_plain(getattr(self, name))
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self[name] if name in _export_fields() else default
-
-    def __contains__(self, name: object) -> bool:
-        return name in _export_fields()
-
-    def keys(self) -> List[str]:
-        return list(_export_fields())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_export_fields())
-
-    def items(self) -> List[Tuple[str, Any]]:
-        return [(name, self[name]) for name in _export_fields()]
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        if name not in _export_fields():
-            raise KeyError(f"export configuration has no option {name!r}")
-        setattr(self, name, from_plain(_export_fields()[name], to_plain(value)))
-
     @classmethod
     def from_dict(cls, data: Union[Dict[str, Any], "ExportConfig"]) -> "ExportConfig":
         if isinstance(data, ExportConfig):
@@ -161,9 +132,3 @@ class ExportConfig:
         if isinstance(data.get("isolation"), bool):  # written before isolation modes existed
             data["isolation"] = "full" if data["isolation"] else "off"
         return from_plain(cls, data)
-
-
-@functools.lru_cache(maxsize=1)
-def _export_fields() -> Dict[str, Any]:
-    """ExportConfig's field names and their resolved types."""
-    return typing.get_type_hints(ExportConfig)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Iterable, Optional, Tuple, Type, TypeVar, Union
+from typing import Iterable, Optional, Tuple, Type, TypeVar, Union
 
 from model_navigator.core.errors import UserInputError
 
@@ -71,23 +71,6 @@ class RuntimeProvider(StrEnum):
     # resolved to CPU / CUDA (the device the framework runs on); status.yaml never holds them.
     PYT = "PyTorchExecutionProvider"
     TF = "TensorFlowExecutionProvider"
-
-
-# Lists derived from the format and runtime declarations in core/formats.py, importable from here
-# as before: SOURCE_FORMATS (the user's models), GPU_FORMATS (the TensorRT family), CPU_RUNTIMES
-# (run on the CPU, whatever their name says), OPT_IN_RUNTIMES (only when named in `runtimes=`) and
-# RUNTIME_MODULES (runtime -> (module it needs, extra that installs it)).
-_DERIVED = ("SOURCE_FORMATS", "GPU_FORMATS", "CPU_RUNTIMES", "OPT_IN_RUNTIMES", "RUNTIME_MODULES")
-
-
-def __getattr__(name: str) -> Any:
-    """PEP 562: the derived lists live in core/formats.py (which imports this module, hence lazily);
-    model_navigator imports them from there, this keeps `core.enums.SOURCE_FORMATS` & co. working."""
-    if name in _DERIVED:
-        from model_navigator.core import formats
-
-        return getattr(formats, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 FRAMEWORK_RUNTIME_ALIASES = (RuntimeProvider.PYT, RuntimeProvider.TF)

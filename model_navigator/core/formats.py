@@ -9,10 +9,11 @@ over formats (runners/registry.make_runner, PackageDescriptor.get_model, triton 
 executor's local formats, the worker's preloads, pipeline.runtime_unavailable_reason) looks here;
 which formats a framework offers is derived from its path declarations (paths/registry.formats_of).
 
-A new format is a Format member, a FormatSpec in FORMATS, its paths with their producer, and a
+A new format is a Format member, a FormatSpec in DECLARATIONS, its paths with their producer, and a
 runner module with the factory (and loader) named here.
 
-FORMATS' order is the order formats are listed in (a framework's default target_formats, messages).
+DECLARATIONS' order (kept by FORMATS, their index by format) is the order formats are listed in (a
+framework's default target_formats, messages).
 """
 
 from __future__ import annotations

@@ -56,13 +56,6 @@ class StepReply:
     def failed(cls, step: str, reason: str, traceback: Optional[str] = None) -> "StepReply":
         return cls(step, STEP_RESULTS[step](status=StepStatus.FAILED, reason=reason), traceback)
 
-    def __getitem__(self, name: str) -> Any:
-        """The plain result by field name (and "traceback"), as the pipe's JSON had it."""
-        return self.traceback if name == "traceback" else to_plain(self.result)[name]
-
-    def __contains__(self, name: object) -> bool:
-        return self.traceback is not None if name == "traceback" else name in to_plain(self.result)
-
 
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
