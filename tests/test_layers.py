@@ -8,7 +8,11 @@ imported) and check who imports whom, lazy imports inside functions included.
     report        never cli (find_failures lives in package.table)
     steps         never api, cli, package, report, triton, serving or contrib (export_run and
                   recheck return the status; api and package wrap it in a PackageDescriptor)
+    package       never api or cli (the validators of core types it uses live in core)
     cli           the top: nothing but cli itself and __main__ imports it
+
+and no two modules import each other, directly or through others, whether at module level or
+inside functions: an import circle ties modules that must then change together.
 
 and `import model_navigator` imports no framework: no module imports one at module level (the
 frameworks are imported inside the functions that need them). tests/test_validation.py checks
@@ -35,6 +39,8 @@ NEVER = {  # layer -> layers it must not import
     "converters": ABOVE_RUNNERS - {"exporters", "converters"},
     "paths": {"steps", "api", "cli", "package", "report", "triton", "contrib"},
     "report": {"cli", "api"},
+    # packages are saved, loaded and inspected without the export front-end (validators live in core)
+    "package": {"api", "cli"},
     # the pipeline and its steps return statuses; the PackageDescriptor over them is the caller's
     "steps": {"api", "cli", "package", "report", "triton", "serving", "contrib"},
 }
@@ -166,3 +172,38 @@ def test_the_descriptor_does_not_import_the_module_that_builds_it():
     tree = ast.parse(MODULES["model_navigator.package.descriptor"].read_text())
     imported = {name for name, _, _ in _imports(tree, "model_navigator.package.descriptor", False)}
     assert "model_navigator.package.nav" not in imported
+
+
+def _import_circles() -> List[List[str]]:
+    """The strongly connected components (Tarjan) of the graph of imports between model_navigator's
+    modules, lazy ones included; each component of more than one module is an import circle."""
+    graph = {m: sorted({n for n, _, _ in imports if n in MODULES and n != m}) for m, imports in IMPORTS.items()}
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    circles: List[List[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in graph[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = [stack.pop()]
+            while component[-1] != module:
+                component.append(stack.pop())
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    return circles
+
+
+def test_no_import_circles():
+    assert _import_circles() == []

@@ -1,4 +1,6 @@
-"""Argument validation and the export flow shared by every framework's export()."""
+"""Validation of the export() arguments every framework takes, and what the shared flow derives
+from the samples (dynamic axes, tensor metadata, the ExportConfig fields); the flow itself is
+api/frontend.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.enums import Format, RuntimeProvider
 from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER
@@ -57,16 +58,6 @@ def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Forma
                 result.insert(0, parent.format)
                 changed = True
     return tuple(result)
-
-
-def check_target_device(target_device: Optional[str], cuda_available: bool) -> str:
-    if target_device is None:
-        return "cuda" if cuda_available else "cpu"
-    if not isinstance(target_device, str) or not (target_device == "cpu" or target_device.startswith("cuda")):
-        raise UserInputError(f"`target_device` must be 'cpu' or 'cuda' (or 'cuda:N'), got {target_device!r}.")
-    if target_device.startswith("cuda") and not cuda_available:
-        raise UserInputError("`target_device` is 'cuda' but no CUDA device is available; use target_device='cpu'.")
-    return target_device
 
 
 def check_runtimes(runtimes: Optional[Tuple[RuntimeProvider, ...]], device: str) -> Optional[Tuple[RuntimeProvider, ...]]:
@@ -135,16 +126,6 @@ def check_workdir(workdir: Optional[Any], override_workdir: bool) -> Path:
             f"to replace it, or choose another `workdir`."
         )
     return root
-
-
-def check_profiler_config(profiler_config: Optional[Any]) -> ProfilerConfig:
-    if profiler_config is None:
-        return ProfilerConfig()
-    if isinstance(profiler_config, dict):
-        return ProfilerConfig.from_dict(profiler_config)  # refuses unknown keys
-    if not isinstance(profiler_config, ProfilerConfig):
-        raise UserInputError(f"`profiler_config` must be a nav.ProfilerConfig, got {type(profiler_config).__name__}.")
-    return profiler_config
 
 
 def check_opset(opset: Any) -> int:

@@ -17,14 +17,12 @@ from model_navigator.api.common import (
     check_names,
     check_opset,
     check_positive_int,
-    check_profiler_config,
     check_runtimes,
     check_source_outputs,
-    check_target_device,
     check_workdir,
     sample_config_fields,
 )
-from model_navigator.core.config import ExportConfig
+from model_navigator.core.config import ExportConfig, check_profiler_config, check_target_device
 from model_navigator.core.enums import (
     Format,
     Framework,

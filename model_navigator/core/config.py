@@ -132,3 +132,25 @@ class ExportConfig:
         if isinstance(data.get("isolation"), bool):  # written before isolation modes existed
             data["isolation"] = "full" if data["isolation"] else "off"
         return from_plain(cls, data)
+
+
+def check_target_device(target_device: Optional[str], cuda_available: bool) -> str:
+    """ExportConfig.target_device from the user's value: None picks CUDA when there is one."""
+    if target_device is None:
+        return "cuda" if cuda_available else "cpu"
+    if not isinstance(target_device, str) or not (target_device == "cpu" or target_device.startswith("cuda")):
+        raise UserInputError(f"`target_device` must be 'cpu' or 'cuda' (or 'cuda:N'), got {target_device!r}.")
+    if target_device.startswith("cuda") and not cuda_available:
+        raise UserInputError("`target_device` is 'cuda' but no CUDA device is available; use target_device='cpu'.")
+    return target_device
+
+
+def check_profiler_config(profiler_config: Optional[Any]) -> ProfilerConfig:
+    """A ProfilerConfig from the user's value (None: the defaults; a dict: its known keys only)."""
+    if profiler_config is None:
+        return ProfilerConfig()
+    if isinstance(profiler_config, dict):
+        return ProfilerConfig.from_dict(profiler_config)  # refuses unknown keys
+    if not isinstance(profiler_config, ProfilerConfig):
+        raise UserInputError(f"`profiler_config` must be a nav.ProfilerConfig, got {type(profiler_config).__name__}.")
+    return profiler_config

@@ -60,7 +60,7 @@ def load(
     `profiler_config` is given) profiles again; `target_device` re-targets the runtimes.
     `debug` also prints model_navigator's DEBUG logs (worker output included) on the terminal.
     """
-    from model_navigator.api.common import check_profiler_config, check_target_device
+    from model_navigator.core.config import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
     from model_navigator.package.archive_validate import read_manifest, validate_archive
 
@@ -183,7 +183,7 @@ def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[Pro
     source model too when this process has it (its old figures are dropped otherwise: they came from
     another profile); a runtime never checked (installed after the package was made) is checked
     first. Returns the descriptor; prints the status table when `verbose` (and `table`). `debug` as in load."""
-    from model_navigator.api.common import check_profiler_config
+    from model_navigator.core.config import check_profiler_config
     from model_navigator.steps.recheck import recheck
 
     if not isinstance(package_descriptor, PackageDescriptor):
