@@ -590,15 +590,11 @@ def tolerance_evidence(package: Any, path: Any, runtime: Any, workdir: Path, bat
     (kernels that reduce in another order at another batch size)."""
     inputs = _load_npz_dir(workdir / "model_input" / "correctness")
     outputs = _load_npz_dir(workdir / "model_output" / "correctness")
-    flags = path.flags or {}
-    kwargs: Dict[str, Any] = {"format": path.format, "runtime": runtime}
+    kwargs: Dict[str, Any] = {"format": path.format, "runtime": runtime, **path.selectors}
     if path.jit_type is not None:
         kwargs["jit_type"] = path.jit_type
     if path.precision is not None:
         kwargs["precision"] = path.precision
-    for flag in ("enable_xla", "jit_compile"):
-        if flag in flags:
-            kwargs[flag] = flags[flag]
     runner = package.get_runner(**kwargs)
     if runner.name.split(":")[0] != path.key:
         raise RuntimeError(f"get_runner({kwargs}) gave {runner.name}, not {path.key}")

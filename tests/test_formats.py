@@ -239,7 +239,7 @@ def test_make_runner_passes_keywords_and_torch_trt_input_order(tmp_path):
     status = _status("cpu", kw_names=["x", "z"])
     script = make_runner(tmp_path, status, _path(F.TORCHSCRIPT), RP.CPU)
     assert script.keyword is True and script.kw_names == ("x", "z")
-    trt = make_runner(tmp_path, status, _path(F.TORCH_TRT, flags={"input_order": ["b", "a"]}), RP.CUDA)
+    trt = make_runner(tmp_path, status, _path(F.TORCH_TRT, reported={"input_order": ["b", "a"]}), RP.CUDA)
     assert type(trt).__name__ == "TorchTensorRTRunner" and trt.input_names == ["b", "a"] and trt.keyword is False
 
 

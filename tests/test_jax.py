@@ -90,8 +90,8 @@ def test_mlp_every_variant(mlp):
     for key in XLA:
         result = _assert_correct(package, key)
         assert result.batch_sizes == [1, 4]
-        assert paths[key].flags["native_serialization"] is True
-        assert paths[key].flags["serialization_platforms"] == ["cpu", "cuda"]
+        assert paths[key].reported["native_serialization"] is True
+        assert paths[key].reported["serialization_platforms"] == ["cpu", "cuda"]
     for key in XLA:  # tf2onnx cannot translate the StableHLO inside XlaCallModule: known, so not tried
         onnx_path = paths[key.replace("tf-savedmodel", "onnx")]
         assert onnx_path.status == StepStatus.SKIPPED
@@ -100,7 +100,7 @@ def test_mlp_every_variant(mlp):
     if NON_NATIVE:
         for key in NOXLA:
             _assert_correct(package, key)
-            assert paths[key].flags["native_serialization"] is False
+            assert paths[key].reported["native_serialization"] is False
         _assert_correct(package, "onnx")
     else:
         for key in NOXLA:
@@ -208,9 +208,9 @@ def test_cnn_correct_and_profiled(cnn):
     assert latency["tf-savedmodel-xla-jit-CPUExecutionProvider"] > 0
     assert package.status.inputs[0].shape == (-1, 16, 16, 3)
     assert package.status.outputs[0].shape == (-1, 10)
-    flags = package.status.paths["tf-savedmodel-xla"].flags
-    assert flags["enable_xla"] is True and flags["jit_compile"] is False
-    assert flags["polymorphic_shapes"] == {"input__0": "(batch, 16, 16, 3)"}
+    path = package.status.paths["tf-savedmodel-xla"]
+    assert path.selectors == {"enable_xla": True, "jit_compile": False}
+    assert path.reported["polymorphic_shapes"] == {"input__0": "(batch, 16, 16, 3)"}
 
 
 @pytest.mark.slow
@@ -249,7 +249,7 @@ def test_two_inputs_as_dict_with_a_shared_sequence_axis(tmp_path):
     for key in XLA:
         result = _assert_correct(package, key, atol=1e-5)
         assert set(result.per_output) == {"pooled", "scores"}
-        assert package.status.paths[key].flags["polymorphic_shapes"] == {"mask": "(batch, d0)",
+        assert package.status.paths[key].reported["polymorphic_shapes"] == {"mask": "(batch, d0)",
                                                                           "tokens": "(batch, d0, 6)"}
     rng = np.random.default_rng(1)
     feed = {"mask": np.ones((3, 11), np.float32), "tokens": rng.standard_normal((3, 11, 6)).astype(np.float32)}
@@ -275,7 +275,7 @@ def test_enable_xla_false_variant(tmp_path):
     assert not any("-xla-" in key or key.endswith("-jit") for key in paths), sorted(paths)
     if NON_NATIVE:
         _assert_correct(package, "tf-savedmodel")
-        assert paths["tf-savedmodel"].flags["native_serialization"] is False
+        assert paths["tf-savedmodel"].reported["native_serialization"] is False
         _assert_correct(package, "onnx")
         assert package.get_status(format=nav.Format.ONNX, runtime_provider=CPU, enable_xla=False, jit_compile=False)
     else:

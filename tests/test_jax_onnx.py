@@ -42,7 +42,7 @@ DIRECT = "onnx-jax2onnx"
 def _assert_direct_correct(package, atol=1e-4, profiled=True):
     path = package.status.paths[DIRECT]
     assert path.status == StepStatus.OK, path.reason
-    assert path.flags["exporter"] == "jax2onnx" and "enable_xla" not in path.flags
+    assert path.reported["exporter"] == "jax2onnx" and path.selectors == {}
     assert set(path.runtimes) == set(RUNTIMES)
     for runtime in RUNTIMES:
         result = path.runtimes[runtime].correctness

@@ -64,7 +64,7 @@ def test_a_torch_made_onnx_with_dict_int64_inputs_is_checked_and_profiled(token_
     assert [(m.name, m.dtype, m.shape) for m in status.inputs] == [("ids", "int64", (-1, -1)), ("mask", "float32", (-1, -1))]
     assert [m.name for m in status.outputs] == ["hidden", "logits"]
     onnx = status.paths["onnx"]
-    assert onnx.status == StepStatus.OK and onnx.flags["opset"] == 17
+    assert onnx.status == StepStatus.OK and onnx.reported["opset"] == 17
     result = onnx.runtimes[CPU]
     assert result.correctness.status == StepStatus.OK and result.correctness.batch_sizes == [1, 2]
     assert result.correctness.per_output["logits"].max_abs_error < 1e-6  # the same file on the same runtime

@@ -17,6 +17,7 @@ import model_navigator as nav
 import helpers
 from model_navigator.core.enums import StepStatus
 from model_navigator.core.status import FORMAT_VERSION, NavigatorStatus
+from model_navigator.core.serialization import to_plain
 
 CPU = nav.RuntimeProvider.CPU
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -194,6 +195,39 @@ def test_old_format_package_loads_and_upgrades(tmp_path):
     assert onnx.correctness.status.value == "ok"  # re-tested against the saved outputs
     assert set(onnx.correctness.per_output) == {"output__0"}
     assert yaml.safe_load((loaded.workdir / "status.yaml").read_text())["format_version"] == FORMAT_VERSION
+
+
+def test_a_version_2_package_loads_with_its_flags_split(tmp_path):
+    """Written by the previous release (tests/fixtures/make_v2_package.py): one `flags` mapping per path."""
+    package = tmp_path / "linear_v2.nav"
+    shutil.copy(FIXTURES / "linear_v2.nav", package)
+    with zipfile.ZipFile(package) as zf:
+        old = yaml.safe_load(zf.read("status.yaml"))
+    assert old["format_version"] == 2 and old["paths"]["onnx"]["flags"] == {"opset": 17, "exporter": "torchscript"}
+    loaded = nav.load(package, verbose=False)
+    onnx = loaded.status.paths["onnx"]
+    assert (onnx.selectors, onnx.reported) == ({}, {"opset": 17, "exporter": "torchscript"})
+    assert onnx.runtimes[CPU].verified is True and onnx.runtimes[CPU].correctness.status.value == "ok"
+    on_disk = yaml.safe_load((loaded.workdir / "status.yaml").read_text())
+    assert on_disk["format_version"] == FORMAT_VERSION == 3
+    assert on_disk["paths"]["onnx"]["reported"] == {"opset": 17, "exporter": "torchscript"}
+    assert "flags" not in on_disk["paths"]["onnx"] and on_disk["paths"]["onnx"]["selectors"] == {}
+
+
+def test_version_2_flags_split_into_selectors_and_reported_values():
+    """JAX's variants were the only selectors version 2 knew; everything else in `flags` was reported."""
+    status = NavigatorStatus(model_name="m", framework="jax")
+    data = to_plain(status)
+    data["format_version"] = 2
+    data["paths"] = {
+        "tf-savedmodel-xla": {"key": "tf-savedmodel-xla", "format": "tf-savedmodel", "status": "ok",
+                              "flags": {"enable_xla": True, "jit_compile": False, "native_serialization": True}},
+        "onnx-jax2onnx": {"key": "onnx-jax2onnx", "format": "onnx", "status": "ok", "flags": {"opset": 17}},
+    }
+    paths = NavigatorStatus.from_dict(data).paths
+    assert paths["tf-savedmodel-xla"].selectors == {"enable_xla": True, "jit_compile": False}
+    assert paths["tf-savedmodel-xla"].reported == {"native_serialization": True}
+    assert (paths["onnx-jax2onnx"].selectors, paths["onnx-jax2onnx"].reported) == ({}, {"opset": 17})
 
 
 def test_newer_format_is_refused(tmp_path):

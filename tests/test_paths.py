@@ -107,32 +107,35 @@ def _reports_a_selector(request):
     return {"enable_xla": False}
 
 
-def test_declared_selectors_are_known_and_are_export_options():
+def test_declared_selectors_are_export_options():
+    """A selector names the export option that asks for the variant (steps.scope.requested reads it)."""
     from dataclasses import fields
 
     from model_navigator.core.config import ExportConfig
-    from model_navigator.core.status import SELECTOR_KEYS
 
     options = {f.name for f in fields(ExportConfig)}
-    assert set(SELECTOR_KEYS) <= options
     declared = {name for fw in FRAMEWORKS for spec in paths_for(fw) for name, _ in spec.selectors}
-    assert declared == set(SELECTOR_KEYS)  # JAX's SavedModel variants use both
+    assert declared and declared <= options
 
 
-def test_a_paths_flags_split_into_its_selectors_and_what_its_producer_reported(tmp_path):
+def test_a_path_keeps_its_selectors_and_what_its_producer_reported_apart(tmp_path):
     from model_navigator.core.enums import StepStatus
     from model_navigator.core.status import PathStatus
     from model_navigator.paths.base import ProduceRequest, produce
 
     spec = _spec(producer="test_paths:_reports", selectors=(("enable_xla", True), ("jit_compile", False)))
-    path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.OK, flags=spec.selector_dict)
+    path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.OK, selectors=spec.selector_dict)
     path.record_reported(produce(ProduceRequest(spec, tmp_path / "model.onnx", None, None)))
     assert path.selectors == {"enable_xla": True, "jit_compile": False}
     assert path.reported == {"opset": 17, "exporter": "test"}
-    assert path.flags == {**path.selectors, **path.reported}  # one mapping in status.yaml, as before
+    assert path.flags == {**path.selectors, **path.reported}  # the read-only view of both
+    with pytest.raises(TypeError):
+        path.flags["opset"] = 18  # type: ignore[index]
     with pytest.raises(ValueError, match="selectors"):
         path.record_reported({"jit_compile": True})
-    bad = _spec(producer="test_paths:_reports_a_selector")
+    bad = _spec(producer="test_paths:_reports_a_selector", selectors=(("enable_xla", True),))
     with pytest.raises(ValueError, match=r"reported \['enable_xla'\], which select the path's variant"):
         produce(ProduceRequest(bad, tmp_path / "model.onnx", None, None))
     assert path.selectors["jit_compile"] is False
+    plain = _spec(producer="test_paths:_reports_a_selector")  # no selectors: a reported value like any other
+    assert produce(ProduceRequest(plain, tmp_path / "model.onnx", None, None)) == {"enable_xla": False}

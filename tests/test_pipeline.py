@@ -119,7 +119,7 @@ def test_a_failing_export_is_recorded_and_the_others_go_on(pipeline):
     assert paths["broken"].status == StepStatus.FAILED
     assert paths["broken"].reason == "RuntimeError: boom: this exporter cannot take the model"
     assert paths["fine"].status == StepStatus.OK and paths["fine"].model_path == "fine/model.onnx"
-    assert paths["fine"].flags == {"written_by": "test"}
+    assert paths["fine"].reported == {"written_by": "test"} and paths["fine"].selectors == {}
     assert (pipeline.workspace.root / "fine" / "config.yaml").is_file()
     assert (False, "broken", "export") in [line[:3] for line in pipeline.progress.lines]
     saved = NavigatorStatus.load(pipeline.workspace.root)  # recorded as it happened

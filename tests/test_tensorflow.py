@@ -145,7 +145,7 @@ def test_reference_example_fixed_runs_with_onnx_correct(reference):
     np.testing.assert_array_equal(outputs["output__0"], dataloader[0].numpy())
     assert package.status.inputs[0].name == "input" and package.status.inputs[0].shape == (-1, 224, 224, 3)
     assert package.status.paths["onnx"].parent == "tf-savedmodel"
-    assert package.status.paths["onnx"].flags["converter"] == "tf2onnx"
+    assert package.status.paths["onnx"].reported["converter"] == "tf2onnx"
     for key in GPU_PATHS:
         path = package.status.paths[key]
         assert path.status == StepStatus.SKIPPED and path.reason, key
@@ -212,7 +212,7 @@ def test_cnn_status_and_workspace(cnn):
     assert "tf2onnx" in packages and ("tensorflow-cpu" in packages or "tensorflow" in packages)
     assert data["paths"]["tf-savedmodel"]["model_path"] == "tf-savedmodel/model.savedmodel"
     assert data["paths"]["onnx"]["model_path"] == "onnx/model.onnx"
-    assert data["paths"]["onnx"]["flags"]["opset"] == 17
+    assert data["paths"]["onnx"]["reported"]["opset"] == 17
     for step in ("export", "correctness", "profiling"):
         assert (root / "tf-savedmodel" / f"reproduce_{step}.py").is_file()
         assert (root / "tf-savedmodel" / f"reproduce_{step}.sh").is_file()

@@ -3,7 +3,7 @@
 Optimization profiles come from `trt_dynamic_axes` when given, otherwise from the conversion
 samples' smallest and largest shapes and the largest batch size a later step runs. Inputs
 TensorRT cannot take as int64 (TensorRT < 10) are cast to int32 in a copy of the ONNX model and
-recorded in the path's flags; the runner casts feeds to the engine's dtypes.
+recorded in the path's `reported`; the runner casts feeds to the engine's dtypes.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def cast_int64_inputs_to_int32(onnx_path: Path, out_path: Path, names: Sequence[
 
 
 def convert_onnx_to_trt(request: ProduceRequest) -> Dict[str, Any]:
-    """Build and save the TensorRT engine; returns what it reports (recorded in the path's flags)."""
+    """Build and save the TensorRT engine; returns what it reports (recorded in the path's `reported`)."""
     workspace, status, config = request.workspace, request.status, request.config
     spec, parent_path, out_path = request.spec, request.parent_path, request.out_path
     import tensorrt as trt

@@ -7,6 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any, Dict
 
+# The selectors of status.yaml format version 2, which mixed them into a path's `flags` with what its
+# producer reported: JAX's, the only framework whose paths had selectors (core.status._upgrade_2_to_3).
+V2_SELECTOR_KEYS = ("enable_xla", "jit_compile")
+
 # <base>-<xla|noxla>-<jit|nojit>[-...] at the end of a key: the variant suffix of the earlier naming
 _OLD_SUFFIX = re.compile(r"-(xla|noxla)-(jit|nojit)$")
 

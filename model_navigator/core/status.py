@@ -6,7 +6,8 @@ import datetime
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Optional, Union
+from types import MappingProxyType
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from model_navigator.core.enums import (
     Format,
@@ -17,7 +18,7 @@ from model_navigator.core.enums import (
 )
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.errors import PackageError, UserInputError
-from model_navigator.core.jax_keys import rename_legacy_jax_keys
+from model_navigator.core.jax_keys import V2_SELECTOR_KEYS, rename_legacy_jax_keys
 from model_navigator.core.serialization import (
     dump_yaml,
     from_plain,
@@ -26,7 +27,7 @@ from model_navigator.core.serialization import (
 from model_navigator.core.status_schema import check_status_data, parse_yaml_text
 from model_navigator.core.tensor import TensorMetadata
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 STATUS_FILE = "status.yaml"
 
 
@@ -84,12 +85,12 @@ class PerformanceResult:
 @dataclass
 class ConversionResult:
     """What the conversion step made: the artifact (relative to the workspace) and what its
-    producer reported (opset, input order, ...)."""
+    producer reported (opset, input order, ...), recorded as the path's `reported`."""
 
     status: StepStatus
     reason: Optional[str] = None
     model_path: Optional[str] = None
-    flags: Dict[str, Any] = field(default_factory=dict)  # what the producer reported (the path's flags)
+    reported: Dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
 
 
@@ -100,25 +101,21 @@ class RuntimeResult:
     verified: bool = False
 
 
-# The path variants a declaration selects by (PathSpec.selectors: JAX's enable_xla / jit_compile);
-# every other key of PathStatus.flags is what the path's producer reported.
-SELECTOR_KEYS = ("enable_xla", "jit_compile")
-
-
 @dataclass
 class PathStatus:
     """One export/conversion path: what it is, whether it worked and what each runtime showed.
 
-    `flags` (one mapping in status.yaml) holds the declaration's selectors (`selectors`: which
-    variant this is, what get_status/get_model select by) and what the producer reported
-    (`reported`: opset, exporter, input order, ...); record_reported adds the latter."""
+    Two mappings, kept apart: `selectors`, which variant the path is (copied from its declaration,
+    PathSpec.selectors, such as JAX's enable_xla; what get_status/get_model select by), and
+    `reported`, what its producer recorded about the artifact (opset, exporter, input order, ...)."""
 
     key: str
     format: Format
     status: StepStatus
     jit_type: Optional[JitType] = None
     precision: Optional[TensorRTPrecision] = None
-    flags: Dict[str, Any] = field(default_factory=dict)
+    selectors: Dict[str, Any] = field(default_factory=dict)
+    reported: Dict[str, Any] = field(default_factory=dict)
     parent: Optional[str] = None
     reason: Optional[str] = None
     model_path: Optional[str] = None
@@ -132,23 +129,20 @@ class PathStatus:
         return self.status == StepStatus.OK
 
     @property
-    def selectors(self) -> Dict[str, Any]:
-        return {k: v for k, v in self.flags.items() if k in SELECTOR_KEYS}
-
-    @property
-    def reported(self) -> Dict[str, Any]:
-        return {k: v for k, v in self.flags.items() if k not in SELECTOR_KEYS}
+    def flags(self) -> Mapping[str, Any]:
+        """Read-only: the selectors and the reported values in one mapping (format version 2's `flags`)."""
+        return MappingProxyType({**self.reported, **self.selectors})
 
     def record_reported(self, reported: Dict[str, Any]) -> None:
         """Add what a producer reported; it can never change which variant the path is."""
-        check_reported(reported, "a producer")
-        self.flags.update(reported)
+        check_reported(reported, self.selectors, "a producer")
+        self.reported.update(reported)
 
 
-def check_reported(reported: Dict[str, Any], producer: str) -> None:
-    """What a producer reports may not name a selector: which variant a path is comes from its
-    declaration alone."""
-    clash = sorted(set(reported) & set(SELECTOR_KEYS))
+def check_reported(reported: Dict[str, Any], selectors: Mapping[str, Any], producer: str) -> None:
+    """What a producer reports may not name one of the path's selectors: which variant a path is
+    comes from its declaration alone."""
+    clash = sorted(set(reported) & set(selectors))
     if clash:
         raise ValueError(f"{producer} reported {clash}, which select the path's variant (its selectors); "
                          f"producers report what they made (opset, exporter, ...)")
@@ -279,33 +273,58 @@ def check_path_names(key: str, path: PathStatus) -> None:
             raise PackageError(f"{STATUS_FILE}: path {key!r} has model_path {model_path!r} outside the workspace.")
 
 
-def upgrade_status(data: Dict[str, Any]) -> Dict[str, Any]:
-    """Bring status data written by an older model-navigator to FORMAT_VERSION, one version at a time.
-
-    Version 1 (the first public layout) stored per-runtime results under `runtime_results` with
+def _upgrade_1_to_2(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Version 1 (the first public layout) stored per-runtime results under `runtime_results` with
     `tolerance: {output: {atol, rtol}}` and `latency_ms`; version 2 names them `runtimes`,
-    `correctness.per_output` and `performance`.
-    """
-    if data["format_version"] == 1:
-        paths = {}
-        for key, path in (data.get("paths") or {}).items():
+    `correctness.per_output` and `performance`."""
+    paths = {}
+    for key, path in (data.get("paths") or {}).items():
+        path = dict(path)
+        runtimes = {}
+        for runtime, result in (path.pop("runtime_results", None) or {}).items():
+            tolerance = result.get("tolerance") or {}
+            correctness = None
+            if "correctness_status" in result:
+                correctness = {
+                    "status": result["correctness_status"],
+                    "reason": result.get("correctness_reason"),
+                    "per_output": {
+                        name: {"max_abs_error": t["atol"], "max_rel_error": t["rtol"]}
+                        for name, t in tolerance.items()
+                    },
+                }
+            runtimes[runtime] = {"correctness": correctness, "verified": bool(result.get("verified", False))}
+        path["runtimes"] = runtimes
+        paths[key] = path
+    data["paths"] = paths
+    data["format_version"] = 2
+    return data
+
+
+def _upgrade_2_to_3(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Version 2 kept a path's selectors and what its producer reported in one `flags` mapping;
+    version 3 stores them apart, as `selectors` and `reported`. The only selectors version 2 knew
+    were JAX's (core/jax_keys.V2_SELECTOR_KEYS)."""
+    paths = {}
+    for key, path in (data.get("paths") or {}).items():
+        if isinstance(path, dict) and "flags" in path:
             path = dict(path)
-            runtimes = {}
-            for runtime, result in (path.pop("runtime_results", None) or {}).items():
-                tolerance = result.get("tolerance") or {}
-                correctness = None
-                if "correctness_status" in result:
-                    correctness = {
-                        "status": result["correctness_status"],
-                        "reason": result.get("correctness_reason"),
-                        "per_output": {
-                            name: {"max_abs_error": t["atol"], "max_rel_error": t["rtol"]}
-                            for name, t in tolerance.items()
-                        },
-                    }
-                runtimes[runtime] = {"correctness": correctness, "verified": bool(result.get("verified", False))}
-            path["runtimes"] = runtimes
-            paths[key] = path
-        data["paths"] = paths
-        data["format_version"] = 2
+            flags = path.pop("flags") or {}
+            if not isinstance(flags, dict):
+                raise TypeError(f"path {key!r}: `flags` must be a mapping, got {type(flags).__name__}")
+            path["selectors"] = {k: v for k, v in flags.items() if k in V2_SELECTOR_KEYS}
+            path["reported"] = {k: v for k, v in flags.items() if k not in V2_SELECTOR_KEYS}
+        paths[key] = path
+    data["paths"] = paths
+    data["format_version"] = 3
+    return data
+
+
+_UPGRADES = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}  # version -> the step to the next one
+
+
+def upgrade_status(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Bring status data written by an older model-navigator to FORMAT_VERSION, one version at a time."""
+    while data["format_version"] in _UPGRADES:
+        data = _UPGRADES[data["format_version"]](data)
     return data

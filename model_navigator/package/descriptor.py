@@ -40,7 +40,7 @@ def path_passed(path: PathStatus, runtime: Optional[RuntimeProvider] = None) -> 
 
 
 def _has_selector_flags(path: PathStatus) -> bool:
-    """Does the path carry JAX's variant flags (a SavedModel-based path, not the direct one)?"""
+    """Is the path one variant of several (it has selectors, as JAX's SavedModel-based paths do)?"""
     return bool(path.selectors)
 
 
@@ -90,6 +90,10 @@ class PackageDescriptor:
         enable_xla: Optional[bool] = None,
         jit_compile: Optional[bool] = None,
     ) -> List[PathStatus]:
+        """The paths of this format, jit type, precision and selectors, where given. The selectors are
+        the paths' own (PathSpec.selectors); get_status & co. take them under the reference's names."""
+        selectors = {"enable_xla": enable_xla, "jit_compile": jit_compile}
+        wanted = {name: value for name, value in selectors.items() if value is not None}
         fmt = parse_enum(Format, format, "format")
         jit = parse_enum(JitType, jit_type, "jit_type") if jit_type is not None else None
         prec = parse_enum(TensorRTPrecision, precision, "precision") if precision is not None else None
@@ -101,9 +105,7 @@ class PackageDescriptor:
                 continue
             if prec is not None and path.precision != prec:
                 continue
-            if enable_xla is not None and path.selectors.get("enable_xla") != enable_xla:
-                continue
-            if jit_compile is not None and path.selectors.get("jit_compile") != jit_compile:
+            if any(path.selectors.get(name) != value for name, value in wanted.items()):
                 continue
             found.append(path)
         return found
@@ -130,8 +132,8 @@ class PackageDescriptor:
                 if len(direct) == 1 and len(direct) < len(candidates):  # JAX's onnx-jax2onnx over onnx-xla-*
                     return direct[0]
             keys = ", ".join(p.key for p in found)
-            raise UserInputError(f"Several paths match format={format!s} ({keys}); give jit_type or precision "
-                                 f"(JAX paths: enable_xla and jit_compile).")
+            by = " / ".join(["jit_type", "precision", *sorted({name for p in found for name in p.selectors})])
+            raise UserInputError(f"Several paths match format={format!s} ({keys}); tell them apart by {by}.")
         return found[0]
 
     def _runtime(self, path: PathStatus, runtime: Optional[Union[str, RuntimeProvider]]) -> RuntimeProvider:

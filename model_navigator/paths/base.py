@@ -109,5 +109,5 @@ def produce(request: ProduceRequest) -> Dict[str, Any]:
     from model_navigator.core.status import check_reported
 
     reported = load_producer(request.spec)(request) or {}
-    check_reported(reported, request.spec.producer)
+    check_reported(reported, request.spec.selector_dict, request.spec.producer)
     return reported

@@ -169,7 +169,7 @@ def _record_unchecked(job: ExportJob, status: NavigatorStatus, record: Any, prog
         if requested(spec, job.config):
             status.paths[spec.key] = PathStatus(
                 key=spec.key, format=spec.format, status=StepStatus.FAILED, jit_type=spec.jit_type,
-                precision=spec.precision, flags=spec.selector_dict, parent=spec.parent,
+                precision=spec.precision, selectors=spec.selector_dict, parent=spec.parent,
                 reason=f"not produced: {short}; allow_nonfinite_outputs=True accepts it")
     finish_run(record, "failed", problem)
 

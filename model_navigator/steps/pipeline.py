@@ -112,7 +112,7 @@ class Pipeline:
             "precision": spec.precision.value if spec.precision else None,
             "parent": spec.parent,
             "artifact": spec.artifact,
-            "flags": to_plain(spec.selector_dict),
+            "selectors": to_plain(spec.selector_dict),
             "export_config": self.config.to_dict(),
         }
         (folder / PATH_CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
@@ -120,7 +120,7 @@ class Pipeline:
     def produce_path(self, spec: PathSpec) -> PathStatus:
         """Export or convert one path, or record why it is skipped."""
         path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.NOT_RUN, jit_type=spec.jit_type,
-                          precision=spec.precision, flags=spec.selector_dict, parent=spec.parent)
+                          precision=spec.precision, selectors=spec.selector_dict, parent=spec.parent)
         self.status.paths[spec.key] = path
         reason = spec.unavailable_reason(self.config.target_device, self.gpu_present)
         if reason is None and spec.parent is not None:
@@ -184,7 +184,7 @@ class Pipeline:
             result = reply.result
             if reply.ok:
                 path.status, path.model_path = StepStatus.OK, result.model_path
-                path.record_reported(result.flags)
+                path.record_reported(result.reported)
             else:
                 path.status = StepStatus.FAILED
                 reason = result.reason
