@@ -4,7 +4,6 @@ machine, and a run in which one producer fails: it is recorded and the other pat
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
@@ -15,9 +14,10 @@ from model_navigator.core.environment import gpu_present
 from model_navigator.core.logging import Progress
 from model_navigator.core.status import NavigatorStatus, PathStatus
 from model_navigator.core.workspace import Workspace
-from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import ExportContext, PathSpec, ProduceRequest
 from model_navigator.paths.torch import torch_paths
 from model_navigator.steps.executor import RoutingExecutor
+from model_navigator.steps.execution import Run
 from model_navigator.steps.pipeline import Pipeline
 from model_navigator.steps.scope import requested, runtime_unavailable_reason, selected_runtimes
 
@@ -89,28 +89,51 @@ def test_runtime_unavailable_reason():
 # ------------------------------------------------------------------------------------------------
 
 SPECS = [
-    PathSpec("broken", Format.TORCHSCRIPT, "model.pt", "unused:export"),
-    PathSpec("fine", Format.ONNX, "model.onnx", "unused:export"),
+    PathSpec("broken", Format.TORCHSCRIPT, "model.pt", "test_pipeline:_export"),
+    PathSpec("fine", Format.ONNX, "model.onnx", "test_pipeline:_export"),
     PathSpec("after-broken", Format.ONNX, "model.onnx", "unused:convert", parent="broken"),
     PathSpec("gpu-only", Format.TENSORRT, "model.plan", "unused:convert", parent="fine", cpu_runtimes=(),
              gpu_runtimes=(TRT,), requires_gpu=True),
 ]
 
 
-def _exporter(spec: PathSpec, out_path: Path) -> Dict[str, Any]:
-    if spec.key == "broken":
+def _export(request: ProduceRequest) -> Dict[str, Any]:
+    """The producer of the export paths above."""
+    if request.spec.key == "broken":
         raise RuntimeError("boom: this exporter cannot take the model")
-    out_path.write_bytes(b"not really onnx")
+    request.out_path.write_bytes(b"not really onnx")
     return {"written_by": "test"}
 
 
-@pytest.fixture
-def pipeline(tmp_path):
+class _Context(ExportContext):
+    """A framework's export context, as exporters/<framework>.py makes them."""
+
+    def write_reproduce(self, workspace, spec) -> None:
+        (workspace.path_dir(spec.key) / "reproduce_export.sh").write_text("# the framework's script\n")
+
+
+def _pipeline(tmp_path, executor) -> Pipeline:
     workspace = Workspace.create(tmp_path / "w", override=False)
     config = _config(target_formats=(Format.TORCHSCRIPT, Format.ONNX, Format.TENSORRT), runtimes=(CPU,))
     status = NavigatorStatus(model_name="m", framework="torch", config=config.to_dict())
-    return Pipeline(workspace, status, config, SPECS, RoutingExecutor("off", "torch", set()), RecordingProgress(),
-                    exporter=_exporter)
+    return Pipeline.create(Run(workspace, status, config), SPECS, executor, RecordingProgress(),
+                           export_context=_Context())
+
+
+@pytest.fixture
+def executor():
+    executor = RoutingExecutor("off", "torch", set())
+    yield executor
+    executor.close()
+
+
+@pytest.fixture
+def pipeline(tmp_path, executor):
+    return _pipeline(tmp_path, executor)
+
+
+def _lines(pipeline: Pipeline) -> List[tuple]:
+    return pipeline.recorder.progress.lines
 
 
 def test_a_failing_export_is_recorded_and_the_others_go_on(pipeline):
@@ -120,28 +143,26 @@ def test_a_failing_export_is_recorded_and_the_others_go_on(pipeline):
     assert paths["broken"].reason == "RuntimeError: boom: this exporter cannot take the model"
     assert paths["fine"].status == StepStatus.OK and paths["fine"].model_path == "fine/model.onnx"
     assert paths["fine"].reported == {"written_by": "test"} and paths["fine"].selectors == {}
-    assert (pipeline.workspace.root / "fine" / "config.yaml").is_file()
-    assert (False, "broken", "export") in [line[:3] for line in pipeline.progress.lines]
-    saved = NavigatorStatus.load(pipeline.workspace.root)  # recorded as it happened
+    root = pipeline.run.workspace.root
+    assert (root / "fine" / "config.yaml").is_file() and (root / "fine" / "reproduce_export.sh").is_file()
+    assert (False, "broken", "export") in [line[:3] for line in _lines(pipeline)]
+    saved = NavigatorStatus.load(root)  # recorded as it happened
     assert saved.paths["broken"].status == StepStatus.FAILED and saved.paths["fine"].status == StepStatus.OK
 
 
-def test_children_of_a_failed_path_and_gpu_paths_are_skipped_with_their_reason(tmp_path, monkeypatch):
+def test_children_of_a_failed_path_and_gpu_paths_are_skipped_with_their_reason(tmp_path, executor, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for this run, on any machine
-    workspace = Workspace.create(tmp_path / "w", override=False)
-    config = _config(target_formats=(Format.TORCHSCRIPT, Format.ONNX, Format.TENSORRT), runtimes=(CPU,))
-    status = NavigatorStatus(model_name="m", framework="torch", config=config.to_dict())
-    pipeline = Pipeline(workspace, status, config, SPECS, RoutingExecutor("off", "torch", set()), RecordingProgress(),
-                        exporter=_exporter)
+    pipeline = _pipeline(tmp_path, executor)
     assert not gpu_present()
     pipeline.run_exports()
     child = pipeline.produce_path(SPECS[2])
     assert (child.status, child.reason) == (StepStatus.SKIPPED, "parent path 'broken' failed")
     gpu = pipeline.produce_path(SPECS[3])
     assert (gpu.status, gpu.reason) == (StepStatus.SKIPPED, "needs a CUDA GPU; none found")
-    pipeline.report_gpu_skips()  # said once for all of them
-    assert pipeline.progress.lines[-1] == (None, "GPU paths", "skipped", "no GPU here: gpu-only")
-    assert NavigatorStatus.load(pipeline.workspace.root).paths["after-broken"].reason == "parent path 'broken' failed"
+    pipeline.recorder.gpu_skips_done()  # said once for all of them
+    assert _lines(pipeline)[-1] == (None, "GPU paths", "skipped", "no GPU here: gpu-only")
+    assert NavigatorStatus.load(pipeline.run.workspace.root).paths["after-broken"].reason == \
+        "parent path 'broken' failed"
 
 
 def test_a_runtime_this_machine_lacks_is_skipped_without_running_a_step(pipeline):
@@ -157,14 +178,60 @@ def test_a_runtime_this_machine_lacks_is_skipped_without_running_a_step(pipeline
     assert result.correctness.reason == runtime_unavailable_reason(Format.ONNX, CUDA)
 
 
-def test_correctness_failure_skips_profiling_and_the_run_goes_on(pipeline):
-    """The whole run: this workspace holds no correctness samples, so the check fails (recorded, with
-    the reproduce command); profiling is skipped, never run on an unchecked artifact."""
-    pipeline.run(profile=True)
+def test_correctness_failure_skips_profiling_and_the_run_goes_on(pipeline, executor):
+    """The whole run, through the export's own sequence (steps/export_run.run_paths): this workspace
+    holds no correctness samples, so the check fails (recorded, with the reproduce command);
+    profiling is skipped, never run on an unchecked artifact."""
+    from model_navigator.steps.export_run import run_paths
+
+    run_paths(pipeline, executor)
     fine = pipeline.status.paths["fine"].runtimes[CPU]
     assert fine.correctness.status == StepStatus.FAILED
     assert fine.correctness.reason.startswith("FileNotFoundError: correctness samples missing")
     assert "(reproduce: bash fine/reproduce_correctness.sh)" in fine.correctness.reason
     assert fine.performance.status == StepStatus.SKIPPED and fine.performance.reason == "correctness failed"
-    assert (pipeline.workspace.root / "fine" / "reproduce_correctness.sh").is_file()
+    assert (pipeline.run.workspace.root / "fine" / "reproduce_correctness.sh").is_file()
     assert pipeline.status.paths["after-broken"].status == StepStatus.SKIPPED
+    on_disk = NavigatorStatus.load(pipeline.run.workspace.root).paths["fine"].runtimes[CPU]
+    assert on_disk.performance.reason == "correctness failed"
+
+
+def test_status_yaml_is_written_when_the_status_changed_and_only_then(pipeline):
+    """Atomic writes replace the file (a new inode): an unchanged status leaves it as it was."""
+    status_file = pipeline.run.workspace.root / "status.yaml"
+    pipeline.recorder.save()
+    first = status_file.stat().st_ino
+    pipeline.recorder.save()
+    assert status_file.stat().st_ino == first
+    pipeline.status.paths["fine"] = PathStatus(key="fine", format=Format.ONNX, status=StepStatus.NOT_RUN)
+    pipeline.recorder.save()
+    assert status_file.stat().st_ino != first
+    assert NavigatorStatus.load(pipeline.run.workspace.root).paths["fine"].status == StepStatus.NOT_RUN
+
+
+# ------------------------------------------------------------------------------------------------
+# What the frameworks add
+# ------------------------------------------------------------------------------------------------
+
+
+def test_export_hints_and_batch_knowledge_are_the_frameworks():
+    """A torch exporter's hint is shown for torch exports only, and only where it applies."""
+    from model_navigator.exporters.jax import _HINTS as JAX_HINTS
+    from model_navigator.exporters.tensorflow import TensorFlowExportContext
+    from model_navigator.exporters.torch import TorchExportContext
+    from model_navigator.paths.base import match_hint
+    from model_navigator.steps.correctness import DEFAULT_BATCH_HINT, export_batch_of
+
+    onnx = PathSpec("onnx", Format.ONNX, "model.onnx", "m:f")
+    reason = "UnsupportedOperatorError: aten::foo to ONNX opset version 17"
+    torch_ctx = TorchExportContext(model=None, example={}, input_names=(), output_names=(), keyword=False)
+    assert "onnx_dynamo=True" in torch_ctx.failure_hint(onnx, reason)
+    torch_ctx.onnx_dynamo = True  # the hint is about the other exporter
+    assert torch_ctx.failure_hint(onnx, reason) is None
+    tf_ctx = TensorFlowExportContext(model=None, input_names=(), input_shapes=(), input_dtypes=(), output_names=(),
+                                     keyword=False)
+    assert tf_ctx.failure_hint(onnx, reason) is None
+    assert match_hint(JAX_HINTS, PathSpec("onnx-jax2onnx", Format.ONNX, "m", "m:f"), "_DynamicDimSentinel")
+    assert export_batch_of(Framework.TORCH)[0] == 2 and "forward()" in export_batch_of(Framework.TORCH)[1]
+    for framework in (Framework.TENSORFLOW, Framework.JAX, Framework.ONNX):
+        assert export_batch_of(framework) == (None, DEFAULT_BATCH_HINT)

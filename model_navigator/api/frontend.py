@@ -1,13 +1,14 @@
 """The one export flow every framework's export() drives: validate the arguments, collect the
 samples, run the source model once per needed sample through its runner, build the ExportConfig
-and hand over to the pipeline. A framework is a small adapter (FrameworkAdapter) over this."""
+and the framework's export context, and hand them over to the export run (steps/export_run.py),
+which calls nothing back here. A framework is a small adapter (FrameworkAdapter) over this."""
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from model_navigator.core.enums import (
 from model_navigator.core.errors import ModelNavigatorError, UserInputError
 from model_navigator.core.samples import SampleSet, infer_metadata, select_samples
 from model_navigator.core.tolerance import check_user_tolerance
-from model_navigator.paths.base import PathSpec, ProduceRequest, produce
+from model_navigator.paths.base import ExportContext, PathSpec
 
 DEFAULT_OPSET = 17
 DEFAULT_SAMPLE_COUNT = 100
@@ -145,16 +146,10 @@ class FrameworkAdapter:
         """The ExportConfig fields only this framework sets (jit_options, enable_xla, ...)."""
         return {"jit_options": ()}
 
-    def export_context(self, workspace: Any, status: Any) -> Any:
-        """What the framework's producers take as request.context: the model and its settings (required)."""
-        raise NotImplementedError
-
-    def export_call(self, device: str) -> ContextManager[Any]:
-        """Wraps every export call (the framework's device scope)."""
-        return contextlib.nullcontext()
-
-    def write_reproduce(self, workspace: Any, spec: PathSpec) -> Any:
-        """Write the path's reproduce_export script (required)."""
+    def export_context(self, config: ExportConfig, inputs: List[Any], outputs: List[Any],
+                       sample_set: SampleSet) -> ExportContext:
+        """What the framework's producers take as request.context (the model and its settings), built
+        from what the flow holds in memory: the config, the tensors' metadata, the samples (required)."""
         raise NotImplementedError
 
 
@@ -254,29 +249,19 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
         disable_git_info=bool(args.disable_git_info), isolation=isolation, step_timeout_s=args.step_timeout_s,
         **adapter.config_fields(), **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
     )
-    return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, device, problem)
+    return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, problem)
 
 
 def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: ExportArguments, sample_set: SampleSet,
          outputs: Dict[int, Dict[str, np.ndarray]], inputs_meta: List[Any], outputs_meta: List[Any],
-         specs: List[PathSpec], device: str, source_problem: Optional[str] = None) -> Any:
+         specs: List[PathSpec], source_problem: Optional[str] = None) -> Any:
     from model_navigator.package.descriptor import PackageDescriptor
     from model_navigator.steps.export_run import ExportJob, run_export
 
-    def exporter(workspace: Any, status: Any) -> Callable[[PathSpec, Path], Dict[str, Any]]:
-        """Each export path's declared producer, called with the framework's context in its device scope."""
-        context = adapter.export_context(workspace, status)
-
-        def export_path(spec: PathSpec, out_path: Path) -> Dict[str, Any]:
-            with adapter.export_call(device):
-                return produce(ProduceRequest(spec, out_path, workspace, status, context=context))
-
-        return export_path
-
     job = ExportJob(config=config, workdir=root, override_workdir=bool(args.override_workdir), sample_set=sample_set,
                     outputs=outputs, inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=specs,
-                    source_format=adapter.source_format, source_model=adapter.source, exporter_factory=exporter,
-                    export_reproduce_factory=lambda workspace: (lambda spec: adapter.write_reproduce(workspace, spec)),
+                    source_format=adapter.source_format, source_model=adapter.source,
+                    export_context=adapter.export_context(config, inputs_meta, outputs_meta, sample_set),
                     source_problem=source_problem)
     status, workdir = run_export(job, verbose=bool(args.verbose), debug=bool(args.debug))
     descriptor = PackageDescriptor(status, workdir, source_model=adapter.source)

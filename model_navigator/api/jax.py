@@ -8,10 +8,9 @@ unless they are set already (the reference's advice, so JAX and TensorFlow share
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -32,11 +31,10 @@ from model_navigator.frameworks.jax_utils import (
     describe_inputs,
     import_jax,
     import_jax2tf,
-    jax_device,
     jax_gpu_available,
     set_tf_memory_growth,
 )
-from model_navigator.frameworks.tensorflow_utils import check_tf_names, device_name
+from model_navigator.frameworks.tensorflow_utils import check_tf_names
 from model_navigator.paths.registry import formats_of
 
 # Nothing above imports jax or TensorFlow: set the memory variables before model-navigator does.
@@ -112,24 +110,11 @@ class JaxAdapter(FrameworkAdapter):
     def config_fields(self) -> Dict[str, Any]:
         return {"jit_options": (), "enable_xla": self.enable_xla, "jit_compile": self.jit_compile}
 
-    def export_context(self, workspace: Any, status: Any) -> Any:
-        from model_navigator.exporters import jax as jax_exporters
-        from model_navigator.frameworks.tensorflow_utils import flush_pending
-
-        flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
-        return jax_exporters.context_from_status(self._source, workspace, status)
-
-    @contextlib.contextmanager
-    def export_call(self, device: str) -> Iterator[None]:
-        from model_navigator.frameworks.tensorflow_utils import import_tensorflow
-
-        with import_tensorflow().device(device_name(device)), import_jax().default_device(jax_device(device)):
-            yield
-
-    def write_reproduce(self, workspace: Any, spec: Any) -> Any:
+    def export_context(self, config: Any, inputs: List[Any], outputs: List[Any], sample_set: SampleSet) -> Any:
         from model_navigator.exporters import jax as jax_exporters
 
-        return jax_exporters.write_export_reproduce(workspace, spec)
+        samples = sample_set.of_set("conversion") + sample_set.of_set("correctness")
+        return jax_exporters.make_context(self._source, config, inputs, outputs, samples)
 
 
 def export(

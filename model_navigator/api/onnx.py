@@ -100,15 +100,10 @@ class OnnxAdapter(FrameworkAdapter):
     def default_name(self) -> str:
         return self.path.stem
 
-    def export_context(self, workspace: Any, status: Any) -> Any:
+    def export_context(self, config: Any, inputs: List[Any], outputs: List[Any], sample_set: SampleSet) -> Any:
         from model_navigator.exporters import onnx as onnx_exporters
 
         return onnx_exporters.OnnxExportContext(self.path)
-
-    def write_reproduce(self, workspace: Any, spec: Any) -> Any:
-        from model_navigator.exporters import onnx as onnx_exporters
-
-        return onnx_exporters.write_export_reproduce(workspace, spec, self.path)
 
 
 def export(

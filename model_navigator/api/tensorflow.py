@@ -16,7 +16,6 @@ from model_navigator.core.samples import SampleSet, collect_samples
 from model_navigator.frameworks.tensorflow_utils import (
     check_model,
     check_tf_names,
-    device_name,
     gpu_available,
     import_tensorflow,
     is_keras_model,
@@ -169,20 +168,10 @@ class TensorFlowAdapter(FrameworkAdapter):
         name = getattr(self.model, "name", None)
         return name if isinstance(name, str) and name.strip() else type(self.model).__name__
 
-    def export_context(self, workspace: Any, status: Any) -> Any:
-        from model_navigator.exporters import tensorflow as tf_exporters
-        from model_navigator.frameworks.tensorflow_utils import flush_pending
-
-        flush_pending()  # TensorFlow's start-up lines, now that navigator.log is open
-        return tf_exporters.context_from_status(self.model, workspace, status)
-
-    def export_call(self, device: str) -> ContextManager[Any]:
-        return import_tensorflow().device(device_name(device))
-
-    def write_reproduce(self, workspace: Any, spec: Any) -> Any:
+    def export_context(self, config: Any, inputs: List[Any], outputs: List[Any], sample_set: SampleSet) -> Any:
         from model_navigator.exporters import tensorflow as tf_exporters
 
-        return tf_exporters.write_export_reproduce(workspace, spec)
+        return tf_exporters.make_context(self.model, config, inputs, outputs)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -98,15 +98,10 @@ class TorchAdapter(FrameworkAdapter):
         return {"jit_options": self.jit_options, "precision_mode": self.precision_mode,
                 "onnx_dynamo": bool(self.onnx_dynamo)}
 
-    def export_context(self, workspace: Any, status: Any) -> Any:
+    def export_context(self, config: Any, inputs: List[Any], outputs: List[Any], sample_set: SampleSet) -> Any:
         from model_navigator.exporters import torch as torch_exporters
 
-        return torch_exporters.context_from_status(self.model, workspace, status)
-
-    def write_reproduce(self, workspace: Any, spec: Any) -> Any:
-        from model_navigator.exporters import torch as torch_exporters
-
-        return torch_exporters.write_export_reproduce(workspace, spec)
+        return torch_exporters.make_context(self.model, config, inputs, outputs, sample_set.of_set("conversion"))
 
 
 def export(

@@ -184,14 +184,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
                              f"cannot be checked.")
     from model_navigator.steps.recheck import recheck
 
-    exporter = None
+    model = None
     if args.model is not None:  # the user's model, loaded before anything is written
-        from model_navigator.cli.user_model import user_model_exporter
+        from model_navigator.cli.user_model import user_model
 
-        exporter = user_model_exporter(args.model, config.framework, Workspace(root), descriptor.status)
+        model = user_model(args.model, config.framework)
     descriptor.status.config = config  # the steps read status.yaml: config.yaml is what runs
     recheck(descriptor.status, descriptor.workdir, retest=True, profile=False, has_data=True, verbose=True,
-            config=config, only=key, reconvert=not args.correctness_only, operation="convert", exporter=exporter)
+            config=config, only=key, reconvert=not args.correctness_only, operation="convert", user_model=model)
     path = descriptor.status.paths[key]
     if path.status == StepStatus.SKIPPED:
         print(f"path {key!r} skipped: {one_line(path.reason)}", file=sys.stderr)

@@ -7,14 +7,11 @@ settings recorded in status.yaml.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 from model_navigator.core.enums import Framework
 from model_navigator.core.errors import ModelNavigatorError, UserInputError
 from model_navigator.core.references import load_function
-
-Exporter = Callable[[Any, Path], Dict[str, Any]]
 
 
 def load_model_function(reference: str) -> Callable[[], Any]:
@@ -36,22 +33,10 @@ def torch_model(reference: str) -> Any:
     return model.eval()
 
 
-def user_model_exporter(reference: str, framework: Framework, workspace: Any, status: Any) -> Exporter:
-    """An exporter (spec, out_path) -> what it reports, running the path's producer on the user's model, as
-    nav.torch.export's does. PyTorch workspaces only."""
+def user_model(reference: str, framework: Framework) -> Any:
+    """The model `--model` names, loaded before anything is written; its export context is rebuilt
+    from status.yaml when the path runs (steps/recheck.py). PyTorch workspaces only."""
     if framework != Framework.TORCH:
         raise UserInputError(f"--model supports PyTorch workspaces; for a {framework.value} export implement "
                              f"get_model() in <path>/reproduce_export.py and run <path>/reproduce_export.sh.")
-    from model_navigator.exporters.torch import context_from_status
-    from model_navigator.paths.base import ProduceRequest, produce
-
-    model = torch_model(reference)  # before anything is written
-
-    def export_path(spec: Any, out_path: Path) -> Dict[str, Any]:
-        # status.config as the pipeline runs it (a cuda target is re-tested on the CPU without a GPU)
-        context = context_from_status(model, workspace, status)
-        if context.device != "cpu":
-            model.to(context.device)
-        return produce(ProduceRequest(spec, out_path, workspace, status, context=context))
-
-    return export_path
+    return torch_model(reference)

@@ -34,6 +34,10 @@ class SampleSet:
     # where each single sample came from: (dataloader item, position in that item's batch)
     origins: List[Tuple[int, int]] = field(default_factory=list)
 
+    def of_set(self, name: str) -> List[Sample]:
+        """The samples selected for one set (conversion, correctness, profiling), as saved to model_input/<name>/."""
+        return [self.samples[i] for i in self.selected.get(name, [])]
+
     def describe(self, index: int) -> str:
         """Sample `index` as the user can find it: the dataloader item and its position in that batch."""
         if index >= len(self.origins):

@@ -18,10 +18,11 @@ ONNX path, through jax2onnx, is exporters/jax_onnx.py; both share the context bu
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,15 +39,27 @@ from model_navigator.frameworks.jax_utils import (
     non_native_supported,
 )
 from model_navigator.frameworks.tensorflow_utils import SIGNATURE_KEY, import_tensorflow, tf_quiet
-from model_navigator.paths.base import PathSpec, ProduceRequest
+from model_navigator.paths.base import ExportContext, Hint, PathSpec, ProduceRequest, match_hint
 
 # Native serialization lowers for these platforms when it can, so the SavedModel runs on both.
 SERIALIZATION_PLATFORMS = ("cpu", "cuda")
 BATCH_SYMBOL = "batch"
 
 
+# Known jax2onnx limits and what works instead (paths.base.match_hint).
+_HINTS: Tuple[Hint, ...] = (
+    (("_DynamicDimSentinel", "JAX2ONNX_DYNAMIC_DIM_SENTINEL"), "onnx-jax2onnx",
+     "jax2onnx cannot index or broadcast jnp.arange(n) when n is a varying (symbolic) axis, as in T5's relative "
+     "positions (jnp.arange(n)[:, None]); jax.lax.broadcasted_iota(jnp.int32, (n, n), 0) or "
+     "jnp.arange(n).reshape(n, 1) converts"),
+    (("_pool() takes 1 positional argument",), "onnx-jax2onnx",
+     "jax2onnx's flax.linen max_pool/avg_pool/min_pool take window_shape only by keyword: "
+     "nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))"),
+)
+
+
 @dataclass
-class JaxExportContext:
+class JaxExportContext(ExportContext):
     """What the jax2tf export needs: the function and params, and the signature's names and shapes."""
 
     model: JaxModel
@@ -58,6 +71,23 @@ class JaxExportContext:
     keyword: bool
     opset: int = 17  # the ONNX opset of the direct jax2onnx path
     kw_names: Optional[Tuple[str, ...]] = None  # dict samples: the function's parameter names, in input order
+    device: str = "cpu"
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """TensorFlow's and JAX's device scopes; first, TensorFlow's start-up lines into the log now open."""
+        from model_navigator.frameworks.jax_utils import jax_device
+        from model_navigator.frameworks.tensorflow_utils import device_name, flush_pending
+
+        flush_pending()
+        with import_tensorflow().device(device_name(self.device)), import_jax().default_device(jax_device(self.device)):
+            yield
+
+    def write_reproduce(self, workspace: Any, spec: PathSpec) -> None:
+        write_export_reproduce(workspace, spec)
+
+    def failure_hint(self, spec: PathSpec, reason: str) -> Optional[str]:
+        return match_hint(_HINTS, spec, reason)
 
     @property
     def call_names(self) -> Tuple[str, ...]:
@@ -204,27 +234,41 @@ def savedmodel_onnx_unavailable(spec: PathSpec) -> Optional[str]:
 
 
 def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExportContext:
-    """Rebuild the export context from status.yaml and the saved samples (the pipeline and
-    reproduce_export.py share it)."""
+    """The export context from status.yaml and the saved samples (reproduce_export.py)."""
     from model_navigator.core.samples import load_sample_dir
 
-    names = tuple(m.name for m in status.inputs)
-    shapes = tuple(tuple(None if d < 0 else int(d) for d in m.shape) for m in status.inputs)
-    batch_dim = status.config.batch_dim
     samples: List[Dict[str, np.ndarray]] = []
-    if any(d is None and axis != batch_dim for shape in shapes for axis, d in enumerate(shape)):
-        for sample_set in ("conversion", "correctness"):  # sizes of the dynamic axes, to pair them
+    if _needs_samples(status.inputs, status.config.batch_dim):
+        for sample_set in ("conversion", "correctness"):
             samples += load_sample_dir(workspace.input_dir(sample_set))
+    return make_context(model, status.config, status.inputs, status.outputs, samples)
+
+
+def _needs_samples(inputs: Sequence[Any], batch_dim: Optional[int]) -> bool:
+    """Does an input have a dynamic axis besides the batch (its sizes in the samples pair the axes)?"""
+    return any(d < 0 and axis != batch_dim for m in inputs for axis, d in enumerate(m.shape))
+
+
+def make_context(model: JaxModel, config: Any, inputs: Sequence[Any], outputs: Sequence[Any],
+                 samples: Sequence[Dict[str, np.ndarray]]) -> JaxExportContext:
+    """The export context of `model` under `config`, tensors described by `inputs`/`outputs`
+    (TensorMetadata); `samples` (conversion, then correctness) pair the dynamic axes that vary together."""
+    names = tuple(m.name for m in inputs)
+    shapes = tuple(tuple(None if d < 0 else int(d) for d in m.shape) for m in inputs)
+    batch_dim = config.batch_dim
+    if not _needs_samples(inputs, batch_dim):
+        samples = []
     return JaxExportContext(
         model=model,
         input_names=names,
         input_shapes=shapes,
-        input_dtypes=tuple(m.dtype for m in status.inputs),
+        input_dtypes=tuple(m.dtype for m in inputs),
         polymorphic_shapes=tuple(dimension_symbols(names, shapes, batch_dim, samples)),
-        output_names=tuple(m.name for m in status.outputs),
-        keyword=bool(status.config.forward_kw_names),
-        opset=status.config.opset,
-        kw_names=tuple(status.config.forward_kw_names or ()) or None,
+        output_names=tuple(m.name for m in outputs),
+        keyword=bool(config.forward_kw_names),
+        opset=config.opset,
+        kw_names=tuple(config.forward_kw_names or ()) or None,
+        device=config.target_device,
     )
 
 

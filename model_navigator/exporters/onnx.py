@@ -11,7 +11,7 @@ import numpy as np
 
 from model_navigator.core.diskspace import written_in_staging
 from model_navigator.core.errors import FrameworkMissingError, UserInputError
-from model_navigator.paths.base import PathSpec, ProduceRequest
+from model_navigator.paths.base import ExportContext, PathSpec, ProduceRequest
 
 # Above this the graph cannot live in one protobuf file: its weights go to model.onnx.data.
 _PROTOBUF_LIMIT = 2**31 - 1
@@ -31,10 +31,13 @@ class GraphTensor:
 
 
 @dataclass
-class OnnxExportContext:
+class OnnxExportContext(ExportContext):
     """What the `onnx` path's producer needs: the user's file."""
 
     source: Path
+
+    def write_reproduce(self, workspace: Any, spec: PathSpec) -> None:
+        write_export_reproduce(workspace, spec, self.source)
 
 
 def import_onnx() -> Any:

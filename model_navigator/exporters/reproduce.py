@@ -19,6 +19,15 @@ def write_export_reproduce(workspace: Any, spec: Any, template: str, needs: str 
                     note=f"Implement {needs} in {spec.key}/reproduce_export.py first.")
 
 
+def context_from_status(framework: Framework, model: Any, workspace: Any, status: Any) -> Any:
+    """The framework's export context for `model` from status.yaml and the saved samples: every
+    exporters/<framework>.py that takes a model object has its context_from_status."""
+    import importlib
+
+    return importlib.import_module(f"model_navigator.exporters.{framework.value}").context_from_status(
+        model, workspace, status)
+
+
 def run_reproduce_export(framework: Framework, make_context: Callable[[Any, Any], Any], argv: List[str]) -> int:
     """Parse --workdir/--path, then call the path's producer with make_context(workspace, status)."""
     from model_navigator.core.status import NavigatorStatus

@@ -7,10 +7,11 @@ so every runtime after it (the SavedModel runner, tf2onnx's ONNX, TF-TRT) speaks
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from model_navigator.core.diskspace import written_in_staging
 from model_navigator.frameworks.tensorflow_utils import (
@@ -20,11 +21,11 @@ from model_navigator.frameworks.tensorflow_utils import (
     import_tensorflow,
     tf_quiet,
 )
-from model_navigator.paths.base import PathSpec, ProduceRequest
+from model_navigator.paths.base import ExportContext, PathSpec, ProduceRequest
 
 
 @dataclass
-class TensorFlowExportContext:
+class TensorFlowExportContext(ExportContext):
     """What the SavedModel export needs: the model and the signature's names, shapes and dtypes."""
 
     model: Any
@@ -34,6 +35,19 @@ class TensorFlowExportContext:
     output_names: Tuple[str, ...]
     keyword: bool
     kw_names: Optional[Tuple[str, ...]] = None  # dict samples: the model's own input names, in input order
+    device: str = "cpu"
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """TensorFlow's device scope; first, TensorFlow's start-up lines into the log now open."""
+        from model_navigator.frameworks.tensorflow_utils import device_name, flush_pending
+
+        flush_pending()
+        with import_tensorflow().device(device_name(self.device)):
+            yield
+
+    def write_reproduce(self, workspace: Any, spec: PathSpec) -> None:
+        write_export_reproduce(workspace, spec)
 
 
 def serving_function(ctx: TensorFlowExportContext) -> Any:
@@ -74,15 +88,21 @@ def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
 
 
 def context_from_status(model: Any, workspace: Any, status: Any) -> TensorFlowExportContext:
-    """Rebuild the export context from status.yaml (the pipeline and reproduce_export.py share it)."""
+    """The export context from status.yaml (reproduce_export.py, `convert --model`)."""
+    return make_context(model, status.config, status.inputs, status.outputs)
+
+
+def make_context(model: Any, config: Any, inputs: Sequence[Any], outputs: Sequence[Any]) -> TensorFlowExportContext:
+    """The export context of `model` under `config`, tensors described by `inputs`/`outputs` (TensorMetadata)."""
     return TensorFlowExportContext(
         model=model,
-        input_names=tuple(m.name for m in status.inputs),
-        input_shapes=tuple(tuple(None if d < 0 else int(d) for d in m.shape) for m in status.inputs),
-        input_dtypes=tuple(m.dtype for m in status.inputs),
-        output_names=tuple(m.name for m in status.outputs),
-        keyword=bool(status.config.forward_kw_names),
-        kw_names=tuple(status.config.forward_kw_names or ()) or None,
+        input_names=tuple(m.name for m in inputs),
+        input_shapes=tuple(tuple(None if d < 0 else int(d) for d in m.shape) for m in inputs),
+        input_dtypes=tuple(m.dtype for m in inputs),
+        output_names=tuple(m.name for m in outputs),
+        keyword=bool(config.forward_kw_names),
+        kw_names=tuple(config.forward_kw_names or ()) or None,
+        device=config.target_device,
     )
 
 

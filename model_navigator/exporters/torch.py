@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from model_navigator.core.diskspace import ensure_space, written_atomically, written_in_staging
 from model_navigator.core.enums import JitType
 from model_navigator.frameworks.torch_utils import to_torch_inputs
-from model_navigator.paths.base import PathSpec, ProduceRequest
+from model_navigator.paths.base import ExportContext, Hint, PathSpec, ProduceRequest, match_hint
+
+# Exports trace a batch of this size (batch 1 would let tracers specialise the batch axis to a constant);
+# a check failing at batch 1 tries it (steps/correctness.export_batch_of) and says BATCH_HINT.
+EXPORT_BATCH_SIZE = 2
+BATCH_HINT = "mark the batch axis dynamic or avoid shape-dependent Python code in forward()"
+
+# Known exporter limits and what works instead (paths.base.match_hint).
+_HINTS: Tuple[Hint, ...] = (
+    (("Failed to get source", "could not get source", "Can't get source", "requires source access"),
+     "torchscript-script",
+     "torch.jit.script cannot read this model's source (a library model built at run time); tracing works: "
+     "jit_options=('trace',)"),
+)
+_TORCHSCRIPT_ONNX_HINTS: Tuple[Hint, ...] = (  # the TorchScript-based ONNX exporter's (onnx_dynamo=False)
+    (("UnsupportedOperatorError", "to ONNX opset version"), "onnx",
+     "the TorchScript-based ONNX exporter lacks this operator; onnx_dynamo=True (the torch.export-based exporter) "
+     "often has it"),
+)
 
 
 @dataclass
-class TorchExportContext:
+class TorchExportContext(ExportContext):
     """What every torch export needs: the model, one example batch and the tensor names/axes."""
 
     model: Any
@@ -32,6 +51,19 @@ class TorchExportContext:
 
     def example_args(self):
         return to_torch_inputs(self.example, self.input_names, self.device, self.keyword, self.kw_names)
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """The model on the target device (export() put it there; a model from `convert --model` is moved)."""
+        if self.device != "cpu":
+            self.model.to(self.device)
+        yield
+
+    def write_reproduce(self, workspace: Any, spec: PathSpec) -> None:
+        write_export_reproduce(workspace, spec)
+
+    def failure_hint(self, spec: PathSpec, reason: str) -> Optional[str]:
+        return match_hint(_HINTS + (() if self.onnx_dynamo else _TORCHSCRIPT_ONNX_HINTS), spec, reason)
 
 
 def export_torchscript(request: ProduceRequest) -> Dict[str, Any]:
@@ -187,24 +219,31 @@ def export_onnx(request: ProduceRequest) -> Dict[str, Any]:
 
 
 def export_example(conversion_samples: List[Dict[str, np.ndarray]], batch_dim: Optional[int]) -> Dict[str, np.ndarray]:
-    """The sample exports trace with: the largest conversion sample, as a batch of 2 when batched
-    (batch 1 would let tracers specialise the batch axis to a constant)."""
+    """The sample exports trace with: the largest conversion sample, as a batch of EXPORT_BATCH_SIZE
+    when batched."""
     from model_navigator.core.samples import build_batch
 
     largest = max(conversion_samples, key=lambda s: sum(a.size for a in s.values()))
-    return build_batch(largest, 2, batch_dim) if batch_dim is not None else largest
+    return build_batch(largest, EXPORT_BATCH_SIZE, batch_dim) if batch_dim is not None else largest
 
 
 def context_from_status(model: Any, workspace: Any, status: Any) -> TorchExportContext:
-    """Rebuild the export context from status.yaml (the pipeline and reproduce_export.py share it)."""
+    """The export context from status.yaml and the saved conversion samples (reproduce_export.py,
+    `convert --model`: there is no export in memory)."""
     from model_navigator.core.samples import load_sample_dir
 
-    config = status.config
+    return make_context(model, status.config, status.inputs, status.outputs,
+                        load_sample_dir(workspace.input_dir("conversion")))
+
+
+def make_context(model: Any, config: Any, inputs: Sequence[Any], outputs: Sequence[Any],
+                 conversion_samples: List[Dict[str, np.ndarray]]) -> TorchExportContext:
+    """The export context of `model` under `config`, tensors named by `inputs`/`outputs` (TensorMetadata)."""
     return TorchExportContext(
         model=model,
-        example=export_example(load_sample_dir(workspace.input_dir("conversion")), config.batch_dim),
-        input_names=tuple(m.name for m in status.inputs),
-        output_names=tuple(m.name for m in status.outputs),
+        example=export_example(conversion_samples, config.batch_dim),
+        input_names=tuple(m.name for m in inputs),
+        output_names=tuple(m.name for m in outputs),
         keyword=bool(config.forward_kw_names),
         kw_names=tuple(config.forward_kw_names or ()) or None,
         dynamic_axes={k: list(v) for k, v in config.dynamic_axes.items()},

@@ -3,11 +3,12 @@ which runtimes run it and what it needs to be available."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, Optional, Sequence, Tuple
 
 from model_navigator.core.enums import (
     Format,
@@ -76,6 +77,36 @@ class PathSpec:
                 LOGGER.debug("availability check %s of %s raised", self.availability, self.key, exc_info=True)
                 return f"checking {self.key} failed: {type(e).__name__}: {e}"
         return None
+
+
+class ExportContext:
+    """What a framework's export producers take as request.context (the user's model and the
+    settings it is exported with), built by exporters/<framework>.py: in memory by export(), from
+    status.yaml and the saved samples by reproduce_export.py and `convert --model`. What else an
+    export needs of the framework is asked of it here, so the pipeline names no framework."""
+
+    def scope(self) -> ContextManager[Any]:
+        """Wraps every export call (the framework's device scope)."""
+        return contextlib.nullcontext()
+
+    def write_reproduce(self, workspace: Any, spec: "PathSpec") -> None:
+        """Write the path's reproduce_export script."""
+        raise NotImplementedError
+
+    def failure_hint(self, spec: "PathSpec", reason: str) -> Optional[str]:
+        """What to try when the export of `spec` failed for a known exporter limit, or None."""
+        return None
+
+
+Hint = Tuple[Tuple[str, ...], str, str]  # (phrases in the reason, path key prefix, what to try)
+
+
+def match_hint(hints: Sequence[Hint], spec: "PathSpec", reason: str) -> Optional[str]:
+    """The first hint whose path key prefix and one of whose phrases match, or None."""
+    for phrases, prefix, hint in hints:
+        if spec.key.startswith(prefix) and any(p in reason for p in phrases):
+            return hint
+    return None
 
 
 @dataclass

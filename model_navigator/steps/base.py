@@ -80,32 +80,6 @@ def short_reason(error: BaseException) -> str:
     return f"{type(cause).__name__}: {text}"
 
 
-# Known exporter limits and what works instead: (phrases in the reason, path key prefix, hint).
-_HINTS = (
-    (("Failed to get source", "could not get source", "Can't get source", "requires source access"), "torchscript-script",
-     "torch.jit.script cannot read this model's source (a library model built at run time); tracing works: "
-     "jit_options=('trace',)"),
-    (("UnsupportedOperatorError", "to ONNX opset version"), "onnx",
-     "the TorchScript-based ONNX exporter lacks this operator; onnx_dynamo=True (the torch.export-based exporter) "
-     "often has it"),
-    (("_DynamicDimSentinel", "JAX2ONNX_DYNAMIC_DIM_SENTINEL"), "onnx-jax2onnx",
-     "jax2onnx cannot index or broadcast jnp.arange(n) when n is a varying (symbolic) axis, as in T5's relative "
-     "positions (jnp.arange(n)[:, None]); jax.lax.broadcasted_iota(jnp.int32, (n, n), 0) or "
-     "jnp.arange(n).reshape(n, 1) converts"),
-    (("_pool() takes 1 positional argument",), "onnx-jax2onnx",
-     "jax2onnx's flax.linen max_pool/avg_pool/min_pool take window_shape only by keyword: "
-     "nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))"),
-)
-
-
-def failure_hint(path_key: str, reason: str) -> Optional[str]:
-    """What to try when a path failed for a known exporter limit, or None."""
-    for phrases, prefix, hint in _HINTS:
-        if path_key.startswith(prefix) and any(p in reason for p in phrases):
-            return hint
-    return None
-
-
 _LOCATION = re.compile(r"^(Exception from |Check '|\S+\.(cpp|cc|h|hpp|py):\d+|File \"|Traceback|\[ERROR\]\s*$)")
 
 

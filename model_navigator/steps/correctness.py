@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from model_navigator.core.batching import default_check_batch_sizes
-from model_navigator.core.enums import RuntimeProvider, StepStatus
+from model_navigator.core.enums import Framework, RuntimeProvider, StepStatus
 from model_navigator.core.samples import build_batch, load_sample_dir
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, OutputError, PathStatus
 from model_navigator.core.tolerance import (
@@ -28,11 +28,21 @@ from model_navigator.steps.base import base_parser, short_reason
 from model_navigator.steps.compare import OutputMismatch, compare_outputs
 
 BATCHED_SAMPLES = 3
-EXPORT_BATCH_SIZE = 2  # see model_navigator.exporters.torch.export_example
+DEFAULT_BATCH_HINT = "mark the batch axis dynamic"
 
 
 class BatchSizeError(RuntimeError):
     """A path works at one batch size and not at another."""
+
+
+def export_batch_of(framework: Framework) -> Tuple[Optional[int], str]:
+    """The batch size the framework's exports trace with and what to do about an export specialised
+    to it, as exporters/<framework>.py declares them (EXPORT_BATCH_SIZE, BATCH_HINT); (None, the
+    default hint) for a framework whose exports are not made from an example batch."""
+    import importlib
+
+    module = importlib.import_module(f"model_navigator.exporters.{framework.value}")
+    return getattr(module, "EXPORT_BATCH_SIZE", None), getattr(module, "BATCH_HINT", DEFAULT_BATCH_HINT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,9 +121,13 @@ def check_correctness(
     batch_sizes: List[int],
     tolerances: Dict[str, Tolerance],
     items: Optional[List[Any]] = None,
+    export_batch: Optional[int] = None,
+    batch_hint: str = DEFAULT_BATCH_HINT,
 ) -> CorrectnessResult:
     """Compare the runner with the reference outputs, judging each output by its tolerance; the
-    runner must be active."""
+    runner must be active. `export_batch`: the batch size the exports were traced with (a path
+    failing at batch 1 is tried there, to tell a specialised export from a broken one); `batch_hint`:
+    what to do about a specialised one (both from export_batch_of)."""
     errors: Dict[str, Tuple[float, float]] = {}
     failure: Optional[str] = None
     checked: List[int] = []
@@ -131,16 +145,16 @@ def check_correctness(
                 if batch_dim is None:
                     raise
                 if not checked:  # batch 1 fails: specialised to another batch size, or broken?
-                    if batch == EXPORT_BATCH_SIZE or not _works_at(runner, pairs[index], EXPORT_BATCH_SIZE, batch_dim,
-                                                                   output_names):
+                    if export_batch is None or batch == export_batch or not _works_at(
+                            runner, pairs[index], export_batch, batch_dim, output_names):
                         raise
-                    checked = [EXPORT_BATCH_SIZE]
+                    checked = [export_batch]
                 works = f" while batch size {', '.join(map(str, checked))} works"
                 message = e if isinstance(e, OutputMismatch) else short_reason(e)
+                made = f" (exports are made from a batch of {export_batch})" if export_batch else ""
                 raise BatchSizeError(
                     f"fails at batch size {batch}{works}: {message}. The export is likely specialised to the "
-                    f"batch size it was made with (exports are made from a batch of {EXPORT_BATCH_SIZE}); mark the batch "
-                    f"axis dynamic or avoid shape-dependent Python code in forward()."
+                    f"batch size it was made with{made}; {batch_hint}."
                 ) from e
             failure = failure or reason
         checked.append(batch)
@@ -185,8 +199,10 @@ def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Wor
     output_names = [m.name for m in status.outputs]
     default_name, tolerances = output_tolerances(path, runtime, output_names, atol, rtol)
     with runner:
+        export_batch, batch_hint = export_batch_of(status.config.framework)
         result = check_correctness(runner, inputs, outputs, output_names, status.config.batch_dim,
-                                   batch_sizes, tolerances, items=(status.dataloader or {}).get("correctness_items"))
+                                   batch_sizes, tolerances, items=(status.dataloader or {}).get("correctness_items"),
+                                   export_batch=export_batch, batch_hint=batch_hint)
     result.atol, result.rtol = atol, rtol
     result.tolerance = "user" if atol is not None or rtol is not None else f"default {default_name}"
     result.duration_s = time.perf_counter() - start

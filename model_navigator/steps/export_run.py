@@ -7,12 +7,11 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from model_navigator.core.config import ExportConfig
-from model_navigator.core.diskspace import model_parameter_bytes
 from model_navigator.core.enums import Format, StepStatus
 from model_navigator.core.environment import environment_info, git_info
 from model_navigator.core.formats import SOURCE_FORMATS
@@ -22,6 +21,8 @@ from model_navigator.core.status import CorrectnessResult, NavigatorStatus, Path
 from model_navigator.core.tensor import TensorMetadata
 from model_navigator.core.workspace import OUTPUT_DIR, SAMPLE_SETS, Workspace
 from model_navigator.paths.base import PathSpec
+from model_navigator.paths.base import ExportContext
+from model_navigator.steps.execution import Run
 from model_navigator.steps.pipeline import Pipeline
 
 
@@ -34,7 +35,7 @@ def navigator_version() -> str:
 @dataclass
 class ExportJob:
     """What an export run needs: the validated config, the samples and the source model's outputs on
-    them, the path declarations, and the factories of the in-process exporter and its scripts."""
+    them, the path declarations, and the framework's export context (paths.base.ExportContext)."""
 
     config: ExportConfig
     workdir: Path
@@ -46,8 +47,7 @@ class ExportJob:
     specs: List[PathSpec]
     source_format: Format
     source_model: Any
-    exporter_factory: Callable[[Workspace, NavigatorStatus], Any]
-    export_reproduce_factory: Callable[[Workspace], Any]
+    export_context: ExportContext
     source_problem: Optional[str] = None  # why no path can be checked (NaN/inf in the source outputs)
 
 
@@ -140,12 +140,9 @@ def run_export(job: ExportJob, verbose: bool = True, debug: bool = False) -> Tup
                         _record_unchecked(job, status, record, progress)
                         status.save(workspace.root)
                         return status, workspace.root
-                    pipeline = Pipeline(workspace, status, config, job.specs, executor, progress,
-                                        exporter=job.exporter_factory(workspace, status),
-                                        export_reproduce=job.export_reproduce_factory(workspace),
-                                        model_bytes=model_parameter_bytes(job.source_model),
-                                        source_model=job.source_model)
-                    _run_paths(pipeline)
+                    pipeline = Pipeline.create(Run(workspace, status, config), job.specs, executor, progress,
+                                               export_context=job.export_context, source_model=job.source_model)
+                    run_paths(pipeline, executor)
             finally:
                 if executor is not None:
                     executor.close()
@@ -174,21 +171,21 @@ def _record_unchecked(job: ExportJob, status: NavigatorStatus, record: Any, prog
     finish_run(record, "failed", problem)
 
 
-def _run_paths(pipeline: Pipeline) -> None:
+def run_paths(pipeline: Pipeline, executor: Any) -> None:
     """Exports, then per path conversion, correctness and profiling; on Ctrl-C stop the step in flight
     and record what did not run."""
     status, profile = pipeline.status, pipeline.config.run_profiling
     try:
         pipeline.run_exports()
         if profile:  # in this process, once the worker has started (2 cores)
-            pipeline.executor.wait_ready()
+            executor.wait_ready()
             pipeline.profile_source()
         pipeline.run_checks(profile=profile)
         pipeline.check_source_runtimes(profile=profile)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (core.runs.Terminated)
         from model_navigator.core.runs import interruption
 
-        getattr(pipeline.executor, "shutdown", pipeline.executor.close)()  # stop a step that may still run
+        getattr(executor, "shutdown", executor.close)()  # stop a step that may still run
         reason = f"interrupted ({interruption(e)})"
         for path in status.paths.values():
             if path.status == StepStatus.NOT_RUN:
@@ -197,6 +194,6 @@ def _run_paths(pipeline: Pipeline) -> None:
                 if result.correctness is None and path.format not in SOURCE_FORMATS:
                     result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason=reason)
         pipeline.save()
-        pipeline.progress.note("Interrupted: status.yaml holds the steps finished so far.")
+        pipeline.recorder.progress.note("Interrupted: status.yaml holds the steps finished so far.")
         raise
     pipeline.save()

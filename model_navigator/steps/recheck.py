@@ -4,7 +4,7 @@ and profiling, for nav.load, nav.profile and `model-navigator convert`, through 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import StepStatus
@@ -12,7 +12,9 @@ from model_navigator.core.logging import Progress, log_to_file
 from model_navigator.core.status import NavigatorStatus, PerformanceResult, RunRecord, RuntimeResult
 from model_navigator.core.workdir_lock import takeover_message, workdir_lock
 from model_navigator.core.workspace import Workspace
-from model_navigator.steps.pipeline import Pipeline, selected_runtimes
+from model_navigator.steps.execution import Run
+from model_navigator.steps.pipeline import Pipeline
+from model_navigator.steps.scope import selected_runtimes
 
 NOT_REPROFILED = ("not re-profiled: the source model is not part of a package; its figures from the export were "
                   "dropped so that no comparison mixes two profiles")
@@ -30,15 +32,15 @@ def recheck(
     only: Optional[str] = None,
     reconvert: bool = True,
     operation: str = "recheck",
-    exporter: Optional[Callable[[Any, Path], Any]] = None,
+    user_model: Any = None,
     record: Optional[RunRecord] = None,
 ) -> None:
     """Re-run conversions and correctness (retest) and profiling (profile) through the export
     pipeline, for every path or `only` one; `config` defaults to the one in status.yaml. The
     workdir is locked meanwhile (`operation` names this run to a process that finds it locked).
-    With an `exporter` (the user's model, see cli/user_model.py) export paths are exported again too;
+    With a `user_model` (see cli/user_model.py) export paths are exported again too, with the settings
+    status.yaml records;
     `record` continues a run the caller already marked (nav.load) instead of recording a new one."""
-    from model_navigator.core.diskspace import model_parameter_bytes
     from model_navigator.core.environment import gpu_present
     from model_navigator.core.runs import recorded_run
     from model_navigator.paths.registry import paths_for
@@ -59,10 +61,15 @@ def recheck(
         if retest and not has_data:
             progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
             retest = False
+        export_context = None
+        if user_model is not None:  # from status.yaml as it now stands (a re-targeted device included)
+            from model_navigator.exporters.reproduce import context_from_status
+
+            export_context = context_from_status(config.framework, user_model, workspace, status)
         executor = make_executor(config, workspace.root)
         try:
-            pipeline = Pipeline(workspace, status, config, specs, executor, progress, exporter=exporter,
-                                model_bytes=model_parameter_bytes(source_model), source_model=source_model)
+            pipeline = Pipeline.create(Run(workspace, status, config), specs, executor, progress,
+                                       export_context=export_context, source_model=source_model)
             # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
             # with this run marked unfinished until it ends
             with recorded_run(status, pipeline.save, operation, record=record):
@@ -72,7 +79,7 @@ def recheck(
                     _reprofile_source(pipeline)
                 for spec in specs:
                     _recheck_path(pipeline, spec, retest, profile, has_data, reconvert)
-                pipeline.report_gpu_skips()
+                pipeline.recorder.gpu_skips_done()
         finally:
             executor.close()
 
@@ -94,7 +101,7 @@ def _reprofile_source(pipeline: Pipeline) -> None:
     source = pipeline.source_path
     if source is None:
         return
-    if pipeline.source_model is not None:
+    if pipeline.steps.source_model is not None:
         pipeline.profile_source()
         pipeline.check_source_runtimes(profile=True)
         return
@@ -107,7 +114,7 @@ def _recheck_path(pipeline: Pipeline, spec: Any, retest: bool, profile: bool, ha
     """One path: produced again (when asked and possible: an export needs the user's model, an
     exporter; what the user verified is kept), then checked and profiled on each of its runtimes here."""
     path = pipeline.status.paths.get(spec.key)
-    if retest and reconvert and (not spec.is_export or pipeline.exporter is not None):
+    if retest and reconvert and (not spec.is_export or pipeline.steps.can_export):
         verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
         path = pipeline.produce_path(spec)
         for rt, flag in verified.items():
