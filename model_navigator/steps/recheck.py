@@ -61,15 +61,11 @@ def recheck(
         if retest and not has_data:
             progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
             retest = False
-        export_context = None
-        if user_model is not None:  # from status.yaml as it now stands (a re-targeted device included)
-            from model_navigator.exporters.reproduce import context_from_status
-
-            export_context = context_from_status(config.framework, user_model, workspace, status)
         executor = make_executor(config, workspace.root)
         try:
             pipeline = Pipeline.create(Run(workspace, status, config), specs, executor, progress,
-                                       export_context=export_context, source_model=source_model)
+                                       export_context=_export_context(user_model, workspace, status),
+                                       source_model=source_model)
             # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
             # with this run marked unfinished until it ends
             with recorded_run(status, pipeline.save, operation, record=record):
@@ -82,6 +78,16 @@ def recheck(
                 pipeline.recorder.gpu_skips_done()
         finally:
             executor.close()
+
+
+def _export_context(user_model: Any, workspace: Workspace, status: NavigatorStatus) -> Any:
+    """The export context of the user's model (None without one), from status.yaml as it now stands:
+    a device re-targeted to this machine included."""
+    if user_model is None:
+        return None
+    from model_navigator.exporters.reproduce import context_from_status
+
+    return context_from_status(status.config.framework, user_model, workspace, status)
 
 
 def _refuse_unfinished_load(status: NavigatorStatus, root: Path, record: Optional[RunRecord]) -> None:
