@@ -141,8 +141,8 @@ def test_mlp_descriptor_selects_variants_by_flags(mlp):
     loaded = package.get_model(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False)
     out = loaded.signatures["serving_default"](input__0=tf.constant(batch))
     np.testing.assert_allclose(out["output__0"].numpy(), expected, atol=1e-5, rtol=1e-5)
-    if not NON_NATIVE:  # two successful SavedModels: the flags must say which
-        with pytest.raises(UserInputError, match="enable_xla and jit_compile"):
+    if not NON_NATIVE:  # two successful SavedModels: the selectors must say which
+        with pytest.raises(UserInputError, match="tell them apart by jit_type / precision / enable_xla / jit_compile"):
             package.get_runner(format=nav.Format.TF_SAVEDMODEL)
 
 

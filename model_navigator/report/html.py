@@ -219,9 +219,11 @@ def _environment_section(data: ReportData) -> str:
     packages = env.pop("packages", None) or {}
     rows = [[_e(k), _e(v)] for k, v in env.items() if v is not None]
     rows += [[_e(k), _e(v)] for k, v in packages.items()]
+    from model_navigator.core.serialization import to_plain
+
     config = status.config
     for key in ("target_formats", "opset", "batch_dim", "sample_count", "atol", "rtol", "target_device"):
-        rows.append([_e(f"config.{key}"), _e(config[key])])
+        rows.append([_e(f"config.{key}"), _e(to_plain(getattr(config, key)))])
     profiler = config.profiler_config.to_dict()
     if profiler:
         rows.append(["config.profiler_config", _e(", ".join(f"{k}={v}" for k, v in profiler.items() if v is not None))])
