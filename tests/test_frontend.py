@@ -146,3 +146,23 @@ def test_minimum_segment_size_is_checked_only_where_the_framework_declares_tf_tr
                            minimum_segment_size=0, run_profiling=False, verbose=False)
     package = export(TorchAdapter(linear_model, ("script",), "hierarchy", False), args)
     assert package.status.config.minimum_segment_size == 0 and package.get_status(nav.Format.TORCHSCRIPT)
+
+
+def test_the_export_context_is_built_from_the_samples_in_memory(linear_model):
+    """export() hands the exporters its own samples: nothing is read back from a workspace (there is none here)."""
+    from model_navigator.api.torch import TorchAdapter
+    from model_navigator.core.config import ExportConfig
+    from model_navigator.core.samples import collect_samples, infer_metadata, select_samples
+
+    rng = np.random.default_rng(0)
+    sample_set = collect_samples([rng.standard_normal((3, 5)).astype(np.float32) for _ in range(2)], None, 0)
+    select_samples(sample_set, 100)
+    inputs = infer_metadata(sample_set.samples, sample_set.input_names, 0, {})
+    outputs = infer_metadata([{"output__0": np.zeros((1, 3), np.float32)}], ["output__0"], 0, {})
+    config = ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=(Format.ONNX,))
+    context = TorchAdapter(linear_model, ("trace",), "hierarchy", False).export_context(config, inputs, outputs,
+                                                                                       sample_set)
+    largest = max(sample_set.of_set("conversion"), key=lambda s: sum(a.size for a in s.values()))
+    assert context.example["input__0"].shape == (2, 5)  # the largest conversion sample, as a batch of 2
+    np.testing.assert_array_equal(context.example["input__0"][1], largest["input__0"][0])
+    assert (context.input_names, context.output_names) == (("input__0",), ("output__0",))
