@@ -260,6 +260,15 @@ def _loser_reason(strategy: SelectionStrategy, percentile: int, f: ProfilingResu
     return why
 
 
+def _verified_note(status: NavigatorStatus) -> str:
+    """When verified paths exist and none won: they decide, so say which (nothing unverified replaces them)."""
+    verified = status.verified_runtimes()
+    if not verified:
+        return ""
+    names = ", ".join(f"{key} on {runtime.value}" for key, runtime in verified)
+    return f" (only verified paths qualify: {names})"
+
+
 def select_runtime(
     status: NavigatorStatus,
     strategy: Optional[Union[str, SelectionStrategy]] = None,
@@ -287,7 +296,8 @@ def select_runtime(
         lines = "\n".join(f"  - {r}" for r in rejected) or "  (no paths in the status)"
         raise NoRuntimeQualifiesError(
             f"No path and runtime qualifies for strategy {strategy.value!r}"
-            + (f" within {latency_budget_ms:g} ms" if within else "") + f":\n{lines}", rejected)
+            + (f" within {latency_budget_ms:g} ms" if within else "") + _verified_note(status) + f":\n{lines}",
+            rejected)
 
     winner, win = ranked[0]
     rejected += [Rejection(c.path, c.runtime, _loser_reason(strategy, percentile, f, win)) for c, f in ranked[1:]]

@@ -383,7 +383,9 @@ class NavigatorStatus:
         if not verified:
             return verdicts
         names = ", ".join(f"{k} on {rt.value}" for k, rt in verified)
-        first = [v for v in verdicts if v.reason is not None or (v.path, v.runtime) in verified]
+        first = [v._replace(reason=f"verified, but {v.reason}: profile it to let it compete")
+                 if (v.path, v.runtime) in verified and v.reason is not None else v
+                 for v in verdicts if v.reason is not None or (v.path, v.runtime) in verified]
         later = [Verdict(v.path, v.runtime, f"not verified ({names} is; only verified ones qualify)")
                  for v in verdicts if v.reason is None and (v.path, v.runtime) not in verified]
         return first + later

@@ -192,8 +192,14 @@ class PackageDescriptor:
         if not path.ok:
             raise UserInputError(f"Path {path.key!r} {path.status.value}; only a successful path can be verified.")
         rt = parse_runtime(runtime, "runtime", self._device)
-        path.runtimes.setdefault(rt, RuntimeResult()).verified = True
+        result = path.runtimes.setdefault(rt, RuntimeResult())
+        result.verified = True
         self.save_status()
+        if not result.passed:  # a mark belongs to a result that passed (RuntimeResult.is_verified)
+            import warnings
+
+            warnings.warn(f"{path.key} on {rt.value} is marked verified, but it has not passed a correctness check "
+                          f"here; the mark counts once a check passes.", UserWarning, stacklevel=2)
 
     # Runtime selection -------------------------------------------------------------------------
     def get_best(self, strategy: Any = None, latency_budget_ms: Optional[float] = None,
