@@ -25,7 +25,7 @@ from model_navigator.core.status import (
 )
 from model_navigator.core.workspace import PATH_CONFIG_FILE, PATH_LOG_FILE, Workspace
 from model_navigator.paths.base import PathSpec
-from model_navigator.steps.base import failure_hint, short_reason, write_reproduce
+from model_navigator.steps.base import failure_hint, reproduce_hint, short_reason, write_reproduce
 from model_navigator.steps.profiling import profile_summary
 from model_navigator.steps.scope import (
     correctness_summary,
@@ -254,6 +254,12 @@ class Pipeline:
                 self.progress.line(None, path.key, "profiling", f"{runtime.value}: skipped, {reason}")
             self.save()
 
+    def _write_runtime_reproduce(self, path: PathStatus, step: str, argv: List[str]) -> Path:
+        """<path>/reproduce_<step>.sh for every runtime of the path: it takes the runtime (default the first)."""
+        first = path.default_runtime
+        return write_reproduce(self.workspace.root, path.key, step, argv,
+                               default_runtime=first.value if first is not None else None)
+
     def _step_argv(self, path: PathStatus, runtime: RuntimeProvider) -> List[str]:
         return ["--workdir", ".", "--path", path.key, "--runtime", runtime.value]
 
@@ -261,7 +267,7 @@ class Pipeline:
         from model_navigator.steps.correctness import tolerance_argv
 
         argv = self._step_argv(path, runtime) + tolerance_argv(self.config.atol, self.config.rtol)
-        sh = write_reproduce(self.workspace.root, path.key, "correctness", argv)
+        sh = self._write_runtime_reproduce(path, "correctness", argv)
         start = time.perf_counter()
         with self.progress.running(path.key, "correctness"):
             reply = self.executor.run("correctness", argv, self.workspace.root, self.config.step_timeout_s,
@@ -270,7 +276,7 @@ class Pipeline:
         if not reply.ok:
             LOGGER.error("correctness of %s on %s failed: %s\n%s", path.key, runtime.value, result.reason,
                          reply.traceback or "")
-            result.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
+            result.reason = f"{result.reason} {reproduce_hint(self.workspace.relative(sh), runtime.value)}"
         ok = result.status == StepStatus.OK
         self.progress.line(ok, path.key, "correctness", f"{runtime.value}: " + (correctness_summary(result) if ok else str(result.reason)),
                            time.perf_counter() - start)
@@ -278,7 +284,7 @@ class Pipeline:
 
     def run_profiling(self, path: PathStatus, runtime: RuntimeProvider, config: ProfilerConfig) -> PerformanceResult:
         argv = self._step_argv(path, runtime) + ["--profiler-config", json.dumps(config.to_dict())]
-        sh = write_reproduce(self.workspace.root, path.key, "profiling", argv)
+        sh = self._write_runtime_reproduce(path, "profiling", argv)
         start = time.perf_counter()
         with self.progress.running(path.key, "profiling"):
             reply = self.executor.run("profiling", argv, self.workspace.root, self.config.step_timeout_s,
@@ -363,6 +369,6 @@ class Pipeline:
                           sh: Optional[Path] = None) -> None:
         ok = result.status == StepStatus.OK
         if not ok and sh is not None:
-            result.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
+            result.reason = f"{result.reason} {reproduce_hint(self.workspace.relative(sh), runtime.value)}"
         detail = f"{runtime.value}: " + (profile_summary(result.results) if ok else str(result.reason))
         self.progress.line(ok, key, "profiling", detail, seconds)
