@@ -55,10 +55,16 @@ class CorrectnessResult:
     warnings: List[str] = field(default_factory=list)  # e.g. outputs the samples do not exercise
     duration_s: float = 0.0
 
+    @classmethod
+    def judged(cls, failure: Optional[str], **fields: Any) -> "CorrectnessResult":
+        """The result of a comparison: passed when nothing exceeded its tolerance or budget (`failure`
+        None), else failed with `failure` as the reason. Every judge (the tolerances of
+        steps/correctness, a precision's own accuracy budget) makes its verdict here."""
+        return cls(status=StepStatus.FAILED if failure else StepStatus.OK, reason=failure, **fields)
+
     @property
     def passed(self) -> bool:
-        """The one reading of a check's verdict: `status`, which the judge of the check sets
-        (steps/correctness.check_correctness; a precision with its own budget sets it in its own judge)."""
+        """The one reading of a check's verdict (every consumer's `passed` comes down to this)."""
         return self.status == StepStatus.OK
 
     @property

@@ -245,7 +245,7 @@ class Pipeline:
             self.save()
         if profile:
             corr = result.correctness
-            if corr is not None and corr.status == StepStatus.OK:
+            if result.passed:
                 result.performance = self.run_profiling(path, runtime, self.config.profiler_config)
             else:
                 reason = f"correctness {corr.status.value}" if corr is not None else \
@@ -322,7 +322,7 @@ class Pipeline:
             self.save()
             if not profile:
                 continue
-            if result.correctness.status != StepStatus.OK:
+            if not result.passed:
                 result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason="correctness failed")
             else:
                 result.performance = self._profile_here(source, runtime)
