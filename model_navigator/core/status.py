@@ -157,12 +157,6 @@ class RuntimeResult:
         return self.performance is not None and self.performance.status == StepStatus.FAILED
 
     @property
-    def stale(self) -> bool:
-        """Figures that no longer belong to a passing check: profiled, then re-checked and failed, or a
-        check dropped (a new runtime or artifact) since; they are shown, never ranked or recommended."""
-        return self.profiled and not self.passed
-
-    @property
     def is_verified(self) -> bool:
         """The user's mark on a result that passed: the only mark the verified rule of selection counts."""
         return self.verified and self.passed
@@ -247,6 +241,13 @@ class PathStatus:
         result = self.runtimes.get(runtime if runtime is not None else self.default_runtime)  # type: ignore[arg-type]
         return result is not None and result.passed
 
+    def stale(self, runtime: RuntimeProvider) -> bool:
+        """Figures that no longer belong to a passing check: profiled, then re-checked and failed, or its
+        check dropped since (a new runtime or artifact); shown, never ranked or recommended. The
+        reference's figures are never stale: it is not checked."""
+        result = self.runtimes.get(runtime)
+        return result is not None and result.profiled and not result.passed and not self.is_reference(runtime)
+
     def deployable(self, runtime: RuntimeProvider) -> bool:
         """An artifact (not the source model) that was produced and passed its check on `runtime`."""
         return not self.is_source and self.passed(runtime)
@@ -283,7 +284,8 @@ class PathStatus:
         """Why the path (on `runtime`, when given) cannot compete in selection, or None when it can:
         deployable and profiled."""
         if self.is_source:
-            return "the source model: the reference, not a deployable artifact"
+            return "the source model: the reference, not a deployable artifact" if self.is_reference(runtime) else \
+                f"the source model on {runtime.value}: checked against it, not a deployable artifact"  # type: ignore[union-attr]
         if not self.ok:
             return f"{self.status.value}" + (f": {short_text(self.reason)}" if self.reason else "")
         result = self.runtimes.get(runtime) if runtime is not None else None
