@@ -121,7 +121,7 @@ def _recheck_path(pipeline: Pipeline, spec: Any, retest: bool, profile: bool, ha
                 # a runtime never checked here (installed after the package was made) is checked before
                 # it is profiled, when the samples are in the package
                 recorded = path.runtimes.get(runtime)
-                check = retest or ((recorded is None or recorded.correctness is None) and has_data)
+                check = retest or ((recorded is None or recorded.unchecked) and has_data)
                 if runtime in marks:  # before the check, so that a mark is never lost with its old result
                     path.runtimes.setdefault(runtime, RuntimeResult()).verified = True
                 pipeline.check_and_profile(path, runtime, profile=profile, check=check)
