@@ -113,28 +113,7 @@ def _inspect_json(workdir):
     return rc, json.loads(out.getvalue())
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__.strip("_"))
-def test_every_consumer_gives_the_same_verdict(export, case, tmp_path):
-    from model_navigator.package.descriptor import PackageDescriptor
-    from model_navigator.package.table import find_failures, status_rows
-    from model_navigator.report.data import build_report_data
-    from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
-    from model_navigator.serving.plan import plan_serving
-    from model_navigator.triton.repository import choose_path
-
-    workdir = tmp_path / "wd"
-    shutil.copytree(export.workdir, workdir)
-    status = copy.deepcopy(export.status)
-    edits, qualifying = case(status)
-    status.save(workdir)
-    package = PackageDescriptor.from_workdir(workdir)
-    status = package.status  # as written and read back
-    verdicts = {(key, rt): "reference" if key == "torch" and rt == CPU else "passed"
-                for key, path in status.paths.items() for rt in path.runtimes}
-    verdicts.update(edits)
-    verified = {(k, rt) for (k, rt), v in verdicts.items() if v == "passed" and status.paths[k].runtimes[rt].verified}
-
-    # the status model itself
+def _check_status_model(status, verdicts, verified):
     for (key, rt), verdict in verdicts.items():
         result = status.paths[key].runtimes[rt]
         assert result.passed is (verdict == "passed"), (key, rt)
@@ -144,28 +123,39 @@ def test_every_consumer_gives_the_same_verdict(export, case, tmp_path):
         assert status.paths[key].is_reference(rt) is (verdict == "reference"), (key, rt)
     assert set(status.verified_runtimes()) == verified
 
-    # descriptor: get_status on the named runtime and on the default one, get_formats_status
+
+def _check_descriptor(package, verdicts):
+    """get_status on each runtime, and get_formats_status on the default one (the first checked)."""
     good = {pair for pair, verdict in verdicts.items() if verdict in ("passed", "reference")}
-    for (key, rt) in verdicts:
-        path = status.paths[key]
+    for key, rt in verdicts:
+        path = package.status.paths[key]
         assert package.get_status(path.format, rt, jit_type=path.jit_type) is ((key, rt) in good), (key, rt)
     assert package.get_formats_status() == {k: (k, CPU) in good for k in ARTIFACTS}
 
-    # the table and inspect JSON: the correctness cell, the verified cell, the failures
+
+def _check_table_and_inspect(status, workdir, verdicts, verified):
+    """The correctness, Status and Verified cells, the failures, and inspect --json's rows and ok."""
+    from model_navigator.package.table import find_failures, status_rows
+
     rows = {(r["path"], r["runtime"]): r for r in status_rows(status)}
     for (key, rt), verdict in verdicts.items():
         row = rows[(key, rt.value)]
         assert row["correctness"] == TABLE_CORRECTNESS[verdict], (key, rt)
         assert row["verified"] is ((key, rt) in verified), (key, rt)
         assert row["outcome"] == ("correctness failed" if verdict.endswith("failed") else "ok"), (key, rt)
-    failures = find_failures(status)
     failed = {(k, rt) for (k, rt), v in verdicts.items() if v.endswith("failed")}
-    assert {f for f in failures if "correctness" in f} == {f"{k} on {rt.value}: correctness failed" for k, rt in failed}
+    assert {f for f in find_failures(status) if "correctness" in f} == {
+        f"{k} on {rt.value}: correctness failed" for k, rt in failed}
     rc, inspected = _inspect_json(workdir)
     assert rc == (1 if failed else 0) and inspected["ok"] is not failed
     assert inspected["rows"] == json.loads(json.dumps(status_rows(status), default=str))
+    return inspected
 
-    # selection: exactly the expected paths compete (ranked by their figures), the others are rejected
+
+def _check_selection(status, verdicts, verified, qualifying):
+    """Exactly the expected paths compete (ranked by their figures); the others are rejected for their verdict."""
+    from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
+
     try:
         best = select_runtime(status)
     except NoRuntimeQualifiesError as e:
@@ -175,8 +165,7 @@ def test_every_consumer_gives_the_same_verdict(export, case, tmp_path):
             assert "only verified paths qualify: onnx on CPUExecutionProvider" in str(e).splitlines()[0]
             assert any(r.path == "onnx" and r.reason.startswith("verified, but not profiled") for r in rejected)
     else:
-        ranked = {best.path} | {r.path for r in best.rejected if r.reason.startswith("p50 ")}
-        assert ranked == qualifying
+        assert {best.path} | {r.path for r in best.rejected if r.reason.startswith("p50 ")} == qualifying
         assert best.verified is ((best.path, best.runtime) in verified)
         rejected = best.rejected
     for r in rejected:
@@ -184,35 +173,43 @@ def test_every_consumer_gives_the_same_verdict(export, case, tmp_path):
             assert r.reason.startswith("the source model"), r
         elif r.runtime is not None and verdicts.get((r.path, r.runtime), "").endswith("failed"):
             assert r.reason.startswith("correctness failed"), r
-        if r.runtime is not None and verdicts.get((r.path, r.runtime), "").endswith("unchecked"):
+        elif r.runtime is not None and verdicts.get((r.path, r.runtime), "").endswith("unchecked"):
             assert r.reason.startswith("correctness not checked"), r
+    return best
 
-    # inspect's star, the report's pick and Triton's choice are selection's
-    expected_pick = None if best is None else {"path": best.path, "runtime": best.runtime.value}
-    star = inspected["best"]
-    assert (star if best is None else {"path": star["path"], "runtime": star["runtime"]}) == (expected_pick or star)
-    assert isinstance(star, str) is (best is None)
+
+def _check_report(status, verdicts, verified, best):
+    """The report's pick is selection's; its series and correctness rows say what the status says."""
+    from model_navigator.report.data import build_report_data
+
     data = build_report_data(status)
     pick = data.latency_pick
-    assert (None if pick is None else {"path": pick.series.path, "runtime": pick.series.runtime}) == expected_pick
+    assert (None if pick is None else (pick.series.path, pick.series.runtime)) == (
+        None if best is None else (best.path, best.runtime.value))
     assert set(data.verified) == {(k, rt.value) for k, rt in verified}
     for series in data.series:
         verdict = verdicts[(series.path, RuntimeProvider(series.runtime))]
         assert series.correct is (verdict in ("passed", "reference")), series
         assert series.is_source is (verdict == "reference"), series
-    report_rows = {(r.path, r.runtime): r.status for r in data.correctness}
+    rows = {(r.path, r.runtime): r.status for r in data.correctness}
+    expected = {"reference": None, "passed": "ok", "failed": "failed", "stale-failed": "failed"}
     for (key, rt), verdict in verdicts.items():
-        expected = {"reference": None, "passed": "ok", "failed": "failed", "stale-failed": "failed"}
-        assert report_rows.get((key, rt.value)) == expected.get(verdict, "not run"), (key, rt)
+        assert rows.get((key, rt.value)) == expected.get(verdict, "not run"), (key, rt)
+
+
+def _check_triton_and_serving(status, workdir, verdicts, best):
+    """Triton's choice is selection's. On a named path and runtime only one that passed is served;
+    Triton refuses a failed one and writes an unchecked one (a config for another machine), saying so."""
+    from model_navigator.selection import NoRuntimeQualifiesError
+    from model_navigator.serving.plan import plan_serving
+    from model_navigator.triton.repository import choose_path
+
     if best is None:
         with pytest.raises(NoRuntimeQualifiesError):
             choose_path(status, None, None, None, None)
     else:
         chosen, runtime, _ = choose_path(status, None, None, None, None)
         assert (chosen.key, runtime) == (best.path, best.runtime)
-
-    # Triton and serving on a named path and runtime: only one that passed is served; Triton refuses
-    # a failed one and writes an unchecked one (a config for another machine) with a warning
     for (key, rt), verdict in verdicts.items():
         if key == "torch":
             continue
@@ -226,6 +223,32 @@ def test_every_consumer_gives_the_same_verdict(export, case, tmp_path):
         else:
             with pytest.raises(UserInputError, match="(failed|has not passed) correctness"):
                 plan_serving(workdir, [], path_key=key, runtime=rt.value)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__.strip("_"))
+def test_every_consumer_gives_the_same_verdict(export, case, tmp_path):
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    workdir = tmp_path / "wd"
+    shutil.copytree(export.workdir, workdir)
+    status = copy.deepcopy(export.status)
+    edits, qualifying = case(status)
+    status.save(workdir)
+    package = PackageDescriptor.from_workdir(workdir)
+    status = package.status  # as written and read back
+    verdicts = {(key, rt): "reference" if key == "torch" and rt == CPU else "passed"
+                for key, path in status.paths.items() for rt in path.runtimes}
+    verdicts.update(edits)
+    verified = {(k, rt) for (k, rt), v in verdicts.items() if v == "passed" and status.paths[k].runtimes[rt].verified}
+
+    _check_status_model(status, verdicts, verified)
+    _check_descriptor(package, verdicts)
+    inspected = _check_table_and_inspect(status, workdir, verdicts, verified)
+    best = _check_selection(status, verdicts, verified, qualifying)
+    star = inspected["best"]  # inspect's star is selection's choice
+    assert isinstance(star, str) if best is None else (star["path"], star["runtime"]) == (best.path, best.runtime.value)
+    _check_report(status, verdicts, verified, best)
+    _check_triton_and_serving(status, workdir, verdicts, best)
 
 
 def _convert(workdir, *args):
