@@ -1,9 +1,11 @@
 """Runtime selection: from the profiled status, pick the path and runtime to deploy, and say why
 every other one lost.
 
-Who qualifies: a path that exported/converted (`ok`), is a deployable artifact (not the source
-model), and on that runtime passed correctness and was profiled. When any path and runtime was
-marked verified (`set_verified`), only verified ones qualify. Among them:
+Who qualifies is the status's verdict (NavigatorStatus.qualifying): a path that exported/converted
+(`ok`), is a deployable artifact (not the source model), and on that runtime passed correctness and
+was profiled. When any path and runtime that passed was marked verified (`set_verified`), only
+verified ones qualify, even when the verified one cannot compete (not profiled since its last
+check): then nothing qualifies and the error says so. Among them:
 
 - MIN_LATENCY: lowest p50 latency at one batch size: `batch_size`, or by default the smallest batch
   size every qualifying runtime was profiled at (1 with the default profiler).
@@ -21,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
-from model_navigator.core.enums import Format, RuntimeProvider, StepStatus, StrEnum, parse_enum
+from model_navigator.core.enums import Format, RuntimeProvider, StrEnum, parse_enum
 from model_navigator.core.errors import ModelNavigatorError, UserInputError
-from model_navigator.core.formats import SOURCE_FORMATS
 from model_navigator.core.status import NavigatorStatus, ProfilingResult
 
 PERCENTILES = (50, 90, 95, 99)
@@ -138,11 +139,6 @@ def _latency(result: ProfilingResult, percentile: int) -> float:
     return float(getattr(result, f"p{percentile}_ms"))
 
 
-def _short(text: Optional[str], limit: int = 160) -> str:
-    line = " ".join((text or "").split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def _percent(worse: float, better: float) -> str:
     if better <= 0:
         return ""
@@ -181,53 +177,30 @@ def _check_arguments(strategy: SelectionStrategy, latency_budget_ms: Optional[fl
     return percentile
 
 
-def _runtime_unfit(result: Any) -> Optional[str]:
-    """Why one runtime of an exported path cannot compete (correctness or profiling missing or failed), or None."""
-    corr, perf = result.correctness, result.performance
-    if corr is None or corr.status != StepStatus.OK:
-        return "correctness not checked" if corr is None else \
-            f"correctness {corr.status.value}" + (f": {_short(corr.reason)}" if corr.reason else "")
-    if perf is None or perf.status != StepStatus.OK or not perf.results:
-        return "not profiled" if perf is None else f"profiling {perf.status.value}" + (
-            f": {_short(perf.reason)}" if perf.reason else "")
-    return None
-
-
 def _candidates(status: NavigatorStatus, rejected: List[Rejection]) -> List[_Candidate]:
-    """Every deployable path and runtime that passed correctness and was profiled; the others join `rejected`."""
+    """Every path and runtime that qualifies (NavigatorStatus.qualifying: deployable, profiled, verified
+    when any is); the others join `rejected` with the status's reason."""
     candidates: List[_Candidate] = []
-    for order, (key, path) in enumerate(status.paths.items()):
-        if path.format in SOURCE_FORMATS:
-            for runtime in path.runtimes:
-                rejected.append(Rejection(key, runtime, "the source model: the reference, not a deployable artifact"))
+    order = {key: i for i, key in enumerate(status.paths)}
+    for verdict in status.qualifying():
+        if verdict.reason is not None:
+            rejected.append(Rejection(verdict.path, verdict.runtime, verdict.reason))
             continue
-        if path.status != StepStatus.OK:
-            rejected.append(Rejection(key, None, f"{path.status.value}" + (f": {_short(path.reason)}" if path.reason else "")))
-            continue
-        if not path.runtimes:
-            rejected.append(Rejection(key, None, "no runtime was checked"))
-            continue
-        for runtime, result in path.runtimes.items():
-            why = _runtime_unfit(result)
-            if why is not None:
-                rejected.append(Rejection(key, runtime, why))
-                continue
-            candidates.append(_Candidate(key, path.format, runtime, list(result.performance.results), result.verified,
-                                         order))
+        path = status.paths[verdict.path]
+        result = path.runtimes[verdict.runtime]  # type: ignore[index]
+        candidates.append(_Candidate(verdict.path, path.format, verdict.runtime,  # type: ignore[arg-type]
+                                     list(result.performance.results),  # type: ignore[union-attr]
+                                     result.is_verified, order[verdict.path]))
     return candidates
 
 
 def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: List[Rejection]) -> List[_Candidate]:
-    """Keep only verified candidates when any is, and those profiled at `batch_size`; reject the rest."""
-    if any(c.verified for c in candidates):
-        for c in [c for c in candidates if not c.verified]:
-            rejected.append(Rejection(c.path, c.runtime, "not verified (other runtimes are; only verified ones qualify)"))
-        candidates = [c for c in candidates if c.verified]
-
+    """Keep only the candidates profiled at `batch_size`; reject the rest."""
     if batch_size is not None:
         for c in [c for c in candidates if not any(r.batch_size == batch_size for r in c.results)]:
             sizes = ", ".join(str(r.batch_size) for r in c.results)
-            rejected.append(Rejection(c.path, c.runtime, f"not profiled at batch size {batch_size} (profiled: {sizes})"))
+            rejected.append(Rejection(c.path, c.runtime,
+                                      f"not profiled at batch size {batch_size} (profiled: {sizes})"))
         candidates = [c for c in candidates if any(r.batch_size == batch_size for r in c.results)]
     return candidates
 
@@ -281,11 +254,21 @@ def _loser_reason(strategy: SelectionStrategy, percentile: int, f: ProfilingResu
     if strategy == SelectionStrategy.MIN_LATENCY:
         return (f"p{percentile} {_latency(f, percentile):.3f} ms vs {_latency(win, percentile):.3f} ms at batch size "
                 f"{f.batch_size}{_percent(_latency(f, percentile), _latency(win, percentile))}")
+    percent = _percent(f.throughput, win.throughput) if f.throughput != win.throughput else ""
     why = (f"throughput {f.throughput:.0f}/s (batch size {f.batch_size}) vs {win.throughput:.0f}/s "
-           f"(batch size {win.batch_size}){_percent(f.throughput, win.throughput) if f.throughput != win.throughput else ''}")
+           f"(batch size {win.batch_size}){percent}")
     if f.throughput == win.throughput:
         why += f", tie broken by p{percentile} latency"
     return why
+
+
+def _verified_note(status: NavigatorStatus) -> str:
+    """When verified paths exist and none won: they decide, so say which (nothing unverified replaces them)."""
+    verified = status.verified_runtimes()
+    if not verified:
+        return ""
+    names = ", ".join(f"{key} on {runtime.value}" for key, runtime in verified)
+    return f" (only verified paths qualify: {names})"
 
 
 def select_runtime(
@@ -315,7 +298,8 @@ def select_runtime(
         lines = "\n".join(f"  - {r}" for r in rejected) or "  (no paths in the status)"
         raise NoRuntimeQualifiesError(
             f"No path and runtime qualifies for strategy {strategy.value!r}"
-            + (f" within {latency_budget_ms:g} ms" if within else "") + f":\n{lines}", rejected)
+            + (f" within {latency_budget_ms:g} ms" if within else "") + _verified_note(status) + f":\n{lines}",
+            rejected)
 
     winner, win = ranked[0]
     rejected += [Rejection(c.path, c.runtime, _loser_reason(strategy, percentile, f, win)) for c, f in ranked[1:]]

@@ -115,8 +115,8 @@ def test_in_process_mode_gives_same_results(tmp_path):
                                        runner_b.infer({"input__0": x})["output__0"], rtol=1e-6, atol=1e-7)
 
 
-def _run_sh(workdir: Path, sh: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(sh.relative_to(workdir))], cwd=workdir, capture_output=True, text=True,
+def _run_sh(workdir: Path, sh: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(sh.relative_to(workdir)), *args], cwd=workdir, capture_output=True, text=True,
                           timeout=300)
 
 
@@ -132,7 +132,7 @@ def test_reproduce_scripts_reproduce_status(tmp_path):
     bad_onnx = bad.status.paths["onnx"].runtimes[nav.RuntimeProvider.CPU].correctness
     assert bad_onnx.status.value == "failed"
     assert "batch size 2" in bad_onnx.reason
-    assert "reproduce: bash onnx/reproduce_correctness.sh" in bad_onnx.reason
+    assert "(reproduce: bash onnx/reproduce_correctness.sh CPUExecutionProvider)" in bad_onnx.reason
 
     checked = 0
     for desc in (ok, bad):
@@ -145,7 +145,7 @@ def test_reproduce_scripts_reproduce_status(tmp_path):
                         continue
                     if outcome.status.value == "skipped":
                         continue
-                    proc = _run_sh(workdir, sh)
+                    proc = _run_sh(workdir, sh, runtime.value)  # one script per step, the runtime its argument
                     assert (proc.returncode == 0) == (outcome.status.value == "ok"), (sh, proc.stdout, proc.stderr)
                     checked += 1
         # the .sh is the command line that ran: relative paths, this Python, run from the root

@@ -67,13 +67,21 @@ def test_openvino_runner_matches_onnxruntime_at_any_batch_size(cnn_package):
         assert list(meta["input__0"].shape) == [None, 3, 32, 32]
 
 
-def test_reproduce_script_reruns_openvino_correctness(cnn_package):
+def test_reproduce_script_reruns_the_runtime_it_is_given(cnn_package):
+    """One correctness script for every runtime of the path: the runtime is its argument (default the
+    path's first), so the last runtime checked (OpenVINO) no longer overwrites the CPU provider's."""
     script = cnn_package.workdir / "onnx" / "reproduce_correctness.sh"
-    assert "--runtime OpenVINO" in script.read_text()
-    done = subprocess.run(["bash", str(script.relative_to(cnn_package.workdir))], cwd=cnn_package.workdir,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert '"status": "ok"' in done.stdout
+    assert '--runtime "$RUNTIME"' in script.read_text()
+    assert 'RUNTIME="${1:-CPUExecutionProvider}"' in script.read_text()
+    for runtime in ("OpenVINO", "CPUExecutionProvider"):
+        done = subprocess.run(["bash", str(script.relative_to(cnn_package.workdir)), runtime], cwd=cnn_package.workdir,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert '"status": "ok"' in done.stdout
+    # the argument is what the step runs on: a runtime it does not know is refused by name
+    done = subprocess.run(["bash", str(script.relative_to(cnn_package.workdir)), "NoSuchRuntime"],
+                          cwd=cnn_package.workdir, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "'NoSuchRuntime'" in done.stderr, done.stderr[-2000:]
 
 
 def test_best_runtime_and_package_round_trip(cnn_package, tmp_path):

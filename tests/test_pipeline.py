@@ -188,7 +188,7 @@ def test_correctness_failure_skips_profiling_and_the_run_goes_on(pipeline, execu
     fine = pipeline.status.paths["fine"].runtimes[CPU]
     assert fine.correctness.status == StepStatus.FAILED
     assert fine.correctness.reason.startswith("FileNotFoundError: correctness samples missing")
-    assert "(reproduce: bash fine/reproduce_correctness.sh)" in fine.correctness.reason
+    assert "(reproduce: bash fine/reproduce_correctness.sh CPUExecutionProvider)" in fine.correctness.reason
     assert fine.performance.status == StepStatus.SKIPPED and fine.performance.reason == "correctness failed"
     assert (pipeline.run.workspace.root / "fine" / "reproduce_correctness.sh").is_file()
     assert pipeline.status.paths["after-broken"].status == StepStatus.SKIPPED

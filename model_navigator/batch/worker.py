@@ -61,18 +61,12 @@ def _retest(spec: Dict[str, Any], job_dir: Path) -> Any:
 
 def _figures(status: Any) -> Dict[str, Any]:
     """The paths and runtimes that passed correctness; the best (lowest p50), its p50 and throughput at the smallest batch, the source's, the speedup."""
-    from model_navigator.core.formats import SOURCE_FORMATS
     from model_navigator.package.table import find_failures
     from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
 
-    from model_navigator.core.enums import StepStatus
-
     out: Dict[str, Any] = {"failures": find_failures(status), "correct": [], "best": None}
     for key, path in status.paths.items():
-        for runtime, result in path.runtimes.items():
-            if path.format not in SOURCE_FORMATS and result.correctness is not None \
-                    and result.correctness.status == StepStatus.OK:
-                out["correct"].append(f"{key} on {runtime.value}")
+        out["correct"] += [f"{key} on {runtime.value}" for runtime in path.passed_runtimes()]
     try:
         try:
             best = select_runtime(status, batch_size=1)
@@ -84,9 +78,9 @@ def _figures(status: Any) -> Dict[str, Any]:
     out["best"] = {"path": best.path, "runtime": best.runtime.value, "batch_size": best.batch_size,
                    "p50_ms": best.p50_ms, "throughput": best.throughput, "verified": best.verified}
     for path in status.paths.values():
-        if path.format not in SOURCE_FORMATS:
-            continue
-        for result in path.runtimes.values():
+        for runtime, result in path.runtimes.items():
+            if not path.is_reference(runtime):
+                continue
             perf = result.performance
             same = [r for r in (perf.results if perf else []) if r.batch_size == best.batch_size]
             if same:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from model_navigator.core.enums import (
     Format,
@@ -17,6 +17,7 @@ from model_navigator.core.enums import (
     TensorRTPrecision,
 )
 from model_navigator.core.config import ExportConfig
+from model_navigator.core.formats import OPT_IN_RUNTIMES, SOURCE_FORMATS
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.jax_keys import V2_SELECTOR_KEYS, rename_legacy_jax_keys
 from model_navigator.core.serialization import (
@@ -55,6 +56,23 @@ class CorrectnessResult:
     warnings: List[str] = field(default_factory=list)  # e.g. outputs the samples do not exercise
     duration_s: float = 0.0
 
+    @classmethod
+    def judged(cls, failure: Optional[str], **fields: Any) -> "CorrectnessResult":
+        """The result of a comparison: passed when nothing exceeded its tolerance or budget (`failure`
+        None), else failed with `failure` as the reason. Every judge (the tolerances of
+        steps/correctness, a precision's own accuracy budget) makes its verdict here."""
+        return cls(status=StepStatus.FAILED if failure else StepStatus.OK, reason=failure, **fields)
+
+    @property
+    def passed(self) -> bool:
+        """The one reading of a check's verdict (every consumer's `passed` comes down to this)."""
+        return self.status == StepStatus.OK
+
+    @property
+    def failed(self) -> bool:
+        """Checked and not passed (failed, or never finished); skipped (the runtime is not here) is no failure."""
+        return self.status not in (StepStatus.OK, StepStatus.SKIPPED)
+
 
 @dataclass
 class ProfilingResult:
@@ -81,6 +99,11 @@ class PerformanceResult:
     results: List[ProfilingResult] = field(default_factory=list)
     duration_s: float = 0.0
 
+    @property
+    def measured(self) -> bool:
+        """Profiling finished with figures."""
+        return self.status == StepStatus.OK and bool(self.results)
+
 
 @dataclass
 class ConversionResult:
@@ -96,9 +119,58 @@ class ConversionResult:
 
 @dataclass
 class RuntimeResult:
+    """What one runtime showed for a path, and the verdicts every reader takes from it.
+
+    `verified` is the user's mark as stored; it counts (`is_verified`) only on a result that passed:
+    a mark belongs to a result, and a re-check that fails drops it (`settle_verified`)."""
+
     correctness: Optional[CorrectnessResult] = None
     performance: Optional[PerformanceResult] = None
     verified: bool = False
+
+    @property
+    def passed(self) -> bool:
+        """Correctness was checked here and passed."""
+        return self.correctness is not None and self.correctness.passed
+
+    @property
+    def failed(self) -> bool:
+        """Correctness was checked here and failed (or never finished)."""
+        return self.correctness is not None and self.correctness.failed
+
+    @property
+    def unchecked(self) -> bool:
+        """Correctness was never checked on this runtime (a runtime added later, a mark on an unchecked one)."""
+        return self.correctness is None
+
+    @property
+    def skipped(self) -> bool:
+        """The check was skipped: the runtime is not available where it ran."""
+        return self.correctness is not None and self.correctness.status == StepStatus.SKIPPED
+
+    @property
+    def profiled(self) -> bool:
+        """Profiling finished with figures."""
+        return self.performance is not None and self.performance.measured
+
+    @property
+    def profiling_failed(self) -> bool:
+        return self.performance is not None and self.performance.status == StepStatus.FAILED
+
+    @property
+    def is_verified(self) -> bool:
+        """The user's mark on a result that passed: the only mark the verified rule of selection counts."""
+        return self.verified and self.passed
+
+    def settle_verified(self) -> Optional[str]:
+        """After a re-check: keep the mark when the new check passed, drop it when it failed; say which
+        (None: nothing was marked, or the runtime was not checked here, so the mark stays as it was)."""
+        if not self.verified or self.correctness is None or self.skipped:
+            return None
+        if self.passed:
+            return "verified mark kept: the new check passed"
+        self.verified = False
+        return f"verified mark dropped: the new check {self.correctness.status.value}"
 
 
 @dataclass
@@ -137,6 +209,104 @@ class PathStatus:
         """Add what a producer reported; it can never change which variant the path is."""
         check_reported(reported, self.selectors, "a producer")
         self.reported.update(reported)
+
+    # Verdicts: every reader (get_status, the table, inspect, the report, selection, Triton, serving) asks these.
+    @property
+    def is_source(self) -> bool:
+        """The user's own model: the reference every artifact is checked against, never deployed."""
+        return self.format in SOURCE_FORMATS
+
+    def is_reference(self, runtime: Optional[RuntimeProvider]) -> bool:
+        """The source model run as is; an opt-in compiler of it (torch.compile) is checked like an artifact."""
+        return self.is_source and runtime not in OPT_IN_RUNTIMES
+
+    @property
+    def default_runtime(self) -> Optional[RuntimeProvider]:
+        """The runtime the path is judged by when none is named: the first one it was checked on."""
+        return next(iter(self.runtimes), None)
+
+    def passed(self, runtime: Optional[RuntimeProvider] = None) -> bool:
+        """Produced, and correct on `runtime` (default: the default runtime). The source model passes
+        as the reference; its opt-in runtimes pass only by their own check."""
+        if not self.ok:
+            return False
+        if self.is_reference(runtime):
+            return True
+        result = self.runtimes.get(runtime if runtime is not None else self.default_runtime)  # type: ignore[arg-type]
+        return result is not None and result.passed
+
+    def stale(self, runtime: RuntimeProvider) -> bool:
+        """Figures that no longer belong to a passing check: profiled, then re-checked and failed, or its
+        check dropped since (a new runtime or artifact); shown, never ranked or recommended. The
+        reference's figures are never stale: it is not checked."""
+        result = self.runtimes.get(runtime)
+        return result is not None and result.profiled and not result.passed and not self.is_reference(runtime)
+
+    def deployable(self, runtime: RuntimeProvider) -> bool:
+        """An artifact (not the source model) that was produced and passed its check on `runtime`."""
+        return not self.is_source and self.passed(runtime)
+
+    def passed_runtimes(self) -> List[RuntimeProvider]:
+        """The runtimes this artifact may be deployed on, in the order they were checked."""
+        return [rt for rt in self.runtimes if self.deployable(rt)]
+
+    def outcome(self, runtime: Optional[RuntimeProvider] = None) -> str:
+        """What the path shows on `runtime` in one word or two: its own status, else a check that did
+        not pass ("correctness failed", "correctness skipped"), else "profiling failed", else "ok"."""
+        result = self.runtimes.get(runtime) if runtime is not None else None
+        if not self.ok or result is None:
+            return self.status.value
+        if result.correctness is not None and not result.passed and not self.is_reference(runtime):
+            return f"correctness {result.correctness.status.value}"
+        return "profiling failed" if result.profiling_failed else "ok"
+
+    def runtime_failures(self) -> List[str]:
+        """The checks and profiling runs of this produced path that failed, one line each (a runtime
+        skipped, not available here, is no failure)."""
+        if not self.ok:
+            return []
+        found = []
+        for runtime, result in self.runtimes.items():
+            if not self.is_reference(runtime) and result.failed:
+                found.append(f"{self.key} on {runtime.value}: correctness "
+                             f"{result.correctness.status.value}")  # type: ignore[union-attr]
+            if result.profiling_failed:
+                found.append(f"{self.key} on {runtime.value}: profiling failed")
+        return found
+
+    def unfit(self, runtime: Optional[RuntimeProvider] = None) -> Optional[str]:
+        """Why the path (on `runtime`, when given) cannot compete in selection, or None when it can:
+        deployable and profiled."""
+        if self.is_source:
+            return "the source model: the reference, not a deployable artifact" if self.is_reference(runtime) else \
+                f"the source model on {runtime.value}: checked against it, not a deployable artifact"  # type: ignore[union-attr]
+        if not self.ok:
+            return f"{self.status.value}" + (f": {short_text(self.reason)}" if self.reason else "")
+        result = self.runtimes.get(runtime) if runtime is not None else None
+        if result is None:
+            return "no runtime was checked" if not self.runtimes else "correctness not checked"
+        corr, perf = result.correctness, result.performance
+        if not result.passed:
+            return "correctness not checked" if corr is None else \
+                f"correctness {corr.status.value}" + (f": {short_text(corr.reason)}" if corr.reason else "")
+        if not result.profiled:
+            return "not profiled" if perf is None else f"profiling {perf.status.value}" + (
+                f": {short_text(perf.reason)}" if perf.reason else "")
+        return None
+
+
+def short_text(text: Optional[str], limit: int = 160) -> str:
+    """A reason in one line of at most `limit` characters."""
+    line = " ".join((text or "").split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+class Verdict(NamedTuple):
+    """One path and runtime judged for deployment: `reason` is None when it qualifies."""
+
+    path: str
+    runtime: Optional[RuntimeProvider]
+    reason: Optional[str]
 
 
 def check_reported(reported: Dict[str, Any], selectors: Mapping[str, Any], producer: str) -> None:
@@ -195,6 +365,32 @@ class NavigatorStatus:
     def save(self, workdir: Path) -> None:
         """Write status.yaml atomically (temporary file, then rename)."""
         dump_yaml(to_plain(self), Path(workdir) / STATUS_FILE)
+
+    def verified_runtimes(self) -> List[Tuple[str, RuntimeProvider]]:
+        """Every deployable path and runtime whose verified mark holds (on a result that passed)."""
+        return [(key, rt) for key, path in self.paths.items() for rt, result in path.runtimes.items()
+                if result.is_verified and path.deployable(rt)]
+
+    def qualifying(self) -> List[Verdict]:
+        """Every path and runtime judged for deployment, in status order: deployable and profiled
+        qualify, and once any path is verified only verified ones do; a verified one that cannot compete
+        (not profiled since its last check) stays named, so nothing unverified silently takes its place."""
+        verdicts: List[Verdict] = []
+        for key, path in self.paths.items():
+            runtimes = list(path.runtimes) if path.ok or path.is_source else []
+            if not runtimes and not path.is_source:
+                verdicts.append(Verdict(key, None, path.unfit()))
+            verdicts += [Verdict(key, rt, path.unfit(rt)) for rt in runtimes]
+        verified = self.verified_runtimes()
+        if not verified:
+            return verdicts
+        names = ", ".join(f"{k} on {rt.value}" for k, rt in verified)
+        first = [v._replace(reason=f"verified, but {v.reason}: profile it to let it compete")
+                 if (v.path, v.runtime) in verified and v.reason is not None else v
+                 for v in verdicts if v.reason is not None or (v.path, v.runtime) in verified]
+        later = [Verdict(v.path, v.runtime, f"not verified ({names} is; only verified ones qualify)")
+                 for v in verdicts if v.reason is None and (v.path, v.runtime) not in verified]
+        return first + later
 
     @classmethod
     def from_dict(cls, data: Any) -> "NavigatorStatus":

@@ -15,28 +15,9 @@ from model_navigator.core.enums import (
     parse_runtime,
 )
 from model_navigator.core.errors import PackageError, UserInputError
-from model_navigator.core.formats import SOURCE_FORMATS, format_spec, load_function
+from model_navigator.core.formats import format_spec, load_function
 from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
 from model_navigator.runners.base import NavigatorRunner
-
-
-def default_runtime(path: PathStatus) -> Optional[RuntimeProvider]:
-    """The runtime a path is judged by when none is named: the first one it was checked on."""
-    return next(iter(path.runtimes), None)
-
-
-def path_passed(path: PathStatus, runtime: Optional[RuntimeProvider] = None) -> bool:
-    """Exported/converted, and correctness passed on `runtime` (default: the path's default runtime).
-    The source model is the reference: it passes whenever it is present."""
-    if not path.ok:
-        return False
-    if path.format in SOURCE_FORMATS:  # its opt-in runtimes (torch.compile) are checked against it
-        checked = path.runtimes.get(runtime) if runtime is not None else None
-        return checked is None or checked.correctness is None or checked.correctness.status == StepStatus.OK
-    result = path.runtimes.get(runtime if runtime is not None else default_runtime(path))  # type: ignore[arg-type]
-    return result is not None and result.correctness is not None and result.correctness.status == StepStatus.OK
-
-
 
 
 def _has_selector_flags(path: PathStatus) -> bool:
@@ -125,7 +106,7 @@ class PackageDescriptor:
         if len(found) > 1:
             no_flags = enable_xla is None and jit_compile is None
             tried = [p for p in found if p.status != StepStatus.SKIPPED] or found
-            for candidates in ([p for p in found if path_passed(p)], [p for p in found if p.ok], tried):
+            for candidates in ([p for p in found if p.passed()], [p for p in found if p.ok], tried):
                 if len(candidates) == 1:
                     return candidates[0]
                 direct = [p for p in candidates if not _has_selector_flags(p)] if no_flags else []
@@ -139,13 +120,13 @@ class PackageDescriptor:
     def _runtime(self, path: PathStatus, runtime: Optional[Union[str, RuntimeProvider]]) -> RuntimeProvider:
         if runtime is not None:
             return parse_runtime(runtime, "runtime", self._device)
-        return default_runtime(path) or RuntimeProvider.CPU
+        return path.default_runtime or RuntimeProvider.CPU
 
     # Reference API ---------------------------------------------------------------------------------
     def get_formats_status(self) -> Dict[str, bool]:
         """Path key -> True when it exported/converted and passed correctness on its default runtime
         (the first it was checked on: CPUExecutionProvider on a CPU target)."""
-        return {key: path_passed(path) for key, path in self.status.paths.items() if path.format not in SOURCE_FORMATS}
+        return {key: path.passed() for key, path in self.status.paths.items() if not path.is_source}
 
     def get_formats_performance(self) -> Dict[str, float]:
         """As the reference (0.3.7): `<path>-<runtime>` (`onnx-CPUExecutionProvider`,
@@ -155,12 +136,12 @@ class PackageDescriptor:
         baseline in the status table and the report)."""
         result: Dict[str, float] = {}
         for key, path in self.status.paths.items():
-            if path.format in SOURCE_FORMATS or not path.ok:
+            if path.is_source or not path.ok:
                 continue
             for runtime, runtime_result in path.runtimes.items():
-                perf = runtime_result.performance
-                if perf is not None and perf.status == StepStatus.OK and perf.results:
-                    result[f"{key}-{runtime.value}"] = min(perf.results, key=lambda r: r.batch_size).p50_ms
+                if runtime_result.profiled:
+                    perf = runtime_result.performance.results  # type: ignore[union-attr]
+                    result[f"{key}-{runtime.value}"] = min(perf, key=lambda r: r.batch_size).p50_ms
         return result
 
     def get_status(
@@ -177,7 +158,7 @@ class PackageDescriptor:
         is given; so `if get_status(f): get_runner(f)` never hands out a model that failed its check."""
         runtime = parse_runtime(runtime_provider, "runtime_provider", self._device) \
             if runtime_provider is not None else None
-        return any(path_passed(p, runtime) for p in self._matching(format, jit_type, precision, enable_xla, jit_compile))
+        return any(p.passed(runtime) for p in self._matching(format, jit_type, precision, enable_xla, jit_compile))
 
     def get_model(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
                   enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> Any:
@@ -186,7 +167,7 @@ class PackageDescriptor:
         if not self._matching(format, jit_type, precision, enable_xla, jit_compile):
             return None
         path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
-        if path.format in SOURCE_FORMATS:
+        if path.is_source:
             if self.source_model is None:
                 raise UserInputError("The source model is not part of a loaded package.")
             return self.source_model
@@ -213,8 +194,14 @@ class PackageDescriptor:
         if not path.ok:
             raise UserInputError(f"Path {path.key!r} {path.status.value}; only a successful path can be verified.")
         rt = parse_runtime(runtime, "runtime", self._device)
-        path.runtimes.setdefault(rt, RuntimeResult()).verified = True
+        result = path.runtimes.setdefault(rt, RuntimeResult())
+        result.verified = True
         self.save_status()
+        if not result.passed:  # a mark belongs to a result that passed (RuntimeResult.is_verified)
+            import warnings
+
+            warnings.warn(f"{path.key} on {rt.value} is marked verified, but it has not passed a correctness check "
+                          f"here; the mark counts once a check passes.", UserWarning, stacklevel=2)
 
     # Runtime selection -------------------------------------------------------------------------
     def get_best(self, strategy: Any = None, latency_budget_ms: Optional[float] = None,

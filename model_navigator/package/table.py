@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from model_navigator.core.enums import StepStatus
-from model_navigator.core.formats import GPU_FORMATS, OPT_IN_RUNTIMES, SOURCE_FORMATS
+from model_navigator.core.formats import GPU_FORMATS
 from model_navigator.core.runs import unfinished_runs
 from model_navigator.core.status import NavigatorStatus
 from model_navigator.steps.base import headline
@@ -18,8 +18,8 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
     for key, path in status.paths.items():
         base = {"path": key, "format": path.format.value, "status": path.status.value, "reason": path.reason}
         if not path.runtimes:
-            rows.append({**base, "runtime": None, "correctness": None, "errors": {}, "performance": [],
-                         "verified": False, "warnings": list(path.warnings)})
+            rows.append({**base, "runtime": None, "outcome": path.outcome(), "correctness": None, "errors": {},
+                         "performance": [], "verified": False, "warnings": list(path.warnings)})
             continue
         for runtime, result in path.runtimes.items():
             corr = result.correctness
@@ -27,8 +27,8 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
             rows.append({
                 **base,
                 "runtime": runtime.value,
-                "correctness": "reference" if path.format in SOURCE_FORMATS and corr is None else (
-                    corr.status.value if corr else None),
+                "outcome": path.outcome(runtime),
+                "correctness": "reference" if path.is_reference(runtime) else (corr.status.value if corr else None),
                 "correctness_reason": corr.reason if corr else None,
                 "errors": {n: [e.max_abs_error, e.max_rel_error] for n, e in (corr.per_output if corr else {}).items()},
                 "performance": [
@@ -37,7 +37,7 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
                     for r in (perf.results if perf else [])
                 ],
                 "performance_status": perf.status.value if perf else None,
-                "verified": result.verified,
+                "verified": result.is_verified,
                 "tolerance": corr.tolerance if corr else None,
                 "warnings": list(path.warnings) + list(corr.warnings if corr else []),
             })
@@ -56,18 +56,9 @@ def find_failures(status: NavigatorStatus, keys: Optional[List[str]] = None) -> 
             continue
         if path.status == StepStatus.SKIPPED:
             continue
-        if path.status != StepStatus.OK:
+        if not path.ok:
             failures.append(f"{key}: {path.status.value}" + (f" ({headline(path.reason, 300)})" if path.reason else ""))
-            continue
-        for runtime, result in path.runtimes.items():
-            corr, perf = result.correctness, result.performance
-            checked = path.format not in SOURCE_FORMATS or runtime in OPT_IN_RUNTIMES  # torch.compile is checked
-            if checked and corr is not None and corr.status not in (
-                StepStatus.OK, StepStatus.SKIPPED
-            ):
-                failures.append(f"{key} on {runtime.value}: correctness {corr.status.value}")
-            if perf is not None and perf.status == StepStatus.FAILED:
-                failures.append(f"{key} on {runtime.value}: profiling failed")
+        failures += path.runtime_failures()
     return failures
 
 
@@ -145,11 +136,7 @@ def _status_cell(row: Dict[str, Any]) -> str:
     """The Status cell: the verdict in colour, then the reason's headline, its hint and the warnings."""
     from rich.markup import escape
 
-    st = row["status"]
-    if st == StepStatus.OK.value and row.get("correctness") not in (None, "ok", "reference"):
-        st = f"correctness {row['correctness']}"
-    elif st == StepStatus.OK.value and row.get("performance_status") == StepStatus.FAILED.value:
-        st = "profiling failed"
+    st = row.get("outcome") or row["status"]
     color = "green" if st == "ok" else ("yellow" if st == "not_run" else "red")
     reason = row.get("correctness_reason") or row.get("reason")
     status_text = f"[{color}]{st}[/]" + (f"\n[dim]{escape(headline(reason))}[/]" if reason and st != "ok" else "")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from model_navigator.core.enums import StepStatus
-from model_navigator.core.formats import SOURCE_FORMATS
 from model_navigator.core.status import NavigatorStatus, ProfilingResult
 
 
@@ -134,31 +133,18 @@ def load_status(source: Union[NavigatorStatus, Any, str, Path]) -> NavigatorStat
     raise UserInputError(f"{str(source)!r} does not exist; give a .nav package or a workspace folder.")
 
 
-def _is_baseline(path_format: Any, result: Any) -> bool:
-    """The source model run as is: the reference. A source runtime with its own correctness check
-    (an opt-in compiler such as torch.compile) is plotted and checked like an artifact."""
-    return path_format in SOURCE_FORMATS and result.correctness is None
-
-
-def _correct(path_format: Any, result: Any) -> bool:
-    if _is_baseline(path_format, result):
-        return True
-    return result.correctness is not None and result.correctness.status == StepStatus.OK
-
-
 def _series(status: NavigatorStatus) -> List[Series]:
     found = []
     for key, path in status.paths.items():
         if not path.ok:
             continue
         for runtime, result in path.runtimes.items():
-            perf = result.performance
-            if perf is None or perf.status != StepStatus.OK or not perf.results:
+            if not result.profiled:
                 continue
             found.append(Series(
-                path=key, runtime=runtime.value, is_source=_is_baseline(path.format, result),
-                correct=_correct(path.format, result), verified=result.verified,
-                points=sorted(perf.results, key=lambda r: r.batch_size),
+                path=key, runtime=runtime.value, is_source=path.is_reference(runtime),
+                correct=path.passed(runtime), verified=result.is_verified,
+                points=sorted(result.performance.results, key=lambda r: r.batch_size),  # type: ignore[union-attr]
             ))
     return found
 
@@ -170,7 +156,7 @@ def _correctness_rows(status: NavigatorStatus) -> List[CorrectnessRow]:
             continue
         for runtime, result in path.runtimes.items():
             corr = result.correctness
-            if _is_baseline(path.format, result):
+            if path.is_reference(runtime):
                 continue
             if corr is None:
                 rows.append(CorrectnessRow(key, runtime.value, None, "not run", None, None, None, None, [], 0, None))
@@ -222,8 +208,7 @@ def build_report_data(source: Union[NavigatorStatus, Any, str, Path]) -> ReportD
             skipped.setdefault(path.reason or "", []).append(key)
     latency, rejected, no_pick = _pick(status, series, "min-latency")
     throughput, _, _ = _pick(status, series, "max-throughput")
-    verified = [(key, runtime.value) for key, path in status.paths.items() for runtime, r in path.runtimes.items()
-                if r.verified]
+    verified = [(key, runtime.value) for key, runtime in status.verified_runtimes()]
     return ReportData(
         status=status,
         rows=[r for r in status_rows(status) if r["status"] != StepStatus.SKIPPED.value],
@@ -245,12 +230,7 @@ def build_report_data(source: Union[NavigatorStatus, Any, str, Path]) -> ReportD
 def row_status(row: Dict[str, Any]) -> Tuple[str, Optional[str]]:
     """What a status-table row says in its Status cell (a failed check or profiling named over an
     exported path's "ok") and the reason that goes with it."""
-    st = row["status"]
-    if st == "ok" and row.get("correctness") not in (None, "ok", "reference"):
-        st = f"correctness {row['correctness']}"
-    elif st == "ok" and row.get("performance_status") == "failed":
-        st = "profiling failed"
-    return st, row.get("correctness_reason") or row.get("reason")
+    return row.get("outcome") or row["status"], row.get("correctness_reason") or row.get("reason")
 
 
 def p50_lines(row: Dict[str, Any], mark: Callable[[int], str]) -> List[str]:

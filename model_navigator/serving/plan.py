@@ -58,7 +58,6 @@ def plan_serving(
 ) -> ServePlan:
     """Decide what `package` (a PackageDescriptor, workspace folder or .nav file; a .nav is unpacked into
     a temporary folder that joins `stack`) serves; every refusal is a UserInputError raised here."""
-    from model_navigator.package.descriptor import path_passed
     from model_navigator.selection import parse_strategy
     from model_navigator.triton.batching import plan_batching
     from model_navigator.triton.repository import choose_path, sanitize_model_name, workdir_of
@@ -74,7 +73,7 @@ def plan_serving(
     if rt is not None:
         rt = resolve_runtime(rt, status.config.target_device)
     path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)
-    if not path_passed(path, rt):
+    if not path.deployable(rt):
         raise UserInputError(f"Path {path.key!r} has not passed correctness on {rt.value}; only a path and runtime "
                              f"that passed are served (run correctness on it first).")
     if path.model_path is None or not (workdir / path.model_path).exists():

@@ -146,29 +146,45 @@ if __name__ == "__main__":
 
 
 def write_reproduce(root: Path, path_key: str, step: str, argv: List[str], py_text: Optional[str] = None,
-                    note: Optional[str] = None) -> Path:
+                    note: Optional[str] = None, default_runtime: Optional[str] = None) -> Path:
     """Write <path>/reproduce_<step>.py and .sh (the exact command line, run from the workspace root).
 
     `py_text` replaces the stand-alone step script (export scripts need the user's get_model());
-    `note` is a line for the .sh saying what to do first."""
+    `note` is a line for the .sh saying what to do first. With `default_runtime` the .sh takes the
+    runtime as its argument (one script for every runtime the path is checked on; reproduce_hint
+    names the runtime that failed), that runtime when none is given."""
     folder = Path(root) / path_key
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"reproduce_{step}.py").write_text(py_text or _PY_TEMPLATE.format(step=step, path=path_key))
-    command = " ".join(shlex.quote(a) for a in [f"{path_key}/reproduce_{step}.py", *argv])
+    script = f"{path_key}/reproduce_{step}.py"
+    quoted = [shlex.quote(a) for a in [script, *argv]]
+    usage = ""
+    if default_runtime is not None and "--runtime" in argv:
+        quoted[argv.index("--runtime") + 2] = '"$RUNTIME"'  # the value after --runtime (the script is quoted[0])
+        usage = (f"# Usage: bash {path_key}/reproduce_{step}.sh [RUNTIME]  (default {default_runtime}, the path's "
+                 f"first runtime; `--help` of {script} lists the runtimes)\n"
+                 f'RUNTIME="${{1:-{default_runtime}}}"\n')
     sh = folder / f"reproduce_{step}.sh"
     sh.write_text(
         "#!/usr/bin/env bash\n"
         f"# Reproduce the {step} step of path {path_key}; run from the workspace root.\n"
         + (f"# {note}\n" if note else "")
         + "set -euo pipefail\n"
-        "# The Python that ran the step; PYTHON=... picks another (a package loaded on another machine).\n"
+        + usage
+        + "# The Python that ran the step; PYTHON=... picks another (a package loaded on another machine).\n"
         f"RECORDED_PYTHON={shlex.quote(sys.executable)}\n"
         'PYTHON="${PYTHON:-$RECORDED_PYTHON}"\n'
         'if ! command -v "$PYTHON" >/dev/null; then\n'
         '  echo "reproduce: $PYTHON not found, using python3 from PATH (set PYTHON to choose)" >&2\n'
         "  PYTHON=python3\n"
         "fi\n"
-        f'"$PYTHON" {command}\n'
+        f'"$PYTHON" {" ".join(quoted)}\n'
     )
     sh.chmod(0o755)
     return sh
+
+
+def reproduce_hint(script: str, runtime: Optional[str] = None) -> str:
+    """What a failure reason appends: the command that re-runs this step (on `runtime`, for a script
+    that takes the runtime)."""
+    return f"(reproduce: bash {script}{f' {runtime}' if runtime else ''})"

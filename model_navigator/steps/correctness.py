@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from model_navigator.core.batching import default_check_batch_sizes
-from model_navigator.core.enums import Framework, RuntimeProvider, StepStatus
+from model_navigator.core.enums import Framework, RuntimeProvider
 from model_navigator.core.samples import build_batch, load_sample_dir
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, OutputError, PathStatus
 from model_navigator.core.tolerance import (
@@ -158,9 +158,8 @@ def check_correctness(
                 ) from e
             failure = failure or reason
         checked.append(batch)
-    return CorrectnessResult(
-        status=StepStatus.FAILED if failure else StepStatus.OK,
-        reason=failure,
+    return CorrectnessResult.judged(
+        failure,
         per_output={n: OutputError(max_abs_error=a, max_rel_error=r, atol=tolerances[n].atol if n in tolerances else None,
                                    rtol=tolerances[n].rtol if n in tolerances else None)
                     for n, (a, r) in errors.items()},

@@ -17,7 +17,7 @@ from model_navigator.core.logging import LOGGER, capture_warnings
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus, PerformanceResult
 from model_navigator.core.workspace import Workspace
 from model_navigator.paths.base import PathSpec, ProduceRequest, produce
-from model_navigator.steps.base import short_reason, write_reproduce
+from model_navigator.steps.base import reproduce_hint, short_reason, write_reproduce
 from model_navigator.steps.recording import Recorder
 
 
@@ -89,7 +89,7 @@ class StepRunner:
         reason = result.reason
         if "[Errno 28]" in (reason or ""):  # the worker's write ran out of space
             reason = self.failure_reason(spec, OSError(28, reason))
-        path.reason = f"{reason} (reproduce: bash {self.run.workspace.relative(sh)})"
+        path.reason = f"{reason} {reproduce_hint(self.run.workspace.relative(sh))}"
         LOGGER.error("conversion of %s failed: %s\n%s", spec.key, result.reason, reply.traceback or "")
 
     # Correctness and profiling of an artifact, in the executor --------------------------------
@@ -99,28 +99,32 @@ class StepRunner:
         argv = _step_argv(path, runtime) + tolerance_argv(self.run.config.atol, self.run.config.rtol)
         start = time.perf_counter()
         with self.recorder.running(path.key, "correctness"):
-            reply, sh = self._in_executor("correctness", path.key, path.format.value, argv)
+            reply, sh = self._in_executor("correctness", path.key, path.format.value, argv, path)
         result = reply.result
         if not reply.ok:
             LOGGER.error("correctness of %s on %s failed: %s\n%s", path.key, runtime.value, result.reason,
                          reply.traceback or "")
-            result.reason = f"{result.reason} (reproduce: bash {self.run.workspace.relative(sh)})"
+            result.reason = f"{result.reason} {reproduce_hint(self.run.workspace.relative(sh), runtime.value)}"
         return result, time.perf_counter() - start
 
     def profile(self, path: PathStatus, runtime: RuntimeProvider) -> Tuple[PerformanceResult, float]:
         argv = _step_argv(path, runtime) + ["--profiler-config", json.dumps(self.run.config.profiler_config.to_dict())]
         start = time.perf_counter()
         with self.recorder.running(path.key, "profiling"):
-            reply, sh = self._in_executor("profiling", path.key, path.format.value, argv)
+            reply, sh = self._in_executor("profiling", path.key, path.format.value, argv, path)
         result = reply.result
         if result.status != StepStatus.OK:
-            result.reason = f"{result.reason} (reproduce: bash {self.run.workspace.relative(sh)})"
+            result.reason = f"{result.reason} {reproduce_hint(self.run.workspace.relative(sh), runtime.value)}"
         return result, time.perf_counter() - start
 
-    def _in_executor(self, step: str, key: str, format: str, argv: List[str]) -> Tuple[Any, Any]:
-        """Write the step's reproduce script, then run the step (here or in the worker): (reply, script)."""
+    def _in_executor(self, step: str, key: str, format: str, argv: List[str],
+                     path: Optional[PathStatus] = None) -> Tuple[Any, Any]:
+        """Write the step's reproduce script, then run the step (here or in the worker): (reply, script).
+        A step run per runtime (`path` given) gets one script for every runtime of the path: it takes the
+        runtime, the path's first by default."""
         root = self.run.workspace.root
-        sh = write_reproduce(root, key, step, argv)
+        first = path.default_runtime if path is not None else None
+        sh = write_reproduce(root, key, step, argv, default_runtime=first.value if first is not None else None)
         return self.executor.run(step, argv, root, self.run.config.step_timeout_s, format=format), sh
 
     # The source model's runtimes, here --------------------------------------------------------

@@ -14,7 +14,6 @@ import numpy as np
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import Format, StepStatus
 from model_navigator.core.environment import environment_info, git_info
-from model_navigator.core.formats import SOURCE_FORMATS
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
 from model_navigator.core.samples import SampleSet, save_sample
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus
@@ -191,7 +190,7 @@ def run_paths(pipeline: Pipeline, executor: Any) -> None:
             if path.status == StepStatus.NOT_RUN:
                 path.reason = reason
             for result in path.runtimes.values():  # the step in flight when Ctrl-C came
-                if result.correctness is None and path.format not in SOURCE_FORMATS:
+                if result.unchecked and not path.is_source:
                     result.correctness = CorrectnessResult(status=StepStatus.NOT_RUN, reason=reason)
         pipeline.save()
         pipeline.recorder.progress.note("Interrupted: status.yaml holds the steps finished so far.")

@@ -137,7 +137,7 @@ class Pipeline:
         if not profile:
             return
         corr = result.correctness
-        if corr is not None and corr.status == StepStatus.OK:
+        if result.passed:
             result.performance, seconds = self.steps.profile(path, runtime)
             self.recorder.profiled(path.key, runtime, result.performance, seconds)
         else:
@@ -175,7 +175,7 @@ class Pipeline:
             self.recorder.checked(source.key, runtime, result.correctness, seconds)
             if not profile:
                 continue
-            if result.correctness.status != StepStatus.OK:
+            if not result.passed:
                 result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason="correctness failed")
                 self.recorder.save()
             else:

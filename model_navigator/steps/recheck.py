@@ -3,6 +3,7 @@ and profiling, for nav.load, nav.profile and `model-navigator convert`, through 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -118,20 +119,58 @@ def _reprofile_source(pipeline: Pipeline) -> None:
 
 def _recheck_path(pipeline: Pipeline, spec: Any, retest: bool, profile: bool, has_data: bool, reconvert: bool) -> None:
     """One path: produced again (when asked and possible: an export needs the user's model, an
-    exporter; what the user verified is kept), then checked and profiled on each of its runtimes here."""
+    exporter), then checked and profiled on each of its runtimes here. A verified mark follows its
+    result (settle_verified): kept when the new check passed, dropped with a warning when it failed."""
     path = pipeline.status.paths.get(spec.key)
+    marks = {rt: r.verified for rt, r in path.runtimes.items() if r.verified} if path else {}
     if retest and reconvert and (not spec.is_export or pipeline.steps.can_export):
-        verified = {rt: r.verified for rt, r in path.runtimes.items()} if path else {}
         path = pipeline.produce_path(spec)
-        for rt, flag in verified.items():
-            if rt in path.runtimes or flag:
-                path.runtimes.setdefault(rt, RuntimeResult()).verified = flag
-    if path is None or not path.ok:
+    if path is None:
         return
-    for runtime in selected_runtimes(spec, pipeline.config):
-        if retest or profile:
-            # a runtime never checked here (installed after the package was made) is checked before
-            # it is profiled, when the samples are in the package
-            recorded = path.runtimes.get(runtime)
-            never_checked = recorded is None or recorded.correctness is None
-            pipeline.check_and_profile(path, runtime, profile=profile, check=retest or (never_checked and has_data))
+    checked = []
+    if path.ok:
+        for runtime in selected_runtimes(spec, pipeline.config):
+            if retest or profile:
+                # a runtime never checked here (installed after the package was made) is checked before
+                # it is profiled, when the samples are in the package
+                recorded = path.runtimes.get(runtime)
+                check = retest or ((recorded is None or recorded.unchecked) and has_data)
+                if runtime in marks:  # before the check, so that a mark is never lost with its old result
+                    path.runtimes.setdefault(runtime, RuntimeResult()).verified = True
+                pipeline.check_and_profile(path, runtime, profile=profile, check=check)
+                if check:
+                    checked.append(runtime)
+    for runtime in marks:  # marked runtimes not run here keep their mark (on no result, it counts for nothing)
+        path.runtimes.setdefault(runtime, RuntimeResult()).verified = True
+    _report_marks(pipeline, path, checked)
+
+
+def _report_marks(pipeline: Pipeline, path: Any, checked: Any) -> None:
+    """Say what each re-check did to a verified mark, and name a verified runtime that can no longer
+    compete (only verified ones qualify, so nothing unverified takes its place)."""
+    from model_navigator.core.logging import LOGGER
+
+    progress = pipeline.recorder.progress
+    for runtime in checked:
+        result = path.runtimes[runtime]
+        what = result.settle_verified()
+        if what is None:
+            continue
+        text = f"{path.key} on {runtime.value}: {what}"
+        if result.verified:
+            progress.note(text)
+        else:
+            text += "; set_verified again once it is right"
+            LOGGER.warning(text)
+            if progress.enabled:
+                progress.line(False, path.key, "verified", f"{runtime.value}: {what}; set_verified again "
+                              f"once it is right")
+            else:
+                warnings.warn(text, UserWarning, stacklevel=2)  # on the terminal, verbose or not
+        pipeline.save()
+    for runtime, result in path.runtimes.items():
+        if result.is_verified and path.deployable(runtime) and not result.profiled:
+            progress.note(
+                f"{path.key} on {runtime.value} is verified and not profiled since its check: only verified paths "
+                f"qualify, so none is chosen until it is profiled "
+                f"(model-navigator profile {pipeline.run.workspace.root})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
-from model_navigator.core.enums import RuntimeProvider, StepStatus
+from model_navigator.core.enums import RuntimeProvider
 from model_navigator.core.status import NavigatorStatus, PathStatus
 
 
@@ -44,8 +44,7 @@ def plan_batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimePro
     if off is not None:
         return Batching(0, [], f"max_batch_size 0 (no batching): {off}", off=off)
     result = path.runtimes.get(runtime)
-    profiled = list(result.performance.results) if result and result.performance and \
-        result.performance.status == StepStatus.OK else []
+    profiled = list(result.performance.results) if result is not None and result.profiled else []  # type: ignore[union-attr]
     where = f"{path.key} on {runtime.value}"
     if max_batch_size is not None:
         reason = f"max_batch_size {max_batch_size}: as asked"
@@ -66,8 +65,7 @@ def plan_batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimePro
                   f"{_sizes(profiled)}); profile larger ones (`model-navigator profile --max-batch-size N`) or "
                   f"give max_batch_size (--max-batch-size) to serve more")
     else:
-        checked = list(result.correctness.batch_sizes) if result and result.correctness and \
-            result.correctness.status == StepStatus.OK else []
+        checked = list(result.correctness.batch_sizes) if result is not None and result.passed else []  # type: ignore[union-attr]
         max_batch_size = max(checked) if checked else 1
         reason = (f"max_batch_size {max_batch_size}: {where} was not profiled; "
                   + ("the largest batch size its correctness was checked at" if checked else "nothing says a larger "

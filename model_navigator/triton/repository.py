@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from model_navigator.core.enums import Format, RuntimeProvider, StepStatus, parse_enum, resolve_runtime
+from model_navigator.core.enums import Format, RuntimeProvider, parse_enum, resolve_runtime
 from model_navigator.core.errors import UserInputError
-from model_navigator.core.formats import CPU_RUNTIMES, FORMATS, SOURCE_FORMATS, TritonBackend
+from model_navigator.core.formats import CPU_RUNTIMES, FORMATS, TritonBackend
 from model_navigator.core.logging import LOGGER
 from model_navigator.core.status import NavigatorStatus, PathStatus
 from model_navigator.triton.batching import Batching, plan_batching
@@ -98,18 +98,20 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
     path = status.paths.get(path_key)
     if path is None:
         raise UserInputError(f"No path {path_key!r} in this package; paths: {', '.join(status.paths)}.")
-    if path.format in SOURCE_FORMATS:
+    if path.is_source:
         raise UserInputError(f"Path {path_key!r} is the source model, which is not part of a package; choose an "
                              f"exported path.")
-    if path.status != StepStatus.OK:
+    if not path.ok:
         raise UserInputError(f"Path {path_key!r} {path.status.value}: {path.reason}; it has no model to serve.")
     if runtime is not None:
         result = path.runtimes.get(runtime)
-        corr = result.correctness if result else None
-        if corr is not None and corr.status != StepStatus.OK:
-            raise UserInputError(f"Path {path_key!r} failed correctness on {runtime.value}: {corr.reason}.")
+        if result is not None and not result.unchecked and not result.passed:
+            raise UserInputError(f"Path {path_key!r} failed correctness on {runtime.value}: "
+                                 f"{result.correctness.reason}.")  # type: ignore[union-attr]
+        if result is None or result.unchecked:  # a config for another machine: allowed, said
+            LOGGER.warning("Path %s was never checked on %s here; writing it as asked", path_key, runtime.value)
         return path, runtime, None
-    passed = [rt for rt, r in path.runtimes.items() if r.correctness is not None and r.correctness.status == StepStatus.OK]
+    passed = path.passed_runtimes()
     if len(passed) > 1:
         try:
             selection = select_runtime(_filtered_status(status, path_key, None), strategy, latency_budget_ms)
@@ -118,7 +120,7 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
             pass  # not profiled: take the first that passed
     if passed:
         return path, passed[0], None
-    checked = {rt: r.correctness.status.value for rt, r in path.runtimes.items() if r.correctness is not None}
+    checked = {rt: r.correctness.status.value for rt, r in path.runtimes.items() if not r.unchecked}  # type: ignore[union-attr]
     if checked:
         raise UserInputError(f"Path {path_key!r} passed correctness on no runtime "
                              f"({', '.join(f'{rt.value} {st}' for rt, st in checked.items())}).")
