@@ -142,6 +142,8 @@ def export(
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
     debug: bool = False,
+    accuracy_budget: Optional[Dict[str, Any]] = None,
+    task_metric: Optional[str] = None,
 ) -> Any:
     """Export a torch.nn.Module to every requested format, check each against the model on the
     dataloader's samples, profile it, and return the PackageDescriptor of the workspace.
