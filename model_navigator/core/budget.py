@@ -137,6 +137,16 @@ def limits_for(precision: str, output: str, budget: Optional[Dict[str, Any]]) ->
     return {k: v for k, v in merged.items() if v is not None}
 
 
+def describe_budget(label: str) -> str:
+    """A correctness label of a reduced-precision result in words, with the default's limits."""
+    source, _, precision = label.partition(" ")
+    precision = precision.replace(" budget", "")
+    if source == "default" and precision in DEFAULT_BUDGETS:
+        limits = ", ".join(f"{k} {'>=' if k in AT_LEAST else '<='} {v:g}" for k, v in DEFAULT_BUDGETS[precision].items())
+        return f"the default {precision} budget ({limits})"
+    return f"your {precision} budget" if source == "user" else label
+
+
 def _stack(arrays: Sequence[np.ndarray], batch_dim: Optional[int]) -> np.ndarray:
     arrays = [np.asarray(a) for a in arrays]
     if batch_dim is not None and all(a.ndim > batch_dim for a in arrays):

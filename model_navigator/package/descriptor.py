@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from model_navigator.core.enums import (
+    REDUCED_PRECISIONS,
     Format,
     JitType,
     RuntimeProvider,
@@ -106,6 +107,9 @@ class PackageDescriptor:
             if jit_compile is not None and path.selectors.get("jit_compile") != jit_compile:
                 continue
             found.append(path)
+        full = [p for p in found if p.precision not in REDUCED_PRECISIONS]
+        if prec is None and full:  # without a precision, format="onnx" means the fp32 ONNX, not its int8 children
+            return full
         return found
 
     def get_path(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
