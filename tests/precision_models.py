@@ -29,12 +29,28 @@ def cnn_data(count: int = 24) -> List[Any]:
 
 
 def transformer_block() -> Any:
-    """One Transformer encoder layer (MatMul-heavy: where dynamic int8 pays)."""
+    """One Transformer encoder block (4-head self-attention and a GELU MLP, post-norm), written out
+    with MatMuls: the MatMul-heavy kind of model where dynamic int8 pays."""
     import torch
 
+    class Block(torch.nn.Module):
+        def __init__(self, width: int = 64, heads: int = 4):
+            super().__init__()
+            self.heads = heads
+            self.qkv, self.out = torch.nn.Linear(width, 3 * width), torch.nn.Linear(width, width)
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(width, 4 * width), torch.nn.GELU(),
+                                           torch.nn.Linear(4 * width, width))
+            self.norm1, self.norm2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+
+        def forward(self, x: Any) -> Any:
+            b, t, w = x.shape
+            q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+            attention = torch.softmax(q @ k.transpose(-1, -2) / (w // self.heads) ** 0.5, dim=-1)
+            x = self.norm1(x + self.out((attention @ v).transpose(1, 2).reshape(b, t, w)))
+            return self.norm2(x + self.mlp(x))
+
     torch.manual_seed(0)
-    return torch.nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=256, dropout=0.0,
-                                            batch_first=True).eval()
+    return Block().eval()
 
 
 def transformer_data(count: int = 24) -> List[Any]:
