@@ -279,8 +279,8 @@ def _paying(ranked: "_Ranked", strategy: SelectionStrategy, percentile: int,
     (c, f), (b, g) = kept[0], baseline
     gain = (_latency(g, percentile) / _latency(f, percentile) if strategy == SelectionStrategy.MIN_LATENCY
             else f.throughput / g.throughput if g.throughput > 0 else float("inf"))
-    return kept, (f"{c.label()}: {gain:.1f}x faster than fp32 {b.path} on {b.runtime.value.replace('ExecutionProvider', '')}"
-                  f", rel L2 error {c.loss:.1%}")
+    runtime = b.runtime.value.replace("ExecutionProvider", "")
+    return kept, f"{c.label()}: {gain:.1f}x faster than fp32 {b.path} on {runtime}, rel L2 error {c.loss:.1%}"
 
 
 def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: List[Rejection]) -> List[_Candidate]:

@@ -14,10 +14,15 @@ def cnn() -> Any:
 
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 32, 3, padding=1, stride=2), torch.nn.ReLU(),
-        torch.nn.Conv2d(32, 32, 3, padding=1, stride=2), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10),
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 32, 3, padding=1, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 10),
     ).eval()
 
 
@@ -38,8 +43,9 @@ def transformer_block() -> Any:
             super().__init__()
             self.heads = heads
             self.qkv, self.out = torch.nn.Linear(width, 3 * width), torch.nn.Linear(width, width)
-            self.mlp = torch.nn.Sequential(torch.nn.Linear(width, 4 * width), torch.nn.GELU(),
-                                           torch.nn.Linear(4 * width, width))
+            self.mlp = torch.nn.Sequential(
+                torch.nn.Linear(width, 4 * width), torch.nn.GELU(), torch.nn.Linear(4 * width, width)
+            )
             self.norm1, self.norm2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
 
         def forward(self, x: Any) -> Any:

@@ -24,18 +24,18 @@ def test_judge_records_every_measure_and_applies_the_default_budget():
     close = [{"logits": r["logits"] * 1.001} for r in reference]
     far = [{"logits": r["logits"] + rng.normal(scale=0.3, size=(1, 10)).astype(np.float32)} for r in reference]
 
-    ok = budget.judge("int8", list(zip(reference, close)), ["logits"], 0)
+    ok = budget.judge("int8", list(zip(reference, close, strict=True)), ["logits"], 0)
     assert ok.failure is None and ok.decided_by == "default int8 budget"
     assert set(ok.measures["logits"]) == {"rel_l2", "cosine", "top1", "max_abs", "max_rel"}
     assert ok.measures["logits"]["rel_l2"] == pytest.approx(1e-3, rel=1e-3)
     assert ok.limits["logits"] == budget.DEFAULT_BUDGETS["int8"]
 
-    bad = budget.judge("int8", list(zip(reference, far)), ["logits"], 0)
+    bad = budget.judge("int8", list(zip(reference, far, strict=True)), ["logits"], 0)
     assert bad.failure is not None and "rel_l2" in bad.failure and "'logits'" in bad.failure
 
     # per output, the user's limit over the default; None takes a measure out of the judgement
     loose = {"int8": {"outputs": {"logits": {"rel_l2": 1.0, "cosine": None}}}}
-    assert budget.judge("int8", list(zip(reference, far)), ["logits"], 0, loose).failure is None
+    assert budget.judge("int8", list(zip(reference, far, strict=True)), ["logits"], 0, loose).failure is None
 
 
 def test_budget_and_task_metric_are_validated_before_any_work():
@@ -75,9 +75,18 @@ def test_bf16_check_on_this_cpu():
 
 
 def _export(model, data, workdir, precisions=("fp32", "int8"), **kw):
-    return nav.torch.export(model, data, workdir=workdir, target_formats=("onnx",), target_precisions=precisions,
-                            sample_count=8, isolation="off", profiler_config=helpers.light_profiler(), verbose=False,
-                            **kw)
+    return nav.torch.export(
+        model,
+        data,
+        workdir=workdir,
+        target_formats=("onnx",),
+        target_precisions=precisions,
+        sample_count=8,
+        isolation="off",
+        profiler_config=helpers.light_profiler(),
+        verbose=False,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +126,10 @@ def test_int8_dynamic_and_static_pass_their_budget(which, cnn_package, transform
         for error in corr.per_output.values():
             assert error.rel_l2 <= 0.05 and error.cosine >= 0.995 and error.budget == {"rel_l2": 0.05, "cosine": 0.995}
             assert (error.top1 is not None) == (which == "cnn")  # class scores only
-        print(f"{which} {key}: p50 {_p50(package, key):.3f} ms vs fp32 {_p50(package, 'onnx'):.3f} ms, "
-              f"rel L2 {max(e.rel_l2 for e in corr.per_output.values()):.2%}")
+        print(
+            f"{which} {key}: p50 {_p50(package, key):.3f} ms vs fp32 {_p50(package, 'onnx'):.3f} ms, "
+            f"rel L2 {max(e.rel_l2 for e in corr.per_output.values()):.2%}"
+        )
     flags = package.status.paths["onnx-int8-static"].flags
     assert flags["calibration_method"] == "MinMax" and flags["calibration_samples"] == 16  # 24 - 8 correctness
 

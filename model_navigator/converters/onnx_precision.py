@@ -48,8 +48,12 @@ def quantize_int8_dynamic(request: ProduceRequest) -> Dict[str, Any]:
     assert request.parent_path is not None
     with _preprocessed(request.parent_path) as (model, prepared), written_in_staging(request.out_path) as staged:
         quantize_dynamic(str(model), str(staged), weight_type=QuantType.QInt8)
-    return {"quantization": "int8 dynamic", "weight_type": "int8", "activations": "quantized per call",
-            "pre_process": prepared}
+    return {
+        "quantization": "int8 dynamic",
+        "weight_type": "int8",
+        "activations": "quantized per call",
+        "pre_process": prepared,
+    }
 
 
 class SampleReader:
@@ -71,9 +75,11 @@ def calibration_samples(workspace: Any) -> List[Dict[str, np.ndarray]]:
     folder = workspace.input_dir(CALIBRATION_SET)
     samples = load_sample_dir(folder) if folder.is_dir() else []
     if not samples:
-        raise RuntimeError("static int8 needs calibration samples held apart from the correctness samples, and the "
-                           "dataloader had none left: give the dataloader more samples than `sample_count` (or lower "
-                           "`sample_count`)")
+        raise RuntimeError(
+            "static int8 needs calibration samples held apart from the correctness samples, and the "
+            "dataloader had none left: give the dataloader more samples than `sample_count` (or lower "
+            "`sample_count`)"
+        )
     return samples
 
 
@@ -92,10 +98,22 @@ def quantize_int8_static(request: ProduceRequest) -> Dict[str, Any]:
         if missing:
             raise RuntimeError(f"the calibration samples lack inputs {missing} of the ONNX model")
         del session
-        quantize_static(str(model), str(staged), SampleReader(samples, names), quant_format=QuantFormat.QDQ,
-                        calibrate_method=CalibrationMethod.MinMax)
-    return {"quantization": "int8 static", "quant_format": "QDQ", "weight_type": "int8", "activation_type": "int8",
-            "calibration_method": CALIBRATION_METHOD, "calibration_samples": len(samples), "pre_process": prepared}
+        quantize_static(
+            str(model),
+            str(staged),
+            SampleReader(samples, names),
+            quant_format=QuantFormat.QDQ,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    return {
+        "quantization": "int8 static",
+        "quant_format": "QDQ",
+        "weight_type": "int8",
+        "activation_type": "int8",
+        "calibration_method": CALIBRATION_METHOD,
+        "calibration_samples": len(samples),
+        "pre_process": prepared,
+    }
 
 
 def bf16_onnx(request: ProduceRequest) -> Dict[str, Any]:
@@ -138,8 +156,10 @@ def bf16_reason(flags: Optional[set], capabilities: Sequence[str]) -> Optional[s
     if flags is None and "BF16" in capabilities:
         return None
     found = "no /proc/cpuinfo" if flags is None else f"neither {' nor '.join(BF16_FLAGS)} in /proc/cpuinfo"
-    return (f"the CPU has no bf16 instructions ({found}; OpenVINO's CPU capabilities: "
-            f"{', '.join(capabilities) or 'unknown'}); OpenVINO would run it at fp32")
+    return (
+        f"the CPU has no bf16 instructions ({found}; OpenVINO's CPU capabilities: "
+        f"{', '.join(capabilities) or 'unknown'}); OpenVINO would run it at fp32"
+    )
 
 
 def bf16_unavailable(spec: PathSpec) -> Optional[str]:

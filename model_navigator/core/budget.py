@@ -81,17 +81,21 @@ def check_budget(value: Any) -> Optional[Dict[str, Any]]:
     for precision, entry in value.items():
         precision = str(getattr(precision, "value", precision)).lower()
         if precision not in DEFAULT_BUDGETS:
-            raise UserInputError(f"`accuracy_budget` names precision {precision!r}; budgets apply to "
-                                 f"{list(DEFAULT_BUDGETS)}.")
+            raise UserInputError(
+                f"`accuracy_budget` names precision {precision!r}; budgets apply to {list(DEFAULT_BUDGETS)}."
+            )
         entry = dict(entry) if isinstance(entry, Mapping) else entry
         outputs = entry.pop("outputs", None) if isinstance(entry, dict) else None
         checked[precision] = _check_measures(entry, f"accuracy_budget[{precision!r}]")
         if outputs is not None:
             if not isinstance(outputs, Mapping) or not all(isinstance(k, str) and k for k in outputs):
-                raise UserInputError(f"`accuracy_budget[{precision!r}]['outputs']` must map output names to dicts "
-                                     f"of measures.")
-            checked[precision]["outputs"] = {name: _check_measures(m, f"accuracy_budget[{precision!r}]['outputs']"
-                                                                    f"[{name!r}]") for name, m in outputs.items()}
+                raise UserInputError(
+                    f"`accuracy_budget[{precision!r}]['outputs']` must map output names to dicts of measures."
+                )
+            checked[precision]["outputs"] = {
+                name: _check_measures(m, f"accuracy_budget[{precision!r}]['outputs'][{name!r}]")
+                for name, m in outputs.items()
+            }
     return checked
 
 
@@ -100,8 +104,10 @@ def check_budget_outputs(budget: Optional[Dict[str, Any]], output_names: Sequenc
     for precision, entry in (budget or {}).items():
         unknown = sorted(set(entry.get("outputs") or {}) - set(output_names))
         if unknown:
-            raise UserInputError(f"`accuracy_budget[{precision!r}]['outputs']` names {unknown}, which are not outputs "
-                                 f"of the model; outputs: {list(output_names)}.")
+            raise UserInputError(
+                f"`accuracy_budget[{precision!r}]['outputs']` names {unknown}, which are not outputs "
+                f"of the model; outputs: {list(output_names)}."
+            )
 
 
 def check_task_metric(value: Any) -> Optional[str]:
@@ -109,13 +115,17 @@ def check_task_metric(value: Any) -> Optional[str]:
     if value is None:
         return None
     if not isinstance(value, str) or value.count(":") != 1 or not all(value.split(":")):
-        raise UserInputError(f"`task_metric` must be 'module:function' (a function (outputs, reference_outputs) -> "
-                             f"(score, passed)), got {value!r}.")
+        raise UserInputError(
+            f"`task_metric` must be 'module:function' (a function (outputs, reference_outputs) -> "
+            f"(score, passed)), got {value!r}."
+        )
     try:
         function = load_metric(value)
     except Exception as e:
-        raise UserInputError(f"`task_metric` {value!r} cannot be imported: {type(e).__name__}: {e}; it must be "
-                             f"importable (installed or on PYTHONPATH, as the worker process imports it too).") from e
+        raise UserInputError(
+            f"`task_metric` {value!r} cannot be imported: {type(e).__name__}: {e}; it must be "
+            f"importable (installed or on PYTHONPATH, as the worker process imports it too)."
+        ) from e
     if not callable(function):
         raise UserInputError(f"`task_metric` {value!r} is not a function.")
     return value
@@ -142,7 +152,9 @@ def describe_budget(label: str) -> str:
     source, _, precision = label.partition(" ")
     precision = precision.replace(" budget", "")
     if source == "default" and precision in DEFAULT_BUDGETS:
-        limits = ", ".join(f"{k} {'>=' if k in AT_LEAST else '<='} {v:g}" for k, v in DEFAULT_BUDGETS[precision].items())
+        limits = ", ".join(
+            f"{k} {'>=' if k in AT_LEAST else '<='} {v:g}" for k, v in DEFAULT_BUDGETS[precision].items()
+        )
         return f"the default {precision} budget ({limits})"
     return f"your {precision} budget" if source == "user" else label
 
@@ -162,8 +174,12 @@ def measure(actual: np.ndarray, reference: np.ndarray) -> Measures:
     rel_l2 = diff_norm / ref_norm if ref_norm > 0 else (0.0 if diff_norm == 0 else math.inf)
     cosine = float(a @ b) / (a_norm * ref_norm) if a_norm > 0 and ref_norm > 0 else float(a_norm == ref_norm)
     rel = np.divide(diff, np.abs(b), out=np.zeros_like(diff), where=np.abs(b) > 0)
-    result = {"rel_l2": rel_l2, "cosine": cosine, "max_abs": float(diff.max(initial=0.0)),
-              "max_rel": float(rel.max(initial=0.0))}
+    result = {
+        "rel_l2": rel_l2,
+        "cosine": cosine,
+        "max_abs": float(diff.max(initial=0.0)),
+        "max_rel": float(rel.max(initial=0.0)),
+    }
     if reference.ndim == 2 and reference.shape[1] > 1 and reference.dtype.kind == "f":  # class scores
         result["top1"] = float(np.mean(actual.argmax(axis=1) == reference.argmax(axis=1)))
     return result
@@ -181,23 +197,31 @@ def _exceeds(measures: Measures, limits: Measures) -> List[str]:
     return broken
 
 
-def _run_metric(reference: str, outputs: Dict[str, np.ndarray], references: Dict[str, np.ndarray]
-                ) -> Tuple[Dict[str, Any], Optional[str]]:
+def _run_metric(
+    reference: str, outputs: Dict[str, np.ndarray], references: Dict[str, np.ndarray]
+) -> Tuple[Dict[str, Any], Optional[str]]:
     """Call the user's task metric: ({"function", "score", "passed"}, failure or None)."""
     try:
         result = load_metric(reference)(outputs, references)
         score, passed = result
         record = {"function": reference, "score": float(score), "passed": bool(passed)}
     except Exception as e:
-        return ({"function": reference, "score": None, "passed": False},
-                f"task metric {reference} failed: {type(e).__name__}: {e} (it must be importable in the worker and "
-                f"return (score, passed))")
+        return (
+            {"function": reference, "score": None, "passed": False},
+            f"task metric {reference} failed: {type(e).__name__}: {e} (it must be importable in the worker and "
+            f"return (score, passed))",
+        )
     return record, None if record["passed"] else f"task metric {reference}: score {record['score']:.6g}, not passed"
 
 
-def judge(precision: str, pairs: Sequence[Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]],
-          output_names: Sequence[str], batch_dim: Optional[int], budget: Optional[Dict[str, Any]] = None,
-          task_metric: Optional[str] = None) -> Verdict:
+def judge(
+    precision: str,
+    pairs: Sequence[Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]],
+    output_names: Sequence[str],
+    batch_dim: Optional[int],
+    budget: Optional[Dict[str, Any]] = None,
+    task_metric: Optional[str] = None,
+) -> Verdict:
     """THE verdict on a reduced-precision result: `pairs` are (reference, actual) outputs of every
     correctness sample; every measure is recorded per output, and the task metric (when given) or
     the budget (the user's over the default) decides."""
@@ -208,8 +232,12 @@ def judge(precision: str, pairs: Sequence[Tuple[Dict[str, np.ndarray], Dict[str,
     if task_metric:
         metric, failure = _run_metric(task_metric, outputs, references)
         return Verdict(measures, {}, failure, f"task metric {task_metric}", metric)
-    failures = [f"output {n!r}: {', '.join(broken)}" for n in output_names
-                for broken in [_exceeds(measures[n], limits[n])] if broken]
+    failures = [
+        f"output {n!r}: {', '.join(broken)}"
+        for n in output_names
+        for broken in [_exceeds(measures[n], limits[n])]
+        if broken
+    ]
     source = "user" if (budget or {}).get(precision) else "default"
     failure = f"over the {precision} accuracy budget: {'; '.join(failures)}" if failures else None
     return Verdict(measures, limits, failure, f"{source} {precision} budget")
