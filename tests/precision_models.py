@@ -50,7 +50,7 @@ def transformer_block() -> Any:
 
         def forward(self, x: Any) -> Any:
             b, t, w = x.shape
-            q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
             attention = torch.softmax(q @ k.transpose(-1, -2) / (w // self.heads) ** 0.5, dim=-1)
             x = self.norm1(x + self.out((attention @ v).transpose(1, 2).reshape(b, t, w)))
             return self.norm2(x + self.mlp(x))
