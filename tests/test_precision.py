@@ -219,6 +219,11 @@ def test_bf16_runs_where_the_cpu_has_it(tmp_path, monkeypatch):
     native = real is not None and bool(set(onnx_precision.BF16_FLAGS) & real)
     assert any("not the bf16 asked for" in w for w in corr.warnings) != native
 
+    from model_navigator.triton.repository import write_model_repository
+
+    model = write_model_repository(package, tmp_path / "repo", path_key="onnx-bf16", runtime=OV)
+    assert '"bf16"' in model.config_path.read_text()
+
 
 @pytest.mark.slow
 def test_bf16_skipped_without_the_flag(tmp_path, monkeypatch):
@@ -239,3 +244,18 @@ def test_package_round_trip_retests_int8(cnn_package, tmp_path):
         assert corr.status == StepStatus.OK and corr.tolerance == "default int8 budget"
         assert all(e.rel_l2 is not None for e in corr.per_output.values())
     assert (tmp_path / "loaded" / "model_input" / "calibration").is_dir()
+
+
+@pytest.mark.slow
+def test_triton_repository_serves_int8_and_carries_the_openvino_precision(cnn_package, tmp_path):
+    from model_navigator.triton.repository import write_model_repository
+
+    ort_model = write_model_repository(cnn_package, tmp_path / "repo", path_key="onnx-int8-static", runtime=CPU)
+    text = ort_model.config_path.read_text()
+    assert 'backend: "onnxruntime"' in text
+    assert ort_model.model_path.name == "model.onnx" and ort_model.model_path.is_file()
+    ov_model = write_model_repository(
+        cnn_package, tmp_path / "repo", path_key="onnx-int8-static", runtime=OV, model_name="int8_openvino"
+    )
+    text = ov_model.config_path.read_text()
+    assert 'backend: "openvino"' in text and "INFERENCE_PRECISION_HINT" in text and '"f32"' in text
