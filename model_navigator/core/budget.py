@@ -54,9 +54,9 @@ class Verdict:
 def _number(value: Any, where: str, measure: str) -> Optional[float]:
     if value is None:
         return None  # not judged
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or float(value) < 0:
         raise UserInputError(f"`{where}` must be a non-negative number (or None: not judged), got {value!r}.")
-    if measure in AT_LEAST and value > 1:
+    if measure in AT_LEAST and float(value) > 1:
         raise UserInputError(f"`{where}` is a lower bound on {measure}, which lies in [0, 1]; got {value!r}.")
     return float(value)
 
