@@ -259,3 +259,24 @@ def test_triton_repository_serves_int8_and_carries_the_openvino_precision(cnn_pa
     )
     text = ov_model.config_path.read_text()
     assert 'backend: "openvino"' in text and "INFERENCE_PRECISION_HINT" in text and '"f32"' in text
+
+
+def test_budget_and_task_metric_survive_status_yaml(tmp_path):
+    """The user's budget and task metric are part of the export's config: a loaded package (and every
+    re-test) judges by them."""
+    from model_navigator.core.enums import Format, Framework
+    from model_navigator.core.status import NavigatorStatus
+    from model_navigator.core.config import ExportConfig
+
+    user = budget.check_budget({"int8": {"rel_l2": 0.02, "outputs": {"y": {"cosine": None, "top1": 0.99}}}})
+    config = ExportConfig(
+        framework=Framework.TORCH,
+        model_name="m",
+        target_formats=(Format.ONNX,),
+        accuracy_budget=user,
+        task_metric="precision_models:top1_metric",
+    )
+    NavigatorStatus(model_name="m", framework="torch", config=config).save(tmp_path)
+    loaded = NavigatorStatus.load(tmp_path).config
+    assert loaded.accuracy_budget == user and loaded.task_metric == "precision_models:top1_metric"
+    assert budget.limits_for("int8", "y", loaded.accuracy_budget) == {"rel_l2": 0.02, "top1": 0.99}
