@@ -258,18 +258,31 @@ def _within_loss(candidates: List[_Candidate], max_precision_loss: Optional[floa
     return kept
 
 
+# A reduced-precision result must beat the best full-precision one by this factor (latency, or throughput)
+# to be chosen: a gain within measurement noise does not pay for an error.
+MIN_REDUCED_PRECISION_GAIN = 1.1
+
+
+def _gain(strategy: SelectionStrategy, percentile: int, f: ProfilingResult, baseline: ProfilingResult) -> float:
+    """How many times better `f` is than `baseline` at the strategy's deciding figure."""
+    if strategy == SelectionStrategy.MIN_LATENCY:
+        return _latency(baseline, percentile) / _latency(f, percentile) if _latency(f, percentile) > 0 else 0.0
+    return f.throughput / baseline.throughput if baseline.throughput > 0 else float("inf")
+
+
 def _paying(ranked: "_Ranked", strategy: SelectionStrategy, percentile: int,
             rejected: List[Rejection]) -> Tuple["_Ranked", Optional[str]]:
-    """Keep a reduced-precision candidate only when it ranks above the best full-precision one (it is
-    faster); the others join `rejected`. Returns the ranking and, when a reduced one wins, its note."""
-    first = next((i for i, (c, _) in enumerate(ranked) if c.precision is None), None)
-    baseline = ranked[first] if first is not None else None
+    """Keep a reduced-precision candidate only when it beats the best full-precision one by
+    MIN_REDUCED_PRECISION_GAIN; the others join `rejected`. Returns the ranking and, when a reduced
+    one wins, its note: the gain beside the cost."""
+    baseline = next(((c, f) for c, f in ranked if c.precision is None), None)
     kept: _Ranked = []
-    for i, (c, f) in enumerate(ranked):
-        if c.precision is not None and (first is None or i > first):
+    for c, f in ranked:
+        gain = _gain(strategy, percentile, f, baseline[1]) if baseline is not None else 0.0
+        if c.precision is not None and gain < MIN_REDUCED_PRECISION_GAIN:
             why = "no full-precision result to compare with" if baseline is None else \
-                f"not faster than {baseline[0].path} on {baseline[0].runtime.value} " \
-                f"({_loser_reason(strategy, percentile, f, baseline[1])})"
+                f"{gain:.2f}x against {baseline[0].path} on {baseline[0].runtime.value}, not " \
+                f"{MIN_REDUCED_PRECISION_GAIN:g}x faster ({_loser_reason(strategy, percentile, f, baseline[1])})"
             rejected.append(Rejection(c.path, c.runtime, f"{c.precision}: {why}; reduced precision is chosen only when "
                                                          f"it pays"))
         else:
@@ -277,10 +290,9 @@ def _paying(ranked: "_Ranked", strategy: SelectionStrategy, percentile: int,
     if not kept or kept[0][0].precision is None or baseline is None:
         return kept, None
     (c, f), (b, g) = kept[0], baseline
-    gain = (_latency(g, percentile) / _latency(f, percentile) if strategy == SelectionStrategy.MIN_LATENCY
-            else f.throughput / g.throughput if g.throughput > 0 else float("inf"))
     runtime = b.runtime.value.replace("ExecutionProvider", "")
-    return kept, f"{c.label()}: {gain:.1f}x faster than fp32 {b.path} on {runtime}, rel L2 error {c.loss:.1%}"
+    return kept, (f"{c.label()}: {_gain(strategy, percentile, f, g):.1f}x faster than fp32 {b.path} on {runtime}, "
+                  f"rel L2 error {c.loss:.1%}")
 
 
 def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: List[Rejection]) -> List[_Candidate]:

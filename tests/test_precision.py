@@ -156,7 +156,7 @@ def test_slower_reduced_precision_is_measured_shown_and_never_picked(cnn_package
     assert (best.path, best.runtime) not in slower
     reasons = {(r.path, r.runtime): r.reason for r in best.rejected}
     for key in slower:
-        assert "not faster than" in reasons[key] and "chosen only when it pays" in reasons[key]
+        assert "not 1.1x faster" in reasons[key] and "chosen only when it pays" in reasons[key]
     if best.path in INT8_PATHS:  # it paid: its gain and its cost are said
         assert "faster than fp32" in best.summary() and "rel L2 error" in best.summary()
 
@@ -280,3 +280,73 @@ def test_budget_and_task_metric_survive_status_yaml(tmp_path):
     loaded = NavigatorStatus.load(tmp_path).config
     assert loaded.accuracy_budget == user and loaded.task_metric == "precision_models:top1_metric"
     assert budget.limits_for("int8", "y", loaded.accuracy_budget) == {"rel_l2": 0.02, "top1": 0.99}
+
+
+def _selection_status(int8_p50: float, int8_status: StepStatus = StepStatus.OK, rel_l2: float = 0.005):
+    """A status with fp32 onnx at 1 ms and static int8 at `int8_p50` ms (selection's own input, built here)."""
+    from model_navigator.core.enums import Format, TensorRTPrecision
+    from model_navigator.core.status import (
+        CorrectnessResult,
+        NavigatorStatus,
+        OutputError,
+        PathStatus,
+        PerformanceResult,
+        ProfilingResult,
+        RuntimeResult,
+    )
+
+    def result(p50, corr_status=StepStatus.OK, error=None):
+        figures = ProfilingResult(
+            batch_size=1,
+            p50_ms=p50,
+            p90_ms=p50,
+            p95_ms=p50,
+            p99_ms=p50,
+            mean_ms=p50,
+            std_ms=0.0,
+            throughput=1000 / p50,
+            windows=3,
+            stable=True,
+        )
+        corr = CorrectnessResult(status=corr_status, per_output={"y": error or OutputError(1e-6, 1e-5)})
+        return RuntimeResult(correctness=corr, performance=PerformanceResult(status=StepStatus.OK, results=[figures]))
+
+    status = NavigatorStatus(model_name="m", framework="torch")
+    status.paths["onnx"] = PathStatus(
+        key="onnx", format=Format.ONNX, status=StepStatus.OK, model_path="onnx/model.onnx", runtimes={CPU: result(1.0)}
+    )
+    error = OutputError(0.1, 0.5, rel_l2=rel_l2, cosine=0.9999, budget={"rel_l2": 0.05})
+    status.paths["onnx-int8-static"] = PathStatus(
+        key="onnx-int8-static",
+        format=Format.ONNX,
+        status=StepStatus.OK,
+        precision=TensorRTPrecision.INT8,
+        parent="onnx",
+        model_path="onnx-int8-static/model.onnx",
+        runtimes={CPU: result(int8_p50, int8_status, error)},
+    )
+    return status
+
+
+@pytest.mark.parametrize(
+    "int8_p50, int8_status, expected",
+    [
+        (0.45, StepStatus.OK, "onnx-int8-static"),  # passed and 2.2x faster: chosen
+        (1.5, StepStatus.OK, "onnx"),  # slower: never
+        (0.95, StepStatus.OK, "onnx"),  # 1.05x: within noise, does not pay
+        (0.45, StepStatus.FAILED, "onnx"),
+    ],  # faster but over its budget: never
+)
+def test_reduced_precision_is_chosen_only_when_it_passed_and_pays(int8_p50, int8_status, expected):
+    from model_navigator.selection import select_runtime
+
+    best = select_runtime(_selection_status(int8_p50, int8_status))
+    assert best.path == expected
+    if expected == "onnx-int8-static":
+        assert best.precision_note == "int8 static CPU: 2.2x faster than fp32 onnx on CPU, rel L2 error 0.5%"
+        assert select_runtime(_selection_status(int8_p50), max_precision_loss=None).path == "onnx"
+        assert select_runtime(_selection_status(int8_p50), max_precision_loss=0.001).path == "onnx"
+        assert select_runtime(_selection_status(int8_p50), max_precision_loss=0.01).path == "onnx-int8-static"
+    else:
+        assert best.precision_note is None
+        assert any(r.path == "onnx-int8-static" for r in best.rejected)
