@@ -244,6 +244,8 @@ def test_package_round_trip_retests_int8(cnn_package, tmp_path):
         assert corr.status == StepStatus.OK and corr.tolerance == "default int8 budget"
         assert all(e.rel_l2 is not None for e in corr.per_output.values())
     assert (tmp_path / "loaded" / "model_input" / "calibration").is_dir()
+    log = (tmp_path / "loaded" / "navigator.log").read_text()  # written only by what ran in the loaded workdir
+    assert "onnx-int8-static conversion: ok" in log and "onnx-int8-static correctness: CPUExecutionProvider" in log
 
 
 @pytest.mark.slow
