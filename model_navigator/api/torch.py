@@ -158,7 +158,9 @@ def export(
     checks run here where torch is already loaded; True/'full': every step in the worker;
     False/'off': everything here),
     `step_timeout_s` (a step running longer fails), `verbose` (progress lines and the table),
-    `debug` (model_navigator's DEBUG logs, worker output included, on the terminal too).
+    `debug` (model_navigator's DEBUG logs, worker output included, on the terminal too),
+    `accuracy_budget` / `task_metric` (how int8 / bf16 paths of `target_precisions` are judged;
+    README "Faster on the CPU: int8 and bf16").
     """
     if precison_mode is not None and precision_mode is not None:
         raise UserInputError("Pass `precision_mode` or the reference's `precison_mode`, not both.")
