@@ -16,6 +16,12 @@ check): then nothing qualifies and the error says so. Among them:
 
 Ties go to the better secondary figure (throughput for latency, latency for throughput), then to
 the earlier path in status order. Unstable measurements still count; they are marked as such.
+
+Reduced precision (int8, bf16 paths) is chosen only when it pays and passes: it qualifies only when
+it passed its accuracy budget, and wins only when it ranks above the best full-precision result
+(faster); a slower one is measured, shown and rejected. The winner's summary says the cost beside the
+gain. `max_precision_loss` (the largest relative L2 error of any output) narrows them: None excludes
+reduced precision, so full precision is the answer.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class Selection:
     latency_budget_ms: Optional[float] = None
     latency_percentile: int = 50
     rejected: List[Rejection] = field(default_factory=list)
+    precision_note: Optional[str] = None  # a reduced-precision winner: its gain and its cost
 
     @property
     def batch_size(self) -> int:
@@ -91,8 +98,9 @@ class Selection:
         else:
             what = f"highest throughput with p{self.latency_percentile} <= {self.latency_budget_ms:g} ms"
         stable = "" if f.stable else " (unstable measurement)"
+        note = f"; {self.precision_note}" if self.precision_note else ""
         return (f"{self.path} on {self.runtime.value} ({what}): p50 {f.p50_ms:.3f} ms, p99 {f.p99_ms:.3f} ms, "
-                f"{f.throughput:.0f} samples/s at batch size {f.batch_size}{stable}")
+                f"{f.throughput:.0f} samples/s at batch size {f.batch_size}{stable}{note}")
 
     def explain(self) -> str:
         """The winner and one line per loser."""
@@ -120,6 +128,7 @@ class Selection:
             "stable": f.stable,
             "latency_budget_ms": self.latency_budget_ms,
             "latency_percentile": self.latency_percentile,
+            "precision_note": self.precision_note,
             "rejected": [{"path": r.path, "runtime": r.runtime.value if r.runtime else None, "reason": r.reason}
                          for r in self.rejected],
         }
@@ -133,6 +142,22 @@ class _Candidate:
     results: List[ProfilingResult]
     verified: bool
     order: int
+    precision: Optional[str] = None  # "int8" / "bf16" for a reduced-precision path, else None
+    loss: float = 0.0  # its largest relative L2 error over the outputs
+
+    def label(self) -> str:
+        kind = self.path.replace("onnx-", "").replace("-", " ") if self.precision else "fp32"
+        return f"{kind} {self.runtime.value.replace('ExecutionProvider', '')}"
+
+
+def _precision_of(path: Any, result: Any) -> Tuple[Optional[str], float]:
+    """(reduced precision or None, its largest relative L2 error over the outputs)."""
+    from model_navigator.core.enums import REDUCED_PRECISIONS
+
+    if path.precision not in REDUCED_PRECISIONS:
+        return None, 0.0
+    errors = [e.rel_l2 for e in result.correctness.per_output.values() if e.rel_l2 is not None]
+    return path.precision.value, max(errors, default=0.0)
 
 
 def _latency(result: ProfilingResult, percentile: int) -> float:
@@ -190,8 +215,62 @@ def _candidates(status: NavigatorStatus, rejected: List[Rejection]) -> List[_Can
         result = path.runtimes[verdict.runtime]  # type: ignore[index]
         candidates.append(_Candidate(verdict.path, path.format, verdict.runtime,  # type: ignore[arg-type]
                                      list(result.performance.results),  # type: ignore[union-attr]
-                                     result.is_verified, order[verdict.path]))
+                                     result.is_verified, order[verdict.path],
+                                     *_precision_of(path, result)))
     return candidates
+
+
+def _within_loss(candidates: List[_Candidate], max_precision_loss: Optional[float],
+                 rejected: List[Rejection]) -> List[_Candidate]:
+    """Drop reduced-precision candidates over `max_precision_loss` (None: all of them)."""
+    kept = []
+    for c in candidates:
+        if c.precision is not None and max_precision_loss is None:
+            rejected.append(Rejection(c.path, c.runtime, f"{c.precision}: reduced precision excluded "
+                                                         f"(max_precision_loss=None)"))
+        elif c.precision is not None and max_precision_loss is not None and not c.loss <= max_precision_loss:
+            rejected.append(Rejection(c.path, c.runtime, f"{c.precision}: rel L2 error {c.loss:.2%} over "
+                                                         f"max_precision_loss {max_precision_loss:.2%}"))
+        else:
+            kept.append(c)
+    return kept
+
+
+# A reduced-precision result must beat the best full-precision one by this factor (latency, or throughput)
+# to be chosen: a gain within measurement noise does not pay for an error.
+MIN_REDUCED_PRECISION_GAIN = 1.1
+
+
+def _gain(strategy: SelectionStrategy, percentile: int, f: ProfilingResult, baseline: ProfilingResult) -> float:
+    """How many times better `f` is than `baseline` at the strategy's deciding figure."""
+    if strategy == SelectionStrategy.MIN_LATENCY:
+        return _latency(baseline, percentile) / _latency(f, percentile) if _latency(f, percentile) > 0 else 0.0
+    return f.throughput / baseline.throughput if baseline.throughput > 0 else float("inf")
+
+
+def _paying(ranked: "_Ranked", strategy: SelectionStrategy, percentile: int,
+            rejected: List[Rejection]) -> Tuple["_Ranked", Optional[str]]:
+    """Keep a reduced-precision candidate only when it beats the best full-precision one by
+    MIN_REDUCED_PRECISION_GAIN; the others join `rejected`. Returns the ranking and, when a reduced
+    one wins, its note: the gain beside the cost."""
+    baseline = next(((c, f) for c, f in ranked if c.precision is None), None)
+    kept: _Ranked = []
+    for c, f in ranked:
+        gain = _gain(strategy, percentile, f, baseline[1]) if baseline is not None else 0.0
+        if c.precision is not None and gain < MIN_REDUCED_PRECISION_GAIN:
+            why = "no full-precision result to compare with" if baseline is None else \
+                f"{gain:.2f}x against {baseline[0].path} on {baseline[0].runtime.value}, not " \
+                f"{MIN_REDUCED_PRECISION_GAIN:g}x faster ({_loser_reason(strategy, percentile, f, baseline[1])})"
+            rejected.append(Rejection(c.path, c.runtime, f"{c.precision}: {why}; reduced precision is chosen only when "
+                                                         f"it pays"))
+        else:
+            kept.append((c, f))
+    if not kept or kept[0][0].precision is None or baseline is None:
+        return kept, None
+    (c, f), (b, g) = kept[0], baseline
+    runtime = b.runtime.value.replace("ExecutionProvider", "")
+    return kept, (f"{c.label()}: {_gain(strategy, percentile, f, g):.1f}x faster than fp32 {b.path} on {runtime}, "
+                  f"rel L2 error {c.loss:.1%}")
 
 
 def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: List[Rejection]) -> List[_Candidate]:
@@ -277,15 +356,23 @@ def select_runtime(
     latency_budget_ms: Optional[float] = None,
     batch_size: Optional[int] = None,
     latency_percentile: Optional[int] = None,
+    max_precision_loss: Optional[float] = float("inf"),
 ) -> Selection:
     """Pick the path and runtime to deploy by `strategy` (see the module doc); raise
-    NoRuntimeQualifiesError, listing why each lost, when none qualifies."""
+    NoRuntimeQualifiesError, listing why each lost, when none qualifies. `max_precision_loss`: the
+    largest relative L2 error a reduced-precision (int8, bf16) winner may have (default: its budget
+    decides); None excludes reduced precision."""
     strategy = parse_strategy(strategy, latency_budget_ms)
     within = strategy == SelectionStrategy.MAX_THROUGHPUT_WITHIN_LATENCY
     percentile = _check_arguments(strategy, latency_budget_ms, batch_size, latency_percentile)
 
     rejected: List[Rejection] = []
-    candidates = _narrow(_candidates(status, rejected), batch_size, rejected)
+    if max_precision_loss is not None and (isinstance(max_precision_loss, bool) or not isinstance(
+            max_precision_loss, (int, float)) or not max_precision_loss >= 0):
+        raise UserInputError(f"`max_precision_loss` must be a number >= 0 (a relative L2 error, e.g. 0.01) or None "
+                             f"(no reduced precision), got {max_precision_loss!r}.")
+    candidates = _within_loss(_candidates(status, rejected), max_precision_loss, rejected)
+    candidates = _narrow(candidates, batch_size, rejected)
     if strategy == SelectionStrategy.MIN_LATENCY:
         ranked = _rank_min_latency(candidates, batch_size, percentile)
     elif strategy == SelectionStrategy.MAX_THROUGHPUT:
@@ -293,6 +380,7 @@ def select_runtime(
     else:
         assert latency_budget_ms is not None
         ranked = _rank_within_latency(candidates, batch_size, percentile, latency_budget_ms, rejected)
+    ranked, note = _paying(ranked, strategy, percentile, rejected)
 
     if not ranked:
         lines = "\n".join(f"  - {r}" for r in rejected) or "  (no paths in the status)"
@@ -305,4 +393,4 @@ def select_runtime(
     rejected += [Rejection(c.path, c.runtime, _loser_reason(strategy, percentile, f, win)) for c, f in ranked[1:]]
     return Selection(strategy=strategy, path=winner.path, format=winner.format, runtime=winner.runtime, figures=win,
                      verified=winner.verified, latency_budget_ms=float(latency_budget_ms) if within else None,
-                     latency_percentile=percentile, rejected=rejected)
+                     latency_percentile=percentile, rejected=rejected, precision_note=note)

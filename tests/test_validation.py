@@ -135,7 +135,7 @@ def test_rank_changing_input(workdir):
         ("target_formats", "tf-savedmodel", r"`target_formats`.*do not apply to PyTorch"),
         ("target_formats", (), r"`target_formats` is empty"),
         ("jit_options", "compile", r"`jit_options`: unknown value 'compile'.*'script', 'trace'"),
-        ("target_precisions", "int8", r"`target_precisions`: unknown value 'int8'.*'fp32', 'fp16'"),
+        ("target_precisions", "fp8", r"`target_precisions`: unknown value 'fp8'.*'fp32', 'fp16', 'int8', 'bf16'"),
         ("runtimes", "FooExecutionProvider", r"`runtimes`: unknown value"),
         ("precision_mode", "mixed", r"`precision_mode`: unknown value 'mixed'"),
         ("precison_mode", "mixed", r"`precision_mode`: unknown value 'mixed'"),

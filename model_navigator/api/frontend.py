@@ -32,7 +32,8 @@ from model_navigator.core.enums import (
     parse_enum_tuple,
 )
 from model_navigator.core.errors import ModelNavigatorError, UserInputError
-from model_navigator.core.samples import SampleSet, infer_metadata, select_samples
+from model_navigator.core.budget import check_budget, check_budget_outputs, check_task_metric
+from model_navigator.core.samples import CALIBRATION_SET, SampleSet, infer_metadata, select_calibration, select_samples
 from model_navigator.core.tolerance import check_user_tolerance
 from model_navigator.paths.base import ExportContext, PathSpec
 
@@ -71,6 +72,8 @@ class ExportArguments:
     step_timeout_s: Optional[float] = 600.0
     verbose: bool = True
     debug: bool = False
+    accuracy_budget: Any = None
+    task_metric: Any = None
 
     @classmethod
     def take(cls, arguments: Dict[str, Any]) -> "ExportArguments":
@@ -219,6 +222,7 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
     segment = check_positive_int(args.minimum_segment_size, "minimum_segment_size") if has_tf_trt \
         else args.minimum_segment_size
     atol, rtol = check_user_tolerance(args.atol, "atol"), check_user_tolerance(args.rtol, "rtol")
+    budget, task_metric = check_budget(args.accuracy_budget), check_task_metric(args.task_metric)
     in_names = check_names(args.input_names, "input_names")
     out_names = adapter.output_names(check_names(args.output_names, "output_names"))
     profiler = check_profiler_config(args.profiler_config)
@@ -234,10 +238,13 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
     # Samples: checked against the model before anything is written.
     sample_set = adapter.collect(args.dataloader, in_names, args.batch_dim)
     selected = select_samples(sample_set, count)
-    needed = sorted({i for idx in selected.values() for i in idx})
+    if TensorRTPrecision.INT8 in precisions:
+        select_calibration(sample_set)
+    needed = sorted({i for name, idx in selected.items() if name != CALIBRATION_SET for i in idx})
     adapter.prepare(sample_set, device)
     outputs, final_out_names = reference_outputs(adapter, sample_set, needed, device, out_names)
     problem = check_source_outputs(outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs))
+    check_budget_outputs(budget, final_out_names)
     axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
         sample_set, outputs, final_out_names, adapter.dynamic_axes(args.dynamic_axes), args.trt_dynamic_axes)
 
@@ -247,6 +254,7 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
         max_workspace_size=args.max_workspace_size, minimum_segment_size=segment, target_device=device,
         sample_count=count, run_profiling=bool(args.run_profiling), profiler_config=profiler,
         disable_git_info=bool(args.disable_git_info), isolation=isolation, step_timeout_s=args.step_timeout_s,
+        accuracy_budget=budget, task_metric=task_metric,
         **adapter.config_fields(), **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
     )
     return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, problem)

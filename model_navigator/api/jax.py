@@ -150,6 +150,8 @@ def export(
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
     debug: bool = False,
+    accuracy_budget: Optional[Dict[str, Any]] = None,
+    task_metric: Optional[str] = None,
 ) -> Any:
     """Export a JAX predict function with its params to ONNX with jax2onnx (`onnx-jax2onnx`) and to a
     TensorFlow SavedModel per requested (enable_xla, jit_compile) variant with jax2tf, and

@@ -132,6 +132,8 @@ def export(
     isolation: Union[bool, str] = "auto",
     step_timeout_s: Optional[float] = 600.0,
     debug: bool = False,
+    accuracy_budget: Optional[Dict[str, Any]] = None,
+    task_metric: Optional[str] = None,
 ) -> Any:
     """Check an ONNX model (a path) on the dataloader's samples against itself on ONNX Runtime CPU,
     on every runtime that runs ONNX here, build TensorRT plans on a GPU, profile, and return the

@@ -208,6 +208,8 @@ def export(
     isolation: Union[bool, str] = "auto",
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
+    accuracy_budget: Optional[Dict[str, Any]] = None,
+    task_metric: Optional[str] = None,
 ) -> Any:
     """Export a Keras model or a tf.Module (called through its tf.function) to a TensorFlow
     SavedModel and everything made from it (ONNX with tf2onnx; TF-TRT and TensorRT with a GPU),

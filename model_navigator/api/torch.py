@@ -137,6 +137,8 @@ def export(
     step_timeout_s: Optional[float] = 600.0,
     verbose: bool = True,
     debug: bool = False,
+    accuracy_budget: Optional[Dict[str, Any]] = None,
+    task_metric: Optional[str] = None,
 ) -> Any:
     """Export a torch.nn.Module to every requested format, check each against the model on the
     dataloader's samples, profile it, and return the PackageDescriptor of the workspace.
@@ -151,7 +153,9 @@ def export(
     checks run here where torch is already loaded; True/'full': every step in the worker;
     False/'off': everything here),
     `step_timeout_s` (a step running longer fails), `verbose` (progress lines and the table),
-    `debug` (model_navigator's DEBUG logs, worker output included, on the terminal too).
+    `debug` (model_navigator's DEBUG logs, worker output included, on the terminal too),
+    `accuracy_budget` / `task_metric` (how int8 / bf16 paths of `target_precisions` are judged;
+    README "Faster on the CPU: int8 and bf16").
     """
     if precison_mode is not None and precision_mode is not None:
         raise UserInputError("Pass `precision_mode` or the reference's `precison_mode`, not both.")

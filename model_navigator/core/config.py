@@ -117,6 +117,10 @@ class ExportConfig:
     jit_compile: Optional[Tuple[bool, ...]] = None
     isolation: str = "auto"
     step_timeout_s: Optional[float] = None
+    # Reduced precision (core/budget.py): the user's budgets {precision: {measure: limit, "outputs": {...}}}
+    # over the defaults, and a task metric "module:function" that decides instead.
+    accuracy_budget: Optional[Dict[str, Any]] = None
+    task_metric: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return to_plain(self)

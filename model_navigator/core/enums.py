@@ -46,8 +46,19 @@ class JitType(StrEnum):
 
 
 class TensorRTPrecision(StrEnum):
+    """A path's precision (`target_precisions`): fp32 / fp16 for the TensorRT family, int8 / bf16 for
+    the reduced-precision CPU paths (ONNX int8, OpenVINO bf16). The name is the reference's; `Precision`
+    is the same enum."""
+
     FP32 = "fp32"
     FP16 = "fp16"
+    INT8 = "int8"
+    BF16 = "bf16"
+
+
+Precision = TensorRTPrecision
+# Precisions below fp32 on the CPU: judged by an accuracy budget (core/budget.py), not element-wise.
+REDUCED_PRECISIONS = (TensorRTPrecision.INT8, TensorRTPrecision.BF16)
 
 
 class TensorRTPrecisionMode(StrEnum):

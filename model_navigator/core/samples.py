@@ -285,6 +285,22 @@ def select_samples(sample_set: SampleSet, sample_count: int) -> Dict[str, List[i
     return sample_set.selected
 
 
+CALIBRATION_SET = "calibration"
+CALIBRATION_COUNT = 16
+
+
+def select_calibration(sample_set: SampleSet, count: int = CALIBRATION_COUNT) -> List[int]:
+    """Up to `count` samples held apart from the correctness samples (seeded): what static int8
+    calibrates on, so its correctness check never sees a sample it was calibrated on. Recorded in
+    sample_set.selected["calibration"]; inputs only (no reference outputs are needed)."""
+    used = set(sample_set.selected.get("correctness", []))
+    free = [i for i in range(len(sample_set.samples)) if i not in used]
+    rng = np.random.default_rng(SEED + 1)
+    chosen = sorted(int(i) for i in rng.choice(free, size=min(count, len(free)), replace=False)) if free else []
+    sample_set.selected[CALIBRATION_SET] = chosen
+    return chosen
+
+
 def save_sample(path: Path, sample: Sample) -> None:
     """Write one sample as npz (one .npy per name, no pickle; any name, even 'file', works)."""
     import zipfile

@@ -35,12 +35,17 @@ STATUS_FILE = "status.yaml"
 @dataclass
 class OutputError:
     """Largest absolute and relative difference of one output against the source model, and the
-    tolerance it was judged by (None: that bound did not apply)."""
+    tolerance it was judged by (None: that bound did not apply). A reduced-precision path (int8,
+    bf16) also records the whole-output measures (core/budget.py) and the budget that judged them."""
 
     max_abs_error: float
     max_rel_error: float
     atol: Optional[float] = None
     rtol: Optional[float] = None
+    rel_l2: Optional[float] = None  # ||actual - reference|| / ||reference|| over the correctness samples
+    cosine: Optional[float] = None
+    top1: Optional[float] = None  # share of rows whose argmax agrees (class-score outputs only)
+    budget: Optional[Dict[str, float]] = None  # measure -> limit it was judged by (None: not budget-judged)
 
 
 @dataclass
@@ -53,6 +58,8 @@ class CorrectnessResult:
     atol: Optional[Union[float, Dict[str, float]]] = None  # the user's, as given (None: not given)
     rtol: Optional[Union[float, Dict[str, float]]] = None
     tolerance: Optional[str] = None  # "user", or "default fp32" / "default fp32-gpu" / "default fp16"
+    # reduced precision: "default int8 budget" / "user int8 budget" / "task metric mod:fn"
+    task_metric: Optional[Dict[str, Any]] = None  # {"function", "score", "passed"} when a task metric decided
     warnings: List[str] = field(default_factory=list)  # e.g. outputs the samples do not exercise
     duration_s: float = 0.0
 
@@ -62,6 +69,12 @@ class CorrectnessResult:
         None), else failed with `failure` as the reason. Every judge (the tolerances of
         steps/correctness, a precision's own accuracy budget) makes its verdict here."""
         return cls(status=StepStatus.FAILED if failure else StepStatus.OK, reason=failure, **fields)
+
+    def fail(self, failure: str) -> None:
+        """A judge that decides after the element-wise comparison (a precision's accuracy budget, the
+        user's task metric) fails a result that comparison passed; an earlier failure stays the reason."""
+        if self.status == StepStatus.OK:
+            self.status, self.reason = StepStatus.FAILED, failure
 
     @property
     def passed(self) -> bool:

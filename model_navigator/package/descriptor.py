@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from model_navigator.core.enums import (
+    REDUCED_PRECISIONS,
     Format,
     JitType,
     RuntimeProvider,
@@ -89,6 +90,9 @@ class PackageDescriptor:
             if any(path.selectors.get(name) != value for name, value in wanted.items()):
                 continue
             found.append(path)
+        full = [p for p in found if p.precision not in REDUCED_PRECISIONS]
+        if prec is None and full:  # without a precision, format="onnx" means the fp32 ONNX, not its int8 children
+            return full
         return found
 
     def get_path(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
@@ -205,22 +209,27 @@ class PackageDescriptor:
 
     # Runtime selection -------------------------------------------------------------------------
     def get_best(self, strategy: Any = None, latency_budget_ms: Optional[float] = None,
-                 batch_size: Optional[int] = None, latency_percentile: Optional[int] = None) -> Any:
+                 batch_size: Optional[int] = None, latency_percentile: Optional[int] = None,
+                 max_precision_loss: Optional[float] = float("inf")) -> Any:
         """The path and runtime to deploy (a model_navigator.selection.Selection) by `strategy`:
         'min-latency' (default), 'max-throughput' or 'max-throughput-within-latency' (with
         `latency_budget_ms`, the default when a budget is given). Only paths that passed correctness
         qualify, and only verified ones when any is verified; `.rejected` says why the others lost.
+        A reduced-precision (int8, bf16) path wins only when it passed its budget and is faster;
+        `max_precision_loss` caps its relative L2 error (None: full precision only).
         Raises NoRuntimeQualifiesError when none qualifies."""
         from model_navigator.selection import select_runtime
 
-        return select_runtime(self.status, strategy, latency_budget_ms, batch_size, latency_percentile)
+        return select_runtime(self.status, strategy, latency_budget_ms, batch_size, latency_percentile,
+                              max_precision_loss)
 
     def get_best_runner(self, strategy: Any = None, latency_budget_ms: Optional[float] = None,
-                        batch_size: Optional[int] = None, latency_percentile: Optional[int] = None) -> NavigatorRunner:
+                        batch_size: Optional[int] = None, latency_percentile: Optional[int] = None,
+                        max_precision_loss: Optional[float] = float("inf")) -> NavigatorRunner:
         """The runner (inactive; use it as a context manager) of get_best(...)'s path and runtime."""
         from model_navigator.runners.registry import make_runner
 
-        best = self.get_best(strategy, latency_budget_ms, batch_size, latency_percentile)
+        best = self.get_best(strategy, latency_budget_ms, batch_size, latency_percentile, max_precision_loss)
         return make_runner(self._workdir, self.status, self.status.paths[best.path], best.runtime, self.source_model)
 
     def save(self, path: Union[str, Path], keep_workdir: bool = True, override: bool = False,

@@ -16,7 +16,8 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
     """One row per path and runtime (one per path when it has no runtime results)."""
     rows = []
     for key, path in status.paths.items():
-        base = {"path": key, "format": path.format.value, "status": path.status.value, "reason": path.reason}
+        base = {"path": key, "format": path.format.value, "status": path.status.value, "reason": path.reason,
+                "precision": path.precision.value if path.precision else None}
         if not path.runtimes:
             rows.append({**base, "runtime": None, "outcome": path.outcome(), "correctness": None, "errors": {},
                          "performance": [], "verified": False, "warnings": list(path.warnings)})
@@ -31,6 +32,9 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
                 "correctness": "reference" if path.is_reference(runtime) else (corr.status.value if corr else None),
                 "correctness_reason": corr.reason if corr else None,
                 "errors": {n: [e.max_abs_error, e.max_rel_error] for n, e in (corr.per_output if corr else {}).items()},
+                # reduced precision: the whole-output measures its budget judged (core/budget.py)
+                "measures": {n: {"rel_l2": e.rel_l2, "cosine": e.cosine, "top1": e.top1}
+                             for n, e in (corr.per_output if corr else {}).items() if e.rel_l2 is not None},
                 "performance": [
                     {"batch_size": r.batch_size, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "throughput": r.throughput,
                      "stable": r.stable}
@@ -70,13 +74,17 @@ def _gpu_only(status: NavigatorStatus, key: str) -> bool:
 
 def tolerances_text(labels: List[str]) -> str:
     """The tolerances used, in one line: "the default fp32 tolerance (atol=0.0001, rtol=0.001), user's"."""
+    from model_navigator.core.budget import describe_budget
     from model_navigator.core.tolerance import DEFAULT_TOLERANCES, describe
 
     parts = []
     for label in labels:
         name = label.partition("default ")[2]
-        parts.append(f"the default {name} tolerance ({describe(DEFAULT_TOLERANCES[name])})"
-                     if name in DEFAULT_TOLERANCES else "your atol/rtol")
+        if label.endswith(" budget") or label.startswith("task metric"):
+            parts.append(describe_budget(label))
+        else:
+            parts.append(f"the default {name} tolerance ({describe(DEFAULT_TOLERANCES[name])})"
+                         if name in DEFAULT_TOLERANCES else "your atol/rtol")
     return ", ".join(parts)
 
 
@@ -150,16 +158,27 @@ def _row_cells(row: Dict[str, Any], best: Any) -> Tuple[str, ...]:
     """The seven cells of a table row; the path of `best` (when given) gets a star."""
     from rich.markup import escape
 
-    errors = "\n".join(f"{n}: {a:.2e} / {r:.2e}" for n, (a, r) in row["errors"].items())
+    errors = "\n".join(f"{n}: {a:.2e} / {r:.2e}" + _measures_text(row.get("measures", {}).get(n))
+                       for n, (a, r) in row["errors"].items())
     if row.get("correctness") == "reference":
         errors = "reference"
     perf = row["performance"]
     p50 = "\n".join(f"{p['p50_ms']:.3f} ({p['batch_size']}){'' if p['stable'] else ' ~'}" for p in perf)
     thr = "\n".join(f"{p['throughput']:.0f}" for p in perf)
     runtime = (row["runtime"] or "-").replace("ExecutionProvider", "")
+    runtime += f" {row['precision']}" if row.get("precision") in ("int8", "bf16") else ""
     star = best is not None and row["path"] == best.path and row["runtime"] == best.runtime.value
     return (escape(row["path"]) + (" [bold yellow]★[/]" if star else ""), runtime, _status_cell(row),
             escape(errors) or "-", p50 or "-", thr or "-", "yes" if row["verified"] else "")
+
+
+def _measures_text(measures: Optional[Dict[str, Any]]) -> str:
+    """A reduced-precision output's whole-output measures: " (rel L2 0.52%, cos 0.99998, top1 100%)"."""
+    if not measures:
+        return ""
+    parts = [f"rel L2 {measures['rel_l2']:.2%}", f"cos {measures['cosine']:.5f}"]
+    parts += [f"top1 {measures['top1']:.0%}"] if measures.get("top1") is not None else []
+    return f" ({', '.join(parts)})"
 
 
 def _print_skipped(out: Any, status: NavigatorStatus, skipped: List[Tuple[str, Optional[str]]]) -> None:
@@ -189,7 +208,8 @@ def _print_notes(out: Any, status: NavigatorStatus, best: Any) -> None:
     tolerances = sorted({row["tolerance"] for row in status_rows(status) if row.get("tolerance")})
     if tolerances:
         out.print(f"[dim]Correctness judged by {escape(tolerances_text(tolerances))}; an element fails when it "
-                  f"exceeds both its atol and rtol[/]")
+                  f"exceeds both its atol and rtol" + ("; a budget judges each whole output" if any(
+                      t.endswith(" budget") for t in tolerances) else "") + "[/]")
     if any(not p["stable"] for row in status_rows(status) for p in row["performance"]):
         out.print("[dim]~ unstable measurement: the last windows differed more than stability_percentage[/]")
     if best is not None:

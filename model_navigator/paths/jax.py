@@ -21,6 +21,7 @@ from typing import Tuple
 
 from model_navigator.core.enums import Format, RuntimeProvider, TensorRTPrecision
 from model_navigator.paths.base import PathSpec
+from model_navigator.paths.cpu_precision import reduced_precision_paths
 from model_navigator.paths.gpu import tensorrt_plan_path, tf_trt_path
 
 # (enable_xla, jit_compile), in the order the paths run.
@@ -47,6 +48,7 @@ def jax_paths() -> Tuple[PathSpec, ...]:
                       requires_modules=("jax", "jax2onnx", "onnx"), extra="jax")]
     paths += [tensorrt_plan_path(precision, parent=DIRECT_ONNX, key=f"trt-{precision.value}-jax2onnx")
               for precision in _PRECISIONS]
+    paths += reduced_precision_paths(parent=DIRECT_ONNX, suffix="-jax2onnx")
     for enable_xla, jit_compile in VARIANTS:
         selectors = (("enable_xla", enable_xla), ("jit_compile", jit_compile))
         savedmodel = path_key("tf-savedmodel", enable_xla, jit_compile)

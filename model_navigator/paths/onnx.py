@@ -7,6 +7,7 @@ from typing import Tuple
 
 from model_navigator.core.enums import Format, RuntimeProvider, TensorRTPrecision
 from model_navigator.paths.base import PathSpec
+from model_navigator.paths.cpu_precision import reduced_precision_paths
 from model_navigator.paths.gpu import tensorrt_plan_path
 
 
@@ -18,4 +19,5 @@ def onnx_paths() -> Tuple[PathSpec, ...]:
                  gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT)),
         tensorrt_plan_path(TensorRTPrecision.FP32),
         tensorrt_plan_path(TensorRTPrecision.FP16),
+        *reduced_precision_paths(),
     )

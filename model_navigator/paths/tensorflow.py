@@ -7,6 +7,7 @@ from typing import Tuple
 
 from model_navigator.core.enums import Format, RuntimeProvider, TensorRTPrecision
 from model_navigator.paths.base import PathSpec
+from model_navigator.paths.cpu_precision import reduced_precision_paths
 from model_navigator.paths.gpu import tensorrt_plan_path, tf_trt_path
 
 
@@ -25,4 +26,5 @@ def tensorflow_paths() -> Tuple[PathSpec, ...]:
     precisions = (TensorRTPrecision.FP32, TensorRTPrecision.FP16)
     paths += [tf_trt_path(precision, parent="tf-savedmodel", extra="tensorflow") for precision in precisions]
     paths += [tensorrt_plan_path(precision) for precision in precisions]
+    paths += reduced_precision_paths()
     return tuple(paths)

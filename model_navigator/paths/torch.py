@@ -11,6 +11,7 @@ from model_navigator.core.enums import (
     TensorRTPrecision,
 )
 from model_navigator.paths.base import PathSpec
+from model_navigator.paths.cpu_precision import reduced_precision_paths
 from model_navigator.paths.gpu import tensorrt_plan_path
 
 _CUDA = (RuntimeProvider.CUDA,)
@@ -30,6 +31,7 @@ def torch_paths() -> Tuple[PathSpec, ...]:
                  gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT)),
     ]
     paths += [tensorrt_plan_path(precision) for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16)]
+    paths += reduced_precision_paths()
     for jit_type in (JitType.SCRIPT, JitType.TRACE):
         for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):
             paths.append(

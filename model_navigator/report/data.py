@@ -51,6 +51,7 @@ class Pick:
     series: Series
     result: ProfilingResult
     speedup: Optional[float] = None  # against the source model at the same batch size
+    precision_note: Optional[str] = None  # a reduced-precision pick: its gain over fp32 and its cost
 
 
 @dataclass
@@ -67,6 +68,7 @@ class CorrectnessRow:
     sample_count: int
     reason: Optional[str]
     tolerance: Optional[str] = None  # "user", "default fp32", ... (None: a package from before defaults)
+    measures: Optional[str] = None  # reduced precision: its whole-output measures and budget, in words
 
 
 @dataclass
@@ -168,8 +170,21 @@ def _correctness_rows(status: NavigatorStatus) -> List[CorrectnessRow]:
                                            **common))
             for name, error in corr.per_output.items():  # the tolerance that judged this output
                 rows.append(CorrectnessRow(key, runtime.value, name, corr.status.value, error.max_abs_error,
-                                           error.max_rel_error, error.atol, error.rtol, **common))
+                                           error.max_rel_error, error.atol, error.rtol, **common,
+                                           measures=_measures(error)))
     return rows
+
+
+def _measures(error: Any) -> Optional[str]:
+    """A reduced-precision output's measures against its budget: "rel L2 2.71%, cosine 0.99963 (rel_l2 <= 0.05, ...)"."""
+    if error.rel_l2 is None:
+        return None
+    from model_navigator.core.budget import AT_LEAST
+
+    text = f"rel L2 {error.rel_l2:.2%}, cosine {error.cosine:.5f}" + (
+        f", top1 {error.top1:.0%}" if error.top1 is not None else "")
+    limits = ", ".join(f"{k} {'>=' if k in AT_LEAST else '<='} {v:g}" for k, v in (error.budget or {}).items())
+    return text + (f" within {limits}" if limits else "")
 
 
 def _pick(status: NavigatorStatus, series: List[Series], strategy: str) -> Tuple[Optional[Pick], List[str], str]:
@@ -193,7 +208,7 @@ def _pick(status: NavigatorStatus, series: List[Series], strategy: str) -> Tuple
         reference = source.at(chosen.batch_size)
         speedup = chosen.throughput / reference.throughput if reference is not None and reference.throughput > 0 \
             else None
-    return Pick(found, chosen.figures, speedup), [str(r) for r in chosen.rejected], ""
+    return Pick(found, chosen.figures, speedup, chosen.precision_note), [str(r) for r in chosen.rejected], ""
 
 
 def build_report_data(source: Union[NavigatorStatus, Any, str, Path]) -> ReportData:
@@ -290,7 +305,10 @@ def fmt_error(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2e}"
 
 
-def fmt_tolerance(atol: Optional[float], rtol: Optional[float], source: Optional[str] = None) -> str:
+def fmt_tolerance(atol: Optional[float], rtol: Optional[float], source: Optional[str] = None,
+                  measures: Optional[str] = None) -> str:
+    if measures:  # a reduced-precision result: judged by its budget (or task metric), not atol/rtol
+        return f"{measures} ({source})" if source else measures
     if atol is None and rtol is None:
         return "not set (measured only)"
     parts = ([f"atol {atol:g}"] if atol is not None else []) + ([f"rtol {rtol:g}"] if rtol is not None else [])
@@ -326,14 +344,18 @@ def pick_sentences(data: ReportData) -> List[Tuple[str, str]]:
         against = f", {fmt_speedup(pick.speedup)} faster than the source model" if pick.speedup else ""
         out.append(("Lowest latency", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
                     f"{fmt_ms(pick.result.p50_ms)} ms p50 at batch size {pick.result.batch_size}{against}"
-                    f"{_caveats(pick.result)}."))
+                    f"{_caveats(pick.result)}{_precision(pick)}."))
     pick = data.throughput_pick
     if pick is not None:
         against = f", {fmt_speedup(pick.speedup)} the source model's at that batch size" if pick.speedup else ""
         out.append(("Highest throughput", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
                     f"{fmt_throughput(pick.result.throughput)} samples/s ({THROUGHPUT_DEFINITION}) at batch size "
-                    f"{pick.result.batch_size}{against}{_caveats(pick.result)}."))
+                    f"{pick.result.batch_size}{against}{_caveats(pick.result)}{_precision(pick)}."))
     return out
+
+
+def _precision(pick: Pick) -> str:
+    return f"; {pick.precision_note}" if pick.precision_note else ""
 
 
 def _caveats(result: ProfilingResult) -> str:

@@ -198,7 +198,7 @@ def _correctness_section(data: ReportData) -> str:
     rows = []
     for c in data.correctness:
         rows.append([_e(c.path), _e(runtime_label(c.runtime)), _e(c.output or "-"), _status_cell(c.status, c.reason),
-                     fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), _e(fmt_tolerance(c.atol, c.rtol, c.tolerance)),
+                     fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), _e(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
                      _e(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)])
     return _table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance", "Batch sizes",
                    "Samples"], rows, numeric=(4, 5, 8)) + (

@@ -166,7 +166,7 @@ def _correctness_section(data: ReportData) -> List[str]:
         return out + ["No exported path was checked.", ""]
     rows = [[md(c.path), md(runtime_label(c.runtime)), md(c.output or "-"),
              md(c.status) if c.status == "ok" or not c.reason else f"**{md(c.status)}**: {md(c.reason[:400])}",
-             fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), md(fmt_tolerance(c.atol, c.rtol, c.tolerance)),
+             fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), md(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
              md(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)]
             for c in data.correctness]
     return out + [_table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance",

@@ -59,6 +59,7 @@ class OpenVINORunner(NavigatorRunner):
         self.ov_device = device
         self.config = dict(DEFAULT_CONFIG if config is None else config)
         self._compiled: Any = None
+        self.precision_warning: Optional[str] = None  # the precision asked for and not compiled
         self._request: Any = None
 
     def _load(self) -> None:
@@ -66,9 +67,23 @@ class OpenVINORunner(NavigatorRunner):
         core = openvino.Core()
         model = core.read_model(str(self.model_path))
         self._compiled = core.compile_model(model, self.ov_device, self.config)
+        self.precision_warning = self._precision_warning()
         self._request = self._compiled.create_infer_request()
         self._inputs = [self._port_name(port, [m.name for m in self.input_metadata]) for port in self._compiled.inputs]
         self._outputs = self._match_outputs()
+
+    def _precision_warning(self) -> Optional[str]:
+        """Say so when OpenVINO compiled another precision than the hint asked for (it silently runs
+        bf16 at f32 on a CPU without bf16)."""
+        wanted = str(self.config.get("INFERENCE_PRECISION_HINT", "")).lower()
+        try:
+            value = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        except Exception:
+            return None
+        compiled = (value.to_string() if hasattr(value, "to_string") else str(value)).lower()  # an openvino Type
+        if wanted and wanted != compiled:
+            return f"OpenVINO compiled the model at {compiled} inference precision, not the {wanted} asked for"
+        return None
 
     @staticmethod
     def _port_name(port: Any, wanted: Sequence[str]) -> str:
@@ -106,4 +121,6 @@ class OpenVINORunner(NavigatorRunner):
 
 def openvino_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
     """The factory named by the ONNX format's declaration for the OpenVINO runtime (core/formats.py)."""
-    return OpenVINORunner(model_path, a.inputs, a.outputs, name=a.name)
+    hint = (a.reported or {}).get("inference_precision_hint")  # the bf16 path's (paths/cpu_precision.py)
+    config = {**DEFAULT_CONFIG, "INFERENCE_PRECISION_HINT": str(hint)} if hint else None
+    return OpenVINORunner(model_path, a.inputs, a.outputs, config=config, name=a.name)

@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from model_navigator.core.batching import default_check_batch_sizes
-from model_navigator.core.enums import Framework, RuntimeProvider
+from model_navigator.core.budget import judge
+from model_navigator.core.enums import REDUCED_PRECISIONS, Framework, RuntimeProvider
 from model_navigator.core.samples import build_batch, load_sample_dir
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, OutputError, PathStatus
 from model_navigator.core.tolerance import (
@@ -123,11 +124,13 @@ def check_correctness(
     items: Optional[List[Any]] = None,
     export_batch: Optional[int] = None,
     batch_hint: str = DEFAULT_BATCH_HINT,
+    collected: Optional[List[Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]]] = None,
 ) -> CorrectnessResult:
     """Compare the runner with the reference outputs, judging each output by its tolerance; the
     runner must be active. `export_batch`: the batch size the exports were traced with (a path
     failing at batch 1 is tried there, to tell a specialised export from a broken one); `batch_hint`:
-    what to do about a specialised one (both from export_batch_of)."""
+    what to do about a specialised one (both from export_batch_of). `collected` gets the (reference,
+    actual) outputs at batch size 1."""
     errors: Dict[str, Tuple[float, float]] = {}
     failure: Optional[str] = None
     checked: List[int] = []
@@ -141,6 +144,8 @@ def check_correctness(
             try:
                 actual = runner.infer(sample, check_inputs=False)
                 reason = compare_outputs(expected, actual, output_names, errors, tolerances, context)
+                if collected is not None and batch == 1:
+                    collected.append((expected, dict(actual)))
             except Exception as e:
                 if batch_dim is None:
                     raise
@@ -167,6 +172,26 @@ def check_correctness(
         sample_count=len(inputs),
         warnings=constant_output_warnings(outputs, output_names),
     )
+
+
+def apply_budget(result: CorrectnessResult, path: PathStatus, status: NavigatorStatus, pairs: List[Any]) -> None:
+    """Judge a reduced-precision result by its accuracy budget or the user's task metric
+    (core/budget.judge) and record every measure per output."""
+    assert path.precision is not None
+    config = status.config
+    verdict = judge(path.precision.value, pairs, [m.name for m in status.outputs], config.batch_dim,
+                    config.accuracy_budget, config.task_metric)
+    for name, measures in verdict.measures.items():
+        error = result.per_output.get(name)
+        if error is not None:
+            error.rel_l2, error.cosine, error.top1 = measures["rel_l2"], measures["cosine"], measures.get("top1")
+            error.atol = error.rtol = None
+            error.budget = verdict.limits.get(name) or None
+    result.atol = result.rtol = None
+    result.task_metric = verdict.metric
+    result.tolerance = verdict.decided_by
+    if verdict.failure:
+        result.fail(verdict.failure)
 
 
 def _sample_name(index: int, items: Optional[List[Any]], batch_dim: Optional[int]) -> str:
@@ -197,13 +222,19 @@ def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Wor
     batch_sizes = batch_sizes if batch_sizes is not None else default_check_batch_sizes(status)
     output_names = [m.name for m in status.outputs]
     default_name, tolerances = output_tolerances(path, runtime, output_names, atol, rtol)
+    reduced = path.precision in REDUCED_PRECISIONS  # judged by its accuracy budget, not element-wise
+    pairs: Optional[List[Any]] = [] if reduced else None
     with runner:
         export_batch, batch_hint = export_batch_of(status.config.framework)
         result = check_correctness(runner, inputs, outputs, output_names, status.config.batch_dim,
-                                   batch_sizes, tolerances, items=(status.dataloader or {}).get("correctness_items"),
-                                   export_batch=export_batch, batch_hint=batch_hint)
+                                   batch_sizes, {} if reduced else tolerances,
+                                   items=(status.dataloader or {}).get("correctness_items"),
+                                   export_batch=export_batch, batch_hint=batch_hint, collected=pairs)
+        result.warnings += [w for w in [getattr(runner, "precision_warning", None)] if w]
     result.atol, result.rtol = atol, rtol
     result.tolerance = "user" if atol is not None or rtol is not None else f"default {default_name}"
+    if reduced and pairs is not None:
+        apply_budget(result, path, status, pairs)
     result.duration_s = time.perf_counter() - start
     return result
 

@@ -15,7 +15,7 @@ from model_navigator.core.config import ExportConfig
 from model_navigator.core.enums import Format, StepStatus
 from model_navigator.core.environment import environment_info, git_info
 from model_navigator.core.logging import LOGGER, Progress, debug_console, log_to_file
-from model_navigator.core.samples import SampleSet, save_sample
+from model_navigator.core.samples import CALIBRATION_SET, SampleSet, save_sample
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus
 from model_navigator.core.tensor import TensorMetadata
 from model_navigator.core.workspace import OUTPUT_DIR, SAMPLE_SETS, Workspace
@@ -62,6 +62,12 @@ def save_samples(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int,
             if with_outputs:
                 save_sample(workspace.output_dir(name) / f"{i}.npz", outputs[index])
             files[name].append(f"{i}.npz")
+    calibration = sample_set.selected.get(CALIBRATION_SET)
+    if calibration is not None:  # inputs only: static int8 calibrates on them (converters/onnx_precision.py)
+        files[CALIBRATION_SET] = []
+        for i, index in enumerate(calibration):
+            save_sample(workspace.input_dir(CALIBRATION_SET) / f"{i}.npz", sample_set.samples[index])
+            files[CALIBRATION_SET].append(f"{i}.npz")
     if not with_outputs:
         (workspace.root / OUTPUT_DIR).mkdir(exist_ok=True)
     return files

@@ -78,5 +78,7 @@ def source_runtimes(config: ExportConfig, source_format: Format) -> List[Runtime
 
 
 def correctness_summary(result: CorrectnessResult) -> str:
-    errs = "; ".join(f"{n}: abs {e.max_abs_error:.2e} rel {e.max_rel_error:.2e}" for n, e in result.per_output.items())
+    errs = "; ".join(f"{n}: abs {e.max_abs_error:.2e} rel {e.max_rel_error:.2e}"
+                     + (f" rel L2 {e.rel_l2:.2%} cos {e.cosine:.5f}" if e.rel_l2 is not None else "")
+                     for n, e in result.per_output.items())
     return f"max error {errs}" if errs else "ok"

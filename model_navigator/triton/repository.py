@@ -155,10 +155,19 @@ def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: Runtime
         dynamic_batching=mbs > 1,
         preferred_batch_sizes=preferred,
         max_queue_delay_us=max_queue_delay_us,
-        parameters=dict(backend.parameters),
+        parameters=backend_parameters(backend, path, runtime),
         gpu_execution_accelerators=list(backend.gpu_execution_accelerators),
     )
     return config, renamed, backend
+
+
+def backend_parameters(backend: Backend, path: PathStatus, runtime: RuntimeProvider) -> Dict[str, str]:
+    """The backend's parameters; OpenVINO also gets the inference precision the path was checked at
+    (f32 for fp32 paths, as the runner pins it; bf16 for the bf16 path)."""
+    parameters = dict(backend.parameters)
+    if runtime == RuntimeProvider.OPENVINO:
+        parameters["INFERENCE_PRECISION_HINT"] = str(path.reported.get("inference_precision_hint", "f32"))
+    return parameters
 
 
 def workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
