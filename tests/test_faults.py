@@ -882,6 +882,41 @@ def test_report_and_triton_from_a_workspace_take_its_lock(tmp_path, capsys):
     assert main(["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]) == 0
 
 
+def test_every_command_that_writes_a_workspace_takes_its_one_lock(tmp_path, capsys):
+    """Each command that writes a workspace (export of a model file, load, profile, convert, report and
+    triton from it), given the workspace through a symlink while another process holds it by its real
+    name, is refused naming the holder (exit 2) and changes nothing there."""
+    import shutil
+
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "real" / "w", retest_conversions=False, verbose=False)
+    onnx_file = tmp_path / "model.onnx"
+    shutil.copy(desc.workdir / "onnx" / "model.onnx", onnx_file)
+    linked = tmp_path / "alias"  # another name of the workdir itself (its lock would be .alias.lock by name)
+    linked.symlink_to(desc.workdir)
+    before = {p: p.read_bytes() for p in desc.workdir.rglob("*") if p.is_file()}
+    commands = [["profile", str(linked)], ["convert", "--config", str(linked / "onnx" / "config.yaml"),
+                                           "--correctness-only"],
+                ["report", str(linked), "-o", str(tmp_path / "report")],
+                ["triton", str(linked), "-o", str(tmp_path / "repo"), "--path", "onnx"],
+                ["export", str(onnx_file), "--workdir", str(linked), "--override-workdir", "--no-profiling"]]
+    holder = _hold_lock(desc.workdir)
+    try:
+        for argv in commands:
+            assert main(argv) == 2, argv
+            assert f"is in use by process {holder.pid} " in capsys.readouterr().err, argv
+        with pytest.raises(nav.UserInputError, match=f"is in use by process {holder.pid} "):
+            nav.load(FIXTURE_PACKAGE, workdir=linked, override_workdir=True, retest_conversions=False, verbose=False)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert {p: p.read_bytes() for p in desc.workdir.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "report").exists() and not (tmp_path / "repo").exists()
+    assert main(["convert", "--config", str(linked / "onnx" / "config.yaml"), "--correctness-only"]) == 0  # free
+
+
 def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_path, tmpfs):
     """Writing status.yaml onto a full disk: an error naming the file and the space (not a raw
     OSError), the previous status.yaml intact and no temporary left beside it."""
@@ -893,7 +928,8 @@ def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_
     before = (desc.workdir / "status.yaml").read_bytes()
     _fill(disk)
     desc.status.environment["note"] = "x" * 200_000  # does not fit
-    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {re.escape(repr(str(desc.workdir / 'status.yaml')))}"
+    status_file = re.escape(repr(str(desc.workdir / "status.yaml")))
+    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {status_file}"
                                                       rf": no space left on its disk \(0.0 MB free, 0.\d+ MB needed\)"):
         desc.save_status()
     assert (desc.workdir / "status.yaml").read_bytes() == before
