@@ -543,14 +543,16 @@ def _bad_copies(tmp_path: Path, good: Path, name: str, status_text: str) -> tupl
 
 def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsys):
     """A status.yaml whose number is a string, whose `paths` is a list, or that nests 40 or 5000
-    levels deep: nav.load, inspect and report of the package and of a workspace all refuse it with a
-    PackageError naming the field (exit 2), never a raw ValueError / AttributeError / RecursionError."""
+    levels deep: nav.load, inspect, report, triton, profile and serve's plan, of the package and of a
+    workspace, all refuse it with a PackageError naming the field (exit 2), never a raw ValueError /
+    AttributeError / RecursionError, and write nothing."""
     import copy
 
     import yaml
 
     import model_navigator as nav
     from model_navigator.cli.main import main
+    from model_navigator.serving.plan import plan_serving
 
     good, data = _loaded_status(tmp_path)
     as_string = copy.deepcopy(data)
@@ -577,12 +579,22 @@ def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsy
         assert expected in str(e.value), (name, str(e.value))
         assert not (tmp_path / f"{name}_loaded").exists()
         readers = [["inspect", str(package)], ["inspect", str(workspace)]]
-        if name in ("string", "list"):  # the crashes seen (report renders plots: seconds each)
-            readers.append(["report", str(workspace), "-o", str(tmp_path / f"{name}_report")])
+        if name in ("string", "list"):  # the crashes seen (report renders plots: seconds each), and every
+            for target in (package, workspace):  # other reader of a package or a workspace
+                readers += [["report", str(target), "-o", str(tmp_path / f"{name}_report")],
+                            ["triton", str(target), "-o", str(tmp_path / f"{name}_repo")]]
+            readers += [["profile", str(package), "--workdir", str(tmp_path / f"{name}_profiled")],
+                        ["profile", str(workspace)]]
+            for target in (package, workspace):  # what `serve` reads before its server starts
+                with pytest.raises(nav.PackageError) as e:
+                    plan_serving(target, [])
+                assert expected in str(e.value), (name, target, str(e.value))
         for argv in readers:
             assert main(argv) == 2, (name, argv)
             err = capsys.readouterr().err
             assert expected in err and "Traceback" not in err, (name, argv, err)
+        for written in ("report", "repo", "profiled"):
+            assert not (tmp_path / f"{name}_{written}").exists(), (name, written)
 
 
 def _fill(disk: Path) -> None:
