@@ -174,14 +174,15 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
 
 
 @pytest.mark.slow
-def test_retest_on_two_kinds_compared_side_by_side(tmp_path, worker_path):
+def test_retest_on_two_kinds_compared_side_by_side(tmp_path, worker_path, capsys):
     pytest.importorskip("torch")
     first = nav.batch.run([_job("torch", export={"target_formats": ["onnx"]})], tmp_path / "a", verbose=False)
     assert first.ok
     package = tmp_path / "a" / "jobs" / "torch" / "torch.nav"
     retest = {"name": "retest", "package": str(package), "retest": {"profiler_config": LIGHT_PROFILER},
               "resources": [{"cpus": 1, "label": "small"}, {"cpus": 2, "label": "big"}]}
-    result = nav.batch.run([retest], tmp_path / "b", verbose=False)
+    capsys.readouterr()
+    result = nav.batch.run([retest], tmp_path / "b")
     assert [r["run_id"] for r in result.jobs] == ["retest@small", "retest@big"]
     assert result.ok
     side = json.loads(result.summary_file.read_text())["comparisons"]["retest"]
@@ -189,6 +190,19 @@ def test_retest_on_two_kinds_compared_side_by_side(tmp_path, worker_path):
     for entry in side:
         assert entry["status"] == "ok" and "onnx on CPUExecutionProvider" in entry["correct"]
         assert entry["best"]["p50_ms"] > 0 and entry["best"]["throughput"] > 0
+        onnx = entry["paths"]["onnx on CPUExecutionProvider"]  # every path per kind, not only the best
+        assert onnx["correctness"] == "ok" and onnx["batch_size"] == 1 and onnx["p50_ms"] > 0
+        assert [k for k, v in entry["paths"].items() if v["correctness"] == "source"] == \
+            ["torch on CPUExecutionProvider"]  # the source model, the reference of the checks
+    # the terminal and index.html show the kinds side by side: a row per path, a column per kind
+    out = capsys.readouterr().out
+    assert "retest: side by side" in out
+    row = next(line for line in out.splitlines() if "onnx on CPUExecutionProvider" in line and "p50" in line)
+    assert row.count("ok, p50 ") == 2, out
+    index = result.index_file.read_text()
+    assert "<h2>retest: side by side</h2><table><tr><th>path and runtime</th><th>small</th><th>big</th></tr>" in index
+    onnx_ms = [f"{s['paths']['onnx on CPUExecutionProvider']['p50_ms']:.3f} ms" for s in side]
+    assert all(f"ok, p50 {ms}" in index for ms in onnx_ms), index
     assert package.is_file()  # the package re-tested is left as it was
 
 

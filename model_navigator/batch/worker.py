@@ -60,14 +60,16 @@ def _retest(spec: Dict[str, Any], job_dir: Path) -> Any:
 
 
 def _figures(status: Any) -> Dict[str, Any]:
-    """The paths and runtimes that passed correctness; the best (lowest p50), its p50 and throughput at the smallest batch, the source's, the speedup."""
+    """The paths and runtimes that passed correctness, each path's figures; the best (lowest p50), its p50
+    and throughput at the smallest batch, the source's, the speedup."""
     from model_navigator.core.formats import SOURCE_FORMATS
     from model_navigator.package.table import find_failures
     from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
 
     from model_navigator.core.enums import StepStatus
 
-    out: Dict[str, Any] = {"failures": find_failures(status), "correct": [], "best": None}
+    out: Dict[str, Any] = {"failures": find_failures(status), "correct": [], "best": None,
+                           "paths": _per_path(status)}
     for key, path in status.paths.items():
         for runtime, result in path.runtimes.items():
             if path.format not in SOURCE_FORMATS and result.correctness is not None \
@@ -93,6 +95,30 @@ def _figures(status: Any) -> Dict[str, Any]:
                 out["source_p50_ms"] = same[0].p50_ms
                 out["speedup"] = same[0].p50_ms / best.p50_ms if best.p50_ms > 0 else None
                 return out
+    return out
+
+
+def _per_path(status: Any) -> Dict[str, Dict[str, Any]]:
+    """Each path and runtime ("onnx on CPUExecutionProvider"): its correctness and its p50 and
+    throughput at its smallest profiled batch size (what the side-by-side comparison of kinds shows)."""
+    from model_navigator.core.formats import SOURCE_FORMATS
+
+    out: Dict[str, Dict[str, Any]] = {}
+    for key, path in status.paths.items():
+        for runtime, result in path.runtimes.items():
+            if path.format in SOURCE_FORMATS:
+                correctness = "source"  # the reference the others are checked against
+            elif result.correctness is not None:
+                correctness = result.correctness.status.value
+            else:
+                correctness = path.status.value  # e.g. the export failed: never checked
+            entry: Dict[str, Any] = {"correctness": correctness, "batch_size": None, "p50_ms": None,
+                                     "throughput": None}
+            perf = result.performance
+            if perf is not None and perf.results:
+                first = min(perf.results, key=lambda r: r.batch_size)
+                entry.update(batch_size=first.batch_size, p50_ms=first.p50_ms, throughput=first.throughput)
+            out[f"{key} on {runtime.value}"] = entry
     return out
 
 
