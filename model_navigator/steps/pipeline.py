@@ -3,6 +3,7 @@ correctness per runtime and profile it, recording every outcome in status.yaml a
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 import yaml
 
 from model_navigator.core.config import ExportConfig, ProfilerConfig
+from model_navigator.core.diskspace import mentions_no_space
 from model_navigator.core.environment import gpu_present
 from model_navigator.core.enums import RuntimeProvider, StepStatus
 from model_navigator.core.formats import SOURCE_FORMATS
@@ -188,8 +190,8 @@ class Pipeline:
             else:
                 path.status = StepStatus.FAILED
                 reason = result.reason
-                if "[Errno 28]" in (reason or ""):  # the worker's write ran out of space
-                    reason = self._failure_reason(spec, OSError(28, reason))
+                if mentions_no_space(reason or ""):  # the worker's write ran out of space
+                    reason = self._failure_reason(spec, OSError(errno.ENOSPC, reason))
                 path.reason = f"{reason} (reproduce: bash {self.workspace.relative(sh)})"
                 LOGGER.error("conversion of %s failed: %s\n%s", spec.key, result.reason, reply.traceback or "")
         path.duration_s = time.perf_counter() - start
