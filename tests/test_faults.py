@@ -1051,7 +1051,8 @@ def test_full_disk_for_the_tensorflow_and_jax_exporters(tmp_path, tmpfs):
         for key in keys:
             path = status.paths[key]
             assert path.status.value == "failed", (name, key, path.reason)
-            assert path.reason.startswith(f"not enough free space in {str(workdir / key)!r}: "), (name, key, path.reason)
+            where = f"not enough free space in {str(workdir / key)!r}: "
+            assert path.reason.startswith(where), (name, key, path.reason)
             needs = "the artifact needs about" if name.endswith("big") else "the artifact needs more than"
             assert needs in path.reason, (name, key, path.reason)
             if (workdir / key).exists():
