@@ -739,7 +739,7 @@ nav.load(sys.argv[1], workdir=sys.argv[2], retest_conversions=False, verbose=Fal
 
 def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
     """kill -9 of nav.load halfway through unpacking: status.yaml (written first) records the load
-    unfinished; inspect and report exit 1 naming it; profiling the workspace is refused; nav.load
+    unfinished; inspect and report exit 1 naming it; profile, triton and serve refuse the workspace; nav.load
     into it says why it exists, and with override_workdir loads it again, finished."""
     import model_navigator as nav
     from model_navigator.cli.main import main
@@ -765,9 +765,15 @@ def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
     assert expected in capsys.readouterr().err
     assert main(["report", str(workdir), "-o", str(tmp_path / "report")]) == 1
     assert expected in capsys.readouterr().err
+    incomplete = f"workspace {str(workdir)!r} is incomplete: the load that unpacked it (run {run.id}, pid {proc.pid} on"
     assert main(["profile", str(workdir)]) == 2
-    assert f"workspace {str(workdir)!r} is incomplete: the load that unpacked it (run {run.id}, pid {proc.pid} " \
-           f"on" in capsys.readouterr().err
+    assert incomplete in capsys.readouterr().err
+    assert main(["triton", str(workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]) == 2
+    assert incomplete in capsys.readouterr().err and not (tmp_path / "repo").exists()
+    from model_navigator.serving.plan import plan_serving
+
+    with pytest.raises(nav.PackageError, match="is incomplete: the load that unpacked it"):
+        plan_serving(workdir, [], path_key="onnx")  # what `serve` reads before its server starts
     from model_navigator.package.descriptor import PackageDescriptor
 
     with pytest.raises(nav.PackageError, match="is incomplete: the load that unpacked it"):
