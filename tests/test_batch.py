@@ -224,11 +224,17 @@ def test_timeout_kills_the_job_and_the_next_one_runs(tmp_path, worker_path, monk
     assert len(pids) == 2 and not any(_alive(p) for p in pids)
 
 
-def test_ctrl_c_cancels_running_and_queued_and_writes_the_summary(tmp_path):
+@pytest.mark.slow
+def test_ctrl_c_cancels_running_and_queued_keeps_finished_and_a_rerun_goes_on(tmp_path):
+    """Ctrl-C while the second of three jobs runs: the finished one keeps its package and record, the
+    running and the queued ones are cancelled (the running one's process gone); a rerun skips the
+    finished job and runs the other two."""
+    pytest.importorskip("torch")
     markers = tmp_path / "markers"
     markers.mkdir()
     jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(yaml.safe_dump([_job("slow", model="slow_torch_model"), _job("queued")]))
+    jobs.write_text(yaml.safe_dump([_job("first", export={"target_formats": ["onnx"]}),
+                                    _job("slow", model="slow_torch_model"), _job("queued", model="broken_model")]))
     env = repo_env(BATCH_TEST_MARKER_DIR=str(markers), BATCH_TEST_SLEEP_S="60")
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env["PYTHONPATH"]])
     proc = subprocess.Popen([sys.executable, "-m", "model_navigator.cli.main", "batch", str(jobs), "-o",
@@ -245,3 +251,14 @@ def test_ctrl_c_cancels_running_and_queued_and_writes_the_summary(tmp_path):
     assert "before it started" in records["queued"]["reason"] or "before it finished" in records["queued"]["reason"]
     pid = int(next(markers.glob("slow-*")).read_text())
     assert not _alive(pid)
+    assert records["first"]["status"] == "ok", records["first"]  # finished before Ctrl-C: left in place
+    package = tmp_path / "out" / "jobs" / "first" / records["first"]["package"]
+    assert package.is_file()
+    (markers / f"slow-{pid}").unlink()
+    env["BATCH_TEST_SLEEP_S"] = "0"
+    again = subprocess.run([sys.executable, "-m", "model_navigator.cli.main", "batch", str(jobs), "-o",
+                            str(tmp_path / "out")], env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert "1 done before" in again.stderr and "job first: started" not in again.stderr, again.stderr
+    rerun = {r["run_id"]: r for r in json.loads((tmp_path / "out" / "summary.json").read_text())["jobs"]}
+    assert rerun["first"].get("reused") and package.is_file()
+    assert rerun["slow"]["status"] == "ok" and rerun["queued"]["status"] == "failed"
