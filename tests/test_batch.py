@@ -127,7 +127,7 @@ def test_ray_without_a_cluster_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
+def test_five_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
     jobs = [
@@ -135,6 +135,8 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
         _job("tf", "tensorflow", "tf_model", "tf_data", export={"target_formats": ["tf-savedmodel"]}),
         _job("onnx", "onnx", "onnx_model", "onnx_data"),
         _job("broken", model="broken_model"),
+        _job("wrong", model="branchy_model", data="branchy_data",
+             export={"target_formats": ["onnx", "torchscript"], "jit_options": ["trace"]}),
     ]
     jobs_file = tmp_path / "jobs.yaml"
     jobs_file.write_text(yaml.safe_dump({"jobs": jobs}))
@@ -143,8 +145,12 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
     assert result.returncode == 1, result.stderr  # one job failed
     summary = json.loads((out / "summary.json").read_text())
     by_id = {r["run_id"]: r for r in summary["jobs"]}
-    assert [r["status"] for r in summary["jobs"]] == ["ok", "ok", "ok", "failed"]
+    assert [r["status"] for r in summary["jobs"]] == ["ok", "ok", "ok", "failed", "failed"]
     assert "this factory fails on purpose" in by_id["broken"]["reason"]
+    wrong = by_id["wrong"]  # every path exported and failed correctness: recorded with the reason, package kept
+    assert wrong["reason"].startswith("no exported path passed its correctness check: "), wrong["reason"]
+    assert "onnx" in wrong["reason"] and "torchscript-trace" in wrong["reason"] and wrong["correct"] == []
+    assert (out / "jobs" / "wrong" / wrong["package"]).is_file()
     for run_id, best in (("torch", {"onnx", "torchscript-script", "torchscript-trace"}), ("tf", {"tf-savedmodel"}),
                          ("onnx", {"onnx"})):
         record = by_id[run_id]
@@ -156,7 +162,7 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
         assert nav.load(job_dir / record["package"], workdir=tmp_path / f"{run_id}_check", retest_conversions=False,
                         verbose=False).status.model_name
     index = (out / "index.html").read_text()
-    for run_id in ("torch", "tf", "onnx", "broken"):
+    for run_id in ("torch", "tf", "onnx", "broken", "wrong"):
         assert f'href="jobs/{run_id}/job.log"' in index
     assert 'href="jobs/torch/report/report.html"' in index
     # progress lines on stderr, the table on stdout
@@ -166,7 +172,8 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
     again = _cli("batch", str(jobs_file), "-o", str(out), "--max-parallel", "2")
     rerun = {r["run_id"]: r for r in json.loads((out / "summary.json").read_text())["jobs"]}
     assert "3 done before" in again.stderr and "job torch: started" not in again.stderr
-    assert all(rerun[i].get("reused") for i in ("torch", "tf", "onnx")) and not rerun["broken"].get("reused")
+    assert all(rerun[i].get("reused") for i in ("torch", "tf", "onnx"))
+    assert not rerun["broken"].get("reused") and not rerun["wrong"].get("reused")
     jobs[0]["export"]["target_formats"] = ["onnx"]  # a changed job runs again
     jobs_file.write_text(yaml.safe_dump({"jobs": jobs}))
     changed = _cli("batch", str(jobs_file), "-o", str(out))
