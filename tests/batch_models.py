@@ -78,6 +78,23 @@ def onnx_data() -> List[Any]:
     return tf_data()
 
 
+def branchy_model() -> Any:
+    """Every export of it is wrong: tracing bakes in the branch its example takes (the first sample's)."""
+    import torch
+
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if bool(x.sum() > 100) else x
+
+    return Branchy().eval()
+
+
+def branchy_data() -> List[Any]:
+    import torch
+
+    return [torch.zeros(2, 8), torch.full((2, 8), 1000.0)]
+
+
 def broken_model() -> Any:
     raise RuntimeError("this factory fails on purpose")
 

@@ -2,9 +2,9 @@
 `python tests/batch_ray_scenario.py ROOT` writes ROOT/scenario.json (what the test checks).
 
 On a two-node cluster (kind_a: head, kind_b: second node): four jobs (torch, TensorFlow, ONNX, a
-factory that raises); the torch job's package re-tested on both kinds; Ctrl-C while a slow job runs and
-another waits; then a slow job on kind_b whose node's raylet is killed (-9) while it runs, beside a job on
-kind_a. Then everything is stopped.
+factory that raises), then the same jobs again (the three done are skipped); the torch job's package
+re-tested on both kinds; Ctrl-C while a slow job runs and another waits; then a slow job on kind_b
+whose node's raylet is killed (-9) while it runs, beside a job on kind_a. Then everything is stopped.
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ def main(root: Path) -> None:
         report["node_addresses"] = sorted({n["NodeManagerAddress"] for n in ray.nodes()})
         zoo = nav.batch.run(zoo_jobs(), root / "zoo", ray=cluster.address)
         report["zoo"] = zoo.jobs
+        started = time.time()  # the same jobs again: the three done are skipped, the failed one runs again
+        report["zoo_rerun"] = nav.batch.run(zoo_jobs(), root / "zoo", ray=cluster.address).jobs
+        report["zoo_rerun_wall_s"] = time.time() - started
         package = root / "zoo" / "jobs" / "torch" / "torch.nav"
         retest = [{"name": "retest", "package": str(package),
                    "retest": {"profiler_config": LIGHT},

@@ -127,7 +127,7 @@ def test_ray_without_a_cluster_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
+def test_five_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
     pytest.importorskip("torch")
     pytest.importorskip("tensorflow")
     jobs = [
@@ -135,6 +135,8 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
         _job("tf", "tensorflow", "tf_model", "tf_data", export={"target_formats": ["tf-savedmodel"]}),
         _job("onnx", "onnx", "onnx_model", "onnx_data"),
         _job("broken", model="broken_model"),
+        _job("wrong", model="branchy_model", data="branchy_data",
+             export={"target_formats": ["onnx", "torchscript"], "jit_options": ["trace"]}),
     ]
     jobs_file = tmp_path / "jobs.yaml"
     jobs_file.write_text(yaml.safe_dump({"jobs": jobs}))
@@ -143,8 +145,12 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
     assert result.returncode == 1, result.stderr  # one job failed
     summary = json.loads((out / "summary.json").read_text())
     by_id = {r["run_id"]: r for r in summary["jobs"]}
-    assert [r["status"] for r in summary["jobs"]] == ["ok", "ok", "ok", "failed"]
+    assert [r["status"] for r in summary["jobs"]] == ["ok", "ok", "ok", "failed", "failed"]
     assert "this factory fails on purpose" in by_id["broken"]["reason"]
+    wrong = by_id["wrong"]  # every path exported and failed correctness: recorded with the reason, package kept
+    assert wrong["reason"].startswith("no exported path passed its correctness check: "), wrong["reason"]
+    assert "onnx" in wrong["reason"] and "torchscript-trace" in wrong["reason"] and wrong["correct"] == []
+    assert (out / "jobs" / "wrong" / wrong["package"]).is_file()
     for run_id, best in (("torch", {"onnx", "torchscript-script", "torchscript-trace"}), ("tf", {"tf-savedmodel"}),
                          ("onnx", {"onnx"})):
         record = by_id[run_id]
@@ -156,7 +162,7 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
         assert nav.load(job_dir / record["package"], workdir=tmp_path / f"{run_id}_check", retest_conversions=False,
                         verbose=False).status.model_name
     index = (out / "index.html").read_text()
-    for run_id in ("torch", "tf", "onnx", "broken"):
+    for run_id in ("torch", "tf", "onnx", "broken", "wrong"):
         assert f'href="jobs/{run_id}/job.log"' in index
     assert 'href="jobs/torch/report/report.html"' in index
     # progress lines on stderr, the table on stdout
@@ -166,7 +172,8 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
     again = _cli("batch", str(jobs_file), "-o", str(out), "--max-parallel", "2")
     rerun = {r["run_id"]: r for r in json.loads((out / "summary.json").read_text())["jobs"]}
     assert "3 done before" in again.stderr and "job torch: started" not in again.stderr
-    assert all(rerun[i].get("reused") for i in ("torch", "tf", "onnx")) and not rerun["broken"].get("reused")
+    assert all(rerun[i].get("reused") for i in ("torch", "tf", "onnx"))
+    assert not rerun["broken"].get("reused") and not rerun["wrong"].get("reused")
     jobs[0]["export"]["target_formats"] = ["onnx"]  # a changed job runs again
     jobs_file.write_text(yaml.safe_dump({"jobs": jobs}))
     changed = _cli("batch", str(jobs_file), "-o", str(out))
@@ -174,14 +181,15 @@ def test_four_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
 
 
 @pytest.mark.slow
-def test_retest_on_two_kinds_compared_side_by_side(tmp_path, worker_path):
+def test_retest_on_two_kinds_compared_side_by_side(tmp_path, worker_path, capsys):
     pytest.importorskip("torch")
     first = nav.batch.run([_job("torch", export={"target_formats": ["onnx"]})], tmp_path / "a", verbose=False)
     assert first.ok
     package = tmp_path / "a" / "jobs" / "torch" / "torch.nav"
     retest = {"name": "retest", "package": str(package), "retest": {"profiler_config": LIGHT_PROFILER},
               "resources": [{"cpus": 1, "label": "small"}, {"cpus": 2, "label": "big"}]}
-    result = nav.batch.run([retest], tmp_path / "b", verbose=False)
+    capsys.readouterr()
+    result = nav.batch.run([retest], tmp_path / "b")
     assert [r["run_id"] for r in result.jobs] == ["retest@small", "retest@big"]
     assert result.ok
     side = json.loads(result.summary_file.read_text())["comparisons"]["retest"]
@@ -189,6 +197,19 @@ def test_retest_on_two_kinds_compared_side_by_side(tmp_path, worker_path):
     for entry in side:
         assert entry["status"] == "ok" and "onnx on CPUExecutionProvider" in entry["correct"]
         assert entry["best"]["p50_ms"] > 0 and entry["best"]["throughput"] > 0
+        onnx = entry["paths"]["onnx on CPUExecutionProvider"]  # every path per kind, not only the best
+        assert onnx["correctness"] == "ok" and onnx["batch_size"] == 1 and onnx["p50_ms"] > 0
+        assert [k for k, v in entry["paths"].items() if v["correctness"] == "source"] == \
+            ["torch on CPUExecutionProvider"]  # the source model, the reference of the checks
+    # the terminal and index.html show the kinds side by side: a row per path, a column per kind
+    out = capsys.readouterr().out
+    assert "retest: side by side" in out
+    row = next(line for line in out.splitlines() if "onnx on CPUExecutionProvider" in line and "p50" in line)
+    assert row.count("ok, p50 ") == 2, out
+    index = result.index_file.read_text()
+    assert "<h2>retest: side by side</h2><table><tr><th>path and runtime</th><th>small</th><th>big</th></tr>" in index
+    onnx_ms = [f"{s['paths']['onnx on CPUExecutionProvider']['p50_ms']:.3f} ms" for s in side]
+    assert all(f"ok, p50 {ms}" in index for ms in onnx_ms), index
     assert package.is_file()  # the package re-tested is left as it was
 
 
@@ -210,11 +231,17 @@ def test_timeout_kills_the_job_and_the_next_one_runs(tmp_path, worker_path, monk
     assert len(pids) == 2 and not any(_alive(p) for p in pids)
 
 
-def test_ctrl_c_cancels_running_and_queued_and_writes_the_summary(tmp_path):
+@pytest.mark.slow
+def test_ctrl_c_cancels_running_and_queued_keeps_finished_and_a_rerun_goes_on(tmp_path):
+    """Ctrl-C while the second of three jobs runs: the finished one keeps its package and record, the
+    running and the queued ones are cancelled (the running one's process gone); a rerun skips the
+    finished job and runs the other two."""
+    pytest.importorskip("torch")
     markers = tmp_path / "markers"
     markers.mkdir()
     jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(yaml.safe_dump([_job("slow", model="slow_torch_model"), _job("queued")]))
+    jobs.write_text(yaml.safe_dump([_job("first", export={"target_formats": ["onnx"]}),
+                                    _job("slow", model="slow_torch_model"), _job("queued", model="broken_model")]))
     env = repo_env(BATCH_TEST_MARKER_DIR=str(markers), BATCH_TEST_SLEEP_S="60")
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env["PYTHONPATH"]])
     proc = subprocess.Popen([sys.executable, "-m", "model_navigator.cli.main", "batch", str(jobs), "-o",
@@ -231,3 +258,14 @@ def test_ctrl_c_cancels_running_and_queued_and_writes_the_summary(tmp_path):
     assert "before it started" in records["queued"]["reason"] or "before it finished" in records["queued"]["reason"]
     pid = int(next(markers.glob("slow-*")).read_text())
     assert not _alive(pid)
+    assert records["first"]["status"] == "ok", records["first"]  # finished before Ctrl-C: left in place
+    package = tmp_path / "out" / "jobs" / "first" / records["first"]["package"]
+    assert package.is_file()
+    (markers / f"slow-{pid}").unlink()
+    env["BATCH_TEST_SLEEP_S"] = "0"
+    again = subprocess.run([sys.executable, "-m", "model_navigator.cli.main", "batch", str(jobs), "-o",
+                            str(tmp_path / "out")], env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert "1 done before" in again.stderr and "job first: started" not in again.stderr, again.stderr
+    rerun = {r["run_id"]: r for r in json.loads((tmp_path / "out" / "summary.json").read_text())["jobs"]}
+    assert rerun["first"].get("reused") and package.is_file()
+    assert rerun["slow"]["status"] == "ok" and rerun["queued"]["status"] == "failed"

@@ -65,6 +65,17 @@ def test_four_jobs_land_on_their_node_kind_and_the_failing_one_is_recorded(scena
     assert jobs["broken"]["node_id"] == nodes["kind_b"]
 
 
+def test_rerun_skips_the_jobs_done_and_runs_the_failed_one_again(scenario):
+    first = {r["run_id"]: r for r in scenario["zoo"]}
+    again = {r["run_id"]: r for r in scenario["zoo_rerun"]}
+    for run_id in ("torch", "tf", "onnx"):
+        assert again[run_id].get("reused") is True and again[run_id]["status"] == "ok"
+        assert again[run_id]["best"] == first[run_id]["best"]  # the earlier result, not a new run
+        assert Path(scenario["root"], "zoo", "jobs", run_id, again[run_id]["package"]).is_file()
+    assert not again["broken"].get("reused") and again["broken"]["status"] == "failed"
+    assert "this factory fails on purpose" in again["broken"]["reason"]
+
+
 def test_retest_runs_once_per_node_kind_side_by_side(scenario):
     runs = {r["run_id"]: r for r in scenario["retest"]}
     assert set(runs) == {"retest@kind_a", "retest@kind_b"}
@@ -75,6 +86,11 @@ def test_retest_runs_once_per_node_kind_side_by_side(scenario):
     summary = json.loads(Path(scenario["root"], "retest", "summary.json").read_text())
     side = summary["comparisons"]["retest"]
     assert [s["kind"] for s in side] == ["kind_a", "kind_b"] and all(s["best"]["p50_ms"] > 0 for s in side)
+    for entry in side:  # every path per kind, and the index shows them in one table
+        assert entry["paths"]["onnx on CPUExecutionProvider"]["correctness"] == "ok"
+        assert entry["paths"]["onnx on CPUExecutionProvider"]["p50_ms"] > 0
+    index = Path(scenario["root"], "retest", "index.html").read_text()
+    assert "<h2>retest: side by side</h2><table><tr><th>path and runtime</th><th>kind_a</th><th>kind_b</th>" in index
 
 
 def test_ctrl_c_cancels_the_running_and_the_queued_job(scenario):

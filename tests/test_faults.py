@@ -543,14 +543,16 @@ def _bad_copies(tmp_path: Path, good: Path, name: str, status_text: str) -> tupl
 
 def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsys):
     """A status.yaml whose number is a string, whose `paths` is a list, or that nests 40 or 5000
-    levels deep: nav.load, inspect and report of the package and of a workspace all refuse it with a
-    PackageError naming the field (exit 2), never a raw ValueError / AttributeError / RecursionError."""
+    levels deep: nav.load, inspect, report, triton, profile and serve's plan, of the package and of a
+    workspace, all refuse it with a PackageError naming the field (exit 2), never a raw ValueError /
+    AttributeError / RecursionError, and write nothing."""
     import copy
 
     import yaml
 
     import model_navigator as nav
     from model_navigator.cli.main import main
+    from model_navigator.serving.plan import plan_serving
 
     good, data = _loaded_status(tmp_path)
     as_string = copy.deepcopy(data)
@@ -577,12 +579,22 @@ def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsy
         assert expected in str(e.value), (name, str(e.value))
         assert not (tmp_path / f"{name}_loaded").exists()
         readers = [["inspect", str(package)], ["inspect", str(workspace)]]
-        if name in ("string", "list"):  # the crashes seen (report renders plots: seconds each)
-            readers.append(["report", str(workspace), "-o", str(tmp_path / f"{name}_report")])
+        if name in ("string", "list"):  # the crashes seen (report renders plots: seconds each), and every
+            for target in (package, workspace):  # other reader of a package or a workspace
+                readers += [["report", str(target), "-o", str(tmp_path / f"{name}_report")],
+                            ["triton", str(target), "-o", str(tmp_path / f"{name}_repo")]]
+            readers += [["profile", str(package), "--workdir", str(tmp_path / f"{name}_profiled")],
+                        ["profile", str(workspace)]]
+            for target in (package, workspace):  # what `serve` reads before its server starts
+                with pytest.raises(nav.PackageError) as e:
+                    plan_serving(target, [])
+                assert expected in str(e.value), (name, target, str(e.value))
         for argv in readers:
             assert main(argv) == 2, (name, argv)
             err = capsys.readouterr().err
             assert expected in err and "Traceback" not in err, (name, argv, err)
+        for written in ("report", "repo", "profiled"):
+            assert not (tmp_path / f"{name}_{written}").exists(), (name, written)
 
 
 def _fill(disk: Path) -> None:
@@ -727,7 +739,7 @@ nav.load(sys.argv[1], workdir=sys.argv[2], retest_conversions=False, verbose=Fal
 
 def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
     """kill -9 of nav.load halfway through unpacking: status.yaml (written first) records the load
-    unfinished; inspect and report exit 1 naming it; profiling the workspace is refused; nav.load
+    unfinished; inspect and report exit 1 naming it; profile, triton and serve refuse the workspace; nav.load
     into it says why it exists, and with override_workdir loads it again, finished."""
     import model_navigator as nav
     from model_navigator.cli.main import main
@@ -753,9 +765,15 @@ def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
     assert expected in capsys.readouterr().err
     assert main(["report", str(workdir), "-o", str(tmp_path / "report")]) == 1
     assert expected in capsys.readouterr().err
+    incomplete = f"workspace {str(workdir)!r} is incomplete: the load that unpacked it (run {run.id}, pid {proc.pid} on"
     assert main(["profile", str(workdir)]) == 2
-    assert f"workspace {str(workdir)!r} is incomplete: the load that unpacked it (run {run.id}, pid {proc.pid} " \
-           f"on" in capsys.readouterr().err
+    assert incomplete in capsys.readouterr().err
+    assert main(["triton", str(workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]) == 2
+    assert incomplete in capsys.readouterr().err and not (tmp_path / "repo").exists()
+    from model_navigator.serving.plan import plan_serving
+
+    with pytest.raises(nav.PackageError, match="is incomplete: the load that unpacked it"):
+        plan_serving(workdir, [], path_key="onnx")  # what `serve` reads before its server starts
     from model_navigator.package.descriptor import PackageDescriptor
 
     with pytest.raises(nav.PackageError, match="is incomplete: the load that unpacked it"):
@@ -882,6 +900,41 @@ def test_report_and_triton_from_a_workspace_take_its_lock(tmp_path, capsys):
     assert main(["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]) == 0
 
 
+def test_every_command_that_writes_a_workspace_takes_its_one_lock(tmp_path, capsys):
+    """Each command that writes a workspace (export of a model file, load, profile, convert, report and
+    triton from it), given the workspace through a symlink while another process holds it by its real
+    name, is refused naming the holder (exit 2) and changes nothing there."""
+    import shutil
+
+    import model_navigator as nav
+    from model_navigator.cli.main import main
+
+    desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "real" / "w", retest_conversions=False, verbose=False)
+    onnx_file = tmp_path / "model.onnx"
+    shutil.copy(desc.workdir / "onnx" / "model.onnx", onnx_file)
+    linked = tmp_path / "alias"  # another name of the workdir itself (its lock would be .alias.lock by name)
+    linked.symlink_to(desc.workdir)
+    before = {p: p.read_bytes() for p in desc.workdir.rglob("*") if p.is_file()}
+    commands = [["profile", str(linked)], ["convert", "--config", str(linked / "onnx" / "config.yaml"),
+                                           "--correctness-only"],
+                ["report", str(linked), "-o", str(tmp_path / "report")],
+                ["triton", str(linked), "-o", str(tmp_path / "repo"), "--path", "onnx"],
+                ["export", str(onnx_file), "--workdir", str(linked), "--override-workdir", "--no-profiling"]]
+    holder = _hold_lock(desc.workdir)
+    try:
+        for argv in commands:
+            assert main(argv) == 2, argv
+            assert f"is in use by process {holder.pid} " in capsys.readouterr().err, argv
+        with pytest.raises(nav.UserInputError, match=f"is in use by process {holder.pid} "):
+            nav.load(FIXTURE_PACKAGE, workdir=linked, override_workdir=True, retest_conversions=False, verbose=False)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert {p: p.read_bytes() for p in desc.workdir.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "report").exists() and not (tmp_path / "repo").exists()
+    assert main(["convert", "--config", str(linked / "onnx" / "config.yaml"), "--correctness-only"]) == 0  # free
+
+
 def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_path, tmpfs):
     """Writing status.yaml onto a full disk: an error naming the file and the space (not a raw
     OSError), the previous status.yaml intact and no temporary left beside it."""
@@ -893,7 +946,8 @@ def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_
     before = (desc.workdir / "status.yaml").read_bytes()
     _fill(disk)
     desc.status.environment["note"] = "x" * 200_000  # does not fit
-    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {re.escape(repr(str(desc.workdir / 'status.yaml')))}"
+    status_file = re.escape(repr(str(desc.workdir / "status.yaml")))
+    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {status_file}"
                                                       rf": no space left on its disk \(0.0 MB free, 0.\d+ MB needed\)"):
         desc.save_status()
     assert (desc.workdir / "status.yaml").read_bytes() == before
@@ -943,3 +997,73 @@ def test_partial_artifacts_of_a_killed_process_are_removed_and_a_live_ones_kept(
             assert remove_stale_partials(folder) == 2
             assert sorted(p.name for p in folder.iterdir()) == sorted([staging.name, tmp.name, "model.onnx.data"])
     assert sorted(p.name for p in folder.iterdir()) == ["model.onnx", "model.onnx.data", "model.pt"]
+
+
+TF_JAX_FULL_DISK_SCRIPT = """
+import numpy as np, jax.numpy as jnp, keras, tensorflow as tf, model_navigator as nav
+TABLE = np.random.default_rng(0).standard_normal(768 * 1024).astype("float32")  # 3 MiB baked into the graphs
+
+class TfBaked(tf.Module):  # a tf.constant no estimate sees
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(tf.ones((4, 4)))
+    @tf.function
+    def __call__(self, x):
+        return tf.matmul(x, self.w) + tf.reduce_mean(tf.constant(TABLE) * tf.reduce_sum(x))
+
+inp = keras.Input((4,), name="x")  # 3.75 MiB of Keras 3 variables
+keras_big = keras.Model(inp, keras.layers.Lambda(lambda t: t[:, :4])(keras.layers.Dense(768 * 256)(inp)))
+data = [np.random.default_rng(i).random((2, 4)).astype("float32") for i in range(2)]
+for name, model in (("tf_baked", TfBaked()), ("tf_big", keras_big)):
+    nav.tensorflow.export(model, data, workdir={disk!r} + "/" + name, target_formats=("tf-savedmodel",),
+                          verbose=False, run_profiling=False)
+
+def jax_big(x, params):
+    return x @ params["w"][:, :4]
+
+def jax_baked(x, params):
+    return x @ params["w"] + jnp.mean(jnp.asarray(TABLE) * jnp.sum(x))
+
+for name, fn, params in (("jax_big", jax_big, {{"w": np.ones((4, 768 * 256), "float32")}}),
+                         ("jax_baked", jax_baked, {{"w": np.ones((4, 4), "float32")}})):
+    nav.jax.export(fn, params, data, workdir={disk!r} + "/" + name, verbose=False, run_profiling=False)
+print("survived")
+"""
+
+
+@pytest.mark.slow
+def test_full_disk_for_the_tensorflow_and_jax_exporters(tmp_path, tmpfs):
+    """The TensorFlow and JAX exporters on a 2 MiB tmpfs: 3 MiB of Keras 3 variables or JAX params are
+    counted by the estimate (refused before writing); a 3 MiB constant baked into the graph fills the
+    disk while the SavedModel (TensorFlow's C++ writer: ResourceExhaustedError) or the jax2onnx model is
+    written, and that path fails with the space reason. The process survives, nothing is left half
+    written, the run finishes. Before: the estimate saw 0 bytes and the reason was TensorFlow's raw error."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("jax")
+    disk = tmpfs(tmp_path / "disk", "size=2m")
+    script = tmp_path / "full.py"
+    script.write_text(textwrap.dedent(TF_JAX_FULL_DISK_SCRIPT.format(disk=str(disk))))
+    proc = subprocess.run([sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
+    from model_navigator.core.status import NavigatorStatus
+
+    cases = {"tf_big": ["tf-savedmodel"], "tf_baked": ["tf-savedmodel"],
+             "jax_big": ["tf-savedmodel-xla", "tf-savedmodel-xla-jit", "onnx-jax2onnx"],
+             "jax_baked": ["tf-savedmodel-xla", "tf-savedmodel-xla-jit", "onnx-jax2onnx"]}
+    for name, keys in cases.items():
+        workdir = disk / name
+        status = NavigatorStatus.load(workdir)
+        for key in keys:
+            path = status.paths[key]
+            assert path.status.value == "failed", (name, key, path.reason)
+            where = f"not enough free space in {str(workdir / key)!r}: "
+            assert path.reason.startswith(where), (name, key, path.reason)
+            needs = "the artifact needs about" if name.endswith("big") else "the artifact needs more than"
+            assert needs in path.reason, (name, key, path.reason)
+            if (workdir / key).exists():
+                left = [p.name for p in (workdir / key).iterdir()]
+                assert not [n for n in left if n.startswith(".") or n.startswith("model.")], (name, key, left)
+        assert status.runs[-1].outcome == "finished"
+    assert "needs about 3.8 MB" in NavigatorStatus.load(disk / "tf_big").paths["tf-savedmodel"].reason
+    assert "needs about 3.0 MB" in NavigatorStatus.load(disk / "jax_big").paths["onnx-jax2onnx"].reason

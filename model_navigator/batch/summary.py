@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from model_navigator.batch.worker import write_json
 
@@ -38,9 +38,34 @@ def comparisons(records: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]
         by_job.setdefault(r["name"], []).append(r)
     return {
         name: [{"kind": r.get("kind"), "status": r.get("status"), "correct": r.get("correct", []),
-                "failures": r.get("failures", []), "best": r.get("best"), "node": r.get("node")} for r in rs]
+                "failures": r.get("failures", []), "best": r.get("best"), "paths": r.get("paths", {}),
+                "node": r.get("node")} for r in rs]
         for name, rs in by_job.items() if len(rs) > 1
     }
+
+
+def _side_cell(entry: Optional[Dict[str, Any]]) -> str:
+    if entry is None:
+        return "-"
+    text = str(entry.get("correctness"))
+    if entry.get("p50_ms") is not None:
+        text += f", p50 {entry['p50_ms']:.3f} ms, {entry['throughput']:.0f}/s"
+        if entry.get("batch_size", 1) != 1:
+            text += f" (batch {entry['batch_size']})"
+    return text
+
+
+def side_by_side(entries: List[Dict[str, Any]]) -> Tuple[List[str], List[List[str]]]:
+    """One compared job as a table: a row per path and runtime, a column per kind (its correctness,
+    p50 and throughput there), then the best path of each kind and the run's status."""
+    keys: List[str] = []
+    for entry in entries:
+        keys += [k for k in entry.get("paths", {}) if k not in keys]
+    rows = [[key] + [_side_cell(e.get("paths", {}).get(key)) for e in entries] for key in keys]
+    best = [f"{b['path']} on {b['runtime']}" if (b := e.get("best")) else "-" for e in entries]
+    rows.append(["best path and runtime"] + best)
+    rows.append(["status"] + [str(e.get("status")) for e in entries])
+    return ["path and runtime"] + [str(e.get("kind")) for e in entries], rows
 
 
 def write_summary(out: Path, records: List[Dict[str, Any]], meta: Dict[str, Any]) -> Dict[str, Any]:
@@ -71,8 +96,19 @@ def render_index(summary: Dict[str, Any]) -> str:
         "body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
         "tr.failed td{background:#fdd}tr.cancelled td{background:#eee}</style></head><body>"
         f"<h1>model-navigator batch</h1><p>{html.escape(counts)}; runner: {html.escape(str(summary.get('runner')))}"
-        f"</p><table><tr>{head}</tr>{''.join(rows)}</table></body></html>\n"
+        f"</p><table><tr>{head}</tr>{''.join(rows)}</table>{_comparisons_html(summary)}</body></html>\n"
     )
+
+
+def _comparisons_html(summary: Dict[str, Any]) -> str:
+    """Each job run on several kinds of machine, side by side (side_by_side's table)."""
+    parts = []
+    for name, entries in summary.get("comparisons", {}).items():
+        columns, rows = side_by_side(entries)
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+        parts.append(f"<h2>{html.escape(name)}: side by side</h2><table><tr>{head}</tr>{body}</table>")
+    return "".join(parts)
 
 
 def print_table(records: List[Dict[str, Any]], file: Any = None) -> None:
@@ -88,3 +124,9 @@ def print_table(records: List[Dict[str, Any]], file: Any = None) -> None:
     for r in records:
         if r.get("status") != "ok" and r.get("reason"):
             console.print(f"{r['run_id']}: {r['status']}: {r['reason']}", markup=False, highlight=False)
+    for name, entries in comparisons(records).items():
+        columns, rows = side_by_side(entries)
+        side = Table(*columns, title=f"{name}: side by side")
+        for row in rows:
+            side.add_row(*row)
+        console.print(side)

@@ -60,11 +60,13 @@ def _retest(spec: Dict[str, Any], job_dir: Path) -> Any:
 
 
 def _figures(status: Any) -> Dict[str, Any]:
-    """The paths and runtimes that passed correctness; the best (lowest p50), its p50 and throughput at the smallest batch, the source's, the speedup."""
+    """The paths and runtimes that passed correctness, each path's figures; the best (lowest p50), its p50
+    and throughput at the smallest batch, the source's, the speedup."""
     from model_navigator.package.table import find_failures
     from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
 
-    out: Dict[str, Any] = {"failures": find_failures(status), "correct": [], "best": None}
+    out: Dict[str, Any] = {"failures": find_failures(status), "correct": [], "best": None,
+                           "paths": _per_path(status)}
     for key, path in status.paths.items():
         out["correct"] += [f"{key} on {runtime.value}" for runtime in path.passed_runtimes()]
     try:
@@ -87,6 +89,28 @@ def _figures(status: Any) -> Dict[str, Any]:
                 out["source_p50_ms"] = same[0].p50_ms
                 out["speedup"] = same[0].p50_ms / best.p50_ms if best.p50_ms > 0 else None
                 return out
+    return out
+
+
+def _per_path(status: Any) -> Dict[str, Dict[str, Any]]:
+    """Each path and runtime ("onnx on CPUExecutionProvider"): its correctness and its p50 and
+    throughput at its smallest profiled batch size (what the side-by-side comparison of kinds shows)."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for key, path in status.paths.items():
+        for runtime, result in path.runtimes.items():
+            if path.is_reference(runtime):
+                correctness = "source"  # the reference the others are checked against
+            elif path.passed(runtime):
+                correctness = "ok"
+            else:  # the status's word for it: "correctness failed", "failed" (the export), ...
+                correctness = path.outcome(runtime) if not result.unchecked else "not checked"
+            entry: Dict[str, Any] = {"correctness": correctness, "batch_size": None, "p50_ms": None,
+                                     "throughput": None}
+            perf = result.performance
+            if perf is not None and perf.results:
+                first = min(perf.results, key=lambda r: r.batch_size)
+                entry.update(batch_size=first.batch_size, p50_ms=first.p50_ms, throughput=first.throughput)
+            out[f"{key} on {runtime.value}"] = entry
     return out
 
 

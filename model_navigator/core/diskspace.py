@@ -28,13 +28,26 @@ class InsufficientSpace(ModelNavigatorError):
     """An artifact does not fit on its disk: the path fails with this reason, nothing is written."""
 
 
+# How a write that ran out of space reads when it is not an OSError (TensorFlow's C++ writers raise
+# ResourceExhaustedError with the C library's text) or when a worker reports it as text.
+_NO_SPACE_TEXT = re.compile(r"No space left on device|Disk quota exceeded|\[Errno (28|122)\]")
+
+
 def is_no_space(error: BaseException) -> bool:
-    """Whether `error` (or what caused it) is a write that failed for lack of space (ENOSPC, EDQUOT)."""
+    """Whether `error` (or what caused it) is a write that failed for lack of space (ENOSPC, EDQUOT),
+    as an OSError or as a framework's error that says so (TensorFlow's SavedModel writer)."""
     while error is not None:
         if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
             return True
+        if not isinstance(error, OSError) and mentions_no_space(str(error)):
+            return True
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
     return False
+
+
+def mentions_no_space(text: str) -> bool:
+    """Whether an error's text says a write ran out of space (a worker's reason, a framework's message)."""
+    return bool(_NO_SPACE_TEXT.search(text or ""))
 
 
 def ensure_space(folder: Union[str, Path], expected_bytes: int, what: str) -> None:
@@ -85,17 +98,32 @@ def space_problem(folder: Union[str, Path], expected_bytes: int, what: str) -> O
 def model_parameter_bytes(model: Any) -> int:
     """Bytes of every tensor a model holds (a lower bound of what its graph bakes in): a torch
     module's parameters, all its buffers (non-persistent ones too) and plain tensor attributes of
-    its submodules; Keras/TF variables; 0 when it cannot tell (a JAX function: conversions then
-    use their parent artifact's size)."""
+    its submodules; Keras/TF variables; a JAX export's params; 0 when it cannot tell (conversions
+    then use their parent artifact's size)."""
     try:
         if hasattr(model, "named_modules") and callable(model.named_modules):  # torch.nn.Module
             return _torch_tensor_bytes(model)
         variables = getattr(model, "variables", None)
-        if variables is not None and not callable(variables):  # tf.Module / Keras
-            return sum(int(v.shape.num_elements() or 0) * v.dtype.size for v in variables)
+        if variables is not None and not callable(variables):  # tf.Module / Keras 2 and 3
+            return sum(_array_bytes(v) for v in variables)
+        if hasattr(model, "predict") and hasattr(model, "params"):  # a JAX export's function and params
+            import jax
+
+            return sum(_array_bytes(leaf) for leaf in jax.tree_util.tree_leaves(model.params))
     except Exception:  # noqa: BLE001 - an estimate: never fail an export over it
         return 0
     return 0
+
+
+def _array_bytes(array: Any) -> int:
+    """Bytes of a tf.Variable, a Keras 3 variable (a shape tuple, a dtype name) or a JAX/NumPy array."""
+    import numpy as np
+
+    shape = [int(d or 0) for d in array.shape]
+    size = getattr(array.dtype, "size", None)  # tf.DType
+    if not isinstance(size, int):
+        size = np.dtype(str(getattr(array.dtype, "name", array.dtype))).itemsize
+    return int(np.prod(shape, dtype=np.int64)) * size
 
 
 def _torch_tensor_bytes(model: Any) -> int:

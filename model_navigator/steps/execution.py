@@ -6,12 +6,14 @@ pipeline's (steps/pipeline.py) and its recorder's (steps/recording.py)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 from model_navigator.core.config import ExportConfig
+from model_navigator.core.diskspace import mentions_no_space
 from model_navigator.core.enums import RuntimeProvider, StepStatus
 from model_navigator.core.logging import LOGGER, capture_warnings
 from model_navigator.core.status import CorrectnessResult, NavigatorStatus, PathStatus, PerformanceResult
@@ -87,8 +89,8 @@ class StepRunner:
             return
         path.status = StepStatus.FAILED
         reason = result.reason
-        if "[Errno 28]" in (reason or ""):  # the worker's write ran out of space
-            reason = self.failure_reason(spec, OSError(28, reason))
+        if mentions_no_space(reason or ""):  # the worker's write ran out of space
+            reason = self.failure_reason(spec, OSError(errno.ENOSPC, reason))
         path.reason = f"{reason} {reproduce_hint(self.run.workspace.relative(sh))}"
         LOGGER.error("conversion of %s failed: %s\n%s", spec.key, result.reason, reply.traceback or "")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from model_navigator.core.enums import Format, RuntimeProvider, parse_enum, resolve_runtime
-from model_navigator.core.errors import UserInputError
+from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.formats import CPU_RUNTIMES, FORMATS, TritonBackend
 from model_navigator.core.logging import LOGGER
 from model_navigator.core.status import NavigatorStatus, PathStatus
@@ -171,14 +171,15 @@ def backend_parameters(backend: Backend, path: PathStatus, runtime: RuntimeProvi
 
 
 def workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
-    """(workspace folder, status) of a PackageDescriptor, a workspace folder or a .nav file."""
+    """(workspace folder, status) of a PackageDescriptor, a workspace folder or a .nav file; a workspace
+    whose load did not finish is refused (it may lack the very files a repository or a server needs)."""
     from model_navigator.package.descriptor import PackageDescriptor
 
     if isinstance(package, PackageDescriptor):
-        return package.workdir, package.status
+        return _finished_load(package.workdir, package.status)
     target = Path(package)
     if target.is_dir():
-        return target, NavigatorStatus.load(target)
+        return _finished_load(target, NavigatorStatus.load(target))
     if target.is_file():
         from model_navigator.package.archive_extract import extract_archive
 
@@ -188,6 +189,16 @@ def workdir_of(package: Any, stack: List[Any]) -> Tuple[Path, NavigatorStatus]:
         extract_archive(target, root)  # validated; removed again if a check fails
         return root, NavigatorStatus.load(root)
     raise UserInputError(f"{str(package)!r} is neither a PackageDescriptor, a workspace folder nor a .nav file.")
+
+
+def _finished_load(root: Path, status: NavigatorStatus) -> Tuple[Path, NavigatorStatus]:
+    from model_navigator.core.runs import unfinished_load
+
+    why = unfinished_load(status)
+    if why is not None:
+        raise PackageError(f"workspace {str(root)!r} is incomplete: {why}; load the package into it again "
+                           f"(nav.load(..., override_workdir=True)) before writing a Triton repository or serving it.")
+    return root, status
 
 
 def _check_arguments(version: Any, instance_count: Any, max_batch_size: Any, max_queue_delay_us: Any,
