@@ -1,38 +1,41 @@
 """Reduced-precision benchmark (issue 27): int8 and bf16 on the CPU, their speed and every error measure.
 
-    PYTHONPATH=. python bench/precision.py --quick              # 6 models, few rounds (~4-6 min on 2 loaded cores)
-    PYTHONPATH=. python bench/precision.py                      # every model, more rounds and samples
-    PYTHONPATH=. python bench/precision.py --models cnn5 outlier_mlp
+    PYTHONPATH=. python bench/precision.py --quick              # 6 models, fewer samples and rounds
+    PYTHONPATH=. python bench/precision.py                      # 9 models (16 min on 2 loaded cores with NNCF)
+    PYTHONPATH=. python bench/precision.py --models cnn5 outlier_mlp   # a subset (merged into the results by name)
+    PYTHONPATH=. python bench/precision.py --bf16-emulation-only       # add the torch bf16 rows to the last run
 
 What it does, per model (real architectures from configs / the zoo's builders, random weights, no downloads)
-    1. torch.onnx.export (TorchScript exporter, opset 17, dynamic batch and sequence axes: what the library's
-       `onnx` path writes) -> fp32.onnx.
-    2. onnxruntime.quantization: quant_pre_process -> pre.onnx; quantize_dynamic(pre) -> int8_dynamic.onnx
-       (defaults: QInt8 weights, every op ONNX Runtime can quantize dynamically, Conv included);
-       quantize_static(pre, QDQ, MinMax, per-tensor, QInt8/QInt8 defaults) -> int8_qdq.onnx, calibrated on
-       CALIBRATION samples drawn with another seed than the evaluation samples.
-    3. Runs, through the library's own runners (OnnxRuntimeRunner, OpenVINORunner): ONNX Runtime CPU on fp32 /
-       int8 dynamic / int8 QDQ; OpenVINO fp32 (INFERENCE_PRECISION_HINT f32, the library's default), OpenVINO
-       on the QDQ model, OpenVINO bf16 (hint bf16) only where the CPU reports BF16 in
-       OPTIMIZATION_CAPABILITIES (otherwise the row says so, plus the precision OpenVINO compiled to when asked);
-       NNCF (nncf.quantize on the OpenVINO model, same calibration samples) when nncf imports.
-    4. Errors per output against torch fp32 on the held-out evaluation samples (batch 1): max abs, max rel
-       (|a-b|/|b| over b != 0), max abs / max |ref| (error relative to the output's scale), relative L2
-       (||a-b|| / ||b||, worst sample), cosine similarity (worst sample), top-1 agreement (class-score outputs,
-       fraction of samples whose argmax agrees).
-    5. Latency at batch 1: every runtime warmed up, then ROUNDS rounds, each running every runtime REPEATS
-       times in a rotated order (so a burst of load from other jobs hits all of them alike); p50 over all
-       calls, and p10/p90. The timed call is the runner's `_infer` (the runtime call the library makes,
-       without Polygraphy's input checks). Speedup = p50 of ONNX Runtime fp32 / p50 of the row.
+    1. torch.onnx.export (TorchScript exporter, opset 17, dynamic batch and sequence axes, as the library's
+       `onnx` path) -> fp32.onnx.
+    2. onnxruntime.quantization: quant_pre_process (retried with skip_symbolic_shape=True where symbolic shape
+       inference fails) -> pre.onnx; quantize_dynamic (defaults: every op ONNX Runtime quantizes dynamically,
+       Conv included) and quantize_static (QDQ, MinMax, per-tensor, QInt8/QInt8), each also with
+       reduce_range=True ("-rr": 7-bit weights, for CPUs without VNNI); static calibrated on CALIBRATION
+       samples from other seeds than the evaluation samples. With nncf importable: nncf.quantize on the
+       OpenVINO model (same samples), with OverflowFix FIRST_LAYER (its default) and ENABLE.
+    3. Accuracy through the library's runners (OnnxRuntimeRunner, OpenVINORunner): ONNX Runtime on fp32 / each
+       int8 file; the QDQ file with graph optimisations off (float emulation: the quantization error without
+       int8 kernels); OpenVINO fp32 (hint f32), on the QDQ files, on the NNCF models; OpenVINO bf16 only where
+       the CPU reports BF16 in OPTIMIZATION_CAPABILITIES (else skipped, with what OpenVINO compiles to when
+       asked); torch in bfloat16 (an upper bound of bf16 error, accuracy only).
+    4. Errors per output against torch fp32 on the held-out samples (batch 1): max abs, max rel (|a-b|/|b|,
+       b != 0), max abs / max |ref|, relative L2 (||a-b|| / ||b||; worst sample, mean, pooled), cosine
+       similarity (worst sample), top-1 agreement (class-score outputs: share of rows whose argmax agrees).
+    5. Latency at batch 1 on sessions of the bench's own with --threads intra-op threads (1 by default: the
+       cores are shared): warm-up, then rounds, each running every runtime `repeats` times in a rotated order
+       (a burst of load from other jobs hits all alike); p50, p10, p90 over all calls; speedup = p50 of ONNX
+       Runtime fp32 / p50 of the row.
 
 Models
     Zoo builders (bench/model_zoo.py): bert (2 layers, hidden 32), gpt2, resnet18, mobilenetv3, vit; issue 27's
     two cases: bert_l4_h256 (BERT encoder, 4 layers, hidden 256, seq 128) and cnn5 (5 conv blocks, 112x112);
-    mlp (3 Linear layers, a classifier) and outlier_mlp: the same layers with one hidden channel's activation
-    ~1000x the others (a large bias on that channel, the next layer's weights for it divided by 1000), the
+    mlp (Linear 64-256-256-10) and outlier_mlp: the same layers with one hidden channel's activation ~1000x the
+    others (a large bias on that channel, the next layer's weights for it divided by 1000), the
     massive-activation pattern per-tensor int8 cannot represent.
 
-Results: bench/results/precision.json and precision.md. Workspaces in bench/results/tmp/precision (git-ignored).
+Results: bench/results/precision.json and precision.md; the budgets drawn from them in
+bench/results/precision_budget_evidence.md. Workspaces in bench/results/tmp/precision (git-ignored).
 """
 
 from __future__ import annotations
