@@ -1,6 +1,6 @@
 """Reduced-precision benchmark (issue 27): int8 and bf16 on the CPU, their speed and every error measure.
 
-    PYTHONPATH=. python bench/precision.py --quick              # 6 models, fewer samples and rounds
+    PYTHONPATH=. python bench/precision.py --quick              # 6 models, fewer samples and rounds (5.5 min)
     PYTHONPATH=. python bench/precision.py                      # 9 models (16 min on 2 loaded cores with NNCF)
     PYTHONPATH=. python bench/precision.py --models cnn5 outlier_mlp   # a subset (merged into the results by name)
     PYTHONPATH=. python bench/precision.py --bf16-emulation-only       # add the torch bf16 rows to the last run
