@@ -19,6 +19,39 @@ from model_navigator.paths.base import PathSpec, ProduceRequest
 
 CALIBRATION_METHOD = "MinMax"
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with native bfloat16
+# CPUs with int8 dot-product instructions. Without them ONNX Runtime's and OpenVINO's u8 x s8 kernels add
+# pairs of products in 16 bits and saturate with full 8-bit weights (bench/results/precision_budget_evidence.md:
+# an MLP's int8 rel L2 error 0.32 against 0.027 with 7-bit weights): there, weights are quantized to 7 bits.
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_reduce_range() -> Tuple[bool, str]:
+    """(quantize weights to 7 bits?, why): yes where the CPU has no int8 dot-product instructions (or
+    they cannot be read), as ONNX Runtime advises for such CPUs."""
+    flags = cpu_flags()
+    if flags is None:
+        return True, "CPU flags unreadable: 7-bit weights (safe on every CPU)"
+    found = [f for f in VNNI_FLAGS if f in flags]
+    if found:
+        return False, f"CPU has {', '.join(found)}: 8-bit weights"
+    return True, f"CPU has none of {', '.join(VNNI_FLAGS)}: 7-bit weights so that int8 kernels do not saturate"
+
+
+# What ONNX Runtime's symbolic shape inference leaves in the current folder when it gives up.
+_STRAYS = ("sym_shape_infer_temp.onnx", "sym_shape_infer_temp.onnx.data")
+
+
+@contextlib.contextmanager
+def _no_strays() -> Iterator[None]:
+    """Remove the files a failed symbolic shape inference writes into the current folder (the user's, in
+    process), only those it created: never a file that was there before."""
+    before = {name for name in _STRAYS if os.path.lexists(name)}
+    try:
+        yield
+    finally:
+        for name in set(_STRAYS) - before:
+            with contextlib.suppress(OSError):
+                os.remove(name)
 
 
 @contextlib.contextmanager
@@ -32,7 +65,8 @@ def _preprocessed(model_path: Path) -> Iterator[Tuple[Path, str]]:
         notes = []
         for skip_symbolic in (False, True):
             try:
-                quant_pre_process(str(model_path), str(out), skip_symbolic_shape=skip_symbolic)
+                with _no_strays():
+                    quant_pre_process(str(model_path), str(out), skip_symbolic_shape=skip_symbolic)
                 yield out, "quant_pre_process" + (" (without symbolic shape inference)" if skip_symbolic else "")
                 return
             except Exception as e:  # a graph shape inference cannot take: quantize it as it is
@@ -46,11 +80,14 @@ def quantize_int8_dynamic(request: ProduceRequest) -> Dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     assert request.parent_path is not None
+    reduce_range, why = int8_reduce_range()
     with _preprocessed(request.parent_path) as (model, prepared), written_in_staging(request.out_path) as staged:
-        quantize_dynamic(str(model), str(staged), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(model), str(staged), weight_type=QuantType.QInt8, reduce_range=reduce_range)
     return {
         "quantization": "int8 dynamic",
         "weight_type": "int8",
+        "reduce_range": reduce_range,
+        "reduce_range_reason": why,
         "activations": "quantized per call",
         "pre_process": prepared,
     }
@@ -91,6 +128,7 @@ def quantize_int8_static(request: ProduceRequest) -> Dict[str, Any]:
 
     assert request.parent_path is not None
     samples = calibration_samples(request.workspace)
+    reduce_range, why = int8_reduce_range()
     with _preprocessed(request.parent_path) as (model, prepared), written_in_staging(request.out_path) as staged:
         session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
@@ -104,6 +142,7 @@ def quantize_int8_static(request: ProduceRequest) -> Dict[str, Any]:
             SampleReader(samples, names),
             quant_format=QuantFormat.QDQ,
             calibrate_method=CalibrationMethod.MinMax,
+            reduce_range=reduce_range,
         )
     return {
         "quantization": "int8 static",
@@ -112,6 +151,8 @@ def quantize_int8_static(request: ProduceRequest) -> Dict[str, Any]:
         "activation_type": "int8",
         "calibration_method": CALIBRATION_METHOD,
         "calibration_samples": len(samples),
+        "reduce_range": reduce_range,
+        "reduce_range_reason": why,
         "pre_process": prepared,
     }
 

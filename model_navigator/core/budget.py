@@ -3,10 +3,11 @@ the one verdict on them (`judge`), used where the correctness step sets its stat
 
 The fp32 element-wise rule (core/tolerance.py) does not fit int8: a quantized model that is fine for
 its task differs by a few percent everywhere. A reduced-precision result is judged per output by
-whole-output measures over all correctness samples at batch size 1:
-- rel_l2: ||actual - reference|| / ||reference|| (at most the budget's)
-- cosine: cosine similarity of actual and reference (at least the budget's)
-- top1: the share of rows whose argmax agrees, for class-score outputs (2-D: batch x classes; at least)
+whole-output measures over the correctness samples at batch size 1:
+- rel_l2: ||actual - reference|| / ||reference|| of the worst sample (at most the budget's)
+- cosine: cosine similarity of actual and reference, of the worst sample (at least the budget's)
+- top1: the share of rows whose argmax agrees, recorded for 2-D outputs (batch x classes), judged by
+  default on outputs named as class scores (logits, scores, probs, ...; at least)
 - max_abs / max_rel: the largest absolute / relative element error (at most), as for fp32.
 Every measure is recorded per output; the budget says which are judged. A user task metric
 (`task_metric="module:function"`, called with (outputs, reference_outputs) -> (score, passed)),
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -27,14 +29,20 @@ from model_navigator.core.errors import UserInputError
 MEASURES = ("rel_l2", "cosine", "top1", "max_abs", "max_rel")
 AT_LEAST = ("cosine", "top1")  # a lower bound; the others are upper bounds
 
-# THE DEFAULT BUDGETS, one table. Provisional: set from the errors measured in issue 27 (a BERT
-# encoder and a CNN at int8 dynamic / static and bf16 on a 2-core EPYC: int8 rel L2 0.2%-4%, cosine
-# >= 0.9992; bf16 rel L2 <= 0.1%) and from the outlier model of tests/test_precision.py (int8 rel L2
-# ~100%); the zoo's evidence (bench/precision.py, bench/results/precision*.md) is to replace them.
+# THE DEFAULT BUDGETS, one table, from the zoo's evidence (bench/precision.py; the numbers and margins are in
+# bench/results/precision_budget_evidence.md): every int8 recipe known to be fine on 9 models passes (worst rel L2
+# 0.072, cosine 0.9976, top-1 0.917) and the model built to break int8 fails every gate (rel L2 >= 0.69, cosine
+# <= 0.84, top-1 <= 0.71). bf16 could not run on that CPU: its budget holds torch's bf16 emulation (an upper
+# bound: worst rel L2 0.020) and the bf16 CPU's measurements of issue 27 (rel L2 <= 9.1e-4) with room.
+# rel_l2 and cosine are the worst over the correctness samples; top1 is judged by default only on outputs
+# named as class scores (CLASS_SCORES), recorded on every 2-D output.
 DEFAULT_BUDGETS: Dict[str, Dict[str, float]] = {
-    "int8": {"rel_l2": 0.05, "cosine": 0.995},
-    "bf16": {"rel_l2": 0.01, "cosine": 0.9999},
+    "int8": {"rel_l2": 0.10, "cosine": 0.99, "top1": 0.85},
+    "bf16": {"rel_l2": 0.03, "cosine": 0.999, "top1": 0.95},
 }
+# Outputs whose name says they are class scores: argmax agreement is their task. Elsewhere (an embedding, a
+# hidden state) the argmax of near-equal values means nothing, so top1 is judged there only when the user asks.
+CLASS_SCORES = re.compile(r"logit|score|prob|class|pred", re.IGNORECASE)
 
 Measures = Dict[str, float]
 
@@ -142,6 +150,8 @@ def limits_for(precision: str, output: str, budget: Optional[Dict[str, Any]]) ->
     then by the user's for that output (a None removes a measure from the judgement)."""
     user = (budget or {}).get(precision) or {}
     merged: Dict[str, Optional[float]] = dict(DEFAULT_BUDGETS[precision])
+    if not CLASS_SCORES.search(output):
+        merged.pop("top1", None)  # not class scores by its name: top1 is recorded, judged only when asked
     merged.update({k: v for k, v in user.items() if k != "outputs"})
     merged.update((user.get("outputs") or {}).get(output) or {})
     return {k: v for k, v in merged.items() if v is not None}
@@ -183,6 +193,18 @@ def measure(actual: np.ndarray, reference: np.ndarray) -> Measures:
     if reference.ndim == 2 and reference.shape[1] > 1 and reference.dtype.kind == "f":  # class scores
         result["top1"] = float(np.mean(actual.argmax(axis=1) == reference.argmax(axis=1)))
     return result
+
+
+def sample_measures(pairs: Sequence[Tuple[np.ndarray, np.ndarray]], batch_dim: Optional[int]) -> Measures:
+    """The measures of one output over the correctness samples ((reference, actual) per sample): rel_l2 and
+    cosine of the worst sample (a budget holds for every input, not on average), top1 and the max errors
+    over all of them."""
+    whole = measure(_stack([a for _, a in pairs], batch_dim), _stack([r for r, _ in pairs], batch_dim))
+    per_sample = [measure(np.asarray(a), np.asarray(r)) for r, a in pairs]
+    if per_sample:
+        whole["rel_l2"] = max(m["rel_l2"] for m in per_sample)
+        whole["cosine"] = min(m["cosine"] for m in per_sample)
+    return whole
 
 
 def _exceeds(measures: Measures, limits: Measures) -> List[str]:
@@ -227,7 +249,7 @@ def judge(
     the budget (the user's over the default) decides."""
     references = {n: _stack([e[n] for e, _ in pairs], batch_dim) for n in output_names}
     outputs = {n: _stack([a[n] for _, a in pairs], batch_dim) for n in output_names}
-    measures = {n: measure(outputs[n], references[n]) for n in output_names}
+    measures = {n: sample_measures([(e[n], a[n]) for e, a in pairs], batch_dim) for n in output_names}
     limits = {n: limits_for(precision, n, budget) for n in output_names}
     if task_metric:
         metric, failure = _run_metric(task_metric, outputs, references)
