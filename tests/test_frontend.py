@@ -50,7 +50,7 @@ def test_reference_outputs_are_what_the_source_runner_computes(workdir, linear_m
     assert inputs and len(inputs) == len(outputs)
     runner = package.get_runner(format=nav.Format.TORCH, runtime=nav.RuntimeProvider.CPU)
     with runner:
-        for sample, expected in zip(inputs, outputs):
+        for sample, expected in zip(inputs, outputs, strict=True):
             got = runner.infer(sample)
             assert list(got) == list(expected)
             for name in expected:

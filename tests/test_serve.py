@@ -75,7 +75,7 @@ def cnn(tmp_path_factory):
 def correctness_pairs(package):
     workspace = Workspace(package.workdir)
     return list(zip(load_sample_dir(workspace.input_dir("correctness")),
-                    load_sample_dir(workspace.output_dir("correctness"))))
+                    load_sample_dir(workspace.output_dir("correctness")), strict=True))
 
 
 def test_real_server_answers_the_correctness_samples_and_stops_clean(cnn):

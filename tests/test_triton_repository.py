@@ -180,7 +180,7 @@ def synthetic(tmp_path: Path, key: str, fmt: Format, artifact: str, runtime: Run
                              dataloader={"batch_size": 4}, inputs=inputs, outputs=outputs)
     p99s = p99s or (2,) * len(batch_sizes)
     results = [ProfilingResult(batch_size=b, p50_ms=1.0 + b / 10, p90_ms=2, p95_ms=2, p99_ms=p99, mean_ms=1, std_ms=0,
-                               throughput=t, windows=3, stable=True) for b, t, p99 in zip(batch_sizes, throughputs, p99s)]
+                               throughput=t, windows=3, stable=True) for b, t, p99 in zip(batch_sizes, throughputs, p99s, strict=True)]
     status.paths[key] = PathStatus(key=key, format=fmt, status=StepStatus.OK, model_path=f"{key}/{artifact}",
                                    runtimes={runtime: RuntimeResult(
                                        correctness=CorrectnessResult(status=StepStatus.OK),

@@ -195,10 +195,13 @@ def reference_outputs(adapter: FrameworkAdapter, sample_set: SampleSet, indices:
                         f"{len(arrays)} tensors {tuple(default_names)}."
                     )
                 names = output_names or tuple(default_names)
-            bad = [n for n, a in zip(names, arrays) if a.dtype == object or a.dtype.kind in "SUV"]
+            if len(arrays) != len(names):
+                raise UserInputError(f"{failed}: the model returned {len(arrays)} tensors {tuple(default_names)}, "
+                                     f"the first sample {len(names)}; return the same outputs for every sample.")
+            bad = [n for n, a in zip(names, arrays, strict=True) if a.dtype == object or a.dtype.kind in "SUV"]
             if bad:
                 raise UserInputError(f"Model outputs {bad} are not numeric tensors (strings?); return numeric tensors.")
-            results[index] = dict(zip(names, arrays))
+            results[index] = dict(zip(names, arrays, strict=True))
     assert names is not None
     return results, names
 

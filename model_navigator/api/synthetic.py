@@ -128,6 +128,6 @@ def savedmodel_inputs(path: Path) -> Tuple[Any, List[Tuple[str, np.dtype, List[D
             self.loaded = loaded
 
         def __call__(self, *tensors: Any) -> Any:
-            return self.loaded.signatures["serving_default"](**dict(zip(names, tensors)))
+            return self.loaded.signatures["serving_default"](**dict(zip(names, tensors, strict=True)))
 
     return SignatureModule(), inputs

@@ -78,7 +78,7 @@ def _model_input_order(model: Any, sample_set: SampleSet) -> None:
     declared = tuple(n for n, _ in expected or ())
     keys = sample_set.forward_names or sample_set.input_names
     if set(declared) == set(keys) and len(declared) == len(keys):
-        to_input = dict(zip(keys, sample_set.input_names))
+        to_input = dict(zip(keys, sample_set.input_names, strict=True))
         ordered = tuple(to_input[k] for k in declared)
         sample_set.samples = [{n: s[n] for n in ordered} for s in sample_set.samples]
         sample_set.input_names = ordered
@@ -89,7 +89,7 @@ def _model_input_order(model: Any, sample_set: SampleSet) -> None:
 def _fits(expected: Tuple[Optional[int], ...], shape: Tuple[int, ...], batch_dim: Optional[int]) -> bool:
     if len(expected) != len(shape):
         return False
-    return all(e is None or e == s or axis == batch_dim for axis, (e, s) in enumerate(zip(expected, shape)))
+    return all(e is None or e == s or axis == batch_dim for axis, (e, s) in enumerate(zip(expected, shape, strict=True)))
 
 
 def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
@@ -107,14 +107,14 @@ def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
                 f"{tuple(declared)}; use the model's input names as the dict keys (and `input_names` to "
                 f"rename them)."
             )
-        pairs = [(n, k, declared[k]) for n, k in zip(names, keys)]  # (export's name, model's name, model's shape)
+        pairs = [(n, k, declared[k]) for n, k in zip(names, keys, strict=True)]  # (export's name, model's name, model's shape)
     else:
         if len(expected) != len(names):
             raise UserInputError(
                 f"The model takes {len(expected)} inputs {tuple(n for n, _ in expected)} but dataloader samples "
                 f"hold {len(names)} tensors {tuple(names)}; give one tensor per model input."
             )
-        pairs = [(n, model_input, shape) for n, (model_input, shape) in zip(names, expected)]
+        pairs = [(n, model_input, shape) for n, (model_input, shape) in zip(names, expected, strict=True)]
     batch_dim = sample_set.batch_dim
     for name, model_input, shape in pairs:
         if shape is None:

@@ -65,7 +65,7 @@ def _dynamic_shapes(ctx: TorchExportContext) -> Optional[Any]:
     if all(s is None for s in specs):
         return None
     if ctx.keyword:
-        return dict(zip(ctx.kw_names or ctx.input_names, specs))
+        return dict(zip(ctx.kw_names or ctx.input_names, specs, strict=True))
     return tuple(specs)
 
 
@@ -153,7 +153,7 @@ def keyword_adapter(model: Any, names: Tuple[str, ...]) -> Any:
             self.model = model
 
         def forward(self, *tensors: Any) -> Any:
-            return self.model(**dict(zip(names, tensors)))
+            return self.model(**dict(zip(names, tensors, strict=True)))
 
     return KeywordAdapter().eval()
 

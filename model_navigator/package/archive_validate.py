@@ -264,7 +264,7 @@ def _check_overlaps(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], where: st
     """Refuse entries whose data overlap (the overlapping-entries zip bomb) or run past the file."""
     archive_size = zf.fp.seek(0, os.SEEK_END) if zf.fp is not None else None
     ordered = sorted(infos, key=lambda i: i.header_offset)
-    for current, following in zip(ordered, ordered[1:] + [None]):
+    for current, following in zip(ordered, ordered[1:] + [None], strict=True):
         end = current.header_offset + _ZIP_LOCAL_HEADER_SIZE + current.compress_size
         limit = following.header_offset if following is not None else archive_size
         if limit is not None and end > limit:

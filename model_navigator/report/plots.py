@@ -49,7 +49,7 @@ def _figure(series: List[Series], metric: str, title: str, ylabel: str, model: s
             artifact_index += 1
         label = s.label + ("" if s.correct else ", correctness failed")
         ax.plot(s.batch_sizes, values, label=label, markersize=6, **style)
-        unstable = [(b, v) for b, v, p in zip(s.batch_sizes, values, s.points) if not p.stable]
+        unstable = [(b, v) for b, v, p in zip(s.batch_sizes, values, s.points, strict=True) if not p.stable]
         if unstable:  # a white centre marks a measurement that did not stabilise
             ax.plot([b for b, _ in unstable], [v for _, v in unstable], linestyle="none", marker=style["marker"],
                     markersize=4, color="white")

@@ -74,7 +74,7 @@ class OnnxRuntimeRunner(NavigatorRunner):
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         feed = {name: feed_dict[name] for name in self._session_inputs}
         values = self._session.run(self._session_outputs, feed, self._run_options)
-        return OrderedDict(zip(self._session_outputs, values))
+        return OrderedDict(zip(self._session_outputs, values, strict=True))
 
     def _unload(self) -> None:
         self._session = None

@@ -118,7 +118,7 @@ def check_correctness(
     failure: Optional[str] = None
     checked: List[int] = []
     for batch in [1] + [b for b in batch_sizes if b > 1]:
-        pairs = list(zip(inputs, outputs)) if batch == 1 else list(zip(inputs, outputs))[:BATCHED_SAMPLES]
+        pairs = list(zip(inputs, outputs, strict=True)) if batch == 1 else list(zip(inputs, outputs, strict=True))[:BATCHED_SAMPLES]
         for index, (sample, expected) in enumerate(pairs):
             context = f"at batch size {batch} ({_sample_name(index, items, batch_dim)})"
             if batch > 1:

@@ -108,7 +108,7 @@ class ModelOutputWrapper(torch.nn.Module):
         if len(args) > len(self.input_names):
             raise TypeError(f"forward() takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
                             f"got {len(args)} positional")
-        inputs = dict(zip(self.input_names, args))
+        inputs = dict(zip(self.input_names, args, strict=False))
         for name, value in kwargs.items():
             if name not in self.input_names:
                 raise TypeError(f"forward() got an unexpected input {name!r}; inputs: {', '.join(self.input_names)}")
