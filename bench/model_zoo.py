@@ -925,7 +925,7 @@ def summary_table(summary: Dict[str, Dict[str, Any]]) -> str:
              f"abs/max\\|ref\\| |{cols}",
              "| --- | ---: | --- | --- | --- | --- |" + " --- |" * len(RTOLS)]
     for fam, s in summary.items():
-        def cell(k: str) -> str:
+        def cell(k: str, s: Dict[str, Any] = s) -> str:
             value, model = s[k]
             return f"{_fmt(value)} ({model})" if model else _fmt(value)
         atols = "".join(f" {cell(f'atol_at_rtol_{t:g}')} |" for t in RTOLS)

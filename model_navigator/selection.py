@@ -202,7 +202,8 @@ def _candidates(status: NavigatorStatus, rejected: List[Rejection]) -> List[_Can
                 rejected.append(Rejection(key, runtime, "the source model: the reference, not a deployable artifact"))
             continue
         if path.status != StepStatus.OK:
-            rejected.append(Rejection(key, None, f"{path.status.value}" + (f": {_short(path.reason)}" if path.reason else "")))
+            why = f"{path.status.value}" + (f": {_short(path.reason)}" if path.reason else "")
+            rejected.append(Rejection(key, None, why))
             continue
         if not path.runtimes:
             rejected.append(Rejection(key, None, "no runtime was checked"))
@@ -221,13 +222,17 @@ def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: L
     """Keep only verified candidates when any is, and those profiled at `batch_size`; reject the rest."""
     if any(c.verified for c in candidates):
         for c in [c for c in candidates if not c.verified]:
-            rejected.append(Rejection(c.path, c.runtime, "not verified (other runtimes are; only verified ones qualify)"))
+            rejected.append(
+                Rejection(c.path, c.runtime, "not verified (other runtimes are; only verified ones qualify)")
+            )
         candidates = [c for c in candidates if c.verified]
 
     if batch_size is not None:
         for c in [c for c in candidates if not any(r.batch_size == batch_size for r in c.results)]:
             sizes = ", ".join(str(r.batch_size) for r in c.results)
-            rejected.append(Rejection(c.path, c.runtime, f"not profiled at batch size {batch_size} (profiled: {sizes})"))
+            rejected.append(
+                Rejection(c.path, c.runtime, f"not profiled at batch size {batch_size} (profiled: {sizes})")
+            )
         candidates = [c for c in candidates if any(r.batch_size == batch_size for r in c.results)]
     return candidates
 
@@ -281,8 +286,9 @@ def _loser_reason(strategy: SelectionStrategy, percentile: int, f: ProfilingResu
     if strategy == SelectionStrategy.MIN_LATENCY:
         return (f"p{percentile} {_latency(f, percentile):.3f} ms vs {_latency(win, percentile):.3f} ms at batch size "
                 f"{f.batch_size}{_percent(_latency(f, percentile), _latency(win, percentile))}")
+    percent = _percent(f.throughput, win.throughput) if f.throughput != win.throughput else ""
     why = (f"throughput {f.throughput:.0f}/s (batch size {f.batch_size}) vs {win.throughput:.0f}/s "
-           f"(batch size {win.batch_size}){_percent(f.throughput, win.throughput) if f.throughput != win.throughput else ''}")
+           f"(batch size {win.batch_size}){percent}")
     if f.throughput == win.throughput:
         why += f", tie broken by p{percentile} latency"
     return why

@@ -893,7 +893,8 @@ def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_
     before = (desc.workdir / "status.yaml").read_bytes()
     _fill(disk)
     desc.status.environment["note"] = "x" * 200_000  # does not fit
-    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {re.escape(repr(str(desc.workdir / 'status.yaml')))}"
+    status_file = re.escape(repr(str(desc.workdir / "status.yaml")))
+    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {status_file}"
                                                       rf": no space left on its disk \(0.0 MB free, 0.\d+ MB needed\)"):
         desc.save_status()
     assert (desc.workdir / "status.yaml").read_bytes() == before

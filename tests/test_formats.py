@@ -117,7 +117,7 @@ def test_enum_lists_are_derived_from_the_declarations():
     for name in ("SOURCE_FORMATS", "GPU_FORMATS", "CPU_RUNTIMES", "OPT_IN_RUNTIMES", "RUNTIME_MODULES"):
         assert getattr(enums, name) is getattr(formats, name), name  # one object: patching it patches every reader
     with pytest.raises(AttributeError):
-        enums.NO_SUCH_LIST
+        _ = enums.NO_SUCH_LIST
 
 
 def test_status_yaml_reports_every_package_a_path_can_use():

@@ -117,7 +117,8 @@ def test_an_error_that_surfaces_when_outputs_are_read_names_the_sample(workdir):
             return LateFailure(inputs, [], device)
 
     samples = collect_samples([np.ones((2, 3), np.float32)], None, 0)
-    with pytest.raises(ModelNavigatorError, match=r"The predict function failed on dataloader item 0, position 1 in its batch .*XlaRuntime"):
+    failed = r"The predict function failed on dataloader item 0, position 1 in its batch .*XlaRuntime"
+    with pytest.raises(ModelNavigatorError, match=failed):
         reference_outputs(Adapter(None), samples, [1], "cpu", None)
 
 

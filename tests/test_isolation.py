@@ -138,7 +138,7 @@ def test_reproduce_scripts_reproduce_status(tmp_path):
     for desc in (ok, bad):
         workdir = desc.workdir
         for key, path in desc.status.paths.items():
-            for runtime, result in path.runtimes.items():
+            for result in path.runtimes.values():
                 for step, outcome in (("correctness", result.correctness), ("profiling", result.performance)):
                     sh = workdir / key / f"reproduce_{step}.sh"
                     if outcome is None or not sh.exists():

@@ -90,7 +90,8 @@ def test_empty_dataloader(workdir):
     _assert_refused(workdir, UserInputError, r"`dataloader` is empty", dataloader=[])
 
 
-@pytest.mark.parametrize("item", ["text", 7, [1.0, 2.0], {"x": [1.0]}, None], ids=["str", "int", "floats", "dict", "none"])
+@pytest.mark.parametrize("item", ["text", 7, [1.0, 2.0], {"x": [1.0]}, None],
+                         ids=["str", "int", "floats", "dict", "none"])
 def test_unsupported_sample_type(workdir, item):
     _assert_refused(workdir, UserInputError, r"`dataloader` item 0", dataloader=[item])
 
@@ -286,8 +287,8 @@ def test_unsupported_model_output(workdir):
 
 
 def test_model_raising_on_samples(workdir, raising_model):
-    error = _assert_refused(workdir, ModelNavigatorError, r"The model failed on dataloader item 0, position 0 in its batch",
-                            model=raising_model)
+    error = _assert_refused(workdir, ModelNavigatorError,
+                            r"The model failed on dataloader item 0, position 0 in its batch", model=raising_model)
     assert models.FAILING_MODEL_MESSAGE in str(error)
     assert "ModelFailure" in str(error)
     assert "(1, 5)" in str(error)  # the input shapes it was called with

@@ -161,8 +161,10 @@ class FrameworkAdapter:
         raise NotImplementedError
 
 
-def reference_outputs(adapter: FrameworkAdapter, sample_set: SampleSet, indices: Sequence[int], device: str,
-                      output_names: Optional[Tuple[str, ...]]) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
+def reference_outputs(
+    adapter: FrameworkAdapter, sample_set: SampleSet, indices: Sequence[int], device: str,
+    output_names: Optional[Tuple[str, ...]],
+) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
     """Run the source model once per needed sample through its runner: the outputs every path is
     compared with, named by `output_names` or the model's own (dict keys, else output__N)."""
     inputs = infer_metadata(sample_set.samples, sample_set.input_names, sample_set.batch_dim, {})

@@ -89,7 +89,8 @@ def _model_input_order(model: Any, sample_set: SampleSet) -> None:
 def _fits(expected: Tuple[Optional[int], ...], shape: Tuple[int, ...], batch_dim: Optional[int]) -> bool:
     if len(expected) != len(shape):
         return False
-    return all(e is None or e == s or axis == batch_dim for axis, (e, s) in enumerate(zip(expected, shape, strict=True)))
+    pairs = enumerate(zip(expected, shape, strict=True))
+    return all(e is None or e == s or axis == batch_dim for axis, (e, s) in pairs)
 
 
 def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
@@ -107,7 +108,8 @@ def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
                 f"{tuple(declared)}; use the model's input names as the dict keys (and `input_names` to "
                 f"rename them)."
             )
-        pairs = [(n, k, declared[k]) for n, k in zip(names, keys, strict=True)]  # (export's name, model's name, model's shape)
+        # (export's name, model's name, model's shape)
+        pairs = [(n, k, declared[k]) for n, k in zip(names, keys, strict=True)]
     else:
         if len(expected) != len(names):
             raise UserInputError(

@@ -41,7 +41,9 @@ def connect(address: str) -> Callable[[], None]:
     A cluster with token authentication needs RAY_AUTH_MODE=token and its token (see the README)."""
     ray = _import_ray()
     if not isinstance(address, str) or not address:
-        raise UserInputError(f"--ray must be a cluster address (host:port, ray://host:port) or 'auto', got {address!r}.")
+        raise UserInputError(
+            f"--ray must be a cluster address (host:port, ray://host:port) or 'auto', got {address!r}."
+        )
     if ray.is_initialized():
         return lambda: None
     _check_reachable(address)

@@ -60,7 +60,8 @@ def _retest(spec: Dict[str, Any], job_dir: Path) -> Any:
 
 
 def _figures(status: Any) -> Dict[str, Any]:
-    """The paths and runtimes that passed correctness; the best (lowest p50), its p50 and throughput at the smallest batch, the source's, the speedup."""
+    """The paths and runtimes that passed correctness; the best (lowest p50), its p50 and throughput at the
+    smallest batch, the source's, the speedup."""
     from model_navigator.core.formats import SOURCE_FORMATS
     from model_navigator.package.table import find_failures
     from model_navigator.selection import NoRuntimeQualifiesError, select_runtime

@@ -104,7 +104,7 @@ def _lowered(build: Callable[[Optional[Sequence[str]]], Any], platforms: Optiona
         try:
             result = build(None)
         except Exception:
-            raise first
+            raise first from None
         LOGGER.warning("jax2tf could not lower for %s (%s: %s); lowered for this machine's platform only",
                        "/".join(platforms), type(first).__name__, (str(first).splitlines() or [""])[0])
         return result, None
@@ -181,7 +181,8 @@ def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
                 spec.key, enable_xla, jit_compile, native, ops)
     return {"signature": SIGNATURE_KEY, "jax_version": jax_version(), "native_serialization": native,
             "serialization_platforms": platforms,
-            "polymorphic_shapes": dict(zip(ctx.input_names, [p or "static" for p in ctx.polymorphic_shapes], strict=True))}
+            "polymorphic_shapes": dict(zip(ctx.input_names, [p or "static" for p in ctx.polymorphic_shapes],
+                                           strict=True))}
 
 
 def variant_unavailable(spec: PathSpec) -> Optional[str]:

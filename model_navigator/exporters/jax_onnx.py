@@ -128,11 +128,13 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
         return tuple(tensors)
 
     shapes = [symbolic_shape(poly, shape) for poly, shape in zip(ctx.polymorphic_shapes, ctx.input_shapes, strict=True)]
-    specs = [jax.ShapeDtypeStruct(shape, np.dtype(dtype)) for shape, dtype in zip(shapes, ctx.input_dtypes, strict=True)]
+    specs = [jax.ShapeDtypeStruct(shape, np.dtype(dtype))
+             for shape, dtype in zip(shapes, ctx.input_dtypes, strict=True)]
     version = jax2onnx_version()
     opset = max(ctx.opset, MIN_OPSET)
     if opset != ctx.opset:
-        LOGGER.info("%s: opset %d raised to %d, the lowest jax2onnx writes valid models for", spec.key, ctx.opset, opset)
+        LOGGER.info("%s: opset %d raised to %d, the lowest jax2onnx writes valid models for",
+                    spec.key, ctx.opset, opset)
     try:
         proto = jax2onnx.to_onnx(flat_predict, specs, model_name=spec.key.replace("-", "_"), opset=opset)
     except Exception as e:  # jax2onnx's reason names the primitive it cannot lower

@@ -174,7 +174,8 @@ def export_onnx(request: ProduceRequest) -> Dict[str, Any]:
                 dynamic_shapes=_dynamic_shapes(ctx), external_data=False,
             )
         else:
-            dynamic_axes = {n: {a: f"{n}_dim{a}" for a in ctx.dynamic_axes[n]} for n in names if ctx.dynamic_axes.get(n)}
+            dynamic_axes = {n: {a: f"{n}_dim{a}" for a in ctx.dynamic_axes[n]}
+                            for n in names if ctx.dynamic_axes.get(n)}
             model = ctx.model
             if kwargs:  # keyword samples: the exporter sees positional inputs only (see keyword_adapter)
                 model, args = keyword_adapter(ctx.model, tuple(kwargs)), tuple(kwargs.values())

@@ -186,7 +186,7 @@ def module_function(model: Any) -> Any:
     SavedModel's own tf.function traces), else its only tf.function attribute."""
     tf = import_tensorflow()
     generic = tf.types.experimental.GenericFunction
-    call = getattr(model, "__call__", None) if callable(model) else None
+    call = model.__call__ if callable(model) else None
     if call is not None:
         return call
     names = []

@@ -175,7 +175,8 @@ class PackageDescriptor:
         is given; so `if get_status(f): get_runner(f)` never hands out a model that failed its check."""
         runtime = parse_runtime(runtime_provider, "runtime_provider", self._device) \
             if runtime_provider is not None else None
-        return any(path_passed(p, runtime) for p in self._matching(format, jit_type, precision, enable_xla, jit_compile))
+        matching = self._matching(format, jit_type, precision, enable_xla, jit_compile)
+        return any(path_passed(p, runtime) for p in matching)
 
     def get_model(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
                   enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> Any:

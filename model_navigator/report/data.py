@@ -332,8 +332,8 @@ SELECTION_NOTE = ("Chosen as `model-navigator inspect` chooses (`model_navigator
                   "source model is the baseline.")
 STAR_NOTE = f"{STAR} recommended: the lowest p50 latency, the row `model-navigator inspect` stars."
 THROUGHPUT_NOTE = (f"Throughput (samples/s) is {THROUGHPUT_DEFINITION}, so a slow tail lowers it while p50 "
-                   f"stays put: {SKEW_MARK} marks a measurement whose p99 is more than {TAIL_RATIO:g}x its p50 or whose "
-                   f"mean is more than {MEAN_RATIO:g}x above or below it.")
+                   f"stays put: {SKEW_MARK} marks a measurement whose p99 is more than {TAIL_RATIO:g}x its p50 or "
+                   f"whose mean is more than {MEAN_RATIO:g}x above or below it.")
 NOTHING_PROFILED = ("Nothing was profiled: export with `run_profiling=True` or run `model-navigator profile` on the "
                     "package, then report again.")
 

@@ -61,8 +61,8 @@ class OnnxRuntimeRunner(NavigatorRunner):
             raise RuntimeError(
                 f"ONNX Runtime did not load {self.provider.value} (available: "
                 f"{', '.join(available_providers())}); it would have run on the CPU. Install "
-                f"onnxruntime-gpu with the CUDA, cuDNN{' and TensorRT' if self.provider == RuntimeProvider.TRT else ''} "
-                f"libraries it was built for."
+                f"onnxruntime-gpu with the CUDA, cuDNN"
+                f"{' and TensorRT' if self.provider == RuntimeProvider.TRT else ''} libraries it was built for."
             )
         # Nor may a provider that fails during run() be retried on the CPU behind our back.
         self._session.disable_fallback()

@@ -167,7 +167,8 @@ class LoadtestReport:
             mark = "" if s.stable else " (unstable)"
             ratio = f"{s.p50_ms / i.p50_ms:.1f}x" if i is not None and i.p50_ms > 0 else "-"
             lines.append(f"| {r.concurrency} | {s.p50_ms:.3f}{mark} | {s.p90_ms:.3f} | {s.p99_ms:.3f} | "
-                         f"{s.throughput:.1f} | {f'{i.p50_ms:.3f}' if i else '-'}{'' if i is None or i.stable else ' (unstable)'} | "
+                         f"{s.throughput:.1f} | {f'{i.p50_ms:.3f}' if i else '-'}"
+                         f"{'' if i is None or i.stable else ' (unstable)'} | "
                          f"{f'{i.throughput:.1f}' if i else '-'} | {ratio} |")
         if self.profiled is not None:
             lines += ["", f"The package's own profiling of this path at batch size {self.batch_size}: p50 "

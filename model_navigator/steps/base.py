@@ -89,7 +89,8 @@ def short_reason(error: BaseException) -> str:
 
 # Known exporter limits and what works instead: (phrases in the reason, path key prefix, hint).
 _HINTS = (
-    (("Failed to get source", "could not get source", "Can't get source", "requires source access"), "torchscript-script",
+    (("Failed to get source", "could not get source", "Can't get source", "requires source access"),
+     "torchscript-script",
      "torch.jit.script cannot read this model's source (a library model built at run time); tracing works: "
      "jit_options=('trace',)"),
     (("UnsupportedOperatorError", "to ONNX opset version"), "onnx",

@@ -118,7 +118,8 @@ def check_correctness(
     failure: Optional[str] = None
     checked: List[int] = []
     for batch in [1] + [b for b in batch_sizes if b > 1]:
-        pairs = list(zip(inputs, outputs, strict=True)) if batch == 1 else list(zip(inputs, outputs, strict=True))[:BATCHED_SAMPLES]
+        pairs = list(zip(inputs, outputs, strict=True))
+        pairs = pairs if batch == 1 else pairs[:BATCHED_SAMPLES]
         for index, (sample, expected) in enumerate(pairs):
             context = f"at batch size {batch} ({_sample_name(index, items, batch_dim)})"
             if batch > 1:
@@ -139,15 +140,16 @@ def check_correctness(
                 message = e if isinstance(e, OutputMismatch) else short_reason(e)
                 raise BatchSizeError(
                     f"fails at batch size {batch}{works}: {message}. The export is likely specialised to the "
-                    f"batch size it was made with (exports are made from a batch of {EXPORT_BATCH_SIZE}); mark the batch "
-                    f"axis dynamic or avoid shape-dependent Python code in forward()."
+                    f"batch size it was made with (exports are made from a batch of {EXPORT_BATCH_SIZE}); mark the "
+                    f"batch axis dynamic or avoid shape-dependent Python code in forward()."
                 ) from e
             failure = failure or reason
         checked.append(batch)
     return CorrectnessResult(
         status=StepStatus.FAILED if failure else StepStatus.OK,
         reason=failure,
-        per_output={n: OutputError(max_abs_error=a, max_rel_error=r, atol=tolerances[n].atol if n in tolerances else None,
+        per_output={n: OutputError(max_abs_error=a, max_rel_error=r,
+                                   atol=tolerances[n].atol if n in tolerances else None,
                                    rtol=tolerances[n].rtol if n in tolerances else None)
                     for n, (a, r) in errors.items()},
         batch_sizes=checked,

@@ -195,7 +195,8 @@ class Pipeline:
         path.duration_s = time.perf_counter() - start
         detail = "ok" if path.ok else (path.reason or "failed")
         if path.warnings:
-            detail += f"; warning: {path.warnings[0]}" + (f" (+{len(path.warnings) - 1} more)" if len(path.warnings) > 1 else "")
+            more = f" (+{len(path.warnings) - 1} more)" if len(path.warnings) > 1 else ""
+            detail += f"; warning: {path.warnings[0]}{more}"
         self.progress.line(path.ok, spec.key, step, detail, path.duration_s)
 
     def _failure_reason(self, spec: PathSpec, error: BaseException) -> str:
@@ -272,8 +273,8 @@ class Pipeline:
                          reply.traceback or "")
             result.reason = f"{result.reason} (reproduce: bash {self.workspace.relative(sh)})"
         ok = result.status == StepStatus.OK
-        self.progress.line(ok, path.key, "correctness", f"{runtime.value}: " + (correctness_summary(result) if ok else str(result.reason)),
-                           time.perf_counter() - start)
+        summary = correctness_summary(result) if ok else str(result.reason)
+        self.progress.line(ok, path.key, "correctness", f"{runtime.value}: {summary}", time.perf_counter() - start)
         return result
 
     def run_profiling(self, path: PathStatus, runtime: RuntimeProvider, config: ProfilerConfig) -> PerformanceResult:

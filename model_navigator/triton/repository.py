@@ -109,7 +109,8 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
         if corr is not None and corr.status != StepStatus.OK:
             raise UserInputError(f"Path {path_key!r} failed correctness on {runtime.value}: {corr.reason}.")
         return path, runtime, None
-    passed = [rt for rt, r in path.runtimes.items() if r.correctness is not None and r.correctness.status == StepStatus.OK]
+    passed = [rt for rt, r in path.runtimes.items()
+              if r.correctness is not None and r.correctness.status == StepStatus.OK]
     if len(passed) > 1:
         try:
             selection = select_runtime(_filtered_status(status, path_key, None), strategy, latency_budget_ms)
