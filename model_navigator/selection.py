@@ -202,16 +202,16 @@ def _candidates(status: NavigatorStatus, rejected: List[Rejection]) -> List[_Can
                 rejected.append(Rejection(key, runtime, "the source model: the reference, not a deployable artifact"))
             continue
         if path.status != StepStatus.OK:
-            why = f"{path.status.value}" + (f": {_short(path.reason)}" if path.reason else "")
-            rejected.append(Rejection(key, None, why))
+            failed = f"{path.status.value}" + (f": {_short(path.reason)}" if path.reason else "")
+            rejected.append(Rejection(key, None, failed))
             continue
         if not path.runtimes:
             rejected.append(Rejection(key, None, "no runtime was checked"))
             continue
         for runtime, result in path.runtimes.items():
             why = _runtime_unfit(result)
-            if why is not None:
-                rejected.append(Rejection(key, runtime, why))
+            if why is not None or result.performance is None:  # _runtime_unfit says why when it is None
+                rejected.append(Rejection(key, runtime, why or "not profiled"))
                 continue
             candidates.append(_Candidate(key, path.format, runtime, list(result.performance.results), result.verified,
                                          order))
@@ -325,6 +325,7 @@ def select_runtime(
 
     winner, win = ranked[0]
     rejected += [Rejection(c.path, c.runtime, _loser_reason(strategy, percentile, f, win)) for c, f in ranked[1:]]
+    budget = float(latency_budget_ms) if within and latency_budget_ms is not None else None
     return Selection(strategy=strategy, path=winner.path, format=winner.format, runtime=winner.runtime, figures=win,
-                     verified=winner.verified, latency_budget_ms=float(latency_budget_ms) if within else None,
+                     verified=winner.verified, latency_budget_ms=budget,
                      latency_percentile=percentile, rejected=rejected)

@@ -39,7 +39,7 @@ def _keras_input_name(tensor: Any, index: int) -> str:
     return str(getattr(operation, "name", None) or getattr(tensor, "name", None) or f"input {index}")
 
 
-def expected_inputs(model: Any) -> Optional[List[Tuple[str, Tuple[Optional[int], ...]]]]:
+def expected_inputs(model: Any) -> Optional[List[Tuple[str, Optional[Tuple[Optional[int], ...]]]]]:
     """(name, shape with None for free axes) per model input, when the model declares them: a
     Keras functional/built model's inputs, or a tf.function's input_signature; else None."""
     if is_keras_model(model):

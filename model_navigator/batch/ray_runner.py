@@ -140,7 +140,8 @@ def _submit(ray: Any, run: Run, task: Any, packages: Dict[str, Any]) -> Any:
             packages[run.job.package] = ray.put(Path(run.job.package).read_bytes())
         package_ref = packages[run.job.package]
     r = run.resources
-    options = {"num_cpus": r.cpus, "num_gpus": r.gpus, "max_retries": run.job.retries, "retry_exceptions": False}
+    options: Dict[str, Any] = {"num_cpus": r.cpus, "num_gpus": r.gpus, "max_retries": run.job.retries,
+                               "retry_exceptions": False}
     if r.custom:
         options["resources"] = r.custom
     return task.options(**options).remote(run.spec(), package_ref)

@@ -58,7 +58,7 @@ def from_plain(cls: Any, data: Any) -> Any:
         return data
     if isinstance(cls, type) and issubclass(cls, enum.Enum):
         return cls(data)
-    if dataclasses.is_dataclass(cls):
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         if not isinstance(data, dict):
             raise TypeError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
         hints = typing.get_type_hints(cls)

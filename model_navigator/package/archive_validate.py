@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, List, Optional, Tuple
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 from model_navigator.core.errors import PackageError
 from model_navigator.core.status import STATUS_FILE, NavigatorStatus
@@ -233,7 +233,7 @@ def _check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Dict[str, An
                 f"{where}: entry {name!r} refused: sha256 checksum does not match {MANIFEST_FILE} "
                 f"(tampered or corrupt)."
             )
-        if is_npz:
+        if copy is not None:  # the npz's spooled copy
             copy.seek(0)
             check_npz_safe(copy, where=f"{where}: entry {name!r}")
 
@@ -286,7 +286,7 @@ def _read_small(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
         raise PackageError(f"{where}: entry {info.filename!r} cannot be read: {e}") from e
 
 
-def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[BinaryIO] = None,
+def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[IO[bytes]] = None,
                 pool: Any = None) -> Tuple[int, str]:
     """Stream one entry: (bytes produced, sha256 hex), writing them to `copy` too when given;
     CRC-32 is checked by zipfile at the end."""

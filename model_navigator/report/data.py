@@ -119,8 +119,9 @@ def load_status(source: Union[NavigatorStatus, Any, str, Path]) -> NavigatorStat
 
     if isinstance(source, NavigatorStatus):
         return source
-    if isinstance(getattr(source, "status", None), NavigatorStatus):  # PackageDescriptor
-        return source.status
+    described = getattr(source, "status", None)
+    if isinstance(described, NavigatorStatus):  # PackageDescriptor
+        return described
     if not isinstance(source, (str, Path)):
         raise UserInputError(f"Cannot report on a {type(source).__name__}; give a PackageDescriptor, a .nav "
                              f"package or a workspace folder.")
@@ -175,8 +176,8 @@ def _correctness_rows(status: NavigatorStatus) -> List[CorrectnessRow]:
             if corr is None:
                 rows.append(CorrectnessRow(key, runtime.value, None, "not run", None, None, None, None, [], 0, None))
                 continue
-            common = dict(batch_sizes=list(corr.batch_sizes), sample_count=corr.sample_count, reason=corr.reason,
-                          tolerance=corr.tolerance)
+            common: Dict[str, Any] = dict(batch_sizes=list(corr.batch_sizes), sample_count=corr.sample_count,
+                                          reason=corr.reason, tolerance=corr.tolerance)
             if not corr.per_output:
                 rows.append(CorrectnessRow(key, runtime.value, None, corr.status.value, None, None, None, None,
                                            **common))

@@ -4,6 +4,7 @@ external assets). Every piece of text that comes from status.yaml is escaped."""
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import re
 from typing import Dict, List, Optional
@@ -130,7 +131,7 @@ def _status_section(data: ReportData) -> str:
             errors = '<span class="reference">reference</span>'
         else:
             errors = "<br>".join(f"{_e(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
-        p50 = "<br>".join(p50_lines(row, lambda batch, row=row: _skew_mark(data, row, batch)))
+        p50 = "<br>".join(p50_lines(row, functools.partial(_skew_mark, data, row)))
         thr = "<br>".join(throughput_lines(row))
         picked = data.is_pick(row["path"], row["runtime"])
         star = f' <span class="star" title="recommended">{STAR}</span>' if picked else ""

@@ -47,10 +47,10 @@ def prose(text: str) -> str:
     if len(parts) % 2 == 0:  # an unpaired backtick: no code at all
         return md(text)
 
-    def text(part: str) -> str:  # md() trims; the spaces around a code span stay
+    def escaped(part: str) -> str:  # md() trims; the spaces around a code span stay
         return (" " if part[:1].isspace() else "") + md(part) + (" " if part[-1:].isspace() else "")
 
-    return "".join(f"`{part}`" if i % 2 else text(part) for i, part in enumerate(parts))
+    return "".join(f"`{part}`" if i % 2 else escaped(part) for i, part in enumerate(parts))
 
 
 THROUGHPUT_HEADER = f"Throughput /s ({THROUGHPUT_DEFINITION})"

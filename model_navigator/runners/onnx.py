@@ -36,7 +36,7 @@ class OnnxRuntimeRunner(NavigatorRunner):
         super().__init__(input_metadata, output_metadata, device, name or f"onnxrt-{provider.value}")
         self.model_path = Path(model_path)
         self.provider = provider
-        self._session = None
+        self._session: Any = None
 
     def _load(self) -> None:
         import onnxruntime

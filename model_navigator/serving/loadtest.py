@@ -192,7 +192,7 @@ def _sample(workdir: Path) -> Dict[str, np.ndarray]:
 
 
 def _check_concurrency(concurrency: Sequence[int]) -> List[int]:
-    levels = sorted(set(concurrency)) if not isinstance(concurrency, int) else [concurrency]
+    levels: List[int] = sorted(set(concurrency)) if not isinstance(concurrency, int) else [concurrency]
     if not levels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in levels):
         raise UserInputError(f"`concurrency` must be positive integers, got {concurrency!r}.")
     return levels

@@ -124,6 +124,7 @@ def check_correctness(
             context = f"at batch size {batch} ({_sample_name(index, items, batch_dim)})"
             if batch > 1:
                 sample = build_batch(sample, batch, batch_dim)
+                assert batch_dim is not None  # build_batch refuses a batch > 1 without one
                 expected = _repeat_output(expected, batch, batch_dim)
             try:
                 actual = runner.infer(sample, check_inputs=False)
