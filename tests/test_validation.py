@@ -295,6 +295,21 @@ def test_model_raising_on_samples(workdir, raising_model):
     assert isinstance(error.__cause__, models.ModelFailure)
 
 
+class _OutputsDependOnTheSample(torch.nn.Module):
+    """Two outputs for a sample whose sum is positive, one otherwise."""
+
+    def forward(self, x):
+        return (x, x * 2) if float(x.sum()) > 0 else (x,)
+
+
+def test_a_sample_with_another_number_of_outputs_is_refused(workdir):
+    """Names and tensors are zipped strictly: the sample whose outputs differ is named, none is dropped."""
+    _assert_refused(workdir, UserInputError,
+                    r"dataloader item 1, position 0 .*the model returned 1 tensors \('output__0',\), the first sample "
+                    r"2; return the same outputs for every sample\.$",
+                    model=_OutputsDependOnTheSample(), dataloader=[torch.ones(2, 5), -torch.ones(2, 5)])
+
+
 def test_model_rejecting_the_dtype_of_the_samples(workdir):
     error = _assert_refused(workdir, ModelNavigatorError, r"The model failed",
                             dataloader=[torch.ones(2, 5, dtype=torch.float64)])
