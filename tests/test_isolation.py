@@ -138,7 +138,7 @@ def test_reproduce_scripts_reproduce_status(tmp_path):
     for desc in (ok, bad):
         workdir = desc.workdir
         for key, path in desc.status.paths.items():
-            for result in path.runtimes.values():
+            for runtime, result in path.runtimes.items():
                 for step, outcome in (("correctness", result.correctness), ("profiling", result.performance)):
                     sh = workdir / key / f"reproduce_{step}.sh"
                     if outcome is None or not sh.exists():
@@ -146,7 +146,8 @@ def test_reproduce_scripts_reproduce_status(tmp_path):
                     if outcome.status.value == "skipped":
                         continue
                     proc = _run_sh(workdir, sh)
-                    assert (proc.returncode == 0) == (outcome.status.value == "ok"), (sh, proc.stdout, proc.stderr)
+                    assert (proc.returncode == 0) == (outcome.status.value == "ok"), (sh, runtime, proc.stdout,
+                                                                                     proc.stderr)
                     checked += 1
         # the .sh is the command line that ran: relative paths, this Python, run from the root
         sh_text = (workdir / "onnx" / "reproduce_correctness.sh").read_text()
