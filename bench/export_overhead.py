@@ -139,8 +139,9 @@ def main() -> int:
     for model_name, r in results.items():
         print(f"{model_name}: in-process {r['nav-inproc']['wall_ratio_vs_script']:.2f}x script wall, "
               f"{r['nav-inproc']['memory_ratio_vs_script']:.2f}x memory; isolated "
-              f"{r['nav-isolated']['wall_ratio_vs_script']:.2f}x wall, {r['nav-isolated']['memory_ratio_vs_script']:.2f}x "
-              f"memory; isolation 'auto' costs {100 * r['isolation_cost']:+.0f}%, full "
+              f"{r['nav-isolated']['wall_ratio_vs_script']:.2f}x wall, "
+              f"{r['nav-isolated']['memory_ratio_vs_script']:.2f}x memory; "
+              f"isolation 'auto' costs {100 * r['isolation_cost']:+.0f}%, full "
               f"{100 * r['full_isolation_cost']:+.0f}%; defaults with profiling "
               f"{r['nav-default']['wall_s']:.2f} s")
     out = Path(__file__).parent / "results" / "export_overhead.json"

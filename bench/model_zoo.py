@@ -157,7 +157,7 @@ def _seq2seq_batches(vocab: int, decoder_start: int) -> List[Dict[str, Any]]:
 
     g = torch.Generator().manual_seed(1)
     batches = _text_batches(vocab)
-    for item, dec_len in zip(batches, (4, 6, 5)):
+    for item, dec_len in zip(batches, (4, 6, 5), strict=True):
         dec = torch.randint(4, vocab, (2, dec_len), generator=g)
         dec[:, 0] = decoder_start
         item["decoder_input_ids"] = dec
@@ -600,11 +600,11 @@ def tolerance_evidence(package: Any, path: Any, runtime: Any, workdir: Path, bat
         raise RuntimeError(f"get_runner({kwargs}) gave {runner.name}, not {path.key}")
     evidence: Dict[str, Dict[str, Dict[str, Any]]] = {"all": {}, "bs1": {}, "batched": {}}
     with runner:
-        pairs = [(x, y, 1) for x, y in zip(inputs, outputs)]
+        pairs = [(x, y, 1) for x, y in zip(inputs, outputs, strict=True)]
         if batch_dim is not None and batch > 1:
             pairs += [({k: np.repeat(v, batch, axis=batch_dim) for k, v in x.items()},
                        {k: np.repeat(v, batch, axis=batch_dim) if v.ndim > batch_dim else v for k, v in y.items()},
-                       batch) for x, y in zip(inputs[:BATCHED_SAMPLES], outputs[:BATCHED_SAMPLES])]
+                       batch) for x, y in zip(inputs[:BATCHED_SAMPLES], outputs[:BATCHED_SAMPLES], strict=True)]
         for sample, expected, size in pairs:
             actual = runner.infer(sample, check_inputs=False)
             for name in output_names:
@@ -921,7 +921,7 @@ def summary_table(summary: Dict[str, Dict[str, Any]]) -> str:
              f"abs/max\\|ref\\| |{cols}",
              "| --- | ---: | --- | --- | --- | --- |" + " --- |" * len(RTOLS)]
     for fam, s in summary.items():
-        def cell(k: str) -> str:
+        def cell(k: str, s: Dict[str, Any] = s) -> str:
             value, model = s[k]
             return f"{_fmt(value)} ({model})" if model else _fmt(value)
         atols = "".join(f" {cell(f'atol_at_rtol_{t:g}')} |" for t in RTOLS)

@@ -92,10 +92,11 @@ def run(name: str, requests: int, workdir: Path) -> dict:
 
 
 def table(name: str, result: dict) -> str:
-    lines = [f"### {name}", "", "| runtime | p50 ms, batch 1 | p50 ms, batch 16 | samples/s, batch 16 | max abs error |",
+    lines = [f"### {name}", "",
+             "| runtime | p50 ms, batch 1 | p50 ms, batch 16 | samples/s, batch 16 | max abs error |",
              "| --- | ---: | ---: | ---: | ---: |"]
     for label, row in result["runtimes"].items():
-        def cell(batch: int, field: str, fmt: str) -> str:
+        def cell(batch: int, field: str, fmt: str, row: dict = row) -> str:
             r = row.get(f"bs{batch}")
             if r is None:
                 return "-"
@@ -105,8 +106,8 @@ def table(name: str, result: dict) -> str:
         lines.append(f"| {label} | {cell(1, 'p50_ms', '.3f')} | {cell(16, 'p50_ms', '.3f')} | "
                      f"{cell(16, 'throughput', '.0f')} | {err} |")
     for strategy, b in result["best"].items():
-        lines.append(f"\n{strategy}: **{b['path']} on {b['runtime']}** (batch {b['batch_size']}, p50 {b['p50_ms']:.3f} ms, "
-                     f"{b['throughput']:.0f}/s)")
+        lines.append(f"\n{strategy}: **{b['path']} on {b['runtime']}** (batch {b['batch_size']}, "
+                     f"p50 {b['p50_ms']:.3f} ms, {b['throughput']:.0f}/s)")
     lines.append(f"\nexport + checks + profiling of all of it: {result['export_wall_s']:.0f} s ('~': unstable)")
     return "\n".join(lines)
 

@@ -391,6 +391,7 @@ def select_runtime(
 
     winner, win = ranked[0]
     rejected += [Rejection(c.path, c.runtime, _loser_reason(strategy, percentile, f, win)) for c, f in ranked[1:]]
+    budget = float(latency_budget_ms) if within and latency_budget_ms is not None else None
     return Selection(strategy=strategy, path=winner.path, format=winner.format, runtime=winner.runtime, figures=win,
-                     verified=winner.verified, latency_budget_ms=float(latency_budget_ms) if within else None,
+                     verified=winner.verified, latency_budget_ms=budget,
                      latency_percentile=percentile, rejected=rejected, precision_note=note)

@@ -7,7 +7,8 @@
 # tritonclient pins protobuf<7 and ml-dtypes<=0.5.4. Extra arguments go to pytest in both, e.g.
 # `bash scripts/test.sh -m "not slow"`; given test paths, the serving stage runs only for serving tests.
 # A stage that collects no tests fails, and so does the serving stage when PyTriton does not import in
-# .venv-serve (an error there, not a skip).
+# .venv-serve (an error there, not a skip). First scripts/check.sh (ruff lint and layout, mypy: seconds) runs: a
+# finding fails the run too, after the tests have run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -47,6 +48,8 @@ for arg in "$@"; do
     esac
 done
 status=0
+# Lint, layout and types (what CI runs, since .ci/run is this script): a finding makes the exit status 1.
+bash scripts/check.sh || status=1
 # Given only serving tests, the main stage (no PyTriton in .venv: they would all skip there) does not run.
 if [ "$paths" = 0 ] || [ "$other_paths" = 1 ]; then
     run_stage main "$@" || status=$?

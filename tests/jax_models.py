@@ -183,7 +183,8 @@ class T5Block(nn.Module):
     def __call__(self, hidden, mask_bias, position_bias):
         cfg = self.config
         normed = T5LayerNorm(cfg.layer_norm_epsilon)(hidden)
-        attended, position_bias = T5SelfAttention(cfg, self.has_relative_bias, self.iota_positions)(normed, mask_bias, position_bias)
+        attention = T5SelfAttention(cfg, self.has_relative_bias, self.iota_positions)
+        attended, position_bias = attention(normed, mask_bias, position_bias)
         hidden = hidden + attended
         normed = T5LayerNorm(cfg.layer_norm_epsilon)(hidden)
         inner = nn.relu(nn.Dense(cfg.d_ff, use_bias=False, name="wi")(normed))
@@ -202,8 +203,8 @@ class T5Encoder(nn.Module):
         mask_bias = (1.0 - attention_mask[:, None, None, :].astype(jnp.float32)) * -1e9
         position_bias = None
         for i in range(cfg.num_layers):
-            hidden, position_bias = T5Block(cfg, has_relative_bias=i == 0, iota_positions=self.iota_positions, name=f"block_{i}")(
-                hidden, mask_bias, position_bias)
+            block = T5Block(cfg, has_relative_bias=i == 0, iota_positions=self.iota_positions, name=f"block_{i}")
+            hidden, position_bias = block(hidden, mask_bias, position_bias)
         return T5LayerNorm(cfg.layer_norm_epsilon, name="final_layer_norm")(hidden)
 
 

@@ -100,9 +100,10 @@ def test_help_of_each_command(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: model-navigator")
-    for word in {"inspect": ["PACKAGE_OR_WORKDIR", "--json"],
-                 "profile": ["--batch-sizes", "--measurement-mode", "--max-trials", "--workdir"],
-                 "convert": ["--config", "--model", "--correctness-only"]}.get(command[0] if command else "", ["inspect"]):
+    words = {"inspect": ["PACKAGE_OR_WORKDIR", "--json"],
+             "profile": ["--batch-sizes", "--measurement-mode", "--max-trials", "--workdir"],
+             "convert": ["--config", "--model", "--correctness-only"]}
+    for word in words.get(command[0] if command else "", ["inspect"]):
         assert word in result.stdout
 
 

@@ -4,9 +4,11 @@ README shows."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -79,3 +81,23 @@ def test_example_runs_twice_in_the_same_folder(tmp_path):
                   "model_navigator.examples.torch_linear:get_model", cwd=tmp_path / "nav_example")
     assert convert.returncode == 0, convert.stderr
     assert artifact.is_file() and "onnx" in convert.stdout
+
+    # the README's command-line examples, each line as written (bash, the venv's model-navigator on PATH)
+    lines = readme_command_lines()
+    assert len(lines) >= 7 and all(line.startswith("model-navigator ") for line in lines), lines
+    env = helpers.repo_env(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    for line in lines:
+        done = subprocess.run(["bash", "-o", "pipefail", "-c", line], capture_output=True, text=True, env=env,
+                              cwd=tmp_path / "nav_example", timeout=600)
+        assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    outdir = tmp_path / "nav_example"
+    assert (outdir / "reprofiled" / "status.yaml").is_file() and (outdir / "example_report").is_dir()
+    assert (outdir / "model_repository").is_dir()
+
+
+def readme_command_lines() -> List[str]:
+    """The lines of the first ```bash block under the README's "Command line" heading."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("\n## Command line\n", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("\n```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]

@@ -51,7 +51,7 @@ def test_reference_outputs_are_what_the_source_runner_computes(workdir, linear_m
     assert inputs and len(inputs) == len(outputs)
     runner = package.get_runner(format=nav.Format.TORCH, runtime=nav.RuntimeProvider.CPU)
     with runner:
-        for sample, expected in zip(inputs, outputs):
+        for sample, expected in zip(inputs, outputs, strict=True):
             got = runner.infer(sample)
             assert list(got) == list(expected)
             for name in expected:
@@ -116,7 +116,8 @@ def test_an_error_that_surfaces_when_outputs_are_read_names_the_sample(workdir):
             return LateFailure(inputs, [], device)
 
     samples = collect_samples([np.ones((2, 3), np.float32)], None, 0)
-    with pytest.raises(ModelNavigatorError, match=r"The predict function failed on dataloader item 0, position 1 in its batch .*XlaRuntime"):
+    failed = r"The predict function failed on dataloader item 0, position 1 in its batch .*XlaRuntime"
+    with pytest.raises(ModelNavigatorError, match=failed):
         reference_outputs(Adapter(None), samples, [1], "cpu", None)
 
 

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 import model_navigator as nav  # noqa: E402
 from model_navigator.core.enums import RuntimeProvider, StepStatus, TensorRTPrecision  # noqa: E402
-from model_navigator.core.serialization import to_plain
+from model_navigator.core.serialization import to_plain  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)"),

@@ -28,7 +28,7 @@ from model_navigator.contrib.huggingface import (  # noqa: E402
     unwrap_model_output,
 )
 from model_navigator.core.status import NavigatorStatus  # noqa: E402
-from model_navigator.core.serialization import to_plain
+from model_navigator.core.serialization import to_plain  # noqa: E402
 
 WORDS = ("the a model navigator exports bert to onnx and torchscript fast small test hello world with "
          "dynamic batch sequence axes").split()
@@ -64,7 +64,7 @@ def tokenizer(tmp_path_factory):
 def test_dataloader_from_tokenizer(tokenizer):
     batches = dataloader_from_tokenizer(tokenizer, TEXTS, batch_size=2)
     assert len(batches) == 2
-    for batch, texts in zip(batches, (TEXTS[:2], TEXTS[2:])):
+    for batch, texts in zip(batches, (TEXTS[:2], TEXTS[2:]), strict=True):
         assert set(batch) == {"input_ids", "attention_mask", "token_type_ids"}
         assert all(isinstance(v, torch.Tensor) and v.dtype == torch.int64 for v in batch.values())
         expected = tokenizer(texts, padding="longest", return_tensors="pt")
@@ -93,7 +93,7 @@ def test_dummy_dataloader(config):
         assert bool((b["attention_mask"] == 1).all())
         assert set(b["token_type_ids"].unique().tolist()) <= {0, 1}
     again = dummy_dataloader(spec, batches=3, batch_size=4, seq_lens=(5, 11))
-    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(batches, again))  # seeded
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(batches, again, strict=True))  # seeded
     floats = dummy_dataloader({"x": (("batch", 3, "sequence"), torch.float16, (-1.0, 1.0))}, batches=1, seq_lens=7)
     assert floats[0]["x"].shape == (2, 3, 7) and floats[0]["x"].dtype == torch.float16
     assert float(floats[0]["x"].abs().max()) <= 1.0
@@ -272,7 +272,7 @@ def _t5_dataloader(encoder_lengths=(6, 9), decoder_lengths=(3, 4)):
     torch.manual_seed(0)
     return [{"input_ids": torch.randint(0, 100, (2, enc)), "attention_mask": torch.ones(2, enc, dtype=torch.long),
              "decoder_input_ids": torch.randint(0, 100, (2, dec))}
-            for enc, dec in zip(encoder_lengths, decoder_lengths)]
+            for enc, dec in zip(encoder_lengths, decoder_lengths, strict=True)]
 
 
 def test_export_arguments_give_an_encoder_decoder_its_own_decoder_length():

@@ -44,7 +44,8 @@ def token_onnx(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("token_onnx")
     return _torch_onnx(folder / "tokens.onnx", TokenClassifier(),
                        (torch.zeros(2, 6, dtype=torch.long), torch.ones(2, 6)), ["ids", "mask"], ["hidden", "logits"],
-                       {"ids": {0: "b", 1: "s"}, "mask": {0: "b", 1: "s"}, "hidden": {0: "b", 1: "s"}, "logits": {0: "b"}})
+                       {"ids": {0: "b", 1: "s"}, "mask": {0: "b", 1: "s"}, "hidden": {0: "b", 1: "s"},
+                        "logits": {0: "b"}})
 
 
 def _token_dataloader(seq_lens=(4, 7, 5)):
@@ -54,14 +55,16 @@ def _token_dataloader(seq_lens=(4, 7, 5)):
 
 @pytest.fixture(scope="module")
 def token_package(token_onnx, tmp_path_factory):
-    return nav.onnx.export(model=token_onnx, dataloader=_token_dataloader(), workdir=tmp_path_factory.mktemp("t") / "wd",
+    return nav.onnx.export(model=token_onnx, dataloader=_token_dataloader(),
+                           workdir=tmp_path_factory.mktemp("t") / "wd",
                            profiler_config=helpers.light_profiler(batch_sizes=(1, 2)))
 
 
 def test_a_torch_made_onnx_with_dict_int64_inputs_is_checked_and_profiled(token_package):
     status = token_package.status
     assert status.framework == "onnx"
-    assert [(m.name, m.dtype, m.shape) for m in status.inputs] == [("ids", "int64", (-1, -1)), ("mask", "float32", (-1, -1))]
+    inputs = [(m.name, m.dtype, m.shape) for m in status.inputs]
+    assert inputs == [("ids", "int64", (-1, -1)), ("mask", "float32", (-1, -1))]
     assert [m.name for m in status.outputs] == ["hidden", "logits"]
     onnx = status.paths["onnx"]
     assert onnx.status == StepStatus.OK and onnx.reported["opset"] == 17

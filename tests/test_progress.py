@@ -31,8 +31,9 @@ def test_repeated_warnings_are_logged_once_with_a_count(caplog):
     with caplog.at_level(logging.WARNING, logger=logger.name):
         with capture_warnings(logger) as graph:
             for _ in range(20):
-                warnings.warn("this API is deprecated", DeprecationWarning)
-            warnings.warn("Converting a tensor to a Python boolean might cause the trace to be incorrect", UserWarning)
+                warnings.warn("this API is deprecated", DeprecationWarning, stacklevel=1)
+            warnings.warn("Converting a tensor to a Python boolean might cause the trace to be incorrect", UserWarning,
+                          stacklevel=1)
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "deprecated" in m]) == 1
     assert any("[20 times]" in m for m in messages)

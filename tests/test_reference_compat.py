@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 import model_navigator as nav  # noqa: E402
 from model_navigator.core.enums import RuntimeProvider, StepStatus  # noqa: E402
-from model_navigator.core.serialization import to_plain
+from model_navigator.core.serialization import to_plain  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,8 @@ def test_get_model_returns_none_for_a_format_not_in_the_package(trt_only):
 def test_input_names_rename_dict_samples_by_position(workdir):
     model = models.token_model()
     # dict keys as forward() names them; input_names name the model's inputs by the keys' position
-    dataloader = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]} for b in models.token_dataloader()]
+    dataloader = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
+                  for b in models.token_dataloader()]
     package = nav.torch.export(model=model, dataloader=dataloader, workdir=workdir, isolation=False, verbose=False,
                                run_profiling=False, input_names=("ids", "mask"), runtimes=("CPUExecutionProvider",))
     assert [m.name for m in package.status.inputs] == ["ids", "mask"]

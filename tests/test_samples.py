@@ -166,7 +166,7 @@ def test_numpy_and_torch_samples_give_equal_numpy_samples():
     from_numpy = collect_samples([data], None, 0)
     from_torch = collect_samples([torch.from_numpy(data.copy())], None, 0)
     assert len(from_numpy.samples) == len(from_torch.samples) == 4
-    for a, b in zip(from_numpy.samples, from_torch.samples):
+    for a, b in zip(from_numpy.samples, from_torch.samples, strict=True):
         assert isinstance(b["input__0"], np.ndarray)
         np.testing.assert_array_equal(a["input__0"], b["input__0"])
 
@@ -463,7 +463,7 @@ def test_collected_samples_round_trip_through_npz(tmp_path: Path):
     ss = collect_samples(items, None, 0)
     for i, s in enumerate(ss.samples):
         save_sample(tmp_path / f"{i}.npz", s)
-    for original, loaded in zip(ss.samples, load_sample_dir(tmp_path)):
+    for original, loaded in zip(ss.samples, load_sample_dir(tmp_path), strict=True):
         assert list(loaded) == ["input_ids", "attention_mask"]
         for k in original:
             assert loaded[k].dtype == np.int64

@@ -62,12 +62,15 @@ def test_a_dot_venv_that_is_no_venv_is_refused_untouched(tmp_path):
 
 
 def _project_with_stub_venvs(folder: Path) -> None:
-    """scripts/test.sh and venv.sh in `folder`, with .venv and .venv-serve whose python is this interpreter
-    (stamped as installed, so no pip runs) and two tiny test files."""
+    """scripts/test.sh, check.sh and venv.sh in `folder`, with .venv and .venv-serve whose python is this
+    interpreter (stamped as installed, so no pip runs), a one-line package and two tiny test files."""
     (folder / "scripts").mkdir()
-    for name in ("test.sh", "venv.sh"):
+    for name in ("test.sh", "check.sh", "venv.sh"):
         shutil.copy(REPO_ROOT / "scripts" / name, folder / "scripts" / name)
-    (folder / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (folder / "pyproject.toml").write_text("[project]\nname = 'x'\n\n[tool.mypy]\nfiles = ['model_navigator']\n")
+    (folder / "model_navigator").mkdir()
+    (folder / "model_navigator" / "__init__.py").write_text('VERSION: str = "1"\n')
+    (folder / "bench").mkdir()
     (folder / "tests").mkdir()
     (folder / "tests" / "test_a.py").write_text("def test_a():\n    assert 1 + 1 == 2\n")
     (folder / "tests" / "test_serve.py").write_text("def test_served():\n    assert True\n")
@@ -90,6 +93,7 @@ def _test_sh(folder: Path, *args: str) -> subprocess.CompletedProcess:
                           env={"PATH": "/usr/bin:/bin", "HOME": str(folder)})
 
 
+@pytest.mark.slow
 def test_test_sh_fails_a_stage_that_collected_nothing_and_a_serving_stage_without_pytriton(tmp_path):
     _project_with_stub_venvs(tmp_path)
     passed = _test_sh(tmp_path, "tests/test_a.py")
@@ -105,3 +109,19 @@ def test_test_sh_fails_a_stage_that_collected_nothing_and_a_serving_stage_withou
         assert serving.returncode != 0, serving.stderr + serving.stdout
         assert "error: PyTriton does not import in .venv-serve" in serving.stderr
         assert "main stage" not in serving.stderr  # given only serving tests, the main stage does not run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad_file, bad_text, finding", [
+    ("tests/test_a.py", "import os\n\n\ndef test_a():\n    assert 1 + 1 == 2\n", "F401"),  # ruff check
+    ("tests/test_a.py", "def test_a():\n    assert 1+1 == 2\n", "--> tests/test_a.py:2"),  # ruff format
+    ("model_navigator/__init__.py", "VERSION: int = \"1\"\n", "Incompatible types in assignment"),  # mypy
+], ids=["lint", "layout", "types"])
+def test_test_sh_fails_on_a_check_finding_and_still_runs_the_tests(tmp_path, bad_file, bad_text, finding):
+    """The README's test command (CI's) runs scripts/check.sh: one bad line fails it, the tests run all the same."""
+    _project_with_stub_venvs(tmp_path)
+    (tmp_path / bad_file).write_text(bad_text)
+    result = _test_sh(tmp_path, "tests/test_a.py")
+    assert result.returncode == 1, result.stderr + result.stdout
+    assert finding in result.stdout + result.stderr
+    assert "1 passed" in result.stdout

@@ -25,7 +25,8 @@ from model_navigator.selection import (
 CPU, OV = RuntimeProvider.CPU, RuntimeProvider.OPENVINO
 
 
-def perf(batch: int, p50: float, throughput: float, p99: Optional[float] = None, stable: bool = True) -> ProfilingResult:
+def perf(batch: int, p50: float, throughput: float, p99: Optional[float] = None,
+         stable: bool = True) -> ProfilingResult:
     p99 = p99 if p99 is not None else p50 * 1.5
     return ProfilingResult(batch_size=batch, p50_ms=p50, p90_ms=p50 * 1.2, p95_ms=p50 * 1.3, p99_ms=p99,
                            mean_ms=p50, std_ms=0.01, throughput=throughput, windows=3, stable=stable)
@@ -34,7 +35,8 @@ def perf(batch: int, p50: float, throughput: float, p99: Optional[float] = None,
 def runtime(results: List[ProfilingResult], correctness: StepStatus = StepStatus.OK, verified: bool = False,
             perf_status: StepStatus = StepStatus.OK) -> RuntimeResult:
     return RuntimeResult(
-        correctness=CorrectnessResult(status=correctness, reason=None if correctness == StepStatus.OK else "max abs 3.1"),
+        correctness=CorrectnessResult(status=correctness,
+                                      reason=None if correctness == StepStatus.OK else "max abs 3.1"),
         performance=PerformanceResult(status=perf_status, results=results if perf_status == StepStatus.OK else [],
                                       reason=None if perf_status == StepStatus.OK else "worker crashed"),
         verified=verified,
@@ -102,7 +104,8 @@ def test_max_throughput_takes_each_runtimes_best_batch_size(status):
     assert best.throughput == 6400
     why = reasons(best)
     # onnx/CPU is best at batch 1 (5000/s): its deciding figure is that batch size, not the largest
-    assert why[("onnx", "CPUExecutionProvider")].startswith("throughput 5000/s (batch size 1) vs 6400/s (batch size 16)")
+    onnx_why = why[("onnx", "CPUExecutionProvider")]
+    assert onnx_why.startswith("throughput 5000/s (batch size 1) vs 6400/s (batch size 16)")
     assert "5300/s (batch size 16)" in why[("torchscript-trace", "CPUExecutionProvider")]
 
 

@@ -75,7 +75,7 @@ def cnn(tmp_path_factory):
 def correctness_pairs(package):
     workspace = Workspace(package.workdir)
     return list(zip(load_sample_dir(workspace.input_dir("correctness")),
-                    load_sample_dir(workspace.output_dir("correctness"))))
+                    load_sample_dir(workspace.output_dir("correctness")), strict=True))
 
 
 def test_real_server_answers_the_correctness_samples_and_stops_clean(cnn):
@@ -304,3 +304,50 @@ def test_the_readme_serving_snippet_runs_on_the_readme_example(tmp_path):
     """)
     out = run_snippet(code, tmp_path)
     assert "served outputs ['output__0'] (2, 7)" in out and "loadtest rows True" in out, out
+
+
+def readme_serving_commands() -> List[str]:
+    """The lines of the ```bash block in the README's "Serving with PyTriton" section."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n## Serving with PyTriton\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("\n```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_the_readme_serving_commands_run_as_written(tmp_path):
+    """Each `model-navigator serve/loadtest` line of the README, as written (bash, the environment's
+    model-navigator on PATH), on the package the README's Use snippet makes: a load test ends by itself
+    with exit 0, a server serves until Ctrl-C and then exits 130 with its Triton processes gone."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_readme import python_snippets, run_snippet
+
+    run_snippet(python_snippets()["Use"][0], tmp_path)
+    lines = readme_serving_commands()
+    assert len(lines) == 4 and all(line.startswith("model-navigator ") for line in lines), lines
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    for line in lines:
+        child = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=tmp_path, env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            if "loadtest" in line.split("#")[0]:
+                out, err = child.communicate(timeout=600)
+                assert child.returncode == 0, (line, out[-2000:], err[-4000:])
+                assert "| concurrency | served p50 ms |" in out, (line, out[-2000:])
+                continue
+            seen = []
+            while not any("serving until Ctrl-C" in text for text in seen):
+                text = child.stderr.readline()
+                assert text, (line, "".join(seen)[-4000:])
+                seen.append(text)
+            pids = [p["pid"] for p in triton_processes() if p["pid"] in set(descendants(child.pid))]
+            assert len(pids) == 2, (line, triton_processes())
+            child.send_signal(signal.SIGINT)
+            assert child.wait(timeout=60) == 130, line
+            assert gone(pids, within_s=5), (line, triton_processes())
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert json.loads((tmp_path / "loadtest.json").read_text())

@@ -30,10 +30,16 @@ ARTIFACTS = ("torchscript-script", "torchscript-trace", "onnx")
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     """torch Linear exported to TorchScript and ONNX, checked and profiled on the CPU provider."""
-    return nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, random=True),
-                            workdir=tmp_path_factory.mktemp("verdicts") / "wd", isolation=False, verbose=False,
-                            target_formats=("torchscript", "onnx"), runtimes=("CPUExecutionProvider",),
-                            profiler_config=helpers.light_profiler(batch_sizes=(1,)))
+    return nav.torch.export(
+        model=models.linear_model(),
+        dataloader=models.linear_dataloader(batches=2, random=True),
+        workdir=tmp_path_factory.mktemp("verdicts") / "wd",
+        isolation=False,
+        verbose=False,
+        target_formats=("torchscript", "onnx"),
+        runtimes=("CPUExecutionProvider",),
+        profiler_config=helpers.light_profiler(batch_sizes=(1,)),
+    )
 
 
 def _failed(reason: str = "output 'output__0' exceeds atol=0.0001, rtol=0.001") -> CorrectnessResult:
@@ -61,8 +67,9 @@ def _unchecked_new_runtime(status):
 
 def _opt_in_source_runtime(status):
     source = status.paths["torch"]
-    source.runtimes[COMPILE] = RuntimeResult(correctness=CorrectnessResult(status=StepStatus.OK),
-                                             performance=copy.deepcopy(source.runtimes[CPU].performance))
+    source.runtimes[COMPILE] = RuntimeResult(
+        correctness=CorrectnessResult(status=StepStatus.OK), performance=copy.deepcopy(source.runtimes[CPU].performance)
+    )
     return {("torch", COMPILE): "passed"}, set(ARTIFACTS)  # checked against the source, never deployed
 
 
@@ -76,8 +83,7 @@ def _stale_after_new_runtime(status):
     # the trace's check was dropped (a new artifact) while its figures stayed
     status.paths["onnx"].runtimes[CPU].correctness = _failed()
     status.paths["torchscript-trace"].runtimes[CPU].correctness = None
-    return ({("onnx", CPU): "stale-failed", ("torchscript-trace", CPU): "stale-unchecked"},
-            {"torchscript-script"})
+    return ({("onnx", CPU): "stale-failed", ("torchscript-trace", CPU): "stale-unchecked"}, {"torchscript-script"})
 
 
 def _verified_lost_its_profile(status):
@@ -97,11 +103,26 @@ def _verified_mark_on_a_failed_check(status):
     return {("onnx", CPU): "stale-failed"}, {"torchscript-script", "torchscript-trace"}
 
 
-CASES = [_as_exported, _failed_check, _unchecked_new_runtime, _opt_in_source_runtime, _opt_in_source_runtime_failed,
-         _stale_after_new_runtime, _verified_lost_its_profile, _verified_and_profiled, _verified_mark_on_a_failed_check]
+CASES = [
+    _as_exported,
+    _failed_check,
+    _unchecked_new_runtime,
+    _opt_in_source_runtime,
+    _opt_in_source_runtime_failed,
+    _stale_after_new_runtime,
+    _verified_lost_its_profile,
+    _verified_and_profiled,
+    _verified_mark_on_a_failed_check,
+]
 
-TABLE_CORRECTNESS = {"passed": "ok", "failed": "failed", "unchecked": None, "reference": "reference",
-                     "stale-failed": "failed", "stale-unchecked": None}
+TABLE_CORRECTNESS = {
+    "passed": "ok",
+    "failed": "failed",
+    "unchecked": None,
+    "reference": "reference",
+    "stale-failed": "failed",
+    "stale-unchecked": None,
+}
 
 
 def _inspect_json(workdir):
@@ -145,7 +166,8 @@ def _check_table_and_inspect(status, workdir, verdicts, verified):
         assert row["outcome"] == ("correctness failed" if verdict.endswith("failed") else "ok"), (key, rt)
     failed = {(k, rt) for (k, rt), v in verdicts.items() if v.endswith("failed")}
     assert {f for f in find_failures(status) if "correctness" in f} == {
-        f"{k} on {rt.value}: correctness failed" for k, rt in failed}
+        f"{k} on {rt.value}: correctness failed" for k, rt in failed
+    }
     rc, inspected = _inspect_json(workdir)
     assert rc == (1 if failed else 0) and inspected["ok"] is not failed
     assert inspected["rows"] == json.loads(json.dumps(status_rows(status), default=str))
@@ -185,7 +207,8 @@ def _check_report(status, verdicts, verified, best):
     data = build_report_data(status)
     pick = data.latency_pick
     assert (None if pick is None else (pick.series.path, pick.series.runtime)) == (
-        None if best is None else (best.path, best.runtime.value))
+        None if best is None else (best.path, best.runtime.value)
+    )
     assert set(data.verified) == {(k, rt.value) for k, rt in verified}
     for series in data.series:
         verdict = verdicts[(series.path, RuntimeProvider(series.runtime))]
@@ -236,8 +259,11 @@ def test_every_consumer_gives_the_same_verdict(export, case, tmp_path):
     status.save(workdir)
     package = PackageDescriptor.from_workdir(workdir)
     status = package.status  # as written and read back
-    verdicts = {(key, rt): "reference" if key == "torch" and rt == CPU else "passed"
-                for key, path in status.paths.items() for rt in path.runtimes}
+    verdicts = {
+        (key, rt): "reference" if key == "torch" and rt == CPU else "passed"
+        for key, path in status.paths.items()
+        for rt in path.runtimes
+    }
     verdicts.update(edits)
     verified = {(k, rt) for (k, rt), v in verdicts.items() if v == "passed" and status.paths[k].runtimes[rt].verified}
 

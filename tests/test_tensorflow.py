@@ -369,8 +369,8 @@ class _Affine(tf.Module):
 def test_tf_module_with_tf_function_in_process(tmp_path):
     module = _Affine()
     rng = np.random.default_rng(0)
-    dataloader = [(tf.constant(rng.standard_normal((2, 5)).astype(np.float32)), rng.standard_normal((2, 2)).astype(np.float32))
-                  for _ in range(3)]
+    dataloader = [(tf.constant(rng.standard_normal((2, 5)).astype(np.float32)),
+                   rng.standard_normal((2, 2)).astype(np.float32)) for _ in range(3)]
     package = nav.tensorflow.export(
         module, dataloader, workdir=tmp_path / "w", target_formats=(nav.Format.ONNX,), output_names=("scaled", "total"),
         isolation=False, verbose=False, profiler_config=helpers.light_profiler(), target_device="cpu",

@@ -303,7 +303,8 @@ def test_a_gpu_package_loads_and_retests_on_the_cpu(tmp_path):
     for key in ("torchscript-script", "torchscript-trace"):
         result = loaded.status.paths[key].runtimes[nav.RuntimeProvider.CPU].correctness
         assert result.status.value == "ok"
-    assert "made for target_device='cuda' and this machine has no GPU" in (tmp_path / "loaded" / "navigator.log").read_text()
+    log = (tmp_path / "loaded" / "navigator.log").read_text()
+    assert "made for target_device='cuda' and this machine has no GPU" in log
     on_disk = yaml.safe_load((tmp_path / "loaded" / "status.yaml").read_text())
     assert on_disk["config"]["target_device"] == "cpu"
 

@@ -178,7 +178,7 @@ def test_reference_workspace_layout(reference):
     # Saved outputs are the source model's outputs on the saved inputs.
     inputs = load_sample_dir(root / "model_input" / "correctness")
     outputs = load_sample_dir(root / "model_output" / "correctness")
-    for x, y in zip(inputs[:5], outputs[:5]):
+    for x, y in zip(inputs[:5], outputs[:5], strict=True):
         assert list(x) == ["input"] and list(y) == ["output__0"]
         expected = _torch_out(model, torch.from_numpy(x["input"])).numpy()
         np.testing.assert_allclose(y["output__0"], expected, rtol=0, atol=0)

@@ -72,7 +72,8 @@ def test_onnx_repository_layout_and_config(cnn_package, tmp_path):
     assert config.name == "tiny_cnn_v1"
     assert (config.platform, config.backend) == ("onnxruntime_onnx", "onnxruntime")
     assert config.max_batch_size == 4  # the largest profiled batch size
-    assert tensors(config, "input") == [{"name": "input__0", "data_type": config.input[0].data_type, "dims": [3, 32, 32]}]
+    expected = [{"name": "input__0", "data_type": config.input[0].data_type, "dims": [3, 32, 32]}]
+    assert tensors(config, "input") == expected
     assert type_name(config, config.input[0].data_type) == "TYPE_FP32"
     assert tensors(config, "output")[0]["dims"] == [4] and config.output[0].name == "output__0"
     assert [(g.kind, g.count) for g in config.instance_group] == [(config.instance_group[0].KIND_CPU, 1)]
@@ -180,7 +181,8 @@ def synthetic(tmp_path: Path, key: str, fmt: Format, artifact: str, runtime: Run
                              dataloader={"batch_size": 4}, inputs=inputs, outputs=outputs)
     p99s = p99s or (2,) * len(batch_sizes)
     results = [ProfilingResult(batch_size=b, p50_ms=1.0 + b / 10, p90_ms=2, p95_ms=2, p99_ms=p99, mean_ms=1, std_ms=0,
-                               throughput=t, windows=3, stable=True) for b, t, p99 in zip(batch_sizes, throughputs, p99s)]
+                               throughput=t, windows=3, stable=True)
+               for b, t, p99 in zip(batch_sizes, throughputs, p99s, strict=True)]
     status.paths[key] = PathStatus(key=key, format=fmt, status=StepStatus.OK, model_path=f"{key}/{artifact}",
                                    runtimes={runtime: RuntimeResult(
                                        correctness=CorrectnessResult(status=StepStatus.OK),

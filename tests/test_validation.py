@@ -90,7 +90,8 @@ def test_empty_dataloader(workdir):
     _assert_refused(workdir, UserInputError, r"`dataloader` is empty", dataloader=[])
 
 
-@pytest.mark.parametrize("item", ["text", 7, [1.0, 2.0], {"x": [1.0]}, None], ids=["str", "int", "floats", "dict", "none"])
+@pytest.mark.parametrize("item", ["text", 7, [1.0, 2.0], {"x": [1.0]}, None],
+                         ids=["str", "int", "floats", "dict", "none"])
 def test_unsupported_sample_type(workdir, item):
     _assert_refused(workdir, UserInputError, r"`dataloader` item 0", dataloader=[item])
 
@@ -286,12 +287,27 @@ def test_unsupported_model_output(workdir):
 
 
 def test_model_raising_on_samples(workdir, raising_model):
-    error = _assert_refused(workdir, ModelNavigatorError, r"The model failed on dataloader item 0, position 0 in its batch",
-                            model=raising_model)
+    error = _assert_refused(workdir, ModelNavigatorError,
+                            r"The model failed on dataloader item 0, position 0 in its batch", model=raising_model)
     assert models.FAILING_MODEL_MESSAGE in str(error)
     assert "ModelFailure" in str(error)
     assert "(1, 5)" in str(error)  # the input shapes it was called with
     assert isinstance(error.__cause__, models.ModelFailure)
+
+
+class _OutputsDependOnTheSample(torch.nn.Module):
+    """Two outputs for a sample whose sum is positive, one otherwise."""
+
+    def forward(self, x):
+        return (x, x * 2) if float(x.sum()) > 0 else (x,)
+
+
+def test_a_sample_with_another_number_of_outputs_is_refused(workdir):
+    """Names and tensors are zipped strictly: the sample whose outputs differ is named, none is dropped."""
+    _assert_refused(workdir, UserInputError,
+                    r"dataloader item 1, position 0 .*the model returned 1 tensors \('output__0',\), the first sample "
+                    r"2; return the same outputs for every sample\.$",
+                    model=_OutputsDependOnTheSample(), dataloader=[torch.ones(2, 5), -torch.ones(2, 5)])
 
 
 def test_model_rejecting_the_dtype_of_the_samples(workdir):

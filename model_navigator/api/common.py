@@ -60,7 +60,9 @@ def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Forma
     return tuple(result)
 
 
-def check_runtimes(runtimes: Optional[Tuple[RuntimeProvider, ...]], device: str) -> Optional[Tuple[RuntimeProvider, ...]]:
+def check_runtimes(
+    runtimes: Optional[Tuple[RuntimeProvider, ...]], device: str
+) -> Optional[Tuple[RuntimeProvider, ...]]:
     if runtimes is None:
         return None
     from model_navigator.core.enums import resolve_runtime
@@ -98,7 +100,9 @@ def normalize_dynamic_axes(
     if dynamic_axes is None:
         return {}
     if not isinstance(dynamic_axes, dict):
-        raise UserInputError(f"`dynamic_axes` must be a dict name -> {{axis: label}} or [axes], got {type(dynamic_axes).__name__}.")
+        raise UserInputError(
+            f"`dynamic_axes` must be a dict name -> {{axis: label}} or [axes], got {type(dynamic_axes).__name__}."
+        )
     result: Dict[str, List[int]] = {}
     for name, axes in dynamic_axes.items():
         if name not in known:
@@ -108,7 +112,9 @@ def normalize_dynamic_axes(
         if isinstance(axes, dict):
             axes = list(axes.keys())
         if not isinstance(axes, (list, tuple)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
-            raise UserInputError(f"`dynamic_axes[{name!r}]` must be a dict {{axis: label}} or a list of axes, got {axes!r}.")
+            raise UserInputError(
+                f"`dynamic_axes[{name!r}]` must be a dict {{axis: label}} or a list of axes, got {axes!r}."
+            )
         rank = known[name]
         bad = [a for a in axes if not 0 <= a < rank]
         if bad:
@@ -153,18 +159,23 @@ def check_trt_dynamic_axes(
     result: Dict[str, Dict[int, List[int]]] = {}
     for name, axes in trt_dynamic_axes.items():
         if name not in input_ranks:
-            raise UserInputError(f"`trt_dynamic_axes` names {name!r}, which is not an input; inputs: {sorted(input_ranks)}.")
+            raise UserInputError(
+                f"`trt_dynamic_axes` names {name!r}, which is not an input; inputs: {sorted(input_ranks)}."
+            )
         if not isinstance(axes, dict):
             raise UserInputError(f"`trt_dynamic_axes[{name!r}]` must be a dict axis -> (min, opt, max), got {axes!r}.")
         result[name] = {}
         for axis, shape in axes.items():
             if not isinstance(axis, int) or not 0 <= axis < input_ranks[name]:
-                raise UserInputError(f"`trt_dynamic_axes[{name!r}]` axis {axis!r} is outside the input's rank {input_ranks[name]}.")
-            values = list(shape) if isinstance(shape, (list, tuple)) else []
-            if len(values) != 3 or not all(isinstance(v, int) and v >= 1 for v in values) or not values[0] <= values[1] <= values[2]:
                 raise UserInputError(
-                    f"`trt_dynamic_axes[{name!r}][{axis}]` must be (min, opt, max) positive ints with min <= opt <= max, "
-                    f"got {shape!r}.")
+                    f"`trt_dynamic_axes[{name!r}]` axis {axis!r} is outside the input's rank {input_ranks[name]}."
+                )
+            values = list(shape) if isinstance(shape, (list, tuple)) else []
+            positive = all(isinstance(v, int) and v >= 1 for v in values)
+            if len(values) != 3 or not positive or not values[0] <= values[1] <= values[2]:
+                raise UserInputError(
+                    f"`trt_dynamic_axes[{name!r}][{axis}]` must be (min, opt, max) positive ints with "
+                    f"min <= opt <= max, got {shape!r}.")
             result[name][axis] = values
     return result
 

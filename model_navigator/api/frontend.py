@@ -156,8 +156,10 @@ class FrameworkAdapter:
         raise NotImplementedError
 
 
-def reference_outputs(adapter: FrameworkAdapter, sample_set: SampleSet, indices: Sequence[int], device: str,
-                      output_names: Optional[Tuple[str, ...]]) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
+def reference_outputs(
+    adapter: FrameworkAdapter, sample_set: SampleSet, indices: Sequence[int], device: str,
+    output_names: Optional[Tuple[str, ...]],
+) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
     """Run the source model once per needed sample through its runner: the outputs every path is
     compared with, named by `output_names` or the model's own (dict keys, else output__N)."""
     inputs = infer_metadata(sample_set.samples, sample_set.input_names, sample_set.batch_dim, {})
@@ -190,10 +192,13 @@ def reference_outputs(adapter: FrameworkAdapter, sample_set: SampleSet, indices:
                         f"{len(arrays)} tensors {tuple(default_names)}."
                     )
                 names = output_names or tuple(default_names)
-            bad = [n for n, a in zip(names, arrays) if a.dtype == object or a.dtype.kind in "SUV"]
+            if len(arrays) != len(names):
+                raise UserInputError(f"{failed}: the model returned {len(arrays)} tensors {tuple(default_names)}, "
+                                     f"the first sample {len(names)}; return the same outputs for every sample.")
+            bad = [n for n, a in zip(names, arrays, strict=True) if a.dtype == object or a.dtype.kind in "SUV"]
             if bad:
                 raise UserInputError(f"Model outputs {bad} are not numeric tensors (strings?); return numeric tensors.")
-            results[index] = dict(zip(names, arrays))
+            results[index] = dict(zip(names, arrays, strict=True))
     assert names is not None
     return results, names
 

@@ -114,13 +114,14 @@ def savedmodel_inputs(path: Path) -> Tuple[Any, List[Tuple[str, np.dtype, List[D
                              f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from e
     specs = signature.structured_input_signature[1]
     names = sorted(specs)
-    inputs = [(n, np.dtype(specs[n].dtype.as_numpy_dtype),
-               list(specs[n].shape.as_list()) if specs[n].shape.rank is not None else None) for n in names]
-    for name, _, dims in inputs:
-        if dims is None:
+    inputs: List[Tuple[str, np.dtype, List[Dim]]] = []
+    for name in names:
+        if specs[name].shape.rank is None:
             raise UserInputError(f"SavedModel input {name!r} has no known rank: its samples cannot be made up.")
+        inputs.append((name, np.dtype(specs[name].dtype.as_numpy_dtype), list(specs[name].shape.as_list())))
+    module_base: Any = tf.Module
 
-    class SignatureModule(tf.Module):
+    class SignatureModule(module_base):
         """The loaded SavedModel (its variables tracked) called through its serving signature."""
 
         def __init__(self) -> None:
@@ -128,6 +129,6 @@ def savedmodel_inputs(path: Path) -> Tuple[Any, List[Tuple[str, np.dtype, List[D
             self.loaded = loaded
 
         def __call__(self, *tensors: Any) -> Any:
-            return self.loaded.signatures["serving_default"](**dict(zip(names, tensors)))
+            return self.loaded.signatures["serving_default"](**dict(zip(names, tensors, strict=True)))
 
     return SignatureModule(), inputs

@@ -38,7 +38,7 @@ def _keras_input_name(tensor: Any, index: int) -> str:
     return str(getattr(operation, "name", None) or getattr(tensor, "name", None) or f"input {index}")
 
 
-def expected_inputs(model: Any) -> Optional[List[Tuple[str, Tuple[Optional[int], ...]]]]:
+def expected_inputs(model: Any) -> Optional[List[Tuple[str, Optional[Tuple[Optional[int], ...]]]]]:
     """(name, shape with None for free axes) per model input, when the model declares them: a
     Keras functional/built model's inputs, or a tf.function's input_signature; else None."""
     if is_keras_model(model):
@@ -77,7 +77,7 @@ def _model_input_order(model: Any, sample_set: SampleSet) -> None:
     declared = tuple(n for n, _ in expected or ())
     keys = sample_set.forward_names or sample_set.input_names
     if set(declared) == set(keys) and len(declared) == len(keys):
-        to_input = dict(zip(keys, sample_set.input_names))
+        to_input = dict(zip(keys, sample_set.input_names, strict=True))
         ordered = tuple(to_input[k] for k in declared)
         sample_set.samples = [{n: s[n] for n in ordered} for s in sample_set.samples]
         sample_set.input_names = ordered
@@ -88,7 +88,8 @@ def _model_input_order(model: Any, sample_set: SampleSet) -> None:
 def _fits(expected: Tuple[Optional[int], ...], shape: Tuple[int, ...], batch_dim: Optional[int]) -> bool:
     if len(expected) != len(shape):
         return False
-    return all(e is None or e == s or axis == batch_dim for axis, (e, s) in enumerate(zip(expected, shape)))
+    pairs = enumerate(zip(expected, shape, strict=True))
+    return all(e is None or e == s or axis == batch_dim for axis, (e, s) in pairs)
 
 
 def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
@@ -106,14 +107,15 @@ def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
                 f"{tuple(declared)}; use the model's input names as the dict keys (and `input_names` to "
                 f"rename them)."
             )
-        pairs = [(n, k, declared[k]) for n, k in zip(names, keys)]  # (export's name, model's name, model's shape)
+        # (export's name, model's name, model's shape)
+        pairs = [(n, k, declared[k]) for n, k in zip(names, keys, strict=True)]
     else:
         if len(expected) != len(names):
             raise UserInputError(
                 f"The model takes {len(expected)} inputs {tuple(n for n, _ in expected)} but dataloader samples "
                 f"hold {len(names)} tensors {tuple(names)}; give one tensor per model input."
             )
-        pairs = [(n, model_input, shape) for n, (model_input, shape) in zip(names, expected)]
+        pairs = [(n, model_input, shape) for n, (model_input, shape) in zip(names, expected, strict=True)]
     batch_dim = sample_set.batch_dim
     for name, model_input, shape in pairs:
         if shape is None:

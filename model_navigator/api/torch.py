@@ -76,7 +76,7 @@ class TorchAdapter(FrameworkAdapter):
         sample_set = collect_samples(dataloader, input_names, batch_dim, rename_keywords=True)
         if sample_set.keyword:  # in the order forward() declares its parameters
             forward = sample_set.forward_names or sample_set.input_names
-            to_input = dict(zip(forward, sample_set.input_names))
+            to_input = dict(zip(forward, sample_set.input_names, strict=True))
             ordered_forward = _forward_order(self.model, tuple(forward))
             ordered = tuple(to_input[f] for f in ordered_forward)
             sample_set.samples = [{n: s[n] for n in ordered} for s in sample_set.samples]

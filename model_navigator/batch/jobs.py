@@ -130,7 +130,9 @@ def _parse_resources(where: str, value: Any) -> List[Resources]:
         if not isinstance(custom, dict) or not all(
                 isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
                 for k, v in custom.items()):
-            raise _fail(at, f"`custom` must map resource names to amounts > 0 (e.g. {{node_kind_a: 1}}), got {custom!r}.")
+            raise _fail(
+                at, f"`custom` must map resource names to amounts > 0 (e.g. {{node_kind_a: 1}}), got {custom!r}."
+            )
         parsed.append(Resources(cpus=float(entry.get("cpus", 1)), gpus=float(entry.get("gpus", 0)),
                                 custom={k: float(v) for k, v in custom.items()}, label=entry.get("label")))
     kinds = [r.kind for r in parsed]

@@ -41,7 +41,9 @@ def connect(address: str) -> Callable[[], None]:
     A cluster with token authentication needs RAY_AUTH_MODE=token and its token (see the README)."""
     ray = _import_ray()
     if not isinstance(address, str) or not address:
-        raise UserInputError(f"--ray must be a cluster address (host:port, ray://host:port) or 'auto', got {address!r}.")
+        raise UserInputError(
+            f"--ray must be a cluster address (host:port, ray://host:port) or 'auto', got {address!r}."
+        )
     if ray.is_initialized():
         return lambda: None
     _check_reachable(address)
@@ -138,7 +140,8 @@ def _submit(ray: Any, run: Run, task: Any, packages: Dict[str, Any]) -> Any:
             packages[run.job.package] = ray.put(Path(run.job.package).read_bytes())
         package_ref = packages[run.job.package]
     r = run.resources
-    options = {"num_cpus": r.cpus, "num_gpus": r.gpus, "max_retries": run.job.retries, "retry_exceptions": False}
+    options: Dict[str, Any] = {"num_cpus": r.cpus, "num_gpus": r.gpus, "max_retries": run.job.retries,
+                               "retry_exceptions": False}
     if r.custom:
         options["resources"] = r.custom
     return task.options(**options).remote(run.spec(), package_ref)

@@ -2,7 +2,8 @@
 workspaces; export an .onnx file on synthetic samples (cli/export_file.py).
 
 Exit codes: 0 ok, 1 failures found (a path, a correctness check or a profiling run failed, or a
-recorded run did not finish), 2 bad usage (wrong arguments, a missing file, something that is not a package or workspace).
+recorded run did not finish), 2 bad usage (wrong arguments, a missing file, something that is not a package or
+workspace).
 """
 
 from __future__ import annotations
@@ -248,8 +249,8 @@ def _add_batch_command(sub: Any, common: argparse.ArgumentParser) -> None:
 def _add_inspect_command(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("inspect", parents=[common], help="print the status table of a package or workspace",
                        description="Print the status table of a .nav package (read without unpacking) or a "
-                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed, or "
-                                   "the run that wrote it did not finish (killed, interrupted).")
+                                   "workspace folder. Exit 1 when a path, correctness check or profiling run failed, "
+                                   "or the run that wrote it did not finish (killed, interrupted).")
     p.add_argument("package", metavar="PACKAGE_OR_WORKDIR", help="a .nav file or a workspace folder (with status.yaml)")
     p.add_argument("--json", action="store_true",
                    help="print JSON instead: model_name, framework, navigator_version, format_version, ok, failures, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def profile_shapes(
     input_shapes: Dict[str, List[Shape]],
     batch_dim: Optional[int],
     max_batch: int,
-    trt_dynamic_axes: Optional[Dict[str, Dict[int, Sequence[int]]]] = None,
+    trt_dynamic_axes: Optional[Mapping[str, Mapping[int, Sequence[int]]]] = None,
     static_dims: Optional[Dict[str, List[Optional[int]]]] = None,
 ) -> Dict[str, Tuple[Shape, Shape, Shape]]:
     """(min, opt, max) per input from the single-sample shapes seen (and user overrides).
@@ -90,13 +90,13 @@ def onnx_static_dims(onnx_path: Path) -> Dict[str, List[Optional[int]]]:
     }
 
 
-def static_axes_overruling(trt_dynamic_axes: Optional[Dict[str, Dict[int, Sequence[int]]]],
+def static_axes_overruling(trt_dynamic_axes: Optional[Mapping[str, Mapping[int, Sequence[int]]]],
                            static_dims: Dict[str, List[Optional[int]]]) -> Dict[str, Dict[int, int]]:
     """The `trt_dynamic_axes` entries that name an axis the ONNX model fixes: {name: {axis: size}}."""
     result: Dict[str, Dict[int, int]] = {}
     for name, axes in (trt_dynamic_axes or {}).items():
         dims = static_dims.get(name) or []
-        fixed = {int(a): dims[int(a)] for a in axes if int(a) < len(dims) and dims[int(a)] is not None}
+        fixed = {int(a): d for a in axes if int(a) < len(dims) and (d := dims[int(a)]) is not None}
         if fixed:
             result[name] = fixed
     return result
@@ -157,6 +157,8 @@ def convert_onnx_to_trt(request: ProduceRequest) -> Dict[str, Any]:
     """Build and save the TensorRT engine; returns what it reports (recorded in the path's `reported`)."""
     workspace, status, config = request.workspace, request.status, request.config
     spec, parent_path, out_path = request.spec, request.parent_path, request.out_path
+    if parent_path is None or spec.precision is None:
+        raise ValueError(f"{spec.key}: a TensorRT conversion needs the parent's artifact and a precision")
     import tensorrt as trt
     from polygraphy.backend.trt import (
         CreateConfig,

@@ -86,7 +86,8 @@ def convert_savedmodel_to_onnx(request: ProduceRequest) -> Dict[str, Any]:
         ops = sorted({m.split(": ", 1)[1].split("]", 1)[0] for m in unsupported if ": " in m and "]" in m})
         hints = "".join(f"; {_OP_HINTS[op]}" for op in ops if op in _OP_HINTS)
         raise RuntimeError(
-            f"tf2onnx has no ONNX conversion for the TensorFlow op(s) {', '.join(ops) or '?'}: " + "; ".join(unsupported)
+            f"tf2onnx has no ONNX conversion for the TensorFlow op(s) {', '.join(ops) or '?'}: "
+            + "; ".join(unsupported)
             + hints
         )
 

@@ -58,7 +58,8 @@ def convert_savedmodel_to_tftrt(request: ProduceRequest) -> Dict[str, Any]:
     with tf_quiet("TF-TRT"):
         from tensorflow.python.compiler.tensorrt import trt_convert as trtc
 
-        precision = trtc.TrtPrecisionMode.FP16 if spec.precision == TensorRTPrecision.FP16 else trtc.TrtPrecisionMode.FP32
+        fp16 = spec.precision == TensorRTPrecision.FP16
+        precision = trtc.TrtPrecisionMode.FP16 if fp16 else trtc.TrtPrecisionMode.FP32
         params: Dict[str, Any] = {
             "precision_mode": precision,
             "minimum_segment_size": int(config.minimum_segment_size),

@@ -62,6 +62,8 @@ def convert_torchscript_to_torch_trt(request: ProduceRequest) -> Dict[str, Any]:
     is a TorchScript module again, whose forward takes the inputs positionally in `input_order`."""
     workspace, status, config = request.workspace, request.status, request.config
     spec, parent_path, out_path = request.spec, request.parent_path, request.out_path
+    if spec.precision is None:
+        raise ValueError(f"{spec.key}: a Torch-TensorRT conversion needs a precision")
     import torch
     import torch_tensorrt
 

@@ -134,7 +134,9 @@ def parse_enum_tuple(
     try:
         items = tuple(value)
     except TypeError:
-        raise UserInputError(f"`{argument}` must be a value or a tuple of values, got {type(value).__name__}.")
+        raise UserInputError(
+            f"`{argument}` must be a value or a tuple of values, got {type(value).__name__}."
+        ) from None
     if not items:
         raise UserInputError(f"`{argument}` is empty; pass None for the defaults or at least one value.")
     return tuple(dict.fromkeys(parse_enum(enum_cls, v, argument) for v in items))

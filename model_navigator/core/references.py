@@ -1,4 +1,5 @@
-"""`module:function` references to the user's code (`convert --model`, the batch jobs' factories): checked and imported."""
+"""`module:function` references to the user's code (`convert --model`, the batch jobs' factories): checked and
+imported."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]], 
                     f"`input_names` has {len(input_names)} names {tuple(input_names)} but the dataloader's dict "
                     f"samples hold {len(keys)} inputs {tuple(keys)}; give one name per dict entry, in its order."
                 )
-            return {n: item[k] for n, k in zip(input_names, keys)}, True
+            return {n: item[k] for n, k in zip(input_names, keys, strict=True)}, True
         if input_names is not None:
             if set(input_names) != set(keys):
                 raise UserInputError(
@@ -100,7 +100,7 @@ def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]], 
         names = list(input_names)
     else:
         names = [f"input__{i}" for i in range(len(values))]
-    return dict(zip(names, values)), False
+    return dict(zip(names, values, strict=True)), False
 
 
 def check_dataloader(dataloader: Any) -> int:

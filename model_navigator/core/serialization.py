@@ -50,7 +50,7 @@ def from_plain(cls: Any, data: Any) -> Any:
     if origin in (tuple, typing.Tuple):
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(from_plain(args[0], v) for v in data)
-        return tuple(from_plain(a, v) for a, v in zip(args, data)) if args else tuple(data)
+        return tuple(from_plain(a, v) for a, v in zip(args, data, strict=True)) if args else tuple(data)
     if origin in (dict, typing.Dict):
         key_type, value_type = args if args else (Any, Any)
         return {from_plain(key_type, k): from_plain(value_type, v) for k, v in data.items()}
@@ -58,7 +58,7 @@ def from_plain(cls: Any, data: Any) -> Any:
         return data
     if isinstance(cls, type) and issubclass(cls, enum.Enum):
         return cls(data)
-    if dataclasses.is_dataclass(cls):
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         if not isinstance(data, dict):
             raise TypeError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
         hints = typing.get_type_hints(cls)

@@ -89,7 +89,7 @@ def _check_dataclass(cls: Any, value: Any, field: str, depth: int, where: str) -
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name not in value:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise _fail(where, f"{field}.{f.name}" if field else f.name, "is missing")
             continue
         child = f"{field}.{f.name}" if field else f.name

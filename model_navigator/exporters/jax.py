@@ -102,7 +102,7 @@ def dimension_symbols(input_names: Sequence[str], shapes: Sequence[Tuple[Optiona
     `x + mask` could not be traced: jax2tf must know both axes are equal)."""
     groups: Dict[Tuple[int, ...], str] = {}
     result: List[Optional[str]] = []
-    for name, shape in zip(input_names, shapes):
+    for name, shape in zip(input_names, shapes, strict=True):
         if all(d is not None for d in shape):
             result.append(None)
             continue
@@ -134,7 +134,7 @@ def _lowered(build: Callable[[Optional[Sequence[str]]], Any], platforms: Optiona
         try:
             result = build(None)
         except Exception:
-            raise first
+            raise first from None
         LOGGER.warning("jax2tf could not lower for %s (%s: %s); lowered for this machine's platform only",
                        "/".join(platforms), type(first).__name__, (str(first).splitlines() or [""])[0])
         return result, None
@@ -165,7 +165,7 @@ def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -
     if non_native_supported():  # jax <= 0.7.1: the flags still choose the serialization
         kwargs.update(enable_xla=enable_xla, native_serialization=enable_xla)
     specs = [tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
-             for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes)]
+             for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes, strict=True)]
 
     def build(platforms: Optional[Sequence[str]]) -> Tuple[Any, Any]:
         options = dict(kwargs)
@@ -179,7 +179,7 @@ def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -
             if len(outputs) != len(output_names):
                 raise ValueError(f"the predict function returned {len(outputs)} outputs while converting, "
                                  f"expected {len(output_names)} {output_names}")
-            return {name: tf.identity(t) for name, t in zip(output_names, outputs)}
+            return {name: tf.identity(t) for name, t in zip(output_names, outputs, strict=True)}
 
         return serve, serve.get_concrete_function()
 
@@ -211,7 +211,8 @@ def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
                 spec.key, enable_xla, jit_compile, native, ops)
     return {"signature": SIGNATURE_KEY, "jax_version": jax_version(), "native_serialization": native,
             "serialization_platforms": platforms,
-            "polymorphic_shapes": dict(zip(ctx.input_names, [p or "static" for p in ctx.polymorphic_shapes]))}
+            "polymorphic_shapes": dict(zip(ctx.input_names, [p or "static" for p in ctx.polymorphic_shapes],
+                                           strict=True))}
 
 
 def variant_unavailable(spec: PathSpec) -> Optional[str]:

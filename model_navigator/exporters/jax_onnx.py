@@ -92,11 +92,11 @@ def name_graph_io(model: Any, input_names: Sequence[str], input_dtypes: Sequence
             f"jax2onnx made a graph with {len(graph.input)} inputs and {len(graph.output)} outputs; the predict "
             f"function has {len(input_names)} inputs {tuple(input_names)} and {len(output_names)} outputs "
             f"{tuple(output_names)}")
-    for value, name in zip(list(graph.output), output_names):
+    for value, name in zip(list(graph.output), output_names, strict=True):
         if value.name != name:
             _rename_value(graph, value.name, name)
     casts = []
-    for value, name, dtype in zip(list(graph.input), input_names, input_dtypes):
+    for value, name, dtype in zip(list(graph.input), input_names, input_dtypes, strict=True):
         if value.name != name:
             _rename_value(graph, value.name, name)
         wanted = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -127,12 +127,14 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
         tensors, _ = flatten_outputs(call_predict(model, inputs, names, keyword))
         return tuple(tensors)
 
-    shapes = [symbolic_shape(poly, shape) for poly, shape in zip(ctx.polymorphic_shapes, ctx.input_shapes)]
-    specs = [jax.ShapeDtypeStruct(shape, np.dtype(dtype)) for shape, dtype in zip(shapes, ctx.input_dtypes)]
+    shapes = [symbolic_shape(poly, shape) for poly, shape in zip(ctx.polymorphic_shapes, ctx.input_shapes, strict=True)]
+    specs = [jax.ShapeDtypeStruct(shape, np.dtype(dtype))
+             for shape, dtype in zip(shapes, ctx.input_dtypes, strict=True)]
     version = jax2onnx_version()
     opset = max(ctx.opset, MIN_OPSET)
     if opset != ctx.opset:
-        LOGGER.info("%s: opset %d raised to %d, the lowest jax2onnx writes valid models for", spec.key, ctx.opset, opset)
+        LOGGER.info("%s: opset %d raised to %d, the lowest jax2onnx writes valid models for",
+                    spec.key, ctx.opset, opset)
     try:
         proto = jax2onnx.to_onnx(flat_predict, specs, model_name=spec.key.replace("-", "_"), opset=opset)
     except Exception as e:  # jax2onnx's reason names the primitive it cannot lower
@@ -152,4 +154,4 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
         onnx.checker.check_model(str(out_path))
     dims: List[str] = sorted({d for shape in shapes for d in shape if isinstance(d, str)})
     return {"exporter": "jax2onnx", "jax2onnx_version": version, "opset": opset,
-            "symbolic_dims": dims, "input_shapes": dict(zip(ctx.input_names, [list(s) for s in shapes]))}
+            "symbolic_dims": dims, "input_shapes": dict(zip(ctx.input_names, [list(s) for s in shapes], strict=True))}

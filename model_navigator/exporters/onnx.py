@@ -105,7 +105,8 @@ def check_samples(samples: Sequence[Dict[str, np.ndarray]], inputs: Sequence[Gra
                         f"Input {tensor.name!r}: the ONNX graph fixes its batch axis {axis} to {size} {expected}, so "
                         f"model-navigator cannot split and rebuild batches along it; pass batch_dim=None to feed "
                         f"whole batches of {size}, or give a model with a dynamic batch axis.")
-                shown = value.shape if batch_dim is None else value.shape[:batch_dim] + ("b",) + value.shape[batch_dim + 1:]
+                shown = (value.shape if batch_dim is None
+                         else value.shape[:batch_dim] + ("b",) + value.shape[batch_dim + 1:])
                 raise UserInputError(f"{where}: input {tensor.name!r} has shape {shown}, but the ONNX "
                                      f"graph takes {expected} (axis {axis} is fixed to {size}).")
             if value.dtype != tensor.dtype:

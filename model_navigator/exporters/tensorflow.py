@@ -54,7 +54,7 @@ def serving_function(ctx: TensorFlowExportContext) -> Any:
     """The tf.function the SavedModel serves: named inputs in, dict of named outputs out."""
     tf = import_tensorflow()
     specs = [tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
-             for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes)]
+             for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes, strict=True)]
     model, keyword, output_names = ctx.model, ctx.keyword, ctx.output_names
     names = ctx.kw_names or ctx.input_names  # input_names may have renamed the model's dict inputs
 
@@ -64,7 +64,7 @@ def serving_function(ctx: TensorFlowExportContext) -> Any:
         if len(tensors) != len(output_names):
             raise ValueError(f"the model returned {len(tensors)} outputs while tracing, expected "
                              f"{len(output_names)} {output_names}")
-        return {name: tf.identity(t) for name, t in zip(output_names, tensors)}
+        return {name: tf.identity(t) for name, t in zip(output_names, tensors, strict=True)}
 
     return serve
 

@@ -97,7 +97,7 @@ def _dynamic_shapes(ctx: TorchExportContext) -> Optional[Any]:
     if all(s is None for s in specs):
         return None
     if ctx.keyword:
-        return dict(zip(ctx.kw_names or ctx.input_names, specs))
+        return dict(zip(ctx.kw_names or ctx.input_names, specs, strict=True))
     return tuple(specs)
 
 
@@ -185,7 +185,7 @@ def keyword_adapter(model: Any, names: Tuple[str, ...]) -> Any:
             self.model = model
 
         def forward(self, *tensors: Any) -> Any:
-            return self.model(**dict(zip(names, tensors)))
+            return self.model(**dict(zip(names, tensors, strict=True)))
 
     return KeywordAdapter().eval()
 
@@ -206,7 +206,8 @@ def export_onnx(request: ProduceRequest) -> Dict[str, Any]:
                 dynamic_shapes=_dynamic_shapes(ctx), external_data=False,
             )
         else:
-            dynamic_axes = {n: {a: f"{n}_dim{a}" for a in ctx.dynamic_axes[n]} for n in names if ctx.dynamic_axes.get(n)}
+            dynamic_axes = {n: {a: f"{n}_dim{a}" for a in ctx.dynamic_axes[n]}
+                            for n in names if ctx.dynamic_axes.get(n)}
             model = ctx.model
             if kwargs:  # keyword samples: the exporter sees positional inputs only (see keyword_adapter)
                 model, args = keyword_adapter(ctx.model, tuple(kwargs)), tuple(kwargs.values())

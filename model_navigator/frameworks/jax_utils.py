@@ -231,7 +231,7 @@ def call_predict(model: JaxModel, inputs: Sequence[Any], names: Sequence[str], k
     model's own (the exporter passes them as traced values)."""
     weights = model.params if params is None else params
     if keyword:
-        return model.predict(**dict(zip(names, inputs)), **{model.params_arg: weights})
+        return model.predict(**dict(zip(names, inputs, strict=True)), **{model.params_arg: weights})
     return model.predict(*inputs, weights)
 
 

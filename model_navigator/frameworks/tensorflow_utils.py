@@ -186,7 +186,7 @@ def module_function(model: Any) -> Any:
     SavedModel's own tf.function traces), else its only tf.function attribute."""
     tf = import_tensorflow()
     generic = tf.types.experimental.GenericFunction
-    call = getattr(model, "__call__", None) if callable(model) else None
+    call = model.__call__ if callable(model) else None
     if call is not None:
         return call
     names = []
@@ -237,11 +237,11 @@ def call_model(model: Any, inputs: Sequence[Any], names: Sequence[str], keyword:
     training=False; a tf.Module's tf.function gets positional or keyword tensors."""
     if is_keras_model(model):
         if keyword:
-            return model(dict(zip(names, inputs)), training=False)
+            return model(dict(zip(names, inputs, strict=True)), training=False)
         return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
     fn = module_function(model)
     if keyword:
-        return fn(**dict(zip(names, inputs)))
+        return fn(**dict(zip(names, inputs, strict=True)))
     return fn(*inputs)
 
 

@@ -17,7 +17,7 @@ def to_torch_inputs(sample: Dict[str, np.ndarray], names: Sequence[str], device:
 
     tensors = [torch.from_numpy(np.ascontiguousarray(sample[n])).to(device) for n in names]
     if keyword:
-        return (), dict(zip(kw_names or names, tensors))
+        return (), dict(zip(kw_names or names, tensors, strict=True))
     return tuple(tensors), {}
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import unicodedata
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple, TypeGuard
 
 from model_navigator.core.errors import PackageError
 from model_navigator.core.status import NavigatorStatus
@@ -151,6 +151,6 @@ def parse_manifest(data: bytes, where: str) -> Dict[str, Any]:
     return manifest
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     """An int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)

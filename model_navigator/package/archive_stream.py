@@ -15,6 +15,11 @@ from typing import Iterator, Optional, Tuple, Union
 
 from model_navigator.package.archive_format import CHUNK
 
+# A zip entry's local file header (zipfile's private structFileHeader / stringFileHeader, which typeshed omits):
+# 30 bytes; fields 10 and 11 are the lengths of the file name and the extra field that follow it.
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+_LOCAL_HEADER_MAGIC = b"PK\003\004"
+
 Chunk = Union[bytes, memoryview]
 
 
@@ -171,10 +176,10 @@ def _write_at(fd: int, data: Chunk, position: int) -> None:
 
 def _data_offset(fd: int, info: zipfile.ZipInfo) -> int:
     """Where the entry's data start: after its local header, file name and extra field."""
-    header = os.pread(fd, zipfile.sizeFileHeader, info.header_offset)
-    if len(header) != zipfile.sizeFileHeader:
+    header = os.pread(fd, _LOCAL_HEADER.size, info.header_offset)
+    if len(header) != _LOCAL_HEADER.size:
         raise zipfile.BadZipFile("Truncated file header")
-    fields = struct.unpack(zipfile.structFileHeader, header)
-    if fields[0] != zipfile.stringFileHeader:
+    fields = _LOCAL_HEADER.unpack(header)
+    if fields[0] != _LOCAL_HEADER_MAGIC:
         raise zipfile.BadZipFile("Bad magic number for file header")
-    return info.header_offset + zipfile.sizeFileHeader + fields[10] + fields[11]
+    return info.header_offset + _LOCAL_HEADER.size + fields[10] + fields[11]

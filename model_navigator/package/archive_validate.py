@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, List, Optional, Tuple
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 from model_navigator.core.errors import PackageError
 from model_navigator.core.status import STATUS_FILE, NavigatorStatus
@@ -233,7 +233,7 @@ def _check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Dict[str, An
                 f"{where}: entry {name!r} refused: sha256 checksum does not match {MANIFEST_FILE} "
                 f"(tampered or corrupt)."
             )
-        if is_npz:
+        if copy is not None:  # the npz's spooled copy
             copy.seek(0)
             check_npz_safe(copy, where=f"{where}: entry {name!r}")
 
@@ -264,7 +264,7 @@ def _check_overlaps(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], where: st
     """Refuse entries whose data overlap (the overlapping-entries zip bomb) or run past the file."""
     archive_size = zf.fp.seek(0, os.SEEK_END) if zf.fp is not None else None
     ordered = sorted(infos, key=lambda i: i.header_offset)
-    for current, following in zip(ordered, ordered[1:] + [None]):
+    for current, following in zip(ordered, ordered[1:] + [None], strict=True):
         end = current.header_offset + _ZIP_LOCAL_HEADER_SIZE + current.compress_size
         limit = following.header_offset if following is not None else archive_size
         if limit is not None and end > limit:
@@ -286,7 +286,7 @@ def _read_small(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
         raise PackageError(f"{where}: entry {info.filename!r} cannot be read: {e}") from e
 
 
-def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[BinaryIO] = None,
+def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[IO[bytes]] = None,
                 pool: Any = None) -> Tuple[int, str]:
     """Stream one entry: (bytes produced, sha256 hex), writing them to `copy` too when given;
     CRC-32 is checked by zipfile at the end."""

@@ -5,6 +5,7 @@ leaves nothing behind)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -225,7 +226,7 @@ def _write_zip(
     return too_compressible
 
 
-def _copy_in(zf: zipfile.ZipFile, info: zipfile.ZipInfo, f: BinaryIO, buffers: Tuple[memoryview, memoryview],
+def _copy_in(zf: zipfile.ZipFile, info: zipfile.ZipInfo, f: io.BufferedReader, buffers: Tuple[memoryview, memoryview],
              pool: Any) -> Tuple[int, str]:
     """Stream `f` into the new entry `info`: (bytes written, their sha256), hashed on `pool`'s thread
     while the chunk is compressed/written, the two buffers taking turns."""
@@ -275,7 +276,7 @@ def _zip_time(timestamp: float) -> Tuple[int, int, int, int, int, int]:
         return (1980, 1, 1, 0, 0, 0)
     if t[0] > 2107:
         return (2107, 12, 31, 23, 59, 58)
-    return t  # type: ignore[return-value]
+    return t
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Optional, Union
 
 from model_navigator.core.config import ProfilerConfig
-from model_navigator.core.errors import PackageError, UserInputError
+from model_navigator.core.errors import UserInputError
 from model_navigator.core.logging import LOGGER, debug_console
 from model_navigator.core.runs import recorded_run, start_run
 from model_navigator.core.status import STATUS_FILE, RunRecord
@@ -31,7 +31,9 @@ def save(
     is written and verified.
     """
     if not isinstance(package_descriptor, PackageDescriptor):
-        raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
+        raise UserInputError(
+            f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}."
+        )
     package_descriptor.save(path, keep_workdir=keep_workdir, override=override, save_data=save_data)
 
 
@@ -187,7 +189,9 @@ def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[Pro
     from model_navigator.steps.recheck import recheck
 
     if not isinstance(package_descriptor, PackageDescriptor):
-        raise UserInputError(f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}.")
+        raise UserInputError(
+            f"`package_descriptor` must be a PackageDescriptor, got {type(package_descriptor).__name__}."
+        )
     config = check_profiler_config(profiler_config)
     package_descriptor.status.config.profiler_config = config
     with debug_console(debug):

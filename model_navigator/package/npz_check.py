@@ -7,7 +7,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import IO, Optional, Union
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from model_navigator.package.archive_format import BOMB_MIN_SIZE, DEFAULT_MAX_RA
 
 
 def check_npz_safe(
-    path: Union[Path, str, BinaryIO], *, where: Optional[str] = None,
+    path: Union[Path, str, IO[bytes]], *, where: Optional[str] = None,
     max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES, max_ratio: float = DEFAULT_MAX_RATIO
 ) -> None:
     """Load every array of the npz `path` (a file, or a seekable binary file object such as an

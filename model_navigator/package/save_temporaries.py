@@ -41,7 +41,7 @@ def remove_stale_temporaries(package: Path) -> List[Path]:
     """Remove the temporary files of earlier saves of `package` whose process (on this host) is gone;
     a live save's file, and files of other hosts (a shared folder), are left alone."""
     pattern = re.compile(re.escape(f".{package.name}.{_host_tag()}.") + r"(\d+)\.[^/]*\.tmp$")
-    removed = []
+    removed: List[Path] = []
     try:
         entries = list(package.parent.iterdir())
     except OSError:

@@ -14,7 +14,7 @@ from model_navigator.steps.base import headline
 
 def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
     """One row per path and runtime (one per path when it has no runtime results)."""
-    rows = []
+    rows: List[Dict[str, Any]] = []
     for key, path in status.paths.items():
         base = {"path": key, "format": path.format.value, "status": path.status.value, "reason": path.reason,
                 "precision": path.precision.value if path.precision else None}

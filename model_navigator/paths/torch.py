@@ -20,10 +20,10 @@ _CUDA = (RuntimeProvider.CUDA,)
 def torch_paths() -> Tuple[PathSpec, ...]:
     """Every PyTorch path, parents before children."""
     paths = [
-        PathSpec("torchscript-script", Format.TORCHSCRIPT, "model.pt", "model_navigator.exporters.torch:export_torchscript",
-                 jit_type=JitType.SCRIPT),
-        PathSpec("torchscript-trace", Format.TORCHSCRIPT, "model.pt", "model_navigator.exporters.torch:export_torchscript",
-                 jit_type=JitType.TRACE),
+        PathSpec("torchscript-script", Format.TORCHSCRIPT, "model.pt",
+                 "model_navigator.exporters.torch:export_torchscript", jit_type=JitType.SCRIPT),
+        PathSpec("torchscript-trace", Format.TORCHSCRIPT, "model.pt",
+                 "model_navigator.exporters.torch:export_torchscript", jit_type=JitType.TRACE),
         PathSpec("torch-exportedprogram", Format.TORCH_EXPORTEDPROGRAM, "model.pt2",
                  "model_navigator.exporters.torch:export_exportedprogram"),
         PathSpec("onnx", Format.ONNX, "model.onnx", "model_navigator.exporters.torch:export_onnx",

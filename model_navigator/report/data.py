@@ -120,8 +120,9 @@ def load_status(source: Union[NavigatorStatus, Any, str, Path]) -> NavigatorStat
 
     if isinstance(source, NavigatorStatus):
         return source
-    if isinstance(getattr(source, "status", None), NavigatorStatus):  # PackageDescriptor
-        return source.status
+    described = getattr(source, "status", None)
+    if isinstance(described, NavigatorStatus):  # PackageDescriptor
+        return described
     if not isinstance(source, (str, Path)):
         raise UserInputError(f"Cannot report on a {type(source).__name__}; give a PackageDescriptor, a .nav "
                              f"package or a workspace folder.")
@@ -163,8 +164,8 @@ def _correctness_rows(status: NavigatorStatus) -> List[CorrectnessRow]:
             if corr is None:
                 rows.append(CorrectnessRow(key, runtime.value, None, "not run", None, None, None, None, [], 0, None))
                 continue
-            common = dict(batch_sizes=list(corr.batch_sizes), sample_count=corr.sample_count, reason=corr.reason,
-                          tolerance=corr.tolerance)
+            common: Dict[str, Any] = dict(batch_sizes=list(corr.batch_sizes), sample_count=corr.sample_count,
+                                          reason=corr.reason, tolerance=corr.tolerance)
             if not corr.per_output:
                 rows.append(CorrectnessRow(key, runtime.value, None, corr.status.value, None, None, None, None,
                                            **common))
@@ -176,7 +177,8 @@ def _correctness_rows(status: NavigatorStatus) -> List[CorrectnessRow]:
 
 
 def _measures(error: Any) -> Optional[str]:
-    """A reduced-precision output's measures against its budget: "rel L2 2.71%, cosine 0.99963 (rel_l2 <= 0.05, ...)"."""
+    """A reduced-precision output's measures against its budget:
+    "rel L2 2.71%, cosine 0.99963 (rel_l2 <= 0.1, ...)"."""
     if error.rel_l2 is None:
         return None
     from model_navigator.core.budget import AT_LEAST
@@ -330,8 +332,8 @@ SELECTION_NOTE = ("Chosen as `model-navigator inspect` chooses (`model_navigator
                   "source model is the baseline.")
 STAR_NOTE = f"{STAR} recommended: the lowest p50 latency, the row `model-navigator inspect` stars."
 THROUGHPUT_NOTE = (f"Throughput (samples/s) is {THROUGHPUT_DEFINITION}, so a slow tail lowers it while p50 "
-                   f"stays put: {SKEW_MARK} marks a measurement whose p99 is more than {TAIL_RATIO:g}x its p50 or whose "
-                   f"mean is more than {MEAN_RATIO:g}x above or below it.")
+                   f"stays put: {SKEW_MARK} marks a measurement whose p99 is more than {TAIL_RATIO:g}x its p50 or "
+                   f"whose mean is more than {MEAN_RATIO:g}x above or below it.")
 NOTHING_PROFILED = ("Nothing was profiled: export with `run_profiling=True` or run `model-navigator profile` on the "
                     "package, then report again.")
 

@@ -4,6 +4,7 @@ external assets). Every piece of text that comes from status.yaml is escaped."""
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import re
 from typing import Dict, List, Optional
@@ -108,7 +109,8 @@ def _deploy(data: ReportData) -> str:
     if not sentences:
         items = "".join(f"<li>{_e(r)}</li>" for r in data.rejected)
         return ('<div class="cards"><div class="card none"><h3>Nothing to deploy yet</h3>'
-                f'<p>{_prose(no_pick_reason(data))}</p></div></div>' + (f'<ul class="sub">{items}</ul>' if items else ""))
+                f'<p>{_prose(no_pick_reason(data))}</p></div></div>'
+                + (f'<ul class="sub">{items}</ul>' if items else ""))
     cards = "".join(f'<div class="card"><h3>{_e(h)}</h3><p>{_e(s)}</p></div>' for h, s in sentences)
     notes = []
     if data.verified:
@@ -129,10 +131,12 @@ def _status_section(data: ReportData) -> str:
             errors = '<span class="reference">reference</span>'
         else:
             errors = "<br>".join(f"{_e(n)}: {fmt_error(a)} / {fmt_error(r)}" for n, (a, r) in row["errors"].items())
-        p50 = "<br>".join(p50_lines(row, lambda batch: _skew_mark(data, row, batch)))
+        p50 = "<br>".join(p50_lines(row, functools.partial(_skew_mark, data, row)))
         thr = "<br>".join(throughput_lines(row))
-        star = f' <span class="star" title="recommended">{STAR}</span>' if data.is_pick(row["path"], row["runtime"]) else ""
-        rows.append([_e(row["path"]) + star, _e(runtime_label(row["runtime"])), _status_cell(st, reason, row.get("warnings")),
+        picked = data.is_pick(row["path"], row["runtime"])
+        star = f' <span class="star" title="recommended">{STAR}</span>' if picked else ""
+        rows.append([_e(row["path"]) + star, _e(runtime_label(row["runtime"])),
+                     _status_cell(st, reason, row.get("warnings")),
                      errors or "-", p50 or "-", thr or "-", "yes" if row["verified"] else ""])
     out = [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER, "Verified"],
                   rows, numeric=(4, 5))]
@@ -183,8 +187,8 @@ def _performance_section(data: ReportData, plots: Optional[Dict[str, bytes]]) ->
             mean = mark if mean_off(p) else ""
             rows.append([_e(s.path), _e(runtime_label(s.runtime)), str(p.batch_size), fmt_ms(p.p50_ms),
                          fmt_ms(p.p90_ms), fmt_ms(p.p95_ms), fmt_ms(p.p99_ms) + tail,
-                         f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}{mean}", fmt_throughput(p.throughput), str(p.windows),
-                         "yes" if p.stable else "no"])
+                         f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}{mean}", fmt_throughput(p.throughput),
+                         str(p.windows), "yes" if p.stable else "no"])
     table = _table(["Path", "Runtime", "Batch", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "mean ± std ms",
                     THROUGHPUT_HEADER, "Windows", "Stable"], rows, numeric=tuple(range(2, 10)))
     out.append(f"<details open><summary>All measurements</summary>{table}"
@@ -198,7 +202,8 @@ def _correctness_section(data: ReportData) -> str:
     rows = []
     for c in data.correctness:
         rows.append([_e(c.path), _e(runtime_label(c.runtime)), _e(c.output or "-"), _status_cell(c.status, c.reason),
-                     fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), _e(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
+                     fmt_error(c.max_abs_error), fmt_error(c.max_rel_error),
+                     _e(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
                      _e(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)])
     return _table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance", "Batch sizes",
                    "Samples"], rows, numeric=(4, 5, 8)) + (

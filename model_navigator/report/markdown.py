@@ -47,10 +47,10 @@ def prose(text: str) -> str:
     if len(parts) % 2 == 0:  # an unpaired backtick: no code at all
         return md(text)
 
-    def text(part: str) -> str:  # md() trims; the spaces around a code span stay
+    def escaped(part: str) -> str:  # md() trims; the spaces around a code span stay
         return (" " if part[:1].isspace() else "") + md(part) + (" " if part[-1:].isspace() else "")
 
-    return "".join(f"`{part}`" if i % 2 else text(part) for i, part in enumerate(parts))
+    return "".join(f"`{part}`" if i % 2 else escaped(part) for i, part in enumerate(parts))
 
 
 THROUGHPUT_HEADER = f"Throughput /s ({THROUGHPUT_DEFINITION})"
@@ -166,7 +166,8 @@ def _correctness_section(data: ReportData) -> List[str]:
         return out + ["No exported path was checked.", ""]
     rows = [[md(c.path), md(runtime_label(c.runtime)), md(c.output or "-"),
              md(c.status) if c.status == "ok" or not c.reason else f"**{md(c.status)}**: {md(c.reason[:400])}",
-             fmt_error(c.max_abs_error), fmt_error(c.max_rel_error), md(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
+             fmt_error(c.max_abs_error), fmt_error(c.max_rel_error),
+             md(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
              md(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)]
             for c in data.correctness]
     return out + [_table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance",

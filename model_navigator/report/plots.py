@@ -7,7 +7,7 @@ any figures of the user's stay untouched.
 from __future__ import annotations
 
 import io
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from model_navigator.report.data import ReportData, Series
 
@@ -36,11 +36,13 @@ def _figure(series: List[Series], metric: str, title: str, ylabel: str, model: s
     fig = Figure(figsize=(7.2, 5.0), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    colors = matplotlib.colormaps["tab10"].colors
+    cmap = matplotlib.colormaps["tab10"]
+    colors = [cmap(i) for i in range(cmap.N)]
     batch_sizes = sorted({b for s in series for b in s.batch_sizes})
     artifact_index = 0
     for s in series:
         values = [p.p50_ms if metric == "latency" else p.throughput for p in s.points]
+        style: Dict[str, Any]
         if s.is_source:
             style = dict(color="#555555", linestyle="--", marker="o", linewidth=1.6)
         else:
@@ -49,7 +51,7 @@ def _figure(series: List[Series], metric: str, title: str, ylabel: str, model: s
             artifact_index += 1
         label = s.label + ("" if s.correct else ", correctness failed")
         ax.plot(s.batch_sizes, values, label=label, markersize=6, **style)
-        unstable = [(b, v) for b, v, p in zip(s.batch_sizes, values, s.points) if not p.stable]
+        unstable = [(b, v) for b, v, p in zip(s.batch_sizes, values, s.points, strict=True) if not p.stable]
         if unstable:  # a white centre marks a measurement that did not stabilise
             ax.plot([b for b, _ in unstable], [v for _, v in unstable], linestyle="none", marker=style["marker"],
                     markersize=4, color="white")

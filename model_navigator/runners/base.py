@@ -74,7 +74,7 @@ class NavigatorRunner(BaseRunner):
                 f"{self.name}: model returned {len(values)} outputs, expected {len(self.output_names)} "
                 f"({', '.join(self.output_names)})."
             )
-        return OrderedDict(zip(self.output_names, values))
+        return OrderedDict(zip(self.output_names, values, strict=True))
 
 
 class SourceRunner(NavigatorRunner):

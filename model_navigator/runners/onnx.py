@@ -36,7 +36,7 @@ class OnnxRuntimeRunner(NavigatorRunner):
         super().__init__(input_metadata, output_metadata, device, name or f"onnxrt-{provider.value}")
         self.model_path = Path(model_path)
         self.provider = provider
-        self._session = None
+        self._session: Any = None
 
     def _load(self) -> None:
         import onnxruntime
@@ -61,8 +61,8 @@ class OnnxRuntimeRunner(NavigatorRunner):
             raise RuntimeError(
                 f"ONNX Runtime did not load {self.provider.value} (available: "
                 f"{', '.join(available_providers())}); it would have run on the CPU. Install "
-                f"onnxruntime-gpu with the CUDA, cuDNN{' and TensorRT' if self.provider == RuntimeProvider.TRT else ''} "
-                f"libraries it was built for."
+                f"onnxruntime-gpu with the CUDA, cuDNN"
+                f"{' and TensorRT' if self.provider == RuntimeProvider.TRT else ''} libraries it was built for."
             )
         # Nor may a provider that fails during run() be retried on the CPU behind our back.
         self._session.disable_fallback()
@@ -74,7 +74,7 @@ class OnnxRuntimeRunner(NavigatorRunner):
     def _infer(self, feed_dict: Dict[str, np.ndarray]) -> "OrderedDict[str, np.ndarray]":
         feed = {name: feed_dict[name] for name in self._session_inputs}
         values = self._session.run(self._session_outputs, feed, self._run_options)
-        return OrderedDict(zip(self._session_outputs, values))
+        return OrderedDict(zip(self._session_outputs, values, strict=True))
 
     def _unload(self) -> None:
         self._session = None

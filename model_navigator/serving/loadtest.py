@@ -167,7 +167,8 @@ class LoadtestReport:
             mark = "" if s.stable else " (unstable)"
             ratio = f"{s.p50_ms / i.p50_ms:.1f}x" if i is not None and i.p50_ms > 0 else "-"
             lines.append(f"| {r.concurrency} | {s.p50_ms:.3f}{mark} | {s.p90_ms:.3f} | {s.p99_ms:.3f} | "
-                         f"{s.throughput:.1f} | {f'{i.p50_ms:.3f}' if i else '-'}{'' if i is None or i.stable else ' (unstable)'} | "
+                         f"{s.throughput:.1f} | {f'{i.p50_ms:.3f}' if i else '-'}"
+                         f"{'' if i is None or i.stable else ' (unstable)'} | "
                          f"{f'{i.throughput:.1f}' if i else '-'} | {ratio} |")
         if self.profiled is not None:
             lines += ["", f"The package's own profiling of this path at batch size {self.batch_size}: p50 "
@@ -191,7 +192,7 @@ def _sample(workdir: Path) -> Dict[str, np.ndarray]:
 
 
 def _check_concurrency(concurrency: Sequence[int]) -> List[int]:
-    levels = sorted(set(concurrency)) if not isinstance(concurrency, int) else [concurrency]
+    levels: List[int] = sorted(set(concurrency)) if not isinstance(concurrency, int) else [concurrency]
     if not levels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in levels):
         raise UserInputError(f"`concurrency` must be positive integers, got {concurrency!r}.")
     return levels

@@ -63,7 +63,9 @@ def plan_serving(
     from model_navigator.triton.repository import choose_path, sanitize_model_name, workdir_of
 
     if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
-        raise UserInputError(f"`model_name` {model_name!r} is not a name Triton accepts (letters, digits, '_', '.', '-').")
+        raise UserInputError(
+            f"`model_name` {model_name!r} is not a name Triton accepts (letters, digits, '_', '.', '-')."
+        )
     if max_batch_size is not None and (isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
                                        or max_batch_size < 0):
         raise UserInputError(f"`max_batch_size` must be an integer >= 0, got {max_batch_size!r}.")

@@ -215,7 +215,7 @@ def _triton_config(host: str, ports: Dict[str, int], verbose: bool, log_file: Op
 def _quiet(triton: Any, verbose: bool) -> None:
     """Stop PyTriton echoing what tritonserver prints (its shutdown line) on our stdout; its log is in the log file."""
     server = getattr(triton, "_triton_server", None)
-    if not verbose and hasattr(server, "_verbose"):
+    if not verbose and server is not None and hasattr(server, "_verbose"):
         server._verbose = False
 
 

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace, base_dir: Path) -> ConversionResult:
     out_dir = workspace.path_dir(spec.key)
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / spec.artifact
-    reported = produce(ProduceRequest(spec, out_path, workspace, status, parent_path=workspace.root / parent.model_path))
+    parent_path = workspace.root / parent.model_path
+    reported = produce(ProduceRequest(spec, out_path, workspace, status, parent_path=parent_path))
     return ConversionResult(status=StepStatus.OK, model_path=workspace.relative(out_path), reported=to_plain(reported),
                             duration_s=time.perf_counter() - start)

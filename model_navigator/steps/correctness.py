@@ -135,11 +135,13 @@ def check_correctness(
     failure: Optional[str] = None
     checked: List[int] = []
     for batch in [1] + [b for b in batch_sizes if b > 1]:
-        pairs = list(zip(inputs, outputs)) if batch == 1 else list(zip(inputs, outputs))[:BATCHED_SAMPLES]
+        pairs = list(zip(inputs, outputs, strict=True))
+        pairs = pairs if batch == 1 else pairs[:BATCHED_SAMPLES]
         for index, (sample, expected) in enumerate(pairs):
             context = f"at batch size {batch} ({_sample_name(index, items, batch_dim)})"
             if batch > 1:
                 sample = build_batch(sample, batch, batch_dim)
+                assert batch_dim is not None  # build_batch refuses a batch > 1 without one
                 expected = _repeat_output(expected, batch, batch_dim)
             try:
                 actual = runner.infer(sample, check_inputs=False)
@@ -165,7 +167,8 @@ def check_correctness(
         checked.append(batch)
     return CorrectnessResult.judged(
         failure,
-        per_output={n: OutputError(max_abs_error=a, max_rel_error=r, atol=tolerances[n].atol if n in tolerances else None,
+        per_output={n: OutputError(max_abs_error=a, max_rel_error=r,
+                                   atol=tolerances[n].atol if n in tolerances else None,
                                    rtol=tolerances[n].rtol if n in tolerances else None)
                     for n, (a, r) in errors.items()},
         batch_sizes=checked,

@@ -36,8 +36,9 @@ class StepRunner:
     """Runs single steps. `export_context`: what the framework's export producers take (None: export
     paths cannot run, as in a loaded package); `source_model`: the user's model, for its own runtimes."""
 
-    def __init__(self, run: Run, recorder: Recorder, executor: Any, export_context: Any = None,
-                 source_model: Any = None):
+    def __init__(
+        self, run: Run, recorder: Recorder, executor: Any, export_context: Any = None, source_model: Any = None
+    ):
         from model_navigator.core.diskspace import model_parameter_bytes
 
         self.run = run
@@ -104,8 +105,9 @@ class StepRunner:
             reply, sh = self._in_executor("correctness", path.key, path.format.value, argv, path)
         result = reply.result
         if not reply.ok:
-            LOGGER.error("correctness of %s on %s failed: %s\n%s", path.key, runtime.value, result.reason,
-                         reply.traceback or "")
+            LOGGER.error(
+                "correctness of %s on %s failed: %s\n%s", path.key, runtime.value, result.reason, reply.traceback or ""
+            )
             result.reason = f"{result.reason} {reproduce_hint(self.run.workspace.relative(sh), runtime.value)}"
         return result, time.perf_counter() - start
 
@@ -119,8 +121,9 @@ class StepRunner:
             result.reason = f"{result.reason} {reproduce_hint(self.run.workspace.relative(sh), runtime.value)}"
         return result, time.perf_counter() - start
 
-    def _in_executor(self, step: str, key: str, format: str, argv: List[str],
-                     path: Optional[PathStatus] = None) -> Tuple[Any, Any]:
+    def _in_executor(
+        self, step: str, key: str, format: str, argv: List[str], path: Optional[PathStatus] = None
+    ) -> Tuple[Any, Any]:
         """Write the step's reproduce script, then run the step (here or in the worker): (reply, script).
         A step run per runtime (`path` given) gets one script for every runtime of the path: it takes the
         runtime, the path's first by default."""
@@ -137,12 +140,20 @@ class StepRunner:
         try:
             runner = self._runner_here(path, runtime)
             with self.recorder.running(path.key, "correctness"):
-                result = correctness_with_runner(runner, self.run.status, self.run.workspace, path, runtime,
-                                                 self.run.config.atol, self.run.config.rtol)
+                result = correctness_with_runner(
+                    runner,
+                    self.run.status,
+                    self.run.workspace,
+                    path,
+                    runtime,
+                    self.run.config.atol,
+                    self.run.config.rtol,
+                )
         except Exception as e:
             LOGGER.exception("correctness of %s on %s failed", path.key, runtime.value)
-            result = CorrectnessResult(status=StepStatus.FAILED, reason=short_reason(e),
-                                       duration_s=time.perf_counter() - start)
+            result = CorrectnessResult(
+                status=StepStatus.FAILED, reason=short_reason(e), duration_s=time.perf_counter() - start
+            )
         return result, time.perf_counter() - start
 
     def profile_here(self, path: PathStatus, runtime: RuntimeProvider) -> Tuple[PerformanceResult, float]:
@@ -152,9 +163,13 @@ class StepRunner:
         try:
             runner = self._runner_here(path, runtime)
             with self.recorder.running(path.key, "profiling"):
-                result = profile_with_runner(runner, self.run.status, self.run.workspace,
-                                             self.run.config.profiler_config,
-                                             on_result=report_batch(path.key, runtime.value))
+                result = profile_with_runner(
+                    runner,
+                    self.run.status,
+                    self.run.workspace,
+                    self.run.config.profiler_config,
+                    on_result=report_batch(path.key, runtime.value),
+                )
         except Exception as e:
             result = PerformanceResult(status=StepStatus.FAILED, reason=short_reason(e))
         return result, time.perf_counter() - start

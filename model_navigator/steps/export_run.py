@@ -162,6 +162,7 @@ def _record_unchecked(job: ExportJob, status: NavigatorStatus, record: Any, prog
     from model_navigator.steps.scope import requested
 
     problem = job.source_problem
+    assert problem is not None  # called only for a source whose outputs were refused
     warnings.warn(f"Nothing exported: {problem}", UserWarning, stacklevel=4)  # on the terminal, verbose or not
     progress.note(f"Nothing exported: {problem}")
     short = problem.split(":", 1)[0]  # which output, which sample; the whole text is the source's reason

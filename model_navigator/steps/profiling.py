@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 def profile_summary(results: List[ProfilingResult]) -> str:
     """One line of figures: "bs1 p50 0.012 ms 80000/s, bs8 ..." (throughput = batch / mean latency)."""
     return ", ".join(
-        f"bs{r.batch_size} p50 {r.p50_ms:.3f} ms {r.throughput:.0f}/s{'' if r.stable else ' (unstable)'}" for r in results
+        f"bs{r.batch_size} p50 {r.p50_ms:.3f} ms {r.throughput:.0f}/s{'' if r.stable else ' (unstable)'}"
+        for r in results
     )
 
 

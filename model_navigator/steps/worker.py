@@ -87,12 +87,13 @@ def preload_modules(kind: str) -> Tuple[str, ...]:
     from model_navigator.core.formats import FORMATS
     from model_navigator.paths.registry import formats_of
 
-    sources = {str(spec.source_of): spec for spec in FORMATS.values() if spec.is_source}
+    sources = {str(spec.source_of): (spec, spec.source_of) for spec in FORMATS.values() if spec.source_of is not None}
     if kind != "runtimes" and kind not in sources:
         return ("numpy",)
     specs = [spec for spec in FORMATS.values() if not spec.is_source and not spec.local_checks]
     if kind != "runtimes":
-        specs += [FORMATS[fmt] for fmt in formats_of(sources[kind].source_of)] + [sources[kind]]
+        source, framework = sources[kind]
+        specs += [FORMATS[fmt] for fmt in formats_of(framework)] + [source]
     return tuple(dict.fromkeys(["numpy"] + [m for spec in specs for m in spec.preload]))
 
 

@@ -113,7 +113,8 @@ class TritonModelConfig:
             out.append("  execution_accelerators {")
             out.append("    gpu_execution_accelerator: [")
             for i, name in enumerate(self.gpu_execution_accelerators):
-                out.append(f"      {{ name: {_quote(name)} }}" + ("," if i < len(self.gpu_execution_accelerators) - 1 else ""))
+                comma = "," if i < len(self.gpu_execution_accelerators) - 1 else ""
+                out.append(f"      {{ name: {_quote(name)} }}{comma}")
             out.append("    ]")
             out.append("  }")
             out.append("}")

@@ -159,7 +159,7 @@ def model_config_class(prefer_tritonclient: bool = True) -> Any:
     """The `inference.ModelConfig` message class (tritonclient's when installed, else the vendored one)."""
     if prefer_tritonclient:
         try:
-            from tritonclient.grpc import model_config_pb2  # type: ignore[import-not-found]
+            from tritonclient.grpc import model_config_pb2
 
             return model_config_pb2.ModelConfig
         except Exception:  # not installed, or built for another protobuf

@@ -110,7 +110,7 @@ def export_arguments(model: Any, dataloader: Any, output_names: Optional[Sequenc
         if other is None or other.ndim != tensor.ndim:
             continue
         axes = {}
-        for axis, (a, b) in enumerate(zip(tensor.shape, other.shape)):
+        for axis, (a, b) in enumerate(zip(tensor.shape, other.shape, strict=True)):
             if a != b:
                 # the probe changed both the batch (axis 0) and the sequence: axis 0 is the batch
                 axes[axis] = BATCH_AXIS if axis == 0 else SEQUENCE_AXIS

@@ -12,6 +12,7 @@ from model_navigator.api.torch import _import_torch
 from model_navigator.core.errors import UserInputError
 
 torch = _import_torch()
+_TorchModule: Any = torch.nn.Module  # imported at run time: the base class through a typed name
 
 # forward() parameters of transformers models that are options, not input tensors.
 NOT_INPUTS = frozenset({
@@ -58,7 +59,7 @@ def model_input_names(model: Any) -> Sequence[str]:
     return tuple(p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD and p.name not in NOT_INPUTS)
 
 
-class ModelOutputWrapper(torch.nn.Module):
+class ModelOutputWrapper(_TorchModule):
     """Calls `model(**inputs, return_dict=True)` and returns its outputs as a dict of named tensors.
 
     `forward` gets a real signature with `input_names` (default: the tensor inputs the model's
@@ -84,6 +85,7 @@ class ModelOutputWrapper(torch.nn.Module):
             raise UserInputError(f"`input_names` must be distinct Python identifiers, got {list(names)}.")
         self.input_names = names
         self.output_names = tuple(output_names) if output_names is not None else None
+        accepted: Mapping[str, Any]
         try:
             accepted = inspect.signature(model.forward).parameters
         except (TypeError, ValueError):
@@ -108,7 +110,7 @@ class ModelOutputWrapper(torch.nn.Module):
         if len(args) > len(self.input_names):
             raise TypeError(f"forward() takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
                             f"got {len(args)} positional")
-        inputs = dict(zip(self.input_names, args))
+        inputs = dict(zip(self.input_names, args, strict=False))
         for name, value in kwargs.items():
             if name not in self.input_names:
                 raise TypeError(f"forward() got an unexpected input {name!r}; inputs: {', '.join(self.input_names)}")
