@@ -38,6 +38,7 @@ def _assert_nothing_exported(package, workdir) -> None:
     assert not any(package.get_formats_status().values())
     assert package.get_formats_performance() == {}
     assert package.get_status(format=nav.Format.ONNX) is False
+    assert package.get_model(format=nav.Format.ONNX) is None  # as the reference: no model file, None
     with pytest.raises(nav.NoRuntimeQualifiesError):
         package.get_best()
 
