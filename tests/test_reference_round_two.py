@@ -144,6 +144,19 @@ def test_tensorflow_input_names_that_partly_match_the_keys_are_refused(tmp_path)
     assert not (tmp_path / "wd").exists()
 
 
+@pytest.mark.slow  # importing jax and TensorFlow
+def test_jax_input_names_that_partly_match_the_keys_are_refused(tmp_path):
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    import jax_models
+
+    score, weights = jax_models.two_input_score()
+    with pytest.raises(nav.UserInputError, match=r"do not match the keys"):
+        nav.jax.export(model=score, model_params=weights, dataloader=jax_models.two_input_dataloader(),
+                       workdir=tmp_path / "wd", input_names=("mask", "ids"))
+    assert not (tmp_path / "wd").exists()
+
+
 @pytest.mark.slow
 def test_jax_input_names_rename_dict_samples_by_position(tmp_path):
     pytest.importorskip("jax")
@@ -188,6 +201,29 @@ def test_torch_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
     assert [i["shape"] for i in status["inputs"]] == [[1], [2]]
     assert len(list((workdir / "model_input" / "correctness").glob("*.npz"))) == 5
     assert {"torchscript-script", "torchscript-trace"} <= {p.name for p in workdir.iterdir()}
+
+
+@pytest.mark.slow  # importing TensorFlow
+def test_tensorflow_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    x = tf.keras.layers.Input(batch_shape=(1,), name="x")
+    y = tf.keras.layers.Input(batch_shape=(2,), name="y")
+    model = tf.keras.Model({"x": x, "y": y}, tf.keras.layers.Lambda(lambda t: t[0] * 2.0 + tf.reduce_sum(t[1]))([x, y]))
+    dataloader = [{"x": tf.random.normal([1]), "y": tf.random.normal([2])} for _ in range(5)]
+    workdir = tmp_path / "navigator_workdir"
+    with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole as one sample.*batch_dim=None") as record:
+        package = nav.tensorflow.export(model=model, dataloader=dataloader, workdir=workdir, override_workdir=True,
+                                        run_profiling=False)
+    assert len([w for w in record if "disagree on the batch size" in str(w.message)]) == 1  # warned once
+    assert package.get_status(format=nav.Format.TF_SAVEDMODEL) is True
+    assert package.get_status(format=nav.Format.ONNX) is True
+    status = yaml.safe_load((workdir / "status.yaml").read_text())
+    assert status["config"]["batch_dim"] is None
+    assert [i["shape"] for i in status["inputs"]] == [[1], [2]]  # no dynamic batch axis
+    correctness = status["paths"]["onnx"]["runtimes"]["CPUExecutionProvider"]["correctness"]
+    assert correctness["batch_sizes"] == [1] and correctness["sample_count"] == 5  # each item whole, no rebuilt batch
+    assert len(list((workdir / "model_input" / "correctness").glob("*.npz"))) == 5
+    assert {"tf-savedmodel", "onnx"} <= {p.name for p in workdir.iterdir()}
 
 
 # (4) a loaded workdir's navigator.log is the log of what ran there ----------------------------------
@@ -292,6 +328,8 @@ def test_jax_folders_carry_the_reference_names_and_old_packages_load(tmp_path):
     assert "tf-savedmodel-xla-nojit" not in loaded.status.paths
     assert loaded.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True
     assert loaded.status.paths["tf-savedmodel-xla"].model_path == "tf-savedmodel-xla-nojit/model.savedmodel"
+    assert loaded.get_model(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is not None
+    assert loaded.get_model(format=nav.Format.TF_SAVEDMODEL, enable_xla=False, jit_compile=False) is None
     with loaded.get_runner(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) as runner:
         out = list(runner.infer({"input__0": dataloader[0]}).values())[0]
     np.testing.assert_allclose(out, dataloader[0] @ params["w"], rtol=1e-5, atol=1e-6)
