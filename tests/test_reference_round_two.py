@@ -67,6 +67,23 @@ def test_torch_nan_inputs_with_finite_outputs_keep_working(tmp_path):
     assert package.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.TRACE) is True
 
 
+def test_onnx_source_nan_outputs_leave_a_workspace_and_export_nothing(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "model.onnx"))
+    dataloader = [np.full((2, 3), np.nan, np.float32) for _ in range(3)]
+    workdir = tmp_path / "navigator_workdir"
+    with pytest.warns(UserWarning, match="allow_nonfinite_outputs=True"):
+        package = nav.onnx.export(model=str(tmp_path / "model.onnx"), dataloader=dataloader, workdir=workdir,
+                                  override_workdir=True)
+    _assert_nothing_exported(package, workdir)
+
+
 @pytest.mark.slow
 def test_tensorflow_nan_outputs_leave_a_workspace_and_export_nothing(tmp_path):
     tf = pytest.importorskip("tensorflow")
