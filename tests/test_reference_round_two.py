@@ -35,7 +35,7 @@ def _assert_nothing_exported(package, workdir) -> None:
     assert len(paths) > 1
     for key, path in paths.items():
         assert path["status"] == "failed", key
-        assert "holds NaN" in path["reason"] and "sample 0" in path["reason"], path["reason"]
+        assert "holds NaN" in path["reason"] and "dataloader item 0, position 0" in path["reason"], path["reason"]
     assert not any(package.get_formats_status().values())
     assert package.get_formats_performance() == {}
     assert package.get_status(format=nav.Format.ONNX) is False
