@@ -150,6 +150,21 @@ def test_tensorflow_input_names_rename_dict_samples_by_position(tmp_path):
     np.testing.assert_allclose(out, first["input_x"] + 2.0 * first["input_y"], rtol=1e-5)
 
 
+def test_torch_input_names_that_partly_match_the_keys_are_refused_with_both_ways_out(tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class TwoInputs(torch.nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    dataloader = [{"x": torch.ones(2, 3), "y": torch.ones(2, 3)}]
+    said = r"do not match the keys.*same names \(any order\), or names none of which is a key to rename the inputs " \
+           r"by the keys' position"
+    with pytest.raises(nav.UserInputError, match=said):
+        nav.torch.export(model=TwoInputs(), dataloader=dataloader, workdir=tmp_path / "wd", input_names=("x", "b"))
+    assert not (tmp_path / "wd").exists()
+
+
 @pytest.mark.slow  # importing TensorFlow takes most of its 20 s
 def test_tensorflow_input_names_that_partly_match_the_keys_are_refused(tmp_path):
     tf = pytest.importorskip("tensorflow")
