@@ -240,6 +240,29 @@ def test_torch_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
     assert {"torchscript-script", "torchscript-trace"} <= {p.name for p in workdir.iterdir()}
 
 
+def test_onnx_source_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["y"], ["s"], keepdims=0), helper.make_node("Add", ["x", "s"], ["z"])], "two",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "two.onnx"))
+    rng = np.random.default_rng(0)
+    dataloader = [{"x": rng.standard_normal(1).astype(np.float32), "y": rng.standard_normal(2).astype(np.float32)}
+                  for _ in range(4)]
+    workdir = tmp_path / "navigator_workdir"
+    with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole as one sample"):
+        package = nav.onnx.export(model=str(tmp_path / "two.onnx"), dataloader=dataloader, workdir=workdir,
+                                  override_workdir=True, run_profiling=False)
+    assert package.status.config["batch_dim"] is None
+    assert package.get_status(format=nav.Format.ONNX) is True
+    assert len(list((workdir / "model_input" / "correctness").glob("*.npz"))) == 4
+
+
 @pytest.mark.slow  # importing TensorFlow
 def test_tensorflow_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
     tf = pytest.importorskip("tensorflow")
