@@ -68,6 +68,7 @@ def test_torch_nan_inputs_with_finite_outputs_keep_working(tmp_path):
     assert package.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.TRACE) is True
 
 
+@pytest.mark.slow  # an export with its worker process
 def test_onnx_source_nan_outputs_leave_a_workspace_and_export_nothing(tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
@@ -240,6 +241,7 @@ def test_torch_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
     assert {"torchscript-script", "torchscript-trace"} <= {p.name for p in workdir.iterdir()}
 
 
+@pytest.mark.slow  # an export with its worker process
 def test_onnx_source_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
