@@ -95,6 +95,50 @@ def test_a_dynamic_axis_without_a_size_is_refused_with_the_option_to_give(tmp_pa
     assert not (tmp_path / "model_workdir").exists()
 
 
+def test_a_misspelt_dim_name_is_refused_naming_the_axes_there_are(tmp_path):
+    _dynamic_model(tmp_path / "model.onnx")
+    out = _run("export", "model.onnx", "--dim", "sequence=7", cwd=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    assert "--dim sequence: no input axis of the model has that name" in out.stderr
+    assert "the named dynamic axes are: batch, seq" in out.stderr
+    assert not (tmp_path / "model_workdir").exists()
+
+
+def test_a_torchscript_file_is_refused_with_the_reason(tmp_path):
+    torch = pytest.importorskip("torch")
+    traced = torch.jit.trace(torch.nn.Linear(3, 2).eval(), torch.randn(2, 3))
+    torch.jit.save(traced, str(tmp_path / "model.pt"))
+    out = _run("export", "model.pt", cwd=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    # a loaded TorchScript graph types its inputs `Tensor`, without shape or dtype: nothing to make samples from
+    assert "a TorchScript file does not: use nav.torch.export with a dataloader" in out.stderr
+    assert not (tmp_path / "model_workdir").exists()
+
+
+@pytest.mark.slow
+def test_a_savedmodel_axis_without_a_size_is_refused_then_sized_by_dynamic_size(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+
+    class Sum(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"y": tf.reduce_sum(x, axis=1)}
+
+    module = Sum()
+    tf.saved_model.save(module, str(tmp_path / "sum.savedmodel"),
+                        signatures={"serving_default": module.__call__.get_concrete_function()})
+    out = _run("export", "sum.savedmodel", "--no-profiling", cwd=tmp_path)
+    assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+    assert "input 'x' has a dynamic axis 1 (no name) whose size cannot be guessed" in out.stderr
+    assert "--dynamic-size SIZE" in out.stderr
+    assert not (tmp_path / "sum_workdir").exists()
+    out = _run("export", "sum.savedmodel", "--no-profiling", "--dynamic-size", "6", cwd=tmp_path)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    _ok(tmp_path / "sum_workdir", "tf-savedmodel")
+    sample = np.load(tmp_path / "sum_workdir" / "model_input" / "correctness" / "0.npz", allow_pickle=False)
+    assert sample["x"].shape == (1, 6)
+
+
 @pytest.mark.slow
 def test_export_a_savedmodel_folder_on_its_signature(tmp_path):
     tf = pytest.importorskip("tensorflow")

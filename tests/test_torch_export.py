@@ -263,8 +263,10 @@ def test_reference_get_model_errors(reference):
     package, _, _ = reference
     with pytest.raises(UserInputError, match=r"jit_type"):  # script and trace both match
         package.get_model(format=nav.Format.TORCHSCRIPT)
+    # a skipped path has no model: None, as the reference (its file is missing); get_runner says why
+    assert package.get_model(format=nav.Format.TENSORRT, precision=nav.TensorRTPrecision.FP32) is None
     with pytest.raises(UserInputError, match=r"trt-fp32.*skipped"):
-        package.get_model(format=nav.Format.TENSORRT, precision=nav.TensorRTPrecision.FP32)
+        package.get_runner(format=nav.Format.TENSORRT, precision=nav.TensorRTPrecision.FP32)
     with pytest.raises(UserInputError, match=r"format"):
         package.get_model(format="not-a-format")
 

@@ -116,8 +116,11 @@ def _nan_model():
 
 
 def test_nan_in_the_source_outputs_exports_nothing_and_says_why(workdir):
-    dataloader = [torch.full((2, 3), -1.0), torch.full((2, 3), 1.0)]
-    with pytest.warns(UserWarning, match=r"output 'output__0' holds NaN .* sample 0 .*allow_nonfinite_outputs"):
+    dataloader = [torch.full((2, 3), 1.0), torch.tensor([[1.0, 2.0, 3.0], [-1.0, 1.0, 1.0]])]
+    # the sample as the user finds it: the second dataloader item, the second row of its batch
+    said = r"output 'output__0' holds NaN \(1 of 3 elements\) on dataloader item 1, position 1 in its batch: " \
+           r".*allow_nonfinite_outputs"
+    with pytest.warns(UserWarning, match=said):
         package = nav.torch.export(model=_nan_model(), dataloader=dataloader, workdir=workdir, verbose=False)
     assert not any(package.get_formats_status().values())
     assert {p.status for p in package.status.paths.values()} == {StepStatus.FAILED}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from model_navigator.core.enums import Format, RuntimeProvider
 from model_navigator.core.errors import UserInputError
@@ -242,11 +242,13 @@ def axes_and_metadata(
 
 
 def check_source_outputs(outputs: Dict[int, Dict[str, Any]], output_names: Sequence[str], atol: Any, rtol: Any,
-                         allow_nonfinite_outputs: bool) -> Optional[str]:
+                         allow_nonfinite_outputs: bool, describe: Optional[Callable[[int], str]] = None
+                         ) -> Optional[str]:
     """Before anything is exported: per-output tolerances name real outputs (else an error). Returns
     why no path can be checked when the source model's outputs on the saved samples hold NaN/inf (a
     NaN reference makes every check meaningless), unless the user says the model produces them on
-    purpose; the export then records that and produces nothing (as the reference does)."""
+    purpose; the export then records that and produces nothing (as the reference does). `describe`
+    names a sample as the user finds it (SampleSet.describe: the dataloader item and batch position)."""
     import numpy as np
 
     from model_navigator.core.tolerance import check_tolerance_names
@@ -262,8 +264,9 @@ def check_source_outputs(outputs: Dict[int, Dict[str, Any]], output_names: Seque
                 what = "NaN" if np.isnan(value).any() else "inf"
                 count = int((~np.isfinite(value)).sum())
                 return (
-                    f"The source model's output {name!r} holds {what} ({count} of {value.size} elements) on sample "
-                    f"{index} of the dataloader: correctness cannot be checked against it, so no format was "
+                    f"The source model's output {name!r} holds {what} ({count} of {value.size} elements) on "
+                    f"{describe(index) if describe else f'sample {index} of the dataloader'}: correctness cannot "
+                    f"be checked against it, so no format was "
                     f"produced. Verify the dataloader and the model, or pass allow_nonfinite_outputs=True if the "
                     f"model produces NaN/inf on purpose (they are then compared by value: NaN must match NaN, inf "
                     f"the same inf)."

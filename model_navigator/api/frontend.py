@@ -248,7 +248,8 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
     needed = sorted({i for name, idx in selected.items() if name != CALIBRATION_SET for i in idx})
     adapter.prepare(sample_set, device)
     outputs, final_out_names = reference_outputs(adapter, sample_set, needed, device, out_names)
-    problem = check_source_outputs(outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs))
+    problem = check_source_outputs(outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs),
+                                   sample_set.describe)
     check_budget_outputs(budget, final_out_names)
     axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
         sample_set, outputs, final_out_names, adapter.dynamic_axes(args.dynamic_axes), args.trt_dynamic_axes)

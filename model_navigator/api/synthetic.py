@@ -54,16 +54,27 @@ def onnx_input_dims(path: Path) -> List[Tuple[str, np.dtype, List[Dim]]]:
 def _size(name: str, axis: int, dim: Dim, spec: SyntheticSpec, batch: bool) -> int:
     if isinstance(dim, int) and dim > 0:
         return dim
+    if isinstance(dim, str) and dim in spec.sizes:  # named by --dim, the batch axis included
+        return spec.sizes[dim]
     if batch and axis == 0:
         return spec.batch_size
-    if isinstance(dim, str) and dim in spec.sizes:
-        return spec.sizes[dim]
     if spec.dynamic_size is not None:
         return spec.dynamic_size
-    label = f"axis {axis} ({dim!r})" if isinstance(dim, str) else f"axis {axis} (no name)"
-    hint = f"--dim {dim}=SIZE" if isinstance(dim, str) else "--dynamic-size SIZE"
+    if isinstance(dim, str):
+        label, hint = f"axis {axis} ({dim!r})", f"--dim {dim}=SIZE (or --dynamic-size SIZE for every dynamic axis)"
+    else:
+        label, hint = f"axis {axis} (no name)", "--dynamic-size SIZE (the axis has no name for --dim)"
     raise UserInputError(f"Model input {name!r} has a dynamic {label} whose size cannot be guessed: give it with "
-                         f"{hint} (or --dynamic-size SIZE for every dynamic axis).")
+                         f"{hint}.")
+
+
+def _check_dim_names(inputs: List[Tuple[str, np.dtype, List[Dim]]], spec: SyntheticSpec) -> None:
+    """--dim NAME=SIZE must name a dynamic axis of the model: a misspelt name is refused, not ignored."""
+    known = sorted({d for _, _, dims in inputs for d in dims if isinstance(d, str)})
+    unknown = sorted(set(spec.sizes) - set(known))
+    if unknown:
+        raise UserInputError(f"--dim {', '.join(unknown)}: no input axis of the model has that name; the named "
+                             f"dynamic axes are: {', '.join(known) or 'none (use --dynamic-size SIZE)'}.")
 
 
 def _fill(rng: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype, spec: SyntheticSpec, name: str) -> Any:
@@ -89,6 +100,7 @@ def synthetic_samples(inputs: List[Tuple[str, np.dtype, List[Dim]]], spec: Synth
     """`spec.batches` dict samples for inputs (name, dtype, dims), and the batch_dim to export them with."""
     if spec.int_range[0] >= spec.int_range[1]:
         raise UserInputError(f"--int-range {spec.int_range[0]} {spec.int_range[1]}: LOW must be below HIGH.")
+    _check_dim_names(inputs, spec)
     batch = bool(inputs) and all(dims and not (isinstance(dims[0], int) and dims[0] > 0) for _, _, dims in inputs)
     shapes = {name: tuple(_size(name, axis, dim, spec, batch) for axis, dim in enumerate(dims))
               for name, _, dims in inputs}

@@ -60,16 +60,20 @@ def _export_savedmodel(model: Path, spec: Any, common: Dict[str, Any]) -> Any:
 
 def add_export_command(sub: Any, common: argparse.ArgumentParser, positive_int: Any) -> None:
     p = sub.add_parser("export", parents=[common],
-                       help="check and profile an .onnx file on synthetic samples (no dataloader needed)",
-                       description="Export, check and profile an .onnx file on synthetic samples made from its "
-                                   "graph's input shapes and dtypes (fixed seed). Fixed axes keep their size, a "
-                                   "dynamic axis 0 of every input is the batch (--batch-size); every other dynamic "
-                                   "axis needs --dim NAME=SIZE or --dynamic-size.")
+                       help="check and profile an .onnx file or a SavedModel folder on synthetic samples "
+                            "(no dataloader needed)",
+                       description="Export, check and profile an .onnx file (or a SavedModel folder, through its "
+                                   "serving_default signature) on synthetic samples made from its declared input "
+                                   "shapes and dtypes (fixed seed). Fixed axes keep their size, a dynamic axis 0 of "
+                                   "every input is the batch (--batch-size); every other dynamic axis needs --dim "
+                                   "NAME=SIZE or --dynamic-size. TorchScript files declare no input shapes: they "
+                                   "are refused (use nav.torch.export with a dataloader).")
     p.add_argument("model", help="the .onnx file (or a SavedModel folder: its serving_default signature)")
     p.add_argument("--workdir", default=None, help="workspace folder (default: <model>_workdir beside the file)")
     p.add_argument("--override-workdir", action="store_true", help="replace an existing workspace folder")
     p.add_argument("--dim", type=_dim, action="append", metavar="NAME=SIZE",
-                   help="size of the dynamic axes named NAME in the graph (repeatable)")
+                   help="size of the dynamic axes named NAME in the graph, the batch axis included "
+                        "(repeatable; a name no axis has is refused)")
     p.add_argument("--dynamic-size", type=positive_int, default=None, metavar="SIZE",
                    help="size of every other dynamic axis")
     p.add_argument("--batch-size", type=positive_int, default=2, help="batch size of the synthetic batches (2)")

@@ -74,7 +74,10 @@ def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]], 
             if set(input_names) != set(keys):
                 raise UserInputError(
                     f"`input_names` {tuple(input_names)} do not match the keys of the dataloader's dict samples "
-                    f"{tuple(keys)}; pass the same names (any order) or leave `input_names` out."
+                    f"{tuple(keys)}; pass the same names (any order)"
+                    + (", or names none of which is a key to rename the inputs by the keys' position,"
+                       if rename else "")
+                    + " or leave `input_names` out."
                 )
             keys = list(input_names)
         return {k: item[k] for k in keys}, True

@@ -17,6 +17,7 @@ from model_navigator.core.enums import (
 )
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.formats import format_spec, load_function
+from model_navigator.core.logging import LOGGER
 from model_navigator.core.status import NavigatorStatus, PathStatus, RuntimeResult
 from model_navigator.runners.base import NavigatorRunner
 
@@ -167,7 +168,8 @@ class PackageDescriptor:
     def get_model(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
                   enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> Any:
         """The exported model object (torch module, onnx.ModelProto, ...); a path for TensorRT plans;
-        None when the package has no such path (as the reference; get_runner raises instead)."""
+        None when the package has no such model: no such path, or one that failed or was skipped (as the
+        reference, whose file is then missing; the reason is logged, and get_runner raises with it)."""
         if not self._matching(format, jit_type, precision, enable_xla, jit_compile):
             return None
         path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
@@ -176,7 +178,8 @@ class PackageDescriptor:
                 raise UserInputError("The source model is not part of a loaded package.")
             return self.source_model
         if not path.ok or path.model_path is None:
-            raise UserInputError(f"Path {path.key!r} has no model: {path.status.value} ({path.reason}).")
+            LOGGER.info("get_model: path %r has no model, %s (%s)", path.key, path.status.value, path.reason)
+            return None
         loader = format_spec(path.format).loader  # none: the artifact's path (a TensorRT plan)
         model_path = self._workdir / path.model_path
         return load_function(loader)(model_path) if loader else model_path
@@ -238,7 +241,6 @@ class PackageDescriptor:
         import shutil
         import time
 
-        from model_navigator.core.logging import LOGGER
         from model_navigator.core.workdir_lock import workdir_lock
         from model_navigator.package.archive_write import write_archive
         from model_navigator.package.save_temporaries import NO_SPACE, no_space_error, remove_stale_temporaries
