@@ -261,7 +261,7 @@ def test_onnx_source_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_p
     with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole as one sample"):
         package = nav.onnx.export(model=str(tmp_path / "two.onnx"), dataloader=dataloader, workdir=workdir,
                                   override_workdir=True, run_profiling=False)
-    assert package.status.config["batch_dim"] is None
+    assert package.status.config.batch_dim is None
     assert package.get_status(format=nav.Format.ONNX) is True
     assert len(list((workdir / "model_input" / "correctness").glob("*.npz"))) == 4
 

@@ -208,10 +208,12 @@ def test_onnx_runtime_gpu_providers_missing_are_named_not_faked(tmp_path):
         with make_runner(d.workdir, d.status, onnx_path, RuntimeProvider.CUDA):
             pass
 
-    config = ExportConfig.from_dict(d.status.config)
+    from model_navigator.steps.execution import Run
+
+    config = d.status.config
     executor = make_executor(config, d.workdir)
     try:
-        pipeline = Pipeline(Workspace(d.workdir), d.status, config, [], executor, Progress(enabled=False))
+        pipeline = Pipeline.create(Run(Workspace(d.workdir), d.status, config), [], executor, Progress(enabled=False))
         pipeline.check_and_profile(onnx_path, RuntimeProvider.CUDA, profile=True)
     finally:
         executor.close()

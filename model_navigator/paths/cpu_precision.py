@@ -15,33 +15,27 @@ _PRODUCERS = "model_navigator.converters.onnx_precision"
 _CPU_RUNTIMES = (RuntimeProvider.CPU, RuntimeProvider.OPENVINO)  # OpenVINO when installed
 
 
+def _int8(key: str, producer: str, parent: str) -> PathSpec:
+    """An int8 ONNX made from `parent` by `producer`, run by ONNX Runtime and OpenVINO on the CPU."""
+    return PathSpec(
+        key,
+        Format.ONNX,
+        "model.onnx",
+        f"{_PRODUCERS}:{producer}",
+        parent=parent,
+        precision=TensorRTPrecision.INT8,
+        cpu_runtimes=_CPU_RUNTIMES,
+        gpu_runtimes=(),
+        requires_modules=("onnxruntime", "onnx"),
+    )
+
+
 def reduced_precision_paths(parent: str = "onnx", suffix: str = "") -> Tuple[PathSpec, ...]:
     """`onnx-int8-dynamic`, `onnx-int8-static` and `onnx-bf16` (keys end in `suffix`) made from `parent`.
     CPU only: on a GPU target they are skipped (use target_device="cpu")."""
-    int8 = TensorRTPrecision.INT8
     return (
-        PathSpec(
-            f"onnx-int8-dynamic{suffix}",
-            Format.ONNX,
-            "model.onnx",
-            f"{_PRODUCERS}:quantize_int8_dynamic",
-            parent=parent,
-            precision=int8,
-            cpu_runtimes=_CPU_RUNTIMES,
-            gpu_runtimes=(),
-            requires_modules=("onnxruntime", "onnx"),
-        ),
-        PathSpec(
-            f"onnx-int8-static{suffix}",
-            Format.ONNX,
-            "model.onnx",
-            f"{_PRODUCERS}:quantize_int8_static",
-            parent=parent,
-            precision=int8,
-            cpu_runtimes=_CPU_RUNTIMES,
-            gpu_runtimes=(),
-            requires_modules=("onnxruntime", "onnx"),
-        ),
+        _int8(f"onnx-int8-dynamic{suffix}", "quantize_int8_dynamic", parent),
+        _int8(f"onnx-int8-static{suffix}", "quantize_int8_static", parent),
         # The parent's fp32 ONNX, compiled by OpenVINO with INFERENCE_PRECISION_HINT=bf16 (its flags say so).
         PathSpec(
             f"onnx-bf16{suffix}",
