@@ -156,6 +156,8 @@ def _precision_of(path: Any, result: Any) -> Tuple[Optional[str], float]:
 
     if path.precision not in REDUCED_PRECISIONS:
         return None, 0.0
+    if result is None or result.correctness is None:  # never checked: its error is unknown
+        return path.precision.value, float("inf")
     errors = [e.rel_l2 for e in result.correctness.per_output.values() if e.rel_l2 is not None]
     return path.precision.value, max(errors, default=0.0)
 
@@ -220,17 +222,42 @@ def _candidates(status: NavigatorStatus, rejected: List[Rejection]) -> List[_Can
     return candidates
 
 
+def check_precision_loss(max_precision_loss: Any) -> Optional[float]:
+    """`max_precision_loss` as given, refused (UserInputError) unless a number >= 0 or None."""
+    if max_precision_loss is not None and (isinstance(max_precision_loss, bool) or not isinstance(
+            max_precision_loss, (int, float)) or not max_precision_loss >= 0):
+        raise UserInputError(f"`max_precision_loss` must be a number >= 0 (a relative L2 error, e.g. 0.01) or None "
+                             f"(no reduced precision), got {max_precision_loss!r}.")
+    return max_precision_loss
+
+
+def _loss_reason(precision: Optional[str], loss: float, max_precision_loss: Optional[float]) -> Optional[str]:
+    """Why a result of `precision` (None: full) with relative L2 error `loss` is excluded by the cap, or None."""
+    if precision is None:
+        return None
+    if max_precision_loss is None:
+        return f"{precision}: reduced precision excluded (max_precision_loss=None)"
+    if loss == float("inf") and max_precision_loss < loss:
+        return f"{precision}: never checked here, its error unknown against max_precision_loss {max_precision_loss:.2%}"
+    if not loss <= max_precision_loss:
+        return f"{precision}: rel L2 error {loss:.2%} over max_precision_loss {max_precision_loss:.2%}"
+    return None
+
+
+def precision_loss_reason(path: Any, result: Any, max_precision_loss: Optional[float]) -> Optional[str]:
+    """Why `max_precision_loss` excludes this path's result on one runtime (a RuntimeResult; None when never
+    checked, its error then unknown), or None."""
+    return _loss_reason(*_precision_of(path, result), max_precision_loss)
+
+
 def _within_loss(candidates: List[_Candidate], max_precision_loss: Optional[float],
                  rejected: List[Rejection]) -> List[_Candidate]:
     """Drop reduced-precision candidates over `max_precision_loss` (None: all of them)."""
     kept = []
     for c in candidates:
-        if c.precision is not None and max_precision_loss is None:
-            rejected.append(Rejection(c.path, c.runtime, f"{c.precision}: reduced precision excluded "
-                                                         f"(max_precision_loss=None)"))
-        elif c.precision is not None and max_precision_loss is not None and not c.loss <= max_precision_loss:
-            rejected.append(Rejection(c.path, c.runtime, f"{c.precision}: rel L2 error {c.loss:.2%} over "
-                                                         f"max_precision_loss {max_precision_loss:.2%}"))
+        reason = _loss_reason(c.precision, c.loss, max_precision_loss)
+        if reason is not None:
+            rejected.append(Rejection(c.path, c.runtime, reason))
         else:
             kept.append(c)
     return kept
@@ -367,10 +394,7 @@ def select_runtime(
     percentile = _check_arguments(strategy, latency_budget_ms, batch_size, latency_percentile)
 
     rejected: List[Rejection] = []
-    if max_precision_loss is not None and (isinstance(max_precision_loss, bool) or not isinstance(
-            max_precision_loss, (int, float)) or not max_precision_loss >= 0):
-        raise UserInputError(f"`max_precision_loss` must be a number >= 0 (a relative L2 error, e.g. 0.01) or None "
-                             f"(no reduced precision), got {max_precision_loss!r}.")
+    check_precision_loss(max_precision_loss)
     candidates = _within_loss(_candidates(status, rejected), max_precision_loss, rejected)
     candidates = _narrow(candidates, batch_size, rejected)
     if strategy == SelectionStrategy.MIN_LATENCY:

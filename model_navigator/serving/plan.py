@@ -55,10 +55,12 @@ def plan_serving(
     latency_budget_ms: Optional[float] = None,
     model_name: Optional[str] = None,
     max_batch_size: Optional[int] = None,
+    max_precision_loss: Optional[float] = float("inf"),
 ) -> ServePlan:
     """Decide what `package` (a PackageDescriptor, workspace folder or .nav file; a .nav is unpacked into
-    a temporary folder that joins `stack`) serves; every refusal is a UserInputError raised here."""
-    from model_navigator.selection import parse_strategy
+    a temporary folder that joins `stack`) serves; every refusal is a UserInputError raised here.
+    `max_precision_loss` caps a reduced-precision result's relative L2 error (None: full precision only)."""
+    from model_navigator.selection import check_precision_loss, parse_strategy
     from model_navigator.triton.batching import plan_batching
     from model_navigator.triton.repository import choose_path, sanitize_model_name, workdir_of
 
@@ -69,12 +71,13 @@ def plan_serving(
     if max_batch_size is not None and (isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
                                        or max_batch_size < 0):
         raise UserInputError(f"`max_batch_size` must be an integer >= 0, got {max_batch_size!r}.")
+    check_precision_loss(max_precision_loss)
     strategy = parse_strategy(strategy, latency_budget_ms) if path_key is None else strategy
     rt = parse_enum(RuntimeProvider, runtime, "runtime") if runtime is not None else None
     workdir, status = workdir_of(package, stack)
     if rt is not None:
         rt = resolve_runtime(rt, status.config.target_device)
-    path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)
+    path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms, max_precision_loss)
     if not path.deployable(rt):
         raise UserInputError(f"Path {path.key!r} has not passed correctness on {rt.value}; only a path and runtime "
                              f"that passed are served (run correctness on it first).")

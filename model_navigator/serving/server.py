@@ -249,15 +249,16 @@ def serve(
     grpc_port: Optional[int] = None,
     metrics_port: Optional[int] = None,
     verbose: bool = False,
+    max_precision_loss: Optional[float] = float("inf"),
 ) -> ServedModel:
     """Start a Triton server serving one path of `package` (a PackageDescriptor, workspace folder or
     .nav file) and return once the model is ready.
 
     The path is `path_key` (and `runtime`), or the best by `strategy` (see nav.triton.write_model_repository:
-    the same choice, and only a path and runtime that passed correctness). Inputs and outputs keep the
-    package's names, dtypes and dims (-1 on dynamic axes); max_batch_size comes from the profiled batch
-    sizes as in config.pbtxt (`max_batch_size` wins; 0 serves unbatched) with dynamic batching. Ports are
-    the ones given (refused when busy) or free ones on `host` (loopback by default).
+    the same choice, `max_precision_loss` included, and only a path and runtime that passed correctness).
+    Inputs and outputs keep the package's names, dtypes and dims (-1 on dynamic axes); max_batch_size comes
+    from the profiled batch sizes as in config.pbtxt (`max_batch_size` wins; 0 serves unbatched) with dynamic
+    batching. Ports are the ones given (refused when busy) or free ones on `host` (loopback by default).
     """
     import_pytriton()  # before anything else: the install hint
     from pytriton.triton import Triton
@@ -270,7 +271,7 @@ def serve(
     runner = triton = log_file = None
     try:
         plan = plan_serving(package, stack, path_key, runtime, strategy, latency_budget_ms, model_name,
-                            max_batch_size)
+                            max_batch_size, max_precision_loss)
         source = getattr(package, "source_model", None)
         runner = make_runner(plan.workdir, plan.status, plan.path, plan.runtime, source)
         runner.activate()  # load the model before the server starts: its errors come first

@@ -88,33 +88,31 @@ def _filtered_status(status: NavigatorStatus, path_key: Optional[str],
 
 
 def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optional[RuntimeProvider],
-                strategy: Any, latency_budget_ms: Optional[float]) -> Tuple[PathStatus, RuntimeProvider, Any]:
-    """The path and runtime to serve, and the Selection when a strategy decided it."""
+                strategy: Any, latency_budget_ms: Optional[float],
+                max_precision_loss: Optional[float] = float("inf")) -> Tuple[PathStatus, RuntimeProvider, Any]:
+    """The path and runtime to serve, and the Selection when a strategy decided it; `max_precision_loss`
+    caps a reduced-precision (int8, bf16) result's relative L2 error (None: full precision only)."""
     from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
 
     if path_key is None:
-        selection = select_runtime(_filtered_status(status, None, runtime), strategy, latency_budget_ms)
+        selection = select_runtime(_filtered_status(status, None, runtime), strategy, latency_budget_ms,
+                                   max_precision_loss=max_precision_loss)
         return status.paths[selection.path], selection.runtime, selection
-    path = status.paths.get(path_key)
-    if path is None:
-        raise UserInputError(f"No path {path_key!r} in this package; paths: {', '.join(status.paths)}.")
-    if path.is_source:
-        raise UserInputError(f"Path {path_key!r} is the source model, which is not part of a package; choose an "
-                             f"exported path.")
-    if not path.ok:
-        raise UserInputError(f"Path {path_key!r} {path.status.value}: {path.reason}; it has no model to serve.")
+    path = _named_path(status, path_key)
     if runtime is not None:
         result = path.runtimes.get(runtime)
         if result is not None and not result.unchecked and not result.passed:
             raise UserInputError(f"Path {path_key!r} failed correctness on {runtime.value}: "
                                  f"{result.correctness.reason}.")  # type: ignore[union-attr]
+        _refuse_over_loss(path, {runtime: result}, max_precision_loss)
         if result is None or result.unchecked:  # a config for another machine: allowed, said
             LOGGER.warning("Path %s was never checked on %s here; writing it as asked", path_key, runtime.value)
         return path, runtime, None
-    passed = path.passed_runtimes()
+    passed = _within_loss(path, path.passed_runtimes(), max_precision_loss)
     if len(passed) > 1:
         try:
-            selection = select_runtime(_filtered_status(status, path_key, None), strategy, latency_budget_ms)
+            selection = select_runtime(_filtered_status(status, path_key, None), strategy, latency_budget_ms,
+                                       max_precision_loss=max_precision_loss)
             return path, selection.runtime, selection
         except NoRuntimeQualifiesError:
             pass  # not profiled: take the first that passed
@@ -125,7 +123,44 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
         raise UserInputError(f"Path {path_key!r} passed correctness on no runtime "
                              f"({', '.join(f'{rt.value} {st}' for rt, st in checked.items())}).")
     device = status.config.target_device
-    return path, RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA, None
+    rt = RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA
+    _refuse_over_loss(path, {rt: None}, max_precision_loss)
+    return path, rt, None
+
+
+def _named_path(status: NavigatorStatus, path_key: str) -> PathStatus:
+    """The path `path_key` names, refused when absent, the source model, or not made (failed, skipped)."""
+    path = status.paths.get(path_key)
+    if path is None:
+        raise UserInputError(f"No path {path_key!r} in this package; paths: {', '.join(status.paths)}.")
+    if path.is_source:
+        raise UserInputError(f"Path {path_key!r} is the source model, which is not part of a package; choose an "
+                             f"exported path.")
+    if not path.ok:
+        raise UserInputError(f"Path {path_key!r} {path.status.value}: {path.reason}; it has no model to serve.")
+    return path
+
+
+def _within_loss(path: PathStatus, passed: List[RuntimeProvider],
+                 max_precision_loss: Optional[float]) -> List[RuntimeProvider]:
+    """The runtimes of `passed` that `max_precision_loss` keeps; refused when it keeps none of them."""
+    from model_navigator.selection import precision_loss_reason
+
+    if passed:
+        _refuse_over_loss(path, {rt: path.runtimes[rt] for rt in passed}, max_precision_loss)
+    return [rt for rt in passed if precision_loss_reason(path, path.runtimes[rt], max_precision_loss) is None]
+
+
+def _refuse_over_loss(path: PathStatus, results: Dict[RuntimeProvider, Any],
+                      max_precision_loss: Optional[float]) -> None:
+    """A named reduced-precision path is refused when `max_precision_loss` excludes it on every runtime at hand."""
+    from model_navigator.selection import precision_loss_reason
+
+    reasons = {rt: precision_loss_reason(path, r, max_precision_loss) for rt, r in results.items()}
+    if reasons and all(reasons.values()):
+        why = "; ".join(f"{rt.value}: {reason}" for rt, reason in reasons.items())
+        raise UserInputError(f"Path {path.key!r} is excluded by `max_precision_loss` ({why}); raise "
+                             f"max_precision_loss (--max-precision-loss) or name a full-precision path.")
 
 
 def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider, model_name: str,
@@ -289,6 +324,7 @@ def write_model_repository(
     max_queue_delay_us: Optional[int] = None,
     instance_count: int = 1,
     override: bool = False,
+    max_precision_loss: Optional[float] = float("inf"),
 ) -> TritonModel:
     """Write `<repo_path>/<model_name>/<version>/model.*` and `config.pbtxt` for one path of
     `package` (a PackageDescriptor, a workspace folder or a .nav file).
@@ -297,14 +333,17 @@ def write_model_repository(
     'max-throughput'; 'max-throughput-within-latency' with `latency_budget_ms`). max_batch_size
     defaults to the largest profiled batch size (with `latency_budget_ms`: the largest whose p99 meets
     it; see plan_batching, whose sentence is TritonModel.batching) and dynamic batching prefers the
-    batch size with the highest measured throughput. An existing `<repo_path>/<model_name>` is refused unless `override`
+    batch size with the highest measured throughput. `max_precision_loss` caps the relative L2 error of a
+    reduced-precision (int8, bf16) path (None: full precision only; by default any that passed its budget
+    and pays, see model_navigator.selection). An existing `<repo_path>/<model_name>` is refused unless `override`
     (then replaced; other models in the repository are never touched).
     """
     from model_navigator.core.workdir_lock import source_lock
 
     with source_lock(package, "triton"):  # a workspace is not read while another process writes it
         return _write_model_repository(package, repo_path, path_key, runtime, strategy, latency_budget_ms, model_name,
-                                       version, max_batch_size, max_queue_delay_us, instance_count, override)
+                                       version, max_batch_size, max_queue_delay_us, instance_count, override,
+                                       max_precision_loss)
 
 
 def _write_model_repository(
@@ -320,10 +359,12 @@ def _write_model_repository(
     max_queue_delay_us: Optional[int],
     instance_count: int,
     override: bool,
+    max_precision_loss: Optional[float],
 ) -> TritonModel:
-    from model_navigator.selection import parse_strategy
+    from model_navigator.selection import check_precision_loss, parse_strategy
 
     _check_arguments(version, instance_count, max_batch_size, max_queue_delay_us, model_name)
+    check_precision_loss(max_precision_loss)
     strategy = parse_strategy(strategy, latency_budget_ms) if path_key is None else strategy
     rt = parse_enum(RuntimeProvider, runtime, "runtime") if runtime is not None else None
 
@@ -332,7 +373,7 @@ def _write_model_repository(
         workdir, status = workdir_of(package, stack)
         if rt is not None:  # the reference's PyTorchExecutionProvider / TensorFlowExecutionProvider
             rt = resolve_runtime(rt, status.config.target_device)
-        path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms)
+        path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms, max_precision_loss)
         artifact = _artifact_of(workdir, path)
         name = model_name or sanitize_model_name(status.model_name)
         batching = plan_batching(status, path, rt, max_batch_size, latency_budget_ms,
