@@ -368,3 +368,89 @@ def test_reduced_precision_is_chosen_only_when_it_passed_and_pays(int8_p50, int8
     else:
         assert best.precision_note is None
         assert any(r.path == "onnx-int8-static" for r in best.rejected)
+
+
+# max_precision_loss on the deployment entry points and the commands that choose -----------------
+def _selection_workdir(tmp_path):
+    """`_selection_status` (int8 static passed, 2.2x faster, rel L2 0.5%) as a workspace with both artifacts."""
+    from model_navigator.core.tensor import TensorMetadata
+
+    status = _selection_status(0.45)
+    status.inputs = [TensorMetadata("x", (-1, 4), "float32")]
+    status.outputs = [TensorMetadata("y", (-1, 4), "float32")]
+    for path in status.paths.values():
+        (tmp_path / path.model_path).parent.mkdir(parents=True)
+        (tmp_path / path.model_path).write_bytes(b"model bytes")
+    status.save(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", ["inspect", "triton", "serve", "loadtest"])
+@pytest.mark.parametrize("value", ["-0.1", "abc", "nan"])
+def test_max_precision_loss_option_is_refused_when_bad(command, value, tmp_path, capsys):
+    from model_navigator.cli.main import main
+
+    extra = ["-o", str(tmp_path / "repo")] if command == "triton" else []
+    assert main([command, str(tmp_path), *extra, "--max-precision-loss", value]) == 2
+    err = capsys.readouterr().err
+    assert "--max-precision-loss" in err and "expected a number >= 0" in err and "'none'" in err
+
+
+def test_max_precision_loss_option_parses():
+    from model_navigator.cli.main import build_parser
+
+    parser = build_parser()
+    for command, extra in (("inspect", []), ("triton", ["-o", "r"]), ("serve", []), ("loadtest", [])):
+
+        def parse(*option, command=command, extra=extra):
+            return parser.parse_args([command, "w", *extra, *option]).max_precision_loss
+
+        assert parse() == float("inf")  # default: any reduced precision that passed and pays
+        assert parse("--max-precision-loss", "none") is None and parse("--max-precision-loss", "None") is None
+        assert parse("--max-precision-loss", "0.01") == 0.01 and parse("--max-precision-loss", "0") == 0.0
+
+
+def test_inspect_picks_int8_by_default_and_fp32_with_max_precision_loss_none(tmp_path, capsys):
+    import json
+
+    from model_navigator.cli.main import main
+
+    workdir = _selection_workdir(tmp_path)
+    picks = {}
+    for option in (
+        [],
+        ["--max-precision-loss", "none"],
+        ["--max-precision-loss", "0.001"],
+        ["--max-precision-loss", "0.01"],
+    ):
+        assert main(["inspect", str(workdir), "--json", *option]) == 0
+        picks[" ".join(option)] = json.loads(capsys.readouterr().out)["best"]
+    assert picks[""]["path"] == "onnx-int8-static" and "2.2x faster" in picks[""]["precision_note"]
+    assert picks["--max-precision-loss none"]["path"] == "onnx"
+    assert any(
+        r["path"] == "onnx-int8-static" and "max_precision_loss=None" in r["reason"]
+        for r in picks["--max-precision-loss none"]["rejected"]
+    )
+    assert picks["--max-precision-loss 0.001"]["path"] == "onnx"
+    assert picks["--max-precision-loss 0.01"]["path"] == "onnx-int8-static"
+
+
+def test_triton_repository_and_serve_plan_take_max_precision_loss(tmp_path, capsys):
+    pytest.importorskip("google.protobuf")
+    from model_navigator.cli.main import main
+    from model_navigator.serving.plan import plan_serving
+    from model_navigator.triton.repository import write_model_repository
+
+    workdir = _selection_workdir(tmp_path / "w")
+    assert write_model_repository(workdir, tmp_path / "repo", model_name="best").path == "onnx-int8-static"
+    model = write_model_repository(workdir, tmp_path / "repo", model_name="fp32", max_precision_loss=None)
+    assert model.path == "onnx" and "from path 'onnx' (onnx)" in model.config_path.read_text()
+    assert plan_serving(workdir, [], max_precision_loss=None).path.key == "onnx"
+    assert plan_serving(workdir, []).path.key == "onnx-int8-static"
+    with pytest.raises(UserInputError, match="max_precision_loss"):  # a named path the cap excludes: refused
+        write_model_repository(workdir, tmp_path / "repo", path_key="onnx-int8-static", max_precision_loss=0.001)
+    with pytest.raises(UserInputError, match="max_precision_loss"):
+        write_model_repository(workdir, tmp_path / "repo", max_precision_loss=-1)
+    assert main(["triton", str(workdir), "-o", str(tmp_path / "cli"), "--max-precision-loss", "none"]) == 0
+    assert "chosen: onnx on CPUExecutionProvider" in capsys.readouterr().err
+    assert not (tmp_path / "repo" / "m").exists()  # nothing written for the refused calls

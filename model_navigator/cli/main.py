@@ -39,11 +39,13 @@ from model_navigator.cli.profile_options import (
 
 
 def _selection(status: Any, args: argparse.Namespace) -> Any:
-    """The best path and runtime by --strategy / --latency-budget, or why none qualifies (a str)."""
+    """The best path and runtime by --strategy / --latency-budget / --max-precision-loss, or why none
+    qualifies (a str)."""
     from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
 
     try:
-        return select_runtime(status, args.strategy, args.latency_budget, args.batch_size)
+        return select_runtime(status, args.strategy, args.latency_budget, args.batch_size,
+                              max_precision_loss=args.max_precision_loss)
     except NoRuntimeQualifiesError as e:
         return str(e).splitlines()[0].rstrip(":")
 
@@ -62,6 +64,7 @@ def cmd_triton(args: argparse.Namespace) -> int:
         target, args.output, path_key=args.path, runtime=args.runtime, strategy=args.strategy,
         latency_budget_ms=args.latency_budget, model_name=args.model_name, version=args.model_version,
         max_batch_size=args.max_batch_size, instance_count=args.instance_count, override=args.override,
+        max_precision_loss=args.max_precision_loss,
     )
     if model.selection is not None:
         print(f"chosen: {model.selection.summary()}", file=sys.stderr)
@@ -73,12 +76,31 @@ def cmd_triton(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def max_precision_loss(text: str) -> Optional[float]:
+    """--max-precision-loss: a relative L2 error >= 0, or `none` (full precision only)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 (a relative L2 error, e.g. 0.01) or 'none' "
+                                         f"(full precision only), got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 (a relative L2 error, e.g. 0.01) or 'none' "
+                                         f"(full precision only), got {text!r}")
+    return value
+
+
 def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", choices=["min-latency", "max-throughput", "max-throughput-within-latency"],
                    default=None, help="how to pick the best path and runtime (default: min-latency, or "
                                       "max-throughput-within-latency when --latency-budget is given)")
     p.add_argument("--latency-budget", type=positive_float, default=None, metavar="MS",
                    help="p99 latency budget in ms for max-throughput-within-latency")
+    p.add_argument("--max-precision-loss", type=max_precision_loss, default=float("inf"), metavar="X",
+                   help="the largest relative L2 error a reduced-precision (int8, bf16) path may have to be "
+                        "chosen, e.g. 0.01; 'none': full precision only (default: any that passed its accuracy "
+                        "budget and is faster)")
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ def _served_options(args: argparse.Namespace) -> Dict[str, Any]:
     return dict(path_key=args.path, runtime=args.runtime, strategy=args.strategy, latency_budget_ms=args.latency_budget,
                 model_name=args.model_name, max_batch_size=args.max_batch_size,
                 max_queue_delay_us=args.max_queue_delay_us, host=args.host, http_port=args.http_port,
-                grpc_port=args.grpc_port, metrics_port=args.metrics_port, verbose=args.verbose)
+                grpc_port=args.grpc_port, metrics_port=args.metrics_port, verbose=args.verbose,
+                max_precision_loss=args.max_precision_loss)
 
 
 def _loadtest_config(args: argparse.Namespace) -> Any:
