@@ -222,6 +222,20 @@ def _candidates(status: NavigatorStatus, rejected: List[Rejection]) -> List[_Can
     return candidates
 
 
+def _full_precision_pool(status: NavigatorStatus) -> List[_Candidate]:
+    """Every deployable, profiled full-precision result, verified or not: what a reduced-precision one must
+    beat to be worth its error (the verified rule decides what may win, not what it is compared with)."""
+    order = {key: i for i, key in enumerate(status.paths)}
+    pool = []
+    for key, path in status.paths.items():
+        for runtime, result in path.runtimes.items():
+            precision, loss = _precision_of(path, result)
+            if precision is None and path.unfit(runtime) is None:
+                pool.append(_Candidate(key, path.format, runtime, list(result.performance.results),  # type: ignore[union-attr]
+                                       result.is_verified, order[key], precision, loss))
+    return pool
+
+
 def check_precision_loss(max_precision_loss: Any) -> Optional[float]:
     """`max_precision_loss` as given, refused (UserInputError) unless a number >= 0 or None."""
     if max_precision_loss is not None and (isinstance(max_precision_loss, bool) or not isinstance(
@@ -275,29 +289,32 @@ def _gain(strategy: SelectionStrategy, percentile: int, f: ProfilingResult, base
     return f.throughput / baseline.throughput if baseline.throughput > 0 else float("inf")
 
 
-def _paying(ranked: "_Ranked", strategy: SelectionStrategy, percentile: int,
-            rejected: List[Rejection]) -> Tuple["_Ranked", Optional[str]]:
-    """Keep a reduced-precision candidate only when it beats the best full-precision one by
-    MIN_REDUCED_PRECISION_GAIN; the others join `rejected`. Returns the ranking and, when a reduced
-    one wins, its note: the gain beside the cost."""
-    baseline = next(((c, f) for c, f in ranked if c.precision is None), None)
+def _paying(ranked: "_Ranked", baseline: Optional[Tuple[_Candidate, ProfilingResult]], strategy: SelectionStrategy,
+            percentile: int, rejected: List[Rejection]) -> Tuple["_Ranked", Optional[str]]:
+    """Keep a reduced-precision candidate only when it beats `baseline`, the best full-precision result
+    under the same strategy, budget and batch size, by MIN_REDUCED_PRECISION_GAIN, or when no full-precision
+    result meets them (it is then the only way to), or when the user verified it; the others join
+    `rejected`. Returns the ranking and, when a reduced one wins, its note: the gain beside the cost."""
     kept: _Ranked = []
     for c, f in ranked:
-        gain = _gain(strategy, percentile, f, baseline[1]) if baseline is not None else 0.0
-        if c.precision is not None and gain < MIN_REDUCED_PRECISION_GAIN:
-            why = "no full-precision result to compare with" if baseline is None else \
-                f"{gain:.2f}x against {baseline[0].path} on {baseline[0].runtime.value}, not " \
-                f"{MIN_REDUCED_PRECISION_GAIN:g}x faster ({_loser_reason(strategy, percentile, f, baseline[1])})"
+        gain = _gain(strategy, percentile, f, baseline[1]) if baseline is not None else float("inf")
+        if c.precision is not None and not c.verified and gain < MIN_REDUCED_PRECISION_GAIN:
+            assert baseline is not None
+            why = (f"{gain:.2f}x against {baseline[0].path} on {baseline[0].runtime.value}, not "
+                   f"{MIN_REDUCED_PRECISION_GAIN:g}x faster ({_loser_reason(strategy, percentile, f, baseline[1])})")
             rejected.append(Rejection(c.path, c.runtime, f"{c.precision}: {why}; reduced precision is chosen only when "
                                                          f"it pays"))
         else:
             kept.append((c, f))
-    if not kept or kept[0][0].precision is None or baseline is None:
+    if not kept or kept[0][0].precision is None:
         return kept, None
-    (c, f), (b, g) = kept[0], baseline
+    c, f = kept[0]
+    if baseline is None:
+        return kept, f"{c.label()}: no full-precision result qualifies here, rel L2 error {c.loss:.1%}"
+    b, g = baseline
     runtime = b.runtime.value.replace("ExecutionProvider", "")
     return kept, (f"{c.label()}: {_gain(strategy, percentile, f, g):.1f}x faster than fp32 {b.path} on {runtime}, "
-                  f"rel L2 error {c.loss:.1%}")
+                  f"rel L2 error {c.loss:.1%}" + (" (verified)" if c.verified else ""))
 
 
 def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: List[Rejection]) -> List[_Candidate]:
@@ -355,6 +372,17 @@ def _rank_within_latency(candidates: List[_Candidate], batch_size: Optional[int]
     return sorted(figures, key=lambda cf: (-cf[1].throughput, _latency(cf[1], percentile), cf[0].order))
 
 
+def _rank(strategy: SelectionStrategy, candidates: List[_Candidate], batch_size: Optional[int], percentile: int,
+          latency_budget_ms: Optional[float], rejected: List[Rejection]) -> _Ranked:
+    """The candidates ranked by `strategy`, best first."""
+    if strategy == SelectionStrategy.MIN_LATENCY:
+        return _rank_min_latency(candidates, batch_size, percentile)
+    if strategy == SelectionStrategy.MAX_THROUGHPUT:
+        return _rank_max_throughput(candidates, batch_size)
+    assert latency_budget_ms is not None
+    return _rank_within_latency(candidates, batch_size, percentile, latency_budget_ms, rejected)
+
+
 def _loser_reason(strategy: SelectionStrategy, percentile: int, f: ProfilingResult, win: ProfilingResult) -> str:
     """Why a ranked candidate lost to the winner: its deciding figure against the winner's."""
     if strategy == SelectionStrategy.MIN_LATENCY:
@@ -370,7 +398,7 @@ def _loser_reason(strategy: SelectionStrategy, percentile: int, f: ProfilingResu
 
 def _verified_note(status: NavigatorStatus) -> str:
     """When verified paths exist and none won: they decide, so say which (nothing unverified replaces them)."""
-    verified = status.verified_runtimes()
+    verified = status.held_marks()
     if not verified:
         return ""
     names = ", ".join(f"{key} on {runtime.value}" for key, runtime in verified)
@@ -397,14 +425,13 @@ def select_runtime(
     check_precision_loss(max_precision_loss)
     candidates = _within_loss(_candidates(status, rejected), max_precision_loss, rejected)
     candidates = _narrow(candidates, batch_size, rejected)
-    if strategy == SelectionStrategy.MIN_LATENCY:
-        ranked = _rank_min_latency(candidates, batch_size, percentile)
-    elif strategy == SelectionStrategy.MAX_THROUGHPUT:
-        ranked = _rank_max_throughput(candidates, batch_size)
-    else:
-        assert latency_budget_ms is not None
-        ranked = _rank_within_latency(candidates, batch_size, percentile, latency_budget_ms, rejected)
-    ranked, note = _paying(ranked, strategy, percentile, rejected)
+    ranked = _rank(strategy, candidates, batch_size, percentile, latency_budget_ms, rejected)
+    # the full-precision result to beat, at the batch size the ranking compares (min-latency: the winner's)
+    at = ranked[0][1].batch_size if batch_size is None and ranked and strategy == SelectionStrategy.MIN_LATENCY \
+        else batch_size
+    pool = _narrow(_full_precision_pool(status), at, [])
+    baseline = next(iter(_rank(strategy, pool, at, percentile, latency_budget_ms, [])), None)
+    ranked, note = _paying(ranked, baseline, strategy, percentile, rejected)
 
     if not ranked:
         lines = "\n".join(f"  - {r}" for r in rejected) or "  (no paths in the status)"

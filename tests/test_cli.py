@@ -337,10 +337,14 @@ def test_convert_export_path_with_the_users_model(user_model_copy, key):
     workdir = user_model_copy / "navigator_workdir"
     artifact = workdir / key / load_status(workdir)["paths"][key]["model_path"].split("/", 1)[1]
     artifact.unlink()  # the export must write it again
+    script = workdir / key / "reproduce_export.py"
+    edited = script.read_text() + "\n# the user's get_model() lives here\n"
+    script.write_text(edited)
     result = run_cli("convert", "--config", f"navigator_workdir/{key}/config.yaml", "--model", "tiny_models:get_model",
                      cwd=user_model_copy)
     assert result.returncode == 0, result.stderr
     assert artifact.is_file()
+    assert script.read_text() == edited  # the re-export keeps the script the user completed
     assert f"{key}" in result.stderr and "export" in result.stderr
     path = load_status(workdir)["paths"][key]
     assert path["status"] == "ok"

@@ -217,6 +217,15 @@ def test_task_metric_decides(tmp_path):
         assert max(e.rel_l2 for e in corr.per_output.values()) < budget.DEFAULT_BUDGETS["int8"]["rel_l2"]
     assert _correctness(package, "onnx").status == StepStatus.OK  # fp32 keeps its tolerance
 
+    # a package runs no code it names: its re-test on load is judged by the budget, and says so
+    package.save(tmp_path / "m.nav")
+    loaded = nav.load(tmp_path / "m.nav", workdir=tmp_path / "loaded", run_profiling=False)
+    for key in INT8_PATHS:
+        corr = _correctness(loaded, key)
+        assert corr.tolerance == "default int8 budget" and corr.task_metric is None
+        assert corr.status == StepStatus.OK, corr.reason
+        assert any("precision_models:strict_metric recorded by the export was not run" in w for w in corr.warnings)
+
 
 @pytest.mark.slow
 def test_bf16_runs_where_the_cpu_has_it(tmp_path, monkeypatch):
@@ -368,6 +377,55 @@ def test_reduced_precision_is_chosen_only_when_it_passed_and_pays(int8_p50, int8
     else:
         assert best.precision_note is None
         assert any(r.path == "onnx-int8-static" for r in best.rejected)
+
+
+def test_reduced_precision_that_alone_meets_the_latency_budget_pays():
+    """fp32 over the budget, int8 within it: the int8 result is the only way to meet it, so it is chosen
+    (its baseline is every full-precision result, not only those left after the budget)."""
+    from model_navigator.selection import select_runtime
+
+    status = _selection_status(0.045)
+    status.paths["onnx"].runtimes[CPU].performance.results[0].p99_ms = 0.06
+    best = select_runtime(status, latency_budget_ms=0.05)
+    assert best.path == "onnx-int8-static"
+    assert best.precision_note == "int8 static CPU: no full-precision result qualifies here, rel L2 error 0.5%"
+    assert any(r.path == "onnx" and r.reason.startswith("over the latency budget") for r in best.rejected)
+
+
+def test_a_verified_reduced_precision_result_is_chosen_without_the_gain_test():
+    """The user verified the int8 result: the verified rule keeps fp32 out of the ranking, and the int8
+    one, faster but by less than MIN_REDUCED_PRECISION_GAIN, is still chosen (it was the user's choice)."""
+    from model_navigator.selection import select_runtime
+
+    status = _selection_status(0.95)
+    assert select_runtime(status).path == "onnx"  # 1.05x: does not pay on its own
+    status.paths["onnx-int8-static"].runtimes[CPU].verified = True
+    best = select_runtime(status)
+    assert best.path == "onnx-int8-static" and best.verified
+    assert best.precision_note.endswith("(verified)")
+
+
+def test_a_held_mark_on_a_result_that_cannot_be_checked_here_keeps_the_verified_rule():
+    """A verified runtime whose result is gone (not checked here, or its path not produced again) still
+    decides: nothing unverified is chosen in its place, and it is named as the reason."""
+    from model_navigator.core.status import RuntimeResult
+    from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
+
+    for lose in ("unchecked", "not produced"):
+        status = _selection_status(1.5)
+        int8 = status.paths["onnx-int8-static"]
+        if lose == "unchecked":
+            int8.runtimes[CPU] = RuntimeResult(verified=True)
+        else:
+            int8.status, int8.reason = StepStatus.FAILED, "export failed"
+            int8.runtimes[CPU].verified = True
+            int8.runtimes[CPU].correctness = None
+        assert status.held_marks() == [("onnx-int8-static", CPU)] and status.verified_runtimes() == []
+        with pytest.raises(NoRuntimeQualifiesError) as e:
+            select_runtime(status)
+        assert "only verified paths qualify: onnx-int8-static on CPUExecutionProvider" in str(e.value)
+        assert any(r.path == "onnx-int8-static" and r.reason.startswith("verified, but") for r in e.value.rejected)
+        assert any(r.path == "onnx" and r.reason.startswith("not verified") for r in e.value.rejected)
 
 
 # max_precision_loss on the deployment entry points and the commands that choose -----------------

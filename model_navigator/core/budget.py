@@ -3,7 +3,8 @@ the one verdict on them (`judge`), used where the correctness step sets its stat
 
 The fp32 element-wise rule (core/tolerance.py) does not fit int8: a quantized model that is fine for
 its task differs by a few percent everywhere. A reduced-precision result is judged per output by
-whole-output measures over the correctness samples at batch size 1:
+whole-output measures over every run of the correctness check (each sample at batch size 1, and the
+rebuilt batches):
 - rel_l2: ||actual - reference|| / ||reference|| of the worst sample (at most the budget's)
 - cosine: cosine similarity of actual and reference, of the worst sample (at least the budget's)
 - top1: the share of rows whose argmax agrees, recorded for 2-D outputs (batch x classes), judged by

@@ -314,6 +314,13 @@ def short_text(text: Optional[str], limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def _marked_reason(reason: Optional[str]) -> str:
+    """Why a path the user verified cannot compete, and what to do about it."""
+    if reason is not None and reason.startswith("not profiled"):
+        return f"verified, but {reason}: profile it to let it compete"
+    return f"verified, but {reason}: re-test it here (or set_verified on another path) to let one compete"
+
+
 class Verdict(NamedTuple):
     """One path and runtime judged for deployment: `reason` is None when it qualifies."""
 
@@ -384,25 +391,36 @@ class NavigatorStatus:
         return [(key, rt) for key, path in self.paths.items() for rt, result in path.runtimes.items()
                 if result.is_verified and path.deployable(rt)]
 
+    def held_marks(self) -> List[Tuple[str, RuntimeProvider]]:
+        """Every artifact's path and runtime the user marked verified whose mark still holds: its check
+        passed, or could not run here (not checked, skipped, or the path could not be produced again).
+        A mark whose check failed is dropped by the re-check that failed it (settle_verified) and counts
+        for nothing. These decide the verified rule of selection."""
+        return [(key, rt) for key, path in self.paths.items() if not path.is_source
+                for rt, result in path.runtimes.items() if result.verified and not result.failed]
+
     def qualifying(self) -> List[Verdict]:
         """Every path and runtime judged for deployment, in status order: deployable and profiled
-        qualify, and once any path is verified only verified ones do; a verified one that cannot compete
-        (not profiled since its last check) stays named, so nothing unverified silently takes its place."""
+        qualify, and once any mark holds (held_marks) only verified ones do; a marked one that cannot
+        compete (not profiled since its check, not checked here, not produced) stays named with the
+        reason, so nothing unverified silently takes its place."""
         verdicts: List[Verdict] = []
         for key, path in self.paths.items():
             runtimes = list(path.runtimes) if path.ok or path.is_source else []
             if not runtimes and not path.is_source:
                 verdicts.append(Verdict(key, None, path.unfit()))
             verdicts += [Verdict(key, rt, path.unfit(rt)) for rt in runtimes]
-        verified = self.verified_runtimes()
-        if not verified:
+        marked = self.held_marks()
+        if not marked:
             return verdicts
-        names = ", ".join(f"{k} on {rt.value}" for k, rt in verified)
-        first = [v._replace(reason=f"verified, but {v.reason}: profile it to let it compete")
-                 if (v.path, v.runtime) in verified and v.reason is not None else v
-                 for v in verdicts if v.reason is not None or (v.path, v.runtime) in verified]
+        names = ", ".join(f"{k} on {rt.value}" for k, rt in marked)
+        first = [v._replace(reason=_marked_reason(v.reason))
+                 if (v.path, v.runtime) in marked and v.reason is not None else v
+                 for v in verdicts if v.reason is not None or (v.path, v.runtime) in marked]
+        listed = {(v.path, v.runtime) for v in verdicts}
+        first += [Verdict(k, rt, _marked_reason(self.paths[k].unfit(rt))) for k, rt in marked if (k, rt) not in listed]
         later = [Verdict(v.path, v.runtime, f"not verified ({names} is; only verified ones qualify)")
-                 for v in verdicts if v.reason is None and (v.path, v.runtime) not in verified]
+                 for v in verdicts if v.reason is None and (v.path, v.runtime) not in marked]
         return first + later
 
     @classmethod

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rtol", type=_tolerance_arg, default=None, help="as --atol")
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=None,
                         help="extra batch sizes (> 1) to check with rebuilt batches")
+    parser.add_argument("--task-metric", default=None, metavar="MODULE:FUNCTION",
+                        help="the task metric that judges a reduced-precision path (the one recorded in "
+                             "status.yaml is never run from there)")
     return parser
 
 
@@ -130,7 +133,7 @@ def check_correctness(
     runner must be active. `export_batch`: the batch size the exports were traced with (a path
     failing at batch 1 is tried there, to tell a specialised export from a broken one); `batch_hint`:
     what to do about a specialised one (both from export_batch_of). `collected` gets the (reference,
-    actual) outputs at batch size 1."""
+    actual) outputs of every run, batched ones included."""
     errors: Dict[str, Tuple[float, float]] = {}
     failure: Optional[str] = None
     checked: List[int] = []
@@ -146,7 +149,7 @@ def check_correctness(
             try:
                 actual = runner.infer(sample, check_inputs=False)
                 reason = compare_outputs(expected, actual, output_names, errors, tolerances, context)
-                if collected is not None and batch == 1:
+                if collected is not None:  # every batch size: a budget judges the batched runs too
                     collected.append((expected, dict(actual)))
             except Exception as e:
                 if batch_dim is None:
@@ -177,13 +180,20 @@ def check_correctness(
     )
 
 
-def apply_budget(result: CorrectnessResult, path: PathStatus, status: NavigatorStatus, pairs: List[Any]) -> None:
-    """Judge a reduced-precision result by its accuracy budget or the user's task metric
-    (core/budget.judge) and record every measure per output."""
+def apply_budget(result: CorrectnessResult, path: PathStatus, status: NavigatorStatus, pairs: List[Any],
+                 task_metric: Optional[str] = None) -> None:
+    """Judge a reduced-precision result by its accuracy budget or the task metric this run was given
+    (core/budget.judge) and record every measure per output. A task metric status.yaml records but this
+    run was not given is not run (a re-test of a package runs no code the package names): said in a warning."""
     assert path.precision is not None
     config = status.config
+    if config.task_metric and not task_metric:
+        result.warnings.append(
+            f"the task metric {config.task_metric} recorded by the export was not run: a re-test runs no code that "
+            f"status.yaml names; the {path.precision.value} budget judged this result (export again with "
+            f"task_metric=... to have the metric decide)")
     verdict = judge(path.precision.value, pairs, [m.name for m in status.outputs], config.batch_dim,
-                    config.accuracy_budget, config.task_metric)
+                    config.accuracy_budget, task_metric)
     for name, measures in verdict.measures.items():
         error = result.per_output.get(name)
         if error is not None:
@@ -210,7 +220,8 @@ def _sample_name(index: int, items: Optional[List[Any]], batch_dim: Optional[int
 
 def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspace, path: PathStatus,
                             runtime: RuntimeProvider, atol: UserTolerance, rtol: UserTolerance,
-                            batch_sizes: Optional[List[int]] = None) -> CorrectnessResult:
+                            batch_sizes: Optional[List[int]] = None,
+                            task_metric: Optional[str] = None) -> CorrectnessResult:
     """Check an inactive runner of `path` on `runtime` against the workspace's correctness samples
     (what `run` does for a path; also used in the user's process for runtimes that need the source
     model, e.g. torch.compile). Outputs are judged by the user's atol/rtol, else the path's default."""
@@ -237,7 +248,7 @@ def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Wor
     result.atol, result.rtol = atol, rtol
     result.tolerance = "user" if atol is not None or rtol is not None else f"default {default_name}"
     if reduced and pairs is not None:
-        apply_budget(result, path, status, pairs)
+        apply_budget(result, path, status, pairs, task_metric)
     result.duration_s = time.perf_counter() - start
     return result
 
@@ -248,4 +259,5 @@ def run(args: argparse.Namespace, base_dir: Path) -> CorrectnessResult:
     path = status.paths[args.path]
     runtime = RuntimeProvider(args.runtime)
     runner = make_runner(workspace.root, status, path, runtime)
-    return correctness_with_runner(runner, status, workspace, path, runtime, args.atol, args.rtol, args.batch_sizes)
+    return correctness_with_runner(runner, status, workspace, path, runtime, args.atol, args.rtol, args.batch_sizes,
+                                   args.task_metric)

@@ -30,6 +30,9 @@ class Run:
     workspace: Workspace
     status: NavigatorStatus
     config: ExportConfig
+    # The user's task metric (config.task_metric) runs only in the run that was given it; a re-test of a
+    # workspace or package runs no code its status.yaml names (the budget judges, with a warning).
+    run_task_metric: bool = True
 
 
 class StepRunner:
@@ -65,7 +68,10 @@ class StepRunner:
     def _export(self, spec: PathSpec, path: PathStatus) -> None:
         workspace, context = self.run.workspace, self.export_context
         out_path = workspace.path_dir(spec.key) / spec.artifact
-        context.write_reproduce(workspace, spec)
+        if not (workspace.path_dir(spec.key) / "reproduce_export.py").exists():
+            # an export's workspace starts empty; a re-export (convert --model) keeps the script the
+            # README asks the user to complete with their get_model()
+            context.write_reproduce(workspace, spec)
         graph_warnings: List[str] = []
         try:
             with capture_warnings() as graph_warnings, context.scope():
@@ -100,6 +106,8 @@ class StepRunner:
         from model_navigator.steps.correctness import tolerance_argv
 
         argv = _step_argv(path, runtime) + tolerance_argv(self.run.config.atol, self.run.config.rtol)
+        if self.run.run_task_metric and self.run.config.task_metric:
+            argv += ["--task-metric", self.run.config.task_metric]
         start = time.perf_counter()
         with self.recorder.running(path.key, "correctness"):
             reply, sh = self._in_executor("correctness", path.key, path.format.value, argv, path)

@@ -10,7 +10,6 @@ import yaml
 
 from model_navigator.core.enums import RuntimeProvider, StepStatus
 from model_navigator.core.environment import gpu_present
-from model_navigator.core.formats import SOURCE_FORMATS
 from model_navigator.core.logging import Progress, log_to_file
 from model_navigator.core.serialization import to_plain
 from model_navigator.core.status import CorrectnessResult, PathStatus, PerformanceResult, RuntimeResult
@@ -149,7 +148,7 @@ class Pipeline:
     # The source model: a path like the others, but its runners run here, where the model is ---------
     @property
     def source_path(self) -> Optional[PathStatus]:
-        return next((p for p in self.status.paths.values() if p.format in SOURCE_FORMATS), None)
+        return next((p for p in self.status.paths.values() if p.is_source), None)
 
     def profile_source(self) -> None:
         """Profile the user's own model on its framework (in this process, with the same profiler as

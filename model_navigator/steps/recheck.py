@@ -64,7 +64,8 @@ def recheck(
             retest = False
         executor = make_executor(config, workspace.root)
         try:
-            pipeline = Pipeline.create(Run(workspace, status, config), specs, executor, progress,
+            run = Run(workspace, status, config, run_task_metric=False)  # runs no code status.yaml names
+            pipeline = Pipeline.create(run, specs, executor, progress,
                                        export_context=_export_context(user_model, workspace, status),
                                        source_model=source_model)
             # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
@@ -174,3 +175,8 @@ def _report_marks(pipeline: Pipeline, path: Any, checked: Any) -> None:
                 f"{path.key} on {runtime.value} is verified and not profiled since its check: only verified paths "
                 f"qualify, so none is chosen until it is profiled "
                 f"(model-navigator profile {pipeline.run.workspace.root})")
+        elif result.verified and not result.failed and not path.deployable(runtime):
+            text = (f"{path.key} on {runtime.value} is verified but cannot be deployed from here "
+                    f"({path.unfit(runtime)}): only verified paths qualify, so none is chosen until it passes here")
+            LOGGER.warning(text)
+            progress.note(text)
