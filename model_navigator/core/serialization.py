@@ -98,9 +98,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+# libyaml's emitter writes the same text as the pure-Python one, ~4x faster (status.yaml is written
+# after every step of a run).
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def yaml_text(data: Any) -> str:
     """The YAML text dump_yaml writes for `data`."""
-    return yaml.safe_dump(to_plain(data), sort_keys=False, allow_unicode=True)
+    return yaml.dump(to_plain(data), Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
 
 
 def dump_yaml(data: Dict[str, Any], path: Path) -> None:
