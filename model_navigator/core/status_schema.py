@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import yaml
 
 from model_navigator.core.errors import PackageError
+from model_navigator.core.serialization import type_hints
 
 PARSER_DEPTH = 200  # brackets deeper than this are refused before parsing (see _flow_depth)
 MAX_DEPTH = 32  # status.yaml nests ~8 levels; free-form mappings (flags, environment) a few more
@@ -86,7 +87,7 @@ def _check(cls: Any, value: Any, field: str, depth: int, where: str, name: Optio
 def _check_dataclass(cls: Any, value: Any, field: str, depth: int, where: str) -> None:
     if not isinstance(value, dict):
         raise _fail(where, field, f"must be a mapping ({cls.__name__}), got {_shown(value)}")
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name not in value:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
