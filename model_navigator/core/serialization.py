@@ -15,7 +15,7 @@ import yaml
 
 
 @functools.lru_cache(maxsize=None)
-def type_hints(cls: type) -> Dict[str, Any]:
+def type_hints(cls: Any) -> Dict[str, Any]:
     """typing.get_type_hints of a dataclass, once per class: it compiles every string annotation
     on each call, and reading one status.yaml asks ~100 times (do not change the dict returned)."""
     return typing.get_type_hints(cls)
@@ -69,7 +69,7 @@ def from_plain(cls: Any, data: Any) -> Any:
     if dataclasses.is_dataclass(cls):
         if not isinstance(data, dict):
             raise TypeError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
-        hints = type_hints(cls)
+        hints = type_hints(typing.cast(type, cls))
         kwargs = {}
         for f in dataclasses.fields(cls):
             if f.name in data and f.init:

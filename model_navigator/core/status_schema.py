@@ -183,6 +183,7 @@ class _TooDeep(Exception):
 def _check_events(text: str) -> None:
     """What NoAliasSafeLoader refuses, checked on libyaml's event stream before it composes the
     nodes: an alias (ComposerError, as there), nesting deeper than PARSER_DEPTH (_TooDeep)."""
+    assert _C_LOADER is not None
     depth = 0
     for event in yaml.parse(text, Loader=_C_LOADER):
         if isinstance(event, _OPEN):
@@ -192,9 +193,9 @@ def _check_events(text: str) -> None:
         elif isinstance(event, _CLOSE):
             depth -= 1
         elif isinstance(event, yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None, None, f"YAML alias *{event.anchor} is not allowed in status.yaml", event.start_mark
-            )
+            mark = typing.cast(Any, event.start_mark)  # libyaml's Mark, with the same fields
+            message = f"YAML alias *{event.anchor} is not allowed in status.yaml"
+            raise yaml.composer.ComposerError(None, None, message, mark)
 
 
 class NoAliasSafeLoader(yaml.SafeLoader):
