@@ -42,6 +42,7 @@ def main() -> int:
         codes["base"] = args.base
     script = Path(args.anchor) / "ours_case.py"
     results: Dict[str, Any] = {}
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / "anchor_cases.json"
     for case in args.cases:
         runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in codes}
         for _ in range(args.repeat):
@@ -61,9 +62,8 @@ def main() -> int:
         if "base" in codes:
             results[case]["ratio_vs_base"] = {
                 key: round(results[case]["ours"][key] / max(results[case]["base"][key], 1e-9), 3) for key in KEYS}
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / "anchor_cases.json"
-    out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0],
-                               "base": args.base, "results": results}, indent=1))
+        out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0],
+                                   "base": args.base, "results": results}, indent=1))  # after each case
     return 0
 
 
