@@ -35,12 +35,14 @@ def main() -> int:
     parser.add_argument("--cases", nargs="*", default=["linear", "cnn", "bert"])
     parser.add_argument("--base", default=None, help="folder of an earlier checkout to pair against")
     parser.add_argument("--anchor", default="/work/shared/anchor", help="the folder of ours_case.py and models.py")
+    parser.add_argument("--out", default=None, help="result file (bench/results/anchor_cases.json)")
     args = parser.parse_args()
     codes = {"ours": str(Path(__file__).resolve().parents[1])}
     if args.base:
         codes["base"] = args.base
     script = Path(args.anchor) / "ours_case.py"
     results: Dict[str, Any] = {}
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / "anchor_cases.json"
     for case in args.cases:
         runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in codes}
         for _ in range(args.repeat):
@@ -55,13 +57,13 @@ def main() -> int:
             m = results[case][name]
             print(f"{case:7} {name:5} wall {m['wall_s']:6.2f} s  cpu {m['cpu_s']:6.2f} s  largest process "
                   f"{m['peak_process_mib']:5.0f} MiB (main {m['peak_main_mib']:.0f}, worker {m['peak_child_mib']:.0f}, "
-                  f"private {m['peak_anon_mib']:.0f})  tree {m['peak_tree_mib']:.0f} MiB", flush=True)
+                  f"private {m['peak_anon_mib']:.0f})  tree {m['peak_tree_mib']:.0f} MiB  load "
+                  f"{[r['load_1min'] for r in runs[name]]}", flush=True)
         if "base" in codes:
             results[case]["ratio_vs_base"] = {
                 key: round(results[case]["ours"][key] / max(results[case]["base"][key], 1e-9), 3) for key in KEYS}
-    out = Path(__file__).parent / "results" / "anchor_cases.json"
-    out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0],
-                               "base": args.base, "results": results}, indent=1))
+        out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0],
+                                   "base": args.base, "results": results}, indent=1))  # after each case
     return 0
 
 

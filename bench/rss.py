@@ -58,11 +58,13 @@ def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s:
     """Run argv to completion and measure it: wall_s, cpu_s (user + system of the tree, steadier
     than wall on a shared machine), peak_tree_mib (largest sum of VmRSS), peak_process_mib (largest
     VmRSS of one process), peak_main_mib / peak_child_mib (the process started / its largest
-    descendant), peak_anon_mib (largest RssAnon of one process: private memory only), stdout.
+    descendant), peak_anon_mib (largest RssAnon of one process: private memory only), load_1min (the
+    machine's 1-minute load average before and after), stdout.
     Output goes to files (a full pipe would stall the child); a failure raises RuntimeError."""
     peaks = {"tree": 0, "process": 0, "main": 0, "child": 0, "anon": 0}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         cpu_before = children_cpu_s()
+        load_before = round(os.getloadavg()[0], 2)  # the machine's load average, before and after (shared machine)
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=out, stderr=err)
         while proc.poll() is None:
@@ -80,7 +82,8 @@ def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s:
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark child {list(argv)} failed:\n{err.read().decode()[-3000:]}")
-        result: Dict[str, Any] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+        result: Dict[str, Any] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                                  "load_1min": [load_before, round(os.getloadavg()[0], 2)]}
         result.update({f"peak_{k}_mib": round(v / 1024) for k, v in peaks.items()})
         result["stdout"] = out.read().decode()
         return result

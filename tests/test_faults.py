@@ -597,6 +597,22 @@ def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsy
             assert not (tmp_path / f"{name}_{written}").exists(), (name, written)
 
 
+
+@pytest.mark.parametrize("text, expected", [
+    ("- " * 100000 + "x\n", "nests too deeply to be read"),  # block nesting: no brackets to count
+    ("a: " + "{b: " * 300 + "1" + "}" * 300 + "\n", "nests too deeply to be read"),
+    ("a: &x [1, 2]\nb: *x\n", "YAML alias *x is not allowed"),
+    ("a: [1, 2\n", "is not safe, plain YAML"),
+])
+def test_status_text_refused_before_it_is_built(text, expected):
+    """The YAML reader (libyaml where installed) refuses deep nesting, aliases and bad YAML with a
+    PackageError, never a crash of its recursive composer or a RecursionError."""
+    import model_navigator as nav
+    from model_navigator.core.status_schema import parse_yaml_text
+
+    with pytest.raises(nav.PackageError, match=re.escape(expected)):
+        parse_yaml_text(text, "status.yaml")
+
 def _fill(disk: Path) -> None:
     """Fill the filesystem of `disk` to the last byte (a file that grows until ENOSPC)."""
     import errno
