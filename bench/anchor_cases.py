@@ -48,22 +48,38 @@ def main() -> int:
         for _ in range(args.repeat):
             for name, code in codes.items():  # in turn: the machine's load changes from minute to minute
                 with tempfile.TemporaryDirectory() as tmp:
-                    result = run_measured([sys.executable, str(script), case, str(Path(tmp) / "ws")], tmp,
-                                          dict(os.environ, PYTHONPATH=code))
+                    result = run_measured(
+                        [sys.executable, str(script), case, str(Path(tmp) / "ws")],
+                        tmp,
+                        dict(os.environ, PYTHONPATH=code),
+                    )
                 result["timing"] = [line for line in result.pop("stdout").splitlines() if line.startswith("TIMING")]
                 runs[name].append(result)
         results[case] = {name: {**_median(r), "runs": r} for name, r in runs.items()}
         for name in codes:
             m = results[case][name]
-            print(f"{case:7} {name:5} wall {m['wall_s']:6.2f} s  cpu {m['cpu_s']:6.2f} s  largest process "
-                  f"{m['peak_process_mib']:5.0f} MiB (main {m['peak_main_mib']:.0f}, worker {m['peak_child_mib']:.0f}, "
-                  f"private {m['peak_anon_mib']:.0f})  tree {m['peak_tree_mib']:.0f} MiB  load "
-                  f"{[r['load_1min'] for r in runs[name]]}", flush=True)
+            print(
+                f"{case:7} {name:5} wall {m['wall_s']:6.2f} s  cpu {m['cpu_s']:6.2f} s  largest process "
+                f"{m['peak_process_mib']:5.0f} MiB (main {m['peak_main_mib']:.0f}, worker {m['peak_child_mib']:.0f}, "
+                f"private {m['peak_anon_mib']:.0f})  tree {m['peak_tree_mib']:.0f} MiB  load "
+                f"{[r['load_1min'] for r in runs[name]]}",
+                flush=True,
+            )
         if "base" in codes:
             results[case]["ratio_vs_base"] = {
-                key: round(results[case]["ours"][key] / max(results[case]["base"][key], 1e-9), 3) for key in KEYS}
-        out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0],
-                                   "base": args.base, "results": results}, indent=1))  # after each case
+                key: round(results[case]["ours"][key] / max(results[case]["base"][key], 1e-9), 3) for key in KEYS
+            }
+        out.write_text(
+            json.dumps(
+                {
+                    "machine": f"{os.cpu_count()} cores",
+                    "python": sys.version.split()[0],
+                    "base": args.base,
+                    "results": results,
+                },
+                indent=1,
+            )
+        )  # after each case
     return 0
 
 

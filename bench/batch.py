@@ -29,14 +29,28 @@ LIGHT = {"measurement_request_count": 10, "max_trials": 4, "warmup_requests": 2}
 def zoo_jobs() -> list:
     import batch_models
 
-    return [{"name": f"zoo_{i}", "framework": "torch", "model": f"batch_models:zoo_{i}",
-             "dataloader": "batch_models:torch_data", "export": {"target_formats": ["onnx"], "profiler_config": LIGHT}}
-            for i in range(len(batch_models.ZOO))]
+    return [
+        {
+            "name": f"zoo_{i}",
+            "framework": "torch",
+            "model": f"batch_models:zoo_{i}",
+            "dataloader": "batch_models:torch_data",
+            "export": {"target_formats": ["onnx"], "profiler_config": LIGHT},
+        }
+        for i in range(len(batch_models.ZOO))
+    ]
 
 
 def overhead_jobs() -> list:
-    return [{"name": f"noop_{i}", "framework": "torch", "model": "batch_models:broken_model",
-             "dataloader": "batch_models:torch_data"} for i in range(8)]
+    return [
+        {
+            "name": f"noop_{i}",
+            "framework": "torch",
+            "model": "batch_models:broken_model",
+            "dataloader": "batch_models:torch_data",
+        }
+        for i in range(8)
+    ]
 
 
 def _timed(jobs: list, out: Path, **kwargs) -> dict:
@@ -56,6 +70,7 @@ def inside(rounds: int, overhead: bool) -> dict:
     root = Path(tempfile.mkdtemp(prefix="navbench", dir="/tmp"))
     cluster = Cluster(root, cpus_per_node=1)  # sets RAY_AUTH_MODE / RAY_AUTH_TOKEN_PATH: before ray is imported
     import ray
+
     runs: dict = {"local_1": [], "local_2": [], "ray_2_nodes": []}
     try:
         start = time.perf_counter()
@@ -76,12 +91,16 @@ def inside(rounds: int, overhead: bool) -> dict:
     median = {k: statistics.median(r["wall_s"] for r in v) for k, v in runs.items()}
     jobs_n = len(jobs)
     return {
-        "jobs": jobs_n, "rounds": rounds, "load_average_after": os.getloadavg(), "cpu_count": os.cpu_count(),
+        "jobs": jobs_n,
+        "rounds": rounds,
+        "load_average_after": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
         "ray_cluster_start_s": cluster_start_s,
         "median_wall_s": median,
         "median_job_s": {k: statistics.median(s for r in v for s in r["job_s"]) for k, v in runs.items()},
         "ray_overhead_per_job_s": (median["ray_2_nodes"] - median["local_2"]) / jobs_n * 2,
-        "runs": runs, "left_running_after_stop": left,
+        "runs": runs,
+        "left_running_after_stop": left,
     }
 
 
@@ -99,16 +118,21 @@ def main() -> int:
         return 2
     env = dict(os.environ, **{INSIDE: "1"})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(TESTS), env.get("PYTHONPATH")) if p)
-    result = run_in_namespace([sys.executable, __file__, str(rounds), *(["--overhead"] if overhead else [])],
-                              timeout=3000, env=env)
+    result = run_in_namespace(
+        [sys.executable, __file__, str(rounds), *(["--overhead"] if overhead else [])], timeout=3000, env=env
+    )
     if result.returncode != 0:
         print(result.stderr[-4000:], file=sys.stderr)
         return 1
     data = json.loads(result.stdout.strip().splitlines()[-1])
     out = REPO / "bench" / "results" / ("batch_overhead.json" if overhead else "batch.json")
     out.write_text(json.dumps(data, indent=2) + "\n")
-    print(json.dumps({k: data[k] for k in ("median_wall_s", "median_job_s", "ray_overhead_per_job_s",
-                                           "ray_cluster_start_s")}, indent=2))
+    print(
+        json.dumps(
+            {k: data[k] for k in ("median_wall_s", "median_job_s", "ray_overhead_per_job_s", "ray_cluster_start_s")},
+            indent=2,
+        )
+    )
     return 0
 
 

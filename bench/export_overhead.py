@@ -122,8 +122,11 @@ def main() -> int:
                 "runs": runs,
             }
             r = results[model_name][variant]
-            print(f"{model_name:7} {variant:13} wall {r['wall_s']:6.2f} s   peak RSS {r['peak_rss_mib']:7.0f} MiB "
-                  f"(largest process {r['peak_process_mib']:.0f}, private {r['peak_anon_mib']:.0f})", flush=True)
+            print(
+                f"{model_name:7} {variant:13} wall {r['wall_s']:6.2f} s   peak RSS {r['peak_rss_mib']:7.0f} MiB "
+                f"(largest process {r['peak_process_mib']:.0f}, private {r['peak_anon_mib']:.0f})",
+                flush=True,
+            )
         base = results[model_name]["script"]
         for variant in ("nav-inproc", "nav-isolated", "nav-full-isolation"):
             r = results[model_name][variant]
@@ -137,16 +140,21 @@ def main() -> int:
         )
     print()
     for model_name, r in results.items():
-        print(f"{model_name}: in-process {r['nav-inproc']['wall_ratio_vs_script']:.2f}x script wall, "
-              f"{r['nav-inproc']['memory_ratio_vs_script']:.2f}x memory; isolated "
-              f"{r['nav-isolated']['wall_ratio_vs_script']:.2f}x wall, "
-              f"{r['nav-isolated']['memory_ratio_vs_script']:.2f}x memory; "
-              f"isolation 'auto' costs {100 * r['isolation_cost']:+.0f}%, full "
-              f"{100 * r['full_isolation_cost']:+.0f}%; defaults with profiling "
-              f"{r['nav-default']['wall_s']:.2f} s")
+        print(
+            f"{model_name}: in-process {r['nav-inproc']['wall_ratio_vs_script']:.2f}x script wall, "
+            f"{r['nav-inproc']['memory_ratio_vs_script']:.2f}x memory; isolated "
+            f"{r['nav-isolated']['wall_ratio_vs_script']:.2f}x wall, "
+            f"{r['nav-isolated']['memory_ratio_vs_script']:.2f}x memory; "
+            f"isolation 'auto' costs {100 * r['isolation_cost']:+.0f}%, full "
+            f"{100 * r['full_isolation_cost']:+.0f}%; defaults with profiling "
+            f"{r['nav-default']['wall_s']:.2f} s"
+        )
     out = Path(__file__).parent / "results" / "export_overhead.json"
-    out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0],
-                               "results": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0], "results": results}, indent=2
+        )
+    )
     return 0
 
 

@@ -70,13 +70,17 @@ def summarize(status: Any) -> List[Dict[str, Any]]:
 
     rows = []
     for row in status_rows(status):
-        rows.append({
-            "path": row["path"], "runtime": row["runtime"], "status": row["status"],
-            "correctness": row.get("correctness"),
-            "reason": row.get("correctness_reason") or row.get("reason"),
-            "max_abs_rel": row["errors"],
-            "p50_ms": {p["batch_size"]: round(p["p50_ms"], 4) for p in row["performance"]},
-        })
+        rows.append(
+            {
+                "path": row["path"],
+                "runtime": row["runtime"],
+                "status": row["status"],
+                "correctness": row.get("correctness"),
+                "reason": row.get("correctness_reason") or row.get("reason"),
+                "max_abs_rel": row["errors"],
+                "p50_ms": {p["batch_size"]: round(p["p50_ms"], 4) for p in row["performance"]},
+            }
+        )
     return rows
 
 
@@ -86,13 +90,26 @@ def run_torch(workdir: Path) -> Any:
     import model_navigator as nav
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-        torch.nn.Linear(8, 4),
-    ).cuda().eval()
+    model = (
+        torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(8, 4),
+        )
+        .cuda()
+        .eval()
+    )
     dataloader = [torch.randn(2, 3, 32, 32, device="cuda") for _ in range(4)]
-    return nav.torch.export(model, dataloader, workdir=workdir, target_device="cuda", verbose=True,
-                            profiler_config=nav.ProfilerConfig(batch_sizes=(1, 8)))
+    return nav.torch.export(
+        model,
+        dataloader,
+        workdir=workdir,
+        target_device="cuda",
+        verbose=True,
+        profiler_config=nav.ProfilerConfig(batch_sizes=(1, 8)),
+    )
 
 
 def run_jax(workdir: Path) -> Any:
@@ -109,8 +126,15 @@ def run_jax(workdir: Path) -> Any:
         return jax.nn.relu(x @ params["w"] + params["b"])
 
     dataloader = [np.random.default_rng(i).standard_normal((2, 16)).astype(np.float32) for i in range(4)]
-    return nav.jax.export(predict, params, dataloader, workdir=workdir, target_device="cuda", verbose=True,
-                          profiler_config=nav.ProfilerConfig(batch_sizes=(1, 8)))
+    return nav.jax.export(
+        predict,
+        params,
+        dataloader,
+        workdir=workdir,
+        target_device="cuda",
+        verbose=True,
+        profiler_config=nav.ProfilerConfig(batch_sizes=(1, 8)),
+    )
 
 
 def run_tensorflow(workdir: Path) -> Any:
@@ -124,8 +148,14 @@ def run_tensorflow(workdir: Path) -> Any:
     outputs = tf.keras.layers.Dense(4)(tf.keras.layers.GlobalAveragePooling2D()(x))
     model = tf.keras.Model(inputs, outputs)
     dataloader = [np.random.default_rng(i).standard_normal((2, 32, 32, 3)).astype(np.float32) for i in range(4)]
-    return nav.tensorflow.export(model, dataloader, workdir=workdir, target_device="cuda", verbose=True,
-                                 profiler_config=nav.ProfilerConfig(batch_sizes=(1, 8)))
+    return nav.tensorflow.export(
+        model,
+        dataloader,
+        workdir=workdir,
+        target_device="cuda",
+        verbose=True,
+        profiler_config=nav.ProfilerConfig(batch_sizes=(1, 8)),
+    )
 
 
 def section(framework: str, out: Path) -> int:
@@ -136,8 +166,9 @@ def section(framework: str, out: Path) -> int:
         workdir = Path(tempfile.mkdtemp(prefix=f"gpu_check_{framework}_")) / "navigator_workdir"  # not under OUT
         descriptor = globals()[f"run_{framework}"](workdir)
         result["rows"] = summarize(descriptor.status)
-        result["skipped_paths"] = {k: p.reason for k, p in descriptor.status.paths.items()
-                                   if p.status.value == "skipped"}
+        result["skipped_paths"] = {
+            k: p.reason for k, p in descriptor.status.paths.items() if p.status.value == "skipped"
+        }
     except Exception as e:  # the whole export refused or raised: that is the finding
         import traceback
 
@@ -168,8 +199,12 @@ def main(argv: List[str] | None = None) -> int:
                 continue
             print(f"== {framework}", flush=True)
             try:
-                proc = subprocess.run([sys.executable, __file__, "--section", framework, "--out", str(args.out)],
-                                      stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--section", framework, "--out", str(args.out)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=args.timeout,
+                )
                 rc = proc.returncode
             except subprocess.TimeoutExpired:
                 rc = "timeout"
@@ -181,11 +216,12 @@ def main(argv: List[str] | None = None) -> int:
             (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
     for framework, result in report["frameworks"].items():
-        print(f"-- {framework}: rc {result.get('returncode')}, {result.get('wall_s')} s, "
-              f"{result.get('error') or ''}")
+        print(f"-- {framework}: rc {result.get('returncode')}, {result.get('wall_s')} s, {result.get('error') or ''}")
         for row in result.get("rows", []):
-            print(f"   {row['path']:<28} {str(row['runtime']):<26} {row['status']:<8} {row['correctness']} "
-                  f"{row['max_abs_rel']} {row['p50_ms']} {(row['reason'] or '')[:140]}")
+            print(
+                f"   {row['path']:<28} {str(row['runtime']):<26} {row['status']:<8} {row['correctness']} "
+                f"{row['max_abs_rel']} {row['p50_ms']} {(row['reason'] or '')[:140]}"
+            )
         for key, reason in (result.get("skipped_paths") or {}).items():
             print(f"   skipped {key}: {reason}")
     return 0

@@ -101,14 +101,28 @@ def run_case(case: str, repeat: int, code: str, scratch: Path) -> Dict[str, Any]
     w, pkg = scratch / "w", scratch / "m.nav"
 
     def phase(name: str, target: Path) -> Dict[str, Any]:
-        return _measure([sys.executable, str(script), name, str(w), str(pkg), str(target), str(spec["layers"]),
-                         str(spec["dim"]), ",".join(spec["formats"])], str(scratch), env)
+        return _measure(
+            [
+                sys.executable,
+                str(script),
+                name,
+                str(w),
+                str(pkg),
+                str(target),
+                str(spec["layers"]),
+                str(spec["dim"]),
+                ",".join(spec["formats"]),
+            ],
+            str(scratch),
+            env,
+        )
 
     result: Dict[str, Any] = {"case": case, **spec, "weights_bytes": 4 * spec["layers"] * spec["dim"] ** 2}
     result["export"] = phase("export", w)
     result["workdir_bytes"] = _tree_bytes(w)
-    rows: Dict[str, List[Any]] = {k: [] for k in ("save", "cp_workdir", "cp_sync_workdir", "load", "cp_package",
-                                                  "retest")}
+    rows: Dict[str, List[Any]] = {
+        k: [] for k in ("save", "cp_workdir", "cp_sync_workdir", "load", "cp_package", "retest")
+    }
     for i in range(repeat):  # paired, in turn: the disk's state changes from minute to minute
         rows["cp_workdir"].append(_cp(w, scratch / "copy", sync=False))
         rows["cp_sync_workdir"].append(_cp(w, scratch / "copy", sync=True))
@@ -124,8 +138,11 @@ def run_case(case: str, repeat: int, code: str, scratch: Path) -> Dict[str, Any]
         result[key] = {k: statistics.median(r[k] for r in runs) for k in ("wall_s", "op_s", "cpu_s")}
         result[key]["runs"] = runs
     # nav.save / nav.load themselves (op_s: without the interpreter's start) against the copies
-    for name, op, base in (("save_vs_cp", "save", "cp_workdir"), ("save_vs_cp_sync", "save", "cp_sync_workdir"),
-                           ("load_vs_cp", "load", "cp_package")):
+    for name, op, base in (
+        ("save_vs_cp", "save", "cp_workdir"),
+        ("save_vs_cp_sync", "save", "cp_sync_workdir"),
+        ("load_vs_cp", "load", "cp_package"),
+    ):
         result[name] = round(result[op]["op_s"] / result[base]["op_s"], 2)
         result[name.replace("_vs_", "_cpu_vs_")] = round(result[op]["cpu_s"] / result[base]["cpu_s"], 2)
     return result
@@ -135,8 +152,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", choices=sorted(CASES), default="default")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--code", default=str(Path(__file__).resolve().parents[1]),
-                        help="folder holding the model_navigator package to measure")
+    parser.add_argument(
+        "--code",
+        default=str(Path(__file__).resolve().parents[1]),
+        help="folder holding the model_navigator package to measure",
+    )
     parser.add_argument("--scratch", default=None, help="folder for the workdir and packages (a temporary one)")
     parser.add_argument("--out", default=None, help="result file (bench/results/large_model_<case>.json)")
     args = parser.parse_args()
@@ -148,8 +168,11 @@ def main() -> int:
     for key in ("export", "save", "load", "retest", "cp_workdir", "cp_sync_workdir", "cp_package"):
         r = result[key]
         first = r["runs"][0] if "runs" in r else r
-        memory = (f"  peak tree {first['peak_tree_mib']} MiB, largest process {first['peak_process_mib']} MiB"
-                  if "peak_tree_mib" in first else "")
+        memory = (
+            f"  peak tree {first['peak_tree_mib']} MiB, largest process {first['peak_process_mib']} MiB"
+            if "peak_tree_mib" in first
+            else ""
+        )
         print(f"{key:16} wall {r['wall_s']:7.2f} s  op {r['op_s'] or 0:7.2f} s  cpu {r['cpu_s']:7.2f} s{memory}")
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"large_model_{args.case}.json"
     out.write_text(json.dumps(result, indent=1))

@@ -82,8 +82,9 @@ WRONG_NORMALISED = 1e-2
 BATCHED_SAMPLES = 3
 REASON_CHARS = 200
 MODEL_TIMEOUT_S = 420
-PROFILER = dict(batch_sizes=(1,), measurement_request_count=15, max_trials=3, stability_percentage=30,
-                warmup_requests=3)
+PROFILER = dict(
+    batch_sizes=(1,), measurement_request_count=15, max_trials=3, stability_percentage=30, warmup_requests=3
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -101,8 +102,9 @@ def _seed(seed: int = 0) -> None:
     np.random.seed(seed)
 
 
-def _text_batches(vocab: int, seq_lens: Tuple[int, ...] = (8, 12, 16), batch: int = 2,
-                  token_types: bool = False) -> List[Dict[str, Any]]:
+def _text_batches(
+    vocab: int, seq_lens: Tuple[int, ...] = (8, 12, 16), batch: int = 2, token_types: bool = False
+) -> List[Dict[str, Any]]:
     """Dicts of int64 torch tensors, one batch per sequence length; the last rows padded (mask 0)."""
     import torch
 
@@ -111,12 +113,12 @@ def _text_batches(vocab: int, seq_lens: Tuple[int, ...] = (8, 12, 16), batch: in
     for length in seq_lens:
         ids = torch.randint(4, vocab, (batch, length), generator=g)
         mask = torch.ones(batch, length, dtype=torch.int64)
-        mask[-1, length - 3:] = 0  # padding on the last row
-        ids[-1, length - 3:] = 0
+        mask[-1, length - 3 :] = 0  # padding on the last row
+        ids[-1, length - 3 :] = 0
         item: Dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if token_types:
             tt = torch.zeros(batch, length, dtype=torch.int64)
-            tt[:, length // 2:] = 1
+            tt[:, length // 2 :] = 1
             item["token_type_ids"] = tt
         batches.append(item)
     return batches
@@ -126,8 +128,14 @@ def build_bert() -> Built:
     import transformers
 
     _seed()
-    config = transformers.BertConfig(vocab_size=500, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, max_position_embeddings=64)
+    config = transformers.BertConfig(
+        vocab_size=500,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     model = transformers.BertModel(config).eval()
     return "torch", model, _text_batches(500, token_types=True), {}
 
@@ -136,8 +144,9 @@ def build_distilbert() -> Built:
     import transformers
 
     _seed()
-    config = transformers.DistilBertConfig(vocab_size=500, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
-                                           max_position_embeddings=64)
+    config = transformers.DistilBertConfig(
+        vocab_size=500, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64
+    )
     model = transformers.DistilBertModel(config).eval()
     return "torch", model, _text_batches(500), {}
 
@@ -146,8 +155,9 @@ def build_gpt2() -> Built:
     import transformers
 
     _seed()
-    config = transformers.GPT2Config(vocab_size=500, n_embd=32, n_layer=2, n_head=2, n_positions=64,
-                                     bos_token_id=1, eos_token_id=2, use_cache=False)
+    config = transformers.GPT2Config(
+        vocab_size=500, n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=1, eos_token_id=2, use_cache=False
+    )
     model = transformers.GPT2Model(config).eval()
     return "torch", model, _text_batches(500), {}
 
@@ -168,9 +178,18 @@ def build_t5() -> Built:
     import transformers
 
     _seed()
-    config = transformers.T5Config(vocab_size=500, d_model=32, d_kv=16, d_ff=64, num_layers=2,
-                                   num_decoder_layers=2, num_heads=2, relative_attention_num_buckets=8,
-                                   decoder_start_token_id=0, use_cache=False)
+    config = transformers.T5Config(
+        vocab_size=500,
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=2,
+        relative_attention_num_buckets=8,
+        decoder_start_token_id=0,
+        use_cache=False,
+    )
     model = transformers.T5Model(config).eval()
     return "torch", model, _seq2seq_batches(500, 0), {}
 
@@ -179,9 +198,18 @@ def build_bart() -> Built:
     import transformers
 
     _seed()
-    config = transformers.BartConfig(vocab_size=500, d_model=32, encoder_layers=2, decoder_layers=2,
-                                     encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-                                     decoder_ffn_dim=64, max_position_embeddings=64, use_cache=False)
+    config = transformers.BartConfig(
+        vocab_size=500,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
+        use_cache=False,
+    )
     model = transformers.BartModel(config).eval()
     return "torch", model, _seq2seq_batches(500, 2), {}
 
@@ -192,10 +220,20 @@ def build_wav2vec2() -> Built:
 
     _seed()
     config = transformers.Wav2Vec2Config(
-        vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(32, 32, 32), conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3), num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4, feat_extract_norm="group", do_stable_layer_norm=False,
-        mask_time_prob=0.0)
+        vocab_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32, 32),
+        conv_stride=(5, 2, 2),
+        conv_kernel=(10, 3, 3),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        mask_time_prob=0.0,
+    )
     model = transformers.Wav2Vec2Model(config).eval()
     g = torch.Generator().manual_seed(0)
     batches = [{"input_values": torch.randn(2, n, generator=g)} for n in (1600, 2000, 2400)]
@@ -208,10 +246,23 @@ def build_whisper() -> Built:
 
     _seed()
     config = transformers.WhisperConfig(
-        vocab_size=200, num_mel_bins=16, d_model=32, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=50, max_target_positions=32, decoder_start_token_id=1, pad_token_id=0,
-        bos_token_id=1, eos_token_id=2, use_cache=False)
+        vocab_size=200,
+        num_mel_bins=16,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=50,
+        max_target_positions=32,
+        decoder_start_token_id=1,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        use_cache=False,
+    )
     model = transformers.WhisperModel(config).eval()
     g = torch.Generator().manual_seed(0)
     batches = []
@@ -269,8 +320,9 @@ def build_resnet18() -> Built:
 
         def __init__(self, width: int = 16, classes: int = 10) -> None:
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                                      nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+            )
             layers, cin = [], width
             for i, cout in enumerate((width, width * 2, width * 4, width * 8)):
                 layers += [BasicBlock(cin, cout, 1 if i == 0 else 2), BasicBlock(cout, cout, 1)]
@@ -309,8 +361,11 @@ def build_mobilenetv3() -> Built:
             layers: List[nn.Module] = []
             if expand != cin:
                 layers += [nn.Conv2d(cin, expand, 1, bias=False), nn.BatchNorm2d(expand), act()]
-            layers += [nn.Conv2d(expand, expand, kernel, stride, kernel // 2, groups=expand, bias=False),
-                       nn.BatchNorm2d(expand), act()]
+            layers += [
+                nn.Conv2d(expand, expand, kernel, stride, kernel // 2, groups=expand, bias=False),
+                nn.BatchNorm2d(expand),
+                act(),
+            ]
             if se:
                 layers.append(SqueezeExcite(expand, max(8, expand // 4)))
             layers += [nn.Conv2d(expand, cout, 1, bias=False), nn.BatchNorm2d(cout)]
@@ -324,9 +379,16 @@ def build_mobilenetv3() -> Built:
     class MobileNetV3Small(nn.Module):
         """MobileNetV3-Small's block table (kernel, expand, out, SE, hardswish, stride), half width."""
 
-        SPEC = ((3, 16, 8, True, False, 2), (3, 36, 12, False, False, 2), (3, 44, 12, False, False, 1),
-                (5, 48, 20, True, True, 2), (5, 120, 20, True, True, 1), (5, 60, 24, True, True, 1),
-                (5, 144, 48, True, True, 2), (5, 288, 48, True, True, 1))
+        SPEC = (
+            (3, 16, 8, True, False, 2),
+            (3, 36, 12, False, False, 2),
+            (3, 44, 12, False, False, 1),
+            (5, 48, 20, True, True, 2),
+            (5, 120, 20, True, True, 1),
+            (5, 60, 24, True, True, 1),
+            (5, 144, 48, True, True, 2),
+            (5, 288, 48, True, True, 1),
+        )
 
         def __init__(self, classes: int = 10) -> None:
             super().__init__()
@@ -375,8 +437,9 @@ def build_vit() -> Built:
     class ViT(nn.Module):
         """timm's ViT layout (patch conv, cls token, learned positions, pre-norm blocks, cls head)."""
 
-        def __init__(self, image: int = 32, patch: int = 4, dim: int = 64, depth: int = 4, heads: int = 4,
-                     classes: int = 10) -> None:
+        def __init__(
+            self, image: int = 32, patch: int = 4, dim: int = 64, depth: int = 4, heads: int = 4, classes: int = 10
+        ) -> None:
             super().__init__()
             self.patch = nn.Conv2d(3, dim, patch, patch)
             self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
@@ -438,10 +501,14 @@ def build_keras_cnn() -> Built:
     for layer in model.layers:  # non-trivial BatchNorm statistics
         if isinstance(layer, layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.75, 1.25, gamma.shape).astype(np.float32),
-                               rng.normal(0, 0.1, beta.shape).astype(np.float32),
-                               rng.normal(0, 0.1, mean.shape).astype(np.float32),
-                               rng.uniform(0.75, 1.25, var.shape).astype(np.float32)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.75, 1.25, gamma.shape).astype(np.float32),
+                    rng.normal(0, 0.1, beta.shape).astype(np.float32),
+                    rng.normal(0, 0.1, mean.shape).astype(np.float32),
+                    rng.uniform(0.75, 1.25, var.shape).astype(np.float32),
+                ]
+            )
     data = np.random.default_rng(0)
     batches = [data.standard_normal((2, 32, 32, 3)).astype(np.float32) for _ in range(3)]
     return "tensorflow", model, batches, {}
@@ -474,8 +541,9 @@ def build_flax_cnn() -> Built:
     model = CNN()
     variables = model.init(jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 3), jnp.float32))
     rng = np.random.default_rng(1)
-    stats = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.uniform(0.75, 1.25, a.shape).astype(np.float32)),
-                                   variables["batch_stats"])
+    stats = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(rng.uniform(0.75, 1.25, a.shape).astype(np.float32)), variables["batch_stats"]
+    )
     variables = {"params": variables["params"], "batch_stats": stats}
 
     def predict(image: Any, params: Any) -> Any:
@@ -511,8 +579,10 @@ def build_branchy() -> Built:
 
 
 MODELS: Dict[str, Tuple[Callable[[], Built], str]] = {
-    "bert": (build_bert, "transformers BertModel, 2 layers, hidden 32, vocab 500; input_ids/attention_mask/"
-             "token_type_ids"),
+    "bert": (
+        build_bert,
+        "transformers BertModel, 2 layers, hidden 32, vocab 500; input_ids/attention_mask/token_type_ids",
+    ),
     "distilbert": (build_distilbert, "transformers DistilBertModel, 2 layers, dim 32"),
     "gpt2": (build_gpt2, "transformers GPT2Model, 2 layers, n_embd 32, use_cache=False"),
     "t5": (build_t5, "transformers T5Model, 2+2 layers, d_model 32; decoder_input_ids"),
@@ -525,8 +595,10 @@ MODELS: Dict[str, Tuple[Callable[[], Built], str]] = {
     "lstm": (build_lstm, "Embedding + 2-layer LSTM (hidden 48) + Linear over token ids, length 8-16"),
     "keras_cnn": (build_keras_cnn, "tf.keras functional CNN (BatchNorm, depthwise, residual add), 32x32x3"),
     "flax_cnn": (build_flax_cnn, "flax.linen residual CNN with BatchNorm via nav.jax.export, 32x32x3"),
-    "branchy": (build_branchy, "negative control (not an architecture): Linear + a branch on the input's "
-                "mean; tracing bakes one branch in"),
+    "branchy": (
+        build_branchy,
+        "negative control (not an architecture): Linear + a branch on the input's mean; tracing bakes one branch in",
+    ),
 }
 
 
@@ -582,8 +654,9 @@ def _merge_evidence(old: Optional[Dict[str, Any]], new: Dict[str, Any]) -> Dict[
     return merged
 
 
-def tolerance_evidence(package: Any, path: Any, runtime: Any, workdir: Path, batch_dim: Optional[int],
-                       batch: int, output_names: List[str]) -> Dict[str, Dict[str, Dict[str, Any]]]:
+def tolerance_evidence(
+    package: Any, path: Any, runtime: Any, workdir: Path, batch_dim: Optional[int], batch: int, output_names: List[str]
+) -> Dict[str, Dict[str, Dict[str, Any]]]:
     """Re-run the path's runner on the correctness samples (batch 1, then rebuilt batches):
     {"all": {output: evidence}, "bs1": ..., "batched": ...}. A rebuilt batch is compared with the
     batch-1 reference repeated, so "batched" also holds the source model's own batch dependence
@@ -602,9 +675,14 @@ def tolerance_evidence(package: Any, path: Any, runtime: Any, workdir: Path, bat
     with runner:
         pairs = [(x, y, 1) for x, y in zip(inputs, outputs, strict=True)]
         if batch_dim is not None and batch > 1:
-            pairs += [({k: np.repeat(v, batch, axis=batch_dim) for k, v in x.items()},
-                       {k: np.repeat(v, batch, axis=batch_dim) if v.ndim > batch_dim else v for k, v in y.items()},
-                       batch) for x, y in zip(inputs[:BATCHED_SAMPLES], outputs[:BATCHED_SAMPLES], strict=True)]
+            pairs += [
+                (
+                    {k: np.repeat(v, batch, axis=batch_dim) for k, v in x.items()},
+                    {k: np.repeat(v, batch, axis=batch_dim) if v.ndim > batch_dim else v for k, v in y.items()},
+                    batch,
+                )
+                for x, y in zip(inputs[:BATCHED_SAMPLES], outputs[:BATCHED_SAMPLES], strict=True)
+            ]
         for sample, expected, size in pairs:
             actual = runner.infer(sample, check_inputs=False)
             for name in output_names:
@@ -633,9 +711,18 @@ def recompute_evidence(name: str, record: Dict[str, Any]) -> Dict[str, Any]:
                 continue
             rt.pop("evidence_error", None)
             try:
-                _store_evidence(rt, tolerance_evidence(
-                    package, path, next(r for r in path.runtimes if r.value == rt["runtime"]), workdir,
-                    status.config.batch_dim, batch if batch > 1 else 2, [m.name for m in status.outputs]))
+                _store_evidence(
+                    rt,
+                    tolerance_evidence(
+                        package,
+                        path,
+                        next(r for r in path.runtimes if r.value == rt["runtime"]),
+                        workdir,
+                        status.config.batch_dim,
+                        batch if batch > 1 else 2,
+                        [m.name for m in status.outputs],
+                    ),
+                )
             except Exception as e:
                 rt["evidence_error"] = _short(f"{type(e).__name__}: {e}")
     return record
@@ -652,8 +739,15 @@ def export_one(name: str, workdir: Path) -> Tuple[Any, str, float]:
 
     builder, _ = MODELS[name]
     framework, model, dataloader, kwargs = builder()
-    common = dict(workdir=workdir, override_workdir=True, sample_count=SAMPLE_COUNT, model_name=name,
-                  profiler_config=nav.ProfilerConfig(**PROFILER), verbose=False, disable_git_info=True)
+    common = dict(
+        workdir=workdir,
+        override_workdir=True,
+        sample_count=SAMPLE_COUNT,
+        model_name=name,
+        profiler_config=nav.ProfilerConfig(**PROFILER),
+        verbose=False,
+        disable_git_info=True,
+    )
     start = time.perf_counter()
     if framework == "torch":
         package = nav.torch.export(model=model, dataloader=dataloader, **common, **kwargs)
@@ -669,48 +763,67 @@ def run_model(name: str) -> Dict[str, Any]:
     """Export one model and collect its results (runs in the child process)."""
     workdir = TMP / name / "navigator_workdir"
     workdir.parent.mkdir(parents=True, exist_ok=True)
-    record: Dict[str, Any] = {"model": name, "description": MODELS[name][1],
-                              "load_average_at_start": list(os.getloadavg())}
+    record: Dict[str, Any] = {
+        "model": name,
+        "description": MODELS[name][1],
+        "load_average_at_start": list(os.getloadavg()),
+    }
     try:
         package, framework, export_s = export_one(name, workdir)
     except Exception as e:  # the export call itself raised: nothing to collect
-        record.update(framework=None, export_error=_short(f"{type(e).__name__}: {e}"),
-                      traceback=traceback.format_exc()[-2000:], paths=[])
+        record.update(
+            framework=None,
+            export_error=_short(f"{type(e).__name__}: {e}"),
+            traceback=traceback.format_exc()[-2000:],
+            paths=[],
+        )
         return record
     status = package.status
-    record.update(framework=framework, export_s=round(export_s, 2),
-                  inputs=[{"name": m.name, "shape": list(m.shape), "dtype": m.dtype} for m in status.inputs],
-                  outputs=[{"name": m.name, "shape": list(m.shape), "dtype": m.dtype} for m in status.outputs])
+    record.update(
+        framework=framework,
+        export_s=round(export_s, 2),
+        inputs=[{"name": m.name, "shape": list(m.shape), "dtype": m.dtype} for m in status.inputs],
+        outputs=[{"name": m.name, "shape": list(m.shape), "dtype": m.dtype} for m in status.outputs],
+    )
     output_names = [m.name for m in status.outputs]
     batch_dim = status.config.batch_dim
     batch = int(status.dataloader.get("batch_size", 1))
     batch = batch if batch > 1 else 2
     paths = []
     for key, path in status.paths.items():
-        entry: Dict[str, Any] = {"path": key, "format": path.format.value,
-                                 "jit_type": path.jit_type.value if path.jit_type else None,
-                                 "status": path.status.value, "reason": _short(path.reason),
-                                 "source": path.format.value in ("torch", "tensorflow", "jax"), "runtimes": []}
+        entry: Dict[str, Any] = {
+            "path": key,
+            "format": path.format.value,
+            "jit_type": path.jit_type.value if path.jit_type else None,
+            "status": path.status.value,
+            "reason": _short(path.reason),
+            "source": path.format.value in ("torch", "tensorflow", "jax"),
+            "runtimes": [],
+        }
         for runtime, result in path.runtimes.items():
             corr, perf = result.correctness, result.performance
             rt: Dict[str, Any] = {
                 "runtime": runtime.value,
                 "correctness": corr.status.value if corr else None,
                 "correctness_reason": _short(corr.reason) if corr else None,
-                "errors": {n: {"max_abs": e.max_abs_error, "max_rel": e.max_rel_error}
-                           for n, e in (corr.per_output.items() if corr else [])},
+                "errors": {
+                    n: {"max_abs": e.max_abs_error, "max_rel": e.max_rel_error}
+                    for n, e in (corr.per_output.items() if corr else [])
+                },
                 "checked_batch_sizes": list(corr.batch_sizes) if corr else [],
                 "profiling": perf.status.value if perf else None,
                 "profiling_reason": _short(perf.reason) if perf else None,
-                "p50_ms_bs1": None, "stable": None,
+                "p50_ms_bs1": None,
+                "stable": None,
             }
-            for p in (perf.results if perf else []):
+            for p in perf.results if perf else []:
                 if p.batch_size == 1:
                     rt["p50_ms_bs1"], rt["stable"] = p.p50_ms, p.stable
             if path.ok and not entry["source"] and corr is not None and corr.status.value == "ok":
                 try:
-                    _store_evidence(rt, tolerance_evidence(package, path, runtime, workdir, batch_dim, batch,
-                                                           output_names))
+                    _store_evidence(
+                        rt, tolerance_evidence(package, path, runtime, workdir, batch_dim, batch, output_names)
+                    )
                 except Exception as e:
                     rt["evidence_error"] = _short(f"{type(e).__name__}: {e}")
             entry["runtimes"].append(rt)
@@ -775,9 +888,16 @@ def run_child(name: str, timeout_s: float, threads: Optional[int] = None) -> Dic
         record = json.loads(out.read_text())
     else:
         tail = log.read_text(errors="replace")[-1500:]
-        record = {"model": name, "description": MODELS[name][1], "framework": None, "paths": [],
-                  "export_error": "timed out after %.0f s" % timeout_s if timed_out.is_set()
-                  else f"process exited with {proc.returncode}: {_short(tail[-400:])}", "log_tail": tail}
+        record = {
+            "model": name,
+            "description": MODELS[name][1],
+            "framework": None,
+            "paths": [],
+            "export_error": "timed out after %.0f s" % timeout_s
+            if timed_out.is_set()
+            else f"process exited with {proc.returncode}: {_short(tail[-400:])}",
+            "log_tail": tail,
+        }
     record["wall_s"] = round(wall, 1)
     record["returncode"] = proc.returncode
     # wait4: the child's own peak RSS or that of its largest reaped descendant, whichever is larger
@@ -797,8 +917,7 @@ def classify(record: Dict[str, Any]) -> None:
             if not ev:
                 continue
             limit = {n: WRONG_NORMALISED * max(1.0, e["max_abs_reference"]) for n, e in ev.items()}
-            wrong = [n for n, e in ev.items() if e["max_abs_error"] > limit[n]
-                     or e["nonfinite_mismatch"]]
+            wrong = [n for n, e in ev.items() if e["max_abs_error"] > limit[n] or e["nonfinite_mismatch"]]
             rt["verdict"] = "wrong" if wrong else "correct"
             rt["wrong_outputs"] = wrong
 
@@ -819,8 +938,10 @@ def family(framework: str, path: Dict[str, Any], runtime: str) -> str:
 
 
 def zoo_table(records: Dict[str, Dict[str, Any]]) -> str:
-    lines = ["| model | path | runtime | status | max abs err | max rel err | p50 ms bs1 | reason |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| model | path | runtime | status | max abs err | max rel err | p50 ms bs1 | reason |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | --- |",
+    ]
     for name, rec in records.items():
         if rec.get("export_error"):
             lines.append(f"| {name} | (export call) | - | error | - | - | - | {_cell(rec['export_error'])} |")
@@ -830,8 +951,9 @@ def zoo_table(records: Dict[str, Dict[str, Any]]) -> str:
             if path["status"] == "skipped":
                 continue
             if not path["runtimes"]:
-                lines.append(f"| {name} | {path['path']} | - | {path['status']} | - | - | - | "
-                             f"{_cell(path['reason'])} |")
+                lines.append(
+                    f"| {name} | {path['path']} | - | {path['status']} | - | - | - | {_cell(path['reason'])} |"
+                )
                 continue
             for rt in path["runtimes"]:
                 if path["source"]:
@@ -846,10 +968,15 @@ def zoo_table(records: Dict[str, Dict[str, Any]]) -> str:
                 abs_e = max((e["max_abs"] for e in errs.values()), default=None)
                 rel_e = max((e["max_rel"] for e in errs.values()), default=None)
                 p50 = _fmt(rt["p50_ms_bs1"], ".3f") + ("" if rt["stable"] in (None, True) else " ~")
-                reason = path["reason"] if path["status"] != "ok" else (
-                    rt["correctness_reason"] or rt.get("profiling_reason") or rt.get("evidence_error"))
-                lines.append(f"| {name} | {path['path']} | {rt['runtime']} | {st} | {_fmt(abs_e)} | {_fmt(rel_e)} | "
-                             f"{p50} | {_cell(reason)} |")
+                reason = (
+                    path["reason"]
+                    if path["status"] != "ok"
+                    else (rt["correctness_reason"] or rt.get("profiling_reason") or rt.get("evidence_error"))
+                )
+                lines.append(
+                    f"| {name} | {path['path']} | {rt['runtime']} | {st} | {_fmt(abs_e)} | {_fmt(rel_e)} | "
+                    f"{p50} | {_cell(reason)} |"
+                )
         if skipped:
             reasons = sorted({_cell(p["reason"]) for p in rec["paths"] if p["status"] == "skipped"})
             lines.append(f"| {name} | {', '.join(skipped)} | - | skipped | - | - | - | {'; '.join(reasons)} |")
@@ -872,35 +999,49 @@ def evidence_rows(records: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
                 worst = {k: max(e[k] for e in ev.values()) for k in next(iter(ev.values())) if k != "elements"}
                 worst_norm = max(e["max_abs_error"] / max(e["max_abs_reference"], 1e-30) for e in ev.values())
                 bs1 = rt.get("evidence_bs1") or {}
-                rows.append({"model": name, "path": path["path"], "runtime": rt["runtime"],
-                             "max_abs_error_bs1": max((e["max_abs_error"] for e in bs1.values()), default=None),
-                             "max_rel_error_bs1": max((e["max_rel_error"] for e in bs1.values()), default=None),
-                             "family": family(rec["framework"], path, rt["runtime"]), "verdict": rt["verdict"],
-                             "outputs": len(ev), "worst_output_abs": max(ev, key=lambda n: ev[n]["max_abs_error"]),
-                             "max_abs_over_max_ref": worst_norm, **worst})
+                rows.append(
+                    {
+                        "model": name,
+                        "path": path["path"],
+                        "runtime": rt["runtime"],
+                        "max_abs_error_bs1": max((e["max_abs_error"] for e in bs1.values()), default=None),
+                        "max_rel_error_bs1": max((e["max_rel_error"] for e in bs1.values()), default=None),
+                        "family": family(rec["framework"], path, rt["runtime"]),
+                        "verdict": rt["verdict"],
+                        "outputs": len(ev),
+                        "worst_output_abs": max(ev, key=lambda n: ev[n]["max_abs_error"]),
+                        "max_abs_over_max_ref": worst_norm,
+                        **worst,
+                    }
+                )
     return rows
 
 
 def evidence_table(rows: List[Dict[str, Any]], verdict: str) -> str:
     cols = "".join(f" atol@rtol {r:g} |" for r in RTOLS)
-    lines = [f"| model | path | runtime | outputs | max abs err | max rel err | max abs err, batch 1 only | "
-             f"max \\|ref\\| | abs/max\\|ref\\| |{cols}",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(RTOLS)]
+    lines = [
+        f"| model | path | runtime | outputs | max abs err | max rel err | max abs err, batch 1 only | "
+        f"max \\|ref\\| | abs/max\\|ref\\| |{cols}",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(RTOLS),
+    ]
     for r in rows:
         if r["verdict"] != verdict:
             continue
         atols = "".join(f" {_fmt(r[f'atol_at_rtol_{t:g}'])} |" for t in RTOLS)
-        lines.append(f"| {r['model']} | {r['path']} | {r['runtime']} | {r['outputs']} | {_fmt(r['max_abs_error'])} | "
-                     f"{_fmt(r['max_rel_error'])} | {_fmt(r['max_abs_error_bs1'])} | "
-                     f"{_fmt(r['max_abs_reference'], '.2g')} | "
-                     f"{_fmt(r['max_abs_over_max_ref'])} |{atols}")
+        lines.append(
+            f"| {r['model']} | {r['path']} | {r['runtime']} | {r['outputs']} | {_fmt(r['max_abs_error'])} | "
+            f"{_fmt(r['max_rel_error'])} | {_fmt(r['max_abs_error_bs1'])} | "
+            f"{_fmt(r['max_abs_reference'], '.2g')} | "
+            f"{_fmt(r['max_abs_over_max_ref'])} |{atols}"
+        )
     return "\n".join(lines)
 
 
 def family_summary(rows: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     summary: Dict[str, Dict[str, Any]] = {}
     keys = ["max_abs_error", "max_rel_error", "max_abs_error_bs1", "max_abs_over_max_ref"] + [
-        f"atol_at_rtol_{t:g}" for t in RTOLS]
+        f"atol_at_rtol_{t:g}" for t in RTOLS
+    ]
     for r in rows:
         if r["verdict"] != "correct":
             continue
@@ -917,16 +1058,22 @@ def family_summary(rows: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
 
 def summary_table(summary: Dict[str, Dict[str, Any]]) -> str:
     cols = "".join(f" atol@rtol {r:g} |" for r in RTOLS)
-    lines = [f"| family (fp32, CPU) | runs | max abs err | max rel err | max abs err, batch 1 only | "
-             f"abs/max\\|ref\\| |{cols}",
-             "| --- | ---: | --- | --- | --- | --- |" + " --- |" * len(RTOLS)]
+    lines = [
+        f"| family (fp32, CPU) | runs | max abs err | max rel err | max abs err, batch 1 only | "
+        f"abs/max\\|ref\\| |{cols}",
+        "| --- | ---: | --- | --- | --- | --- |" + " --- |" * len(RTOLS),
+    ]
     for fam, s in summary.items():
+
         def cell(k: str, s: Dict[str, Any] = s) -> str:
             value, model = s[k]
             return f"{_fmt(value)} ({model})" if model else _fmt(value)
+
         atols = "".join(f" {cell(f'atol_at_rtol_{t:g}')} |" for t in RTOLS)
-        lines.append(f"| {fam} | {s['runs']} | {cell('max_abs_error')} | {cell('max_rel_error')} | "
-                     f"{cell('max_abs_error_bs1')} | {cell('max_abs_over_max_ref')} |{atols}")
+        lines.append(
+            f"| {fam} | {s['runs']} | {cell('max_abs_error')} | {cell('max_rel_error')} | "
+            f"{cell('max_abs_error_bs1')} | {cell('max_abs_over_max_ref')} |{atols}"
+        )
     return "\n".join(lines)
 
 
@@ -934,14 +1081,29 @@ def environment() -> Dict[str, Any]:
     versions = {}
     import importlib.metadata as metadata
 
-    for dist in ("torch", "transformers", "onnx", "onnxruntime", "openvino", "tensorflow-cpu", "tensorflow",
-                 "keras", "tf2onnx", "jax", "flax"):
+    for dist in (
+        "torch",
+        "transformers",
+        "onnx",
+        "onnxruntime",
+        "openvino",
+        "tensorflow-cpu",
+        "tensorflow",
+        "keras",
+        "tf2onnx",
+        "jax",
+        "flax",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
-    return {"machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
-            "load_average_at_start": os.getloadavg(), "python": sys.version.split()[0], "versions": versions}
+    return {
+        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        "load_average_at_start": os.getloadavg(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+    }
 
 
 def write_results(records: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> None:
@@ -950,46 +1112,77 @@ def write_results(records: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> N
     rows = evidence_rows(records)
     summary = family_summary(rows)
     wrong = [r for r in rows if r["verdict"] == "wrong"]
-    data = {**meta, "sample_count": SAMPLE_COUNT, "profiler": PROFILER, "rtols": RTOLS,
-            "wrong_normalised_threshold": WRONG_NORMALISED, "models": records, "tolerance_evidence": rows,
-            "family_worst_case": summary, "wrong_paths": wrong}
+    data = {
+        **meta,
+        "sample_count": SAMPLE_COUNT,
+        "profiler": PROFILER,
+        "rtols": RTOLS,
+        "wrong_normalised_threshold": WRONG_NORMALISED,
+        "models": records,
+        "tolerance_evidence": rows,
+        "family_worst_case": summary,
+        "wrong_paths": wrong,
+    }
     (RESULTS / "model_zoo.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
 
     total = sum(r.get("wall_s", 0) for r in records.values())
-    head = [f"# Model zoo ({datetime.date.today().isoformat()})", "",
-            f"{meta['environment']['machine']}; " + ", ".join(f"{k} {v}" for k, v in
-                                                              meta["environment"]["versions"].items() if v), "",
-            f"Each model in its own process, library defaults for formats and runtimes, sample_count "
-            f"{SAMPLE_COUNT}, profiler {PROFILER}, OMP_NUM_THREADS {meta.get('omp_num_threads') or 'unset'} "
-            f"(torch's threads; ONNX Runtime, OpenVINO and TensorFlow at their defaults). Latencies are indicative "
-            f"only: the 2 cores were shared with other work (load average per model below). "
-            f"Errors are what the package recorded (batch 1 and the "
-            f"rebuilt batch; no tolerance given, so 'ok' means no structural mismatch). '~': unstable "
-            f"profile. WRONG: max abs error > {WRONG_NORMALISED:g} x max(1, max |ref|).", "",
-            "| model | description | framework | wall s | export s | peak RSS MiB (model process) | "
-            "peak RSS MiB (largest in tree) | load avg (1 min) at start |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    head = [
+        f"# Model zoo ({datetime.date.today().isoformat()})",
+        "",
+        f"{meta['environment']['machine']}; "
+        + ", ".join(f"{k} {v}" for k, v in meta["environment"]["versions"].items() if v),
+        "",
+        f"Each model in its own process, library defaults for formats and runtimes, sample_count "
+        f"{SAMPLE_COUNT}, profiler {PROFILER}, OMP_NUM_THREADS {meta.get('omp_num_threads') or 'unset'} "
+        f"(torch's threads; ONNX Runtime, OpenVINO and TensorFlow at their defaults). Latencies are indicative "
+        f"only: the 2 cores were shared with other work (load average per model below). "
+        f"Errors are what the package recorded (batch 1 and the "
+        f"rebuilt batch; no tolerance given, so 'ok' means no structural mismatch). '~': unstable "
+        f"profile. WRONG: max abs error > {WRONG_NORMALISED:g} x max(1, max |ref|).",
+        "",
+        "| model | description | framework | wall s | export s | peak RSS MiB (model process) | "
+        "peak RSS MiB (largest in tree) | load avg (1 min) at start |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, rec in records.items():
-        head.append(f"| {name} | {rec['description']} | {rec.get('framework') or '-'} | {rec.get('wall_s', '-')} | "
-                    f"{rec.get('export_s', '-')} | {rec.get('peak_rss_self_mib', '-')} | "
-                    f"{rec.get('peak_rss_tree_mib', '-')} | "
-                    f"{_fmt((rec.get('load_average_at_start') or [None])[0], '.1f')} |")
-    head += ["", f"Total wall time of the model processes: {total:.0f} s ({meta.get('run_wall_s', 0):.0f} s for "
-             "the whole run).", "", zoo_table(records), ""]
+        head.append(
+            f"| {name} | {rec['description']} | {rec.get('framework') or '-'} | {rec.get('wall_s', '-')} | "
+            f"{rec.get('export_s', '-')} | {rec.get('peak_rss_self_mib', '-')} | "
+            f"{rec.get('peak_rss_tree_mib', '-')} | "
+            f"{_fmt((rec.get('load_average_at_start') or [None])[0], '.1f')} |"
+        )
+    head += [
+        "",
+        f"Total wall time of the model processes: {total:.0f} s ({meta.get('run_wall_s', 0):.0f} s for the whole run).",
+        "",
+        zoo_table(records),
+        "",
+    ]
     (RESULTS / "model_zoo.md").write_text("\n".join(head))
 
-    ev = [f"# Tolerance evidence ({datetime.date.today().isoformat()})", "",
-          "Per model, path and runtime whose correctness is ok, the worst output: re-run of the runner on the "
-          f"{SAMPLE_COUNT} correctness samples at batch 1 and 3 of them rebuilt to the dataloader's batch. "
-          "`atol@rtol r`: the smallest atol that passes when an element fails only if it exceeds both atol "
-          "and rtol (= max abs error over the elements whose rel error > r; a zero reference with a "
-          "difference counts as infinitely relative). `abs/max|ref|`: max abs error over max |reference|. "
-          "`max abs err, batch 1 only`: the same over the batch-1 comparisons; the rest comes from the rebuilt "
-          "batches, compared with the batch-1 reference repeated, so it includes the source model's own batch "
-          "dependence (kernels that reduce in another order at another batch size).",
-          "", "## Correct paths", "", evidence_table(rows, "correct"), "",
-          "## Worst case per family (correct paths only; the model in brackets)", "", summary_table(summary), "",
-          f"## Wrong paths (max abs error > {WRONG_NORMALISED:g} x max(1, max |ref|)), kept out of the evidence", ""]
+    ev = [
+        f"# Tolerance evidence ({datetime.date.today().isoformat()})",
+        "",
+        "Per model, path and runtime whose correctness is ok, the worst output: re-run of the runner on the "
+        f"{SAMPLE_COUNT} correctness samples at batch 1 and 3 of them rebuilt to the dataloader's batch. "
+        "`atol@rtol r`: the smallest atol that passes when an element fails only if it exceeds both atol "
+        "and rtol (= max abs error over the elements whose rel error > r; a zero reference with a "
+        "difference counts as infinitely relative). `abs/max|ref|`: max abs error over max |reference|. "
+        "`max abs err, batch 1 only`: the same over the batch-1 comparisons; the rest comes from the rebuilt "
+        "batches, compared with the batch-1 reference repeated, so it includes the source model's own batch "
+        "dependence (kernels that reduce in another order at another batch size).",
+        "",
+        "## Correct paths",
+        "",
+        evidence_table(rows, "correct"),
+        "",
+        "## Worst case per family (correct paths only; the model in brackets)",
+        "",
+        summary_table(summary),
+        "",
+        f"## Wrong paths (max abs error > {WRONG_NORMALISED:g} x max(1, max |ref|)), kept out of the evidence",
+        "",
+    ]
     ev.append(evidence_table(rows, "wrong") if wrong else "None.")
     ev.append("")
     (RESULTS / "tolerance_evidence.md").write_text("\n".join(ev))
@@ -997,19 +1190,33 @@ def write_results(records: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(MODELS), help="run one model in this process (what the parent "
-                        "starts per model)")
+    parser.add_argument(
+        "--model", choices=sorted(MODELS), help="run one model in this process (what the parent starts per model)"
+    )
     parser.add_argument("--out", type=Path, help="with --model: where to write its JSON record")
-    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
-                        help="models to run, each in its own process (default: all)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=sorted(MODELS),
+        default=list(MODELS),
+        help="models to run, each in its own process (default: all)",
+    )
     parser.add_argument("--timeout", type=float, default=MODEL_TIMEOUT_S, help="seconds per model process")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="OMP_NUM_THREADS for the model processes (torch's threads; ONNX Runtime, OpenVINO and "
-                        "TensorFlow keep their defaults). On a shared machine 1 keeps torch's OpenMP threads from "
-                        "spinning against other processes, which inflates p50 latencies 10-100x. Default: unset")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS for the model processes (torch's threads; ONNX Runtime, OpenVINO and "
+        "TensorFlow keep their defaults). On a shared machine 1 keeps torch's OpenMP threads from "
+        "spinning against other processes, which inflates p50 latencies 10-100x. Default: unset",
+    )
     parser.add_argument("--tables-only", action="store_true", help="rewrite the Markdown from model_zoo.json")
-    parser.add_argument("--evidence-only", action="store_true", help="recompute the tolerance evidence from the "
-                        "workspaces of the last run (bench/results/tmp/), each model in its own process, no export")
+    parser.add_argument(
+        "--evidence-only",
+        action="store_true",
+        help="recompute the tolerance evidence from the "
+        "workspaces of the last run (bench/results/tmp/), each model in its own process, no export",
+    )
     args = parser.parse_args()
 
     if args.model:
@@ -1025,8 +1232,13 @@ def main() -> None:
             out = TMP / f"{name}.evidence.json"
             out.write_text(json.dumps(previous["models"][name], default=str))
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--model", name, "--evidence-only",
-                                   "--out", str(out)], env=env, capture_output=True, text=True, timeout=args.timeout)
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--model", name, "--evidence-only", "--out", str(out)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=args.timeout,
+            )
             if done.returncode != 0:
                 print(f"{name}: evidence failed: {done.stderr[-800:]}", flush=True)
                 continue
@@ -1035,13 +1247,19 @@ def main() -> None:
         previous["evidence_recomputed"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
         args.tables_only = True
     if args.tables_only:
-        meta = {k: previous[k] for k in ("environment", "run_wall_s", "run_started", "omp_num_threads",
-                                         "evidence_recomputed") if k in previous}
+        meta = {
+            k: previous[k]
+            for k in ("environment", "run_wall_s", "run_started", "omp_num_threads", "evidence_recomputed")
+            if k in previous
+        }
         write_results(previous["models"], meta)
         return
     records: Dict[str, Dict[str, Any]] = dict(previous.get("models", {})) if args.models != list(MODELS) else {}
-    meta = {"environment": environment(), "run_started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "omp_num_threads": args.threads}
+    meta = {
+        "environment": environment(),
+        "run_started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "omp_num_threads": args.threads,
+    }
     start = time.perf_counter()
     for name in args.models:
         rec = run_child(name, args.timeout, args.threads)

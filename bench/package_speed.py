@@ -60,8 +60,9 @@ def main() -> int:
                 env = dict(os.environ, PYTHONPATH=code)
                 pkg.unlink(missing_ok=True)
                 for op, target in (("save", scratch / "unused"), ("load", scratch / "loaded")):
-                    result = run_measured([sys.executable, str(script), op, str(w), str(pkg), str(target)],
-                                          str(scratch), env)
+                    result = run_measured(
+                        [sys.executable, str(script), op, str(w), str(pkg), str(target)], str(scratch), env
+                    )
                     result["op_s"] = float(result.pop("stdout").split("op_s ")[1].split()[0])
                     result["package_bytes"] = pkg.stat().st_size
                     runs.setdefault(f"{op}[{label}]", []).append(result)
@@ -72,8 +73,12 @@ def main() -> int:
     for key, s in summary.items():
         print(f"{key:22} {s['op_s']:7.2f} s  cpu {s['cpu_s']:6.2f} s")
     out = Path(__file__).parent / "results" / "package_speed.json"
-    out.write_text(json.dumps({"gib": args.gib, "machine": f"{os.cpu_count()} cores", "codes": codes,
-                               "summary": summary, "runs": runs}, indent=1))
+    out.write_text(
+        json.dumps(
+            {"gib": args.gib, "machine": f"{os.cpu_count()} cores", "codes": codes, "summary": summary, "runs": runs},
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -218,8 +218,10 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
-    header = f"{'round':>5} {'order':>10} {'ours p50':>10} {'bare p50':>10} {'ratio':>6} {'win':>4} " \
+    header = (
+        f"{'round':>5} {'order':>10} {'ours p50':>10} {'bare p50':>10} {'ratio':>6} {'win':>4} "
         f"{'wall ms':>8} {'timed ms':>8} {'warmup':>7} {'overhead':>9} {'excl wu':>8}"
+    )
     print(header)
     for i, r in enumerate(rounds):
         print(

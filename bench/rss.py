@@ -82,8 +82,11 @@ def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s:
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark child {list(argv)} failed:\n{err.read().decode()[-3000:]}")
-        result: Dict[str, Any] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-                                  "load_1min": [load_before, round(os.getloadavg()[0], 2)]}
+        result: Dict[str, Any] = {
+            "wall_s": round(wall, 3),
+            "cpu_s": round(cpu, 3),
+            "load_1min": [load_before, round(os.getloadavg()[0], 2)],
+        }
         result.update({f"peak_{k}_mib": round(v / 1024) for k, v in peaks.items()})
         result["stdout"] = out.read().decode()
         return result

@@ -45,13 +45,20 @@ def build(name: str):
     import torch
 
     if name == "cnn":
-        return models.cnn_model(), [torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(i))
-                                    for i in range(2)]
+        return models.cnn_model(), [
+            torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)
+        ]
     if name == "cnn64":
         torch.manual_seed(0)
         model = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, padding=1),
-            torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10)).eval()
+            torch.nn.Conv2d(3, 16, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(32, 10),
+        ).eval()
         return model, [torch.randn(16, 3, 64, 64) for _ in range(2)]
     raise SystemExit(f"unknown model {name!r}")
 
@@ -62,7 +69,11 @@ def run(name: str, requests: int, workdir: Path) -> dict:
     model, dataloader = build(name)
     start = time.perf_counter()
     package = nav.torch.export(
-        model, dataloader, model_name=name, workdir=workdir, sample_count=16,
+        model,
+        dataloader,
+        model_name=name,
+        workdir=workdir,
+        sample_count=16,
         target_formats=("torchscript", "torch-exportedprogram", "onnx"),
         runtimes=("CPUExecutionProvider", "OpenVINO", "TorchCompile"),
         profiler_config=nav.ProfilerConfig(batch_sizes=BATCH_SIZES, measurement_request_count=requests),
@@ -74,14 +85,22 @@ def run(name: str, requests: int, workdir: Path) -> dict:
         result = package.status.paths[key].runtimes.get(nav.RuntimeProvider(runtime))
         perf = result.performance if result else None
         corr = result.correctness if result else None
-        row = {"path": key, "runtime": runtime,
-               "correctness": None if corr is None else corr.status.value,
-               "max_abs_error": None if corr is None or not corr.per_output
-               else max(e.max_abs_error for e in corr.per_output.values())}
+        row = {
+            "path": key,
+            "runtime": runtime,
+            "correctness": None if corr is None else corr.status.value,
+            "max_abs_error": None
+            if corr is None or not corr.per_output
+            else max(e.max_abs_error for e in corr.per_output.values()),
+        }
         if perf is not None and perf.status.value == "ok":
             for r in perf.results:
-                row[f"bs{r.batch_size}"] = {"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "throughput": r.throughput,
-                                            "stable": r.stable}
+                row[f"bs{r.batch_size}"] = {
+                    "p50_ms": r.p50_ms,
+                    "p99_ms": r.p99_ms,
+                    "throughput": r.throughput,
+                    "stable": r.stable,
+                }
         else:
             row["error"] = (perf.reason if perf else None) or (corr.reason if corr else "not run")
         rows[label] = row
@@ -92,22 +111,34 @@ def run(name: str, requests: int, workdir: Path) -> dict:
 
 
 def table(name: str, result: dict) -> str:
-    lines = [f"### {name}", "",
-             "| runtime | p50 ms, batch 1 | p50 ms, batch 16 | samples/s, batch 16 | max abs error |",
-             "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"### {name}",
+        "",
+        "| runtime | p50 ms, batch 1 | p50 ms, batch 16 | samples/s, batch 16 | max abs error |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for label, row in result["runtimes"].items():
+
         def cell(batch: int, field: str, fmt: str, row: dict = row) -> str:
             r = row.get(f"bs{batch}")
             if r is None:
                 return "-"
             return format(r[field], fmt) + ("" if r["stable"] else " ~")
-        err = "reference" if row["correctness"] is None and row["path"] == "torch" else (
-            f"{row['max_abs_error']:.1e}" if row["max_abs_error"] is not None else "-")
-        lines.append(f"| {label} | {cell(1, 'p50_ms', '.3f')} | {cell(16, 'p50_ms', '.3f')} | "
-                     f"{cell(16, 'throughput', '.0f')} | {err} |")
+
+        err = (
+            "reference"
+            if row["correctness"] is None and row["path"] == "torch"
+            else (f"{row['max_abs_error']:.1e}" if row["max_abs_error"] is not None else "-")
+        )
+        lines.append(
+            f"| {label} | {cell(1, 'p50_ms', '.3f')} | {cell(16, 'p50_ms', '.3f')} | "
+            f"{cell(16, 'throughput', '.0f')} | {err} |"
+        )
     for strategy, b in result["best"].items():
-        lines.append(f"\n{strategy}: **{b['path']} on {b['runtime']}** (batch {b['batch_size']}, "
-                     f"p50 {b['p50_ms']:.3f} ms, {b['throughput']:.0f}/s)")
+        lines.append(
+            f"\n{strategy}: **{b['path']} on {b['runtime']}** (batch {b['batch_size']}, "
+            f"p50 {b['p50_ms']:.3f} ms, {b['throughput']:.0f}/s)"
+        )
     lines.append(f"\nexport + checks + profiling of all of it: {result['export_wall_s']:.0f} s ('~': unstable)")
     return "\n".join(lines)
 
@@ -131,15 +162,24 @@ def main() -> None:
             results[name] = run(name, args.requests, Path(tmp) / name)
             print(table(name, results[name]), "\n", flush=True)
     out = ROOT / "bench" / "results" / "runtime_comparison.json"
-    out.write_text(json.dumps({
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
-        "python": sys.version.split()[0],
-        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-                     "openvino": openvino.__version__},
-        "batch_sizes": BATCH_SIZES,
-        "measurement_request_count": args.requests,
-        "results": results,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+                "python": sys.version.split()[0],
+                "versions": {
+                    "torch": torch.__version__,
+                    "onnxruntime": onnxruntime.__version__,
+                    "openvino": openvino.__version__,
+                },
+                "batch_sizes": BATCH_SIZES,
+                "measurement_request_count": args.requests,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

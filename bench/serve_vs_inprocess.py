@@ -37,32 +37,58 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, padding=1),
-        torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10)).eval()
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 10),
+    ).eval()
     dataloader = [torch.randn(8, 3, 64, 64) for _ in range(2)]
     config = nav.ProfilerConfig(batch_sizes=(1, 2, 4, 8), measurement_request_count=args.requests)
     with tempfile.TemporaryDirectory(prefix="nav-serve-bench-") as tmp:
         start = time.perf_counter()
-        package = nav.torch.export(model, dataloader, model_name="cnn64", workdir=Path(tmp) / "w",
-                                   target_formats=("onnx", "torchscript"), jit_options=("trace",),
-                                   profiler_config=config, verbose=False)
+        package = nav.torch.export(
+            model,
+            dataloader,
+            model_name="cnn64",
+            workdir=Path(tmp) / "w",
+            target_formats=("onnx", "torchscript"),
+            jit_options=("trace",),
+            profiler_config=config,
+            verbose=False,
+        )
         export_s = time.perf_counter() - start
         start = time.perf_counter()
-        report = nav.loadtest(package, concurrency=args.concurrency, batch_size=1,
-                              profiler_config=nav.ProfilerConfig(measurement_request_count=args.requests))
+        report = nav.loadtest(
+            package,
+            concurrency=args.concurrency,
+            batch_size=1,
+            profiler_config=nav.ProfilerConfig(measurement_request_count=args.requests),
+        )
         loadtest_s = time.perf_counter() - start
     table = report.to_markdown()
     print(table)
-    results = {"report": report.to_dict(), "export_s": export_s, "loadtest_s": loadtest_s,
-               "requests_per_window": args.requests,
-               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-                           "platform": platform.platform()}}
+    results = {
+        "report": report.to_dict(),
+        "export_s": export_s,
+        "loadtest_s": loadtest_s,
+        "requests_per_window": args.requests,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
+    }
     out = ROOT / "bench" / "results"
     (out / "serve_vs_inprocess.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "serve_vs_inprocess.md").write_text(
         "# Served (Triton through PyTriton) vs in process: the CNN of bench/serve_vs_inprocess.py\n\n"
         f"{os.cpu_count()} CPUs shared with other jobs, Python {platform.python_version()}, torch {torch.__version__}; "
-        f"{args.requests} requests per window, requests of one sample.\n\n" + table + "\n")
+        f"{args.requests} requests per window, requests of one sample.\n\n" + table + "\n"
+    )
     print(f"wrote {out / 'serve_vs_inprocess.json'} and .md", file=sys.stderr)
 
 

@@ -99,8 +99,10 @@ class Selection:
             what = f"highest throughput with p{self.latency_percentile} <= {self.latency_budget_ms:g} ms"
         stable = "" if f.stable else " (unstable measurement)"
         note = f"; {self.precision_note}" if self.precision_note else ""
-        return (f"{self.path} on {self.runtime.value} ({what}): p50 {f.p50_ms:.3f} ms, p99 {f.p99_ms:.3f} ms, "
-                f"{f.throughput:.0f} samples/s at batch size {f.batch_size}{stable}{note}")
+        return (
+            f"{self.path} on {self.runtime.value} ({what}): p50 {f.p50_ms:.3f} ms, p99 {f.p99_ms:.3f} ms, "
+            f"{f.throughput:.0f} samples/s at batch size {f.batch_size}{stable}{note}"
+        )
 
     def explain(self) -> str:
         """The winner and one line per loser."""
@@ -129,8 +131,10 @@ class Selection:
             "latency_budget_ms": self.latency_budget_ms,
             "latency_percentile": self.latency_percentile,
             "precision_note": self.precision_note,
-            "rejected": [{"path": r.path, "runtime": r.runtime.value if r.runtime else None, "reason": r.reason}
-                         for r in self.rejected],
+            "rejected": [
+                {"path": r.path, "runtime": r.runtime.value if r.runtime else None, "reason": r.reason}
+                for r in self.rejected
+            ],
         }
 
 
@@ -172,30 +176,43 @@ def _percent(worse: float, better: float) -> str:
     return f" ({abs(worse - better) / better * 100:.0f}% {'slower' if worse > better else 'less'})"
 
 
-def parse_strategy(strategy: Optional[Union[str, SelectionStrategy]],
-                   latency_budget_ms: Optional[float]) -> SelectionStrategy:
+def parse_strategy(
+    strategy: Optional[Union[str, SelectionStrategy]], latency_budget_ms: Optional[float]
+) -> SelectionStrategy:
     """The strategy to use: given, or inferred (a latency budget means MAX_THROUGHPUT_WITHIN_LATENCY)."""
     if strategy is None:
-        return SelectionStrategy.MIN_LATENCY if latency_budget_ms is None \
+        return (
+            SelectionStrategy.MIN_LATENCY
+            if latency_budget_ms is None
             else SelectionStrategy.MAX_THROUGHPUT_WITHIN_LATENCY
+        )
     if isinstance(strategy, str) and not isinstance(strategy, SelectionStrategy):
         strategy = strategy.replace("_", "-")
     return parse_enum(SelectionStrategy, strategy, "strategy")
 
 
-def _check_arguments(strategy: SelectionStrategy, latency_budget_ms: Optional[float], batch_size: Optional[int],
-                     latency_percentile: Optional[int]) -> int:
+def _check_arguments(
+    strategy: SelectionStrategy,
+    latency_budget_ms: Optional[float],
+    batch_size: Optional[int],
+    latency_percentile: Optional[int],
+) -> int:
     """Refuse arguments that do not fit `strategy`, before reading the status; return the percentile to rank by."""
     within = strategy == SelectionStrategy.MAX_THROUGHPUT_WITHIN_LATENCY
     if within:
         if latency_budget_ms is None:
             raise UserInputError(f"strategy {strategy.value!r} needs `latency_budget_ms`.")
-        if isinstance(latency_budget_ms, bool) or not isinstance(latency_budget_ms, (int, float)) \
-                or not latency_budget_ms > 0:
+        if (
+            isinstance(latency_budget_ms, bool)
+            or not isinstance(latency_budget_ms, (int, float))
+            or not latency_budget_ms > 0
+        ):
             raise UserInputError(f"`latency_budget_ms` must be a number > 0, got {latency_budget_ms!r}.")
     elif latency_budget_ms is not None:
-        raise UserInputError(f"`latency_budget_ms` applies to strategy "
-                             f"{SelectionStrategy.MAX_THROUGHPUT_WITHIN_LATENCY.value!r} only, not {strategy.value!r}.")
+        raise UserInputError(
+            f"`latency_budget_ms` applies to strategy "
+            f"{SelectionStrategy.MAX_THROUGHPUT_WITHIN_LATENCY.value!r} only, not {strategy.value!r}."
+        )
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise UserInputError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     percentile = latency_percentile if latency_percentile is not None else (99 if within else 50)
@@ -215,10 +232,17 @@ def _candidates(status: NavigatorStatus, rejected: List[Rejection]) -> List[_Can
             continue
         path = status.paths[verdict.path]
         result = path.runtimes[verdict.runtime]  # type: ignore[index]
-        candidates.append(_Candidate(verdict.path, path.format, verdict.runtime,  # type: ignore[arg-type]
-                                     list(result.performance.results),  # type: ignore[union-attr]
-                                     result.is_verified, order[verdict.path],
-                                     *_precision_of(path, result)))
+        candidates.append(
+            _Candidate(
+                verdict.path,
+                path.format,
+                verdict.runtime,  # type: ignore[arg-type]
+                list(result.performance.results),  # type: ignore[union-attr]
+                result.is_verified,
+                order[verdict.path],
+                *_precision_of(path, result),
+            )
+        )
     return candidates
 
 
@@ -231,17 +255,32 @@ def _full_precision_pool(status: NavigatorStatus) -> List[_Candidate]:
         for runtime, result in path.runtimes.items():
             precision, loss = _precision_of(path, result)
             if precision is None and path.unfit(runtime) is None:
-                pool.append(_Candidate(key, path.format, runtime, list(result.performance.results),  # type: ignore[union-attr]
-                                       result.is_verified, order[key], precision, loss))
+                pool.append(
+                    _Candidate(
+                        key,
+                        path.format,
+                        runtime,
+                        list(result.performance.results),  # type: ignore[union-attr]
+                        result.is_verified,
+                        order[key],
+                        precision,
+                        loss,
+                    )
+                )
     return pool
 
 
 def check_precision_loss(max_precision_loss: Any) -> Optional[float]:
     """`max_precision_loss` as given, refused (UserInputError) unless a number >= 0 or None."""
-    if max_precision_loss is not None and (isinstance(max_precision_loss, bool) or not isinstance(
-            max_precision_loss, (int, float)) or not max_precision_loss >= 0):
-        raise UserInputError(f"`max_precision_loss` must be a number >= 0 (a relative L2 error, e.g. 0.01) or None "
-                             f"(no reduced precision), got {max_precision_loss!r}.")
+    if max_precision_loss is not None and (
+        isinstance(max_precision_loss, bool)
+        or not isinstance(max_precision_loss, (int, float))
+        or not max_precision_loss >= 0
+    ):
+        raise UserInputError(
+            f"`max_precision_loss` must be a number >= 0 (a relative L2 error, e.g. 0.01) or None "
+            f"(no reduced precision), got {max_precision_loss!r}."
+        )
     return max_precision_loss
 
 
@@ -264,8 +303,9 @@ def precision_loss_reason(path: Any, result: Any, max_precision_loss: Optional[f
     return _loss_reason(*_precision_of(path, result), max_precision_loss)
 
 
-def _within_loss(candidates: List[_Candidate], max_precision_loss: Optional[float],
-                 rejected: List[Rejection]) -> List[_Candidate]:
+def _within_loss(
+    candidates: List[_Candidate], max_precision_loss: Optional[float], rejected: List[Rejection]
+) -> List[_Candidate]:
     """Drop reduced-precision candidates over `max_precision_loss` (None: all of them)."""
     kept = []
     for c in candidates:
@@ -289,8 +329,13 @@ def _gain(strategy: SelectionStrategy, percentile: int, f: ProfilingResult, base
     return f.throughput / baseline.throughput if baseline.throughput > 0 else float("inf")
 
 
-def _paying(ranked: "_Ranked", baseline: Optional[Tuple[_Candidate, ProfilingResult]], strategy: SelectionStrategy,
-            percentile: int, rejected: List[Rejection]) -> Tuple["_Ranked", Optional[str]]:
+def _paying(
+    ranked: "_Ranked",
+    baseline: Optional[Tuple[_Candidate, ProfilingResult]],
+    strategy: SelectionStrategy,
+    percentile: int,
+    rejected: List[Rejection],
+) -> Tuple["_Ranked", Optional[str]]:
     """Keep a reduced-precision candidate only when it beats `baseline`, the best full-precision result
     under the same strategy, budget and batch size, by MIN_REDUCED_PRECISION_GAIN, or when no full-precision
     result meets them (it is then the only way to), or when the user verified it; the others join
@@ -300,10 +345,13 @@ def _paying(ranked: "_Ranked", baseline: Optional[Tuple[_Candidate, ProfilingRes
         gain = _gain(strategy, percentile, f, baseline[1]) if baseline is not None else float("inf")
         if c.precision is not None and not c.verified and gain < MIN_REDUCED_PRECISION_GAIN:
             assert baseline is not None
-            why = (f"{gain:.2f}x against {baseline[0].path} on {baseline[0].runtime.value}, not "
-                   f"{MIN_REDUCED_PRECISION_GAIN:g}x faster ({_loser_reason(strategy, percentile, f, baseline[1])})")
-            rejected.append(Rejection(c.path, c.runtime, f"{c.precision}: {why}; reduced precision is chosen only when "
-                                                         f"it pays"))
+            why = (
+                f"{gain:.2f}x against {baseline[0].path} on {baseline[0].runtime.value}, not "
+                f"{MIN_REDUCED_PRECISION_GAIN:g}x faster ({_loser_reason(strategy, percentile, f, baseline[1])})"
+            )
+            rejected.append(
+                Rejection(c.path, c.runtime, f"{c.precision}: {why}; reduced precision is chosen only when it pays")
+            )
         else:
             kept.append((c, f))
     if not kept or kept[0][0].precision is None:
@@ -313,8 +361,10 @@ def _paying(ranked: "_Ranked", baseline: Optional[Tuple[_Candidate, ProfilingRes
         return kept, f"{c.label()}: no full-precision result qualifies here, rel L2 error {c.loss:.1%}"
     b, g = baseline
     runtime = b.runtime.value.replace("ExecutionProvider", "")
-    return kept, (f"{c.label()}: {_gain(strategy, percentile, f, g):.1f}x faster than fp32 {b.path} on {runtime}, "
-                  f"rel L2 error {c.loss:.1%}" + (" (verified)" if c.verified else ""))
+    return kept, (
+        f"{c.label()}: {_gain(strategy, percentile, f, g):.1f}x faster than fp32 {b.path} on {runtime}, "
+        f"rel L2 error {c.loss:.1%}" + (" (verified)" if c.verified else "")
+    )
 
 
 def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: List[Rejection]) -> List[_Candidate]:
@@ -322,8 +372,9 @@ def _narrow(candidates: List[_Candidate], batch_size: Optional[int], rejected: L
     if batch_size is not None:
         for c in [c for c in candidates if not any(r.batch_size == batch_size for r in c.results)]:
             sizes = ", ".join(str(r.batch_size) for r in c.results)
-            rejected.append(Rejection(c.path, c.runtime,
-                                      f"not profiled at batch size {batch_size} (profiled: {sizes})"))
+            rejected.append(
+                Rejection(c.path, c.runtime, f"not profiled at batch size {batch_size} (profiled: {sizes})")
+            )
         candidates = [c for c in candidates if any(r.batch_size == batch_size for r in c.results)]
     return candidates
 
@@ -339,8 +390,11 @@ def _rank_min_latency(candidates: List[_Candidate], batch_size: Optional[int], p
         size = min(common) if common else None
     figures = []
     for c in candidates:
-        at = [r for r in c.results if r.batch_size == size] if size is not None else \
-            [min(c.results, key=lambda r: r.batch_size)]
+        at = (
+            [r for r in c.results if r.batch_size == size]
+            if size is not None
+            else [min(c.results, key=lambda r: r.batch_size)]
+        )
         figures.append((c, at[0]))
     return sorted(figures, key=lambda cf: (_latency(cf[1], percentile), -cf[1].throughput, cf[0].order))
 
@@ -354,8 +408,13 @@ def _rank_max_throughput(candidates: List[_Candidate], batch_size: Optional[int]
     return sorted(figures, key=lambda cf: (-cf[1].throughput, cf[1].p50_ms, cf[0].order))
 
 
-def _rank_within_latency(candidates: List[_Candidate], batch_size: Optional[int], percentile: int,
-                         latency_budget_ms: float, rejected: List[Rejection]) -> _Ranked:
+def _rank_within_latency(
+    candidates: List[_Candidate],
+    batch_size: Optional[int],
+    percentile: int,
+    latency_budget_ms: float,
+    rejected: List[Rejection],
+) -> _Ranked:
     """MAX_THROUGHPUT_WITHIN_LATENCY: each candidate at its best batch size within the budget, highest throughput
     first; a candidate over the budget at every batch size joins `rejected`."""
     figures = []
@@ -364,16 +423,27 @@ def _rank_within_latency(candidates: List[_Candidate], batch_size: Optional[int]
         fitting = [r for r in pool if _latency(r, percentile) <= latency_budget_ms]
         if not fitting:
             best = min(pool, key=lambda r: _latency(r, percentile))
-            rejected.append(Rejection(c.path, c.runtime,
-                                      f"over the latency budget: p{percentile} {_latency(best, percentile):.3f} ms at "
-                                      f"batch size {best.batch_size} > {latency_budget_ms:g} ms"))
+            rejected.append(
+                Rejection(
+                    c.path,
+                    c.runtime,
+                    f"over the latency budget: p{percentile} {_latency(best, percentile):.3f} ms at "
+                    f"batch size {best.batch_size} > {latency_budget_ms:g} ms",
+                )
+            )
             continue
         figures.append((c, max(fitting, key=lambda r: (r.throughput, -_latency(r, percentile)))))
     return sorted(figures, key=lambda cf: (-cf[1].throughput, _latency(cf[1], percentile), cf[0].order))
 
 
-def _rank(strategy: SelectionStrategy, candidates: List[_Candidate], batch_size: Optional[int], percentile: int,
-          latency_budget_ms: Optional[float], rejected: List[Rejection]) -> _Ranked:
+def _rank(
+    strategy: SelectionStrategy,
+    candidates: List[_Candidate],
+    batch_size: Optional[int],
+    percentile: int,
+    latency_budget_ms: Optional[float],
+    rejected: List[Rejection],
+) -> _Ranked:
     """The candidates ranked by `strategy`, best first."""
     if strategy == SelectionStrategy.MIN_LATENCY:
         return _rank_min_latency(candidates, batch_size, percentile)
@@ -386,11 +456,15 @@ def _rank(strategy: SelectionStrategy, candidates: List[_Candidate], batch_size:
 def _loser_reason(strategy: SelectionStrategy, percentile: int, f: ProfilingResult, win: ProfilingResult) -> str:
     """Why a ranked candidate lost to the winner: its deciding figure against the winner's."""
     if strategy == SelectionStrategy.MIN_LATENCY:
-        return (f"p{percentile} {_latency(f, percentile):.3f} ms vs {_latency(win, percentile):.3f} ms at batch size "
-                f"{f.batch_size}{_percent(_latency(f, percentile), _latency(win, percentile))}")
+        return (
+            f"p{percentile} {_latency(f, percentile):.3f} ms vs {_latency(win, percentile):.3f} ms at batch size "
+            f"{f.batch_size}{_percent(_latency(f, percentile), _latency(win, percentile))}"
+        )
     percent = _percent(f.throughput, win.throughput) if f.throughput != win.throughput else ""
-    why = (f"throughput {f.throughput:.0f}/s (batch size {f.batch_size}) vs {win.throughput:.0f}/s "
-           f"(batch size {win.batch_size}){percent}")
+    why = (
+        f"throughput {f.throughput:.0f}/s (batch size {f.batch_size}) vs {win.throughput:.0f}/s "
+        f"(batch size {win.batch_size}){percent}"
+    )
     if f.throughput == win.throughput:
         why += f", tie broken by p{percentile} latency"
     return why
@@ -427,8 +501,11 @@ def select_runtime(
     candidates = _narrow(candidates, batch_size, rejected)
     ranked = _rank(strategy, candidates, batch_size, percentile, latency_budget_ms, rejected)
     # the full-precision result to beat, at the batch size the ranking compares (min-latency: the winner's)
-    at = ranked[0][1].batch_size if batch_size is None and ranked and strategy == SelectionStrategy.MIN_LATENCY \
+    at = (
+        ranked[0][1].batch_size
+        if batch_size is None and ranked and strategy == SelectionStrategy.MIN_LATENCY
         else batch_size
+    )
     pool = _narrow(_full_precision_pool(status), at, [])
     baseline = next(iter(_rank(strategy, pool, at, percentile, latency_budget_ms, [])), None)
     ranked, note = _paying(ranked, baseline, strategy, percentile, rejected)
@@ -437,12 +514,24 @@ def select_runtime(
         lines = "\n".join(f"  - {r}" for r in rejected) or "  (no paths in the status)"
         raise NoRuntimeQualifiesError(
             f"No path and runtime qualifies for strategy {strategy.value!r}"
-            + (f" within {latency_budget_ms:g} ms" if within else "") + _verified_note(status) + f":\n{lines}",
-            rejected)
+            + (f" within {latency_budget_ms:g} ms" if within else "")
+            + _verified_note(status)
+            + f":\n{lines}",
+            rejected,
+        )
 
     winner, win = ranked[0]
     rejected += [Rejection(c.path, c.runtime, _loser_reason(strategy, percentile, f, win)) for c, f in ranked[1:]]
     budget = float(latency_budget_ms) if within and latency_budget_ms is not None else None
-    return Selection(strategy=strategy, path=winner.path, format=winner.format, runtime=winner.runtime, figures=win,
-                     verified=winner.verified, latency_budget_ms=budget,
-                     latency_percentile=percentile, rejected=rejected, precision_note=note)
+    return Selection(
+        strategy=strategy,
+        path=winner.path,
+        format=winner.format,
+        runtime=winner.runtime,
+        figures=win,
+        verified=winner.verified,
+        latency_budget_ms=budget,
+        latency_percentile=percentile,
+        rejected=rejected,
+        precision_note=note,
+    )

@@ -23,9 +23,14 @@ def cnn():
 
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(), torch.nn.Linear(32, 10),
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 10),
     ).eval()
 
 
@@ -43,13 +48,19 @@ def main() -> int:
 
     generator = torch.Generator().manual_seed(0)
     dataloader = [torch.rand(4, 3, 64, 64, generator=generator) for _ in range(3)]
-    profiler = nav.ProfilerConfig(batch_sizes=(1, 4, 16), measurement_request_count=30, max_trials=6,
-                                  warmup_requests=5)
+    profiler = nav.ProfilerConfig(batch_sizes=(1, 4, 16), measurement_request_count=30, max_trials=6, warmup_requests=5)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
-        package = nav.torch.export(cnn(), dataloader, model_name="cnn", workdir=root / "cnn_workdir",
-                                   override_workdir=True, profiler_config=profiler, disable_git_info=True,
-                                   isolation=False)  # no worker starting up beside the source model's profile
+        package = nav.torch.export(
+            cnn(),
+            dataloader,
+            model_name="cnn",
+            workdir=root / "cnn_workdir",
+            override_workdir=True,
+            profiler_config=profiler,
+            disable_git_info=True,
+            isolation=False,
+        )  # no worker starting up beside the source model's profile
         files = write_report(package, root / "cnn_report")
         png = screenshot(files.html, args.output, width=1400, height=2000)
     print(f"wrote {png}")

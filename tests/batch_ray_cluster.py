@@ -37,11 +37,25 @@ def namespace_unavailable() -> Optional[str]:
     return None
 
 
-def run_in_namespace(argv: Sequence[str], timeout: float, env: Optional[Dict[str, str]] = None,
-                     ) -> subprocess.CompletedProcess:
+def run_in_namespace(
+    argv: Sequence[str],
+    timeout: float,
+    env: Optional[Dict[str, str]] = None,
+) -> subprocess.CompletedProcess:
     """Run `argv` in new network/PID/mount namespaces with only loopback, brought up first."""
-    command = ["unshare", "-n", "-p", "-f", "--mount-proc", "--", "sh", "-c", 'ip link set lo up && exec "$@"',
-               "sh", *argv]
+    command = [
+        "unshare",
+        "-n",
+        "-p",
+        "-f",
+        "--mount-proc",
+        "--",
+        "sh",
+        "-c",
+        'ip link set lo up && exec "$@"',
+        "sh",
+        *argv,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -72,16 +86,32 @@ class Cluster:
         token.chmod(0o600)
         (root / "home").mkdir(exist_ok=True)
         # The driver (this process) and every node use the token of this cluster, not ~/.ray/auth_token.
-        os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "HOME": str(root / "home"),
-                           "RAY_USAGE_STATS_ENABLED": "0"})
+        os.environ.update(
+            {
+                "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN_PATH": str(token),
+                "HOME": str(root / "home"),
+                "RAY_USAGE_STATS_ENABLED": "0",
+            }
+        )
 
     def _ray(self, *args: str) -> None:
         subprocess.run([RAY, *args], check=True, capture_output=True, text=True, timeout=120)
 
     def start(self) -> None:
         common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus), "--disable-usage-stats"]
-        self._ray("start", "--head", "--port", str(PORT), "--temp-dir", str(self.root / "ray"),
-                  "--include-dashboard=false", "--resources", json.dumps({"kind_a": 1}), *common)
+        self._ray(
+            "start",
+            "--head",
+            "--port",
+            str(PORT),
+            "--temp-dir",
+            str(self.root / "ray"),
+            "--include-dashboard=false",
+            "--resources",
+            json.dumps({"kind_a": 1}),
+            *common,
+        )
         self._ray("start", "--address", self.address, "--resources", json.dumps({"kind_b": 1}), *common)
 
     def raylet_pid(self, kind: str) -> int:

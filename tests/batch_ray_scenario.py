@@ -25,8 +25,15 @@ LIGHT = {"measurement_request_count": 10, "max_trials": 4, "warmup_requests": 2}
 
 def export_job(name: str, framework: str, model: str, data: str, kind: str, **extra) -> dict:
     export = {"profiler_config": LIGHT, **extra.pop("export", {})}
-    return {"name": name, "framework": framework, "model": f"batch_models:{model}",
-            "dataloader": f"batch_models:{data}", "export": export, "resources": {"custom": {kind: 1}}, **extra}
+    return {
+        "name": name,
+        "framework": framework,
+        "model": f"batch_models:{model}",
+        "dataloader": f"batch_models:{data}",
+        "export": export,
+        "resources": {"custom": {kind: 1}},
+        **extra,
+    }
 
 
 def zoo_jobs() -> list:
@@ -64,8 +71,10 @@ def _interrupt_when_started(marker_dir: Path, report: dict) -> None:
 def _interrupt_phase(cluster: Cluster, marker_dir: Path, root: Path, report: dict) -> None:
     import model_navigator as nav
 
-    jobs = [export_job("slow", "torch", "slow_torch_model", "torch_data", "kind_a"),
-            export_job("queued", "torch", "torch_model", "torch_data", "kind_a")]
+    jobs = [
+        export_job("slow", "torch", "slow_torch_model", "torch_data", "kind_a"),
+        export_job("queued", "torch", "torch_model", "torch_data", "kind_a"),
+    ]
     threading.Thread(target=_interrupt_when_started, args=(marker_dir, report), daemon=True).start()
     try:
         nav.batch.run(jobs, root / "interrupted", ray=cluster.address)
@@ -75,8 +84,11 @@ def _interrupt_phase(cluster: Cluster, marker_dir: Path, root: Path, report: dic
     report["interrupted"] = json.loads((root / "interrupted" / "summary.json").read_text())["jobs"]
     time.sleep(3)  # the cancelled task's worker is gone; its job process follows within the lifeline's watch
     pid = report.get("interrupted_job_pid")
-    report["interrupted_job_alive"] = pid is not None and Path(f"/proc/{pid}").exists() and \
-        "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[:1]
+    report["interrupted_job_alive"] = (
+        pid is not None
+        and Path(f"/proc/{pid}").exists()
+        and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[:1]
+    )
 
 
 def main(root: Path) -> None:
@@ -103,17 +115,30 @@ def main(root: Path) -> None:
         report["zoo_rerun"] = nav.batch.run(zoo_jobs(), root / "zoo", ray=cluster.address).jobs
         report["zoo_rerun_wall_s"] = time.time() - started
         package = root / "zoo" / "jobs" / "torch" / "torch.nav"
-        retest = [{"name": "retest", "package": str(package),
-                   "retest": {"profiler_config": LIGHT},
-                   "resources": [{"custom": {"kind_a": 1}}, {"custom": {"kind_b": 1}}]}]
+        retest = [
+            {
+                "name": "retest",
+                "package": str(package),
+                "retest": {"profiler_config": LIGHT},
+                "resources": [{"custom": {"kind_a": 1}}, {"custom": {"kind_b": 1}}],
+            }
+        ]
         report["retest"] = nav.batch.run(retest, root / "retest", ray=cluster.address).jobs
         _interrupt_phase(cluster, marker_dir, root, report)
         killer = threading.Thread(target=_kill_when_started, args=(cluster, marker_dir, report), daemon=True)
         killer.start()
-        lost = [export_job("slow", "torch", "slow_torch_model", "torch_data", "kind_b", retries=1,
-                           export={"target_formats": ["onnx"]}),
-                export_job("beside", "torch", "torch_model", "torch_data", "kind_a",
-                           export={"target_formats": ["onnx"]})]
+        lost = [
+            export_job(
+                "slow",
+                "torch",
+                "slow_torch_model",
+                "torch_data",
+                "kind_b",
+                retries=1,
+                export={"target_formats": ["onnx"]},
+            ),
+            export_job("beside", "torch", "torch_model", "torch_data", "kind_a", export={"target_formats": ["onnx"]}),
+        ]
         start = time.time()
         report["node_lost"] = nav.batch.run(lost, root / "lost", ray=cluster.address).jobs
         report["node_lost_wall_s"] = time.time() - start

@@ -54,8 +54,10 @@ def cnn() -> Tuple[Any, Any]:
     model = CNN()
     variables = model.init(jax.random.PRNGKey(0), jnp.ones((1, 16, 16, 3), jnp.float32))
     stats = variables["batch_stats"]["BatchNorm_0"]
-    variables = {"params": variables["params"],
-                 "batch_stats": {"BatchNorm_0": {"mean": stats["mean"] + 0.1, "var": stats["var"] * 1.5}}}
+    variables = {
+        "params": variables["params"],
+        "batch_stats": {"BatchNorm_0": {"mean": stats["mean"] + 0.1, "var": stats["var"] * 1.5}},
+    }
 
     def predict(image, params):
         return model.apply(params, image)
@@ -130,7 +132,8 @@ def relative_position_bucket(relative_position, num_buckets: int, max_distance: 
     is_small = distance < max_exact
     large = max_exact + (
         jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / max_exact)
-        / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+        / math.log(max_distance / max_exact)
+        * (num_buckets - max_exact)
     ).astype(jnp.int32)
     large = jnp.minimum(large, num_buckets - 1)
     return bucket + jnp.where(is_small, distance, large)
@@ -163,9 +166,11 @@ class T5SelfAttention(nn.Module):
         k = heads(nn.Dense(inner, use_bias=False, name="k")(hidden))
         v = heads(nn.Dense(inner, use_bias=False, name="v")(hidden))
         if self.has_relative_bias:
-            buckets = relative_position_bucket(relative_positions(length, self.iota_positions),
-                                               cfg.relative_attention_num_buckets,
-                                               cfg.relative_attention_max_distance)
+            buckets = relative_position_bucket(
+                relative_positions(length, self.iota_positions),
+                cfg.relative_attention_num_buckets,
+                cfg.relative_attention_max_distance,
+            )
             table = nn.Embed(cfg.relative_attention_num_buckets, cfg.num_heads, name="relative_attention_bias")
             position_bias = jnp.transpose(table(buckets), (2, 0, 1))[None]  # (1, heads, q, k)
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) + position_bias + mask_bias
@@ -221,15 +226,16 @@ def t5_encoder(config: T5Config = T5Config(), iota_positions: bool = False) -> T
     return encode, params
 
 
-def t5_dataloader(config: T5Config = T5Config(), lengths=(5, 9, 7, 12),
-                  batch_size: int = 2) -> List[Dict[str, np.ndarray]]:
+def t5_dataloader(
+    config: T5Config = T5Config(), lengths=(5, 9, 7, 12), batch_size: int = 2
+) -> List[Dict[str, np.ndarray]]:
     """Token batches padded to their longest text, as a tokenizer gives them (int64 numpy)."""
     rng = np.random.default_rng(0)
     batches = []
     for length in lengths:
         ids = rng.integers(1, config.vocab_size, size=(batch_size, length)).astype(np.int64)
         mask = np.ones((batch_size, length), np.int64)
-        mask[1:, length - 2:] = 0  # the second text is shorter: padded
+        mask[1:, length - 2 :] = 0  # the second text is shorter: padded
         ids[mask == 0] = 0
         batches.append({"input_ids": ids, "attention_mask": mask})
     return batches

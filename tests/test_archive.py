@@ -328,8 +328,11 @@ def test_package_written_by_earlier_code_still_validates_and_extracts(tmp_path: 
     package = REPO_ROOT / "tests" / "fixtures" / "linear_v1.nav"
     with zipfile.ZipFile(package) as zf:
         kinds = {i.compress_type for i in zf.infolist()}
-        expected = {("export.log" if i.filename == "navigator.log" else i.filename): zf.read(i)
-                    for i in zf.infolist() if i.filename != MANIFEST_FILE}
+        expected = {
+            ("export.log" if i.filename == "navigator.log" else i.filename): zf.read(i)
+            for i in zf.infolist()
+            if i.filename != MANIFEST_FILE
+        }
     assert zipfile.ZIP_DEFLATED in kinds
     validate_archive(package)
     target = tmp_path / "old"
@@ -355,8 +358,9 @@ def test_interrupted_save_leaves_no_package_and_no_temporary(tmp_path: Path, wor
         sys.exit(0)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            env=helpers.repo_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE, env=helpers.repo_env()
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"start"
         deadline = time.monotonic() + 10
@@ -420,7 +424,7 @@ def test_yaml_python_tag_refused_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     for status in (
         f'!!python/object/apply:os.system ["echo pwned > {marker}"]\n'.encode(),
-        f'model_name: m\nframework: torch\nformat_version: {FORMAT_VERSION}\n'
+        f"model_name: m\nframework: torch\nformat_version: {FORMAT_VERSION}\n"
         f'config: !!python/object/apply:os.system ["echo pwned > {marker}"]\n'.encode(),
     ):
         package = build_zip(tmp_path / "evil.nav", [], status=status)
@@ -446,8 +450,11 @@ def test_object_array_npz_refused_and_extraction_rolled_back(tmp_path: Path) -> 
     evil = buffer.getvalue()
     entries = [("onnx/model.onnx", ONNX_BYTES), ("model_input/conversion/0.npz", evil)]
     package = build_zip(tmp_path / "evil.nav", entries)
-    with pytest.raises(PackageError, match=r"entry 'model_input/conversion/0.npz' refused: array 'x' cannot be "
-                                           r"loaded without pickle"):
+    with pytest.raises(
+        PackageError,
+        match=r"entry 'model_input/conversion/0.npz' refused: array 'x' cannot be "
+        r"loaded without pickle",
+    ):
         validate_archive(package)  # the one validation every reader runs checks the npz files too
 
     before = snapshot(tmp_path)

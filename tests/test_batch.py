@@ -30,8 +30,14 @@ def worker_path(monkeypatch):
 
 def _job(name, framework="torch", model="torch_model", data="torch_data", **extra):
     export = {"profiler_config": LIGHT_PROFILER, **extra.pop("export", {})}
-    return {"name": name, "framework": framework, "model": f"batch_models:{model}",
-            "dataloader": f"batch_models:{data}", "export": export, **extra}
+    return {
+        "name": name,
+        "framework": framework,
+        "model": f"batch_models:{model}",
+        "dataloader": f"batch_models:{data}",
+        "export": export,
+        **extra,
+    }
 
 
 def _cli(*args, cwd=None, **popen):
@@ -55,20 +61,23 @@ def _alive(pid: int) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("job, words", [
-    (_job("a", export={"target_format": ["onnx"]}), ["job 'a'", "target_format", "target_formats"]),
-    (_job("a", export={"workdir": "x"}), ["job 'a'", "workdir", "batch runner"]),
-    (_job("a", export={"profiler_config": {"max_trials": "x"}}), ["job 'a'", "profiler_config"]),
-    ({**_job("a"), "model": "not a reference"}, ["job 'a'", "`model`", "MODULE:FUNCTION"]),
-    ({**_job("a"), "framework": "mxnet"}, ["job 'a'", "`framework`", "torch"]),
-    ({k: v for k, v in _job("a").items() if k != "dataloader"}, ["job 'a'", "`dataloader` is missing"]),
-    ({**_job("a"), "timeout": 3}, ["job 'a'", "timeout", "timeout_s"]),
-    ({**_job("a"), "retries": -1}, ["job 'a'", "`retries`"]),
-    ({**_job("a"), "resources": {"custom": {"kind": 0}}}, ["job 'a'", "resources", "custom"]),
-    ({**_job("a"), "resources": [{"cpus": 1}, {"cpus": 1}]}, ["job 'a'", "resources", "label"]),
-    ({"name": "r", "package": "missing.nav"}, ["job 'r'", "`package`", "not a file"]),
-    ({"name": "bad/name"}, ["job #1", "`name`"]),
-])
+@pytest.mark.parametrize(
+    "job, words",
+    [
+        (_job("a", export={"target_format": ["onnx"]}), ["job 'a'", "target_format", "target_formats"]),
+        (_job("a", export={"workdir": "x"}), ["job 'a'", "workdir", "batch runner"]),
+        (_job("a", export={"profiler_config": {"max_trials": "x"}}), ["job 'a'", "profiler_config"]),
+        ({**_job("a"), "model": "not a reference"}, ["job 'a'", "`model`", "MODULE:FUNCTION"]),
+        ({**_job("a"), "framework": "mxnet"}, ["job 'a'", "`framework`", "torch"]),
+        ({k: v for k, v in _job("a").items() if k != "dataloader"}, ["job 'a'", "`dataloader` is missing"]),
+        ({**_job("a"), "timeout": 3}, ["job 'a'", "timeout", "timeout_s"]),
+        ({**_job("a"), "retries": -1}, ["job 'a'", "`retries`"]),
+        ({**_job("a"), "resources": {"custom": {"kind": 0}}}, ["job 'a'", "resources", "custom"]),
+        ({**_job("a"), "resources": [{"cpus": 1}, {"cpus": 1}]}, ["job 'a'", "resources", "label"]),
+        ({"name": "r", "package": "missing.nav"}, ["job 'r'", "`package`", "not a file"]),
+        ({"name": "bad/name"}, ["job #1", "`name`"]),
+    ],
+)
 def test_bad_job_is_refused_naming_job_and_key(tmp_path, job, words):
     with pytest.raises(nav.UserInputError) as info:
         nav.batch.run([job], tmp_path / "out", verbose=False)
@@ -135,8 +144,12 @@ def test_five_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
         _job("tf", "tensorflow", "tf_model", "tf_data", export={"target_formats": ["tf-savedmodel"]}),
         _job("onnx", "onnx", "onnx_model", "onnx_data"),
         _job("broken", model="broken_model"),
-        _job("wrong", model="branchy_model", data="branchy_data",
-             export={"target_formats": ["onnx", "torchscript"], "jit_options": ["trace"]}),
+        _job(
+            "wrong",
+            model="branchy_model",
+            data="branchy_data",
+            export={"target_formats": ["onnx", "torchscript"], "jit_options": ["trace"]},
+        ),
     ]
     jobs_file = tmp_path / "jobs.yaml"
     jobs_file.write_text(yaml.safe_dump({"jobs": jobs}))
@@ -151,16 +164,20 @@ def test_five_jobs_locally_summary_table_index_and_rerun(tmp_path, worker_path):
     assert wrong["reason"].startswith("no exported path passed its correctness check: "), wrong["reason"]
     assert "onnx" in wrong["reason"] and "torchscript-trace" in wrong["reason"] and wrong["correct"] == []
     assert (out / "jobs" / "wrong" / wrong["package"]).is_file()
-    for run_id, best in (("torch", {"onnx", "torchscript-script", "torchscript-trace"}), ("tf", {"tf-savedmodel"}),
-                         ("onnx", {"onnx"})):
+    for run_id, best in (
+        ("torch", {"onnx", "torchscript-script", "torchscript-trace"}),
+        ("tf", {"tf-savedmodel"}),
+        ("onnx", {"onnx"}),
+    ):
         record = by_id[run_id]
         assert record["best"]["path"] in best
         assert record["best"]["batch_size"] == 1 and record["best"]["p50_ms"] > 0
         assert record["correct"] and record["speedup"] > 0
         job_dir = out / "jobs" / run_id
         assert (job_dir / record["package"]).is_file() and (job_dir / record["report"]).is_file()
-        assert nav.load(job_dir / record["package"], workdir=tmp_path / f"{run_id}_check", retest_conversions=False,
-                        verbose=False).status.model_name
+        assert nav.load(
+            job_dir / record["package"], workdir=tmp_path / f"{run_id}_check", retest_conversions=False, verbose=False
+        ).status.model_name
     index = (out / "index.html").read_text()
     for run_id in ("torch", "tf", "onnx", "broken", "wrong"):
         assert f'href="jobs/{run_id}/job.log"' in index
@@ -186,8 +203,12 @@ def test_retest_on_two_kinds_compared_side_by_side(tmp_path, worker_path, capsys
     first = nav.batch.run([_job("torch", export={"target_formats": ["onnx"]})], tmp_path / "a", verbose=False)
     assert first.ok
     package = tmp_path / "a" / "jobs" / "torch" / "torch.nav"
-    retest = {"name": "retest", "package": str(package), "retest": {"profiler_config": LIGHT_PROFILER},
-              "resources": [{"cpus": 1, "label": "small"}, {"cpus": 2, "label": "big"}]}
+    retest = {
+        "name": "retest",
+        "package": str(package),
+        "retest": {"profiler_config": LIGHT_PROFILER},
+        "resources": [{"cpus": 1, "label": "small"}, {"cpus": 2, "label": "big"}],
+    }
     capsys.readouterr()
     result = nav.batch.run([retest], tmp_path / "b")
     assert [r["run_id"] for r in result.jobs] == ["retest@small", "retest@big"]
@@ -199,8 +220,9 @@ def test_retest_on_two_kinds_compared_side_by_side(tmp_path, worker_path, capsys
         assert entry["best"]["p50_ms"] > 0 and entry["best"]["throughput"] > 0
         onnx = entry["paths"]["onnx on CPUExecutionProvider"]  # every path per kind, not only the best
         assert onnx["correctness"] == "ok" and onnx["batch_size"] == 1 and onnx["p50_ms"] > 0
-        assert [k for k, v in entry["paths"].items() if v["correctness"] == "source"] == \
-            ["torch on CPUExecutionProvider"]  # the source model, the reference of the checks
+        assert [k for k, v in entry["paths"].items() if v["correctness"] == "source"] == [
+            "torch on CPUExecutionProvider"
+        ]  # the source model, the reference of the checks
     # the terminal and index.html show the kinds side by side: a row per path, a column per kind
     out = capsys.readouterr().out
     assert "retest: side by side" in out
@@ -221,8 +243,11 @@ def test_timeout_kills_the_job_and_the_next_one_runs(tmp_path, worker_path, monk
     monkeypatch.setenv("BATCH_TEST_MARKER_DIR", str(markers))
     monkeypatch.setenv("BATCH_TEST_SLEEP_S", "60")
     start = time.monotonic()
-    result = nav.batch.run([{**_job("slow", model="slow_torch_model"), "timeout_s": 3, "retries": 1},
-                            _job("quick", model="broken_model")], tmp_path / "out", verbose=False)
+    result = nav.batch.run(
+        [{**_job("slow", model="slow_torch_model"), "timeout_s": 3, "retries": 1}, _job("quick", model="broken_model")],
+        tmp_path / "out",
+        verbose=False,
+    )
     assert time.monotonic() - start < 40
     slow = result["slow"]
     assert slow["status"] == "failed" and "timed out after 3 s" in slow["reason"] and slow["attempts"] == 2
@@ -240,13 +265,25 @@ def test_ctrl_c_cancels_running_and_queued_keeps_finished_and_a_rerun_goes_on(tm
     markers = tmp_path / "markers"
     markers.mkdir()
     jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(yaml.safe_dump([_job("first", export={"target_formats": ["onnx"]}),
-                                    _job("slow", model="slow_torch_model"), _job("queued", model="broken_model")]))
+    jobs.write_text(
+        yaml.safe_dump(
+            [
+                _job("first", export={"target_formats": ["onnx"]}),
+                _job("slow", model="slow_torch_model"),
+                _job("queued", model="broken_model"),
+            ]
+        )
+    )
     env = repo_env(BATCH_TEST_MARKER_DIR=str(markers), BATCH_TEST_SLEEP_S="60")
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env["PYTHONPATH"]])
-    proc = subprocess.Popen([sys.executable, "-m", "model_navigator.cli.main", "batch", str(jobs), "-o",
-                             str(tmp_path / "out")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO_ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_navigator.cli.main", "batch", str(jobs), "-o", str(tmp_path / "out")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
     deadline = time.monotonic() + 60
     while not list(markers.glob("slow-*")) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -263,8 +300,14 @@ def test_ctrl_c_cancels_running_and_queued_keeps_finished_and_a_rerun_goes_on(tm
     assert package.is_file()
     (markers / f"slow-{pid}").unlink()
     env["BATCH_TEST_SLEEP_S"] = "0"
-    again = subprocess.run([sys.executable, "-m", "model_navigator.cli.main", "batch", str(jobs), "-o",
-                            str(tmp_path / "out")], env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "model_navigator.cli.main", "batch", str(jobs), "-o", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert "1 done before" in again.stderr and "job first: started" not in again.stderr, again.stderr
     rerun = {r["run_id"]: r for r in json.loads((tmp_path / "out" / "summary.json").read_text())["jobs"]}
     assert rerun["first"].get("reused") and package.is_file()

@@ -33,8 +33,9 @@ def scenario():
     root = Path(tempfile.mkdtemp(prefix="navray", dir="/tmp"))  # short: Ray's socket paths live under it
     env = repo_env()
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env["PYTHONPATH"]])
-    result = run_in_namespace([sys.executable, str(TESTS_DIR / "batch_ray_scenario.py"), str(root)], timeout=540,
-                              env=env)
+    result = run_in_namespace(
+        [sys.executable, str(TESTS_DIR / "batch_ray_scenario.py"), str(root)], timeout=540, env=env
+    )
     report_file = root / "scenario.json"
     assert report_file.is_file(), f"rc {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     report = json.loads(report_file.read_text())
@@ -53,8 +54,11 @@ def test_cluster_is_loopback_only_with_two_kinds_of_node(scenario):
 def test_four_jobs_land_on_their_node_kind_and_the_failing_one_is_recorded(scenario):
     jobs = {r["run_id"]: r for r in scenario["zoo"]}
     nodes = scenario["nodes"]
-    for run_id, kind, paths in (("torch", "kind_a", {"onnx"}), ("tf", "kind_a", {"tf-savedmodel"}),
-                                ("onnx", "kind_b", {"onnx"})):
+    for run_id, kind, paths in (
+        ("torch", "kind_a", {"onnx"}),
+        ("tf", "kind_a", {"tf-savedmodel"}),
+        ("onnx", "kind_b", {"onnx"}),
+    ):
         record = jobs[run_id]
         assert record["status"] == "ok", record
         assert record["node_id"] == nodes[kind]

@@ -25,8 +25,9 @@ EXPORTED_PATHS = ("torchscript-script", "torchscript-trace", "onnx")
 def run_cli(*args: str, cwd: Path = None) -> subprocess.CompletedProcess:
     env = helpers.repo_env()
     env.pop("COLUMNS", None)
-    return subprocess.run([sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -62,9 +63,15 @@ def exported(tmp_path_factory):
     """A workspace with torchscript (script and trace) and onnx, all ok, and its .nav package."""
     root = tmp_path_factory.mktemp("cli")
     workdir = root / "linear_workdir"
-    package = nav.torch.export(torch.nn.Linear(5, 7), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
-                               target_formats=("onnx", "torchscript"), verbose=False, isolation=False,
-                               profiler_config=helpers.light_profiler())
+    package = nav.torch.export(
+        torch.nn.Linear(5, 7),
+        [torch.randn(2, 5) for _ in range(4)],
+        workdir=workdir,
+        target_formats=("onnx", "torchscript"),
+        verbose=False,
+        isolation=False,
+        profiler_config=helpers.light_profiler(),
+    )
     nav_file = root / "linear.nav"
     nav.save(package, nav_file)
     return workdir, nav_file
@@ -74,9 +81,16 @@ def exported(tmp_path_factory):
 def failing_workdir(tmp_path_factory):
     """A workspace whose torchscript-script path failed (and torchscript-trace passed)."""
     workdir = tmp_path_factory.mktemp("cli_failed") / "workdir"
-    nav.torch.export(_ScriptFails(), [torch.randn(2, 5) for _ in range(4)], workdir=workdir,
-                     target_formats=("torchscript",), jit_options=("script", "trace"), verbose=False,
-                     isolation=False, profiler_config=helpers.light_profiler())
+    nav.torch.export(
+        _ScriptFails(),
+        [torch.randn(2, 5) for _ in range(4)],
+        workdir=workdir,
+        target_formats=("torchscript",),
+        jit_options=("script", "trace"),
+        verbose=False,
+        isolation=False,
+        profiler_config=helpers.light_profiler(),
+    )
     status = load_status(workdir)
     assert status["paths"]["torchscript-script"]["status"] == "failed"
     assert status["paths"]["torchscript-trace"]["status"] == "ok"
@@ -100,9 +114,11 @@ def test_help_of_each_command(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: model-navigator")
-    words = {"inspect": ["PACKAGE_OR_WORKDIR", "--json"],
-             "profile": ["--batch-sizes", "--measurement-mode", "--max-trials", "--workdir"],
-             "convert": ["--config", "--model", "--correctness-only"]}
+    words = {
+        "inspect": ["PACKAGE_OR_WORKDIR", "--json"],
+        "profile": ["--batch-sizes", "--measurement-mode", "--max-trials", "--workdir"],
+        "convert": ["--config", "--model", "--correctness-only"],
+    }
     for word in words.get(command[0] if command else "", ["inspect"]):
         assert word in result.stdout
 
@@ -199,8 +215,21 @@ def test_inspect_failed_path_exits_1(failing_workdir):
 def test_profile_package_into_new_workdir(exported, tmp_path):
     _, nav_file = exported
     target = tmp_path / "profiled"
-    result = run_cli("profile", str(nav_file), "--batch-sizes", "1", "2", "--measurement-request-count", "10",
-                     "--max-trials", "4", "--warmup-requests", "2", "--workdir", str(target))
+    result = run_cli(
+        "profile",
+        str(nav_file),
+        "--batch-sizes",
+        "1",
+        "2",
+        "--measurement-request-count",
+        "10",
+        "--max-trials",
+        "4",
+        "--warmup-requests",
+        "2",
+        "--workdir",
+        str(target),
+    )
     assert result.returncode == 0, result.stderr
     for key in EXPORTED_PATHS:
         assert key in result.stdout
@@ -213,9 +242,22 @@ def test_profile_package_into_new_workdir(exported, tmp_path):
     result = run_cli("profile", str(nav_file), "--workdir", str(target))
     assert result.returncode == 2
     assert "--override-workdir" in assert_one_line_error(result)
-    result = run_cli("profile", str(nav_file), "--batch-sizes", "3", "--measurement-request-count", "10",
-                     "--max-trials", "4", "--warmup-requests", "2", "--workdir", str(target), "--override-workdir",
-                     "--json")
+    result = run_cli(
+        "profile",
+        str(nav_file),
+        "--batch-sizes",
+        "3",
+        "--measurement-request-count",
+        "10",
+        "--max-trials",
+        "4",
+        "--warmup-requests",
+        "2",
+        "--workdir",
+        str(target),
+        "--override-workdir",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     rows = {row["path"]: row for row in json.loads(result.stdout)["rows"]}
     assert [p["batch_size"] for p in rows["onnx"]["performance"]] == [3]
@@ -223,8 +265,20 @@ def test_profile_package_into_new_workdir(exported, tmp_path):
 
 @pytest.mark.slow
 def test_profile_workdir_in_place(workdir_copy):
-    result = run_cli("profile", str(workdir_copy), "--batch-sizes", "3", "--measurement-mode", "time_windows",
-                     "--measurement-interval", "20", "--max-trials", "3", "--warmup-requests", "2")
+    result = run_cli(
+        "profile",
+        str(workdir_copy),
+        "--batch-sizes",
+        "3",
+        "--measurement-mode",
+        "time_windows",
+        "--measurement-interval",
+        "20",
+        "--max-trials",
+        "3",
+        "--warmup-requests",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     status = load_status(workdir_copy)
     assert status["config"]["profiler_config"]["measurement_mode"] == "time_windows"
@@ -257,12 +311,30 @@ def test_profile_options_follow_profiler_config_fields():
     options = {s for action in profile._actions for s in action.option_strings}
     for field in dataclasses.fields(nav.ProfilerConfig):
         assert "--" + field.name.replace("_", "-") in options
-    args = parser.parse_args(["profile", "x", "--batch-sizes", "4", "1", "--measurement-mode", "time_windows",
-                              "--measurement-interval", "250", "--warmup-requests", "0",
-                              "--throughput-cutoff-threshold", "0.1"])
+    args = parser.parse_args(
+        [
+            "profile",
+            "x",
+            "--batch-sizes",
+            "4",
+            "1",
+            "--measurement-mode",
+            "time_windows",
+            "--measurement-interval",
+            "250",
+            "--warmup-requests",
+            "0",
+            "--throughput-cutoff-threshold",
+            "0.1",
+        ]
+    )
     assert profiler_config_from_args(args) == nav.ProfilerConfig(
-        batch_sizes=(1, 4), measurement_mode=nav.MeasurementMode.TIME_WINDOWS, measurement_interval=250.0,
-        warmup_requests=0, throughput_cutoff_threshold=0.1)
+        batch_sizes=(1, 4),
+        measurement_mode=nav.MeasurementMode.TIME_WINDOWS,
+        measurement_interval=250.0,
+        warmup_requests=0,
+        throughput_cutoff_threshold=0.1,
+    )
     assert profiler_config_from_args(parser.parse_args(["profile", "x"])) == nav.ProfilerConfig()
     with pytest.raises(SystemExit):
         parser.parse_args(["profile", "x", "--max-trials", "0"])  # refused by argparse, as before
@@ -283,7 +355,7 @@ def test_convert_export_path_needs_the_model(exported):
     assert (exported[0] / "status.yaml").read_bytes() == before
 
 
-USER_MODELS = '''
+USER_MODELS = """
 import torch
 
 
@@ -303,7 +375,7 @@ def not_a_model():
 
 def broken():
     raise RuntimeError("weights file missing")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -317,9 +389,17 @@ def user_model_dir(tmp_path_factory):
     spec = importlib.util.spec_from_file_location("tiny_models_for_export", root / "tiny_models.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    nav.torch.export(module.get_model(), [torch.randn(2, 5) for _ in range(4)], workdir=root / "navigator_workdir",
-                     target_formats=("onnx", "torchscript"), jit_options=("trace",), run_profiling=False,
-                     atol=1e-4, verbose=False, isolation=False)
+    nav.torch.export(
+        module.get_model(),
+        [torch.randn(2, 5) for _ in range(4)],
+        workdir=root / "navigator_workdir",
+        target_formats=("onnx", "torchscript"),
+        jit_options=("trace",),
+        run_profiling=False,
+        atol=1e-4,
+        verbose=False,
+        isolation=False,
+    )
     return root
 
 
@@ -340,8 +420,14 @@ def test_convert_export_path_with_the_users_model(user_model_copy, key):
     script = workdir / key / "reproduce_export.py"
     edited = script.read_text() + "\n# the user's get_model() lives here\n"
     script.write_text(edited)
-    result = run_cli("convert", "--config", f"navigator_workdir/{key}/config.yaml", "--model", "tiny_models:get_model",
-                     cwd=user_model_copy)
+    result = run_cli(
+        "convert",
+        "--config",
+        f"navigator_workdir/{key}/config.yaml",
+        "--model",
+        "tiny_models:get_model",
+        cwd=user_model_copy,
+    )
     assert result.returncode == 0, result.stderr
     assert artifact.is_file()
     assert script.read_text() == edited  # the re-export keeps the script the user completed
@@ -354,35 +440,51 @@ def test_convert_export_path_with_the_users_model(user_model_copy, key):
 @pytest.mark.slow
 def test_convert_export_path_with_other_weights_fails_correctness(user_model_copy):
     """The re-export is checked with the recorded atol: a model with other weights fails."""
-    result = run_cli("convert", "--config", "navigator_workdir/onnx/config.yaml", "--model",
-                     "tiny_models:other_weights", cwd=user_model_copy)
+    result = run_cli(
+        "convert",
+        "--config",
+        "navigator_workdir/onnx/config.yaml",
+        "--model",
+        "tiny_models:other_weights",
+        cwd=user_model_copy,
+    )
     assert result.returncode == 1, result.stderr
     assert "onnx on CPUExecutionProvider: correctness failed" in result.stderr
     path = load_status(user_model_copy / "navigator_workdir")["paths"]["onnx"]
     assert path["runtimes"]["CPUExecutionProvider"]["correctness"]["status"] == "failed"
 
 
-@pytest.mark.parametrize("model, code, message", [
-    pytest.param("tiny_models", 2, "is not MODULE:FUNCTION", marks=pytest.mark.slow),
-    pytest.param("no_such_module:get_model", 2, "cannot import 'no_such_module'", marks=pytest.mark.slow),
-    pytest.param("tiny_models:missing", 2, "tiny_models has no function 'missing'", marks=pytest.mark.slow),
-    pytest.param("tiny_models:not_a_model", 2, "returned a int, not a torch.nn.Module", marks=pytest.mark.slow),
-    pytest.param("tiny_models:broken", 1, "calling it failed: RuntimeError: weights file missing",
-                 marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "model, code, message",
+    [
+        pytest.param("tiny_models", 2, "is not MODULE:FUNCTION", marks=pytest.mark.slow),
+        pytest.param("no_such_module:get_model", 2, "cannot import 'no_such_module'", marks=pytest.mark.slow),
+        pytest.param("tiny_models:missing", 2, "tiny_models has no function 'missing'", marks=pytest.mark.slow),
+        pytest.param("tiny_models:not_a_model", 2, "returned a int, not a torch.nn.Module", marks=pytest.mark.slow),
+        pytest.param(
+            "tiny_models:broken", 1, "calling it failed: RuntimeError: weights file missing", marks=pytest.mark.slow
+        ),
+    ],
+)
 def test_convert_bad_model_is_refused_before_anything_is_written(user_model_copy, model, code, message):
     status_file = user_model_copy / "navigator_workdir" / "status.yaml"
     before = status_file.read_bytes()
-    result = run_cli("convert", "--config", "navigator_workdir/onnx/config.yaml", "--model", model,
-                     cwd=user_model_copy)
+    result = run_cli("convert", "--config", "navigator_workdir/onnx/config.yaml", "--model", model, cwd=user_model_copy)
     assert result.returncode == code
     assert message in assert_one_line_error(result)
     assert status_file.read_bytes() == before
 
 
 def test_convert_model_with_correctness_only_is_refused(user_model_copy):
-    result = run_cli("convert", "--config", "navigator_workdir/onnx/config.yaml", "--model", "tiny_models:get_model",
-                     "--correctness-only", cwd=user_model_copy)
+    result = run_cli(
+        "convert",
+        "--config",
+        "navigator_workdir/onnx/config.yaml",
+        "--model",
+        "tiny_models:get_model",
+        "--correctness-only",
+        cwd=user_model_copy,
+    )
     assert result.returncode == 2
     assert "--model applies to re-running an export path" in assert_one_line_error(result)
 
@@ -403,12 +505,18 @@ def test_convert_correctness_only(workdir_copy):
 
 @pytest.mark.slow
 def test_convert_correctness_only_on_failed_path(failing_workdir):
-    result = run_cli("convert", "--config", str(failing_workdir / "torchscript-trace" / "config.yaml"),
-                     "--correctness-only", "--json")
+    result = run_cli(
+        "convert",
+        "--config",
+        str(failing_workdir / "torchscript-trace" / "config.yaml"),
+        "--correctness-only",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert [row["path"] for row in json.loads(result.stdout)["rows"]] == ["torchscript-trace"]
-    result = run_cli("convert", "--config", str(failing_workdir / "torchscript-script" / "config.yaml"),
-                     "--correctness-only")
+    result = run_cli(
+        "convert", "--config", str(failing_workdir / "torchscript-script" / "config.yaml"), "--correctness-only"
+    )
     assert result.returncode == 2
     assert "no artifact" in assert_one_line_error(result)
 

@@ -19,8 +19,14 @@ from onnx import TensorProto, helper  # noqa: E402
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True,
-                          env=helpers.repo_env(), cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "model_navigator", *args],
+        capture_output=True,
+        text=True,
+        env=helpers.repo_env(),
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def _dynamic_model(path: Path) -> None:
@@ -28,22 +34,32 @@ def _dynamic_model(path: Path) -> None:
     two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
     one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "two"], ["y"]),
-         helper.make_node("Cast", ["ids"], ["ids_f"], to=TensorProto.FLOAT),
-         helper.make_node("Add", ["ids_f", "one"], ["z"])],
+        [
+            helper.make_node("Mul", ["x", "two"], ["y"]),
+            helper.make_node("Cast", ["ids"], ["ids_f"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["ids_f", "one"], ["z"]),
+        ],
         "dynamic",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 4]),
-         helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", 4]),
-         helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 3])],
-        initializer=[two, one])
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 4]),
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 3]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", 4]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 3]),
+        ],
+        initializer=[two, one],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
 def _static_model(path: Path) -> None:
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "static",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 5])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "static",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 5])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
@@ -63,14 +79,27 @@ def test_export_an_onnx_file_with_dynamic_axes_and_an_int64_input(tmp_path):
     workdir = tmp_path / "model_workdir"
     status = _ok(workdir)
     assert status["config"]["batch_dim"] == 0
-    assert [(i["name"], i["shape"], i["dtype"]) for i in status["inputs"]] == [("x", [-1, -1, 4], "float32"),
-                                                                              ("ids", [-1, 3], "int64")]
+    assert [(i["name"], i["shape"], i["dtype"]) for i in status["inputs"]] == [
+        ("x", [-1, -1, 4], "float32"),
+        ("ids", [-1, 3], "int64"),
+    ]
     sample = np.load(workdir / "model_input" / "correctness" / "0.npz", allow_pickle=False)
     assert sample["ids"].dtype == np.int64 and sample["ids"].min() >= 5 and sample["ids"].max() < 9
     assert sample["x"].shape == (1, 7, 4)
     # the same seed makes the same samples
-    again = _run("export", "model.onnx", "--dim", "seq=7", "--int-range", "5", "9", "--no-profiling",
-                 "--workdir", "again", cwd=tmp_path)
+    again = _run(
+        "export",
+        "model.onnx",
+        "--dim",
+        "seq=7",
+        "--int-range",
+        "5",
+        "9",
+        "--no-profiling",
+        "--workdir",
+        "again",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     second = np.load(tmp_path / "again" / "model_input" / "correctness" / "0.npz", allow_pickle=False)
     np.testing.assert_array_equal(second["x"], sample["x"])
@@ -125,8 +154,11 @@ def test_a_savedmodel_axis_without_a_size_is_refused_then_sized_by_dynamic_size(
             return {"y": tf.reduce_sum(x, axis=1)}
 
     module = Sum()
-    tf.saved_model.save(module, str(tmp_path / "sum.savedmodel"),
-                        signatures={"serving_default": module.__call__.get_concrete_function()})
+    tf.saved_model.save(
+        module,
+        str(tmp_path / "sum.savedmodel"),
+        signatures={"serving_default": module.__call__.get_concrete_function()},
+    )
     out = _run("export", "sum.savedmodel", "--no-profiling", cwd=tmp_path)
     assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
     assert "input 'x' has a dynamic axis 1 (no name) whose size cannot be guessed" in out.stderr
@@ -148,14 +180,21 @@ def test_export_a_savedmodel_folder_on_its_signature(tmp_path):
             super().__init__()
             self.w = tf.Variable(tf.constant([[1.0, -2.0], [0.5, 3.0], [2.0, 0.0]]))
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x"),
-                                      tf.TensorSpec([None], tf.int64, name="ids")])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, 3], tf.float32, name="x"),
+                tf.TensorSpec([None], tf.int64, name="ids"),
+            ]
+        )
         def __call__(self, x, ids):
             return {"y": tf.matmul(x, self.w) + tf.cast(ids, tf.float32)[:, None]}
 
     module = Scale()
-    tf.saved_model.save(module, str(tmp_path / "model.savedmodel"),
-                        signatures={"serving_default": module.__call__.get_concrete_function()})
+    tf.saved_model.save(
+        module,
+        str(tmp_path / "model.savedmodel"),
+        signatures={"serving_default": module.__call__.get_concrete_function()},
+    )
     out = _run("export", "model.savedmodel", "--int-range", "0", "3", "--no-profiling", cwd=tmp_path)
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
     status = _ok(tmp_path / "model_workdir", "tf-savedmodel")

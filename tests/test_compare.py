@@ -36,14 +36,17 @@ def test_an_output_without_tolerance_is_measured_not_judged():
     assert errors["y"] == (5.0, 0.0)
 
 
-@pytest.mark.parametrize("source, exported", [
-    (np.nan, np.inf),
-    (np.inf, -np.inf),
-    (np.inf, np.nan),
-    (1.0, np.nan),
-    (np.nan, 1.0),
-    (-np.inf, 3.0),
-])
+@pytest.mark.parametrize(
+    "source, exported",
+    [
+        (np.nan, np.inf),
+        (np.inf, -np.inf),
+        (np.inf, np.nan),
+        (1.0, np.nan),
+        (np.nan, 1.0),
+        (-np.inf, 3.0),
+    ],
+)
 def test_non_finite_values_are_compared_by_value(source, exported):
     expected = {"y": np.array([0.5, source], np.float32)}
     actual = {"y": np.array([0.5, exported], np.float32)}

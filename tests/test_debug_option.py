@@ -30,9 +30,16 @@ class _LogsInForward(torch.nn.Module):
 
 
 def _export(workdir, debug):
-    return nav.torch.export(_LogsInForward(), [torch.randn(2, 5) for _ in range(2)], workdir=workdir,
-                            target_formats=("onnx",), runtimes=("CPUExecutionProvider",), run_profiling=False,
-                            verbose=False, debug=debug)
+    return nav.torch.export(
+        _LogsInForward(),
+        [torch.randn(2, 5) for _ in range(2)],
+        workdir=workdir,
+        target_formats=("onnx",),
+        runtimes=("CPUExecutionProvider",),
+        run_profiling=False,
+        verbose=False,
+        debug=debug,
+    )
 
 
 def test_export_debug_prints_debug_logs_on_stderr(tmp_path, capfd):
@@ -60,7 +67,11 @@ def test_load_and_profile_debug(tmp_path, capfd):
     loaded = nav.load(tmp_path / "m.nav", workdir=tmp_path / "loud", verbose=False, debug=True)
     err = capfd.readouterr().err
     assert re.search(r"INFO model_navigator: onnx correctness: CPUExecutionProvider", err), err
-    nav.profile(loaded, nav.ProfilerConfig(batch_sizes=(1,), measurement_request_count=5, max_trials=3,
-                                           warmup_requests=1), verbose=False, debug=True)
+    nav.profile(
+        loaded,
+        nav.ProfilerConfig(batch_sizes=(1,), measurement_request_count=5, max_trials=3, warmup_requests=1),
+        verbose=False,
+        debug=True,
+    )
     err = capfd.readouterr().err
     assert re.search(r"INFO model_navigator: onnx .*profil", err, re.I), err

@@ -17,8 +17,9 @@ from model_navigator.examples.torch_linear import MARKER, OUTPUTS, prepare_outdi
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=helpers.repo_env(), cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=helpers.repo_env(), cwd=cwd, timeout=600
+    )
 
 
 def test_a_new_folder_is_created_and_marked(tmp_path):
@@ -77,8 +78,16 @@ def test_example_runs_twice_in_the_same_folder(tmp_path):
     # the README's convert command, from nav_example
     artifact = tmp_path / "nav_example" / "navigator_workdir" / "onnx" / "model.onnx"
     artifact.unlink()
-    convert = run("-m", "model_navigator", "convert", "--config", "navigator_workdir/onnx/config.yaml", "--model",
-                  "model_navigator.examples.torch_linear:get_model", cwd=tmp_path / "nav_example")
+    convert = run(
+        "-m",
+        "model_navigator",
+        "convert",
+        "--config",
+        "navigator_workdir/onnx/config.yaml",
+        "--model",
+        "model_navigator.examples.torch_linear:get_model",
+        cwd=tmp_path / "nav_example",
+    )
     assert convert.returncode == 0, convert.stderr
     assert artifact.is_file() and "onnx" in convert.stdout
 
@@ -87,8 +96,14 @@ def test_example_runs_twice_in_the_same_folder(tmp_path):
     assert len(lines) >= 7 and all(line.startswith("model-navigator ") for line in lines), lines
     env = helpers.repo_env(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     for line in lines:
-        done = subprocess.run(["bash", "-o", "pipefail", "-c", line], capture_output=True, text=True, env=env,
-                              cwd=tmp_path / "nav_example", timeout=600)
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", line],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path / "nav_example",
+            timeout=600,
+        )
         assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     outdir = tmp_path / "nav_example"
     assert (outdir / "reprofiled" / "status.yaml").is_file() and (outdir / "example_report").is_dir()

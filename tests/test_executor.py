@@ -27,8 +27,9 @@ def own_workers(monkeypatch):
     worker.shutdown_workers()
 
 
-@pytest.mark.parametrize("value, mode", [(True, "full"), (False, "off"), ("auto", "auto"), ("full", "full"),
-                                         ("off", "off")])
+@pytest.mark.parametrize(
+    "value, mode", [(True, "full"), (False, "off"), ("auto", "auto"), ("full", "full"), ("off", "off")]
+)
 def test_normalize_isolation(value, mode):
     assert normalize_isolation(value) == mode
 
@@ -86,4 +87,3 @@ def test_off_runs_everything_here(tmp_path, own_workers):
     assert "status.yaml" in result.result.reason and "exit code" not in result.result.reason
     assert worker._WORKERS == {}  # no worker was started
     executor.close()
-

@@ -72,13 +72,15 @@ else:
 """
 
 
-def _start_export(tmp_path: Path, workdir: Path, fault: Optional[str] = None, in_thread: bool = False,
-                  name: str = "run.py") -> subprocess.Popen:
+def _start_export(
+    tmp_path: Path, workdir: Path, fault: Optional[str] = None, in_thread: bool = False, name: str = "run.py"
+) -> subprocess.Popen:
     script = tmp_path / name
     script.write_text(textwrap.dedent(EXPORT_SCRIPT.format(workdir=str(workdir), in_thread=in_thread)))
     extra = {FAULT_ENV: fault} if fault else {}
-    return subprocess.Popen([sys.executable, str(script)], env=helpers.repo_env(**extra), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(script)], env=helpers.repo_env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def _hanging_worker(proc: subprocess.Popen, workdir: Path) -> int:
@@ -122,8 +124,13 @@ def test_worker_dies_with_the_users_process_mid_step(tmp_path, in_thread):
 
     run = NavigatorStatus.load(workdir).runs[-1]
     assert (run.operation, run.pid, run.finished_at, run.outcome) == ("export", proc.pid, None, "running")
-    inspect = subprocess.run([sys.executable, "-m", "model_navigator", "inspect", str(workdir)], env=helpers.repo_env(),
-                             capture_output=True, text=True, timeout=120)
+    inspect = subprocess.run(
+        [sys.executable, "-m", "model_navigator", "inspect", str(workdir)],
+        env=helpers.repo_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert inspect.returncode == 1, inspect.stderr
     assert f"export run {run.id} (pid {proc.pid} on" in inspect.stderr
     assert "did not finish: it was killed or crashed, or it is still running" in inspect.stderr
@@ -141,8 +148,13 @@ with workdir_lock(sys.argv[1], "export"):
 
 def _hold_lock(workdir: Path) -> subprocess.Popen:
     """Another process holding `workdir`'s lock (until its stdin closes)."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(workdir)], env=helpers.repo_env(),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SCRIPT, str(workdir)],
+        env=helpers.repo_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     line = proc.stdout.readline()
     assert line == b"locked\n", proc.communicate()[1].decode()
     return proc
@@ -231,8 +243,15 @@ def test_two_exports_into_one_workdir(tmp_path):
         status_before = (workdir / "status.yaml").stat()
         model = torch.nn.Linear(5, 7).eval()
         with pytest.raises(nav.UserInputError) as e:
-            nav.torch.export(model, [torch.randn(2, 5)], workdir=workdir, override_workdir=True, verbose=False,
-                             target_formats=("onnx",), run_profiling=False)
+            nav.torch.export(
+                model,
+                [torch.randn(2, 5)],
+                workdir=workdir,
+                override_workdir=True,
+                verbose=False,
+                target_formats=("onnx",),
+                run_profiling=False,
+            )
         assert f"is in use by process {first.pid} on host {socket.gethostname()} (export, started" in str(e.value)
         assert os.path.samestat((workdir / "status.yaml").stat(), status_before)  # not deleted, not rewritten
         assert (workdir / "torchscript-trace" / "model.pt").is_file()
@@ -243,8 +262,15 @@ def test_two_exports_into_one_workdir(tmp_path):
         if first.poll() is None:
             first.kill()
         first.communicate()
-    desc = nav.torch.export(model, [torch.randn(2, 5)], workdir=workdir, override_workdir=True, verbose=False,
-                            target_formats=("onnx",), run_profiling=False)
+    desc = nav.torch.export(
+        model,
+        [torch.randn(2, 5)],
+        workdir=workdir,
+        override_workdir=True,
+        verbose=False,
+        target_formats=("onnx",),
+        run_profiling=False,
+    )
     assert desc.status.paths["onnx"].ok
     assert [(r.operation, r.outcome) for r in desc.status.runs] == [("export", "finished")]
     log = (workdir / "navigator.log").read_text()
@@ -323,8 +349,9 @@ def _repack(source: Path, target: Path, replace: dict, compression: int = 8) -> 
         entries = {i.filename: zf.read(i) for i in zf.infolist() if i.filename != "manifest.json"}
         manifest = json.loads(zf.read("manifest.json"))
     entries.update(replace)
-    manifest["entries"] = [{"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()}
-                           for n, b in entries.items()]
+    manifest["entries"] = [
+        {"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()} for n, b in entries.items()
+    ]
     with zipfile.ZipFile(target, "w", compression=compression) as zf:  # 8: deflated, 0: stored
         for name, data in entries.items():
             zf.writestr(name, data)
@@ -346,10 +373,18 @@ def test_inspect_report_and_triton_refuse_a_pickled_npz_as_load_does(tmp_path):
     expected = "entry 'model_input/correctness/2.npz' refused: array 'x' cannot be loaded without pickle"
     with pytest.raises(nav.PackageError, match=expected):
         nav.load(package, workdir=tmp_path / "loaded", retest_conversions=False, verbose=False)
-    for argv in (["inspect", str(package)], ["report", str(package), "-o", str(tmp_path / "report")],
-                 ["triton", str(package), "-o", str(tmp_path / "repo")]):
-        proc = subprocess.run([sys.executable, "-m", "model_navigator", *argv], env=helpers.repo_env(),
-                              capture_output=True, text=True, timeout=120)
+    for argv in (
+        ["inspect", str(package)],
+        ["report", str(package), "-o", str(tmp_path / "report")],
+        ["triton", str(package), "-o", str(tmp_path / "repo")],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "model_navigator", *argv],
+            env=helpers.repo_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
         assert expected in proc.stderr, (argv, proc.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.nav"]  # nothing written by any reader
@@ -367,8 +402,12 @@ def test_truncated_package_is_reported_truncated(tmp_path, capsys):
     with zipfile.ZipFile(inner, "w") as zf:
         zf.writestr("model/data.pkl", b"\x80\x02" + bytes(4000))
         zf.writestr("model/version", b"3\n")
-    package = _repack(FIXTURE_PACKAGE, tmp_path / "full.nav", {"torchscript-trace/model.pt": inner.read_bytes()},
-                      compression=zipfile.ZIP_STORED)  # as write_archive stores model files
+    package = _repack(
+        FIXTURE_PACKAGE,
+        tmp_path / "full.nav",
+        {"torchscript-trace/model.pt": inner.read_bytes()},
+        compression=zipfile.ZIP_STORED,
+    )  # as write_archive stores model files
     data = package.read_bytes()
     with zipfile.ZipFile(package) as zf:
         info = zf.getinfo("torchscript-trace/model.pt")
@@ -416,7 +455,8 @@ def test_full_disk_fails_the_paths_and_the_process_survives(tmp_path, tmpfs):
     disk = tmpfs(tmp_path / "disk", "size=2m")
     workdir = disk / "w"
     script = tmp_path / "full.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import torch, model_navigator as nav
         torch.manual_seed(0)
         model = torch.nn.Linear(1024, 768).eval()  # 3 MiB of float32 parameters
@@ -424,9 +464,11 @@ def test_full_disk_fails_the_paths_and_the_process_survives(tmp_path, tmpfs):
                          target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",),
                          verbose=False, run_profiling=False)
         print("survived")
-    """))
-    proc = subprocess.run([sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True,
-                          timeout=600)
+    """)
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
     from model_navigator.core.status import NavigatorStatus
 
@@ -448,10 +490,19 @@ def test_samples_that_do_not_fit_are_refused_before_writing(tmp_path, tmpfs):
 
     disk = tmpfs(tmp_path / "disk", "size=2m")
     model = torch.nn.Linear(200_000, 1).eval()
-    with pytest.raises(nav.UserInputError, match=r"Cannot export: not enough free space in .*: [0-9.]+ MB free, "
-                                                 r"saving the samples needs about [0-9.]+ MB"):
-        nav.torch.export(model, [torch.randn(2, 200_000) for _ in range(2)], workdir=disk / "w", verbose=False,
-                         target_formats=("onnx",), run_profiling=False)
+    with pytest.raises(
+        nav.UserInputError,
+        match=r"Cannot export: not enough free space in .*: [0-9.]+ MB free, "
+        r"saving the samples needs about [0-9.]+ MB",
+    ):
+        nav.torch.export(
+            model,
+            [torch.randn(2, 200_000) for _ in range(2)],
+            workdir=disk / "w",
+            verbose=False,
+            target_formats=("onnx",),
+            run_profiling=False,
+        )
     assert not (disk / "w" / "model_input").exists()
     run = NavigatorStatus.load(disk / "w").runs[-1]
     assert run.outcome == "failed" and "not enough free space" in run.reason
@@ -471,8 +522,9 @@ def test_read_only_workdir_is_a_clear_error(tmp_path, tmpfs):
     # The workdir itself read-only (a mount point) in a writable folder: override_workdir cannot empty it.
     mounted = tmpfs(tmp_path / "rw" / "w", "ro,size=1m")
     with pytest.raises(nav.UserInputError, match=r"`workdir` .*rw/w.* cannot be replaced: .*"):
-        nav.torch.export(model, [torch.randn(2, 3)], workdir=mounted, override_workdir=True, verbose=False,
-                         run_profiling=False)
+        nav.torch.export(
+            model, [torch.randn(2, 3)], workdir=mounted, override_workdir=True, verbose=False, run_profiling=False
+        )
     with pytest.raises(nav.UserInputError, match=r"`workdir` .*rw/w.* cannot be replaced: .*"):
         nav.load(FIXTURE_PACKAGE, workdir=mounted, override_workdir=True, retest_conversions=False, verbose=False)
 
@@ -501,8 +553,10 @@ def test_one_lock_per_real_folder_through_a_symlink_and_a_bind_mount(tmp_path, t
             # mount shows its root, so the bind maps back to it)
             (tmp_path / "bound").mkdir()
             (tmp_path / "bound_w").mkdir()
-            for source, target, workdir in ((real, tmp_path / "bound", tmp_path / "bound" / "w"),
-                                            (real / "w", tmp_path / "bound_w", tmp_path / "bound_w")):
+            for source, target, workdir in (
+                (real, tmp_path / "bound", tmp_path / "bound" / "w"),
+                (real / "w", tmp_path / "bound_w", tmp_path / "bound_w"),
+            ):
                 if subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode:
                     continue
                 try:
@@ -565,8 +619,11 @@ def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsy
     nested = copy.deepcopy(data)
     nested["environment"]["deep"] = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
     cases = {
-        "string": (yaml.safe_dump(as_string), "field `paths.onnx.runtimes.CPUExecutionProvider.correctness.per_output."
-                                              "output__0.max_abs_error` must be a number, got str '1.2e-07'"),
+        "string": (
+            yaml.safe_dump(as_string),
+            "field `paths.onnx.runtimes.CPUExecutionProvider.correctness.per_output."
+            "output__0.max_abs_error` must be a number, got str '1.2e-07'",
+        ),
         "list": (yaml.safe_dump(as_list), "field `paths` must be a mapping, got list"),
         "negative": (yaml.safe_dump(negative), "field `paths.onnx.duration_s` is -3.0, below its minimum 0"),
         "nested": (yaml.safe_dump(nested), "field `environment.deep[0]"),
@@ -581,10 +638,14 @@ def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsy
         readers = [["inspect", str(package)], ["inspect", str(workspace)]]
         if name in ("string", "list"):  # the crashes seen (report renders plots: seconds each), and every
             for target in (package, workspace):  # other reader of a package or a workspace
-                readers += [["report", str(target), "-o", str(tmp_path / f"{name}_report")],
-                            ["triton", str(target), "-o", str(tmp_path / f"{name}_repo")]]
-            readers += [["profile", str(package), "--workdir", str(tmp_path / f"{name}_profiled")],
-                        ["profile", str(workspace)]]
+                readers += [
+                    ["report", str(target), "-o", str(tmp_path / f"{name}_report")],
+                    ["triton", str(target), "-o", str(tmp_path / f"{name}_repo")],
+                ]
+            readers += [
+                ["profile", str(package), "--workdir", str(tmp_path / f"{name}_profiled")],
+                ["profile", str(workspace)],
+            ]
             for target in (package, workspace):  # what `serve` reads before its server starts
                 with pytest.raises(nav.PackageError) as e:
                     plan_serving(target, [])
@@ -597,13 +658,15 @@ def test_every_reader_refuses_what_load_refuses_naming_the_field(tmp_path, capsy
             assert not (tmp_path / f"{name}_{written}").exists(), (name, written)
 
 
-
-@pytest.mark.parametrize("text, expected", [
-    ("- " * 100000 + "x\n", "nests too deeply to be read"),  # block nesting: no brackets to count
-    ("a: " + "{b: " * 300 + "1" + "}" * 300 + "\n", "nests too deeply to be read"),
-    ("a: &x [1, 2]\nb: *x\n", "YAML alias *x is not allowed"),
-    ("a: [1, 2\n", "is not safe, plain YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("- " * 100000 + "x\n", "nests too deeply to be read"),  # block nesting: no brackets to count
+        ("a: " + "{b: " * 300 + "1" + "}" * 300 + "\n", "nests too deeply to be read"),
+        ("a: &x [1, 2]\nb: *x\n", "YAML alias *x is not allowed"),
+        ("a: [1, 2\n", "is not safe, plain YAML"),
+    ],
+)
 def test_status_text_refused_before_it_is_built(text, expected):
     """The YAML reader (libyaml where installed) refuses deep nesting, aliases and bad YAML with a
     PackageError, never a crash of its recursive composer or a RecursionError."""
@@ -612,6 +675,7 @@ def test_status_text_refused_before_it_is_built(text, expected):
 
     with pytest.raises(nav.PackageError, match=re.escape(expected)):
         parse_yaml_text(text, "status.yaml")
+
 
 def _fill(disk: Path) -> None:
     """Fill the filesystem of `disk` to the last byte (a file that grows until ENOSPC)."""
@@ -650,10 +714,15 @@ def test_save_from_a_full_workdir_disk_and_onto_a_full_destination(tmp_path, tmp
     with pytest.raises(nav.UserInputError) as e:
         nav.save(desc, destination / "x.nav")
     message = str(e.value)
-    assert f"Cannot save the package {str(destination / 'x.nav')!r}: not enough free space in " \
-           f"{str(destination)!r} (" in message, message
-    assert re.search(r"\([0-9.]+ KB free; the package needs up to [0-9.]+ KB, the size of the workspace's files; "
-                     r"No space left on device\)", message), message
+    assert (
+        f"Cannot save the package {str(destination / 'x.nav')!r}: not enough free space in "
+        f"{str(destination)!r} (" in message
+    ), message
+    assert re.search(
+        r"\([0-9.]+ KB free; the package needs up to [0-9.]+ KB, the size of the workspace's files; "
+        r"No space left on device\)",
+        message,
+    ), message
     assert list(destination.iterdir()) == []
 
 
@@ -679,9 +748,13 @@ def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
 
     desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
     package = tmp_path / "m.nav"
-    proc = subprocess.Popen([sys.executable, "-c", SAVE_SCRIPT, str(desc.workdir), str(package)],
-                            env=helpers.repo_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SAVE_SCRIPT, str(desc.workdir), str(package)],
+        env=helpers.repo_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdout.readline() == b"written\n", proc.communicate()[1].decode()
         temporary = list(tmp_path.glob(".m.nav.*.tmp"))
@@ -709,18 +782,33 @@ def test_dtype_change_meta_tensor_and_messages_naming_the_dataloader_item(tmp_pa
 
     model = torch.nn.Linear(3, 2).eval()
     loader = [torch.randn(2, 3), torch.randn(2, 3, dtype=torch.float64)]
-    with pytest.raises(nav.UserInputError, match=r"`dataloader` item 1, input 'input__0' has dtype float64 but item "
-                                                 r"0 had float32; an input keeps its dtype across samples"):
+    with pytest.raises(
+        nav.UserInputError,
+        match=r"`dataloader` item 1, input 'input__0' has dtype float64 but item "
+        r"0 had float32; an input keeps its dtype across samples",
+    ):
         nav.torch.export(model, loader, workdir=tmp_path / "a", verbose=False, run_profiling=False)
     assert not (tmp_path / "a").exists()  # refused before anything is written
-    with pytest.raises(nav.UserInputError, match=r"`dataloader` item 0, input 'input__0' is a tensor on the meta "
-                                                 r"device, which holds no data"):
-        nav.torch.export(model, [torch.empty(2, 3, device="meta")], workdir=tmp_path / "b", verbose=False,
-                         run_profiling=False)
-    with pytest.raises(nav.UserInputError, match=r"`model` has tensor 'weight' on the meta device, which holds no "
-                                                 r"values"):
-        nav.torch.export(torch.nn.Linear(3, 2, device="meta"), [torch.randn(2, 3)], workdir=tmp_path / "b",
-                         verbose=False, run_profiling=False)
+    with pytest.raises(
+        nav.UserInputError,
+        match=r"`dataloader` item 0, input 'input__0' is a tensor on the meta "
+        r"device, which holds no data",
+    ):
+        nav.torch.export(
+            model, [torch.empty(2, 3, device="meta")], workdir=tmp_path / "b", verbose=False, run_profiling=False
+        )
+    with pytest.raises(
+        nav.UserInputError,
+        match=r"`model` has tensor 'weight' on the meta device, which holds no "
+        r"values",
+    ):
+        nav.torch.export(
+            torch.nn.Linear(3, 2, device="meta"),
+            [torch.randn(2, 3)],
+            workdir=tmp_path / "b",
+            verbose=False,
+            run_profiling=False,
+        )
     assert not (tmp_path / "b").exists()
 
     class FailsOnTheFifthRow(torch.nn.Module):
@@ -732,8 +820,14 @@ def test_dtype_change_meta_tensor_and_messages_naming_the_dataloader_item(tmp_pa
     batches = [torch.zeros(3, 2), torch.zeros(3, 2)]
     batches[1][1, 0] = 7  # item 1, position 1: split sample 4
     with pytest.raises(nav.ModelNavigatorError, match=r"failed on dataloader item 1, position 1 in its batch "):
-        nav.torch.export(FailsOnTheFifthRow().eval(), batches, workdir=tmp_path / "c", verbose=False,
-                         target_formats=("onnx",), run_profiling=False)
+        nav.torch.export(
+            FailsOnTheFifthRow().eval(),
+            batches,
+            workdir=tmp_path / "c",
+            verbose=False,
+            target_formats=("onnx",),
+            run_profiling=False,
+        )
 
 
 LOAD_SCRIPT = """
@@ -762,9 +856,13 @@ def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
     from model_navigator.core.status import NavigatorStatus
 
     workdir = tmp_path / "w"
-    proc = subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(FIXTURE_PACKAGE), str(workdir)],
-                            env=helpers.repo_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOAD_SCRIPT, str(FIXTURE_PACKAGE), str(workdir)],
+        env=helpers.repo_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdout.readline() == b"halfway\n", proc.communicate()[1].decode()
         proc.kill()
@@ -795,9 +893,12 @@ def test_killed_load_is_marked_and_every_reader_says_so(tmp_path, capsys):
     with pytest.raises(nav.PackageError, match="is incomplete: the load that unpacked it"):
         nav.save(PackageDescriptor.from_workdir(workdir), tmp_path / "partial.nav")
     assert not (tmp_path / "partial.nav").exists()
-    with pytest.raises(nav.UserInputError, match=r"already exists and was left untouched \(the load that unpacked it "
-                                                 r"\(run .*was killed or crashed, so files may be missing; "
-                                                 r"override_workdir=True loads it again\)"):
+    with pytest.raises(
+        nav.UserInputError,
+        match=r"already exists and was left untouched \(the load that unpacked it "
+        r"\(run .*was killed or crashed, so files may be missing; "
+        r"override_workdir=True loads it again\)",
+    ):
         nav.load(FIXTURE_PACKAGE, workdir=workdir, retest_conversions=False, verbose=False)
     desc = nav.load(FIXTURE_PACKAGE, workdir=workdir, override_workdir=True, retest_conversions=False, verbose=False)
     assert [(r.operation, r.outcome) for r in desc.status.runs] == [("load", "finished")]
@@ -873,16 +974,20 @@ def test_full_disk_counts_every_tensor_and_a_failed_write_leaves_no_half_file(tm
     disk = tmpfs(tmp_path / "disk", "size=2m")
     script = tmp_path / "full.py"
     script.write_text(textwrap.dedent(FULL_DISK_SCRIPT.format(disk=str(disk))))
-    proc = subprocess.run([sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
     from model_navigator.core.status import NavigatorStatus
 
     for name in ("buffered", "baked"):
         workdir = disk / name
         status = NavigatorStatus.load(workdir)
-        for key, artifact in (("torchscript-trace", "model.pt"), ("torch-exportedprogram", "model.pt2"),
-                              ("onnx", "model.onnx")):
+        for key, artifact in (
+            ("torchscript-trace", "model.pt"),
+            ("torch-exportedprogram", "model.pt2"),
+            ("onnx", "model.onnx"),
+        ):
             path = status.paths[key]
             assert path.status.value == "failed", (name, key, path.reason)
             assert f"not enough free space in {str(workdir / key)!r}: " in path.reason, (name, key, path.reason)
@@ -891,8 +996,11 @@ def test_full_disk_counts_every_tensor_and_a_failed_write_leaves_no_half_file(tm
                 assert not [p.name for p in (workdir / key).iterdir() if p.name.startswith(".")], (name, key)
         assert status.runs[-1].outcome == "finished"
     assert "the artifact needs about 3.0 MB" in NavigatorStatus.load(disk / "buffered").paths["onnx"].reason
-    assert re.search(r"MB free, the artifact needs more than [0-9.]+ MB \(writing it used up the free space; the "
-                     r"partial file was removed\)", NavigatorStatus.load(disk / "baked").paths["onnx"].reason)
+    assert re.search(
+        r"MB free, the artifact needs more than [0-9.]+ MB \(writing it used up the free space; the "
+        r"partial file was removed\)",
+        NavigatorStatus.load(disk / "baked").paths["onnx"].reason,
+    )
 
 
 def test_report_and_triton_from_a_workspace_take_its_lock(tmp_path, capsys):
@@ -904,8 +1012,10 @@ def test_report_and_triton_from_a_workspace_take_its_lock(tmp_path, capsys):
     desc = nav.load(FIXTURE_PACKAGE, workdir=tmp_path / "w", retest_conversions=False, verbose=False)
     holder = _hold_lock(desc.workdir)
     try:
-        for argv in (["report", str(desc.workdir), "-o", str(tmp_path / "report")],
-                     ["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"]):
+        for argv in (
+            ["report", str(desc.workdir), "-o", str(tmp_path / "report")],
+            ["triton", str(desc.workdir), "-o", str(tmp_path / "repo"), "--path", "onnx"],
+        ):
             assert main(argv) == 2, argv
             assert f"is in use by process {holder.pid} " in capsys.readouterr().err, argv
         assert not (tmp_path / "report").exists() and not (tmp_path / "repo").exists()
@@ -931,11 +1041,13 @@ def test_every_command_that_writes_a_workspace_takes_its_one_lock(tmp_path, caps
     linked = tmp_path / "alias"  # another name of the workdir itself (its lock would be .alias.lock by name)
     linked.symlink_to(desc.workdir)
     before = {p: p.read_bytes() for p in desc.workdir.rglob("*") if p.is_file()}
-    commands = [["profile", str(linked)], ["convert", "--config", str(linked / "onnx" / "config.yaml"),
-                                           "--correctness-only"],
-                ["report", str(linked), "-o", str(tmp_path / "report")],
-                ["triton", str(linked), "-o", str(tmp_path / "repo"), "--path", "onnx"],
-                ["export", str(onnx_file), "--workdir", str(linked), "--override-workdir", "--no-profiling"]]
+    commands = [
+        ["profile", str(linked)],
+        ["convert", "--config", str(linked / "onnx" / "config.yaml"), "--correctness-only"],
+        ["report", str(linked), "-o", str(tmp_path / "report")],
+        ["triton", str(linked), "-o", str(tmp_path / "repo"), "--path", "onnx"],
+        ["export", str(onnx_file), "--workdir", str(linked), "--override-workdir", "--no-profiling"],
+    ]
     holder = _hold_lock(desc.workdir)
     try:
         for argv in commands:
@@ -963,8 +1075,11 @@ def test_status_yaml_on_a_full_disk_is_a_clear_error_and_the_old_file_stays(tmp_
     _fill(disk)
     desc.status.environment["note"] = "x" * 200_000  # does not fit
     status_file = re.escape(repr(str(desc.workdir / "status.yaml")))
-    with pytest.raises(nav.ModelNavigatorError, match=rf"Cannot write {status_file}"
-                                                      rf": no space left on its disk \(0.0 MB free, 0.\d+ MB needed\)"):
+    with pytest.raises(
+        nav.ModelNavigatorError,
+        match=rf"Cannot write {status_file}"
+        rf": no space left on its disk \(0.0 MB free, 0.\d+ MB needed\)",
+    ):
         desc.save_status()
     assert (desc.workdir / "status.yaml").read_bytes() == before
     assert sorted(p.name for p in desc.workdir.iterdir() if p.name.startswith(".")) == []
@@ -985,12 +1100,20 @@ def test_a_correctness_failure_names_the_dataloader_item_and_position(tmp_path):
 
     batches = [torch.zeros(2, 3), torch.zeros(2, 3)]
     batches[1][1] = 1000.0
-    desc = nav.torch.export(Branchy().eval(), batches, workdir=tmp_path / "w", verbose=False, run_profiling=False,
-                            target_formats=("torchscript",), jit_options=("trace",))
+    desc = nav.torch.export(
+        Branchy().eval(),
+        batches,
+        workdir=tmp_path / "w",
+        verbose=False,
+        run_profiling=False,
+        target_formats=("torchscript",),
+        jit_options=("trace",),
+    )
     correctness = next(iter(desc.status.paths["torchscript-trace"].runtimes.values())).correctness
     assert correctness.status.value == "failed"
-    assert "at batch size 1 (sample 3: dataloader item 1, position 1 in its batch)" in correctness.reason, \
+    assert "at batch size 1 (sample 3: dataloader item 1, position 1 in its batch)" in correctness.reason, (
         correctness.reason
+    )
 
 
 def test_partial_artifacts_of_a_killed_process_are_removed_and_a_live_ones_kept(tmp_path):
@@ -1059,14 +1182,18 @@ def test_full_disk_for_the_tensorflow_and_jax_exporters(tmp_path, tmpfs):
     disk = tmpfs(tmp_path / "disk", "size=2m")
     script = tmp_path / "full.py"
     script.write_text(textwrap.dedent(TF_JAX_FULL_DISK_SCRIPT.format(disk=str(disk))))
-    proc = subprocess.run([sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=helpers.repo_env(), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
     from model_navigator.core.status import NavigatorStatus
 
-    cases = {"tf_big": ["tf-savedmodel"], "tf_baked": ["tf-savedmodel"],
-             "jax_big": ["tf-savedmodel-xla", "tf-savedmodel-xla-jit", "onnx-jax2onnx"],
-             "jax_baked": ["tf-savedmodel-xla", "tf-savedmodel-xla-jit", "onnx-jax2onnx"]}
+    cases = {
+        "tf_big": ["tf-savedmodel"],
+        "tf_baked": ["tf-savedmodel"],
+        "jax_big": ["tf-savedmodel-xla", "tf-savedmodel-xla-jit", "onnx-jax2onnx"],
+        "jax_baked": ["tf-savedmodel-xla", "tf-savedmodel-xla-jit", "onnx-jax2onnx"],
+    }
     for name, keys in cases.items():
         workdir = disk / name
         status = NavigatorStatus.load(workdir)

@@ -54,8 +54,9 @@ def test_every_path_format_and_runtime_is_declared():
 
 def test_every_source_format_names_its_framework_once():
     assert [formats.source_format(fw).format for fw in FRAMEWORKS] == [F.TORCH, F.TENSORFLOW, F.JAX, F.ONNX_SOURCE]
-    assert all(not spec.loader and not spec.triton and not spec.local_checks for spec in FORMATS.values()
-               if spec.is_source)
+    assert all(
+        not spec.loader and not spec.triton and not spec.local_checks for spec in FORMATS.values() if spec.is_source
+    )
 
 
 def test_every_declared_function_resolves():
@@ -85,12 +86,15 @@ def test_declared_tolerances_and_packages_exist():
 
 
 # The derived lists: properties of the declarations, not copies of them --------------------------
-@pytest.mark.parametrize("framework, module, name", [
-    (Framework.TORCH, "model_navigator.api.torch", "TORCH_FORMATS"),
-    (Framework.TENSORFLOW, "model_navigator.api.tensorflow", "TF_FORMATS"),
-    (Framework.JAX, "model_navigator.api.jax", "JAX_FORMATS"),
-    (Framework.ONNX, "model_navigator.api.onnx", "ONNX_FORMATS"),
-])
+@pytest.mark.parametrize(
+    "framework, module, name",
+    [
+        (Framework.TORCH, "model_navigator.api.torch", "TORCH_FORMATS"),
+        (Framework.TENSORFLOW, "model_navigator.api.tensorflow", "TF_FORMATS"),
+        (Framework.JAX, "model_navigator.api.jax", "JAX_FORMATS"),
+        (Framework.ONNX, "model_navigator.api.onnx", "ONNX_FORMATS"),
+    ],
+)
 def test_target_formats_are_what_the_frameworks_paths_make_in_the_listing_order(framework, module, name):
     offered = getattr(importlib.import_module(module), name)
     specs = paths_for(framework)
@@ -131,7 +135,8 @@ def test_status_yaml_reports_every_package_a_path_can_use():
     from model_navigator.core.environment import PACKAGES
 
     extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     for extra in ("torch", "tensorflow", "jax", "onnx", "openvino", "tensorrt"):
         names = {re.split(r"[<>=!~\[ ;]", requirement)[0] for requirement in extras[extra]}
         assert names <= set(PACKAGES), (extra, names - set(PACKAGES))
@@ -143,8 +148,11 @@ def test_local_formats_and_worker_preloads_are_derived():
     from model_navigator.steps.worker import preload_modules
 
     assert {fw.value: set(formats.formats_checked_locally(fw.value)) for fw in FRAMEWORKS} == {
-        "torch": {"torchscript", "torch-exportedprogram"}, "tensorflow": {"tf-savedmodel"}, "onnx": set(),
-        "jax": {"tf-savedmodel"}}
+        "torch": {"torchscript", "torch-exportedprogram"},
+        "tensorflow": {"tf-savedmodel"},
+        "onnx": set(),
+        "jax": {"tf-savedmodel"},
+    }
     base = ("numpy", "onnxruntime", "openvino")
     assert preload_modules("runtimes") == base
     assert preload_modules("torch") == base + ("torch", "torch._export.serde.serialize")
@@ -181,15 +189,21 @@ def test_triton_backends_per_format_and_runtime_are_as_before():
     from model_navigator.triton import backend_for
 
     onnx = TritonBackend("onnxruntime_onnx", "onnxruntime", "model.onnx")
-    script = TritonBackend("pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),),
-                           indexed_names=True)
+    script = TritonBackend(
+        "pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),), indexed_names=True
+    )
     saved = TritonBackend("tensorflow_savedmodel", "tensorflow", "model.savedmodel", is_dir=True)
     assert backend_for(F.ONNX, RP.CPU) == backend_for(F.ONNX, RP.CUDA) == onnx
-    assert backend_for(F.ONNX, RP.TRT) == TritonBackend("onnxruntime_onnx", "onnxruntime", "model.onnx",
-                                                        gpu_execution_accelerators=("tensorrt",))
-    assert backend_for(F.ONNX, RP.OPENVINO) == TritonBackend(None, "openvino", "model.onnx",
-                                                             default_model_filename="model.onnx",
-                                                             parameters=(("PERFORMANCE_HINT", "LATENCY"),))
+    assert backend_for(F.ONNX, RP.TRT) == TritonBackend(
+        "onnxruntime_onnx", "onnxruntime", "model.onnx", gpu_execution_accelerators=("tensorrt",)
+    )
+    assert backend_for(F.ONNX, RP.OPENVINO) == TritonBackend(
+        None,
+        "openvino",
+        "model.onnx",
+        default_model_filename="model.onnx",
+        parameters=(("PERFORMANCE_HINT", "LATENCY"),),
+    )
     for runtime in (RP.CPU, RP.CUDA):
         assert backend_for(F.TORCHSCRIPT, runtime) == backend_for(F.TORCH_TRT, runtime) == script
         assert backend_for(F.TF_SAVEDMODEL, runtime) == backend_for(F.TF_TRT, runtime) == saved
@@ -201,8 +215,9 @@ def test_triton_backends_per_format_and_runtime_are_as_before():
 
 # Runners -----------------------------------------------------------------------------------------
 def _status(target: str = "cpu", kw_names=None) -> NavigatorStatus:
-    status = NavigatorStatus(model_name="m", framework="torch",
-                             config={"target_device": target, "forward_kw_names": kw_names})
+    status = NavigatorStatus(
+        model_name="m", framework="torch", config={"target_device": target, "forward_kw_names": kw_names}
+    )
     status.inputs = [TensorMetadata("a", (-1, 3), "float32"), TensorMetadata("b", (-1, 3), "float32")]
     status.outputs = [TensorMetadata("y", (-1, 2), "float32")]
     return status
@@ -212,17 +227,20 @@ def _path(fmt: Format, key: str = "p", **kwargs) -> PathStatus:
     return PathStatus(key=key, format=fmt, status=StepStatus.OK, model_path=f"{key}/model", **kwargs)
 
 
-@pytest.mark.parametrize("fmt, runtime, cls, device", [
-    (F.TORCHSCRIPT, RP.CPU, "TorchScriptRunner", "cpu"),
-    (F.TORCHSCRIPT, RP.CUDA, "TorchScriptRunner", "cuda:1"),
-    (F.TORCH_EXPORTEDPROGRAM, RP.CUDA, "TorchExportedProgramRunner", "cuda:1"),
-    (F.ONNX, RP.CPU, "OnnxRuntimeRunner", "cpu"),
-    (F.ONNX, RP.TRT, "OnnxRuntimeRunner", "cuda:1"),
-    (F.ONNX, RP.OPENVINO, "OpenVINORunner", "cpu"),
-    (F.TF_SAVEDMODEL, RP.CUDA, "TensorFlowSavedModelRunner", "cuda:1"),
-    (F.TF_TRT, RP.CUDA, "TensorFlowSavedModelRunner", "cuda:1"),
-    (F.TENSORRT, RP.TRT, "TensorRTRunner", "cuda"),
-])
+@pytest.mark.parametrize(
+    "fmt, runtime, cls, device",
+    [
+        (F.TORCHSCRIPT, RP.CPU, "TorchScriptRunner", "cpu"),
+        (F.TORCHSCRIPT, RP.CUDA, "TorchScriptRunner", "cuda:1"),
+        (F.TORCH_EXPORTEDPROGRAM, RP.CUDA, "TorchExportedProgramRunner", "cuda:1"),
+        (F.ONNX, RP.CPU, "OnnxRuntimeRunner", "cpu"),
+        (F.ONNX, RP.TRT, "OnnxRuntimeRunner", "cuda:1"),
+        (F.ONNX, RP.OPENVINO, "OpenVINORunner", "cpu"),
+        (F.TF_SAVEDMODEL, RP.CUDA, "TensorFlowSavedModelRunner", "cuda:1"),
+        (F.TF_TRT, RP.CUDA, "TensorFlowSavedModelRunner", "cuda:1"),
+        (F.TENSORRT, RP.TRT, "TensorRTRunner", "cuda"),
+    ],
+)
 def test_make_runner_builds_the_declared_runner_for_an_artifact(tmp_path, fmt, runtime, cls, device):
     from model_navigator.runners.registry import make_runner
 
@@ -243,13 +261,16 @@ def test_make_runner_passes_keywords_and_torch_trt_input_order(tmp_path):
     assert type(trt).__name__ == "TorchTensorRTRunner" and trt.input_names == ["b", "a"] and trt.keyword is False
 
 
-@pytest.mark.parametrize("fmt, runtime, cls, device", [
-    (F.TORCH, RP.CUDA, "TorchSourceRunner", "cuda:1"),
-    (F.TORCH, RP.TORCH_COMPILE, "TorchCompileRunner", "cuda:1"),  # compiles for the target device
-    (F.TENSORFLOW, RP.CPU, "TensorFlowSourceRunner", "cpu"),
-    (F.JAX, RP.CPU, "JaxSourceRunner", "cpu"),
-    (F.ONNX_SOURCE, RP.CUDA, "OnnxSourceRunner", "cuda:1"),
-])
+@pytest.mark.parametrize(
+    "fmt, runtime, cls, device",
+    [
+        (F.TORCH, RP.CUDA, "TorchSourceRunner", "cuda:1"),
+        (F.TORCH, RP.TORCH_COMPILE, "TorchCompileRunner", "cuda:1"),  # compiles for the target device
+        (F.TENSORFLOW, RP.CPU, "TensorFlowSourceRunner", "cpu"),
+        (F.JAX, RP.CPU, "JaxSourceRunner", "cpu"),
+        (F.ONNX_SOURCE, RP.CUDA, "OnnxSourceRunner", "cuda:1"),
+    ],
+)
 def test_make_runner_builds_the_declared_source_runner(tmp_path, fmt, runtime, cls, device):
     from model_navigator.runners.registry import make_runner
 
@@ -304,9 +325,16 @@ def test_every_consumer_reads_only_the_declaration(tmp_path, monkeypatch):
 
     here = __name__
     backend = TritonBackend("toy_platform", "toy", "model.toy")
-    toy = FormatSpec(F.TF_SAVEDMODEL, runners=((None, f"{here}:toy_runner"),), loader=f"{here}:toy_loader",
-                     triton=((RP.CPU, backend),), local_checks=(Framework.TORCH,), preload=("toy_module",),
-                     availability=((RP.CUDA, f"{here}:toy_unavailable"),), tolerance="fp16")
+    toy = FormatSpec(
+        F.TF_SAVEDMODEL,
+        runners=((None, f"{here}:toy_runner"),),
+        loader=f"{here}:toy_loader",
+        triton=((RP.CPU, backend),),
+        local_checks=(Framework.TORCH,),
+        preload=("toy_module",),
+        availability=((RP.CUDA, f"{here}:toy_unavailable"),),
+        tolerance="fp16",
+    )
     monkeypatch.setitem(FORMATS, F.TF_SAVEDMODEL, toy)
     real_paths = torch_paths.torch_paths
     toy_path = PathSpec("toy", F.TF_SAVEDMODEL, "model.toy", f"{here}:toy_runner")
@@ -327,17 +355,30 @@ def test_every_consumer_reads_only_the_declaration(tmp_path, monkeypatch):
     assert default_tolerance_name(F.TF_SAVEDMODEL, TensorRTPrecision.FP32, RP.CPU) == "fp16"
     assert runtime_unavailable_reason(F.TF_SAVEDMODEL, RP.CUDA) == "no toy runtime CUDAExecutionProvider here"
     assert runtime_unavailable_reason(F.TF_SAVEDMODEL, RP.CPU) is None
-    assert formats_of(Framework.TORCH) == (F.TORCHSCRIPT, F.TORCH_EXPORTEDPROGRAM, F.TF_SAVEDMODEL, F.ONNX,
-                                           F.TORCH_TRT, F.TENSORRT)
+    assert formats_of(Framework.TORCH) == (
+        F.TORCHSCRIPT,
+        F.TORCH_EXPORTEDPROGRAM,
+        F.TF_SAVEDMODEL,
+        F.ONNX,
+        F.TORCH_TRT,
+        F.TENSORRT,
+    )
 
 
 def test_importing_the_declarations_imports_no_framework():
     import subprocess
     import sys
 
-    code = ("import sys, model_navigator.core.formats, model_navigator.runners.registry, model_navigator.triton; "
-            "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'onnx', 'onnxruntime', 'openvino') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, model_navigator.core.formats, model_navigator.runners.registry, model_navigator.triton; "
+        "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'onnx', 'onnxruntime', 'openvino') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]"

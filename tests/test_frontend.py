@@ -43,8 +43,15 @@ def test_every_export_argument_reaches_the_flow_or_the_adapter(module_name):
 
 
 def test_reference_outputs_are_what_the_source_runner_computes(workdir, linear_model, linear_dataloader):
-    package = nav.torch.export(linear_model, linear_dataloader, workdir=workdir, target_formats=("torchscript",),
-                               jit_options=("trace",), run_profiling=False, verbose=False)
+    package = nav.torch.export(
+        linear_model,
+        linear_dataloader,
+        workdir=workdir,
+        target_formats=("torchscript",),
+        jit_options=("trace",),
+        run_profiling=False,
+        verbose=False,
+    )
     workspace = Workspace(workdir)
     inputs = load_sample_dir(workspace.input_dir("correctness"))
     outputs = load_sample_dir(workspace.output_dir("correctness"))
@@ -59,8 +66,16 @@ def test_reference_outputs_are_what_the_source_runner_computes(workdir, linear_m
 
 
 def test_status_config_is_typed_and_round_trips_through_status_yaml(workdir, linear_model, linear_dataloader):
-    package = nav.torch.export(linear_model, linear_dataloader, workdir=workdir, target_formats=("torchscript",),
-                               jit_options=("script",), run_profiling=False, verbose=False, opset=15)
+    package = nav.torch.export(
+        linear_model,
+        linear_dataloader,
+        workdir=workdir,
+        target_formats=("torchscript",),
+        jit_options=("script",),
+        run_profiling=False,
+        verbose=False,
+        opset=15,
+    )
     config = package.status.config
     assert isinstance(config, ExportConfig)
     assert config.opset == 15 and config.target_device == "cpu" and config.batch_dim == 0
@@ -126,10 +141,17 @@ def test_nav_onnx_records_minimum_segment_size_unchecked(workdir, tmp_path, line
     import torch
 
     path = tmp_path / "linear.onnx"
-    torch.onnx.export(linear_model.eval(), (torch.randn(2, 5),), str(path), input_names=["x"], dynamo=False,
-                      dynamic_axes={"x": {0: "batch"}})
-    package = nav.onnx.export(str(path), [np.ones((2, 5), np.float32)], workdir=workdir, minimum_segment_size=0,
-                              run_profiling=False)
+    torch.onnx.export(
+        linear_model.eval(),
+        (torch.randn(2, 5),),
+        str(path),
+        input_names=["x"],
+        dynamo=False,
+        dynamic_axes={"x": {0: "batch"}},
+    )
+    package = nav.onnx.export(
+        str(path), [np.ones((2, 5), np.float32)], workdir=workdir, minimum_segment_size=0, run_profiling=False
+    )
     assert package.status.config.minimum_segment_size == 0 and package.get_status(nav.Format.ONNX)
 
 
@@ -141,10 +163,15 @@ def test_minimum_segment_size_is_checked_only_where_the_framework_declares_tf_tr
     from model_navigator.paths.registry import paths_for
 
     declares = {fw: any(s.format == Format.TF_TRT for s in paths_for(fw)) for fw in Framework}
-    assert declares == {Framework.TORCH: False, Framework.TENSORFLOW: True, Framework.JAX: True,
-                        Framework.ONNX: False}
-    args = ExportArguments(dataloader=[np.ones((2, 5), np.float32)], workdir=workdir, target_formats=("torchscript",),
-                           minimum_segment_size=0, run_profiling=False, verbose=False)
+    assert declares == {Framework.TORCH: False, Framework.TENSORFLOW: True, Framework.JAX: True, Framework.ONNX: False}
+    args = ExportArguments(
+        dataloader=[np.ones((2, 5), np.float32)],
+        workdir=workdir,
+        target_formats=("torchscript",),
+        minimum_segment_size=0,
+        run_profiling=False,
+        verbose=False,
+    )
     package = export(TorchAdapter(linear_model, ("script",), "hierarchy", False), args)
     assert package.status.config.minimum_segment_size == 0 and package.get_status(nav.Format.TORCHSCRIPT)
 
@@ -161,8 +188,9 @@ def test_the_export_context_is_built_from_the_samples_in_memory(linear_model):
     inputs = infer_metadata(sample_set.samples, sample_set.input_names, 0, {})
     outputs = infer_metadata([{"output__0": np.zeros((1, 3), np.float32)}], ["output__0"], 0, {})
     config = ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=(Format.ONNX,))
-    context = TorchAdapter(linear_model, ("trace",), "hierarchy", False).export_context(config, inputs, outputs,
-                                                                                       sample_set)
+    context = TorchAdapter(linear_model, ("trace",), "hierarchy", False).export_context(
+        config, inputs, outputs, sample_set
+    )
     largest = max(sample_set.of_set("conversion"), key=lambda s: sum(a.size for a in s.values()))
     assert context.example["input__0"].shape == (2, 5)  # the largest conversion sample, as a batch of 2
     np.testing.assert_array_equal(context.example["input__0"][1], largest["input__0"][0])

@@ -30,16 +30,23 @@ from model_navigator.contrib.huggingface import (  # noqa: E402
 from model_navigator.core.status import NavigatorStatus  # noqa: E402
 from model_navigator.core.serialization import to_plain  # noqa: E402
 
-WORDS = ("the a model navigator exports bert to onnx and torchscript fast small test hello world with "
-         "dynamic batch sequence axes").split()
-TEXTS = ["hello world", "the model navigator exports bert to onnx", "a small test",
-         "torchscript and onnx with dynamic batch and sequence axes, fast"]
+WORDS = (
+    "the a model navigator exports bert to onnx and torchscript fast small test hello world with "
+    "dynamic batch sequence axes"
+).split()
+TEXTS = [
+    "hello world",
+    "the model navigator exports bert to onnx",
+    "a small test",
+    "torchscript and onnx with dynamic batch and sequence axes, fast",
+]
 
 
 @pytest.fixture(scope="module")
 def config():
-    return transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                   intermediate_size=37)
+    return transformers.BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37
+    )
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +178,14 @@ def test_export_arguments(bert, config):
 
 @pytest.mark.slow
 def test_contrib_does_not_import_transformers():
-    code = ("import sys, model_navigator.contrib.huggingface as hf\n"
-            "hf.dummy_dataloader, hf.ModelOutputWrapper, hf.export_hf_model\n"
-            "print('transformers' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(),
-                            timeout=120)
+    code = (
+        "import sys, model_navigator.contrib.huggingface as hf\n"
+        "hf.dummy_dataloader, hf.ModelOutputWrapper, hf.export_hf_model\n"
+        "print('transformers' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(), timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
@@ -193,14 +203,22 @@ def test_export_bert_onnx_and_torchscript_trace(bert, config, tokenizer, tmp_pat
     else:
         dataloader = dummy_dataloader(input_spec_from_config(config), batches=2, batch_size=2, seq_lens=(5, 9))
     workdir = tmp_path / "bert_workdir"
-    package = export_hf_model(bert, dataloader, workdir=workdir, target_formats=("onnx", "torchscript"),
-                              runtimes=("CPUExecutionProvider",), run_profiling=False, verbose=False)
+    package = export_hf_model(
+        bert,
+        dataloader,
+        workdir=workdir,
+        target_formats=("onnx", "torchscript"),
+        runtimes=("CPUExecutionProvider",),
+        run_profiling=False,
+        verbose=False,
+    )
     assert package.get_formats_status() == {"torchscript-trace": True, "onnx": True}
     status = NavigatorStatus.load(workdir)
     assert status.model_name == "BertModel"
     assert [m.name for m in status.outputs] == ["last_hidden_state", "pooler_output"]
-    assert {m.name: m.shape for m in status.inputs} == {n: (-1, -1) for n in
-                                                        ("input_ids", "attention_mask", "token_type_ids")}
+    assert {m.name: m.shape for m in status.inputs} == {
+        n: (-1, -1) for n in ("input_ids", "attention_mask", "token_type_ids")
+    }
     assert {m.name: m.shape for m in status.outputs} == {"last_hidden_state": (-1, -1, 32), "pooler_output": (-1, 32)}
     for key in ("torchscript-trace", "onnx"):
         corr = status.paths[key].runtimes[nav.RuntimeProvider.CPU].correctness
@@ -231,11 +249,21 @@ def test_export_bert_onnx_and_torchscript_trace(bert, config, tokenizer, tmp_pat
 @pytest.mark.slow
 def test_plain_bert_model_with_dict_samples_exports_to_onnx_trace_and_exportedprogram(bert, tmp_path):
     torch.manual_seed(0)
-    dataloader = [{"input_ids": torch.randint(0, 100, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
-                  for seq in (5, 9)]
-    package = nav.torch.export(model=bert, dataloader=dataloader, workdir=tmp_path / "wd", isolation=False,
-                               verbose=False, run_profiling=False, runtimes=("CPUExecutionProvider",),
-                               target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",))
+    dataloader = [
+        {"input_ids": torch.randint(0, 100, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
+        for seq in (5, 9)
+    ]
+    package = nav.torch.export(
+        model=bert,
+        dataloader=dataloader,
+        workdir=tmp_path / "wd",
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        runtimes=("CPUExecutionProvider",),
+        target_formats=("torchscript", "torch-exportedprogram", "onnx"),
+        jit_options=("trace",),
+    )
     for key in ("torchscript-trace", "torch-exportedprogram", "onnx"):
         path = package.status.paths[key]
         assert path.status.value == "ok", (key, path.reason)
@@ -248,10 +276,18 @@ def test_a_transformers_exportedprogram_loads_and_passes_in_a_fresh_process(bert
     """The .pt2 holds flat tensor outputs: a process that never imported transformers' ModelOutput
     classes loads the package, re-tests the path and gets the same outputs."""
     torch.manual_seed(0)
-    dataloader = [{"input_ids": torch.randint(0, 100, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
-                  for seq in (5, 9)]
-    package = nav.torch.export(model=bert, dataloader=dataloader, workdir=tmp_path / "wd", verbose=False,
-                               run_profiling=False, target_formats=("torch-exportedprogram",))
+    dataloader = [
+        {"input_ids": torch.randint(0, 100, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
+        for seq in (5, 9)
+    ]
+    package = nav.torch.export(
+        model=bert,
+        dataloader=dataloader,
+        workdir=tmp_path / "wd",
+        verbose=False,
+        run_profiling=False,
+        target_formats=("torch-exportedprogram",),
+    )
     assert package.get_status(nav.Format.TORCH_EXPORTEDPROGRAM)
     package.save(tmp_path / "bert.nav")
     code = (
@@ -262,22 +298,33 @@ def test_a_transformers_exportedprogram_loads_and_passes_in_a_fresh_process(bert
         "result = path.runtimes[nav.RuntimeProvider.CPU].correctness\n"
         "print(path.status.value, result.status.value, result.reason)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bert.nav"), str(tmp_path / "loaded")],
-                          capture_output=True, text=True, env=helpers.repo_env(), timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "bert.nav"), str(tmp_path / "loaded")],
+        capture_output=True,
+        text=True,
+        env=helpers.repo_env(),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[:2] == ["ok", "ok"], done.stdout
 
 
 def _t5_dataloader(encoder_lengths=(6, 9), decoder_lengths=(3, 4)):
     torch.manual_seed(0)
-    return [{"input_ids": torch.randint(0, 100, (2, enc)), "attention_mask": torch.ones(2, enc, dtype=torch.long),
-             "decoder_input_ids": torch.randint(0, 100, (2, dec))}
-            for enc, dec in zip(encoder_lengths, decoder_lengths, strict=True)]
+    return [
+        {
+            "input_ids": torch.randint(0, 100, (2, enc)),
+            "attention_mask": torch.ones(2, enc, dtype=torch.long),
+            "decoder_input_ids": torch.randint(0, 100, (2, dec)),
+        }
+        for enc, dec in zip(encoder_lengths, decoder_lengths, strict=True)
+    ]
 
 
 def test_export_arguments_give_an_encoder_decoder_its_own_decoder_length():
-    config = transformers.T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1,
-                                   num_heads=2)
+    config = transformers.T5Config(
+        vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2
+    )
     model = transformers.T5Model(config).eval()
     arguments = export_arguments(model, _t5_dataloader())
     axes = arguments["dynamic_axes"]
@@ -287,15 +334,29 @@ def test_export_arguments_give_an_encoder_decoder_its_own_decoder_length():
 
 
 def test_export_arguments_do_not_probe_a_feature_axis():
-    config = transformers.WhisperConfig(vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                                        decoder_start_token_id=1, d_model=16, encoder_layers=1, decoder_layers=1,
-                                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                                        decoder_ffn_dim=32, num_mel_bins=16, max_source_positions=50,
-                                        max_target_positions=32)
+    config = transformers.WhisperConfig(
+        vocab_size=100,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_mel_bins=16,
+        max_source_positions=50,
+        max_target_positions=32,
+    )
     model = transformers.WhisperModel(config).eval()
     torch.manual_seed(0)
-    dataloader = [{"input_features": torch.randn(2, 16, 100), "decoder_input_ids": torch.randint(0, 100, (2, dec))}
-                  for dec in (3, 5)]
+    dataloader = [
+        {"input_features": torch.randn(2, 16, 100), "decoder_input_ids": torch.randint(0, 100, (2, dec))}
+        for dec in (3, 5)
+    ]
     arguments = export_arguments(model, dataloader)  # shortening the 16 mel bins would make Whisper raise
     assert arguments["dynamic_axes"]["input_features"] == {0: "batch"}
     assert arguments["dynamic_axes"]["decoder_input_ids"] == {0: "batch", 1: "sequence"}
@@ -303,14 +364,26 @@ def test_export_arguments_do_not_probe_a_feature_axis():
 
 @pytest.mark.slow
 def test_given_dynamic_axes_that_leave_a_varying_axis_fixed_are_completed_with_a_warning(tmp_path):
-    config = transformers.T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1,
-                                   num_heads=2)
+    config = transformers.T5Config(
+        vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2
+    )
     model = transformers.T5Model(config).eval()
     with pytest.warns(UserWarning, match=r"dynamic_axes\['decoder_input_ids'\]` leaves axes \[1\] fixed"):
-        package = export_hf_model(model, _t5_dataloader(), workdir=tmp_path / "wd", isolation=False, verbose=False,
-                                  run_profiling=False, target_formats=("onnx",), runtimes=("CPUExecutionProvider",),
-                                  dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"},
-                                                "decoder_input_ids": {0: "b"}})
+        package = export_hf_model(
+            model,
+            _t5_dataloader(),
+            workdir=tmp_path / "wd",
+            isolation=False,
+            verbose=False,
+            run_profiling=False,
+            target_formats=("onnx",),
+            runtimes=("CPUExecutionProvider",),
+            dynamic_axes={
+                "input_ids": {0: "b", 1: "s"},
+                "attention_mask": {0: "b", 1: "s"},
+                "decoder_input_ids": {0: "b"},
+            },
+        )
     assert to_plain(package.status.config.dynamic_axes)["decoder_input_ids"] == [0, 1]
     onnx = package.status.paths["onnx"]
     assert onnx.runtimes[nav.RuntimeProvider.CPU].correctness.status.value == "ok", onnx.runtimes

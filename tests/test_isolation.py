@@ -28,8 +28,9 @@ def _export(workdir: Path, **kwargs):
     dataloader = [torch.randn(2, 5) for _ in range(3)]
     kwargs.setdefault("target_formats", ("onnx", "torchscript"))
     kwargs.setdefault("jit_options", ("trace",))
-    return nav.torch.export(model, dataloader, workdir=workdir, verbose=False, profiler_config=helpers.light_profiler(),
-                            **kwargs)
+    return nav.torch.export(
+        model, dataloader, workdir=workdir, verbose=False, profiler_config=helpers.light_profiler(), **kwargs
+    )
 
 
 @pytest.fixture
@@ -111,13 +112,18 @@ def test_in_process_mode_gives_same_results(tmp_path):
             assert err.max_rel_error == pytest.approx(b.per_output[name].max_rel_error, rel=1e-6, abs=1e-9), key
         fmt = dict(format="onnx") if key == "onnx" else dict(format="torchscript", jit_type="trace")
         with isolated.get_runner(**fmt) as runner_a, local.get_runner(**fmt) as runner_b:
-            np.testing.assert_allclose(runner_a.infer({"input__0": x})["output__0"],
-                                       runner_b.infer({"input__0": x})["output__0"], rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(
+                runner_a.infer({"input__0": x})["output__0"],
+                runner_b.infer({"input__0": x})["output__0"],
+                rtol=1e-6,
+                atol=1e-7,
+            )
 
 
 def _run_sh(workdir: Path, sh: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(sh.relative_to(workdir)), *args], cwd=workdir, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        ["bash", str(sh.relative_to(workdir)), *args], cwd=workdir, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
@@ -127,8 +133,14 @@ def test_reproduce_scripts_reproduce_status(tmp_path):
             return x.reshape(1, -1) * 2  # specialised to batch size 1 when traced
 
     ok = _export(tmp_path / "ok")
-    bad = nav.torch.export(BatchOne(), [torch.randn(1, 4) for _ in range(2)], workdir=tmp_path / "bad",
-                           target_formats=("onnx",), verbose=False, run_profiling=False)
+    bad = nav.torch.export(
+        BatchOne(),
+        [torch.randn(1, 4) for _ in range(2)],
+        workdir=tmp_path / "bad",
+        target_formats=("onnx",),
+        verbose=False,
+        run_profiling=False,
+    )
     bad_onnx = bad.status.paths["onnx"].runtimes[nav.RuntimeProvider.CPU].correctness
     assert bad_onnx.status.value == "failed"
     assert "batch size 2" in bad_onnx.reason
@@ -160,12 +172,14 @@ def test_reproduce_scripts_reproduce_status(tmp_path):
 def test_ctrl_c_stops_workers_and_leaves_a_readable_workspace(tmp_path):
     workdir = tmp_path / "w"
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import torch, model_navigator as nav
         model = torch.nn.Linear(5, 7).eval()
         nav.torch.export(model, [torch.randn(2, 5) for _ in range(3)], workdir={str(workdir)!r},
                          target_formats=("torchscript", "onnx"), jit_options=("trace",), verbose=False)
-    """))
+    """)
+    )
     env = dict(os.environ, **{FAULT_ENV: "correctness:onnx:hang"})
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -189,6 +203,7 @@ def test_ctrl_c_stops_workers_and_leaves_a_readable_workspace(tmp_path):
     assert in_flight.status.value == "not_run" and "interrupted" in in_flight.reason
     run = status.runs[-1]  # the run is on record as interrupted, not finished
     assert (run.operation, run.outcome, run.pid) == ("export", "interrupted", proc.pid) and run.finished_at
+
     # no worker left behind (the hanging one carries FAULT_ENV in its environment)
     def leftovers():
         found = subprocess.run(["pgrep", "-f", "model_navigator.steps.worker"], capture_output=True, text=True)
@@ -223,8 +238,12 @@ def test_long_step_reports_heartbeats(tmp_path, fault):
     beats = []
     try:
         with Recording(enabled=False).running("onnx", "correctness", every_s=0.5):
-            result = executor.run("correctness", ["--workdir", ".", "--path", "onnx", "--runtime",
-                                                  "CPUExecutionProvider"], desc.workdir, timeout_s=3)
+            result = executor.run(
+                "correctness",
+                ["--workdir", ".", "--path", "onnx", "--runtime", "CPUExecutionProvider"],
+                desc.workdir,
+                timeout_s=3,
+            )
     finally:
         executor.shutdown()
     assert result.result.status == StepStatus.FAILED and "timed out after 3 s" in result.result.reason
@@ -235,19 +254,40 @@ def test_long_step_reports_heartbeats(tmp_path, fault):
 def test_reproduce_scripts_of_a_loaded_package_run_with_another_python(tmp_path):
     """A package loaded elsewhere carries .sh scripts naming the exporting machine's Python: where
     that interpreter does not exist, the script says so and uses python3 from PATH; PYTHON=... picks one."""
-    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
-                         verbose=False, target_formats=("onnx",))
+    d = nav.torch.export(
+        torch.nn.Linear(3, 2),
+        [torch.randn(2, 3)],
+        workdir=tmp_path / "w",
+        run_profiling=False,
+        verbose=False,
+        target_formats=("onnx",),
+    )
     nav.save(d, tmp_path / "m.nav")
     loaded = nav.load(tmp_path / "m.nav", workdir=tmp_path / "elsewhere", retest_conversions=False, verbose=False)
     sh = loaded.workdir / "onnx" / "reproduce_correctness.sh"
     assert f"RECORDED_PYTHON={sys.executable}" in sh.read_text()
-    env = {**os.environ, "PYTHON": str(tmp_path / "no" / "such" / "python"),
-           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
-    proc = subprocess.run(["bash", "onnx/reproduce_correctness.sh"], cwd=loaded.workdir, capture_output=True,
-                          text=True, timeout=300, env=env)
+    env = {
+        **os.environ,
+        "PYTHON": str(tmp_path / "no" / "such" / "python"),
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    }
+    proc = subprocess.run(
+        ["bash", "onnx/reproduce_correctness.sh"],
+        cwd=loaded.workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no/such/python not found, using python3 from PATH" in proc.stderr
     env["PYTHON"] = sys.executable
-    proc = subprocess.run(["bash", "onnx/reproduce_correctness.sh"], cwd=loaded.workdir, capture_output=True,
-                          text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        ["bash", "onnx/reproduce_correctness.sh"],
+        cwd=loaded.workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0 and "not found" not in proc.stderr, proc.stderr

@@ -76,9 +76,17 @@ def mlp(tmp_path_factory):
     predict, params = jax_models.mlp()
     rng = np.random.default_rng(0)
     dataloader = [rng.standard_normal((4, 64)).astype(np.float32) for _ in range(3)]
-    package = nav.jax.export(predict, params, dataloader, sample_count=6, run_profiling=False, verbose=False,
-                             workdir=tmp_path_factory.mktemp("mlp") / "navigator_workdir", disable_git_info=True,
-                             target_device="cpu")
+    package = nav.jax.export(
+        predict,
+        params,
+        dataloader,
+        sample_count=6,
+        run_profiling=False,
+        verbose=False,
+        workdir=tmp_path_factory.mktemp("mlp") / "navigator_workdir",
+        disable_git_info=True,
+        target_device="cpu",
+    )
     return package, predict, params
 
 
@@ -110,9 +118,11 @@ def test_mlp_every_variant(mlp):
         if key.startswith(("tf-trt-", "trt-")):
             assert path.status == StepStatus.SKIPPED and ("GPU" in path.reason or "tensorrt" in path.reason), key
     direct = {"onnx-jax2onnx", "trt-fp32-jax2onnx", "trt-fp16-jax2onnx"}  # tests/test_jax_onnx.py
-    assert set(paths) == {"jax"} | direct | {f"{base}{v}" for base in ("tf-savedmodel", "onnx", "tf-trt-fp32",
-                                                                       "tf-trt-fp16", "trt-fp32", "trt-fp16")
-                                             for v in ("-xla-jit", "-xla", "-jit", "")}
+    assert set(paths) == {"jax"} | direct | {
+        f"{base}{v}"
+        for base in ("tf-savedmodel", "onnx", "tf-trt-fp32", "tf-trt-fp16", "trt-fp32", "trt-fp16")
+        for v in ("-xla-jit", "-xla", "-jit", "")
+    }
     for key in XLA:
         for step in ("export", "correctness"):
             assert (package.workdir / key / f"reproduce_{step}.sh").is_file()
@@ -183,9 +193,17 @@ def test_mlp_reproduce_export_needs_model_and_params(mlp, tmp_path):
 @pytest.fixture(scope="module")
 def cnn(tmp_path_factory):
     predict, variables = jax_models.cnn()
-    package = nav.jax.export(predict, variables, jax_models.cnn_dataloader(), enable_xla=True, sample_count=8,
-                             workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir", verbose=False,
-                             profiler_config=helpers.light_profiler(), target_device="cpu")
+    package = nav.jax.export(
+        predict,
+        variables,
+        jax_models.cnn_dataloader(),
+        enable_xla=True,
+        sample_count=8,
+        workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir",
+        verbose=False,
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
+    )
     return package, predict, variables
 
 
@@ -241,16 +259,27 @@ def test_cnn_save_load_round_trip(cnn, tmp_path):
 def test_two_inputs_as_dict_with_a_shared_sequence_axis(tmp_path):
     score, weights = jax_models.two_input_score()
     dataloader = jax_models.two_input_dataloader()  # the dict's order differs from score()'s: keyword arguments
-    package = nav.jax.export(score, weights, dataloader, enable_xla=True, jit_compile=(False, True),
-                             run_profiling=False, workdir=tmp_path / "w", verbose=False, target_device="cpu")
+    package = nav.jax.export(
+        score,
+        weights,
+        dataloader,
+        enable_xla=True,
+        jit_compile=(False, True),
+        run_profiling=False,
+        workdir=tmp_path / "w",
+        verbose=False,
+        target_device="cpu",
+    )
     assert [m.name for m in package.status.inputs] == ["mask", "tokens"]
     assert [m.shape for m in package.status.inputs] == [(-1, -1), (-1, -1, 6)]
     assert [m.name for m in package.status.outputs] == ["pooled", "scores"]
     for key in XLA:
         result = _assert_correct(package, key, atol=1e-5)
         assert set(result.per_output) == {"pooled", "scores"}
-        assert package.status.paths[key].reported["polymorphic_shapes"] == {"mask": "(batch, d0)",
-                                                                          "tokens": "(batch, d0, 6)"}
+        assert package.status.paths[key].reported["polymorphic_shapes"] == {
+            "mask": "(batch, d0)",
+            "tokens": "(batch, d0, 6)",
+        }
     rng = np.random.default_rng(1)
     feed = {"mask": np.ones((3, 11), np.float32), "tokens": rng.standard_normal((3, 11, 6)).astype(np.float32)}
     expected = score(feed["tokens"], feed["mask"], weights)
@@ -269,8 +298,17 @@ def test_two_inputs_as_dict_with_a_shared_sequence_axis(tmp_path):
 def test_enable_xla_false_variant(tmp_path):
     predict, params = jax_models.mlp(features=8)
     dataloader = [np.random.default_rng(i).standard_normal((2, 8)).astype(np.float32) for i in range(2)]
-    package = nav.jax.export(predict, params, dataloader, enable_xla=False, jit_compile=False, run_profiling=False,
-                             workdir=tmp_path / "w", verbose=False, target_device="cpu")
+    package = nav.jax.export(
+        predict,
+        params,
+        dataloader,
+        enable_xla=False,
+        jit_compile=False,
+        run_profiling=False,
+        workdir=tmp_path / "w",
+        verbose=False,
+        target_device="cpu",
+    )
     paths = package.status.paths
     assert not any("-xla-" in key or key.endswith("-jit") for key in paths), sorted(paths)
     if NON_NATIVE:
@@ -298,12 +336,21 @@ def test_t5_like_encoder_as_in_the_reference_example(tmp_path, monkeypatch):
     def call_wrapper(input_ids, attention_mask, params):
         return encode(input_ids=input_ids, attention_mask=attention_mask, params=params)
 
-    desc = nav.jax.export(model=call_wrapper, model_params=params, dataloader=dataloader, override_workdir=True,
-                          profiler_config=helpers.light_profiler(), verbose=False, target_device="cpu")
+    desc = nav.jax.export(
+        model=call_wrapper,
+        model_params=params,
+        dataloader=dataloader,
+        override_workdir=True,
+        profiler_config=helpers.light_profiler(),
+        verbose=False,
+        target_device="cpu",
+    )
     desc.save(Path.cwd() / "t5.nav")
     assert (tmp_path / "t5.nav").is_file()
-    assert [(m.name, m.shape, m.dtype) for m in desc.status.inputs] == [("input_ids", (-1, -1), "int64"),
-                                                                        ("attention_mask", (-1, -1), "int64")]
+    assert [(m.name, m.shape, m.dtype) for m in desc.status.inputs] == [
+        ("input_ids", (-1, -1), "int64"),
+        ("attention_mask", (-1, -1), "int64"),
+    ]
     assert [(m.name, m.shape) for m in desc.status.outputs] == [("last_hidden_state", (-1, -1, 32))]
     for key in XLA:
         _assert_correct(desc, key, atol=1e-4)
@@ -342,16 +389,21 @@ def _mlp_args():
     return predict, params, [np.ones((2, 8), np.float32)]
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda p, w, d: (lambda x, y, params: x, w, d, {}), "cannot be called as model(input__0, params)"),
-    (lambda p, w, d: (p, {"w": "weights"}, d, {}), "leaf ['w'] is str"),
-    (lambda p, w, d: (p, w, d, {"enable_xla": "yes"}), "`enable_xla` must be True, False"),
-    (lambda p, w, d: (p, w, d, {"jit_compile": ()}), "`jit_compile` must be True, False"),
-    (lambda p, w, d: ("predict", w, d, {}), "`model` must be the JAX predict function"),
-    (lambda p, w, d: (p, w, d, {"target_formats": "torchscript"}), "do not apply to JAX"),
-    (lambda p, w, d: (p, w, [{"y": np.ones((1, 8), np.float32)}], {}),
-     "cannot be called as model(y=..., params=params)"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda p, w, d: (lambda x, y, params: x, w, d, {}), "cannot be called as model(input__0, params)"),
+        (lambda p, w, d: (p, {"w": "weights"}, d, {}), "leaf ['w'] is str"),
+        (lambda p, w, d: (p, w, d, {"enable_xla": "yes"}), "`enable_xla` must be True, False"),
+        (lambda p, w, d: (p, w, d, {"jit_compile": ()}), "`jit_compile` must be True, False"),
+        (lambda p, w, d: ("predict", w, d, {}), "`model` must be the JAX predict function"),
+        (lambda p, w, d: (p, w, d, {"target_formats": "torchscript"}), "do not apply to JAX"),
+        (
+            lambda p, w, d: (p, w, [{"y": np.ones((1, 8), np.float32)}], {}),
+            "cannot be called as model(y=..., params=params)",
+        ),
+    ],
+)
 def test_invalid_arguments_fail_before_anything_is_written(tmp_path, change, expected):
     model, params, dataloader, kwargs = change(*_mlp_args())
     with pytest.raises(UserInputError) as info:
@@ -361,8 +413,11 @@ def test_invalid_arguments_fail_before_anything_is_written(tmp_path, change, exp
 
 
 def test_memory_settings_set_for_the_user_and_jax_imported_lazily():
-    env = {k: v for k, v in helpers.repo_env().items()
-           if k not in ("XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH")}
+    env = {
+        k: v
+        for k, v in helpers.repo_env().items()
+        if k not in ("XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH")
+    }
     code = (
         "import os, sys, model_navigator as nav\n"
         "assert 'XLA_PYTHON_CLIENT_PREALLOCATE' not in os.environ\n"
@@ -374,6 +429,7 @@ def test_memory_settings_set_for_the_user_and_jax_imported_lazily():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[:2] == ["false true", "[]"], out.stdout
     env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "true"  # the user's own choice wins
-    out = subprocess.run([sys.executable, "-c", code.replace("assert 'XLA", "# ")], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code.replace("assert 'XLA", "# ")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.stdout.startswith("true true"), (out.stdout, out.stderr[-2000:])

@@ -74,9 +74,18 @@ def mlp(tmp_path_factory):
     predict, params = jax_models.mlp()
     rng = np.random.default_rng(0)
     dataloader = [rng.standard_normal((4, 64)).astype(np.float32) for _ in range(3)]
-    package = nav.jax.export(predict, params, dataloader, enable_xla=True, sample_count=6, verbose=False,
-                             profiler_config=helpers.light_profiler(), disable_git_info=True,
-                             workdir=tmp_path_factory.mktemp("mlp") / "navigator_workdir", target_device="cpu")
+    package = nav.jax.export(
+        predict,
+        params,
+        dataloader,
+        enable_xla=True,
+        sample_count=6,
+        verbose=False,
+        profiler_config=helpers.light_profiler(),
+        disable_git_info=True,
+        workdir=tmp_path_factory.mktemp("mlp") / "navigator_workdir",
+        target_device="cpu",
+    )
     return package, predict, params
 
 
@@ -143,9 +152,18 @@ def test_mlp_reproduce_export_of_the_direct_path(mlp, tmp_path):
 @pytest.mark.slow
 def test_cnn_direct_onnx_save_load_retest(tmp_path):
     predict, variables = jax_models.cnn()
-    package = nav.jax.export(predict, variables, jax_models.cnn_dataloader(), enable_xla=True, jit_compile=False,
-                             sample_count=8, workdir=tmp_path / "w", verbose=False,
-                             profiler_config=helpers.light_profiler(), target_device="cpu")
+    package = nav.jax.export(
+        predict,
+        variables,
+        jax_models.cnn_dataloader(),
+        enable_xla=True,
+        jit_compile=False,
+        sample_count=8,
+        workdir=tmp_path / "w",
+        verbose=False,
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
+    )
     _assert_direct_correct(package)
     assert package.status.paths["tf-savedmodel-xla"].ok
     package.set_verified(format=nav.Format.ONNX, runtime=CPU)
@@ -168,8 +186,16 @@ def test_cnn_direct_onnx_save_load_retest(tmp_path):
 def test_dict_inputs_varying_length_onnx_alone(tmp_path):
     score, weights = jax_models.two_input_score()
     dataloader = jax_models.two_input_dataloader()  # the dict's order differs from score()'s: keyword arguments
-    package = nav.jax.export(score, weights, dataloader, target_formats=(nav.Format.ONNX,), workdir=tmp_path / "w",
-                             verbose=False, profiler_config=helpers.light_profiler(), target_device="cpu")
+    package = nav.jax.export(
+        score,
+        weights,
+        dataloader,
+        target_formats=(nav.Format.ONNX,),
+        workdir=tmp_path / "w",
+        verbose=False,
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
+    )
     _assert_direct_correct(package, atol=1e-5)
     paths = package.status.paths
     assert not any(key.startswith("tf-savedmodel") for key in paths), sorted(paths)  # ONNX needs no SavedModel
@@ -205,15 +231,25 @@ def _t5_call(iota_positions: bool):
 @pytest.mark.slow
 def test_t5_like_encoder_direct_onnx(tmp_path):
     encode, call_wrapper, params = _t5_call(iota_positions=True)
-    package = nav.jax.export(model=call_wrapper, model_params=params, dataloader=jax_models.t5_dataloader(),
-                             enable_xla=True, jit_compile=False, workdir=tmp_path / "w", verbose=False,
-                             profiler_config=helpers.light_profiler(), target_device="cpu")
+    package = nav.jax.export(
+        model=call_wrapper,
+        model_params=params,
+        dataloader=jax_models.t5_dataloader(),
+        enable_xla=True,
+        jit_compile=False,
+        workdir=tmp_path / "w",
+        verbose=False,
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
+    )
     _assert_direct_correct(package)
     assert package.status.paths["tf-savedmodel-xla"].ok
     graph = _graph(package)
     int64 = onnx.TensorProto.INT64
     assert [(i.name, i.type.tensor_type.elem_type, _dims(i)) for i in graph.input] == [
-        ("input_ids", int64, ["batch", "d0"]), ("attention_mask", int64, ["batch", "d0"])]
+        ("input_ids", int64, ["batch", "d0"]),
+        ("attention_mask", int64, ["batch", "d0"]),
+    ]
     assert [(o.name, _dims(o)) for o in graph.output] == [("last_hidden_state", ["batch", "d0", 32])]
     batch = jax_models.t5_dataloader(lengths=(15,), batch_size=3)[0]
     expected = np.asarray(encode(batch["input_ids"], batch["attention_mask"], params)["last_hidden_state"])
@@ -225,9 +261,18 @@ def test_t5_like_encoder_direct_onnx(tmp_path):
 @pytest.mark.slow
 def test_t5_arange_positions_fail_the_direct_path_only_with_a_hint(tmp_path):
     _, call_wrapper, params = _t5_call(iota_positions=False)  # jnp.arange(n)[:, None], as Flax T5 writes it
-    package = nav.jax.export(call_wrapper, params, jax_models.t5_dataloader(), enable_xla=True, jit_compile=False,
-                             target_formats=(nav.Format.TF_SAVEDMODEL, nav.Format.ONNX), run_profiling=False,
-                             workdir=tmp_path / "w", verbose=False, target_device="cpu")
+    package = nav.jax.export(
+        call_wrapper,
+        params,
+        jax_models.t5_dataloader(),
+        enable_xla=True,
+        jit_compile=False,
+        target_formats=(nav.Format.TF_SAVEDMODEL, nav.Format.ONNX),
+        run_profiling=False,
+        workdir=tmp_path / "w",
+        verbose=False,
+        target_device="cpu",
+    )
     direct = package.status.paths[DIRECT]
     assert direct.status == StepStatus.FAILED
     assert direct.reason.startswith("RuntimeError: jax2onnx ") and "could not convert" in direct.reason, direct.reason
@@ -246,9 +291,18 @@ def test_unsupported_primitive_fails_the_direct_path_only(tmp_path):
         return jnp.linalg.eigvalsh(x @ jnp.swapaxes(x, 1, 2) + params["shift"])  # eigh of 4x4 matrices
 
     dataloader = [np.random.default_rng(i).standard_normal((2, 4, 4)).astype(np.float32) for i in range(2)]
-    package = nav.jax.export(spectrum, {"shift": jnp.eye(4)}, dataloader, enable_xla=True, jit_compile=False,
-                             target_formats=(nav.Format.TF_SAVEDMODEL, nav.Format.ONNX), run_profiling=False,
-                             workdir=tmp_path / "w", verbose=False, target_device="cpu")
+    package = nav.jax.export(
+        spectrum,
+        {"shift": jnp.eye(4)},
+        dataloader,
+        enable_xla=True,
+        jit_compile=False,
+        target_formats=(nav.Format.TF_SAVEDMODEL, nav.Format.ONNX),
+        run_profiling=False,
+        workdir=tmp_path / "w",
+        verbose=False,
+        target_device="cpu",
+    )
     direct = package.status.paths[DIRECT]
     assert direct.status == StepStatus.FAILED and not direct.runtimes
     assert "could not convert the predict function: NotImplementedError: eigh " in direct.reason, direct.reason
@@ -265,8 +319,16 @@ def test_positional_pool_window_fails_with_a_hint(tmp_path):
         return nn.max_pool(x * params["scale"], (2, 2), strides=(2, 2))  # Flax accepts it; jax2onnx 0.17 not
 
     dataloader = [np.ones((2, 4, 4, 3), np.float32)]
-    package = nav.jax.export(pooled, {"scale": jnp.float32(2.0)}, dataloader, target_formats=(nav.Format.ONNX,),
-                             run_profiling=False, workdir=tmp_path / "w", verbose=False, target_device="cpu")
+    package = nav.jax.export(
+        pooled,
+        {"scale": jnp.float32(2.0)},
+        dataloader,
+        target_formats=(nav.Format.ONNX,),
+        run_profiling=False,
+        workdir=tmp_path / "w",
+        verbose=False,
+        target_device="cpu",
+    )
     reason = package.status.paths[DIRECT].reason
     assert package.status.paths[DIRECT].status == StepStatus.FAILED
     assert "positional argument" in reason and "Hint: " in reason and "window_shape=(2, 2)" in reason, reason
@@ -279,12 +341,14 @@ def test_positional_pool_window_fails_with_a_hint(tmp_path):
 
 def test_jax2onnx_imported_only_when_the_path_runs():
     env = helpers.repo_env()
-    code = ("import sys, model_navigator as nav\n"
-            "nav.jax\n"
-            "from model_navigator.paths.jax import jax_paths\n"
-            "specs = {s.key: s for s in jax_paths()}\n"
-            "print(specs['onnx-jax2onnx'].unavailable_reason('cpu', False))\n"
-            "print(sorted(m for m in ('jax', 'jax2onnx', 'tensorflow') if m in sys.modules))\n")
+    code = (
+        "import sys, model_navigator as nav\n"
+        "nav.jax\n"
+        "from model_navigator.paths.jax import jax_paths\n"
+        "specs = {s.key: s for s in jax_paths()}\n"
+        "print(specs['onnx-jax2onnx'].unavailable_reason('cpu', False))\n"
+        "print(sorted(m for m in ('jax', 'jax2onnx', 'tensorflow') if m in sys.modules))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[:2] == ["None", "[]"], out.stdout

@@ -44,8 +44,23 @@ NEVER = {  # layer -> layers it must not import
     # the pipeline and its steps return statuses; the PackageDescriptor over them is the caller's
     "steps": {"api", "cli", "package", "report", "triton", "serving", "contrib"},
 }
-FRAMEWORKS = {"torch", "tensorflow", "keras", "jax", "jaxlib", "flax", "onnx", "onnxruntime", "tensorrt",
-              "torch_tensorrt", "openvino", "tf2onnx", "jax2onnx", "transformers", "matplotlib"}
+FRAMEWORKS = {
+    "torch",
+    "tensorflow",
+    "keras",
+    "jax",
+    "jaxlib",
+    "flax",
+    "onnx",
+    "onnxruntime",
+    "tensorrt",
+    "torch_tensorrt",
+    "openvino",
+    "tf2onnx",
+    "jax2onnx",
+    "transformers",
+    "matplotlib",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -70,7 +85,8 @@ def _layer(module: str) -> str:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[Tuple[str, int, bool]]:
@@ -119,9 +135,11 @@ def _violations(rule) -> List[str]:
 
 def test_the_walk_sees_the_package():
     assert {"core", "frameworks", "runners", "converters", "exporters", "steps", "report", "cli", "package"} <= {
-        _layer(m) for m in MODULES}
+        _layer(m) for m in MODULES
+    }
     assert ("model_navigator.frameworks.torch_utils", True) in {
-        (name, top) for name, _, top in IMPORTS["model_navigator.runners.torch"]}
+        (name, top) for name, _, top in IMPORTS["model_navigator.runners.torch"]
+    }
 
 
 @pytest.mark.parametrize("layer", sorted(ONLY))
@@ -141,9 +159,12 @@ def test_nothing_below_the_cli_imports_it():
 
 
 def test_no_module_imports_a_framework_at_module_level():
-    found = [f"{MODULES[module].relative_to(PACKAGE_DIR.parent)}:{line} imports {name}"
-             for module, imports in IMPORTS.items() for name, line, top in imports
-             if top and name.split(".")[0] in FRAMEWORKS]
+    found = [
+        f"{MODULES[module].relative_to(PACKAGE_DIR.parent)}:{line} imports {name}"
+        for module, imports in IMPORTS.items()
+        for name, line, top in imports
+        if top and name.split(".")[0] in FRAMEWORKS
+    ]
     assert found == []
 
 

@@ -20,8 +20,16 @@ CPU = RuntimeProvider.CPU
 
 
 def _torch_onnx(path: Path, model, args, input_names, output_names, dynamic_axes=None) -> Path:
-    torch.onnx.export(model.eval(), args, str(path), input_names=input_names, output_names=output_names,
-                      dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model.eval(),
+        args,
+        str(path),
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_axes=dynamic_axes,
+        opset_version=17,
+        dynamo=False,
+    )
     return path
 
 
@@ -42,10 +50,14 @@ class TokenClassifier(torch.nn.Module):
 @pytest.fixture(scope="module")
 def token_onnx(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("token_onnx")
-    return _torch_onnx(folder / "tokens.onnx", TokenClassifier(),
-                       (torch.zeros(2, 6, dtype=torch.long), torch.ones(2, 6)), ["ids", "mask"], ["hidden", "logits"],
-                       {"ids": {0: "b", 1: "s"}, "mask": {0: "b", 1: "s"}, "hidden": {0: "b", 1: "s"},
-                        "logits": {0: "b"}})
+    return _torch_onnx(
+        folder / "tokens.onnx",
+        TokenClassifier(),
+        (torch.zeros(2, 6, dtype=torch.long), torch.ones(2, 6)),
+        ["ids", "mask"],
+        ["hidden", "logits"],
+        {"ids": {0: "b", 1: "s"}, "mask": {0: "b", 1: "s"}, "hidden": {0: "b", 1: "s"}, "logits": {0: "b"}},
+    )
 
 
 def _token_dataloader(seq_lens=(4, 7, 5)):
@@ -55,9 +67,12 @@ def _token_dataloader(seq_lens=(4, 7, 5)):
 
 @pytest.fixture(scope="module")
 def token_package(token_onnx, tmp_path_factory):
-    return nav.onnx.export(model=token_onnx, dataloader=_token_dataloader(),
-                           workdir=tmp_path_factory.mktemp("t") / "wd",
-                           profiler_config=helpers.light_profiler(batch_sizes=(1, 2)))
+    return nav.onnx.export(
+        model=token_onnx,
+        dataloader=_token_dataloader(),
+        workdir=tmp_path_factory.mktemp("t") / "wd",
+        profiler_config=helpers.light_profiler(batch_sizes=(1, 2)),
+    )
 
 
 def test_a_torch_made_onnx_with_dict_int64_inputs_is_checked_and_profiled(token_package):
@@ -104,8 +119,9 @@ def test_a_static_batch_model_with_batch_dim_none(tmp_path):
     with pytest.raises(nav.UserInputError, match=r"fixes its batch axis 0 to 3.*batch_dim=None"):
         nav.onnx.export(model=path, dataloader=dataloader, workdir=tmp_path / "wd")
     assert not (tmp_path / "wd").exists()
-    package = nav.onnx.export(model=path, dataloader=dataloader, workdir=tmp_path / "wd", batch_dim=None,
-                              run_profiling=False)
+    package = nav.onnx.export(
+        model=path, dataloader=dataloader, workdir=tmp_path / "wd", batch_dim=None, run_profiling=False
+    )
     correctness = package.status.paths["onnx"].runtimes[CPU].correctness
     assert correctness.status == StepStatus.OK and correctness.batch_sizes == [1]
     assert package.status.inputs[0].shape == (3, 5)
@@ -117,12 +133,18 @@ def test_a_dataloader_that_does_not_fit_the_graph_is_refused_before_any_work(tok
     with pytest.raises(nav.UserInputError, match=r"input 'ids' has shape \(1, 4, 1\).*rank 2 \('\?', '\?'\)"):
         nav.onnx.export(model=token_onnx, dataloader=wrong_rank, workdir=workdir)
     wrong_dtype = [{"ids": np.zeros((2, 4), np.int32), "mask": np.ones((2, 4), np.float32)}]
-    with pytest.raises(nav.UserInputError, match=r"^Dataloader item 0, position 0 in its batch: input 'ids' has dtype "
-                                                 r"int32, but the ONNX graph takes int64"):
+    with pytest.raises(
+        nav.UserInputError,
+        match=r"^Dataloader item 0, position 0 in its batch: input 'ids' has dtype "
+        r"int32, but the ONNX graph takes int64",
+    ):
         nav.onnx.export(model=token_onnx, dataloader=wrong_dtype, workdir=workdir)
     with pytest.raises(nav.UserInputError, match=r"hold \('input_ids', 'mask'\), but the ONNX graph's inputs are"):
-        nav.onnx.export(model=token_onnx, dataloader=[{"input_ids": np.zeros((2, 4), np.int64),
-                                                       "mask": np.ones((2, 4), np.float32)}], workdir=workdir)
+        nav.onnx.export(
+            model=token_onnx,
+            dataloader=[{"input_ids": np.zeros((2, 4), np.int64), "mask": np.ones((2, 4), np.float32)}],
+            workdir=workdir,
+        )
     with pytest.raises(nav.UserInputError, match=r"hold 1 tensors, but the ONNX graph has 2 inputs"):
         nav.onnx.export(model=token_onnx, dataloader=[(np.zeros((2, 4), np.int64),)], workdir=workdir)
     assert not workdir.exists()

@@ -26,8 +26,11 @@ def cnn_package(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("ov") / "navigator_workdir"
     return nav.torch.export(
-        models.cnn_model(), models.cnn_dataloader(), workdir=workdir,
-        target_formats=("onnx", "torchscript"), jit_options=("trace",),
+        models.cnn_model(),
+        models.cnn_dataloader(),
+        workdir=workdir,
+        target_formats=("onnx", "torchscript"),
+        jit_options=("trace",),
         profiler_config=helpers.light_profiler(),
         verbose=False,
     )
@@ -74,13 +77,23 @@ def test_reproduce_script_reruns_the_runtime_it_is_given(cnn_package):
     assert '--runtime "$RUNTIME"' in script.read_text()
     assert 'RUNTIME="${1:-CPUExecutionProvider}"' in script.read_text()
     for runtime in ("OpenVINO", "CPUExecutionProvider"):
-        done = subprocess.run(["bash", str(script.relative_to(cnn_package.workdir)), runtime], cwd=cnn_package.workdir,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            ["bash", str(script.relative_to(cnn_package.workdir)), runtime],
+            cwd=cnn_package.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert '"status": "ok"' in done.stdout
     # the argument is what the step runs on: a runtime it does not know is refused by name
-    done = subprocess.run(["bash", str(script.relative_to(cnn_package.workdir)), "NoSuchRuntime"],
-                          cwd=cnn_package.workdir, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", str(script.relative_to(cnn_package.workdir)), "NoSuchRuntime"],
+        cwd=cnn_package.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0 and "'NoSuchRuntime'" in done.stderr, done.stderr[-2000:]
 
 
@@ -101,19 +114,39 @@ def test_best_runtime_and_package_round_trip(cnn_package, tmp_path):
 def test_runtimes_argument_restricts_and_missing_openvino_is_reported(tmp_path, monkeypatch):
     import models
 
-    package = nav.torch.export(models.cnn_model(), models.cnn_dataloader(batches=1), workdir=tmp_path / "a",
-                               target_formats=("onnx",), runtimes=("OpenVINO",), run_profiling=False, verbose=False)
+    package = nav.torch.export(
+        models.cnn_model(),
+        models.cnn_dataloader(batches=1),
+        workdir=tmp_path / "a",
+        target_formats=("onnx",),
+        runtimes=("OpenVINO",),
+        run_profiling=False,
+        verbose=False,
+    )
     assert list(package.status.paths["onnx"].runtimes) == [OV]
     assert package.status.paths["onnx"].runtimes[OV].correctness.status == StepStatus.OK
 
     # without the openvino module: the default runtimes leave it out, asking for it is an error
     monkeypatch.setitem(RUNTIME_MODULES, OV, ("openvino_not_installed_here", "openvino"))
-    package = nav.torch.export(models.cnn_model(), models.cnn_dataloader(batches=1), workdir=tmp_path / "b",
-                               target_formats=("onnx",), run_profiling=False, verbose=False, isolation=False)
+    package = nav.torch.export(
+        models.cnn_model(),
+        models.cnn_dataloader(batches=1),
+        workdir=tmp_path / "b",
+        target_formats=("onnx",),
+        run_profiling=False,
+        verbose=False,
+        isolation=False,
+    )
     assert list(package.status.paths["onnx"].runtimes) == [RuntimeProvider.CPU]
     with pytest.raises(nav.UserInputError, match=r"need the `openvino_not_installed_here` module.*\[openvino\]"):
-        nav.torch.export(models.cnn_model(), models.cnn_dataloader(batches=1), workdir=tmp_path / "c",
-                         target_formats=("onnx",), runtimes=("CPUExecutionProvider", "OpenVINO"), verbose=False)
+        nav.torch.export(
+            models.cnn_model(),
+            models.cnn_dataloader(batches=1),
+            workdir=tmp_path / "c",
+            target_formats=("onnx",),
+            runtimes=("CPUExecutionProvider", "OpenVINO"),
+            verbose=False,
+        )
     assert not (tmp_path / "c").exists()
 
 
@@ -143,8 +176,13 @@ def test_importing_openvino_through_navigator_forks_nothing():
         "import time; time.sleep(0.5)\n"
         "print(len(forks), 'openvino_telemetry' in sys.modules and sys.modules['openvino_telemetry'] is None)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "True"]
 

@@ -32,9 +32,15 @@ def _model():
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pkg")
     model = _model()
-    desc = nav.torch.export(model, [torch.randn(4, 5) for _ in range(3)], workdir=tmp / "navigator_workdir",
-                            target_formats=("onnx", "torchscript"), jit_options=("trace",), verbose=False,
-                            profiler_config=helpers.light_profiler())
+    desc = nav.torch.export(
+        model,
+        [torch.randn(4, 5) for _ in range(3)],
+        workdir=tmp / "navigator_workdir",
+        target_formats=("onnx", "torchscript"),
+        jit_options=("trace",),
+        verbose=False,
+        profiler_config=helpers.light_profiler(),
+    )
     desc.set_verified(format=nav.Format.ONNX, runtime=CPU)
     package = tmp / "model.nav"
     nav.save(desc, package)
@@ -42,8 +48,13 @@ def exported(tmp_path_factory):
 
 
 def _statuses(status: NavigatorStatus):
-    return {k: (p.status, {rt: (r.verified, r.correctness.status if r.correctness else None)
-                           for rt, r in p.runtimes.items()}) for k, p in status.paths.items()}
+    return {
+        k: (
+            p.status,
+            {rt: (r.verified, r.correctness.status if r.correctness else None) for rt, r in p.runtimes.items()},
+        )
+        for k, p in status.paths.items()
+    }
 
 
 def test_round_trip_into_new_folder(exported, tmp_path):
@@ -66,8 +77,14 @@ def test_round_trip_into_new_folder(exported, tmp_path):
 
 
 def test_save_after_deleting_workspace_and_keep_workdir_false(tmp_path):
-    desc = nav.torch.export(_model(), [torch.randn(2, 5)], workdir=tmp_path / "w", target_formats=("onnx",),
-                            verbose=False, run_profiling=False)
+    desc = nav.torch.export(
+        _model(),
+        [torch.randn(2, 5)],
+        workdir=tmp_path / "w",
+        target_formats=("onnx",),
+        verbose=False,
+        run_profiling=False,
+    )
     package = tmp_path / "m.nav"
     nav.save(desc, package, keep_workdir=False)
     assert package.is_file() and not (tmp_path / "w").exists()
@@ -153,9 +170,15 @@ def test_retest_updates_a_conversion_that_now_fails(exported, tmp_path):
     workdir = tmp_path / "gpu_made"
     shutil.copytree(desc.workdir, workdir)
     data = yaml.safe_load((workdir / "status.yaml").read_text())
-    data["paths"]["trt-fp32"] = {"key": "trt-fp32", "format": "trt", "status": "ok", "precision": "fp32",
-                                 "parent": "onnx", "model_path": "trt-fp32/model.plan",
-                                 "runtimes": {"TensorrtExecutionProvider": {"verified": True}}}
+    data["paths"]["trt-fp32"] = {
+        "key": "trt-fp32",
+        "format": "trt",
+        "status": "ok",
+        "precision": "fp32",
+        "parent": "onnx",
+        "model_path": "trt-fp32/model.plan",
+        "runtimes": {"TensorrtExecutionProvider": {"verified": True}},
+    }
     (workdir / "trt-fp32").mkdir()
     (workdir / "trt-fp32" / "model.plan").write_bytes(b"plan")
     (workdir / "status.yaml").write_text(yaml.safe_dump(data))
@@ -171,12 +194,10 @@ def test_retest_updates_a_conversion_that_now_fails(exported, tmp_path):
 def test_profile_loaded_package_with_new_config(exported, tmp_path):
     _, _, package = exported
     config = nav.ProfilerConfig(batch_sizes=(1, 8), measurement_request_count=10, max_trials=4)
-    loaded = nav.load(package, workdir=tmp_path / "p", retest_conversions=False, profiler_config=config,
-                      verbose=False)
+    loaded = nav.load(package, workdir=tmp_path / "p", retest_conversions=False, profiler_config=config, verbose=False)
     sizes = [r.batch_size for r in loaded.status.paths["onnx"].runtimes[CPU].performance.results]
     assert sizes == [1, 8]
-    nav.profile(loaded, nav.ProfilerConfig(batch_sizes=(2,), measurement_request_count=10, max_trials=4),
-                verbose=False)
+    nav.profile(loaded, nav.ProfilerConfig(batch_sizes=(2,), measurement_request_count=10, max_trials=4), verbose=False)
     on_disk = NavigatorStatus.load(loaded.workdir)
     assert [r.batch_size for r in on_disk.paths["onnx"].runtimes[CPU].performance.results] == [2]
     assert on_disk.paths["onnx"].runtimes[CPU].verified is True
@@ -220,8 +241,12 @@ def test_version_2_flags_split_into_selectors_and_reported_values():
     data = to_plain(status)
     data["format_version"] = 2
     data["paths"] = {
-        "tf-savedmodel-xla": {"key": "tf-savedmodel-xla", "format": "tf-savedmodel", "status": "ok",
-                              "flags": {"enable_xla": True, "jit_compile": False, "native_serialization": True}},
+        "tf-savedmodel-xla": {
+            "key": "tf-savedmodel-xla",
+            "format": "tf-savedmodel",
+            "status": "ok",
+            "flags": {"enable_xla": True, "jit_compile": False, "native_serialization": True},
+        },
         "onnx-jax2onnx": {"key": "onnx-jax2onnx", "format": "onnx", "status": "ok", "flags": {"opset": 17}},
     }
     paths = NavigatorStatus.from_dict(data).paths
@@ -328,9 +353,16 @@ def test_a_hostile_artifact_in_a_package_is_never_run_by_inspect_report_or_load(
     import sys
 
     marker = tmp_path / "the_artifact_ran_code"
-    desc = nav.torch.export(_model(), [torch.randn(4, 5) for _ in range(2)], workdir=tmp_path / "w",
-                            target_formats=("torchscript", "torch-exportedprogram"), jit_options=("trace",),
-                            run_profiling=False, verbose=False, target_device="cpu")
+    desc = nav.torch.export(
+        _model(),
+        [torch.randn(4, 5) for _ in range(2)],
+        workdir=tmp_path / "w",
+        target_formats=("torchscript", "torch-exportedprogram"),
+        jit_options=("trace",),
+        run_profiling=False,
+        verbose=False,
+        target_device="cpu",
+    )
     script = desc.workdir / "torchscript-trace" / "model.pt"
     script.write_bytes(_hostile_torchscript(script, marker))
     torch.save({"model": _RunsCode(marker)}, desc.workdir / "torch-exportedprogram" / "model.pt2")
@@ -338,10 +370,14 @@ def test_a_hostile_artifact_in_a_package_is_never_run_by_inspect_report_or_load(
     nav.save(desc, package)
 
     env = helpers.repo_env()
-    for command in (["inspect", str(package)], ["inspect", str(package), "--json"],
-                    ["report", str(package), "--output", str(tmp_path / "report")]):
-        result = subprocess.run([sys.executable, "-m", "model_navigator", *command], capture_output=True, text=True,
-                                env=env, timeout=120)
+    for command in (
+        ["inspect", str(package)],
+        ["inspect", str(package), "--json"],
+        ["report", str(package), "--output", str(tmp_path / "report")],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "model_navigator", *command], capture_output=True, text=True, env=env, timeout=120
+        )
         assert "Traceback" not in result.stderr, (command, result.stderr)
         assert not marker.exists(), command
     nav.load(package, workdir=tmp_path / "plain", retest_conversions=False, verbose=False)

@@ -69,10 +69,14 @@ def test_unknown_path_is_a_user_error():
 
 def test_unavailable_reason_for_a_missing_module():
     spec = _spec(requires_modules=("numpy", "no_such_module_xyz"), extra="tensorrt")
-    assert spec.unavailable_reason("cpu", gpu_present=True) == \
-        "no_such_module_xyz not installed (pip install 'model-navigator[tensorrt]')"
-    assert _spec(requires_modules=("no_such_module_xyz",)).unavailable_reason("cpu", True) == \
-        "no_such_module_xyz not installed"
+    assert (
+        spec.unavailable_reason("cpu", gpu_present=True)
+        == "no_such_module_xyz not installed (pip install 'model-navigator[tensorrt]')"
+    )
+    assert (
+        _spec(requires_modules=("no_such_module_xyz",)).unavailable_reason("cpu", True)
+        == "no_such_module_xyz not installed"
+    )
 
 
 def test_unavailable_reason_for_a_missing_gpu():
@@ -91,11 +95,15 @@ def test_unavailable_reason_from_the_availability_check():
     here = __name__
     assert _spec(availability=f"{here}:_available").unavailable_reason("cpu", False) is None
     assert _spec(availability=f"{here}:_unavailable").unavailable_reason("cpu", False) == "p wants something else"
-    assert _spec(availability=f"{here}:_broken").unavailable_reason("cpu", False) == \
-        "checking p failed: OSError: libnvinfer.so: cannot open shared object file"
+    assert (
+        _spec(availability=f"{here}:_broken").unavailable_reason("cpu", False)
+        == "checking p failed: OSError: libnvinfer.so: cannot open shared object file"
+    )
     # the cheaper checks come first: a missing module is said before the availability check runs
-    assert _spec(requires_modules=("no_such_module_xyz",), availability=f"{here}:_broken").unavailable_reason(
-        "cpu", False) == "no_such_module_xyz not installed"
+    assert (
+        _spec(requires_modules=("no_such_module_xyz",), availability=f"{here}:_broken").unavailable_reason("cpu", False)
+        == "no_such_module_xyz not installed"
+    )
 
 
 # Selectors (which variant a path is) and what producers report -----------------------------------

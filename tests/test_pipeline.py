@@ -21,14 +21,12 @@ from model_navigator.steps.execution import Run
 from model_navigator.steps.pipeline import Pipeline
 from model_navigator.steps.scope import requested, runtime_unavailable_reason, selected_runtimes
 
-CPU, CUDA, TRT, OPENVINO = (RuntimeProvider.CPU, RuntimeProvider.CUDA, RuntimeProvider.TRT,
-                            RuntimeProvider.OPENVINO)
+CPU, CUDA, TRT, OPENVINO = (RuntimeProvider.CPU, RuntimeProvider.CUDA, RuntimeProvider.TRT, RuntimeProvider.OPENVINO)
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
 
 def _config(**kwargs: Any) -> ExportConfig:
-    return ExportConfig(**{"framework": Framework.TORCH, "model_name": "m", "target_formats": (Format.ONNX,),
-                           **kwargs})
+    return ExportConfig(**{"framework": Framework.TORCH, "model_name": "m", "target_formats": (Format.ONNX,), **kwargs})
 
 
 def _torch_spec(key: str) -> PathSpec:
@@ -52,8 +50,11 @@ class RecordingProgress(Progress):
 
 
 def test_requested_follows_formats_jit_types_precisions_and_flags():
-    config = _config(target_formats=(Format.TORCHSCRIPT, Format.TENSORRT), jit_options=(JitType.TRACE,),
-                     target_precisions=(TensorRTPrecision.FP16,))
+    config = _config(
+        target_formats=(Format.TORCHSCRIPT, Format.TENSORRT),
+        jit_options=(JitType.TRACE,),
+        target_precisions=(TensorRTPrecision.FP16,),
+    )
     assert requested(_torch_spec("torchscript-trace"), config)
     assert not requested(_torch_spec("torchscript-script"), config)  # jit type not asked for
     assert not requested(_torch_spec("onnx"), config)  # format not asked for
@@ -92,8 +93,16 @@ SPECS = [
     PathSpec("broken", Format.TORCHSCRIPT, "model.pt", "test_pipeline:_export"),
     PathSpec("fine", Format.ONNX, "model.onnx", "test_pipeline:_export"),
     PathSpec("after-broken", Format.ONNX, "model.onnx", "unused:convert", parent="broken"),
-    PathSpec("gpu-only", Format.TENSORRT, "model.plan", "unused:convert", parent="fine", cpu_runtimes=(),
-             gpu_runtimes=(TRT,), requires_gpu=True),
+    PathSpec(
+        "gpu-only",
+        Format.TENSORRT,
+        "model.plan",
+        "unused:convert",
+        parent="fine",
+        cpu_runtimes=(),
+        gpu_runtimes=(TRT,),
+        requires_gpu=True,
+    ),
 ]
 
 
@@ -116,8 +125,9 @@ def _pipeline(tmp_path, executor) -> Pipeline:
     workspace = Workspace.create(tmp_path / "w", override=False)
     config = _config(target_formats=(Format.TORCHSCRIPT, Format.ONNX, Format.TENSORRT), runtimes=(CPU,))
     status = NavigatorStatus(model_name="m", framework="torch", config=config.to_dict())
-    return Pipeline.create(Run(workspace, status, config), SPECS, executor, RecordingProgress(),
-                           export_context=_Context())
+    return Pipeline.create(
+        Run(workspace, status, config), SPECS, executor, RecordingProgress(), export_context=_Context()
+    )
 
 
 @pytest.fixture
@@ -161,8 +171,9 @@ def test_children_of_a_failed_path_and_gpu_paths_are_skipped_with_their_reason(t
     assert (gpu.status, gpu.reason) == (StepStatus.SKIPPED, "needs a CUDA GPU; none found")
     pipeline.recorder.gpu_skips_done()  # said once for all of them
     assert _lines(pipeline)[-1] == (None, "GPU paths", "skipped", "no GPU here: gpu-only")
-    assert NavigatorStatus.load(pipeline.run.workspace.root).paths["after-broken"].reason == \
-        "parent path 'broken' failed"
+    assert (
+        NavigatorStatus.load(pipeline.run.workspace.root).paths["after-broken"].reason == "parent path 'broken' failed"
+    )
 
 
 def test_a_runtime_this_machine_lacks_is_skipped_without_running_a_step(pipeline):
@@ -228,8 +239,9 @@ def test_export_hints_and_batch_knowledge_are_the_frameworks():
     assert "onnx_dynamo=True" in torch_ctx.failure_hint(onnx, reason)
     torch_ctx.onnx_dynamo = True  # the hint is about the other exporter
     assert torch_ctx.failure_hint(onnx, reason) is None
-    tf_ctx = TensorFlowExportContext(model=None, input_names=(), input_shapes=(), input_dtypes=(), output_names=(),
-                                     keyword=False)
+    tf_ctx = TensorFlowExportContext(
+        model=None, input_names=(), input_shapes=(), input_dtypes=(), output_names=(), keyword=False
+    )
     assert tf_ctx.failure_hint(onnx, reason) is None
     assert match_hint(JAX_HINTS, PathSpec("onnx-jax2onnx", Format.ONNX, "m", "m:f"), "_DynamicDimSentinel")
     assert export_batch_of(Framework.TORCH)[0] == 2 and "forward()" in export_batch_of(Framework.TORCH)[1]

@@ -568,4 +568,3 @@ def test_torchscript_end_to_end(tmp_path):
         assert result.request_count == 60
     expected = model(torch.from_numpy(build_batch(sample, 4, 0)["x"])).detach().numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
-

@@ -32,8 +32,11 @@ def test_repeated_warnings_are_logged_once_with_a_count(caplog):
         with capture_warnings(logger) as graph:
             for _ in range(20):
                 warnings.warn("this API is deprecated", DeprecationWarning, stacklevel=1)
-            warnings.warn("Converting a tensor to a Python boolean might cause the trace to be incorrect", UserWarning,
-                          stacklevel=1)
+            warnings.warn(
+                "Converting a tensor to a Python boolean might cause the trace to be incorrect",
+                UserWarning,
+                stacklevel=1,
+            )
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "deprecated" in m]) == 1
     assert any("[20 times]" in m for m in messages)
@@ -44,10 +47,16 @@ def test_repeated_warnings_are_logged_once_with_a_count(caplog):
 def test_export_prints_a_line_per_profiled_batch_size_and_one_gpu_skip_line(workdir, capfd, monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for this run (and its worker), on any machine
-    nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, batch_size=4),
-                     workdir=workdir, verbose=True, target_formats=("onnx", "trt"), target_device="cpu",
-                     runtimes=("CPUExecutionProvider",),
-                     profiler_config=helpers.light_profiler(batch_sizes=(1, 4)))
+    nav.torch.export(
+        model=models.linear_model(),
+        dataloader=models.linear_dataloader(batches=2, batch_size=4),
+        workdir=workdir,
+        verbose=True,
+        target_formats=("onnx", "trt"),
+        target_device="cpu",
+        runtimes=("CPUExecutionProvider",),
+        profiler_config=helpers.light_profiler(batch_sizes=(1, 4)),
+    )
     err = capfd.readouterr().err
     lines = [" ".join(line.split()) for line in err.splitlines()]
     # from the worker process (ONNX Runtime runs there), one line per batch size, then the summary

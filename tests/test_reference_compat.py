@@ -17,9 +17,15 @@ from model_navigator.core.serialization import to_plain  # noqa: E402
 @pytest.fixture(scope="module")
 def trt_only(tmp_path_factory):
     """target_formats=(TENSORRT, TORCH_TRT) alone, as the reference's tests ask for them."""
-    return nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, random=True),
-                            workdir=tmp_path_factory.mktemp("compat") / "wd", isolation=False, verbose=False,
-                            run_profiling=False, target_formats=(nav.Format.TENSORRT, nav.Format.TORCH_TRT))
+    return nav.torch.export(
+        model=models.linear_model(),
+        dataloader=models.linear_dataloader(batches=2, random=True),
+        workdir=tmp_path_factory.mktemp("compat") / "wd",
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_formats=(nav.Format.TENSORRT, nav.Format.TORCH_TRT),
+    )
 
 
 def test_derived_formats_pull_in_the_formats_they_are_made_from(trt_only):
@@ -34,8 +40,12 @@ def test_derived_formats_pull_in_the_formats_they_are_made_from(trt_only):
 def test_the_reference_framework_runtime_names_are_accepted(trt_only):
     assert nav.RuntimeProvider.PYT.value == "PyTorchExecutionProvider"
     assert nav.RuntimeProvider.TF.value == "TensorFlowExecutionProvider"
-    assert trt_only.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.SCRIPT,
-                               runtime_provider=nav.RuntimeProvider.PYT) is True
+    assert (
+        trt_only.get_status(
+            format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.SCRIPT, runtime_provider=nav.RuntimeProvider.PYT
+        )
+        is True
+    )
     trt_only.set_verified(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.TRACE, runtime=nav.RuntimeProvider.PYT)
     trace = trt_only.status.paths["torchscript-trace"]
     assert trace.runtimes[RuntimeProvider.CPU].verified  # one spelling in status.yaml
@@ -52,10 +62,17 @@ def test_the_reference_framework_runtime_names_are_accepted(trt_only):
 
 
 def test_runtimes_argument_takes_the_framework_alias(workdir):
-    package = nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2),
-                               workdir=workdir, isolation=False, verbose=False, run_profiling=False,
-                               target_formats=("torchscript",), jit_options=("trace",),
-                               runtimes=(nav.RuntimeProvider.PYT,))
+    package = nav.torch.export(
+        model=models.linear_model(),
+        dataloader=models.linear_dataloader(batches=2),
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_formats=("torchscript",),
+        jit_options=("trace",),
+        runtimes=(nav.RuntimeProvider.PYT,),
+    )
     assert to_plain(package.status.config.runtimes) == ["CPUExecutionProvider"]
     assert list(package.status.paths["torchscript-trace"].runtimes) == [RuntimeProvider.CPU]
 
@@ -72,10 +89,19 @@ def test_get_model_returns_none_for_a_format_not_in_the_package(trt_only):
 def test_input_names_rename_dict_samples_by_position(workdir):
     model = models.token_model()
     # dict keys as forward() names them; input_names name the model's inputs by the keys' position
-    dataloader = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
-                  for b in models.token_dataloader()]
-    package = nav.torch.export(model=model, dataloader=dataloader, workdir=workdir, isolation=False, verbose=False,
-                               run_profiling=False, input_names=("ids", "mask"), runtimes=("CPUExecutionProvider",))
+    dataloader = [
+        {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]} for b in models.token_dataloader()
+    ]
+    package = nav.torch.export(
+        model=model,
+        dataloader=dataloader,
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        input_names=("ids", "mask"),
+        runtimes=("CPUExecutionProvider",),
+    )
     assert [m.name for m in package.status.inputs] == ["ids", "mask"]
     assert to_plain(package.status.config.forward_kw_names) == ["input_ids", "attention_mask"]
     for key, path in package.status.paths.items():
@@ -99,5 +125,10 @@ def test_input_names_rename_dict_samples_by_position(workdir):
 
 def test_input_names_of_another_length_than_the_dict_samples_are_refused(workdir):
     with pytest.raises(nav.UserInputError, match=r"`input_names` has 1 names \('ids',\) but the dataloader's dict"):
-        nav.torch.export(model=models.token_model(), dataloader=models.token_dataloader(), workdir=workdir,
-                         input_names=("ids",), verbose=False)
+        nav.torch.export(
+            model=models.token_model(),
+            dataloader=models.token_dataloader(),
+            workdir=workdir,
+            input_names=("ids",),
+            verbose=False,
+        )

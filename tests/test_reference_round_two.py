@@ -50,8 +50,9 @@ def test_torch_nan_outputs_leave_a_workspace_and_export_nothing(tmp_path):
     dataloader = [torch.full((2, 3), float("nan")) for _ in range(3)]
     workdir = tmp_path / "navigator_workdir"
     with pytest.warns(UserWarning, match="allow_nonfinite_outputs=True"):
-        package = nav.torch.export(model=torch.nn.Identity(), dataloader=dataloader, workdir=workdir,
-                                   override_workdir=True)
+        package = nav.torch.export(
+            model=torch.nn.Identity(), dataloader=dataloader, workdir=workdir, override_workdir=True
+        )
     _assert_nothing_exported(package, workdir)
     assert package.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.TRACE) is False
 
@@ -64,8 +65,14 @@ def test_torch_nan_inputs_with_finite_outputs_keep_working(tmp_path):
             return torch.zeros_like(x[:, :1]).nan_to_num() + 1.0
 
     dataloader = [torch.full((2, 3), float("nan")) for _ in range(3)]
-    package = nav.torch.export(model=IgnoresInput(), dataloader=dataloader, workdir=tmp_path / "wd",
-                               target_formats=(nav.Format.TORCHSCRIPT,), run_profiling=False, verbose=False)
+    package = nav.torch.export(
+        model=IgnoresInput(),
+        dataloader=dataloader,
+        workdir=tmp_path / "wd",
+        target_formats=(nav.Format.TORCHSCRIPT,),
+        run_profiling=False,
+        verbose=False,
+    )
     assert package.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.TRACE) is True
 
 
@@ -75,15 +82,19 @@ def test_onnx_source_nan_outputs_leave_a_workspace_and_export_nothing(tmp_path):
     pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "model.onnx"))
     dataloader = [np.full((2, 3), np.nan, np.float32) for _ in range(3)]
     workdir = tmp_path / "navigator_workdir"
     with pytest.warns(UserWarning, match="allow_nonfinite_outputs=True"):
-        package = nav.onnx.export(model=str(tmp_path / "model.onnx"), dataloader=dataloader, workdir=workdir,
-                                  override_workdir=True)
+        package = nav.onnx.export(
+            model=str(tmp_path / "model.onnx"), dataloader=dataloader, workdir=workdir, override_workdir=True
+        )
     _assert_nothing_exported(package, workdir)
 
 
@@ -112,8 +123,9 @@ def test_jax_nan_outputs_leave_a_workspace_and_export_nothing(tmp_path):
     dataloader = [np.full((2, 3), np.nan, np.float32) for _ in range(3)]
     workdir = tmp_path / "navigator_workdir"
     with pytest.warns(UserWarning, match="allow_nonfinite_outputs=True"):
-        package = nav.jax.export(model=predict, model_params=params, dataloader=dataloader, workdir=workdir,
-                                 override_workdir=True)
+        package = nav.jax.export(
+            model=predict, model_params=params, dataloader=dataloader, workdir=workdir, override_workdir=True
+        )
     _assert_nothing_exported(package, workdir)
 
 
@@ -139,8 +151,9 @@ def test_tensorflow_input_names_rename_dict_samples_by_position(tmp_path):
     model = tf.keras.Model({"x": x, "y": y}, tf.keras.layers.Lambda(lambda t: t[0] + 2.0 * t[1])([x, y]))
     dataloader = [{"x": tf.random.uniform([2, 3]), "y": tf.random.uniform([2, 3])} for _ in range(4)]
     workdir = tmp_path / "navigator_workdir"
-    package = nav.tensorflow.export(model=model, dataloader=dataloader, workdir=workdir, override_workdir=True,
-                                    input_names=("input_x", "input_y"))
+    package = nav.tensorflow.export(
+        model=model, dataloader=dataloader, workdir=workdir, override_workdir=True, input_names=("input_x", "input_y")
+    )
     assert [m.name for m in package.status.inputs] == ["input_x", "input_y"]
     assert package.get_status(format=nav.Format.TF_SAVEDMODEL) is True
     assert package.get_status(format=nav.Format.ONNX) is True
@@ -160,8 +173,10 @@ def test_torch_input_names_that_partly_match_the_keys_are_refused_with_both_ways
             return x + y
 
     dataloader = [{"x": torch.ones(2, 3), "y": torch.ones(2, 3)}]
-    said = r"do not match the keys.*same names \(any order\), or names none of which is a key to rename the inputs " \
-           r"by the keys' position"
+    said = (
+        r"do not match the keys.*same names \(any order\), or names none of which is a key to rename the inputs "
+        r"by the keys' position"
+    )
     with pytest.raises(nav.UserInputError, match=said):
         nav.torch.export(model=TwoInputs(), dataloader=dataloader, workdir=tmp_path / "wd", input_names=("x", "b"))
     assert not (tmp_path / "wd").exists()
@@ -187,8 +202,13 @@ def test_jax_input_names_that_partly_match_the_keys_are_refused(tmp_path):
 
     score, weights = jax_models.two_input_score()
     with pytest.raises(nav.UserInputError, match=r"do not match the keys"):
-        nav.jax.export(model=score, model_params=weights, dataloader=jax_models.two_input_dataloader(),
-                       workdir=tmp_path / "wd", input_names=("mask", "ids"))
+        nav.jax.export(
+            model=score,
+            model_params=weights,
+            dataloader=jax_models.two_input_dataloader(),
+            workdir=tmp_path / "wd",
+            input_names=("mask", "ids"),
+        )
     assert not (tmp_path / "wd").exists()
 
 
@@ -201,8 +221,14 @@ def test_jax_input_names_rename_dict_samples_by_position(tmp_path):
     score, weights = jax_models.two_input_score()
     dataloader = jax_models.two_input_dataloader()  # keys mask, tokens: keyword arguments of score()
     workdir = tmp_path / "navigator_workdir"
-    package = nav.jax.export(model=score, model_params=weights, dataloader=dataloader, workdir=workdir,
-                             override_workdir=True, input_names=("input_mask", "input_tokens"))
+    package = nav.jax.export(
+        model=score,
+        model_params=weights,
+        dataloader=dataloader,
+        workdir=workdir,
+        override_workdir=True,
+        input_names=("input_mask", "input_tokens"),
+    )
     assert [m.name for m in package.status.inputs] == ["input_mask", "input_tokens"]
     assert to_plain(package.status.config.forward_kw_names) == ["mask", "tokens"]
     assert package.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True
@@ -223,11 +249,18 @@ def test_torch_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
 
     dataloader = [{"x": torch.randn(1), "y": torch.randn(2)} for _ in range(5)]
     workdir = tmp_path / "navigator_workdir"
-    said = r"x: 1, y: 2.*kept whole as one sample.*batch_dim=None.*no batch axis is made dynamic and correctness is " \
-           r"not checked on rebuilt batches"
+    said = (
+        r"x: 1, y: 2.*kept whole as one sample.*batch_dim=None.*no batch axis is made dynamic and correctness is "
+        r"not checked on rebuilt batches"
+    )
     with pytest.warns(UserWarning, match=said) as record:
-        package = nav.torch.export(model=TwoInputs(), dataloader=dataloader, workdir=workdir,
-                                   override_workdir=True, target_formats=(nav.Format.TORCHSCRIPT,))
+        package = nav.torch.export(
+            model=TwoInputs(),
+            dataloader=dataloader,
+            workdir=workdir,
+            override_workdir=True,
+            target_formats=(nav.Format.TORCHSCRIPT,),
+        )
     assert len([w for w in record if "disagree on the batch size" in str(w.message)]) == 1  # warned once
     assert package.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.SCRIPT) is True
     assert package.get_status(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.TRACE) is True
@@ -249,18 +282,29 @@ def test_onnx_source_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_p
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["y"], ["s"], keepdims=0), helper.make_node("Add", ["x", "s"], ["z"])], "two",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
-         helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
+        [helper.make_node("ReduceSum", ["y"], ["s"], keepdims=0), helper.make_node("Add", ["x", "s"], ["z"])],
+        "two",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [2]),
+        ],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "two.onnx"))
     rng = np.random.default_rng(0)
-    dataloader = [{"x": rng.standard_normal(1).astype(np.float32), "y": rng.standard_normal(2).astype(np.float32)}
-                  for _ in range(4)]
+    dataloader = [
+        {"x": rng.standard_normal(1).astype(np.float32), "y": rng.standard_normal(2).astype(np.float32)}
+        for _ in range(4)
+    ]
     workdir = tmp_path / "navigator_workdir"
     with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole as one sample"):
-        package = nav.onnx.export(model=str(tmp_path / "two.onnx"), dataloader=dataloader, workdir=workdir,
-                                  override_workdir=True, run_profiling=False)
+        package = nav.onnx.export(
+            model=str(tmp_path / "two.onnx"),
+            dataloader=dataloader,
+            workdir=workdir,
+            override_workdir=True,
+            run_profiling=False,
+        )
     assert package.status.config.batch_dim is None
     assert package.get_status(format=nav.Format.ONNX) is True
     assert len(list((workdir / "model_input" / "correctness").glob("*.npz"))) == 4
@@ -275,8 +319,9 @@ def test_tensorflow_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_pa
     dataloader = [{"x": tf.random.normal([1]), "y": tf.random.normal([2])} for _ in range(5)]
     workdir = tmp_path / "navigator_workdir"
     with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole as one sample.*batch_dim=None") as record:
-        package = nav.tensorflow.export(model=model, dataloader=dataloader, workdir=workdir, override_workdir=True,
-                                        run_profiling=False)
+        package = nav.tensorflow.export(
+            model=model, dataloader=dataloader, workdir=workdir, override_workdir=True, run_profiling=False
+        )
     assert len([w for w in record if "disagree on the batch size" in str(w.message)]) == 1  # warned once
     assert package.get_status(format=nav.Format.TF_SAVEDMODEL) is True
     assert package.get_status(format=nav.Format.ONNX) is True
@@ -295,8 +340,14 @@ def test_a_loaded_package_has_the_export_log_as_export_log_and_no_navigator_log(
     import zipfile
 
     dataloader = [torch.randn(2, 3) for _ in range(3)]
-    package = nav.torch.export(model=torch.nn.Linear(3, 2), dataloader=dataloader, workdir=tmp_path / "wd",
-                               target_formats=(nav.Format.TORCHSCRIPT,), run_profiling=False, verbose=False)
+    package = nav.torch.export(
+        model=torch.nn.Linear(3, 2),
+        dataloader=dataloader,
+        workdir=tmp_path / "wd",
+        target_formats=(nav.Format.TORCHSCRIPT,),
+        run_profiling=False,
+        verbose=False,
+    )
     nav.save(package, tmp_path / "model.nav")
     names = zipfile.ZipFile(tmp_path / "model.nav").namelist()
     assert "export.log" in names and "navigator.log" not in names
@@ -338,8 +389,12 @@ def test_earlier_jax_keys_map_to_the_reference_names():
     assert rename_legacy_jax_keys(dict(torch_data)) == torch_data
 
 
-_OLD_NAMES = {"tf-savedmodel-xla": "tf-savedmodel-xla-nojit", "tf-savedmodel-xla-jit": "tf-savedmodel-xla-jit",
-              "tf-savedmodel": "tf-savedmodel-noxla-nojit", "tf-savedmodel-jit": "tf-savedmodel-noxla-jit"}
+_OLD_NAMES = {
+    "tf-savedmodel-xla": "tf-savedmodel-xla-nojit",
+    "tf-savedmodel-xla-jit": "tf-savedmodel-xla-jit",
+    "tf-savedmodel": "tf-savedmodel-noxla-nojit",
+    "tf-savedmodel-jit": "tf-savedmodel-noxla-jit",
+}
 
 
 def _as_earlier_version(workdir, target) -> None:
@@ -369,8 +424,9 @@ def test_jax_folders_carry_the_reference_names_and_old_packages_load(tmp_path):
     params = {"w": np.random.default_rng(0).standard_normal((3, 2)).astype(np.float32)}
     dataloader = [np.random.default_rng(i).standard_normal((2, 3)).astype(np.float32) for i in range(3)]
     workdir = tmp_path / "navigator_workdir"
-    package = nav.jax.export(model=predict, model_params=params, dataloader=dataloader, workdir=workdir,
-                             override_workdir=True)
+    package = nav.jax.export(
+        model=predict, model_params=params, dataloader=dataloader, workdir=workdir, override_workdir=True
+    )
     folders = {p.name for p in workdir.iterdir() if p.is_dir()}
     assert {"tf-savedmodel-xla", "tf-savedmodel-xla-jit"} <= folders
     assert not [f for f in folders if "nojit" in f or "noxla" in f]
@@ -398,8 +454,13 @@ def test_jax_folders_carry_the_reference_names_and_old_packages_load(tmp_path):
     np.testing.assert_allclose(out, dataloader[0] @ params["w"], rtol=1e-5, atol=1e-6)
     # its path folders keep their old names; `convert --config` of one maps the name
     config = tmp_path / "loaded" / "tf-savedmodel-xla-nojit" / "config.yaml"
-    out = subprocess.run([sys.executable, "-m", "model_navigator", "convert", "--config", str(config),
-                          "--correctness-only"], capture_output=True, text=True, env=helpers.repo_env(), timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "model_navigator", "convert", "--config", str(config), "--correctness-only"],
+        capture_output=True,
+        text=True,
+        env=helpers.repo_env(),
+        timeout=300,
+    )
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
     assert "tf-savedmodel-xla" in out.stdout
 
@@ -414,11 +475,19 @@ def test_jax_inputs_with_uneven_batch_axes_export_as_whole_samples(tmp_path):
 
     params = {"scale": np.float32(2.0)}
     rng = np.random.default_rng(0)
-    dataloader = [{"x": rng.standard_normal(1).astype(np.float32), "y": rng.standard_normal(2).astype(np.float32)}
-                  for _ in range(4)]
+    dataloader = [
+        {"x": rng.standard_normal(1).astype(np.float32), "y": rng.standard_normal(2).astype(np.float32)}
+        for _ in range(4)
+    ]
     workdir = tmp_path / "navigator_workdir"
     with pytest.warns(UserWarning, match=r"x: 1, y: 2.*kept whole"):
-        package = nav.jax.export(model=predict, model_params=params, dataloader=dataloader, workdir=workdir,
-                                 override_workdir=True, run_profiling=False)
+        package = nav.jax.export(
+            model=predict,
+            model_params=params,
+            dataloader=dataloader,
+            workdir=workdir,
+            override_workdir=True,
+            run_profiling=False,
+        )
     assert to_plain(package.status.config.batch_dim) is None
     assert package.get_status(format=nav.Format.TF_SAVEDMODEL, enable_xla=True, jit_compile=False) is True

@@ -32,8 +32,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "model_navigator", *args], capture_output=True, text=True,
-                          env=helpers.repo_env(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "model_navigator", *args],
+        capture_output=True,
+        text=True,
+        env=helpers.repo_env(),
+        timeout=120,
+    )
 
 
 def png_size(data: bytes):
@@ -48,10 +53,17 @@ def cnn_export(tmp_path_factory):
     """A profiled CNN workspace (batch sizes 1 and 4, all paths ok) and its .nav package."""
     root = tmp_path_factory.mktemp("report")
     workdir = root / "cnn_workdir"
-    package = nav.torch.export(models.cnn_model(), models.cnn_dataloader(), model_name="cnn", workdir=workdir,
-                               target_formats=("torchscript", "onnx"), verbose=False, isolation=False,
-                               runtimes=("CPUExecutionProvider",),
-                               profiler_config=helpers.light_profiler(batch_sizes=(1, 4)))
+    package = nav.torch.export(
+        models.cnn_model(),
+        models.cnn_dataloader(),
+        model_name="cnn",
+        workdir=workdir,
+        target_formats=("torchscript", "onnx"),
+        verbose=False,
+        isolation=False,
+        runtimes=("CPUExecutionProvider",),
+        profiler_config=helpers.light_profiler(batch_sizes=(1, 4)),
+    )
     assert all(package.get_formats_status()[k] for k in ARTIFACTS), package.get_formats_status()
     nav_file = root / "cnn.nav"
     nav.save(package, nav_file)
@@ -78,9 +90,16 @@ class _ScriptFails(torch.nn.Module):
 @pytest.fixture(scope="module")
 def failing_workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("report_failed") / "workdir"
-    nav.torch.export(_ScriptFails(), [torch.randn(2, 5) for _ in range(3)], workdir=workdir,
-                     target_formats=("torchscript",), jit_options=("script", "trace"), verbose=False,
-                     isolation=False, run_profiling=False)
+    nav.torch.export(
+        _ScriptFails(),
+        [torch.randn(2, 5) for _ in range(3)],
+        workdir=workdir,
+        target_formats=("torchscript",),
+        jit_options=("script", "trace"),
+        verbose=False,
+        isolation=False,
+        run_profiling=False,
+    )
     return workdir
 
 
@@ -202,7 +221,8 @@ def test_recommended_row_is_starred_as_inspect_stars_it(cnn_export, report_dir):
     assert "the row <code>model-navigator inspect</code> stars" in page
     markdown = (report_dir / "report.md").read_text(encoding="utf-8")
     assert [line for line in markdown.splitlines() if " ★ |" in line] == [
-        line for line in markdown.splitlines() if line.startswith(f"| {chosen.path} ★ | CPU |")]
+        line for line in markdown.splitlines() if line.startswith(f"| {chosen.path} ★ | CPU |")
+    ]
     assert len([line for line in markdown.splitlines() if " ★ |" in line]) == 1
 
 
@@ -224,19 +244,30 @@ def test_heavy_tailed_measurements_are_flagged(cnn_export, tmp_path):
     from model_navigator.report.data import skew_flags
 
     def result(p50, p99, mean):
-        return ProfilingResult(batch_size=1, p50_ms=p50, p90_ms=p50, p95_ms=p50, p99_ms=p99, mean_ms=mean, std_ms=0,
-                               throughput=1000.0 / mean, windows=3, stable=True)
+        return ProfilingResult(
+            batch_size=1,
+            p50_ms=p50,
+            p90_ms=p50,
+            p95_ms=p50,
+            p99_ms=p99,
+            mean_ms=mean,
+            std_ms=0,
+            throughput=1000.0 / mean,
+            windows=3,
+            stable=True,
+        )
 
     assert skew_flags(result(1.0, 3.0, 1.5)) == []  # at the thresholds: not flagged
     assert skew_flags(result(1.0, 3.1, 1.0)) == ["p99 3.100 ms is 3.1x p50 1.000 ms (heavy tail)"]
     assert skew_flags(result(1.0, 2.0, 2.0)) == [
-        "mean 2.000 ms is 2.0x p50, so throughput (batch / mean) is 500/s where batch / p50 would give 1,000/s"]
+        "mean 2.000 ms is 2.0x p50, so throughput (batch / mean) is 500/s where batch / p50 would give 1,000/s"
+    ]
     assert skew_flags(result(1.0, 1.0, 0.5))  # a mean far below p50 is as suspect
 
     status = NavigatorStatus.load(cnn_export[0])
     for path in status.paths.values():  # calm figures first (this machine's may have tails of their own)
         for runtime_result in path.runtimes.values():
-            for r in (runtime_result.performance.results if runtime_result.performance else []):
+            for r in runtime_result.performance.results if runtime_result.performance else []:
                 r.p99_ms, r.mean_ms, r.throughput = r.p50_ms * 1.2, r.p50_ms, r.batch_size / (r.p50_ms / 1000.0)
     calm = write_report(status, tmp_path / "calm").html.read_text(encoding="utf-8")
     assert "Read with care" not in calm and '<span class="skew">' not in calm
@@ -267,7 +298,7 @@ def test_status_text_is_escaped(cnn_export, tmp_path):
     assert "&lt;b&gt;cpu&lt;/b&gt;" in page
     markdown = files.markdown.read_text(encoding="utf-8")
     assert "<script>" not in markdown
-    assert "# &lt;script&gt;alert(\"x\")&lt;/script&gt; &amp; \\*bold\\* \\| pipe" in markdown
+    assert '# &lt;script&gt;alert("x")&lt;/script&gt; &amp; \\*bold\\* \\| pipe' in markdown
 
 
 def test_skipped_paths_are_listed_with_reason(cnn_export, tmp_path):
@@ -309,10 +340,12 @@ def test_report_without_profiling_has_no_plots(failing_workdir, tmp_path):
 
 
 def test_report_without_matplotlib_warns_and_has_no_plots(cnn_export, tmp_path):
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from model_navigator.report import write_report\n"
-            f"files = write_report({str(cnn_export[0])!r}, {str(tmp_path)!r})\n"
-            "print(files.plots_missing, sorted(files.images))\n")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from model_navigator.report import write_report\n"
+        f"files = write_report({str(cnn_export[0])!r}, {str(tmp_path)!r})\n"
+        "print(files.plots_missing, sorted(files.images))\n"
+    )
     env = helpers.repo_env()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -325,10 +358,12 @@ def test_report_without_matplotlib_warns_and_has_no_plots(cnn_export, tmp_path):
 
 @pytest.mark.slow
 def test_plots_leave_pyplot_backend_alone(cnn_export, tmp_path):
-    code = ("import matplotlib; matplotlib.use('svg')\n"
-            "from model_navigator.report import write_report\n"
-            f"write_report({str(cnn_export[0])!r}, {str(tmp_path)!r})\n"
-            "import sys; print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n")
+    code = (
+        "import matplotlib; matplotlib.use('svg')\n"
+        "from model_navigator.report import write_report\n"
+        f"write_report({str(cnn_export[0])!r}, {str(tmp_path)!r})\n"
+        "import sys; print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n"
+    )
     env = helpers.repo_env()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -344,8 +379,10 @@ def test_plots_leave_pyplot_backend_alone(cnn_export, tmp_path):
 def chromium():
     browser = find_chromium()
     if browser is None:
-        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium; scripts/test.sh installs it as "
-                    "root): the report cannot be rendered in a browser here")
+        pytest.skip(
+            "no chromium binary on PATH (Debian: apt-get install chromium; scripts/test.sh installs it as "
+            "root): the report cannot be rendered in a browser here"
+        )
     return browser
 
 

@@ -38,8 +38,16 @@ def artifacts(linear, tmp_path_factory):
     example = torch.randn(2, 5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(linear, (example,), str(folder / "model.onnx"), input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            linear,
+            (example,),
+            str(folder / "model.onnx"),
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
         torch.jit.trace(linear, example).save(str(folder / "model.pt"))
     return folder / "model.onnx", folder / "model.pt"
 

@@ -30,8 +30,14 @@ def _rng(seed: int = 0) -> np.random.Generator:
 
 
 def _sample_set(samples, names=("x",), keyword=False, batch_dim=0) -> SampleSet:
-    return SampleSet(samples=samples, input_names=tuple(names), keyword=keyword, dataloader_batch_size=1,
-                     dataloader_len=len(samples), batch_dim=batch_dim)
+    return SampleSet(
+        samples=samples,
+        input_names=tuple(names),
+        keyword=keyword,
+        dataloader_batch_size=1,
+        dataloader_len=len(samples),
+        batch_dim=batch_dim,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -64,8 +70,8 @@ def test_split_batch_dim_1():
     for i, s in enumerate(ss.samples):
         assert s["input__0"].shape == (2, 1, 5)
         assert s["input__1"].shape == (7, 1)
-        np.testing.assert_array_equal(s["input__0"], x[:, i:i + 1, :])
-        np.testing.assert_array_equal(s["input__1"], y[:, i:i + 1])
+        np.testing.assert_array_equal(s["input__0"], x[:, i : i + 1, :])
+        np.testing.assert_array_equal(s["input__1"], y[:, i : i + 1])
         assert s["input__0"].flags.c_contiguous and s["input__1"].flags.c_contiguous
 
 
@@ -177,9 +183,17 @@ def test_torch_tensor_requiring_grad_is_accepted():
     np.testing.assert_array_equal(ss.samples[0]["input__0"], x[0:1].detach().numpy())
 
 
-@pytest.mark.parametrize("dtype, np_dtype", [(torch.int64, np.int64), (torch.float16, np.float16),
-                                             (torch.bool, np.bool_), (torch.int32, np.int32),
-                                             (torch.float64, np.float64), (torch.uint8, np.uint8)])
+@pytest.mark.parametrize(
+    "dtype, np_dtype",
+    [
+        (torch.int64, np.int64),
+        (torch.float16, np.float16),
+        (torch.bool, np.bool_),
+        (torch.int32, np.int32),
+        (torch.float64, np.float64),
+        (torch.uint8, np.uint8),
+    ],
+)
 def test_dtypes_are_kept(dtype, np_dtype):
     x = (torch.arange(6).reshape(2, 3) % 2).to(dtype)
     ss = collect_samples([x], None, 0)
@@ -229,8 +243,22 @@ def test_dataloader_whose_len_lies_and_yields_nothing():
         collect_samples(Liar(), None, 0)
 
 
-@pytest.mark.parametrize("item", ["text", 3, 1.5, None, [1.0, 2.0], (torch.zeros(1, 2), "x"), [], (),
-                                  {"a": 1.0}, {1: torch.zeros(1, 2)}, np.float32(1.0)])
+@pytest.mark.parametrize(
+    "item",
+    [
+        "text",
+        3,
+        1.5,
+        None,
+        [1.0, 2.0],
+        (torch.zeros(1, 2), "x"),
+        [],
+        (),
+        {"a": 1.0},
+        {1: torch.zeros(1, 2)},
+        np.float32(1.0),
+    ],
+)
 def test_unsupported_sample_types(item):
     with pytest.raises(UserInputError, match=r"`dataloader` item 0"):
         collect_samples([item], None, 0)
@@ -263,10 +291,14 @@ def test_input_names_must_be_unique_non_empty_strings(names):
 
 
 def test_inconsistent_batch_sizes_within_an_item_keep_every_item_whole():
-    with pytest.warns(UserWarning, match=r"disagree on the batch size along batch_dim=0 \(input__0: 2, input__1: 3\)"
-                      r".*batch_dim=None"):
-        sample_set = collect_samples([(torch.zeros(2, 3), torch.zeros(3, 3)), (torch.ones(2, 3), torch.ones(3, 3))],
-                                     None, 0)
+    with pytest.warns(
+        UserWarning,
+        match=r"disagree on the batch size along batch_dim=0 \(input__0: 2, input__1: 3\)"
+        r".*batch_dim=None",
+    ):
+        sample_set = collect_samples(
+            [(torch.zeros(2, 3), torch.zeros(3, 3)), (torch.ones(2, 3), torch.ones(3, 3))], None, 0
+        )
     assert sample_set.batch_dim is None
     assert len(sample_set.samples) == 2
     assert sample_set.samples[1]["input__1"].shape == (3, 3)
@@ -417,7 +449,7 @@ def test_single_sample_dataloader():
 
 def test_npz_round_trip_keeps_names_order_dtypes_and_values(tmp_path: Path):
     sample = {
-        "zeta": np.arange(6, dtype=np.int64).reshape(1, 6) * (2 ** 40),
+        "zeta": np.arange(6, dtype=np.int64).reshape(1, 6) * (2**40),
         "alpha": np.linspace(-1, 1, 8, dtype=np.float16).reshape(1, 8),
         "mask": np.array([[True, False, True]]),
         "scalar": np.array(3.5, dtype=np.float32),
@@ -458,8 +490,10 @@ def test_load_sample_dir_orders_numerically(tmp_path: Path):
 
 
 def test_collected_samples_round_trip_through_npz(tmp_path: Path):
-    items = [{"input_ids": torch.randint(0, 50, (2, n)), "attention_mask": torch.ones(2, n, dtype=torch.int64)}
-             for n in (3, 6)]
+    items = [
+        {"input_ids": torch.randint(0, 50, (2, n)), "attention_mask": torch.ones(2, n, dtype=torch.int64)}
+        for n in (3, 6)
+    ]
     ss = collect_samples(items, None, 0)
     for i, s in enumerate(ss.samples):
         save_sample(tmp_path / f"{i}.npz", s)

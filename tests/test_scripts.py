@@ -20,8 +20,14 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 def ensure(folder: Path, *pip_args: str) -> subprocess.CompletedProcess:
     """`ensure_venv t PIP_ARGS` in `folder`, with this interpreter as the venv's base Python."""
     script = f'source "{REPO_ROOT / "scripts" / "venv.sh"}"; ensure_venv t ' + " ".join(pip_args)
-    return subprocess.run(["bash", "-c", script], cwd=folder, capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(folder), "MODEL_NAVIGATOR_PYTHON": sys.executable})
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(folder), "MODEL_NAVIGATOR_PYTHON": sys.executable},
+    )
 
 
 @pytest.mark.slow
@@ -80,17 +86,24 @@ def _project_with_stub_venvs(folder: Path) -> None:
         python.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO_ROOT}" exec "{sys.executable}" "$@"\n')
         python.chmod(0o755)
     (folder / ".venv" / ".chromium-tried").touch()
-    stamp = ('source scripts/venv.sh; h() { { cat pyproject.toml; printf "%s\\n" "$@"; '
-             '"$VENV_PYTHON" -c "import sys; print(sys.version)"; } | sha256sum | cut -d" " -f1; }; '
-             'h "${TEST_PIP_ARGS[@]}" > .venv/.installed-test; use_venv .venv-serve; '
-             'h -e ".[torch,serve,test]" "torch==2.13.0" > .venv-serve/.installed-serve')
+    stamp = (
+        'source scripts/venv.sh; h() { { cat pyproject.toml; printf "%s\\n" "$@"; '
+        '"$VENV_PYTHON" -c "import sys; print(sys.version)"; } | sha256sum | cut -d" " -f1; }; '
+        'h "${TEST_PIP_ARGS[@]}" > .venv/.installed-test; use_venv .venv-serve; '
+        'h -e ".[torch,serve,test]" "torch==2.13.0" > .venv-serve/.installed-serve'
+    )
     subprocess.run(["bash", "-c", stamp], cwd=folder, check=True, timeout=60)
 
 
 def _test_sh(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "scripts/test.sh", "-p", "no:cacheprovider", *args], cwd=folder,
-                          capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(folder)})
+    return subprocess.run(
+        ["bash", "scripts/test.sh", "-p", "no:cacheprovider", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(folder)},
+    )
 
 
 @pytest.mark.slow
@@ -112,11 +125,15 @@ def test_test_sh_fails_a_stage_that_collected_nothing_and_a_serving_stage_withou
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bad_file, bad_text, finding", [
-    ("tests/test_a.py", "import os\n\n\ndef test_a():\n    assert 1 + 1 == 2\n", "F401"),  # ruff check
-    ("tests/test_a.py", "def test_a():\n    assert 1+1 == 2\n", "--> tests/test_a.py:2"),  # ruff format
-    ("model_navigator/__init__.py", "VERSION: int = \"1\"\n", "Incompatible types in assignment"),  # mypy
-], ids=["lint", "layout", "types"])
+@pytest.mark.parametrize(
+    "bad_file, bad_text, finding",
+    [
+        ("tests/test_a.py", "import os\n\n\ndef test_a():\n    assert 1 + 1 == 2\n", "F401"),  # ruff check
+        ("tests/test_a.py", "def test_a():\n    assert 1+1 == 2\n", "--> tests/test_a.py:2"),  # ruff format
+        ("model_navigator/__init__.py", 'VERSION: int = "1"\n', "Incompatible types in assignment"),  # mypy
+    ],
+    ids=["lint", "layout", "types"],
+)
 def test_test_sh_fails_on_a_check_finding_and_still_runs_the_tests(tmp_path, bad_file, bad_text, finding):
     """The README's test command (CI's) runs scripts/check.sh: one bad line fails it, the tests run all the same."""
     _project_with_stub_venvs(tmp_path)

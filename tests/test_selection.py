@@ -25,33 +25,59 @@ from model_navigator.selection import (
 CPU, OV = RuntimeProvider.CPU, RuntimeProvider.OPENVINO
 
 
-def perf(batch: int, p50: float, throughput: float, p99: Optional[float] = None,
-         stable: bool = True) -> ProfilingResult:
+def perf(
+    batch: int, p50: float, throughput: float, p99: Optional[float] = None, stable: bool = True
+) -> ProfilingResult:
     p99 = p99 if p99 is not None else p50 * 1.5
-    return ProfilingResult(batch_size=batch, p50_ms=p50, p90_ms=p50 * 1.2, p95_ms=p50 * 1.3, p99_ms=p99,
-                           mean_ms=p50, std_ms=0.01, throughput=throughput, windows=3, stable=stable)
+    return ProfilingResult(
+        batch_size=batch,
+        p50_ms=p50,
+        p90_ms=p50 * 1.2,
+        p95_ms=p50 * 1.3,
+        p99_ms=p99,
+        mean_ms=p50,
+        std_ms=0.01,
+        throughput=throughput,
+        windows=3,
+        stable=stable,
+    )
 
 
-def runtime(results: List[ProfilingResult], correctness: StepStatus = StepStatus.OK, verified: bool = False,
-            perf_status: StepStatus = StepStatus.OK) -> RuntimeResult:
+def runtime(
+    results: List[ProfilingResult],
+    correctness: StepStatus = StepStatus.OK,
+    verified: bool = False,
+    perf_status: StepStatus = StepStatus.OK,
+) -> RuntimeResult:
     return RuntimeResult(
-        correctness=CorrectnessResult(status=correctness,
-                                      reason=None if correctness == StepStatus.OK else "max abs 3.1"),
-        performance=PerformanceResult(status=perf_status, results=results if perf_status == StepStatus.OK else [],
-                                      reason=None if perf_status == StepStatus.OK else "worker crashed"),
+        correctness=CorrectnessResult(
+            status=correctness, reason=None if correctness == StepStatus.OK else "max abs 3.1"
+        ),
+        performance=PerformanceResult(
+            status=perf_status,
+            results=results if perf_status == StepStatus.OK else [],
+            reason=None if perf_status == StepStatus.OK else "worker crashed",
+        ),
         verified=verified,
     )
 
 
-def make_status(paths: Dict[str, Tuple[Format, Dict[RuntimeProvider, RuntimeResult]]],
-                extra: Tuple[PathStatus, ...] = ()) -> NavigatorStatus:
+def make_status(
+    paths: Dict[str, Tuple[Format, Dict[RuntimeProvider, RuntimeResult]]], extra: Tuple[PathStatus, ...] = ()
+) -> NavigatorStatus:
     status = NavigatorStatus(model_name="m", framework="torch")
-    status.paths["torch"] = PathStatus(key="torch", format=Format.TORCH, status=StepStatus.OK,
-                                       runtimes={CPU: RuntimeResult(performance=PerformanceResult(
-                                           status=StepStatus.OK, results=[perf(1, 0.001, 1e6)]))})
+    status.paths["torch"] = PathStatus(
+        key="torch",
+        format=Format.TORCH,
+        status=StepStatus.OK,
+        runtimes={
+            CPU: RuntimeResult(performance=PerformanceResult(status=StepStatus.OK, results=[perf(1, 0.001, 1e6)]))
+        },
+    )
     for key, (fmt, runtimes) in paths.items():
-        status.paths[key] = PathStatus(key=key, format=fmt, status=StepStatus.OK, model_path=f"{key}/model",
-                                       runtimes=runtimes)
+        status.paths[key] = PathStatus(
+            key=key, format=fmt, status=StepStatus.OK, model_path=f"{key}/model", runtimes=runtimes
+        )
     for path in extra:
         status.paths[path.key] = path
     return status
@@ -61,15 +87,24 @@ def make_status(paths: Dict[str, Tuple[Format, Dict[RuntimeProvider, RuntimeResu
 def status() -> NavigatorStatus:
     """onnx/CPU: fastest at batch 1; onnx/OpenVINO: best throughput at batch 16, tail latency 9 ms;
     torchscript-trace: middle of the road, best throughput within a 5 ms p99 budget."""
-    return make_status({
-        "onnx": (Format.ONNX, {
-            CPU: runtime([perf(1, 0.20, 5000, p99=0.30), perf(16, 4.0, 4000, p99=6.0)]),
-            OV: runtime([perf(1, 0.35, 2800, p99=0.50), perf(16, 2.5, 6400, p99=9.0)]),
-        }),
-        "torchscript-trace": (Format.TORCHSCRIPT, {
-            CPU: runtime([perf(1, 0.30, 3300, p99=0.40), perf(16, 3.0, 5300, p99=4.5)]),
-        }),
-    }, extra=(PathStatus(key="trt-fp16", format=Format.TENSORRT, status=StepStatus.SKIPPED, reason="no GPU"),))
+    return make_status(
+        {
+            "onnx": (
+                Format.ONNX,
+                {
+                    CPU: runtime([perf(1, 0.20, 5000, p99=0.30), perf(16, 4.0, 4000, p99=6.0)]),
+                    OV: runtime([perf(1, 0.35, 2800, p99=0.50), perf(16, 2.5, 6400, p99=9.0)]),
+                },
+            ),
+            "torchscript-trace": (
+                Format.TORCHSCRIPT,
+                {
+                    CPU: runtime([perf(1, 0.30, 3300, p99=0.40), perf(16, 3.0, 5300, p99=4.5)]),
+                },
+            ),
+        },
+        extra=(PathStatus(key="trt-fp16", format=Format.TENSORRT, status=StepStatus.SKIPPED, reason="no GPU"),),
+    )
 
 
 def reasons(selection) -> Dict[Tuple[str, Optional[str]], str]:
@@ -163,11 +198,13 @@ def test_only_verified_runtimes_qualify_once_any_is_verified(status):
 
 
 def test_ties_break_on_the_other_figure_then_path_order():
-    status = make_status({
-        "onnx": (Format.ONNX, {CPU: runtime([perf(1, 0.5, 2000)])}),
-        "torchscript-script": (Format.TORCHSCRIPT, {CPU: runtime([perf(1, 0.5, 2100)])}),
-        "torchscript-trace": (Format.TORCHSCRIPT, {CPU: runtime([perf(1, 0.5, 2100)])}),
-    })
+    status = make_status(
+        {
+            "onnx": (Format.ONNX, {CPU: runtime([perf(1, 0.5, 2000)])}),
+            "torchscript-script": (Format.TORCHSCRIPT, {CPU: runtime([perf(1, 0.5, 2100)])}),
+            "torchscript-trace": (Format.TORCHSCRIPT, {CPU: runtime([perf(1, 0.5, 2100)])}),
+        }
+    )
     assert select_runtime(status, "min-latency").path == "torchscript-script"  # same p50, more throughput
     best = select_runtime(status, "max-throughput")
     assert best.path == "torchscript-script"  # same throughput and p50: the earlier path
@@ -175,10 +212,12 @@ def test_ties_break_on_the_other_figure_then_path_order():
 
 
 def test_min_latency_default_batch_is_the_smallest_common_one():
-    status = make_status({
-        "onnx": (Format.ONNX, {CPU: runtime([perf(2, 0.4, 5000), perf(8, 1.0, 8000)])}),
-        "torchscript-trace": (Format.TORCHSCRIPT, {CPU: runtime([perf(1, 0.1, 10000), perf(2, 0.5, 4000)])}),
-    })
+    status = make_status(
+        {
+            "onnx": (Format.ONNX, {CPU: runtime([perf(2, 0.4, 5000), perf(8, 1.0, 8000)])}),
+            "torchscript-trace": (Format.TORCHSCRIPT, {CPU: runtime([perf(1, 0.1, 10000), perf(2, 0.5, 4000)])}),
+        }
+    )
     best = select_runtime(status, "min-latency")
     assert (best.path, best.batch_size) == ("onnx", 2)  # batch 1 was not profiled for onnx: compare at 2
 
@@ -189,14 +228,20 @@ def test_unstable_measurements_count_and_say_so():
     assert best.path == "onnx" and "(unstable measurement)" in best.summary()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"strategy": "fastest"}, "unknown value 'fastest'"),
-    ({"strategy": "max-throughput-within-latency"}, "needs `latency_budget_ms`"),
-    ({"strategy": "min-latency", "latency_budget_ms": 2.0}, "applies to strategy 'max-throughput-within-latency' only"),
-    ({"latency_budget_ms": -1.0}, "must be a number > 0"),
-    ({"batch_size": 0}, "`batch_size` must be a positive integer"),
-    ({"latency_percentile": 75}, "`latency_percentile` must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"strategy": "fastest"}, "unknown value 'fastest'"),
+        ({"strategy": "max-throughput-within-latency"}, "needs `latency_budget_ms`"),
+        (
+            {"strategy": "min-latency", "latency_budget_ms": 2.0},
+            "applies to strategy 'max-throughput-within-latency' only",
+        ),
+        ({"latency_budget_ms": -1.0}, "must be a number > 0"),
+        ({"batch_size": 0}, "`batch_size` must be a positive integer"),
+        ({"latency_percentile": 75}, "`latency_percentile` must be one of"),
+    ],
+)
 def test_bad_arguments_are_user_errors(status, kwargs, message):
     with pytest.raises(nav.UserInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         select_runtime(status, **kwargs)

@@ -26,8 +26,11 @@ if os.environ.get("MODEL_NAVIGATOR_SERVE_STAGE") == "1":
     # scripts/test.sh's serving stage, in the environment built for serving: a missing PyTriton is an error.
     import pytriton  # noqa: F401
 else:
-    pytest.importorskip("pytriton", reason="PyTriton is not installed here (pip install 'model-navigator[serve]'); "
-                                           "scripts/test.sh runs these tests in .venv-serve")
+    pytest.importorskip(
+        "pytriton",
+        reason="PyTriton is not installed here (pip install 'model-navigator[serve]'); "
+        "scripts/test.sh runs these tests in .venv-serve",
+    )
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
@@ -65,17 +68,28 @@ def cnn(tmp_path_factory):
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("serve")
     package = nav.torch.export(
-        models.cnn_model(), models.cnn_dataloader(), workdir=root / "navigator_workdir", model_name="tiny-cnn",
-        target_formats=("onnx", "torchscript"), jit_options=("trace",),
-        profiler_config=nav.ProfilerConfig(batch_sizes=(1, 2, 4), **LIGHT), verbose=False)
+        models.cnn_model(),
+        models.cnn_dataloader(),
+        workdir=root / "navigator_workdir",
+        model_name="tiny-cnn",
+        target_formats=("onnx", "torchscript"),
+        jit_options=("trace",),
+        profiler_config=nav.ProfilerConfig(batch_sizes=(1, 2, 4), **LIGHT),
+        verbose=False,
+    )
     nav.save(package, root / "tiny_cnn.nav")
     return package, root / "tiny_cnn.nav"
 
 
 def correctness_pairs(package):
     workspace = Workspace(package.workdir)
-    return list(zip(load_sample_dir(workspace.input_dir("correctness")),
-                    load_sample_dir(workspace.output_dir("correctness")), strict=True))
+    return list(
+        zip(
+            load_sample_dir(workspace.input_dir("correctness")),
+            load_sample_dir(workspace.output_dir("correctness")),
+            strict=True,
+        )
+    )
 
 
 def test_real_server_answers_the_correctness_samples_and_stops_clean(cnn):
@@ -92,8 +106,9 @@ def test_real_server_answers_the_correctness_samples_and_stops_clean(cnn):
         with urllib.request.urlopen(f"{served.url}/v2/models/{served.model_name}/config") as r:
             config = json.loads(r.read())
         assert config["max_batch_size"] == 4 == served.plan.max_batch_size
-        assert [(t["name"], t["data_type"], t["dims"]) for t in config["input"]] == \
-            [(m.name, "TYPE_FP32", [3, 32, 32]) for m in package.status.inputs]
+        assert [(t["name"], t["data_type"], t["dims"]) for t in config["input"]] == [
+            (m.name, "TYPE_FP32", [3, 32, 32]) for m in package.status.inputs
+        ]
         assert [t["name"] for t in config["output"]] == [m.name for m in package.status.outputs]
         assert "dynamic_batching" in config
         recorded = package.status.paths[best.path].runtimes[best.runtime].correctness.per_output
@@ -125,8 +140,9 @@ def test_chosen_path_runtime_and_refusals(cnn):
     with pytest.raises(nav.UserInputError, match="No path 'tensorrt'"):
         nav.serve(nav_file, path_key="tensorrt")
     assert not ours()
-    with nav.serve(nav_file, path_key="torchscript-trace", runtime="CPUExecutionProvider", max_batch_size=2,
-                   model_name="cnn_ts") as served:
+    with nav.serve(
+        nav_file, path_key="torchscript-trace", runtime="CPUExecutionProvider", max_batch_size=2, model_name="cnn_ts"
+    ) as served:
         assert (served.path, served.model_name, served.plan.max_batch_size) == ("torchscript-trace", "cnn_ts", 2)
         inputs, expected = correctness_pairs(package)[0]
         got = served.infer(inputs)
@@ -147,10 +163,31 @@ def test_loadtest_command_reports_served_and_in_process_figures(cnn, tmp_path):
     _, nav_file = cnn
     out = tmp_path / "loadtest.json"
     done = subprocess.run(
-        [sys.executable, "-m", "model_navigator", "loadtest", str(nav_file), "--concurrency", "1", "2",
-         "--measurement-request-count", "20", "--max-trials", "4", "--warmup-requests", "2",
-         "--stability-percentage", "50", "--json", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "model_navigator",
+            "loadtest",
+            str(nav_file),
+            "--concurrency",
+            "1",
+            "2",
+            "--measurement-request-count",
+            "20",
+            "--max-trials",
+            "4",
+            "--warmup-requests",
+            "2",
+            "--stability-percentage",
+            "50",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| concurrency | served p50 ms" in done.stdout and "in-process p50 ms" in done.stdout
     report = json.loads(out.read_text())
@@ -178,10 +215,12 @@ def test_config_pbtxt_we_write_is_loaded_by_the_real_server(cnn, tmp_path):
         loaded = server.model_config(twin.name)
         ours_cfg = model.config
         assert loaded["backend"] == "python" and loaded["max_batch_size"] == ours_cfg.max_batch_size == 4
-        assert [(t["name"], t["data_type"], t["dims"]) for t in loaded["input"]] == \
-            [(t.name, t.data_type, list(t.dims)) for t in ours_cfg.inputs]
-        assert [(t["name"], t["data_type"], t["dims"]) for t in loaded["output"]] == \
-            [(t.name, t.data_type, list(t.dims)) for t in ours_cfg.outputs]
+        assert [(t["name"], t["data_type"], t["dims"]) for t in loaded["input"]] == [
+            (t.name, t.data_type, list(t.dims)) for t in ours_cfg.inputs
+        ]
+        assert [(t["name"], t["data_type"], t["dims"]) for t in loaded["output"]] == [
+            (t.name, t.data_type, list(t.dims)) for t in ours_cfg.outputs
+        ]
         assert loaded["dynamic_batching"]["preferred_batch_size"] == ours_cfg.preferred_batch_sizes
         assert loaded["instance_group"][0]["kind"] == "KIND_CPU"
         import tritonclient.http as httpclient
@@ -219,15 +258,18 @@ def test_server_stops_when_the_program_exits_normally(cnn, tmp_path):
     """No `with`, no stop(): the program's normal end stops tritonserver and its stub, and the exit is clean."""
     _, nav_file = cnn
     script = tmp_path / "serve_and_return.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, sys
         import model_navigator as nav
         served = nav.serve({str(nav_file)!r})
         print(os.getpid(), flush=True)
         sys.stdin.readline()  # the test has seen the server's processes: end the program normally
-    """))
-    child = subprocess.Popen([sys.executable, str(script)], cwd=REPO_ROOT, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    """)
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(script)], cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline().strip() == str(child.pid)
         below = set(descendants(child.pid))
@@ -247,13 +289,15 @@ def test_server_dies_with_the_process_that_started_it(cnn, tmp_path):
     """kill -9 of the serving process: PyTriton's parent-death signal stops tritonserver, which stops its stub."""
     _, nav_file = cnn
     script = tmp_path / "serve_and_hang.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, sys, time
         import model_navigator as nav
         served = nav.serve({str(nav_file)!r})
         print(os.getpid(), flush=True)
         time.sleep(600)
-    """))
+    """)
+    )
     child = subprocess.Popen([sys.executable, str(script)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == str(child.pid)
@@ -271,8 +315,13 @@ def test_server_dies_with_the_process_that_started_it(cnn, tmp_path):
 
 def test_serve_command_stops_the_server_on_ctrl_c(cnn):
     _, nav_file = cnn
-    child = subprocess.Popen([sys.executable, "-m", "model_navigator", "serve", str(nav_file), "--path", "onnx"],
-                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "model_navigator", "serve", str(nav_file), "--path", "onnx"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         while not any("serving until Ctrl-C" in line for line in lines):
@@ -298,10 +347,14 @@ def test_the_readme_serving_snippet_runs_on_the_readme_example(tmp_path):
     from test_readme import python_snippets, run_snippet
 
     snippets = python_snippets()
-    code = snippets["Use"][0] + snippets["Serving with PyTriton"][0] + textwrap.dedent("""
+    code = (
+        snippets["Use"][0]
+        + snippets["Serving with PyTriton"][0]
+        + textwrap.dedent("""
         print("served outputs", sorted(outputs), outputs["output__0"].shape)
         print("loadtest rows", len(report.to_markdown().splitlines()) > 2)
     """)
+    )
     out = run_snippet(code, tmp_path)
     assert "served outputs ['output__0'] (2, 7)" in out and "loadtest rows True" in out, out
 
@@ -328,8 +381,14 @@ def test_the_readme_serving_commands_run_as_written(tmp_path):
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
     for line in lines:
-        child = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=tmp_path, env=env, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            ["bash", "-c", f"exec {line}"],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             if "loadtest" in line.split("#")[0]:
                 out, err = child.communicate(timeout=600)

@@ -32,14 +32,25 @@ LOGITS = [TensorMetadata("logits", (-1, 10), "float32")]
 
 
 def cnn_like(tmp_path: Path) -> Path:
-    return synthetic(tmp_path, "onnx", Format.ONNX, "model.onnx", RuntimeProvider.CPU, IMAGE, LOGITS,
-                     batch_sizes=(1, 2, 4), throughputs=(100.0, 180.0, 150.0))
+    return synthetic(
+        tmp_path,
+        "onnx",
+        Format.ONNX,
+        "model.onnx",
+        RuntimeProvider.CPU,
+        IMAGE,
+        LOGITS,
+        batch_sizes=(1, 2, 4),
+        throughputs=(100.0, 180.0, 150.0),
+    )
 
 
 def test_importing_model_navigator_imports_no_pytriton():
-    code = ("import sys, model_navigator as nav; nav.serve; nav.loadtest; import model_navigator.serving; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('pytriton', 'tritonclient', 'torch', 'tensorflow')]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, model_navigator as nav; nav.serve; nav.loadtest; import model_navigator.serving; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('pytriton', 'tritonclient', 'torch', 'tensorflow')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -48,8 +59,12 @@ def test_importing_model_navigator_imports_no_pytriton():
 def test_without_pytriton_serve_says_how_to_install(tmp_path):
     with pytest.raises(nav.UserInputError, match=r"pip install 'model-navigator\[serve\]'"):
         nav.serve(cnn_like(tmp_path))
-    done = subprocess.run([sys.executable, "-m", "model_navigator", "loadtest", str(cnn_like(tmp_path / "b"))],
-                          cwd=REPO_ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "model_navigator", "loadtest", str(cnn_like(tmp_path / "b"))],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and "model-navigator[serve]" in done.stderr
 
 
@@ -66,12 +81,15 @@ def test_plan_takes_the_best_path_with_the_writers_tensors_and_batching(tmp_path
     assert plan.max_batch_size == 0 and [t.dims for t in plan.inputs] == [(-1, 3, 8, 8)]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"path_key": "nope"}, "No path 'nope'"),
-    ({"runtime": "NoSuchRuntime"}, "runtime"),
-    ({"model_name": "a/b"}, "not a name Triton accepts"),
-    ({"max_batch_size": -1}, "max_batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"path_key": "nope"}, "No path 'nope'"),
+        ({"runtime": "NoSuchRuntime"}, "runtime"),
+        ({"model_name": "a/b"}, "not a name Triton accepts"),
+        ({"max_batch_size": -1}, "max_batch_size"),
+    ],
+)
 def test_plan_refuses_bad_requests(tmp_path, kwargs, message):
     with pytest.raises(nav.UserInputError, match=message):
         plan_serving(cnn_like(tmp_path), [], **kwargs)
@@ -81,7 +99,8 @@ def test_plan_serves_only_what_passed_correctness(tmp_path):
     workdir = cnn_like(tmp_path)
     status = NavigatorStatus.load(workdir)
     status.paths["onnx"].runtimes[RuntimeProvider.CPU].correctness = CorrectnessResult(
-        status=StepStatus.FAILED, reason="max abs error 3 > 1e-5")
+        status=StepStatus.FAILED, reason="max abs error 3 > 1e-5"
+    )
     status.save(workdir)
     with pytest.raises(nav.UserInputError, match="failed correctness"):
         plan_serving(workdir, [], path_key="onnx", runtime="CPUExecutionProvider")
@@ -118,8 +137,7 @@ def test_stub_library_path_puts_this_interpreters_libpython_first():
 
 def test_concurrent_windows_follow_the_profiler_rules_and_count_wall_time():
     """N threads each keep one 5 ms request in flight: latency stays ~5 ms, throughput grows ~N-fold."""
-    config = nav.ProfilerConfig(measurement_request_count=24, max_trials=6, stability_percentage=50,
-                                warmup_requests=1)
+    config = nav.ProfilerConfig(measurement_request_count=24, max_trials=6, stability_percentage=50, warmup_requests=1)
     made = []
 
     def sender():
@@ -137,8 +155,15 @@ def test_concurrent_windows_follow_the_profiler_rules_and_count_wall_time():
 
 
 def test_measure_window_runner_is_the_profilers_stability_loop():
-    windows = iter([([0.001] * 10, 0.005), ([0.002] * 10, 0.010), ([0.001] * 10, 0.005),
-                    ([0.001] * 10, 0.005), ([0.001] * 10, 0.005)])
+    windows = iter(
+        [
+            ([0.001] * 10, 0.005),
+            ([0.002] * 10, 0.010),
+            ([0.001] * 10, 0.005),
+            ([0.001] * 10, 0.005),
+            ([0.001] * 10, 0.005),
+        ]
+    )
     result = measure_window_runner(lambda: next(windows), 2, nav.ProfilerConfig(stability_percentage=5, max_trials=5))
     assert result.stable and result.windows == 5 and result.request_count == 30
     assert result.throughput == pytest.approx(2 * 30 / 0.015)  # samples over the last 3 windows' wall time

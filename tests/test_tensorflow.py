@@ -55,8 +55,7 @@ def _reference_example_model(input_shape):
 
 def _reference_dataloader():
     tf.random.set_seed(0)
-    return [tf.random.uniform(shape=[1, 224, 224, 3], minval=0, maxval=1, dtype=tf.dtypes.float32)
-            for _ in range(10)]
+    return [tf.random.uniform(shape=[1, 224, 224, 3], minval=0, maxval=1, dtype=tf.dtypes.float32) for _ in range(10)]
 
 
 def _cnn():
@@ -115,7 +114,8 @@ def reference(tmp_path_factory):
             override_workdir=True,
             input_names=("input",),
             profiler_config=helpers.light_profiler(),
-            verbose=False, target_device="cpu",
+            verbose=False,
+            target_device="cpu",
         )
         onnx_status = package_desc.get_status(format=nav.Format.ONNX)
         outputs = None
@@ -169,8 +169,12 @@ def test_reference_example_fixed_runs_with_onnx_correct(reference):
 def cnn(tmp_path_factory):
     model = _cnn()
     package = nav.tensorflow.export(
-        model=model, dataloader=_cnn_dataloader(), workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir",
-        verbose=False, disable_git_info=True, target_device="cpu",
+        model=model,
+        dataloader=_cnn_dataloader(),
+        workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir",
+        verbose=False,
+        disable_git_info=True,
+        target_device="cpu",
     )
     return package, model
 
@@ -234,8 +238,12 @@ def test_cnn_runners_match_the_model(cnn):
         np.testing.assert_allclose(out["output__0"], expected, atol=1e-4, rtol=1e-4)
     loaded = package.get_model(format=nav.Format.TF_SAVEDMODEL)
     assert "serving_default" in loaded.signatures
-    np.testing.assert_allclose(loaded.signatures["serving_default"](input__0=tf.constant(batch))["output__0"].numpy(),
-                               expected, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        loaded.signatures["serving_default"](input__0=tf.constant(batch))["output__0"].numpy(),
+        expected,
+        atol=1e-4,
+        rtol=1e-4,
+    )
     onnx_model = package.get_model(format=nav.Format.ONNX)
     assert [i.name for i in onnx_model.graph.input] == ["input__0"]
     assert [o.name for o in onnx_model.graph.output] == ["output__0"]
@@ -261,10 +269,15 @@ def test_cnn_reproduce_scripts_run_from_the_workspace_root(cnn, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(package.workdir, root)
     (root / "onnx" / "model.onnx").unlink()
-    for script in ("onnx/reproduce_conversion.sh", "onnx/reproduce_correctness.sh",
-                   "tf-savedmodel/reproduce_correctness.sh", "tf-savedmodel/reproduce_profiling.sh"):
-        out = subprocess.run(["bash", script], cwd=root, capture_output=True, text=True, env=helpers.repo_env(),
-                             timeout=300)
+    for script in (
+        "onnx/reproduce_conversion.sh",
+        "onnx/reproduce_correctness.sh",
+        "tf-savedmodel/reproduce_correctness.sh",
+        "tf-savedmodel/reproduce_profiling.sh",
+    ):
+        out = subprocess.run(
+            ["bash", script], cwd=root, capture_output=True, text=True, env=helpers.repo_env(), timeout=300
+        )
         assert out.returncode == 0, (script, out.stdout[-2000:], out.stderr[-2000:])
         assert '"status": "ok"' in out.stdout, script
     assert (root / "onnx" / "model.onnx").is_file()
@@ -283,16 +296,21 @@ def test_cnn_save_load_round_trip_retests(cnn, tmp_path):
         "assert 'tensorflow' in sys.modules\n"
         "print({k: v.status.value for k, v in p.status.paths.items()})\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(),
-                         timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(), timeout=300, cwd=tmp_path
+    )
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
     for noise in ("oneDNN", "absl::InitializeLog", "cpu_feature_guard"):
         assert noise not in out.stderr, out.stderr
     log = (tmp_path / "loaded" / "navigator.log").read_text()
     # what TensorFlow prints at import with our TF_CPP_MIN_LOG_LEVEL depends on the CPU (oneDNN
     # lines on some, nothing on others): ask it, then every such line must be in the log
-    probe = subprocess.run([sys.executable, "-c", "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; "
-                            "import tensorflow"], capture_output=True, text=True, timeout=300)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; import tensorflow"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     printed = [line.strip() for line in probe.stderr.splitlines() if line.strip() and not line.startswith(("I0", "W0"))]
     for line in printed:
         assert line in log, (line, log[-3000:])
@@ -322,14 +340,24 @@ def test_two_input_two_output_functional_model_with_dict_samples(tmp_path):
     tokens = keras.Input((6,), name="tokens")
     extra = keras.Input((4,), name="extra")
     hidden = keras.layers.Concatenate()([keras.layers.Dense(8, activation="relu")(tokens), extra])
-    model = keras.Model({"tokens": tokens, "extra": extra},
-                        {"logits": keras.layers.Dense(3, name="logits")(hidden),
-                         "score": keras.layers.Dense(1, activation="sigmoid", name="score")(hidden)})
+    model = keras.Model(
+        {"tokens": tokens, "extra": extra},
+        {
+            "logits": keras.layers.Dense(3, name="logits")(hidden),
+            "score": keras.layers.Dense(1, activation="sigmoid", name="score")(hidden),
+        },
+    )
     rng = np.random.default_rng(0)
-    dataloader = [{"tokens": rng.standard_normal((3, 6)).astype(np.float32),
-                   "extra": rng.standard_normal((3, 4)).astype(np.float32)} for _ in range(4)]
-    package = nav.tensorflow.export(model, dataloader, workdir=tmp_path / "w", run_profiling=False, verbose=False,
-                                    target_device="cpu")
+    dataloader = [
+        {
+            "tokens": rng.standard_normal((3, 6)).astype(np.float32),
+            "extra": rng.standard_normal((3, 4)).astype(np.float32),
+        }
+        for _ in range(4)
+    ]
+    package = nav.tensorflow.export(
+        model, dataloader, workdir=tmp_path / "w", run_profiling=False, verbose=False, target_device="cpu"
+    )
     declared = [t.name for t in model.inputs]  # Keras orders dict inputs by name
     assert declared == ["extra", "tokens"]
     assert [m.name for m in package.status.inputs] == declared
@@ -369,11 +397,20 @@ class _Affine(tf.Module):
 def test_tf_module_with_tf_function_in_process(tmp_path):
     module = _Affine()
     rng = np.random.default_rng(0)
-    dataloader = [(tf.constant(rng.standard_normal((2, 5)).astype(np.float32)),
-                   rng.standard_normal((2, 2)).astype(np.float32)) for _ in range(3)]
+    dataloader = [
+        (tf.constant(rng.standard_normal((2, 5)).astype(np.float32)), rng.standard_normal((2, 2)).astype(np.float32))
+        for _ in range(3)
+    ]
     package = nav.tensorflow.export(
-        module, dataloader, workdir=tmp_path / "w", target_formats=(nav.Format.ONNX,), output_names=("scaled", "total"),
-        isolation=False, verbose=False, profiler_config=helpers.light_profiler(), target_device="cpu",
+        module,
+        dataloader,
+        workdir=tmp_path / "w",
+        target_formats=(nav.Format.ONNX,),
+        output_names=("scaled", "total"),
+        isolation=False,
+        verbose=False,
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
     )
     # ONNX alone was asked for: the SavedModel it is made from comes along.
     assert package.get_formats_status() == {"tf-savedmodel": True, "onnx": True}
@@ -400,8 +437,15 @@ def test_layer_tf2onnx_cannot_convert_fails_onnx_only(tmp_path):
     model = keras.Model(inp, out)
     rng = np.random.default_rng(0)
     dataloader = [rng.standard_normal((2, 4, 4)).astype(np.float32) for _ in range(3)]
-    package = nav.tensorflow.export(model, dataloader, workdir=tmp_path / "w", run_profiling=False, verbose=False,
-                                    input_names=("matrix",), target_device="cpu")
+    package = nav.tensorflow.export(
+        model,
+        dataloader,
+        workdir=tmp_path / "w",
+        run_profiling=False,
+        verbose=False,
+        input_names=("matrix",),
+        target_device="cpu",
+    )
     saved = package.status.paths["tf-savedmodel"]
     assert saved.status == StepStatus.OK
     assert _correctness(package, "tf-savedmodel").status == StepStatus.OK
@@ -421,8 +465,16 @@ def test_no_batch_dim(tmp_path):
     inp = keras.Input((3,), batch_size=2)
     model = keras.Model(inp, keras.layers.Dense(2)(inp))
     dataloader = [np.full((2, 3), i, dtype=np.float32) for i in range(3)]
-    package = nav.tensorflow.export(model, dataloader, workdir=tmp_path / "w", batch_dim=None, run_profiling=False,
-                                    verbose=False, target_formats=(nav.Format.TF_SAVEDMODEL,), target_device="cpu")
+    package = nav.tensorflow.export(
+        model,
+        dataloader,
+        workdir=tmp_path / "w",
+        batch_dim=None,
+        run_profiling=False,
+        verbose=False,
+        target_formats=(nav.Format.TF_SAVEDMODEL,),
+        target_device="cpu",
+    )
     assert package.status.inputs[0].shape == (2, 3)
     result = _correctness(package, "tf-savedmodel")
     assert result.status == StepStatus.OK and result.batch_sizes == [1]
@@ -440,38 +492,61 @@ def _two_input_model():
     return keras.Model([a, b], keras.layers.Concatenate()([a, b]))
 
 
-@pytest.mark.parametrize("model_factory, dataloader, kwargs, expected", [
-    (_two_input_model, [{"a": np.ones((2, 4), np.float32), "c": np.ones((2, 3), np.float32)}], {},
-     "inputs are named ('a', 'b')"),
-    (_two_input_model, [np.ones((2, 4), np.float32)], {}, "takes 2 inputs"),
-    (_two_input_model, [(np.ones((2, 4), np.float32), np.ones((2, 5), np.float32))], {},
-     "of shape (None, 3) but dataloader samples have shape (1, 5)"),
-    (_Affine, [(np.ones((2, 6), np.float32), np.ones((2, 2), np.float32))], {},
-     "of shape (None, 5) but dataloader samples have shape (1, 6)"),
-    (_Affine, [{"y": np.ones((2, 2), np.float32), "x": np.ones((2, 6), np.float32)}], {},
-     "input 'x' of shape (None, 5) but dataloader samples have shape (1, 6)"),
-    (lambda: (lambda x: x), [np.ones((2, 4), np.float32)], {}, "Keras model or a tf.Module"),
-    (_cnn, _cnn_dataloader(1, 2), {"target_formats": ("torchscript",)}, "do not apply to TensorFlow"),
-    (_cnn, _cnn_dataloader(1, 2), {"input_names": ("my image",)}, "not valid TensorFlow names"),
-])
+@pytest.mark.parametrize(
+    "model_factory, dataloader, kwargs, expected",
+    [
+        (
+            _two_input_model,
+            [{"a": np.ones((2, 4), np.float32), "c": np.ones((2, 3), np.float32)}],
+            {},
+            "inputs are named ('a', 'b')",
+        ),
+        (_two_input_model, [np.ones((2, 4), np.float32)], {}, "takes 2 inputs"),
+        (
+            _two_input_model,
+            [(np.ones((2, 4), np.float32), np.ones((2, 5), np.float32))],
+            {},
+            "of shape (None, 3) but dataloader samples have shape (1, 5)",
+        ),
+        (
+            _Affine,
+            [(np.ones((2, 6), np.float32), np.ones((2, 2), np.float32))],
+            {},
+            "of shape (None, 5) but dataloader samples have shape (1, 6)",
+        ),
+        (
+            _Affine,
+            [{"y": np.ones((2, 2), np.float32), "x": np.ones((2, 6), np.float32)}],
+            {},
+            "input 'x' of shape (None, 5) but dataloader samples have shape (1, 6)",
+        ),
+        (lambda: lambda x: x, [np.ones((2, 4), np.float32)], {}, "Keras model or a tf.Module"),
+        (_cnn, _cnn_dataloader(1, 2), {"target_formats": ("torchscript",)}, "do not apply to TensorFlow"),
+        (_cnn, _cnn_dataloader(1, 2), {"input_names": ("my image",)}, "not valid TensorFlow names"),
+    ],
+)
 def test_invalid_inputs_fail_before_anything_is_written(tmp_path, model_factory, dataloader, kwargs, expected):
     workdir = tmp_path / "w"
     with pytest.raises(UserInputError) as info:
-        nav.tensorflow.export(model_factory(), dataloader, workdir=workdir, verbose=False, **kwargs,
-                              target_device="cpu")
+        nav.tensorflow.export(
+            model_factory(), dataloader, workdir=workdir, verbose=False, **kwargs, target_device="cpu"
+        )
     assert expected in str(info.value)
     assert not workdir.exists()
 
 
 def test_torch_users_never_import_tensorflow():
-    code = ("import sys, model_navigator, model_navigator.api.torch, model_navigator.paths.registry, "
-            "model_navigator.runners.registry, model_navigator.steps.pipeline, model_navigator.package.nav\n"
-            "from model_navigator.core.enums import Framework\n"
-            "from model_navigator.paths.registry import paths_for\n"
-            "paths_for(Framework.TORCH)\n"
-            "assert 'tensorflow' not in sys.modules and 'tf2onnx' not in sys.modules, 'tensorflow imported'\n"
-            "import model_navigator.paths.tensorflow\n"
-            "assert 'tensorflow' not in sys.modules\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(),
-                         timeout=120)
+    code = (
+        "import sys, model_navigator, model_navigator.api.torch, model_navigator.paths.registry, "
+        "model_navigator.runners.registry, model_navigator.steps.pipeline, model_navigator.package.nav\n"
+        "from model_navigator.core.enums import Framework\n"
+        "from model_navigator.paths.registry import paths_for\n"
+        "paths_for(Framework.TORCH)\n"
+        "assert 'tensorflow' not in sys.modules and 'tf2onnx' not in sys.modules, 'tensorflow imported'\n"
+        "import model_navigator.paths.tensorflow\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(), timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]

@@ -34,8 +34,9 @@ def test_profile_shapes_from_samples_span_every_axis():
 
 
 def test_trt_dynamic_axes_override_sample_shapes():
-    result = profile_shapes({"ids": [(1, 7), (1, 3)]}, batch_dim=0, max_batch=4,
-                            trt_dynamic_axes={"ids": {0: (1, 8, 32), 1: (1, 64, 128)}})
+    result = profile_shapes(
+        {"ids": [(1, 7), (1, 3)]}, batch_dim=0, max_batch=4, trt_dynamic_axes={"ids": {0: (1, 8, 32), 1: (1, 64, 128)}}
+    )
     assert result["ids"] == ((1, 1), (8, 64), (32, 128))
 
 
@@ -45,8 +46,9 @@ def test_static_onnx_dims_are_kept_in_the_profile(tmp_path):
     model = torch.nn.Linear(5, 3).eval()
     static, dynamic = tmp_path / "static.onnx", tmp_path / "dynamic.onnx"
     torch.onnx.export(model, (torch.randn(4, 5),), str(static), input_names=["x"], dynamo=False)
-    torch.onnx.export(model, (torch.randn(4, 5),), str(dynamic), input_names=["x"], dynamo=False,
-                      dynamic_axes={"x": {0: "batch"}})
+    torch.onnx.export(
+        model, (torch.randn(4, 5),), str(dynamic), input_names=["x"], dynamo=False, dynamic_axes={"x": {0: "batch"}}
+    )
     assert onnx_static_dims(static) == {"x": [4, 5]}
     assert onnx_static_dims(dynamic) == {"x": [None, 5]}
     samples = {"x": [(1, 5)] * 3}
@@ -67,10 +69,16 @@ def test_engine_batch_sizes_cover_every_later_step():
     from model_navigator.core.status import NavigatorStatus
 
     def sizes(batch_size, batch_dim=0, **profiler):
-        config = ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=(Format.ONNX,),
-                              batch_dim=batch_dim, profiler_config=ProfilerConfig(**profiler))
-        status = NavigatorStatus(model_name="m", framework="torch", config=config.to_dict(),
-                                 dataloader={"batch_size": batch_size})
+        config = ExportConfig(
+            framework=Framework.TORCH,
+            model_name="m",
+            target_formats=(Format.ONNX,),
+            batch_dim=batch_dim,
+            profiler_config=ProfilerConfig(**profiler),
+        )
+        status = NavigatorStatus(
+            model_name="m", framework="torch", config=config.to_dict(), dataloader={"batch_size": batch_size}
+        )
         return engine_batch_sizes(config, status)
 
     assert sizes(1) == [1, 2]
@@ -83,8 +91,15 @@ def test_engine_batch_sizes_cover_every_later_step():
 def test_polygraphy_command_line():
     shapes = {"input": ((1, 5), (16, 5), (16, 5))}
     command = polygraphy_command("onnx/model.onnx", "trt-fp16/model.plan", shapes, TensorRTPrecision.FP16, 2**30)
-    assert command[:7] == ["polygraphy", "convert", "onnx/model.onnx", "--convert-to", "trt", "-o",
-                           "trt-fp16/model.plan"]
+    assert command[:7] == [
+        "polygraphy",
+        "convert",
+        "onnx/model.onnx",
+        "--convert-to",
+        "trt",
+        "-o",
+        "trt-fp16/model.plan",
+    ]
     text = " ".join(command)
     assert "--trt-min-shapes input:[1,5]" in text and "--trt-opt-shapes input:[16,5]" in text
     assert "--trt-max-shapes input:[16,5]" in text and "--fp16" in text and "workspace:1073741824" in text
@@ -92,11 +107,14 @@ def test_polygraphy_command_line():
     assert "--fp16" not in fp32
 
 
-@pytest.mark.parametrize("precision, mode, expected", [
-    (TensorRTPrecision.FP16, TensorRTPrecisionMode.HIERARCHY, ["fp32", "fp16"]),
-    (TensorRTPrecision.FP16, TensorRTPrecisionMode.SINGLE, ["fp16"]),
-    (TensorRTPrecision.FP32, TensorRTPrecisionMode.HIERARCHY, ["fp32"]),
-])
+@pytest.mark.parametrize(
+    "precision, mode, expected",
+    [
+        (TensorRTPrecision.FP16, TensorRTPrecisionMode.HIERARCHY, ["fp32", "fp16"]),
+        (TensorRTPrecision.FP16, TensorRTPrecisionMode.SINGLE, ["fp16"]),
+        (TensorRTPrecision.FP32, TensorRTPrecisionMode.HIERARCHY, ["fp32"]),
+    ],
+)
 def test_torch_trt_enabled_precisions(precision, mode, expected):
     assert enabled_precisions(precision, mode) == expected
 
@@ -109,8 +127,15 @@ def test_int64_inputs_cast_to_int32_keep_results(tmp_path):
     model = torch.nn.Sequential(torch.nn.Embedding(20, 4), torch.nn.Flatten()).eval()
     ids = torch.randint(0, 20, (2, 6))
     original = tmp_path / "model.onnx"
-    torch.onnx.export(model, (ids,), str(original), input_names=["ids"], output_names=["out"], dynamo=False,
-                      dynamic_axes={"ids": {0: "b"}})
+    torch.onnx.export(
+        model,
+        (ids,),
+        str(original),
+        input_names=["ids"],
+        output_names=["out"],
+        dynamo=False,
+        dynamic_axes={"ids": {0: "b"}},
+    )
     cast = tmp_path / "cast.onnx"
     cast_int64_inputs_to_int32(original, cast, ["ids"])
     a = ort.InferenceSession(str(original)).run(None, {"ids": ids.numpy()})[0]
@@ -124,7 +149,7 @@ def test_int64_inputs_cast_to_int32_keep_results(tmp_path):
 def test_gpu_paths_are_skipped_with_a_reason_and_nothing_imports_tensorrt(tmp_path):
     code = f"""
 import sys, torch, model_navigator as nav
-d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir={str(tmp_path / 'w')!r},
+d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir={str(tmp_path / "w")!r},
                      run_profiling=False, verbose=False)
 for key in ("trt-fp32", "trt-fp16", "torch-trt-script-fp16", "torch-trt-trace-fp32"):
     p = d.status.paths[key]
@@ -155,7 +180,7 @@ def test_installed_gpu_libraries_are_not_imported_for_a_cpu_export(tmp_path):
         (stubs / name / "__init__.py").write_text(f"raise SystemExit('{name} was imported')\n")
     code = f"""
 import sys, torch, model_navigator as nav
-d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir={str(tmp_path / 'w')!r},
+d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir={str(tmp_path / "w")!r},
                      run_profiling=False, verbose=False, target_device="cpu")
 for key in ("trt-fp32", "trt-fp16", "torch-trt-script-fp16", "torch-trt-trace-fp32"):
     p = d.status.paths[key]
@@ -172,8 +197,15 @@ print("imported", [m for m in ("tensorrt", "torch_tensorrt", "tensorflow") if m 
 
 
 def test_trt_precisions_and_formats_follow_the_arguments(tmp_path):
-    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
-                         verbose=False, target_formats=("onnx", "trt"), target_precisions=("fp16",))
+    d = nav.torch.export(
+        torch.nn.Linear(3, 2),
+        [torch.randn(2, 3)],
+        workdir=tmp_path / "w",
+        run_profiling=False,
+        verbose=False,
+        target_formats=("onnx", "trt"),
+        target_precisions=("fp16",),
+    )
     assert set(d.status.paths) == {"torch", "onnx", "trt-fp16"}
     assert d.status.paths["trt-fp16"].status.value == "skipped"
 
@@ -201,8 +233,14 @@ def test_onnx_runtime_gpu_providers_missing_are_named_not_faked(tmp_path):
     reason = runtime_unavailable_reason(Format.ONNX, RuntimeProvider.TRT)
     assert "TensorrtExecutionProvider" in reason and "onnxruntime-gpu" in reason
 
-    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
-                         verbose=False, target_formats=("onnx",))
+    d = nav.torch.export(
+        torch.nn.Linear(3, 2),
+        [torch.randn(2, 3)],
+        workdir=tmp_path / "w",
+        run_profiling=False,
+        verbose=False,
+        target_formats=("onnx",),
+    )
     onnx_path = d.status.paths["onnx"]
     with pytest.raises(RuntimeError, match="did not load CUDAExecutionProvider"):
         with make_runner(d.workdir, d.status, onnx_path, RuntimeProvider.CUDA):
@@ -236,8 +274,13 @@ def test_runtimes_and_skip_reasons_on_a_cuda_target():
     from model_navigator.steps.pipeline import selected_runtimes
 
     def config(runtimes=None):
-        return ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=tuple(Format),
-                            target_device="cuda", runtimes=runtimes)
+        return ExportConfig(
+            framework=Framework.TORCH,
+            model_name="m",
+            target_formats=tuple(Format),
+            target_device="cuda",
+            runtimes=runtimes,
+        )
 
     specs = {s.key: s for s in torch_paths() + tensorflow_paths()}
     assert selected_runtimes(specs["torchscript-trace"], config()) == [RP.CUDA]
@@ -247,15 +290,22 @@ def test_runtimes_and_skip_reasons_on_a_cuda_target():
     assert selected_runtimes(specs["trt-fp16"], config()) == [RP.TRT]
     assert selected_runtimes(specs["torch-trt-script-fp16"], config()) == [RP.CUDA]
     assert selected_runtimes(specs["tf-trt-fp32"], config()) == [RP.CUDA]
-    assert selected_runtimes(specs["trt-fp32"], ExportConfig(framework=Framework.TORCH, model_name="m",
-                                                             target_formats=tuple(Format))) == []
+    assert (
+        selected_runtimes(
+            specs["trt-fp32"], ExportConfig(framework=Framework.TORCH, model_name="m", target_formats=tuple(Format))
+        )
+        == []
+    )
     import importlib.util
 
     if importlib.util.find_spec("tensorrt") is None:
-        assert specs["trt-fp32"].unavailable_reason("cuda", gpu_present=True) == \
-            "tensorrt not installed (pip install 'model-navigator[tensorrt]')"
-    assert specs["tf-trt-fp16"].unavailable_reason("cpu", gpu_present=True) == \
-        "needs a CUDA GPU; target_device is 'cpu'"
+        assert (
+            specs["trt-fp32"].unavailable_reason("cuda", gpu_present=True)
+            == "tensorrt not installed (pip install 'model-navigator[tensorrt]')"
+        )
+    assert (
+        specs["tf-trt-fp16"].unavailable_reason("cpu", gpu_present=True) == "needs a CUDA GPU; target_device is 'cpu'"
+    )
     assert specs["torchscript-script"].unavailable_reason("cuda", gpu_present=True) is None
 
 
@@ -281,22 +331,36 @@ def test_an_availability_check_that_raises_is_a_skip_reason():
     the export down: the availability check's exception becomes the path's skip reason."""
     from model_navigator.paths.base import PathSpec
 
-    spec = PathSpec("trt-fp16", Format.TENSORRT, "model.plan", "x:y", parent="onnx",
-                    precision=TensorRTPrecision.FP16, requires_gpu=True,
-                    availability="model_navigator.no_such_module:check")
+    spec = PathSpec(
+        "trt-fp16",
+        Format.TENSORRT,
+        "model.plan",
+        "x:y",
+        parent="onnx",
+        precision=TensorRTPrecision.FP16,
+        requires_gpu=True,
+        availability="model_navigator.no_such_module:check",
+    )
     reason = spec.unavailable_reason("cuda", gpu_present=True)
     assert reason.startswith("checking trt-fp16 failed: ModuleNotFoundError") and "no_such_module" in reason
 
 
-@pytest.mark.skipif(__import__("model_navigator.core.environment", fromlist=["x"]).gpu_present(),
-                    reason="this machine has a GPU")
+@pytest.mark.skipif(
+    __import__("model_navigator.core.environment", fromlist=["x"]).gpu_present(), reason="this machine has a GPU"
+)
 def test_a_gpu_package_loads_and_retests_on_the_cpu(tmp_path):
     """A package whose export targeted 'cuda' (as one made on a GPU machine records it), loaded on a
     machine without a GPU: re-tested on the CPU with a note, instead of failing every CUDA step."""
     import yaml
 
-    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
-                         verbose=False, target_formats=("torchscript",))
+    d = nav.torch.export(
+        torch.nn.Linear(3, 2),
+        [torch.randn(2, 3)],
+        workdir=tmp_path / "w",
+        run_profiling=False,
+        verbose=False,
+        target_formats=("torchscript",),
+    )
     d.status.config.target_device = "cuda"
     d.save_status()
     nav.save(d, tmp_path / "gpu.nav")
@@ -317,8 +381,12 @@ def test_torch_trt_input_order_follows_the_torchscript_forward(tmp_path):
     from model_navigator.converters.torch_trt import forward_input_order
 
     class Model(torch.nn.Module):
-        def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
-                    token_type_ids: Optional[torch.Tensor] = None):
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: Optional[torch.Tensor] = None,
+            token_type_ids: Optional[torch.Tensor] = None,
+        ):
             out = input_ids * 2
             if attention_mask is not None:
                 out = out + attention_mask
@@ -327,8 +395,9 @@ def test_torch_trt_input_order_follows_the_torchscript_forward(tmp_path):
             return out
 
     ids, mask, types = torch.ones(2, 4), torch.full((2, 4), 3.0), torch.full((2, 4), 5.0)
-    traced = torch.jit.trace(Model().eval(), example_kwarg_inputs={
-        "input_ids": ids, "token_type_ids": types, "attention_mask": mask})
+    traced = torch.jit.trace(
+        Model().eval(), example_kwarg_inputs={"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    )
     path = tmp_path / "model.pt"
     torch.jit.save(traced, str(path))
     module = torch.jit.load(str(path))
@@ -356,13 +425,17 @@ def test_fp16_plans_are_skipped_on_a_tensorrt_without_the_fp16_flag(monkeypatch)
     from model_navigator.paths.torch import torch_paths
 
     specs = {s.key: s for s in torch_paths()}
-    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(
-        __version__="11.0.0", BuilderFlag=types.SimpleNamespace(TF32=1)))
+    monkeypatch.setitem(
+        sys.modules, "tensorrt", types.SimpleNamespace(__version__="11.0.0", BuilderFlag=types.SimpleNamespace(TF32=1))
+    )
     assert tensorrt_unavailable(specs["trt-fp32"]) is None
     reason = tensorrt_unavailable(specs["trt-fp16"])
     assert reason.startswith("TensorRT 11.0.0 has no FP16 builder flag") and "tensorrt>=10,<11" in reason
-    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(
-        __version__="10.13.0", BuilderFlag=types.SimpleNamespace(TF32=1, FP16=0)))
+    monkeypatch.setitem(
+        sys.modules,
+        "tensorrt",
+        types.SimpleNamespace(__version__="10.13.0", BuilderFlag=types.SimpleNamespace(TF32=1, FP16=0)),
+    )
     assert tensorrt_unavailable(specs["trt-fp16"]) is None
 
 
@@ -372,12 +445,19 @@ def test_runners_keep_the_gpu_index_of_the_target_device(tmp_path):
     from model_navigator.core.enums import RuntimeProvider as RP
     from model_navigator.runners.registry import make_runner
 
-    d = nav.torch.export(torch.nn.Linear(3, 2), [torch.randn(2, 3)], workdir=tmp_path / "w", run_profiling=False,
-                         verbose=False, target_formats=("torchscript", "onnx"))
+    d = nav.torch.export(
+        torch.nn.Linear(3, 2),
+        [torch.randn(2, 3)],
+        workdir=tmp_path / "w",
+        run_profiling=False,
+        verbose=False,
+        target_formats=("torchscript", "onnx"),
+    )
     d.status.config.target_device = "cuda:1"
     paths = d.status.paths
     assert make_runner(d.workdir, d.status, paths["torchscript-trace"], RP.CUDA).device == "cuda:1"
     assert make_runner(d.workdir, d.status, paths["onnx"], RP.TRT).device == "cuda:1"
     assert make_runner(d.workdir, d.status, paths["onnx"], RP.CPU).device == "cpu"
-    assert make_runner(d.workdir, d.status, paths["torch"], RP.CUDA, source_model=torch.nn.Linear(3, 2)).device \
-        == "cuda:1"
+    assert (
+        make_runner(d.workdir, d.status, paths["torch"], RP.CUDA, source_model=torch.nn.Linear(3, 2)).device == "cuda:1"
+    )

@@ -41,9 +41,15 @@ def test_compile_failure_is_recorded_and_the_export_goes_on(tmp_path):
     torch._dynamo.reset()
     try:
         with inductor_config.patch({"cpp.cxx": ("no-such-cxx-compiler",)}):
-            package = nav.torch.export(models.linear_model(), models.linear_dataloader(batches=2),
-                                       workdir=tmp_path / "w", target_formats=("onnx",), runtimes=("TorchCompile",),
-                                       profiler_config=helpers.light_profiler(), verbose=False)
+            package = nav.torch.export(
+                models.linear_model(),
+                models.linear_dataloader(batches=2),
+                workdir=tmp_path / "w",
+                target_formats=("onnx",),
+                runtimes=("TorchCompile",),
+                profiler_config=helpers.light_profiler(),
+                verbose=False,
+            )
     finally:
         torch._dynamo.reset()
     source = package.status.paths["torch"]
@@ -67,8 +73,15 @@ def test_torch_compile_is_checked_and_profiled_against_eager(tmp_path):
 
     torch._dynamo.reset()
     model = models.cnn_model()
-    package = nav.torch.export(model, models.cnn_dataloader(), workdir=tmp_path / "w", target_formats=("onnx",),
-                               runtimes=("TorchCompile",), profiler_config=helpers.light_profiler(), verbose=False)
+    package = nav.torch.export(
+        model,
+        models.cnn_dataloader(),
+        workdir=tmp_path / "w",
+        target_formats=("onnx",),
+        runtimes=("TorchCompile",),
+        profiler_config=helpers.light_profiler(),
+        verbose=False,
+    )
     source = package.status.paths["torch"]
     assert list(source.runtimes) == [RuntimeProvider.CPU, TC]
     compiled = source.runtimes[TC]

@@ -32,10 +32,20 @@ CPU = nav.RuntimeProvider.CPU
 CPU_PATHS = ("torchscript-script", "torchscript-trace", "torch-exportedprogram", "onnx")
 TRACED_PATHS = ("torchscript-trace", "torch-exportedprogram", "onnx")
 TRACED_CHECKED_PATHS = ("torchscript-trace", "onnx")  # torch.export refuses to specialise a dynamic axis
-TRT_PATHS = ("trt-fp32", "trt-fp16", "torch-trt-script-fp32", "torch-trt-script-fp16", "torch-trt-trace-fp32",
-             "torch-trt-trace-fp16")
-ARTIFACTS = {"torchscript-script": "model.pt", "torchscript-trace": "model.pt",
-             "torch-exportedprogram": "model.pt2", "onnx": "model.onnx"}
+TRT_PATHS = (
+    "trt-fp32",
+    "trt-fp16",
+    "torch-trt-script-fp32",
+    "torch-trt-script-fp16",
+    "torch-trt-trace-fp32",
+    "torch-trt-trace-fp16",
+)
+ARTIFACTS = {
+    "torchscript-script": "model.pt",
+    "torchscript-trace": "model.pt",
+    "torch-exportedprogram": "model.pt2",
+    "onnx": "model.onnx",
+}
 SELECTORS = {
     "torchscript-script": dict(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.SCRIPT),
     "torchscript-trace": dict(format=nav.Format.TORCHSCRIPT, jit_type=nav.JitType.TRACE),
@@ -81,7 +91,8 @@ def reference(tmp_path_factory):
         workdir=workdir,
         isolation=False,
         verbose=False,
-        profiler_config=helpers.light_profiler(), target_device="cpu",
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
     )
     return package, model, dataloader
 
@@ -310,8 +321,14 @@ def test_reference_reproduce_scripts_run_from_the_workspace_root(reference, tmp_
     root = tmp_path / "copy"
     shutil.copytree(package.workdir, root)
     for step in ("correctness", "profiling"):
-        out = subprocess.run(["bash", f"onnx/reproduce_{step}.sh"], cwd=root, capture_output=True, text=True,
-                             env=helpers.repo_env(), timeout=300)
+        out = subprocess.run(
+            ["bash", f"onnx/reproduce_{step}.sh"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env=helpers.repo_env(),
+            timeout=300,
+        )
         assert out.returncode == 0, (step, out.stdout[-2000:], out.stderr[-2000:])
         assert '"status": "ok"' in out.stdout, step
 
@@ -331,8 +348,14 @@ def test_reference_reproduce_export_needs_only_get_model(reference, tmp_path):
         f"    import models\n    return models.linear_model()\n\n\ndef _unused():\n",
     )
     script.write_text(patched)
-    out = subprocess.run(["bash", "onnx/reproduce_export.sh"], cwd=root, capture_output=True, text=True,
-                         env=helpers.repo_env(), timeout=300)
+    out = subprocess.run(
+        ["bash", "onnx/reproduce_export.sh"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=helpers.repo_env(),
+        timeout=300,
+    )
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
     assert (root / "onnx" / "model.onnx").is_file()
 
@@ -346,9 +369,15 @@ def test_reference_reproduce_export_needs_only_get_model(reference, tmp_path):
 def cnn(tmp_path_factory):
     model = models.cnn_model()
     package = nav.torch.export(
-        model=model, dataloader=models.cnn_dataloader(batches=3, batch_size=4),
-        workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir", isolation=False, verbose=False,
-        disable_git_info=True, sample_count=5, profiler_config=helpers.light_profiler(), target_device="cpu",
+        model=model,
+        dataloader=models.cnn_dataloader(batches=3, batch_size=4),
+        workdir=tmp_path_factory.mktemp("cnn") / "navigator_workdir",
+        isolation=False,
+        verbose=False,
+        disable_git_info=True,
+        sample_count=5,
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
     )
     return package, model
 
@@ -399,8 +428,13 @@ def test_cnn_runner_on_a_new_batch(cnn):
 def tokens(tmp_path_factory):
     model = models.token_model()
     package = nav.torch.export(
-        model=model, dataloader=models.token_dataloader(), workdir=tmp_path_factory.mktemp("tok") / "wd",
-        isolation=False, verbose=False, run_profiling=False, target_device="cpu",
+        model=model,
+        dataloader=models.token_dataloader(),
+        workdir=tmp_path_factory.mktemp("tok") / "wd",
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_device="cpu",
     )
     return package, model
 
@@ -460,9 +494,15 @@ def test_dict_inputs_runner_on_an_unseen_length(tokens):
 
 
 def test_script_failure_is_recorded_and_other_paths_go_on(workdir, script_failing_model, capfd):
-    package = nav.torch.export(model=script_failing_model, dataloader=models.linear_dataloader(random=True),
-                               workdir=workdir, isolation=False, verbose=False, run_profiling=False,
-                               target_device="cpu")
+    package = nav.torch.export(
+        model=script_failing_model,
+        dataloader=models.linear_dataloader(random=True),
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_device="cpu",
+    )
     assert capfd.readouterr().out == ""  # verbose=False: the user's stdout stays clean, failure or not
     script = package.status.paths["torchscript-script"]
     assert script.status == StepStatus.FAILED
@@ -504,9 +544,16 @@ class NoisyLinear(torch.nn.Module):
 
 
 def _export_noisy(workdir: Path, **kwargs) -> PackageDescriptor:
-    return nav.torch.export(model=NoisyLinear(), dataloader=models.linear_dataloader(batches=4, random=True),
-                            workdir=workdir, isolation=False, verbose=False, run_profiling=False, **kwargs,
-                            target_device="cpu")
+    return nav.torch.export(
+        model=NoisyLinear(),
+        dataloader=models.linear_dataloader(batches=4, random=True),
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        **kwargs,
+        target_device="cpu",
+    )
 
 
 def test_without_tolerances_the_fp32_default_judges_and_records_the_errors(workdir):
@@ -549,8 +596,9 @@ def test_generous_atol_passes(workdir):
         assert result.atol == 1e-2
 
 
-@pytest.mark.parametrize("tolerances", [dict(atol=1e-7, rtol=1e-7), dict(atol=1e-7), dict(rtol=1e-8)],
-                         ids=["atol+rtol", "atol", "rtol"])
+@pytest.mark.parametrize(
+    "tolerances", [dict(atol=1e-7, rtol=1e-7), dict(atol=1e-7), dict(rtol=1e-8)], ids=["atol+rtol", "atol", "rtol"]
+)
 def test_tight_tolerances_fail_with_a_reason(workdir, tolerances):
     package = _export_noisy(workdir, **tolerances)
     for key in CPU_PATHS:
@@ -565,9 +613,18 @@ def test_tight_tolerances_fail_with_a_reason(workdir, tolerances):
 
 
 def test_tight_tolerances_skip_profiling(workdir):
-    package = nav.torch.export(model=NoisyLinear(), dataloader=models.linear_dataloader(batches=2, random=True),
-                               workdir=workdir, isolation=False, verbose=False, atol=1e-9, rtol=1e-9,
-                               target_formats=("onnx",), profiler_config=helpers.light_profiler(), target_device="cpu")
+    package = nav.torch.export(
+        model=NoisyLinear(),
+        dataloader=models.linear_dataloader(batches=2, random=True),
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        atol=1e-9,
+        rtol=1e-9,
+        target_formats=("onnx",),
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
+    )
     result = package.status.paths["onnx"].runtimes[CPU]
     assert result.correctness.status == StepStatus.FAILED
     assert result.performance.status == StepStatus.SKIPPED
@@ -581,10 +638,15 @@ def test_tight_tolerances_skip_profiling(workdir):
 
 @pytest.fixture(scope="module")
 def unrolled(tmp_path_factory):
-    return nav.torch.export(model=models.batch_unrolled_model(),
-                            dataloader=models.linear_dataloader(batches=4, batch_size=3, random=True),
-                            workdir=tmp_path_factory.mktemp("unrolled") / "wd", isolation=False, verbose=False,
-                            run_profiling=False, target_device="cpu")
+    return nav.torch.export(
+        model=models.batch_unrolled_model(),
+        dataloader=models.linear_dataloader(batches=4, batch_size=3, random=True),
+        workdir=tmp_path_factory.mktemp("unrolled") / "wd",
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_device="cpu",
+    )
 
 
 def test_batch_specialised_export_fails_at_export_with_torchs_message(unrolled):
@@ -633,9 +695,16 @@ def test_batch_specialised_failure_reason_says_so(unrolled):
 def test_export_with_default_isolation(workdir):
     model = models.linear_model()
     package = nav.torch.export(
-        model=model, model_name="isolated", dataloader=models.linear_dataloader(batches=4, random=True),
-        opset=13, input_names=("input",), dynamic_axes={"input": {0: "batch"}}, workdir=workdir,
-        verbose=False, profiler_config=helpers.light_profiler(), target_device="cpu",
+        model=model,
+        model_name="isolated",
+        dataloader=models.linear_dataloader(batches=4, random=True),
+        opset=13,
+        input_names=("input",),
+        dynamic_axes={"input": {0: "batch"}},
+        workdir=workdir,
+        verbose=False,
+        profiler_config=helpers.light_profiler(),
+        target_device="cpu",
     )
     # The default runs conversions and foreign runtimes (ONNX Runtime) in a worker process.
     assert to_plain(package.status.config.isolation) in (True, "auto", "full")
@@ -651,8 +720,7 @@ def test_export_with_default_isolation(workdir):
     x = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
     with package.get_runner(format=nav.Format.ONNX, runtime=CPU) as runner:
         out = runner.infer({"input": x})
-    np.testing.assert_allclose(out["output__0"], _torch_out(model, torch.from_numpy(x)).numpy(), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(out["output__0"], _torch_out(model, torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -684,12 +752,22 @@ class KeywordForward(torch.nn.Module):
 
 
 def test_keyword_samples_export_to_onnx_through_a_positional_adapter(workdir):
-    dataloader = [{"input_ids": torch.randint(0, 50, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
-                  for seq in (4, 7)]
-    package = nav.torch.export(model=KeywordForward(), dataloader=dataloader, workdir=workdir, isolation=False,
-                               verbose=False, run_profiling=False, runtimes=("CPUExecutionProvider",),
-                               target_formats=("torchscript", "torch-exportedprogram", "onnx"), jit_options=("trace",),
-                               target_device="cpu")
+    dataloader = [
+        {"input_ids": torch.randint(0, 50, (2, seq)), "attention_mask": torch.ones(2, seq, dtype=torch.long)}
+        for seq in (4, 7)
+    ]
+    package = nav.torch.export(
+        model=KeywordForward(),
+        dataloader=dataloader,
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        runtimes=("CPUExecutionProvider",),
+        target_formats=("torchscript", "torch-exportedprogram", "onnx"),
+        jit_options=("trace",),
+        target_device="cpu",
+    )
     for key in ("torchscript-trace", "torch-exportedprogram", "onnx"):
         path = package.status.paths[key]
         assert path.status == StepStatus.OK, (key, path.reason)
@@ -710,10 +788,17 @@ def test_known_exporter_limits_get_a_hint(workdir):
     namespace: dict = {}
     exec("def forward(self, x):\n    return torch.diff(x, dim=-1) * 2.0\n", {"torch": torch}, namespace)
     SourceLess = type("SourceLess", (torch.nn.Module,), {"forward": namespace["forward"]})  # no source file
-    package = nav.torch.export(model=SourceLess(), dataloader=models.linear_dataloader(batches=2), workdir=workdir,
-                               isolation=False, verbose=False, run_profiling=False,
-                               target_formats=("torchscript", "onnx"), runtimes=("CPUExecutionProvider",),
-                               target_device="cpu")
+    package = nav.torch.export(
+        model=SourceLess(),
+        dataloader=models.linear_dataloader(batches=2),
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_formats=("torchscript", "onnx"),
+        runtimes=("CPUExecutionProvider",),
+        target_device="cpu",
+    )
     script = package.status.paths["torchscript-script"]
     assert script.status == StepStatus.FAILED
     assert "Hint: torch.jit.script cannot read this model's source" in script.reason, script.reason
@@ -726,10 +811,13 @@ def test_known_exporter_limits_get_a_hint(workdir):
 def test_a_failure_headline_keeps_the_line_that_says_what_failed():
     from model_navigator.steps.base import headline
 
-    openvino = ("RuntimeError: Exception from src/inference/src/cpp/infer_request.cpp:75:\n"
-                "Exception from src/plugins/intel_cpu/src/node.cpp:628:\n"
-                "[CPU] Add node with name 'add' Check 'input_shape[1] == 3' failed: shapes [1,4] and [1,3] differ\n")
-    assert headline(openvino) == ("RuntimeError: [CPU] Add node with name 'add' Check 'input_shape[1] == 3' failed: "
-                                  "shapes [1,4] and [1,3] differ")
+    openvino = (
+        "RuntimeError: Exception from src/inference/src/cpp/infer_request.cpp:75:\n"
+        "Exception from src/plugins/intel_cpu/src/node.cpp:628:\n"
+        "[CPU] Add node with name 'add' Check 'input_shape[1] == 3' failed: shapes [1,4] and [1,3] differ\n"
+    )
+    assert headline(openvino) == (
+        "RuntimeError: [CPU] Add node with name 'add' Check 'input_shape[1] == 3' failed: shapes [1,4] and [1,3] differ"
+    )
     assert headline("TypeError: bad argument") == "TypeError: bad argument"
     assert len(headline("ValueError: " + "x" * 500)) == 160

@@ -82,16 +82,16 @@ def _assert_refused(workdir: Path, error: type, pattern: str, **overrides: Any) 
 
 
 def test_dataloader_without_len(workdir):
-    _assert_refused(workdir, UserInputError, r"`dataloader`.*len\(\)",
-                    dataloader=(torch.randn(2, 5) for _ in range(3)))
+    _assert_refused(workdir, UserInputError, r"`dataloader`.*len\(\)", dataloader=(torch.randn(2, 5) for _ in range(3)))
 
 
 def test_empty_dataloader(workdir):
     _assert_refused(workdir, UserInputError, r"`dataloader` is empty", dataloader=[])
 
 
-@pytest.mark.parametrize("item", ["text", 7, [1.0, 2.0], {"x": [1.0]}, None],
-                         ids=["str", "int", "floats", "dict", "none"])
+@pytest.mark.parametrize(
+    "item", ["text", 7, [1.0, 2.0], {"x": [1.0]}, None], ids=["str", "int", "floats", "dict", "none"]
+)
 def test_unsupported_sample_type(workdir, item):
     _assert_refused(workdir, UserInputError, r"`dataloader` item 0", dataloader=[item])
 
@@ -101,15 +101,26 @@ def test_input_names_count_not_matching_samples(workdir):
 
 
 def test_input_names_not_matching_dict_keys(workdir, token_model, token_dataloader):
-    _assert_refused(workdir, UserInputError, r"`input_names`.*do not match", model=token_model,
-                    dataloader=token_dataloader, input_names=("input_ids", "mask"))
+    _assert_refused(
+        workdir,
+        UserInputError,
+        r"`input_names`.*do not match",
+        model=token_model,
+        dataloader=token_dataloader,
+        input_names=("input_ids", "mask"),
+    )
 
 
 def test_inconsistent_batch_sizes_are_kept_whole_and_a_model_that_cannot_take_them_fails_before_writing(workdir):
     # the reference keeps each item whole (tests/test_reference_round_two.py); this model takes one input
     with pytest.warns(UserWarning, match=r"batch size along batch_dim=0 \(input__0: 2, input__1: 3\)"):
-        _assert_refused(workdir, nav.ModelNavigatorError, r"failed on dataloader item 0",
-                        model=models.two_output_model(), dataloader=[(torch.randn(2, 5), torch.randn(3, 5))])
+        _assert_refused(
+            workdir,
+            nav.ModelNavigatorError,
+            r"failed on dataloader item 0",
+            model=models.two_output_model(),
+            dataloader=[(torch.randn(2, 5), torch.randn(3, 5))],
+        )
 
 
 @pytest.mark.parametrize("batch_dim", [-1, 2, "0"])
@@ -150,15 +161,21 @@ def test_unknown_strings(workdir, argument, value, pattern):
 
 
 def test_both_precision_mode_spellings(workdir):
-    _assert_refused(workdir, UserInputError, r"`precision_mode`.*`precison_mode`", precision_mode="single",
-                    precison_mode="single")
+    _assert_refused(
+        workdir, UserInputError, r"`precision_mode`.*`precison_mode`", precision_mode="single", precison_mode="single"
+    )
 
 
 @NO_GPU
 @pytest.mark.parametrize("runtime", ["CUDAExecutionProvider", "TensorrtExecutionProvider", nav.RuntimeProvider.CUDA])
 def test_gpu_runtime_with_cpu_target(workdir, runtime):
-    _assert_refused(workdir, UserInputError, r"`runtimes`.*need a GPU.*target_device is 'cpu'",
-                    runtimes=(runtime,), target_device="cpu")
+    _assert_refused(
+        workdir,
+        UserInputError,
+        r"`runtimes`.*need a GPU.*target_device is 'cpu'",
+        runtimes=(runtime,),
+        target_device="cpu",
+    )
 
 
 @NO_GPU
@@ -170,8 +187,9 @@ def test_gpu_runtime_without_target_device_on_a_cpu_machine(workdir):
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_cuda_target_without_gpu(workdir, device):
     model = CountingLinear()
-    _assert_refused(workdir, UserInputError, r"`target_device` is 'cuda' but no CUDA device", model=model,
-                    target_device=device)
+    _assert_refused(
+        workdir, UserInputError, r"`target_device` is 'cuda' but no CUDA device", model=model, target_device=device
+    )
     assert model.calls == 0
 
 
@@ -200,15 +218,16 @@ def test_opset_beyond_any_onnx_release(workdir):
     _assert_refused(workdir, UserInputError, r"`opset`", opset=100)
 
 
-@pytest.mark.parametrize("argument, value", [("max_workspace_size", 0), ("step_timeout_s", 0),
-                                             ("step_timeout_s", -1.0), ("model_name", ""), ("model_name", 3)])
+@pytest.mark.parametrize(
+    "argument, value",
+    [("max_workspace_size", 0), ("step_timeout_s", 0), ("step_timeout_s", -1.0), ("model_name", ""), ("model_name", 3)],
+)
 def test_other_bad_values(workdir, argument, value):
     _assert_refused(workdir, UserInputError, rf"`{argument}`", **{argument: value})
 
 
 def test_bad_profiler_config_type(workdir):
-    _assert_refused(workdir, UserInputError, r"`profiler_config` must be a nav.ProfilerConfig",
-                    profiler_config="fast")
+    _assert_refused(workdir, UserInputError, r"`profiler_config` must be a nav.ProfilerConfig", profiler_config="fast")
 
 
 def test_bad_profiler_config_values_are_refused_at_construction():
@@ -219,8 +238,13 @@ def test_bad_profiler_config_values_are_refused_at_construction():
 
 
 def test_profiler_config_dict_with_unknown_key(workdir):
-    _assert_refused(workdir, UserInputError, r"measurement_request_cnt",
-                    profiler_config={"measurement_request_cnt": 5}, run_profiling=True)
+    _assert_refused(
+        workdir,
+        UserInputError,
+        r"measurement_request_cnt",
+        profiler_config={"measurement_request_cnt": 5},
+        run_profiling=True,
+    )
 
 
 def test_model_is_not_a_module(workdir):
@@ -233,14 +257,24 @@ def test_model_is_not_a_module(workdir):
 
 
 def test_dynamic_axes_naming_unknown_tensor(workdir):
-    error = _assert_refused(workdir, UserInputError, r"`dynamic_axes` names 'inptu'",
-                            input_names=("input",), dynamic_axes={"inptu": {0: "batch"}})
+    error = _assert_refused(
+        workdir,
+        UserInputError,
+        r"`dynamic_axes` names 'inptu'",
+        input_names=("input",),
+        dynamic_axes={"inptu": {0: "batch"}},
+    )
     assert "input" in str(error)  # lists the known names
 
 
 def test_dynamic_axes_axis_outside_rank(workdir):
-    _assert_refused(workdir, UserInputError, r"`dynamic_axes\['input'\]`.*rank 2",
-                    input_names=("input",), dynamic_axes={"input": {3: "x"}})
+    _assert_refused(
+        workdir,
+        UserInputError,
+        r"`dynamic_axes\['input'\]`.*rank 2",
+        input_names=("input",),
+        dynamic_axes={"input": {3: "x"}},
+    )
 
 
 @pytest.mark.parametrize("axes", [[0], {"input": "batch"}, {"input": [0.5]}])
@@ -249,24 +283,38 @@ def test_dynamic_axes_malformed(workdir, axes):
 
 
 def test_trt_dynamic_axes_naming_unknown_tensor(workdir):
-    _assert_refused(workdir, UserInputError, r"`trt_dynamic_axes`.*'inptu'", input_names=("input",),
-                    trt_dynamic_axes={"inptu": {0: (1, 2, 4)}})
+    _assert_refused(
+        workdir,
+        UserInputError,
+        r"`trt_dynamic_axes`.*'inptu'",
+        input_names=("input",),
+        trt_dynamic_axes={"inptu": {0: (1, 2, 4)}},
+    )
 
 
 def test_output_names_count_mismatch(workdir):
-    _assert_refused(workdir, UserInputError, r"`output_names` has 2 names.*returns 1 tensors",
-                    output_names=("a", "b"))
+    _assert_refused(workdir, UserInputError, r"`output_names` has 2 names.*returns 1 tensors", output_names=("a", "b"))
 
 
 def test_output_names_too_few(workdir):
-    _assert_refused(workdir, UserInputError, r"`output_names` has 1 names.*returns 2 tensors",
-                    model=models.two_output_model(), output_names=("only",))
+    _assert_refused(
+        workdir,
+        UserInputError,
+        r"`output_names` has 1 names.*returns 2 tensors",
+        model=models.two_output_model(),
+        output_names=("only",),
+    )
 
 
 @pytest.mark.parametrize("names", [("y", "y"), ("",), (1,)])
 def test_output_names_malformed(workdir, names):
-    _assert_refused(workdir, UserInputError, r"`output_names`", model=models.two_output_model()
-                    if len(names) == 2 else models.linear_model(), output_names=names)
+    _assert_refused(
+        workdir,
+        UserInputError,
+        r"`output_names`",
+        model=models.two_output_model() if len(names) == 2 else models.linear_model(),
+        output_names=names,
+    )
 
 
 def test_output_names_overlapping_input_names(workdir):
@@ -287,8 +335,12 @@ def test_unsupported_model_output(workdir):
 
 
 def test_model_raising_on_samples(workdir, raising_model):
-    error = _assert_refused(workdir, ModelNavigatorError,
-                            r"The model failed on dataloader item 0, position 0 in its batch", model=raising_model)
+    error = _assert_refused(
+        workdir,
+        ModelNavigatorError,
+        r"The model failed on dataloader item 0, position 0 in its batch",
+        model=raising_model,
+    )
     assert models.FAILING_MODEL_MESSAGE in str(error)
     assert "ModelFailure" in str(error)
     assert "(1, 5)" in str(error)  # the input shapes it was called with
@@ -304,15 +356,20 @@ class _OutputsDependOnTheSample(torch.nn.Module):
 
 def test_a_sample_with_another_number_of_outputs_is_refused(workdir):
     """Names and tensors are zipped strictly: the sample whose outputs differ is named, none is dropped."""
-    _assert_refused(workdir, UserInputError,
-                    r"dataloader item 1, position 0 .*the model returned 1 tensors \('output__0',\), the first sample "
-                    r"2; return the same outputs for every sample\.$",
-                    model=_OutputsDependOnTheSample(), dataloader=[torch.ones(2, 5), -torch.ones(2, 5)])
+    _assert_refused(
+        workdir,
+        UserInputError,
+        r"dataloader item 1, position 0 .*the model returned 1 tensors \('output__0',\), the first sample "
+        r"2; return the same outputs for every sample\.$",
+        model=_OutputsDependOnTheSample(),
+        dataloader=[torch.ones(2, 5), -torch.ones(2, 5)],
+    )
 
 
 def test_model_rejecting_the_dtype_of_the_samples(workdir):
-    error = _assert_refused(workdir, ModelNavigatorError, r"The model failed",
-                            dataloader=[torch.ones(2, 5, dtype=torch.float64)])
+    error = _assert_refused(
+        workdir, ModelNavigatorError, r"The model failed", dataloader=[torch.ones(2, 5, dtype=torch.float64)]
+    )
     assert "Double" in str(error) or "double" in str(error)
 
 
@@ -380,8 +437,8 @@ def test_import_model_navigator_imports_no_framework():
         print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(),
-                         cwd=REPO_ROOT,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=helpers.repo_env(), cwd=REPO_ROOT, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"importing model_navigator imported: {out.stdout.strip()}"

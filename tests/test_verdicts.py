@@ -40,10 +40,15 @@ def _branchy_dataloader():
 
 @pytest.fixture(scope="module")
 def branchy(tmp_path_factory):
-    return nav.torch.export(model=Branchy(), dataloader=_branchy_dataloader(), isolation=False, verbose=False,
-                            workdir=tmp_path_factory.mktemp("branchy") / "wd",
-                            target_formats=("torchscript", "onnx"),
-                            profiler_config=helpers.light_profiler(batch_sizes=(1,)))
+    return nav.torch.export(
+        model=Branchy(),
+        dataloader=_branchy_dataloader(),
+        isolation=False,
+        verbose=False,
+        workdir=tmp_path_factory.mktemp("branchy") / "wd",
+        target_formats=("torchscript", "onnx"),
+        profiler_config=helpers.light_profiler(batch_sizes=(1,)),
+    )
 
 
 def test_a_baked_in_branch_fails_trace_and_onnx_by_default(branchy):
@@ -99,8 +104,15 @@ def test_a_specialised_sequence_axis_fails_the_exported_program(workdir):
             return self.lstm(x)[0]
 
     dataloader = [torch.randn(2, seq, 8) for seq in (5, 9, 16)]
-    package = nav.torch.export(model=Lstm(), dataloader=dataloader, workdir=workdir, isolation=False, verbose=False,
-                               target_formats=("torch-exportedprogram",), run_profiling=False)
+    package = nav.torch.export(
+        model=Lstm(),
+        dataloader=dataloader,
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        target_formats=("torch-exportedprogram",),
+        run_profiling=False,
+    )
     path = package.status.paths["torch-exportedprogram"]
     assert list(to_plain(package.status.config.dynamic_axes).values())[0] == [0, 1]
     assert path.status == StepStatus.FAILED
@@ -118,8 +130,10 @@ def _nan_model():
 def test_nan_in_the_source_outputs_exports_nothing_and_says_why(workdir):
     dataloader = [torch.full((2, 3), 1.0), torch.tensor([[1.0, 2.0, 3.0], [-1.0, 1.0, 1.0]])]
     # the sample as the user finds it: the second dataloader item, the second row of its batch
-    said = r"output 'output__0' holds NaN \(1 of 3 elements\) on dataloader item 1, position 1 in its batch: " \
-           r".*allow_nonfinite_outputs"
+    said = (
+        r"output 'output__0' holds NaN \(1 of 3 elements\) on dataloader item 1, position 1 in its batch: "
+        r".*allow_nonfinite_outputs"
+    )
     with pytest.warns(UserWarning, match=said):
         package = nav.torch.export(model=_nan_model(), dataloader=dataloader, workdir=workdir, verbose=False)
     assert not any(package.get_formats_status().values())
@@ -129,9 +143,16 @@ def test_nan_in_the_source_outputs_exports_nothing_and_says_why(workdir):
 
 def test_accepted_nan_outputs_are_compared_by_value(workdir):
     dataloader = [torch.full((2, 3), -1.0), torch.full((2, 3), 2.0)]
-    package = nav.torch.export(model=_nan_model(), dataloader=dataloader, workdir=workdir, isolation=False,
-                               verbose=False, run_profiling=False, target_formats=("torchscript", "onnx"),
-                               allow_nonfinite_outputs=True)
+    package = nav.torch.export(
+        model=_nan_model(),
+        dataloader=dataloader,
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_formats=("torchscript", "onnx"),
+        allow_nonfinite_outputs=True,
+    )
     for key in ("torchscript-script", "torchscript-trace", "onnx"):
         result = package.status.paths[key].runtimes[CPU].correctness
         assert result.status == StepStatus.OK, (key, result.reason)
@@ -152,8 +173,15 @@ def test_constant_outputs_warn_that_the_check_proves_nothing(workdir):
             return {"hidden": hidden, "logits": self.head(hidden), "prob": torch.softmax(self.head(hidden), -1)}
 
     dataloader = [torch.randn(2, 4) for _ in range(3)]
-    package = nav.torch.export(model=ZeroHead(), dataloader=dataloader, workdir=workdir, isolation=False,
-                               verbose=False, run_profiling=False, target_formats=("onnx",))
+    package = nav.torch.export(
+        model=ZeroHead(),
+        dataloader=dataloader,
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_formats=("onnx",),
+    )
     result = package.status.paths["onnx"].runtimes[CPU].correctness
     assert result.status == StepStatus.OK
     text = " | ".join(result.warnings)
@@ -169,9 +197,15 @@ def test_a_warning_every_checked_path_carries_is_printed_once_under_the_table(wo
     from model_navigator.package.table import print_status_table
 
     torch.manual_seed(models.SEED)
-    package = nav.torch.export(model=torch.nn.Linear(5, 7).eval(), dataloader=[torch.full((3, 5), 1.0)] * 4,
-                               workdir=workdir, isolation=False, verbose=False, run_profiling=False,
-                               target_formats=("torchscript",))
+    package = nav.torch.export(
+        model=torch.nn.Linear(5, 7).eval(),
+        dataloader=[torch.full((3, 5), 1.0)] * 4,
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_formats=("torchscript",),
+    )
     checked = [r for p in package.status.paths.values() for r in p.runtimes.values() if r.correctness]
     assert len(checked) == 2 and all(any("same for all" in w for w in r.correctness.warnings) for r in checked)
     console = Console(record=True, width=400)
@@ -189,8 +223,15 @@ def test_get_status_is_false_when_the_default_runtimes_check_failed(workdir):
     model = torch.nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False).eval()
     # batch_first=False: the batch is axis 1, but the user left batch_dim at 0
     dataloader = [torch.randn(2, 5, 8) for _ in range(3)]
-    package = nav.torch.export(model=model, dataloader=dataloader, workdir=workdir, isolation=False, verbose=False,
-                               run_profiling=False, target_formats=("onnx",))
+    package = nav.torch.export(
+        model=model,
+        dataloader=dataloader,
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        run_profiling=False,
+        target_formats=("onnx",),
+    )
     onnx = package.status.paths["onnx"]
     assert onnx.status == StepStatus.OK
     assert onnx.runtimes[CPU].correctness.status == StepStatus.FAILED
@@ -201,9 +242,15 @@ def test_get_status_is_false_when_the_default_runtimes_check_failed(workdir):
 @pytest.mark.slow
 def test_a_runtime_added_after_the_package_was_made_is_checked_before_it_is_profiled(workdir, light_profiler):
     pytest.importorskip("openvino")
-    package = nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, random=True),
-                               workdir=workdir, isolation=False, verbose=False, target_formats=("onnx",),
-                               profiler_config=light_profiler)
+    package = nav.torch.export(
+        model=models.linear_model(),
+        dataloader=models.linear_dataloader(batches=2, random=True),
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        target_formats=("onnx",),
+        profiler_config=light_profiler,
+    )
     onnx = package.status.paths["onnx"]
     # as made on a machine without OpenVINO: the runtime never ran
     del onnx.runtimes[RuntimeProvider.OPENVINO]
@@ -220,9 +267,16 @@ def test_a_runtime_added_after_the_package_was_made_is_checked_before_it_is_prof
 
 @pytest.mark.slow
 def test_a_loaded_package_drops_source_figures_it_cannot_reprofile(workdir, tmp_path, light_profiler):
-    package = nav.torch.export(model=models.linear_model(), dataloader=models.linear_dataloader(batches=2, random=True),
-                               workdir=workdir, isolation=False, verbose=False, target_formats=("onnx",),
-                               runtimes=("CPUExecutionProvider",), profiler_config=light_profiler)
+    package = nav.torch.export(
+        model=models.linear_model(),
+        dataloader=models.linear_dataloader(batches=2, random=True),
+        workdir=workdir,
+        isolation=False,
+        verbose=False,
+        target_formats=("onnx",),
+        runtimes=("CPUExecutionProvider",),
+        profiler_config=light_profiler,
+    )
     package.save(tmp_path / "linear.nav")
     loaded = nav.load(tmp_path / "linear.nav", retest_conversions=False, verbose=False)
     nav.profile(loaded, helpers.light_profiler(batch_sizes=(8,)), verbose=False)
@@ -244,9 +298,15 @@ def test_get_status_judges_by_the_default_runtime_when_runtimes_disagree(tmp_pat
     failed = RuntimeResult(correctness=CorrectnessResult(status=StepStatus.FAILED, reason="exceeds atol"))
     first, second = (ok, failed) if first_passes else (failed, ok)
     status = NavigatorStatus(model_name="m", framework="torch", config={"target_device": "cpu"})
-    status.paths = {"onnx": PathStatus(key="onnx", format=nav.Format.ONNX, status=StepStatus.OK,
-                                       model_path="onnx/model.onnx",
-                                       runtimes={CPU: first, RuntimeProvider.OPENVINO: second})}
+    status.paths = {
+        "onnx": PathStatus(
+            key="onnx",
+            format=nav.Format.ONNX,
+            status=StepStatus.OK,
+            model_path="onnx/model.onnx",
+            runtimes={CPU: first, RuntimeProvider.OPENVINO: second},
+        )
+    }
     status.save(tmp_path)
     package = PackageDescriptor.from_workdir(tmp_path)
     assert list(package.status.paths["onnx"].runtimes) == [CPU, RuntimeProvider.OPENVINO]  # order kept

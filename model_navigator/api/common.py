@@ -32,8 +32,9 @@ def check_names(names: Optional[Iterable[str]], argument: str) -> Optional[Tuple
     return names
 
 
-def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Format], framework: str,
-                  specs: Sequence[Any] = ()) -> Tuple[Format, ...]:
+def check_formats(
+    formats: Optional[Tuple[Format, ...]], allowed: Sequence[Format], framework: str, specs: Sequence[Any] = ()
+) -> Tuple[Format, ...]:
     """The requested formats plus, as the reference does, the formats they are made from (torch-trt
     needs TorchScript, trt needs ONNX, TensorFlow's ONNX needs the SavedModel), parents first. A
     format that one path exports straight from the model (JAX's ONNX through jax2onnx) pulls in
@@ -53,8 +54,12 @@ def check_formats(formats: Optional[Tuple[Format, ...]], allowed: Sequence[Forma
         changed = False
         for spec in specs:
             parent = by_key.get(spec.parent) if spec.parent else None
-            if spec.format in result and spec.format not in exported and parent is not None \
-                    and parent.format not in result:
+            if (
+                spec.format in result
+                and spec.format not in exported
+                and parent is not None
+                and parent.format not in result
+            ):
                 result.insert(0, parent.format)
                 changed = True
     return tuple(result)
@@ -93,9 +98,7 @@ def check_runtimes(
     return runtimes
 
 
-def normalize_dynamic_axes(
-    dynamic_axes: Optional[Dict[str, Any]], known: Dict[str, int]
-) -> Dict[str, List[int]]:
+def normalize_dynamic_axes(dynamic_axes: Optional[Dict[str, Any]], known: Dict[str, int]) -> Dict[str, List[int]]:
     """{'name': {0: 'batch'}} or {'name': [0, 1]} -> {'name': [0, 1]}, checking names and axes."""
     if dynamic_axes is None:
         return {}
@@ -175,7 +178,8 @@ def check_trt_dynamic_axes(
             if len(values) != 3 or not positive or not values[0] <= values[1] <= values[2]:
                 raise UserInputError(
                     f"`trt_dynamic_axes[{name!r}][{axis}]` must be (min, opt, max) positive ints with "
-                    f"min <= opt <= max, got {shape!r}.")
+                    f"min <= opt <= max, got {shape!r}."
+                )
             result[name][axis] = values
     return result
 
@@ -222,8 +226,10 @@ def axes_and_metadata(
             return auto
         missing = sorted(set(auto) - set(user_axes[name]))
         if missing:
-            message = (f"`dynamic_axes[{name!r}]` leaves axes {missing} fixed, but their size varies across the "
-                       f"samples; they are made dynamic too (name them in `dynamic_axes` to silence this).")
+            message = (
+                f"`dynamic_axes[{name!r}]` leaves axes {missing} fixed, but their size varies across the "
+                f"samples; they are made dynamic too (name them in `dynamic_axes` to silence this)."
+            )
             warnings.warn(message, UserWarning, stacklevel=4)
             LOGGER.warning(message)
         return sorted(set(user_axes[name]) | set(missing))
@@ -241,9 +247,14 @@ def axes_and_metadata(
     return axes, trt_axes, inputs_meta, outputs_meta
 
 
-def check_source_outputs(outputs: Dict[int, Dict[str, Any]], output_names: Sequence[str], atol: Any, rtol: Any,
-                         allow_nonfinite_outputs: bool, describe: Optional[Callable[[int], str]] = None
-                         ) -> Optional[str]:
+def check_source_outputs(
+    outputs: Dict[int, Dict[str, Any]],
+    output_names: Sequence[str],
+    atol: Any,
+    rtol: Any,
+    allow_nonfinite_outputs: bool,
+    describe: Optional[Callable[[int], str]] = None,
+) -> Optional[str]:
     """Before anything is exported: per-output tolerances name real outputs (else an error). Returns
     why no path can be checked when the source model's outputs on the saved samples hold NaN/inf (a
     NaN reference makes every check meaningless), unless the user says the model produces them on
@@ -274,8 +285,12 @@ def check_source_outputs(outputs: Dict[int, Dict[str, Any]], output_names: Seque
     return None
 
 
-def sample_config_fields(sample_set: Any, output_names: Sequence[str], axes: Dict[str, List[int]],
-                         trt_axes: Optional[Dict[str, Dict[int, List[int]]]]) -> Dict[str, Any]:
+def sample_config_fields(
+    sample_set: Any,
+    output_names: Sequence[str],
+    axes: Dict[str, List[int]],
+    trt_axes: Optional[Dict[str, Dict[int, List[int]]]],
+) -> Dict[str, Any]:
     """The ExportConfig fields every framework derives from the samples and the source outputs."""
     return {
         "input_names": tuple(sample_set.input_names),

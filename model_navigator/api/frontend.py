@@ -149,15 +149,19 @@ class FrameworkAdapter:
         """The ExportConfig fields only this framework sets (jit_options, enable_xla, ...)."""
         return {"jit_options": ()}
 
-    def export_context(self, config: ExportConfig, inputs: List[Any], outputs: List[Any],
-                       sample_set: SampleSet) -> ExportContext:
+    def export_context(
+        self, config: ExportConfig, inputs: List[Any], outputs: List[Any], sample_set: SampleSet
+    ) -> ExportContext:
         """What the framework's producers take as request.context (the model and its settings), built
         from what the flow holds in memory: the config, the tensors' metadata, the samples (required)."""
         raise NotImplementedError
 
 
 def reference_outputs(
-    adapter: FrameworkAdapter, sample_set: SampleSet, indices: Sequence[int], device: str,
+    adapter: FrameworkAdapter,
+    sample_set: SampleSet,
+    indices: Sequence[int],
+    device: str,
     output_names: Optional[Tuple[str, ...]],
 ) -> Tuple[Dict[int, Dict[str, np.ndarray]], Tuple[str, ...]]:
     """Run the source model once per needed sample through its runner: the outputs every path is
@@ -169,8 +173,10 @@ def reference_outputs(
     with adapter.running(), runner:
         for index in indices:
             sample = sample_set.samples[index]
-            failed = (f"{adapter.what} failed on {sample_set.describe(index)} "
-                      f"({adapter.describe_call(sample, sample_set.keyword)})")
+            failed = (
+                f"{adapter.what} failed on {sample_set.describe(index)} "
+                f"({adapter.describe_call(sample, sample_set.keyword)})"
+            )
             try:
                 out = runner.call(sample)
             except Exception as e:
@@ -178,13 +184,15 @@ def reference_outputs(
             try:  # JAX computes asynchronously: its errors surface here, when the arrays are read
                 arrays, default_names = runner.flatten(out)
             except TypeError as e:
-                raise UserInputError(f"Unsupported model output: {e}; return tensors, tuples/lists or dicts of "
-                                     f"tensors.") from e
+                raise UserInputError(
+                    f"Unsupported model output: {e}; return tensors, tuples/lists or dicts of tensors."
+                ) from e
             except Exception as e:
                 raise ModelNavigatorError(f"{failed}: {type(e).__name__}: {e}") from e
             if not arrays:
-                raise UserInputError(f"{adapter.what} returned no tensors; return a tensor, a tuple/list or a dict "
-                                     f"of tensors.")
+                raise UserInputError(
+                    f"{adapter.what} returned no tensors; return a tensor, a tuple/list or a dict of tensors."
+                )
             if names is None:
                 if output_names is not None and len(output_names) != len(arrays):
                     raise UserInputError(
@@ -193,8 +201,10 @@ def reference_outputs(
                     )
                 names = output_names or tuple(default_names)
             if len(arrays) != len(names):
-                raise UserInputError(f"{failed}: the model returned {len(arrays)} tensors {tuple(default_names)}, "
-                                     f"the first sample {len(names)}; return the same outputs for every sample.")
+                raise UserInputError(
+                    f"{failed}: the model returned {len(arrays)} tensors {tuple(default_names)}, "
+                    f"the first sample {len(names)}; return the same outputs for every sample."
+                )
             bad = [n for n, a in zip(names, arrays, strict=True) if a.dtype == object or a.dtype.kind in "SUV"]
             if bad:
                 raise UserInputError(f"Model outputs {bad} are not numeric tensors (strings?); return numeric tensors.")
@@ -211,21 +221,28 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
 
     adapter.check_model()
     specs = list(paths_for(adapter.framework))
-    formats = check_formats(parse_enum_tuple(Format, args.target_formats, "target_formats"), adapter.formats,
-                            adapter.label, specs)
+    formats = check_formats(
+        parse_enum_tuple(Format, args.target_formats, "target_formats"), adapter.formats, adapter.label, specs
+    )
     precisions = parse_enum_tuple(TensorRTPrecision, args.target_precisions, "target_precisions") or (
-        TensorRTPrecision.FP32, TensorRTPrecision.FP16)
+        TensorRTPrecision.FP32,
+        TensorRTPrecision.FP16,
+    )
     device = check_target_device(args.target_device, adapter.gpu_available())
     runtimes = check_runtimes(parse_enum_tuple(RuntimeProvider, args.runtimes, "runtimes"), device)
     opset = adapter.opset(args.opset)
-    count = check_positive_int(args.sample_count if args.sample_count is not None else DEFAULT_SAMPLE_COUNT,
-                               "sample_count")
+    count = check_positive_int(
+        args.sample_count if args.sample_count is not None else DEFAULT_SAMPLE_COUNT, "sample_count"
+    )
     if args.max_workspace_size is not None:
         check_positive_int(args.max_workspace_size, "max_workspace_size")
     # minimum_segment_size is TF-TRT's: checked where the framework declares a TF-TRT path, else recorded as given
     has_tf_trt = any(spec.format == Format.TF_TRT for spec in specs)
-    segment = check_positive_int(args.minimum_segment_size, "minimum_segment_size") if has_tf_trt \
+    segment = (
+        check_positive_int(args.minimum_segment_size, "minimum_segment_size")
+        if has_tf_trt
         else args.minimum_segment_size
+    )
     atol, rtol = check_user_tolerance(args.atol, "atol"), check_user_tolerance(args.rtol, "rtol")
     budget, task_metric = check_budget(args.accuracy_budget), check_task_metric(args.task_metric)
     in_names = check_names(args.input_names, "input_names")
@@ -248,35 +265,69 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
     needed = sorted({i for name, idx in selected.items() if name != CALIBRATION_SET for i in idx})
     adapter.prepare(sample_set, device)
     outputs, final_out_names = reference_outputs(adapter, sample_set, needed, device, out_names)
-    problem = check_source_outputs(outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs),
-                                   sample_set.describe)
+    problem = check_source_outputs(
+        outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs), sample_set.describe
+    )
     check_budget_outputs(budget, final_out_names)
     axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
-        sample_set, outputs, final_out_names, adapter.dynamic_axes(args.dynamic_axes), args.trt_dynamic_axes)
+        sample_set, outputs, final_out_names, adapter.dynamic_axes(args.dynamic_axes), args.trt_dynamic_axes
+    )
 
     config = ExportConfig(
-        framework=adapter.framework, model_name=name or adapter.default_name(), target_formats=formats,
-        target_precisions=precisions, runtimes=runtimes, opset=opset, atol=atol, rtol=rtol,
-        max_workspace_size=args.max_workspace_size, minimum_segment_size=segment, target_device=device,
-        sample_count=count, run_profiling=bool(args.run_profiling), profiler_config=profiler,
-        disable_git_info=bool(args.disable_git_info), isolation=isolation, step_timeout_s=args.step_timeout_s,
-        accuracy_budget=budget, task_metric=task_metric,
-        **adapter.config_fields(), **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
+        framework=adapter.framework,
+        model_name=name or adapter.default_name(),
+        target_formats=formats,
+        target_precisions=precisions,
+        runtimes=runtimes,
+        opset=opset,
+        atol=atol,
+        rtol=rtol,
+        max_workspace_size=args.max_workspace_size,
+        minimum_segment_size=segment,
+        target_device=device,
+        sample_count=count,
+        run_profiling=bool(args.run_profiling),
+        profiler_config=profiler,
+        disable_git_info=bool(args.disable_git_info),
+        isolation=isolation,
+        step_timeout_s=args.step_timeout_s,
+        accuracy_budget=budget,
+        task_metric=task_metric,
+        **adapter.config_fields(),
+        **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
     )
     return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, problem)
 
 
-def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: ExportArguments, sample_set: SampleSet,
-         outputs: Dict[int, Dict[str, np.ndarray]], inputs_meta: List[Any], outputs_meta: List[Any],
-         specs: List[PathSpec], source_problem: Optional[str] = None) -> Any:
+def _run(
+    adapter: FrameworkAdapter,
+    config: ExportConfig,
+    root: Path,
+    args: ExportArguments,
+    sample_set: SampleSet,
+    outputs: Dict[int, Dict[str, np.ndarray]],
+    inputs_meta: List[Any],
+    outputs_meta: List[Any],
+    specs: List[PathSpec],
+    source_problem: Optional[str] = None,
+) -> Any:
     from model_navigator.package.descriptor import PackageDescriptor
     from model_navigator.steps.export_run import ExportJob, run_export
 
-    job = ExportJob(config=config, workdir=root, override_workdir=bool(args.override_workdir), sample_set=sample_set,
-                    outputs=outputs, inputs_meta=inputs_meta, outputs_meta=outputs_meta, specs=specs,
-                    source_format=adapter.source_format, source_model=adapter.source,
-                    export_context=adapter.export_context(config, inputs_meta, outputs_meta, sample_set),
-                    source_problem=source_problem)
+    job = ExportJob(
+        config=config,
+        workdir=root,
+        override_workdir=bool(args.override_workdir),
+        sample_set=sample_set,
+        outputs=outputs,
+        inputs_meta=inputs_meta,
+        outputs_meta=outputs_meta,
+        specs=specs,
+        source_format=adapter.source_format,
+        source_model=adapter.source,
+        export_context=adapter.export_context(config, inputs_meta, outputs_meta, sample_set),
+        source_problem=source_problem,
+    )
     status, workdir = run_export(job, verbose=bool(args.verbose), debug=bool(args.debug))
     descriptor = PackageDescriptor(status, workdir, source_model=adapter.source)
     if args.verbose:
@@ -284,4 +335,3 @@ def _run(adapter: FrameworkAdapter, config: ExportConfig, root: Path, args: Expo
 
         print_status_table(status)
     return descriptor
-

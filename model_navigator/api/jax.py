@@ -87,7 +87,9 @@ class JaxAdapter(FrameworkAdapter):
             LOGGER.warning(
                 "JAX started on the GPU before model-navigator could set %s=false: it may hold most of the GPU "
                 "memory TensorFlow needs for the SavedModels; set it before importing jax (export %s=false).",
-                PREALLOCATE_ENV, PREALLOCATE_ENV)
+                PREALLOCATE_ENV,
+                PREALLOCATE_ENV,
+            )
 
     @property
     def source(self) -> Any:
@@ -96,12 +98,12 @@ class JaxAdapter(FrameworkAdapter):
     def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
         from model_navigator.runners.jax import JaxSourceRunner
 
-        return JaxSourceRunner(self._source, inputs, [], device=device, keyword=sample_set.keyword,
-                               kw_names=sample_set.forward_names)
+        return JaxSourceRunner(
+            self._source, inputs, [], device=device, keyword=sample_set.keyword, kw_names=sample_set.forward_names
+        )
 
     def describe_call(self, sample: Dict[str, np.ndarray], keyword: bool) -> str:
-        return (f"inputs {describe_inputs(sample)}, {'keyword' if keyword else 'positional'} arguments, "
-                f"params last")
+        return f"inputs {describe_inputs(sample)}, {'keyword' if keyword else 'positional'} arguments, params last"
 
     def default_name(self) -> str:
         name = getattr(self.model, "__name__", None)

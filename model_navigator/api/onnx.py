@@ -28,11 +28,15 @@ def _check_item_names(dataloader: Any, names: Tuple[str, ...]) -> None:
         return  # collect_samples says what is wrong
     if isinstance(first, dict):
         if set(first) != set(names):
-            raise UserInputError(f"The dataloader's dict samples hold {tuple(first)}, but the ONNX graph's inputs are "
-                                 f"{names}; use the graph's input names as keys.")
+            raise UserInputError(
+                f"The dataloader's dict samples hold {tuple(first)}, but the ONNX graph's inputs are "
+                f"{names}; use the graph's input names as keys."
+            )
     elif isinstance(first, (tuple, list)) and len(first) != len(names):
-        raise UserInputError(f"The dataloader's samples hold {len(first)} tensors, but the ONNX graph has "
-                             f"{len(names)} inputs {names}; give one tensor per input, in the graph's order.")
+        raise UserInputError(
+            f"The dataloader's samples hold {len(first)} tensors, but the ONNX graph has "
+            f"{len(names)} inputs {names}; give one tensor per input, in the graph's order."
+        )
 
 
 class OnnxAdapter(FrameworkAdapter):
@@ -66,8 +70,11 @@ class OnnxAdapter(FrameworkAdapter):
 
     def opset(self, requested: Optional[int]) -> int:
         if requested is not None and requested != self.file_opset:
-            warnings.warn(f"`opset` {requested} is not applied: nav.onnx keeps the file's opset {self.file_opset}.",
-                          UserWarning, stacklevel=4)
+            warnings.warn(
+                f"`opset` {requested} is not applied: nav.onnx keeps the file's opset {self.file_opset}.",
+                UserWarning,
+                stacklevel=4,
+            )
         return self.file_opset
 
     def collect(self, dataloader: Any, input_names: Optional[Tuple[str, ...]], batch_dim: Optional[int]) -> SampleSet:

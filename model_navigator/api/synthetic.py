@@ -43,10 +43,13 @@ def onnx_input_dims(path: Path) -> List[Tuple[str, np.dtype, List[Dim]]]:
             continue
         tensor = value.type.tensor_type
         if not value.type.HasField("tensor_type") or not tensor.HasField("shape"):
-            raise UserInputError(f"ONNX input {value.name!r} has no tensor shape: its samples cannot be made up; "
-                                 f"export with a dataloader (nav.onnx.export) instead.")
-        dims: List[Dim] = [int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None)
-                           for d in tensor.shape.dim]
+            raise UserInputError(
+                f"ONNX input {value.name!r} has no tensor shape: its samples cannot be made up; "
+                f"export with a dataloader (nav.onnx.export) instead."
+            )
+        dims: List[Dim] = [
+            int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim
+        ]
         result.append((value.name, np.dtype(tensor_dtype_to_np_dtype(tensor.elem_type)), dims))
     return result
 
@@ -64,8 +67,9 @@ def _size(name: str, axis: int, dim: Dim, spec: SyntheticSpec, batch: bool) -> i
         label, hint = f"axis {axis} ({dim!r})", f"--dim {dim}=SIZE (or --dynamic-size SIZE for every dynamic axis)"
     else:
         label, hint = f"axis {axis} (no name)", "--dynamic-size SIZE (the axis has no name for --dim)"
-    raise UserInputError(f"Model input {name!r} has a dynamic {label} whose size cannot be guessed: give it with "
-                         f"{hint}.")
+    raise UserInputError(
+        f"Model input {name!r} has a dynamic {label} whose size cannot be guessed: give it with {hint}."
+    )
 
 
 def _check_dim_names(inputs: List[Tuple[str, np.dtype, List[Dim]]], spec: SyntheticSpec) -> None:
@@ -73,8 +77,10 @@ def _check_dim_names(inputs: List[Tuple[str, np.dtype, List[Dim]]], spec: Synthe
     known = sorted({d for _, _, dims in inputs for d in dims if isinstance(d, str)})
     unknown = sorted(set(spec.sizes) - set(known))
     if unknown:
-        raise UserInputError(f"--dim {', '.join(unknown)}: no input axis of the model has that name; the named "
-                             f"dynamic axes are: {', '.join(known) or 'none (use --dynamic-size SIZE)'}.")
+        raise UserInputError(
+            f"--dim {', '.join(unknown)}: no input axis of the model has that name; the named "
+            f"dynamic axes are: {', '.join(known) or 'none (use --dynamic-size SIZE)'}."
+        )
 
 
 def _fill(rng: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype, spec: SyntheticSpec, name: str) -> Any:
@@ -85,8 +91,10 @@ def _fill(rng: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype, spe
         return rng.integers(low, high, size=shape).astype(dtype)
     if dtype.kind == "b":
         return rng.integers(0, 2, size=shape).astype(bool)
-    raise UserInputError(f"Model input {name!r} has dtype {dtype}, which synthetic samples cannot fill; export with "
-                         f"a dataloader (nav.onnx.export) instead.")
+    raise UserInputError(
+        f"Model input {name!r} has dtype {dtype}, which synthetic samples cannot fill; export with "
+        f"a dataloader (nav.onnx.export) instead."
+    )
 
 
 def synthetic_onnx_samples(path: Path, spec: SyntheticSpec) -> Tuple[List[Dict[str, np.ndarray]], Optional[int]]:
@@ -95,18 +103,21 @@ def synthetic_onnx_samples(path: Path, spec: SyntheticSpec) -> Tuple[List[Dict[s
     return synthetic_samples(onnx_input_dims(path), spec)
 
 
-def synthetic_samples(inputs: List[Tuple[str, np.dtype, List[Dim]]], spec: SyntheticSpec
-                      ) -> Tuple[List[Dict[str, np.ndarray]], Optional[int]]:
+def synthetic_samples(
+    inputs: List[Tuple[str, np.dtype, List[Dim]]], spec: SyntheticSpec
+) -> Tuple[List[Dict[str, np.ndarray]], Optional[int]]:
     """`spec.batches` dict samples for inputs (name, dtype, dims), and the batch_dim to export them with."""
     if spec.int_range[0] >= spec.int_range[1]:
         raise UserInputError(f"--int-range {spec.int_range[0]} {spec.int_range[1]}: LOW must be below HIGH.")
     _check_dim_names(inputs, spec)
     batch = bool(inputs) and all(dims and not (isinstance(dims[0], int) and dims[0] > 0) for _, _, dims in inputs)
-    shapes = {name: tuple(_size(name, axis, dim, spec, batch) for axis, dim in enumerate(dims))
-              for name, _, dims in inputs}
+    shapes = {
+        name: tuple(_size(name, axis, dim, spec, batch) for axis, dim in enumerate(dims)) for name, _, dims in inputs
+    }
     rng = np.random.default_rng(spec.seed)
-    samples = [{name: _fill(rng, shapes[name], dtype, spec, name) for name, dtype, _ in inputs}
-               for _ in range(spec.batches)]
+    samples = [
+        {name: _fill(rng, shapes[name], dtype, spec, name) for name, dtype, _ in inputs} for _ in range(spec.batches)
+    ]
     return samples, 0 if batch else None
 
 
@@ -122,8 +133,10 @@ def savedmodel_inputs(path: Path) -> Tuple[Any, List[Tuple[str, np.dtype, List[D
             loaded = tf.saved_model.load(str(path))
         signature = loaded.signatures["serving_default"]
     except Exception as e:
-        raise UserInputError(f"{str(path)!r} is not a SavedModel with a `serving_default` signature: "
-                             f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}") from e
+        raise UserInputError(
+            f"{str(path)!r} is not a SavedModel with a `serving_default` signature: "
+            f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+        ) from e
     specs = signature.structured_input_signature[1]
     names = sorted(specs)
     inputs: List[Tuple[str, np.dtype, List[Dim]]] = []

@@ -50,8 +50,10 @@ def expected_inputs(model: Any) -> Optional[List[Tuple[str, Optional[Tuple[Optio
             return None
         if isinstance(inputs, dict):
             inputs = list(inputs.values())
-        return [(_keras_input_name(t, i), tuple(None if d is None else int(d) for d in t.shape))
-                for i, t in enumerate(inputs)]
+        return [
+            (_keras_input_name(t, i), tuple(None if d is None else int(d) for d in t.shape))
+            for i, t in enumerate(inputs)
+        ]
     tf = import_tensorflow()
     fn = module_function(model)
     signature = getattr(fn, "input_signature", None)
@@ -64,8 +66,10 @@ def expected_inputs(model: Any) -> Optional[List[Tuple[str, Optional[Tuple[Optio
         params = []
     if len(params) != len(specs):
         params = [f"input {i}" for i in range(len(specs))]
-    return [(s.name or params[i], tuple(s.shape.as_list()) if s.shape.rank is not None else None)
-            for i, s in enumerate(specs)]
+    return [
+        (s.name or params[i], tuple(s.shape.as_list()) if s.shape.rank is not None else None)
+        for i, s in enumerate(specs)
+    ]
 
 
 def _model_input_order(model: Any, sample_set: SampleSet) -> None:
@@ -127,11 +131,12 @@ def check_input_shapes(model: Any, sample_set: SampleSet) -> None:
             label = f"'{name}'" if name == model_input else f"'{model_input}' (dataloader input '{name}')"
             hint = "fix the model's input shape or the dataloader"
             if is_keras_model(model) and batch_dim == 0 and len(actual) >= 1:
-                hint = (f"fix the model's Input shape or the dataloader; Keras Input shapes leave the batch axis "
-                        f"out: keras.Input({actual[1:]}) takes batches of shape (N, {', '.join(map(str, actual[1:]))})")
+                hint = (
+                    f"fix the model's Input shape or the dataloader; Keras Input shapes leave the batch axis "
+                    f"out: keras.Input({actual[1:]}) takes batches of shape (N, {', '.join(map(str, actual[1:]))})"
+                )
             raise UserInputError(
-                f"The model expects input {label} of shape {shape} but dataloader samples have shape "
-                f"{actual}; {hint}."
+                f"The model expects input {label} of shape {shape} but dataloader samples have shape {actual}; {hint}."
             )
 
 
@@ -160,8 +165,9 @@ class TensorFlowAdapter(FrameworkAdapter):
     def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
         from model_navigator.runners.tensorflow import TensorFlowSourceRunner
 
-        return TensorFlowSourceRunner(self.model, inputs, [], device=device, keyword=sample_set.keyword,
-                                      kw_names=sample_set.forward_names)
+        return TensorFlowSourceRunner(
+            self.model, inputs, [], device=device, keyword=sample_set.keyword, kw_names=sample_set.forward_names
+        )
 
     def running(self) -> ContextManager[Any]:
         return tf_quiet("the model")

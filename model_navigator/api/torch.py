@@ -64,8 +64,10 @@ class TorchAdapter(FrameworkAdapter):
             raise UserInputError(f"`model` must be a torch.nn.Module, got {type(self.model).__name__}.")
         meta = next((n for n, t in [*self.model.named_parameters(), *self.model.named_buffers()] if t.is_meta), None)
         if meta is not None:
-            raise UserInputError(f"`model` has tensor {meta!r} on the meta device, which holds no values: load its "
-                                 f"weights first (e.g. model.to_empty(device='cpu') then load_state_dict(...)).")
+            raise UserInputError(
+                f"`model` has tensor {meta!r} on the meta device, which holds no values: load its "
+                f"weights first (e.g. model.to_empty(device='cpu') then load_state_dict(...))."
+            )
         self.precision_mode = parse_enum(TensorRTPrecisionMode, self.precision_mode, "precision_mode")
         self.jit_options = parse_enum_tuple(JitType, self.jit_options, "jit_options") or (JitType.SCRIPT, JitType.TRACE)
 
@@ -91,12 +93,16 @@ class TorchAdapter(FrameworkAdapter):
     def source_runner(self, sample_set: SampleSet, inputs: List[Any], device: str) -> Any:
         from model_navigator.runners.torch import TorchSourceRunner
 
-        return TorchSourceRunner(self.model, inputs, [], device=device, keyword=sample_set.keyword,
-                                 kw_names=sample_set.forward_names)
+        return TorchSourceRunner(
+            self.model, inputs, [], device=device, keyword=sample_set.keyword, kw_names=sample_set.forward_names
+        )
 
     def config_fields(self) -> Dict[str, Any]:
-        return {"jit_options": self.jit_options, "precision_mode": self.precision_mode,
-                "onnx_dynamo": bool(self.onnx_dynamo)}
+        return {
+            "jit_options": self.jit_options,
+            "precision_mode": self.precision_mode,
+            "onnx_dynamo": bool(self.onnx_dynamo),
+        }
 
     def export_context(self, config: Any, inputs: List[Any], outputs: List[Any], sample_set: SampleSet) -> Any:
         from model_navigator.exporters import torch as torch_exporters
@@ -159,6 +165,7 @@ def export(
     """
     if precison_mode is not None and precision_mode is not None:
         raise UserInputError("Pass `precision_mode` or the reference's `precison_mode`, not both.")
-    adapter = TorchAdapter(model, jit_options, precision_mode or precison_mode or TensorRTPrecisionMode.HIERARCHY,
-                           onnx_dynamo)
+    adapter = TorchAdapter(
+        model, jit_options, precision_mode or precison_mode or TensorRTPrecisionMode.HIERARCHY, onnx_dynamo
+    )
     return run_export(adapter, ExportArguments.take(locals()))

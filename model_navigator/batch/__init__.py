@@ -49,8 +49,11 @@ def _progress(verbose: bool, total: int):
         else:
             done["n"] += 1
             best = result.get("best")
-            what = (f"best {best['path']} on {best['runtime']}, p50 {best['p50_ms']:.3f} ms" if best else
-                    result.get("reason") or "")
+            what = (
+                f"best {best['path']} on {best['runtime']}, p50 {best['p50_ms']:.3f} ms"
+                if best
+                else result.get("reason") or ""
+            )
             line = f"job {run.run_id}: {result.get('status')} in {result.get('wall_s', 0):.1f} s ({done['n']}/{total})"
             line += f": {what}" if what else ""
         print(line, file=sys.stderr, flush=True)
@@ -76,8 +79,10 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserInputError(f"output {str(out)!r} exists and is not a folder.")
     if out.is_dir() and any(out.iterdir()) and not (out / SUMMARY_FILE).is_file() and not (out / "jobs").is_dir():
-        raise UserInputError(f"output {str(out)!r} is a folder with other files in it (no {SUMMARY_FILE}): give an "
-                             f"empty or new folder, or the OUT of an earlier batch to continue it.")
+        raise UserInputError(
+            f"output {str(out)!r} is a folder with other files in it (no {SUMMARY_FILE}): give an "
+            f"empty or new folder, or the OUT of an earlier batch to continue it."
+        )
 
 
 def run(
@@ -111,8 +116,9 @@ def run(
             disconnect()
 
 
-def _run(runs: List[Run], out: Path, ray: Optional[str], max_parallel: int, rerun: bool, verbose: bool,
-         table: bool) -> BatchResult:
+def _run(
+    runs: List[Run], out: Path, ray: Optional[str], max_parallel: int, rerun: bool, verbose: bool, table: bool
+) -> BatchResult:
     jobs_dir = out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     records: Dict[str, Dict[str, Any]] = {}
@@ -124,8 +130,11 @@ def _run(runs: List[Run], out: Path, ray: Optional[str], max_parallel: int, reru
         else:
             pending.append(r)
     if verbose:
-        print(f"batch: {len(runs)} job(s), {len(runs) - len(pending)} done before, "
-              + (f"on Ray ({ray})" if ray is not None else f"local, {max_parallel} at a time"), file=sys.stderr)
+        print(
+            f"batch: {len(runs)} job(s), {len(runs) - len(pending)} done before, "
+            + (f"on Ray ({ray})" if ray is not None else f"local, {max_parallel} at a time"),
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     interrupted = None
     try:
@@ -151,20 +160,32 @@ def _execute(pending: List[Run], jobs_dir: Path, ray: Optional[str], max_paralle
     return run_local(pending, jobs_dir, max_parallel, progress)
 
 
-def _finish(runs: List[Run], records: Dict[str, Dict], out: Path, ray: Optional[str], max_parallel: int,
-            wall_s: float, show_table: bool) -> BatchResult:
+def _finish(
+    runs: List[Run],
+    records: Dict[str, Dict],
+    out: Path,
+    ray: Optional[str],
+    max_parallel: int,
+    wall_s: float,
+    show_table: bool,
+) -> BatchResult:
     ordered = []
     for r in runs:
         record = records.get(r.run_id) or {"status": "cancelled", "reason": "interrupted (Ctrl-C) before it finished"}
-        record = {**record, "run_id": r.run_id, "name": r.job.name, "kind": record.get("kind") or r.resources.kind,
-                  "resources": vars(r.resources), "fingerprint": r.fingerprint()}
+        record = {
+            **record,
+            "run_id": r.run_id,
+            "name": r.job.name,
+            "kind": record.get("kind") or r.resources.kind,
+            "resources": vars(r.resources),
+            "fingerprint": r.fingerprint(),
+        }
         ordered.append(record)
         if not record.get("reused") and (out / "jobs" / r.run_id).is_dir():
             from model_navigator.batch.worker import write_json
 
             write_json(out / "jobs" / r.run_id / RESULT_FILE, record)  # what a rerun reads
-    meta = {"runner": f"ray ({ray})" if ray is not None else f"local (max_parallel={max_parallel})",
-            "wall_s": wall_s}
+    meta = {"runner": f"ray ({ray})" if ray is not None else f"local (max_parallel={max_parallel})", "wall_s": wall_s}
     write_summary(out, ordered, meta)
     if show_table:
         print_table(ordered)

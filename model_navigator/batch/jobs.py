@@ -21,8 +21,18 @@ from model_navigator.core.references import REFERENCE
 
 FRAMEWORKS = ("torch", "tensorflow", "jax", "onnx")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_JOB_KEYS = {"name", "model", "dataloader", "framework", "export", "package", "retest", "resources",
-             "timeout_s", "retries"}
+_JOB_KEYS = {
+    "name",
+    "model",
+    "dataloader",
+    "framework",
+    "export",
+    "package",
+    "retest",
+    "resources",
+    "timeout_s",
+    "retries",
+}
 _RESOURCE_KEYS = {"cpus", "gpus", "custom", "label"}
 _RETEST_KEYS = {"retest_conversions", "run_profiling", "profiler_config", "target_device"}
 # Set by the batch runner itself: each job's workdir is its own, progress goes to the job's log.
@@ -80,15 +90,26 @@ class Run:
     def spec(self) -> Dict[str, Any]:
         """What the worker needs, as plain JSON (the same on every machine)."""
         job = self.job
-        return {"run_id": self.run_id, "name": job.name, "framework": job.framework, "model": job.model,
-                "dataloader": job.dataloader, "export": job.export, "package": job.package, "package_file": job.package,
-                "retest": job.retest, "search_path": job.search_path,
-                "kind": self.resources.kind, "timeout_s": job.timeout_s}
+        return {
+            "run_id": self.run_id,
+            "name": job.name,
+            "framework": job.framework,
+            "model": job.model,
+            "dataloader": job.dataloader,
+            "export": job.export,
+            "package": job.package,
+            "package_file": job.package,
+            "retest": job.retest,
+            "search_path": job.search_path,
+            "kind": self.resources.kind,
+            "timeout_s": job.timeout_s,
+        }
 
     def fingerprint(self) -> str:
         """Changes when the job's definition changes (a rerun then does not skip it)."""
-        text = json.dumps({**self.spec(), "resources": vars(self.resources), "retries": self.job.retries},
-                          sort_keys=True, default=str)
+        text = json.dumps(
+            {**self.spec(), "resources": vars(self.resources), "retries": self.job.retries}, sort_keys=True, default=str
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -123,18 +144,26 @@ def _parse_resources(where: str, value: Any) -> List[Resources]:
         if unknown:
             raise _fail(at, f"unknown key(s) {sorted(unknown)}; known: {sorted(_RESOURCE_KEYS)}.")
         for key in ("cpus", "gpus"):
-            if key in entry and (isinstance(entry[key], bool) or not isinstance(entry[key], (int, float))
-                                 or entry[key] < 0):
+            if key in entry and (
+                isinstance(entry[key], bool) or not isinstance(entry[key], (int, float)) or entry[key] < 0
+            ):
                 raise _fail(at, f"`{key}` must be a number >= 0, got {entry[key]!r}.")
         custom = entry.get("custom", {}) or {}
         if not isinstance(custom, dict) or not all(
-                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-                for k, v in custom.items()):
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            for k, v in custom.items()
+        ):
             raise _fail(
                 at, f"`custom` must map resource names to amounts > 0 (e.g. {{node_kind_a: 1}}), got {custom!r}."
             )
-        parsed.append(Resources(cpus=float(entry.get("cpus", 1)), gpus=float(entry.get("gpus", 0)),
-                                custom={k: float(v) for k, v in custom.items()}, label=entry.get("label")))
+        parsed.append(
+            Resources(
+                cpus=float(entry.get("cpus", 1)),
+                gpus=float(entry.get("gpus", 0)),
+                custom={k: float(v) for k, v in custom.items()},
+                label=entry.get("label"),
+            )
+        )
     kinds = [r.kind for r in parsed]
     if len(set(kinds)) != len(kinds):
         raise _fail(where, f"`resources` entries must differ (give each a `label`): {kinds}.")
@@ -149,8 +178,11 @@ def _check_export(where: str, framework: Any, kwargs: Any) -> Dict[str, Any]:
     known = export_parameters(framework)
     for key in kwargs:
         if key in _RUNNER_KEYS:
-            raise _fail(where, f"export key `{key}` is set by the batch runner (each job has its own workdir "
-                               f"under OUT/jobs/); remove it.")
+            raise _fail(
+                where,
+                f"export key `{key}` is set by the batch runner (each job has its own workdir "
+                f"under OUT/jobs/); remove it.",
+            )
         if key not in known:
             close = [k for k in known if k.startswith(str(key)[:4])]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -205,8 +237,11 @@ def parse_job(entry: Any, index: int, base: Path) -> Job:
     unknown = set(entry) - _JOB_KEYS
     if unknown:
         raise _fail(where, f"unknown key(s) {sorted(unknown)}; known: {sorted(_JOB_KEYS)}.")
-    job = Job(name=name, timeout_s=_number(where, "timeout_s", entry.get("timeout_s"), integer=False),
-              retries=_number(where, "retries", entry.get("retries", 0), integer=True))
+    job = Job(
+        name=name,
+        timeout_s=_number(where, "timeout_s", entry.get("timeout_s"), integer=False),
+        retries=_number(where, "retries", entry.get("retries", 0), integer=True),
+    )
     if "resources" in entry:
         job.resources = _parse_resources(where, entry["resources"])
     if "package" in entry:
@@ -244,8 +279,9 @@ def load_jobs(jobs: Union[str, Path, List[Any], Dict[str, Any]]) -> List[Job]:
         base = path.absolute().parent
     if isinstance(jobs, dict):
         if set(jobs) != {"jobs"}:
-            raise UserInputError(f"jobs file: the top level must be a list of jobs or `jobs:` with one, got keys "
-                                 f"{sorted(jobs)}.")
+            raise UserInputError(
+                f"jobs file: the top level must be a list of jobs or `jobs:` with one, got keys {sorted(jobs)}."
+            )
         jobs = jobs["jobs"]
     if not isinstance(jobs, list) or not jobs:
         raise UserInputError("jobs file: no jobs (give a non-empty list under `jobs:`).")

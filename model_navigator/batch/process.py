@@ -65,9 +65,20 @@ def _attempt(spec: Dict[str, Any], job_dir: Path, timeout_s: Optional[float], ch
     main_thread = threading.current_thread() is threading.main_thread()
     with open(job_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "model_navigator.batch.worker", str(job_dir / SPEC_FILE), str(job_dir),
-             *lifeline_args(os.getpid(), main_thread)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=job_dir)
+            [
+                sys.executable,
+                "-m",
+                "model_navigator.batch.worker",
+                str(job_dir / SPEC_FILE),
+                str(job_dir),
+                *lifeline_args(os.getpid(), main_thread),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=job_dir,
+        )
     children.add(proc)
     try:
         if children.stopping:
@@ -77,8 +88,11 @@ def _attempt(spec: Dict[str, Any], job_dir: Path, timeout_s: Optional[float], ch
         except subprocess.TimeoutExpired:
             kill_group(proc)
             proc.wait()
-            return {"status": "failed", "reason": f"timed out after {timeout_s:g} s (timeout_s); the job was killed",
-                    "retryable": True}
+            return {
+                "status": "failed",
+                "reason": f"timed out after {timeout_s:g} s (timeout_s); the job was killed",
+                "retryable": True,
+            }
         except BaseException:  # interrupted while waiting (a cancelled Ray task): the job goes with us
             kill_group(proc)
             raise
@@ -90,12 +104,16 @@ def _attempt(spec: Dict[str, Any], job_dir: Path, timeout_s: Optional[float], ch
     if children.stopping:
         return {"status": "cancelled", "reason": "interrupted (Ctrl-C) while running"}
     how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-    return {"status": "failed", "reason": f"the job's process {how} without a result (see {LOG_FILE})",
-            "retryable": True}
+    return {
+        "status": "failed",
+        "reason": f"the job's process {how} without a result (see {LOG_FILE})",
+        "retryable": True,
+    }
 
 
-def run_job_process(spec: Dict[str, Any], job_dir: Path, timeout_s: Optional[float], retries: int,
-                    children: Children) -> Dict[str, Any]:
+def run_job_process(
+    spec: Dict[str, Any], job_dir: Path, timeout_s: Optional[float], retries: int, children: Children
+) -> Dict[str, Any]:
     """The job's result; a timeout or a crashed process is retried up to `retries` times."""
     start = time.perf_counter()
     attempts = 0

@@ -31,8 +31,9 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError as e:
-        raise UserInputError("--ray needs Ray: pip install 'model-navigator[ray]' (or run without --ray: local "
-                             "processes).") from e
+        raise UserInputError(
+            "--ray needs Ray: pip install 'model-navigator[ray]' (or run without --ray: local processes)."
+        ) from e
     return ray
 
 
@@ -50,8 +51,10 @@ def connect(address: str) -> Callable[[], None]:
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     except Exception as e:  # noqa: BLE001 - no cluster, wrong address, refused token
-        raise UserInputError(f"cannot join the Ray cluster at {address!r}: {type(e).__name__}: "
-                             f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+        raise UserInputError(
+            f"cannot join the Ray cluster at {address!r}: {type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        ) from e
     return ray.shutdown
 
 
@@ -65,8 +68,10 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
-        raise UserInputError(f"cannot join the Ray cluster at {address!r}: nothing answers there ({e}); start it "
-                             f"with `ray start --head` or give its address.") from None
+        raise UserInputError(
+            f"cannot join the Ray cluster at {address!r}: nothing answers there ({e}); start it "
+            f"with `ray start --head` or give its address."
+        ) from None
 
 
 def _zip_folder(folder: Path) -> bytes:
@@ -126,11 +131,18 @@ def _infeasible(run: Run, submitted: Optional[float] = None) -> Dict[str, Any]:
     r = run.resources
     need = f"cpus={r.cpus:g} gpus={r.gpus:g} custom={r.custom}"
     if submitted is None:
-        return {"status": "failed", "reason": f"no live node of the cluster offers {need}: none of that kind joined "
-                                              f"(or it died); not submitted", "wall_s": 0.0}
-    return {"status": "failed", "wall_s": time.perf_counter() - submitted,
-            "reason": f"lost: no live node offers {need} any more (the node it ran or waited on died); "
-                      f"retries={run.job.retries} cannot place it, so it was cancelled"}
+        return {
+            "status": "failed",
+            "reason": f"no live node of the cluster offers {need}: none of that kind joined "
+            f"(or it died); not submitted",
+            "wall_s": 0.0,
+        }
+    return {
+        "status": "failed",
+        "wall_s": time.perf_counter() - submitted,
+        "reason": f"lost: no live node offers {need} any more (the node it ran or waited on died); "
+        f"retries={run.job.retries} cannot place it, so it was cancelled",
+    }
 
 
 def _submit(ray: Any, run: Run, task: Any, packages: Dict[str, Any]) -> Any:
@@ -140,8 +152,12 @@ def _submit(ray: Any, run: Run, task: Any, packages: Dict[str, Any]) -> Any:
             packages[run.job.package] = ray.put(Path(run.job.package).read_bytes())
         package_ref = packages[run.job.package]
     r = run.resources
-    options: Dict[str, Any] = {"num_cpus": r.cpus, "num_gpus": r.gpus, "max_retries": run.job.retries,
-                               "retry_exceptions": False}
+    options: Dict[str, Any] = {
+        "num_cpus": r.cpus,
+        "num_gpus": r.gpus,
+        "max_retries": run.job.retries,
+        "retry_exceptions": False,
+    }
     if r.custom:
         options["resources"] = r.custom
     return task.options(**options).remote(run.spec(), package_ref)
@@ -155,8 +171,11 @@ def _collect(ray: Any, ref: Any, run: Run, jobs_dir: Path, submitted: float) -> 
         _unzip_folder(folder, job_dir)
     except Exception as e:  # noqa: BLE001 - a lost node, a cancelled task, an unsafe folder: the job's result
         text = str(e).strip().splitlines()
-        result = {"status": "failed", "reason": f"{type(e).__name__}: {text[0] if text else ''}".strip(),
-                  "wall_s": time.perf_counter() - submitted}
+        result = {
+            "status": "failed",
+            "reason": f"{type(e).__name__}: {text[0] if text else ''}".strip(),
+            "wall_s": time.perf_counter() - submitted,
+        }
     result["queued_s"] = max(0.0, time.perf_counter() - submitted - float(result.get("wall_s", 0)))
     return result
 

@@ -26,9 +26,17 @@ def row_cells(r: Dict[str, Any]) -> List[str]:
         where += f" (batch {best['batch_size']})"
     status = r.get("status", "?") + (" (done before)" if r.get("reused") else "")
     speedup = r.get("speedup")
-    return [r.get("name", r["run_id"]), r.get("kind") or "-", status, where, _num(best.get("p50_ms"), 3),
-            _num(best.get("throughput"), 0), "-" if speedup is None else f"{speedup:.2f}x",
-            _num(r.get("wall_s"), 1), str(r.get("node") or "-")]
+    return [
+        r.get("name", r["run_id"]),
+        r.get("kind") or "-",
+        status,
+        where,
+        _num(best.get("p50_ms"), 3),
+        _num(best.get("throughput"), 0),
+        "-" if speedup is None else f"{speedup:.2f}x",
+        _num(r.get("wall_s"), 1),
+        str(r.get("node") or "-"),
+    ]
 
 
 def comparisons(records: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
@@ -37,10 +45,20 @@ def comparisons(records: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]
     for r in records:
         by_job.setdefault(r["name"], []).append(r)
     return {
-        name: [{"kind": r.get("kind"), "status": r.get("status"), "correct": r.get("correct", []),
-                "failures": r.get("failures", []), "best": r.get("best"), "paths": r.get("paths", {}),
-                "node": r.get("node")} for r in rs]
-        for name, rs in by_job.items() if len(rs) > 1
+        name: [
+            {
+                "kind": r.get("kind"),
+                "status": r.get("status"),
+                "correct": r.get("correct", []),
+                "failures": r.get("failures", []),
+                "best": r.get("best"),
+                "paths": r.get("paths", {}),
+                "node": r.get("node"),
+            }
+            for r in rs
+        ]
+        for name, rs in by_job.items()
+        if len(rs) > 1
     }
 
 
@@ -85,11 +103,16 @@ def render_index(summary: Dict[str, Any]) -> str:
     for r in summary["jobs"]:
         cells = "".join(f"<td>{html.escape(c)}</td>" for c in row_cells(r))
         base = f"jobs/{r['run_id']}/"
-        links = [f'<a href="{html.escape(base + r[k])}">{label}</a>'
-                 for k, label in (("report", "report"), ("package", ".nav")) if r.get(k)]
+        links = [
+            f'<a href="{html.escape(base + r[k])}">{label}</a>'
+            for k, label in (("report", "report"), ("package", ".nav"))
+            if r.get(k)
+        ]
         links.append(f'<a href="{html.escape(base)}job.log">log</a>')
-        rows.append(f'<tr class="{html.escape(r.get("status", ""))}">{cells}<td>{" ".join(links)}</td>'
-                    f'<td>{html.escape(r.get("reason") or "")}</td></tr>')
+        rows.append(
+            f'<tr class="{html.escape(r.get("status", ""))}">{cells}<td>{" ".join(links)}</td>'
+            f"<td>{html.escape(r.get('reason') or '')}</td></tr>"
+        )
     counts = ", ".join(f"{v} {k}" for k, v in sorted(summary["counts"].items()))
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>model-navigator batch</title><style>"

@@ -65,8 +65,7 @@ def _figures(status: Any) -> Dict[str, Any]:
     from model_navigator.package.table import find_failures
     from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
 
-    out: Dict[str, Any] = {"failures": find_failures(status), "correct": [], "best": None,
-                           "paths": _per_path(status)}
+    out: Dict[str, Any] = {"failures": find_failures(status), "correct": [], "best": None, "paths": _per_path(status)}
     for key, path in status.paths.items():
         out["correct"] += [f"{key} on {runtime.value}" for runtime in path.passed_runtimes()]
     try:
@@ -77,8 +76,14 @@ def _figures(status: Any) -> Dict[str, Any]:
     except NoRuntimeQualifiesError as e:
         out["no_best"] = str(e).splitlines()[0].rstrip(":")
         return out
-    out["best"] = {"path": best.path, "runtime": best.runtime.value, "batch_size": best.batch_size,
-                   "p50_ms": best.p50_ms, "throughput": best.throughput, "verified": best.verified}
+    out["best"] = {
+        "path": best.path,
+        "runtime": best.runtime.value,
+        "batch_size": best.batch_size,
+        "p50_ms": best.p50_ms,
+        "throughput": best.throughput,
+        "verified": best.verified,
+    }
     for path in status.paths.values():
         for runtime, result in path.runtimes.items():
             if not path.is_reference(runtime):
@@ -104,8 +109,7 @@ def _per_path(status: Any) -> Dict[str, Dict[str, Any]]:
                 correctness = "ok"
             else:  # the status's word for it: "correctness failed", "failed" (the export), ...
                 correctness = path.outcome(runtime) if not result.unchecked else "not checked"
-            entry: Dict[str, Any] = {"correctness": correctness, "batch_size": None, "p50_ms": None,
-                                     "throughput": None}
+            entry: Dict[str, Any] = {"correctness": correctness, "batch_size": None, "p50_ms": None, "throughput": None}
             perf = result.performance
             if perf is not None and perf.results:
                 first = min(perf.results, key=lambda r: r.batch_size)
@@ -119,8 +123,13 @@ def run_job(spec: Dict[str, Any], job_dir: Path) -> Dict[str, Any]:
     from model_navigator.package import nav
 
     start = time.perf_counter()
-    result: Dict[str, Any] = {"run_id": spec["run_id"], "name": spec["name"], "kind": spec.get("kind"),
-                              "node": os.environ.get(NODE_ENV) or socket.gethostname(), "status": "failed"}
+    result: Dict[str, Any] = {
+        "run_id": spec["run_id"],
+        "name": spec["name"],
+        "kind": spec.get("kind"),
+        "node": os.environ.get(NODE_ENV) or socket.gethostname(),
+        "status": "failed",
+    }
     try:
         descriptor = _retest(spec, job_dir) if spec.get("package_file") else _export(spec, job_dir)
         package = job_dir / f"{spec['run_id']}.nav"
@@ -131,7 +140,8 @@ def run_job(spec: Dict[str, Any], job_dir: Path) -> Dict[str, Any]:
             result["status"] = "ok"
         else:
             result["reason"] = "no exported path passed its correctness check: " + (
-                "; ".join(result["failures"]) or result.get("no_best") or "no path ran")
+                "; ".join(result["failures"]) or result.get("no_best") or "no path ran"
+            )
         result["report"] = _write_report(package, job_dir)
     except BaseException as e:  # noqa: BLE001 - the job's failure is its result; the batch goes on
         traceback.print_exc()
@@ -160,8 +170,10 @@ def main(argv: Optional[list] = None) -> int:
     job_dir = Path(argv[1])
     result = run_job(spec, job_dir)
     write_json(job_dir / RESULT_FILE, result)
-    print(f"job {spec['run_id']}: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""),
-          flush=True)
+    print(
+        f"job {spec['run_id']}: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""),
+        flush=True,
+    )
     return 0
 
 

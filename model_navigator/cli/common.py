@@ -34,9 +34,7 @@ def check_target(target: str) -> Path:
         from model_navigator.core.status import STATUS_FILE
 
         if not (path / STATUS_FILE).is_file():
-            raise UserInputError(
-                f"{target!r} is a folder without {STATUS_FILE}: not a model-navigator workspace."
-            )
+            raise UserInputError(f"{target!r} is a folder without {STATUS_FILE}: not a model-navigator workspace.")
     return path
 
 

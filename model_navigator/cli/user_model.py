@@ -37,6 +37,8 @@ def user_model(reference: str, framework: Framework) -> Any:
     """The model `--model` names, loaded before anything is written; its export context is rebuilt
     from status.yaml when the path runs (steps/recheck.py). PyTorch workspaces only."""
     if framework != Framework.TORCH:
-        raise UserInputError(f"--model supports PyTorch workspaces; for a {framework.value} export implement "
-                             f"get_model() in <path>/reproduce_export.py and run <path>/reproduce_export.sh.")
+        raise UserInputError(
+            f"--model supports PyTorch workspaces; for a {framework.value} export implement "
+            f"get_model() in <path>/reproduce_export.py and run <path>/reproduce_export.sh."
+        )
     return torch_model(reference)

@@ -31,8 +31,9 @@ def engine_batch_sizes(config: ExportConfig, status: NavigatorStatus) -> List[in
     dataloader's batch, 2 when that is 1) and the profiler's (its batch sizes or sweep). A TensorRT
     or TF-TRT engine must accept all of them."""
     sizes = set(default_check_batch_sizes(status))
-    sizes.update(select_batch_sizes(config.profiler_config, int(status.dataloader.get("batch_size", 1)),
-                                    config.batch_dim))
+    sizes.update(
+        select_batch_sizes(config.profiler_config, int(status.dataloader.get("batch_size", 1)), config.batch_dim)
+    )
     return sorted(sizes)
 
 
@@ -67,15 +68,21 @@ def profile_shapes(
 
 
 def conversion_profile_shapes(
-    workspace: Any, status: NavigatorStatus, config: ExportConfig,
+    workspace: Any,
+    status: NavigatorStatus,
+    config: ExportConfig,
     static_dims: Optional[Dict[str, List[Optional[int]]]] = None,
 ) -> Dict[str, Tuple[Shape, Shape, Shape]]:
     """profile_shapes() from the workspace's conversion samples and the export's config: what the
     TensorRT and Torch-TensorRT conversions build their optimization profile from."""
     samples = load_sample_dir(workspace.input_dir("conversion"))
-    return profile_shapes({m.name: [s[m.name].shape for s in samples] for m in status.inputs}, config.batch_dim,
-                          max(engine_batch_sizes(config, status)),
-                          config.trt_dynamic_axes, static_dims)
+    return profile_shapes(
+        {m.name: [s[m.name].shape for s in samples] for m in status.inputs},
+        config.batch_dim,
+        max(engine_batch_sizes(config, status)),
+        config.trt_dynamic_axes,
+        static_dims,
+    )
 
 
 def onnx_static_dims(onnx_path: Path) -> Dict[str, List[Optional[int]]]:
@@ -84,14 +91,17 @@ def onnx_static_dims(onnx_path: Path) -> Dict[str, List[Optional[int]]]:
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     return {
-        graph_input.name: [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                           for d in graph_input.type.tensor_type.shape.dim]
+        graph_input.name: [
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in graph_input.type.tensor_type.shape.dim
+        ]
         for graph_input in model.graph.input
     }
 
 
-def static_axes_overruling(trt_dynamic_axes: Optional[Mapping[str, Mapping[int, Sequence[int]]]],
-                           static_dims: Dict[str, List[Optional[int]]]) -> Dict[str, Dict[int, int]]:
+def static_axes_overruling(
+    trt_dynamic_axes: Optional[Mapping[str, Mapping[int, Sequence[int]]]], static_dims: Dict[str, List[Optional[int]]]
+) -> Dict[str, Dict[int, int]]:
     """The `trt_dynamic_axes` entries that name an axis the ONNX model fixes: {name: {axis: size}}."""
     result: Dict[str, Dict[int, int]] = {}
     for name, axes in (trt_dynamic_axes or {}).items():
@@ -109,21 +119,34 @@ def tensorrt_unavailable(spec: PathSpec) -> Optional[str]:
 
     if spec.precision != TensorRTPrecision.FP16 or hasattr(trt.BuilderFlag, "FP16"):
         return None
-    return (f"TensorRT {trt.__version__} has no FP16 builder flag (removed in TensorRT 11 for strongly typed "
-            f"networks); use trt-fp32 or pip install 'tensorrt>=10,<11'")
+    return (
+        f"TensorRT {trt.__version__} has no FP16 builder flag (removed in TensorRT 11 for strongly typed "
+        f"networks); use trt-fp32 or pip install 'tensorrt>=10,<11'"
+    )
 
 
 def _shape_arg(shapes: Dict[str, Tuple[Shape, Shape, Shape]], which: int) -> List[str]:
     return [f"{name}:[{','.join(str(d) for d in s[which])}]" for name, s in shapes.items()]
 
 
-def polygraphy_command(onnx_path: str, plan_path: str, shapes: Dict[str, Tuple[Shape, Shape, Shape]],
-                       precision: TensorRTPrecision, workspace_size: int) -> List[str]:
+def polygraphy_command(
+    onnx_path: str,
+    plan_path: str,
+    shapes: Dict[str, Tuple[Shape, Shape, Shape]],
+    precision: TensorRTPrecision,
+    workspace_size: int,
+) -> List[str]:
     """The `polygraphy convert` command line equivalent to this conversion (for reproduce scripts)."""
     command = ["polygraphy", "convert", onnx_path, "--convert-to", "trt", "-o", plan_path]
     if shapes:
-        command += ["--trt-min-shapes", *_shape_arg(shapes, 0), "--trt-opt-shapes", *_shape_arg(shapes, 1),
-                    "--trt-max-shapes", *_shape_arg(shapes, 2)]
+        command += [
+            "--trt-min-shapes",
+            *_shape_arg(shapes, 0),
+            "--trt-opt-shapes",
+            *_shape_arg(shapes, 1),
+            "--trt-max-shapes",
+            *_shape_arg(shapes, 2),
+        ]
     if precision == TensorRTPrecision.FP16:
         command.append("--fp16")
     command.append(f"--pool-limit=workspace:{workspace_size}")
@@ -171,12 +194,15 @@ def convert_onnx_to_trt(request: ProduceRequest) -> Dict[str, Any]:
     static = onnx_static_dims(parent_path)
     shapes = conversion_profile_shapes(workspace, status, config, static)
     workspace_size = config.max_workspace_size or DEFAULT_WORKSPACE_SIZE
-    flags: Dict[str, Any] = {"profile_shapes": {k: [list(s) for s in v] for k, v in shapes.items()},
-                             "max_workspace_size": workspace_size}
+    flags: Dict[str, Any] = {
+        "profile_shapes": {k: [list(s) for s in v] for k, v in shapes.items()},
+        "max_workspace_size": workspace_size,
+    }
     overruled = static_axes_overruling(config.trt_dynamic_axes, static)
     if overruled:  # the ONNX fixes these axes: TensorRT builds for that size only
-        LOGGER.warning("trt_dynamic_axes %s name axes the ONNX model fixes; the profile keeps the fixed sizes",
-                       overruled)
+        LOGGER.warning(
+            "trt_dynamic_axes %s name axes the ONNX model fixes; the profile keeps the fixed sizes", overruled
+        )
         flags["trt_dynamic_axes_overruled_by_static_dims"] = overruled
     onnx_path = parent_path
     casts = int64_inputs(status) if int(trt.__version__.split(".")[0]) < 10 else []
@@ -189,16 +215,21 @@ def convert_onnx_to_trt(request: ProduceRequest) -> Dict[str, Any]:
         profile.add(name, min=low, opt=opt, max=high)
     engine = engine_from_network(
         network_from_onnx_path(str(onnx_path)),
-        config=CreateConfig(fp16=spec.precision == TensorRTPrecision.FP16, profiles=[profile],
-                            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace_size}),
+        config=CreateConfig(
+            fp16=spec.precision == TensorRTPrecision.FP16,
+            profiles=[profile],
+            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace_size},
+        ),
     )
     from model_navigator.core.diskspace import written_atomically
 
     with written_atomically(out_path) as tmp:  # never half an engine under its final name
         save_engine(engine, str(tmp))
-    command = polygraphy_command(workspace.relative(onnx_path), workspace.relative(out_path), shapes, spec.precision,
-                                 workspace_size)
+    command = polygraphy_command(
+        workspace.relative(onnx_path), workspace.relative(out_path), shapes, spec.precision, workspace_size
+    )
     (out_path.parent / "reproduce_conversion_polygraphy.sh").write_text(
         "#!/usr/bin/env bash\n# The same conversion with Polygraphy's CLI; run from the workspace root.\n"
-        f"set -euo pipefail\n{' '.join(shlex.quote(c) for c in command)}\n")
+        f"set -euo pipefail\n{' '.join(shlex.quote(c) for c in command)}\n"
+    )
     return flags

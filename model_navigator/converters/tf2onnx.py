@@ -27,10 +27,10 @@ class _Collect(logging.Handler):
 # Why tf2onnx fails on some ops, added to its own message.
 _OP_HINTS = {
     "XlaCallModule": "XlaCallModule holds StableHLO serialized by jax2tf's native serialization (enable_xla=True, "
-                     "and every conversion with jax >= 0.7.2), which tf2onnx cannot translate: only "
-                     "enable_xla=False SavedModels (jax <= 0.7.1) are plain TensorFlow ops",
+    "and every conversion with jax >= 0.7.2), which tf2onnx cannot translate: only "
+    "enable_xla=False SavedModels (jax <= 0.7.1) are plain TensorFlow ops",
     "StatefulPartitionedCall": "a call of a function tf2onnx did not inline, such as a tf.function(jit_compile=True) "
-                               "(kept as a call for XLA); the same model saved with jit_compile=False converts",
+    "(kept as a call for XLA); the same model saved with jit_compile=False converts",
 }
 
 
@@ -62,23 +62,36 @@ def convert_savedmodel_to_onnx(request: ProduceRequest) -> Dict[str, Any]:
         tf2onnx_logger.addHandler(collect)
         try:
             graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
-                str(parent_artifact_path), None, None, tag=["serve"], signatures=[SIGNATURE_KEY],
-                return_initialized_tables=True, return_tensors_to_rename=True,
+                str(parent_artifact_path),
+                None,
+                None,
+                tag=["serve"],
+                signatures=[SIGNATURE_KEY],
+                return_initialized_tables=True,
+                return_tensors_to_rename=True,
             )
             with tf.device("/cpu:0"):
                 try:
                     model_proto, _ = _convert_common(
-                        graph_def, name=str(parent_artifact_path), continue_on_error=False, opset=opset,
-                        input_names=inputs, output_names=outputs, tensors_to_rename=renames,
-                        initialized_tables=tables, output_path=None,
+                        graph_def,
+                        name=str(parent_artifact_path),
+                        continue_on_error=False,
+                        opset=opset,
+                        input_names=inputs,
+                        output_names=outputs,
+                        tensors_to_rename=renames,
+                        initialized_tables=tables,
+                        output_path=None,
                     )
                 except Exception as e:
                     failed = _failed_ops(collect.messages)
                     if not failed:
                         raise
                     hints = "".join(f"; {_OP_HINTS[op]}" for op in failed if op in _OP_HINTS)
-                    raise RuntimeError(f"tf2onnx could not convert the TensorFlow op(s) {', '.join(failed)}: "
-                                       f"{type(e).__name__}: {e}{hints}") from e
+                    raise RuntimeError(
+                        f"tf2onnx could not convert the TensorFlow op(s) {', '.join(failed)}: "
+                        f"{type(e).__name__}: {e}{hints}"
+                    ) from e
         finally:
             tf2onnx_logger.removeHandler(collect)
     unsupported = [m for m in collect.messages if "is not supported" in m]

@@ -28,8 +28,9 @@ def _build_batches(workspace: Any, status: Any, config: Any) -> List[Dict[str, A
         raise FileNotFoundError(f"no conversion samples in {workspace.input_dir('conversion')}")
     if config.batch_dim is None:
         return samples
-    return [build_batch(sample, size, config.batch_dim) for size in engine_batch_sizes(config, status)
-            for sample in samples]
+    return [
+        build_batch(sample, size, config.batch_dim) for size in engine_batch_sizes(config, status) for sample in samples
+    ]
 
 
 def tftrt_unavailable(spec: Any = None) -> Optional[str]:
@@ -37,14 +38,16 @@ def tftrt_unavailable(spec: Any = None) -> Optional[str]:
     built with TensorRT, which pip's TensorFlow is not since 2.18 (TensorRT support was disabled)."""
     tf = import_tensorflow()
     if not tf.test.is_built_with_cuda():
-        return (f"TF-TRT needs a TensorFlow build with CUDA; TensorFlow {tf.__version__} has none (tensorflow-cpu)")
+        return f"TF-TRT needs a TensorFlow build with CUDA; TensorFlow {tf.__version__} has none (tensorflow-cpu)"
     if not gpu_available():
         return "TF-TRT needs a CUDA GPU that TensorFlow can see; tf.config lists none"
     from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
 
     if not _pywrap_py_utils.is_tensorrt_enabled():
-        return (f"TensorFlow {tf.__version__} was built without TensorRT (pip builds since 2.18 are); TF-TRT needs "
-                f"TensorFlow <= 2.17 with TensorRT 8 libraries, or an NGC TensorFlow container")
+        return (
+            f"TensorFlow {tf.__version__} was built without TensorRT (pip builds since 2.18 are); TF-TRT needs "
+            f"TensorFlow <= 2.17 with TensorRT 8 libraries, or an NGC TensorFlow container"
+        )
     return None
 
 

@@ -47,7 +47,7 @@ def forward_input_order(module: Any, input_names: Sequence[str], keyword: bool) 
     unknown = [n for n in input_names if n not in params]
     if unknown:
         raise ValueError(f"inputs {unknown} are not arguments of the TorchScript forward {params}")
-    order = params[:len(input_names)]
+    order = params[: len(input_names)]
     if set(order) != set(input_names):
         skipped = [p for p in order if p not in input_names]
         raise ValueError(
@@ -84,11 +84,20 @@ def convert_torchscript_to_torch_trt(request: ProduceRequest) -> Dict[str, Any]:
     truncate = any(m.dtype in ("int64", "float64") for m in status.inputs)
     workspace_size = int(config.max_workspace_size or 0)  # 0: TensorRT's default
     compiled = torch_tensorrt.compile(
-        module, ir="ts", inputs=inputs, enabled_precisions={dtypes[p] for p in precisions},
-        workspace_size=workspace_size, truncate_long_and_double=truncate,
+        module,
+        ir="ts",
+        inputs=inputs,
+        enabled_precisions={dtypes[p] for p in precisions},
+        workspace_size=workspace_size,
+        truncate_long_and_double=truncate,
         device=torch_tensorrt.Device(gpu_id=gpu_index(config.target_device)),
     )
     torch.jit.save(compiled, str(out_path))
-    return {"enabled_precisions": precisions, "precision_mode": config.precision_mode.value,
-            "truncate_long_and_double": truncate, "max_workspace_size": workspace_size, "input_order": order,
-            "profile_shapes": {k: [list(s) for s in v] for k, v in shapes.items()}}
+    return {
+        "enabled_precisions": precisions,
+        "precision_mode": config.precision_mode.value,
+        "truncate_long_and_double": truncate,
+        "max_workspace_size": workspace_size,
+        "input_order": order,
+        "profile_shapes": {k: [list(s) for s in v] for k, v in shapes.items()},
+    }

@@ -64,12 +64,16 @@ def no_space_reason(folder: Union[str, Path], expected_bytes: int, what: str) ->
     try:
         free_mb = free_bytes(folder) / MB
     except OSError:
-        return (f"not enough free space in {str(Path(folder).absolute())!r}: writing {what} failed (no space left); "
-                f"nothing was left half written: free some space or choose another `workdir`")
+        return (
+            f"not enough free space in {str(Path(folder).absolute())!r}: writing {what} failed (no space left); "
+            f"nothing was left half written: free some space or choose another `workdir`"
+        )
     needed = max(expected_bytes / MB, free_mb)
-    return (f"not enough free space in {str(Path(folder).absolute())!r}: {free_mb:.1f} MB free, {what} needs more than "
-            f"{needed:.1f} MB (writing it used up the free space; the partial file was removed): free some space or "
-            f"choose another `workdir`")
+    return (
+        f"not enough free space in {str(Path(folder).absolute())!r}: {free_mb:.1f} MB free, {what} needs more than "
+        f"{needed:.1f} MB (writing it used up the free space; the partial file was removed): free some space or "
+        f"choose another `workdir`"
+    )
 
 
 def free_bytes(folder: Union[str, Path]) -> int:
@@ -90,9 +94,11 @@ def space_problem(folder: Union[str, Path], expected_bytes: int, what: str) -> O
         return None  # cannot tell: let the write itself say
     if free >= needed:
         return None
-    return (f"not enough free space in {str(Path(folder).absolute())!r}: {free / MB:.1f} MB free, {what} needs about "
-            f"{expected_bytes / MB:.1f} MB (+{MARGIN_BYTES / MB:.0f} MB for logs and status); free some space or "
-            f"choose another `workdir`")
+    return (
+        f"not enough free space in {str(Path(folder).absolute())!r}: {free / MB:.1f} MB free, {what} needs about "
+        f"{expected_bytes / MB:.1f} MB (+{MARGIN_BYTES / MB:.0f} MB for logs and status); free some space or "
+        f"choose another `workdir`"
+    )
 
 
 def model_parameter_bytes(model: Any) -> int:

@@ -14,8 +14,25 @@ from model_navigator.core.formats import declared_packages
 
 # The packages status.yaml reports, in this order, then any other a format or runtime declares
 # (core/formats.py `packages`).
-_REPORTED = ("model-navigator", "numpy", "torch", "onnx", "onnxruntime", "onnxscript", "polygraphy", "tensorflow",
-             "tensorflow-cpu", "tf2onnx", "jax", "jaxlib", "flax", "jax2onnx", "tensorrt", "torch-tensorrt", "openvino")
+_REPORTED = (
+    "model-navigator",
+    "numpy",
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "polygraphy",
+    "tensorflow",
+    "tensorflow-cpu",
+    "tf2onnx",
+    "jax",
+    "jaxlib",
+    "flax",
+    "jax2onnx",
+    "tensorrt",
+    "torch-tensorrt",
+    "openvino",
+)
 PACKAGES = _REPORTED + tuple(name for name in declared_packages() if name not in _REPORTED)
 
 
@@ -40,8 +57,9 @@ def gpu_name() -> Optional[str]:
     if not gpu_present():
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -69,9 +87,11 @@ def git_info(cwd: Optional[Path] = None) -> Optional[Dict[str, Any]]:
     if shutil.which("git") is None:
         return None
     try:
+
         def git(*args: str) -> str:
-            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
 
         return {
             "commit": git("rev-parse", "HEAD"),

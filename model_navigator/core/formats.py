@@ -128,76 +128,149 @@ _TF = "model_navigator.runners.tensorflow"
 _ONNX = "model_navigator.runners.onnx"
 
 _ONNX_BACKEND = TritonBackend("onnxruntime_onnx", "onnxruntime", "model.onnx")
-_TORCHSCRIPT_BACKEND = TritonBackend("pytorch_libtorch", "pytorch", "model.pt",
-                                     parameters=(("INFERENCE_MODE", "true"),), indexed_names=True)
+_TORCHSCRIPT_BACKEND = TritonBackend(
+    "pytorch_libtorch", "pytorch", "model.pt", parameters=(("INFERENCE_MODE", "true"),), indexed_names=True
+)
 _SAVEDMODEL_BACKEND = TritonBackend("tensorflow_savedmodel", "tensorflow", "model.savedmodel", is_dir=True)
 
 # In the order formats are listed (a framework's default target_formats and its error messages).
 DECLARATIONS = (
-    FormatSpec(Format.TORCHSCRIPT, runners=((None, f"{_TORCH}:torchscript_runner"),),
-               loader=f"{_TORCH}:load_torchscript", triton=((None, _TORCHSCRIPT_BACKEND),),
-               local_checks=(_FW.TORCH,), preload=("torch",), packages=("torch",)),
-    FormatSpec(Format.TORCH_EXPORTEDPROGRAM, runners=((None, f"{_TORCH}:exportedprogram_runner"),),
-               loader=f"{_TORCH}:load_exportedprogram", local_checks=(_FW.TORCH,),
-               # torch.export.load needs torch._export.serde and it costs ~1 s; imported while the
-               # user's process exports, it is off the critical path.
-               preload=("torch", "torch._export.serde.serialize"), packages=("torch",)),
-    FormatSpec(Format.TF_SAVEDMODEL, runners=((None, f"{_TF}:savedmodel_runner"),),
-               loader=f"{_TF}:load_savedmodel", triton=((None, _SAVEDMODEL_BACKEND),),
-               local_checks=(_FW.TENSORFLOW, _FW.JAX), preload=("tensorflow",),
-               packages=("tensorflow", "tensorflow-cpu")),
-    FormatSpec(Format.TF_TRT, runners=((None, f"{_TF}:savedmodel_runner"),),  # a TF-TRT artifact is a SavedModel
-               loader=f"{_TF}:load_savedmodel", triton=((None, _SAVEDMODEL_BACKEND),), gpu_only=True,
-               tolerance="fp32-gpu", packages=("tensorflow", "tensorrt")),
-    FormatSpec(Format.ONNX,
-               runners=((_RP.OPENVINO, "model_navigator.runners.openvino:openvino_runner"),
-                        (None, f"{_ONNX}:onnxruntime_runner")),
-               loader=f"{_ONNX}:load_onnx",
-               triton=(
-                   # Triton's OpenVINO backend reads ONNX directly; the hint matches how it was profiled.
-                   (_RP.OPENVINO, TritonBackend(None, "openvino", "model.onnx", default_model_filename="model.onnx",
-                                                parameters=(("PERFORMANCE_HINT", "LATENCY"),))),
-                   # ONNX Runtime's TensorRT execution provider
-                   (_RP.TRT, TritonBackend("onnxruntime_onnx", "onnxruntime", "model.onnx",
-                                           gpu_execution_accelerators=("tensorrt",))),
-                   (None, _ONNX_BACKEND)),
-               preload=("onnxruntime", "openvino"),  # openvino: only where installed
-               availability=((_RP.CUDA, f"{_ONNX}:provider_unavailable"), (_RP.TRT, f"{_ONNX}:provider_unavailable")),
-               packages=("onnx", "onnxruntime", "onnxscript")),
-    FormatSpec(Format.TORCH_TRT, runners=((None, f"{_TORCH}:torch_trt_runner"),), loader=f"{_TORCH}:load_torchscript",
-               triton=((None, _TORCHSCRIPT_BACKEND),), gpu_only=True, tolerance="fp32-gpu",
-               packages=("torch", "torch-tensorrt", "tensorrt")),
-    FormatSpec(Format.TENSORRT, runners=((None, "model_navigator.runners.tensorrt:tensorrt_runner"),),
-               triton=((None, TritonBackend("tensorrt_plan", "tensorrt", "model.plan")),), gpu_only=True,
-               tolerance="fp32-gpu", packages=("tensorrt", "polygraphy")),
+    FormatSpec(
+        Format.TORCHSCRIPT,
+        runners=((None, f"{_TORCH}:torchscript_runner"),),
+        loader=f"{_TORCH}:load_torchscript",
+        triton=((None, _TORCHSCRIPT_BACKEND),),
+        local_checks=(_FW.TORCH,),
+        preload=("torch",),
+        packages=("torch",),
+    ),
+    FormatSpec(
+        Format.TORCH_EXPORTEDPROGRAM,
+        runners=((None, f"{_TORCH}:exportedprogram_runner"),),
+        loader=f"{_TORCH}:load_exportedprogram",
+        local_checks=(_FW.TORCH,),
+        # torch.export.load needs torch._export.serde and it costs ~1 s; imported while the
+        # user's process exports, it is off the critical path.
+        preload=("torch", "torch._export.serde.serialize"),
+        packages=("torch",),
+    ),
+    FormatSpec(
+        Format.TF_SAVEDMODEL,
+        runners=((None, f"{_TF}:savedmodel_runner"),),
+        loader=f"{_TF}:load_savedmodel",
+        triton=((None, _SAVEDMODEL_BACKEND),),
+        local_checks=(_FW.TENSORFLOW, _FW.JAX),
+        preload=("tensorflow",),
+        packages=("tensorflow", "tensorflow-cpu"),
+    ),
+    FormatSpec(
+        Format.TF_TRT,
+        runners=((None, f"{_TF}:savedmodel_runner"),),  # a TF-TRT artifact is a SavedModel
+        loader=f"{_TF}:load_savedmodel",
+        triton=((None, _SAVEDMODEL_BACKEND),),
+        gpu_only=True,
+        tolerance="fp32-gpu",
+        packages=("tensorflow", "tensorrt"),
+    ),
+    FormatSpec(
+        Format.ONNX,
+        runners=(
+            (_RP.OPENVINO, "model_navigator.runners.openvino:openvino_runner"),
+            (None, f"{_ONNX}:onnxruntime_runner"),
+        ),
+        loader=f"{_ONNX}:load_onnx",
+        triton=(
+            # Triton's OpenVINO backend reads ONNX directly; the hint matches how it was profiled.
+            (
+                _RP.OPENVINO,
+                TritonBackend(
+                    None,
+                    "openvino",
+                    "model.onnx",
+                    default_model_filename="model.onnx",
+                    parameters=(("PERFORMANCE_HINT", "LATENCY"),),
+                ),
+            ),
+            # ONNX Runtime's TensorRT execution provider
+            (
+                _RP.TRT,
+                TritonBackend(
+                    "onnxruntime_onnx", "onnxruntime", "model.onnx", gpu_execution_accelerators=("tensorrt",)
+                ),
+            ),
+            (None, _ONNX_BACKEND),
+        ),
+        preload=("onnxruntime", "openvino"),  # openvino: only where installed
+        availability=((_RP.CUDA, f"{_ONNX}:provider_unavailable"), (_RP.TRT, f"{_ONNX}:provider_unavailable")),
+        packages=("onnx", "onnxruntime", "onnxscript"),
+    ),
+    FormatSpec(
+        Format.TORCH_TRT,
+        runners=((None, f"{_TORCH}:torch_trt_runner"),),
+        loader=f"{_TORCH}:load_torchscript",
+        triton=((None, _TORCHSCRIPT_BACKEND),),
+        gpu_only=True,
+        tolerance="fp32-gpu",
+        packages=("torch", "torch-tensorrt", "tensorrt"),
+    ),
+    FormatSpec(
+        Format.TENSORRT,
+        runners=((None, "model_navigator.runners.tensorrt:tensorrt_runner"),),
+        triton=((None, TritonBackend("tensorrt_plan", "tensorrt", "model.plan")),),
+        gpu_only=True,
+        tolerance="fp32-gpu",
+        packages=("tensorrt", "polygraphy"),
+    ),
     # The user's models: their runners exist only in the process that called export().
-    FormatSpec(Format.TORCH, source_of=_FW.TORCH,
-               runners=((_RP.TORCH_COMPILE, f"{_TORCH}:torch_compile_runner"), (None, f"{_TORCH}:torch_source_runner")),
-               packages=("torch",)),
-    FormatSpec(Format.TENSORFLOW, source_of=_FW.TENSORFLOW, runners=((None, f"{_TF}:tensorflow_source_runner"),),
-               preload=("tf2onnx",), packages=("tensorflow", "tensorflow-cpu", "tf2onnx")),
+    FormatSpec(
+        Format.TORCH,
+        source_of=_FW.TORCH,
+        runners=((_RP.TORCH_COMPILE, f"{_TORCH}:torch_compile_runner"), (None, f"{_TORCH}:torch_source_runner")),
+        packages=("torch",),
+    ),
+    FormatSpec(
+        Format.TENSORFLOW,
+        source_of=_FW.TENSORFLOW,
+        runners=((None, f"{_TF}:tensorflow_source_runner"),),
+        preload=("tf2onnx",),
+        packages=("tensorflow", "tensorflow-cpu", "tf2onnx"),
+    ),
     # The SavedModels run on TensorFlow (which runs jax2tf's XlaCallModule without jax), tf2onnx
     # converts them: a JAX worker never imports jax.
-    FormatSpec(Format.JAX, source_of=_FW.JAX, runners=((None, "model_navigator.runners.jax:jax_source_runner"),),
-               preload=("tf2onnx",), packages=("jax", "jaxlib", "flax", "tensorflow", "tf2onnx")),
-    FormatSpec(Format.ONNX_SOURCE, source_of=_FW.ONNX, runners=((None, f"{_ONNX}:onnx_source_runner"),),
-               preload=("onnx",), packages=("onnx", "onnxruntime")),
+    FormatSpec(
+        Format.JAX,
+        source_of=_FW.JAX,
+        runners=((None, "model_navigator.runners.jax:jax_source_runner"),),
+        preload=("tf2onnx",),
+        packages=("jax", "jaxlib", "flax", "tensorflow", "tf2onnx"),
+    ),
+    FormatSpec(
+        Format.ONNX_SOURCE,
+        source_of=_FW.ONNX,
+        runners=((None, f"{_ONNX}:onnx_source_runner"),),
+        preload=("onnx",),
+        packages=("onnx", "onnxruntime"),
+    ),
 )
 
 FORMATS: Dict[Format, FormatSpec] = {spec.format: spec for spec in DECLARATIONS}
 
-RUNTIMES: Dict[RuntimeProvider, RuntimeSpec] = {spec.runtime: spec for spec in (
-    RuntimeSpec(_RP.CPU, on_cpu=True, tolerance="fp32"),
-    # cuDNN and ONNX Runtime's CUDA provider use TF32 by default (see core/tolerance.py).
-    RuntimeSpec(_RP.CUDA, on_cpu=False, tolerance="fp32-gpu"),
-    RuntimeSpec(_RP.TRT, on_cpu=False, tolerance="fp32-gpu", packages=("tensorrt",)),
-    RuntimeSpec(_RP.OPENVINO, on_cpu=True, tolerance="fp32", requires=("openvino", "openvino"),
-                packages=("openvino",)),
-    RuntimeSpec(_RP.TORCH_COMPILE, on_cpu=True, tolerance="fp32", opt_in=True, packages=("torch",)),
-    # The reference's names for the framework's own runtime, resolved to CPU / CUDA before use.
-    RuntimeSpec(_RP.PYT, on_cpu=False, tolerance="fp32", packages=("torch",)),
-    RuntimeSpec(_RP.TF, on_cpu=False, tolerance="fp32", packages=("tensorflow",)),
-)}
+RUNTIMES: Dict[RuntimeProvider, RuntimeSpec] = {
+    spec.runtime: spec
+    for spec in (
+        RuntimeSpec(_RP.CPU, on_cpu=True, tolerance="fp32"),
+        # cuDNN and ONNX Runtime's CUDA provider use TF32 by default (see core/tolerance.py).
+        RuntimeSpec(_RP.CUDA, on_cpu=False, tolerance="fp32-gpu"),
+        RuntimeSpec(_RP.TRT, on_cpu=False, tolerance="fp32-gpu", packages=("tensorrt",)),
+        RuntimeSpec(
+            _RP.OPENVINO, on_cpu=True, tolerance="fp32", requires=("openvino", "openvino"), packages=("openvino",)
+        ),
+        RuntimeSpec(_RP.TORCH_COMPILE, on_cpu=True, tolerance="fp32", opt_in=True, packages=("torch",)),
+        # The reference's names for the framework's own runtime, resolved to CPU / CUDA before use.
+        RuntimeSpec(_RP.PYT, on_cpu=False, tolerance="fp32", packages=("torch",)),
+        RuntimeSpec(_RP.TF, on_cpu=False, tolerance="fp32", packages=("tensorflow",)),
+    )
+}
 
 
 def format_spec(fmt: Any) -> FormatSpec:
@@ -234,4 +307,5 @@ CPU_RUNTIMES = tuple(spec.runtime for spec in RUNTIMES.values() if spec.on_cpu)
 OPT_IN_RUNTIMES = tuple(spec.runtime for spec in RUNTIMES.values() if spec.opt_in)
 # Python modules a runtime needs, and the extra that installs them (a dict: tests patch it).
 RUNTIME_MODULES: Dict[RuntimeProvider, Tuple[str, str]] = {
-    spec.runtime: spec.requires for spec in RUNTIMES.values() if spec.requires is not None}
+    spec.runtime: spec.requires for spec in RUNTIMES.values() if spec.requires is not None
+}

@@ -21,7 +21,7 @@ def current_jax_key(key: str) -> str:
     if match is None:
         return key
     xla, jit = match.groups()
-    return key[:match.start()] + ("-xla" if xla == "xla" else "") + ("-jit" if jit == "jit" else "")
+    return key[: match.start()] + ("-xla" if xla == "xla" else "") + ("-jit" if jit == "jit" else "")
 
 
 def rename_legacy_jax_keys(data: Dict[str, Any]) -> Dict[str, Any]:

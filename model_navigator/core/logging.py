@@ -51,9 +51,17 @@ def log_to_file(path: Path, level: int = logging.DEBUG) -> Iterator[logging.Hand
 # Warnings that say the exported graph may not compute what the model computes: recorded beside
 # the path's result (status.yaml, the table), not only in format.log.
 _GRAPH_WARNING_CATEGORIES = ("TracerWarning",)
-_GRAPH_WARNING_PHRASES = ("might cause the trace to be incorrect", "might be incorrect", "treated as a constant",
-                          "registered as constants", "specialized", "specialised", "will not be traced",
-                          "not be recorded", "constant folding")
+_GRAPH_WARNING_PHRASES = (
+    "might cause the trace to be incorrect",
+    "might be incorrect",
+    "treated as a constant",
+    "registered as constants",
+    "specialized",
+    "specialised",
+    "will not be traced",
+    "not be recorded",
+    "constant folding",
+)
 
 
 def is_graph_warning(category: str, message: str) -> bool:
@@ -140,7 +148,7 @@ def relay_progress(line: str) -> bool:
     if not line.startswith(PROGRESS_MARK):
         return False
     try:
-        path, step, detail = json.loads(line[len(PROGRESS_MARK):])
+        path, step, detail = json.loads(line[len(PROGRESS_MARK) :])
     except (ValueError, TypeError):
         return False
     report_progress(str(path), str(step), str(detail))

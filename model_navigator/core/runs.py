@@ -23,12 +23,13 @@ def _now() -> str:
 
 def start_run(status: NavigatorStatus, operation: str) -> RunRecord:
     """Append an unfinished record of `operation` by this process to `status.runs`."""
-    record = RunRecord(id=uuid.uuid4().hex[:12], operation=operation, pid=os.getpid(), host=socket.gethostname(),
-                       started_at=_now())
+    record = RunRecord(
+        id=uuid.uuid4().hex[:12], operation=operation, pid=os.getpid(), host=socket.gethostname(), started_at=_now()
+    )
     runs = list(status.runs or [])
     runs.append(record)
     if len(runs) > MAX_RUNS:
-        runs = runs[:1] + runs[-(MAX_RUNS - 1):]
+        runs = runs[:1] + runs[-(MAX_RUNS - 1) :]
     status.runs = runs
     return record
 
@@ -50,8 +51,10 @@ class Terminated(KeyboardInterrupt):
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises Terminated in the main thread, unless the user installed a
     handler of their own (theirs is kept) or this is another thread (signals go to the main one)."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 
@@ -71,8 +74,9 @@ def interruption(error: KeyboardInterrupt) -> str:
 
 
 @contextlib.contextmanager
-def recorded_run(status: NavigatorStatus, save: Callable[[], None], operation: str,
-                 record: Optional[RunRecord] = None) -> Iterator[RunRecord]:
+def recorded_run(
+    status: NavigatorStatus, save: Callable[[], None], operation: str, record: Optional[RunRecord] = None
+) -> Iterator[RunRecord]:
     """Record `operation` in `status` and `save` it, then mark how the block ended and save again
     (a kill -9 leaves the record unfinished, which is the point). With `record` (already in
     `status.runs`: nav.load marks itself before it unpacks) that run is continued, not a new one."""
@@ -137,5 +141,7 @@ def unfinished_load(status: NavigatorStatus) -> Optional[str]:
     if record is None or record.outcome == "finished":
         return None
     how = "was killed or crashed" if not record.finished else record.outcome
-    return (f"the load that unpacked it (run {record.id}, pid {record.pid} on {record.host}, started "
-            f"{record.started_at}) {how}, so files may be missing")
+    return (
+        f"the load that unpacked it (run {record.id}, pid {record.pid} on {record.host}, started "
+        f"{record.started_at}) {how}, so files may be missing"
+    )

@@ -50,8 +50,9 @@ def _describe(value: Any) -> str:
     return type(value).__module__ + "." + type(value).__name__
 
 
-def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]], rename: bool = False
-                   ) -> Tuple[Dict[str, Any], bool]:
+def _item_to_named(
+    item: Any, index: int, input_names: Optional[Sequence[str]], rename: bool = False
+) -> Tuple[Dict[str, Any], bool]:
     """One dataloader item -> (ordered mapping name -> tensor, given as keywords?). With `rename`,
     `input_names` none of which is a dict key name its entries by position (the reference's rule)."""
     if isinstance(item, dict):
@@ -75,8 +76,11 @@ def _item_to_named(item: Any, index: int, input_names: Optional[Sequence[str]], 
                 raise UserInputError(
                     f"`input_names` {tuple(input_names)} do not match the keys of the dataloader's dict samples "
                     f"{tuple(keys)}; pass the same names (any order)"
-                    + (", or names none of which is a key to rename the inputs by the keys' position,"
-                       if rename else "")
+                    + (
+                        ", or names none of which is a key to rename the inputs by the keys' position,"
+                        if rename
+                        else ""
+                    )
                     + " or leave `input_names` out."
                 )
             keys = list(input_names)
@@ -156,8 +160,9 @@ def _to_arrays(named: Dict[str, Any], index: int) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def _check_like_first(arrays: Dict[str, np.ndarray], names: Tuple[str, ...], first: Dict[str, np.ndarray],
-                      index: int) -> None:
+def _check_like_first(
+    arrays: Dict[str, np.ndarray], names: Tuple[str, ...], first: Dict[str, np.ndarray], index: int
+) -> None:
     """Every item holds the inputs of item 0, each with the rank and dtype it had there."""
     if set(arrays) != set(names) or len(arrays) != len(names):
         raise UserInputError(
@@ -195,8 +200,7 @@ def _split_batch(arrays: Dict[str, np.ndarray], index: int, batch_dim: int) -> L
     batch = next(iter(_batch_sizes(arrays, index, batch_dim).values()))
     if batch == 0:
         raise UserInputError(f"`dataloader` item {index} has an empty batch (size 0 on axis {batch_dim}).")
-    return [{k: np.ascontiguousarray(np.take(a, [i], axis=batch_dim)) for k, a in arrays.items()}
-            for i in range(batch)]
+    return [{k: np.ascontiguousarray(np.take(a, [i], axis=batch_dim)) for k, a in arrays.items()} for i in range(batch)]
 
 
 def _uneven_batch(items: List[Dict[str, np.ndarray]], batch_dim: int) -> Optional[str]:
@@ -263,8 +267,16 @@ def collect_samples(
         max_batch = max(max_batch, len(split))
         samples.extend(split)
         origins.extend((index, position) for position in range(len(split)))
-    return SampleSet(samples=samples, input_names=names, keyword=keyword, dataloader_batch_size=max_batch,
-                     dataloader_len=length, batch_dim=batch_dim, forward_names=forward_names, origins=origins)
+    return SampleSet(
+        samples=samples,
+        input_names=names,
+        keyword=keyword,
+        dataloader_batch_size=max_batch,
+        dataloader_len=length,
+        batch_dim=batch_dim,
+        forward_names=forward_names,
+        origins=origins,
+    )
 
 
 def select_samples(sample_set: SampleSet, sample_count: int) -> Dict[str, List[int]]:

@@ -281,8 +281,7 @@ class PathStatus:
         found = []
         for runtime, result in self.runtimes.items():
             if not self.is_reference(runtime) and result.failed:
-                found.append(f"{self.key} on {runtime.value}: correctness "
-                             f"{result.correctness.status.value}")  # type: ignore[union-attr]
+                found.append(f"{self.key} on {runtime.value}: correctness {result.correctness.status.value}")  # type: ignore[union-attr]
             if result.profiling_failed:
                 found.append(f"{self.key} on {runtime.value}: profiling failed")
         return found
@@ -291,8 +290,9 @@ class PathStatus:
         """Why the path (on `runtime`, when given) cannot compete in selection, or None when it can:
         deployable and profiled."""
         if self.is_source:
-            return "the source model: the reference, not a deployable artifact" if self.is_reference(runtime) else \
-                f"the source model on {runtime.value}: checked against it, not a deployable artifact"  # type: ignore[union-attr]
+            if runtime is None or self.is_reference(runtime):
+                return "the source model: the reference, not a deployable artifact"
+            return f"the source model on {runtime.value}: checked against it, not a deployable artifact"
         if not self.ok:
             return f"{self.status.value}" + (f": {short_text(self.reason)}" if self.reason else "")
         result = self.runtimes.get(runtime) if runtime is not None else None
@@ -300,11 +300,17 @@ class PathStatus:
             return "no runtime was checked" if not self.runtimes else "correctness not checked"
         corr, perf = result.correctness, result.performance
         if not result.passed:
-            return "correctness not checked" if corr is None else \
-                f"correctness {corr.status.value}" + (f": {short_text(corr.reason)}" if corr.reason else "")
+            return (
+                "correctness not checked"
+                if corr is None
+                else f"correctness {corr.status.value}" + (f": {short_text(corr.reason)}" if corr.reason else "")
+            )
         if not result.profiled:
-            return "not profiled" if perf is None else f"profiling {perf.status.value}" + (
-                f": {short_text(perf.reason)}" if perf.reason else "")
+            return (
+                "not profiled"
+                if perf is None
+                else f"profiling {perf.status.value}" + (f": {short_text(perf.reason)}" if perf.reason else "")
+            )
         return None
 
 
@@ -334,8 +340,10 @@ def check_reported(reported: Dict[str, Any], selectors: Mapping[str, Any], produ
     comes from its declaration alone."""
     clash = sorted(set(reported) & set(selectors))
     if clash:
-        raise ValueError(f"{producer} reported {clash}, which select the path's variant (its selectors); "
-                         f"producers report what they made (opset, exporter, ...)")
+        raise ValueError(
+            f"{producer} reported {clash}, which select the path's variant (its selectors); "
+            f"producers report what they made (opset, exporter, ...)"
+        )
 
 
 @dataclass
@@ -378,8 +386,12 @@ class NavigatorStatus:
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, ExportConfig):
-            data = {"model_name": self.model_name, "framework": self.framework, "target_formats": [],
-                    **dict(self.config or {})}
+            data = {
+                "model_name": self.model_name,
+                "framework": self.framework,
+                "target_formats": [],
+                **dict(self.config or {}),
+            }
             self.config = ExportConfig.from_dict(data)
 
     def save(self, workdir: Path) -> None:
@@ -388,16 +400,25 @@ class NavigatorStatus:
 
     def verified_runtimes(self) -> List[Tuple[str, RuntimeProvider]]:
         """Every deployable path and runtime whose verified mark holds (on a result that passed)."""
-        return [(key, rt) for key, path in self.paths.items() for rt, result in path.runtimes.items()
-                if result.is_verified and path.deployable(rt)]
+        return [
+            (key, rt)
+            for key, path in self.paths.items()
+            for rt, result in path.runtimes.items()
+            if result.is_verified and path.deployable(rt)
+        ]
 
     def held_marks(self) -> List[Tuple[str, RuntimeProvider]]:
         """Every artifact's path and runtime the user marked verified whose mark still holds: its check
         passed, or could not run here (not checked, skipped, or the path could not be produced again).
         A mark whose check failed is dropped by the re-check that failed it (settle_verified) and counts
         for nothing. These decide the verified rule of selection."""
-        return [(key, rt) for key, path in self.paths.items() if not path.is_source
-                for rt, result in path.runtimes.items() if result.verified and not result.failed]
+        return [
+            (key, rt)
+            for key, path in self.paths.items()
+            if not path.is_source
+            for rt, result in path.runtimes.items()
+            if result.verified and not result.failed
+        ]
 
     def qualifying(self) -> List[Verdict]:
         """Every path and runtime judged for deployment, in status order: deployable and profiled
@@ -414,13 +435,18 @@ class NavigatorStatus:
         if not marked:
             return verdicts
         names = ", ".join(f"{k} on {rt.value}" for k, rt in marked)
-        first = [v._replace(reason=_marked_reason(v.reason))
-                 if (v.path, v.runtime) in marked and v.reason is not None else v
-                 for v in verdicts if v.reason is not None or (v.path, v.runtime) in marked]
+        first = [
+            v._replace(reason=_marked_reason(v.reason)) if (v.path, v.runtime) in marked and v.reason is not None else v
+            for v in verdicts
+            if v.reason is not None or (v.path, v.runtime) in marked
+        ]
         listed = {(v.path, v.runtime) for v in verdicts}
         first += [Verdict(k, rt, _marked_reason(self.paths[k].unfit(rt))) for k, rt in marked if (k, rt) not in listed]
-        later = [Verdict(v.path, v.runtime, f"not verified ({names} is; only verified ones qualify)")
-                 for v in verdicts if v.reason is None and (v.path, v.runtime) not in marked]
+        later = [
+            Verdict(v.path, v.runtime, f"not verified ({names} is; only verified ones qualify)")
+            for v in verdicts
+            if v.reason is None and (v.path, v.runtime) not in marked
+        ]
         return first + later
 
     @classmethod
@@ -446,8 +472,14 @@ class NavigatorStatus:
             status = from_plain(cls, data)
             if config is not None and not isinstance(config, dict):
                 raise TypeError(f"`config` must be a mapping, got {type(config).__name__}")
-            status.config = ExportConfig.from_dict({"model_name": status.model_name, "framework": status.framework,
-                                                    "target_formats": [], **_known_options(config or {})})
+            status.config = ExportConfig.from_dict(
+                {
+                    "model_name": status.model_name,
+                    "framework": status.framework,
+                    "target_formats": [],
+                    **_known_options(config or {}),
+                }
+            )
         except (TypeError, ValueError, KeyError, UserInputError) as e:
             raise PackageError(f"{STATUS_FILE} is malformed: {e}") from e
         for key, path in status.paths.items():
@@ -479,8 +511,11 @@ def _known_options(config: Dict[str, Any]) -> Dict[str, Any]:
     if unknown:
         from model_navigator.core.logging import LOGGER
 
-        LOGGER.warning("%s: export options %s are unknown to this model-navigator and were ignored (written by a "
-                       "newer version?)", STATUS_FILE, unknown)
+        LOGGER.warning(
+            "%s: export options %s are unknown to this model-navigator and were ignored (written by a newer version?)",
+            STATUS_FILE,
+            unknown,
+        )
     return {k: v for k, v in config.items() if k in known}
 
 
@@ -495,8 +530,13 @@ def check_path_names(key: str, path: PathStatus) -> None:
     model_path = path.model_path
     if model_path is not None:
         parts = PurePosixPath(model_path).parts
-        if (not model_path or model_path.startswith(("/", "\\")) or "\\" in model_path or ".." in parts
-                or re.match(r"^[A-Za-z]:", model_path)):
+        if (
+            not model_path
+            or model_path.startswith(("/", "\\"))
+            or "\\" in model_path
+            or ".." in parts
+            or re.match(r"^[A-Za-z]:", model_path)
+        ):
             raise PackageError(f"{STATUS_FILE}: path {key!r} has model_path {model_path!r} outside the workspace.")
 
 
@@ -516,8 +556,7 @@ def _upgrade_1_to_2(data: Dict[str, Any]) -> Dict[str, Any]:
                     "status": result["correctness_status"],
                     "reason": result.get("correctness_reason"),
                     "per_output": {
-                        name: {"max_abs_error": t["atol"], "max_rel_error": t["rtol"]}
-                        for name, t in tolerance.items()
+                        name: {"max_abs_error": t["atol"], "max_rel_error": t["rtol"]} for name, t in tolerance.items()
                     },
                 }
             runtimes[runtime] = {"correctness": correctness, "verified": bool(result.get("verified", False))}

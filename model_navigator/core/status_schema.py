@@ -30,8 +30,10 @@ def check_status_data(data: Any, cls: Any, where: str = "status.yaml") -> None:
 
 
 def _fail(where: str, field: str, problem: str) -> PackageError:
-    return PackageError(f"{where} is malformed: field `{field or '(root)'}` {problem}; it was not written by this "
-                        f"model-navigator as it is (edited or corrupted): re-export or re-save the package.")
+    return PackageError(
+        f"{where} is malformed: field `{field or '(root)'}` {problem}; it was not written by this "
+        f"model-navigator as it is (edited or corrupted): re-export or re-save the package."
+    )
 
 
 def _shown(value: Any) -> str:
@@ -152,19 +154,25 @@ def parse_yaml_text(text: str, where: str) -> Any:
     """Plain YAML `text` as data (safe loading, aliases refused), or a PackageError naming `where`
     (bad YAML, nesting too deep for the parser itself)."""
     if _flow_depth(text) > PARSER_DEPTH:
-        raise PackageError(f"{where} nests too deeply to be read (more than {MAX_DEPTH} levels are never "
-                           f"written by model-navigator); it was not loaded.")
+        raise PackageError(
+            f"{where} nests too deeply to be read (more than {MAX_DEPTH} levels are never "
+            f"written by model-navigator); it was not loaded."
+        )
     try:
         if _C_LOADER is None:
             return yaml.load(text, Loader=NoAliasSafeLoader)
         _check_events(text)  # libyaml parses without recursing; its composer recurses: depth first
         return yaml.load(text, Loader=_C_LOADER)
     except _TooDeep as e:
-        raise PackageError(f"{where} nests too deeply to be read (more than {MAX_DEPTH} levels are never "
-                           f"written by model-navigator); it was not loaded.") from e
+        raise PackageError(
+            f"{where} nests too deeply to be read (more than {MAX_DEPTH} levels are never "
+            f"written by model-navigator); it was not loaded."
+        ) from e
     except RecursionError as e:
-        raise PackageError(f"{where} nests too deeply to be read (more than {MAX_DEPTH} levels are never "
-                           f"written by model-navigator); it was not loaded.") from e
+        raise PackageError(
+            f"{where} nests too deeply to be read (more than {MAX_DEPTH} levels are never "
+            f"written by model-navigator); it was not loaded."
+        ) from e
     except yaml.YAMLError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PackageError(f"{where} is not safe, plain YAML and was not loaded: {first}") from e

@@ -60,10 +60,12 @@ def default_tolerance_name(fmt: Format, precision: Optional[TensorRTPrecision], 
 
 def check_user_tolerance(value: Any, name: str) -> UserTolerance:
     """None, a non-negative number (inf allowed: measure only) or a dict output name -> such a number."""
+
     def number(v: Any, where: str) -> float:
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v) or v < 0:
-            raise UserInputError(f"`{where}` must be a non-negative number (float('inf') measures without "
-                                 f"judging), got {v!r}.")
+            raise UserInputError(
+                f"`{where}` must be a non-negative number (float('inf') measures without judging), got {v!r}."
+            )
         return float(v)
 
     if value is None:
@@ -80,8 +82,9 @@ def check_tolerance_names(value: UserTolerance, name: str, output_names: Sequenc
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(output_names))
         if unknown:
-            raise UserInputError(f"`{name}` names {unknown}, which are not outputs of the model; outputs: "
-                                 f"{list(output_names)}.")
+            raise UserInputError(
+                f"`{name}` names {unknown}, which are not outputs of the model; outputs: {list(output_names)}."
+            )
 
 
 def _for_output(value: UserTolerance, output: str) -> Tuple[bool, Optional[float]]:

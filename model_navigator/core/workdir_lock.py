@@ -55,8 +55,12 @@ class LockHolder:
     def parse(cls, text: str) -> Optional["LockHolder"]:
         try:
             data = json.loads(text)
-            return cls(pid=int(data["pid"]), host=str(data["host"]), started_at=str(data["started_at"]),
-                       operation=str(data["operation"]))
+            return cls(
+                pid=int(data["pid"]),
+                host=str(data["host"]),
+                started_at=str(data["started_at"]),
+                operation=str(data["operation"]),
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -96,7 +100,7 @@ def _unbind(path: str) -> str:
     device, root, point = max(inside, key=lambda m: len(m[2]))
     if root == "/":
         return path
-    within = (root.rstrip("/") + path[len(point.rstrip("/")):]) or "/"
+    within = (root.rstrip("/") + path[len(point.rstrip("/")) :]) or "/"
     whole = [m for m in mounts if m[0] == device and m[1] == "/"]
     if not whole:
         return path
@@ -121,8 +125,10 @@ def lock_path(workdir: Union[str, Path]) -> Path:
 
 def takeover_message(workdir: Union[str, Path], previous: LockHolder) -> str:
     """What to say (log and print) when a lock left by a dead process was taken over."""
-    return (f"Took over the lock of workdir {str(Path(workdir).absolute())!r} left by {previous.describe()}, "
-            f"which is no longer running (killed or crashed).")
+    return (
+        f"Took over the lock of workdir {str(Path(workdir).absolute())!r} left by {previous.describe()}, "
+        f"which is no longer running (killed or crashed)."
+    )
 
 
 def _read(fd: int) -> str:
@@ -228,8 +234,12 @@ def _file_key(path: Path) -> str:
 def _write_holder(fd: int, path: Path, operation: str) -> None:
     """Write who holds the lock into it; on a full disk the lock (an empty file needs no space) still
     holds, only the name of its holder is missing from a second process's error."""
-    me_holder = LockHolder(pid=os.getpid(), host=socket.gethostname(), operation=operation,
-                           started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    me_holder = LockHolder(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        operation=operation,
+        started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     try:

@@ -26,8 +26,10 @@ def remove_workdir(root: Path) -> None:
         shutil.rmtree(root)
     except OSError as e:
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        raise UserInputError(f"`workdir` {str(root)!r} cannot be replaced: {e.strerror or e}{where}; it may be "
-                             f"read-only or in use: choose another `workdir`.") from e
+        raise UserInputError(
+            f"`workdir` {str(root)!r} cannot be replaced: {e.strerror or e}{where}; it may be "
+            f"read-only or in use: choose another `workdir`."
+        ) from e
 
 
 class Workspace:
@@ -52,8 +54,9 @@ class Workspace:
         try:
             root.mkdir(parents=True)
         except OSError as e:
-            raise UserInputError(f"`workdir` {str(root)!r} cannot be created: {e.strerror or e}; choose a writable "
-                                 f"`workdir`.") from e
+            raise UserInputError(
+                f"`workdir` {str(root)!r} cannot be created: {e.strerror or e}; choose a writable `workdir`."
+            ) from e
         return cls(root)
 
     def input_dir(self, sample_set: str) -> Path:

@@ -78,8 +78,10 @@ def prepare_outdir(outdir: Path) -> Optional[str]:
         return f"{outdir} exists and is not a folder; pass --outdir NEW_FOLDER"
     if outdir.is_dir() and any(outdir.iterdir()):
         if not (outdir / MARKER).is_file():
-            return (f"{outdir} is not empty and was not made by this example (no {MARKER} in it); remove it or "
-                    f"pass --outdir NEW_FOLDER")
+            return (
+                f"{outdir} is not empty and was not made by this example (no {MARKER} in it); remove it or "
+                f"pass --outdir NEW_FOLDER"
+            )
         removed: List[str] = []
         for name in OUTPUTS:
             target = outdir / name
@@ -93,16 +95,20 @@ def prepare_outdir(outdir: Path) -> Optional[str]:
         if removed:
             print(f"replacing the example's earlier outputs in {outdir}: {', '.join(removed)}", file=sys.stderr)
     outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / MARKER).write_text("made by python -m model_navigator.examples.torch_linear; a re-run replaces "
-                                 + ", ".join(OUTPUTS) + " here\n")
+    (outdir / MARKER).write_text(
+        "made by python -m model_navigator.examples.torch_linear; a re-run replaces " + ", ".join(OUTPUTS) + " here\n"
+    )
     return None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the example in --outdir; 2 when that folder is not ours to use."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--outdir", default="nav_example",
-                        help="folder to run in: created, or an earlier run's (its outputs are replaced)")
+    parser.add_argument(
+        "--outdir",
+        default="nav_example",
+        help="folder to run in: created, or an earlier run's (its outputs are replaced)",
+    )
     args = parser.parse_args(argv)
     outdir = Path(args.outdir)
     problem = prepare_outdir(outdir)
@@ -112,8 +118,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.chdir(outdir)
     start = time.perf_counter()
     run_reference_example()
-    print(f"\nDone in {time.perf_counter() - start:.1f} s. Workspace: {outdir}/navigator_workdir, "
-          f"package: {outdir}/example_pyt.nav, loaded into {outdir}/example_pyt_workdir")
+    print(
+        f"\nDone in {time.perf_counter() - start:.1f} s. Workspace: {outdir}/navigator_workdir, "
+        f"package: {outdir}/example_pyt.nav, loaded into {outdir}/example_pyt_workdir"
+    )
     return 0
 
 

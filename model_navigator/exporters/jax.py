@@ -48,13 +48,19 @@ BATCH_SYMBOL = "batch"
 
 # Known jax2onnx limits and what works instead (paths.base.match_hint).
 _HINTS: Tuple[Hint, ...] = (
-    (("_DynamicDimSentinel", "JAX2ONNX_DYNAMIC_DIM_SENTINEL"), "onnx-jax2onnx",
-     "jax2onnx cannot index or broadcast jnp.arange(n) when n is a varying (symbolic) axis, as in T5's relative "
-     "positions (jnp.arange(n)[:, None]); jax.lax.broadcasted_iota(jnp.int32, (n, n), 0) or "
-     "jnp.arange(n).reshape(n, 1) converts"),
-    (("_pool() takes 1 positional argument",), "onnx-jax2onnx",
-     "jax2onnx's flax.linen max_pool/avg_pool/min_pool take window_shape only by keyword: "
-     "nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))"),
+    (
+        ("_DynamicDimSentinel", "JAX2ONNX_DYNAMIC_DIM_SENTINEL"),
+        "onnx-jax2onnx",
+        "jax2onnx cannot index or broadcast jnp.arange(n) when n is a varying (symbolic) axis, as in T5's relative "
+        "positions (jnp.arange(n)[:, None]); jax.lax.broadcasted_iota(jnp.int32, (n, n), 0) or "
+        "jnp.arange(n).reshape(n, 1) converts",
+    ),
+    (
+        ("_pool() takes 1 positional argument",),
+        "onnx-jax2onnx",
+        "jax2onnx's flax.linen max_pool/avg_pool/min_pool take window_shape only by keyword: "
+        "nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))",
+    ),
 )
 
 
@@ -95,8 +101,12 @@ class JaxExportContext(ExportContext):
         return self.kw_names or self.input_names
 
 
-def dimension_symbols(input_names: Sequence[str], shapes: Sequence[Tuple[Optional[int], ...]],
-                      batch_dim: Optional[int], samples: Sequence[Dict[str, np.ndarray]]) -> List[Optional[str]]:
+def dimension_symbols(
+    input_names: Sequence[str],
+    shapes: Sequence[Tuple[Optional[int], ...]],
+    batch_dim: Optional[int],
+    samples: Sequence[Dict[str, np.ndarray]],
+) -> List[Optional[str]]:
     """jax2tf polymorphic shape per input: the batch axis is `batch` everywhere; every other dynamic
     axis gets a variable shared with the axes whose size matches it in every sample (otherwise
     `x + mask` could not be traced: jax2tf must know both axes are equal)."""
@@ -122,8 +132,9 @@ def dimension_symbols(input_names: Sequence[str], shapes: Sequence[Tuple[Optiona
     return result
 
 
-def _lowered(build: Callable[[Optional[Sequence[str]]], Any], platforms: Optional[Sequence[str]]
-             ) -> Tuple[Any, Optional[Sequence[str]]]:
+def _lowered(
+    build: Callable[[Optional[Sequence[str]]], Any], platforms: Optional[Sequence[str]]
+) -> Tuple[Any, Optional[Sequence[str]]]:
     """build(platforms), or build(None) (this machine's platform only) when an op has no lowering
     for one of them (a CPU-only custom call has none for CUDA); returns the result and the platforms."""
     try:
@@ -135,8 +146,12 @@ def _lowered(build: Callable[[Optional[Sequence[str]]], Any], platforms: Optiona
             result = build(None)
         except Exception:
             raise first from None
-        LOGGER.warning("jax2tf could not lower for %s (%s: %s); lowered for this machine's platform only",
-                       "/".join(platforms), type(first).__name__, (str(first).splitlines() or [""])[0])
+        LOGGER.warning(
+            "jax2tf could not lower for %s (%s: %s); lowered for this machine's platform only",
+            "/".join(platforms),
+            type(first).__name__,
+            (str(first).splitlines() or [""])[0],
+        )
         return result, None
 
 
@@ -158,14 +173,18 @@ def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -
         tensors, _ = flatten_outputs(call_predict(model, inputs, names, keyword, params=params))
         return tuple(tensors)
 
-    kwargs: Dict[str, Any] = {"polymorphic_shapes": [None, *ctx.polymorphic_shapes],
-                              # with_gradient=False would add PreventGradient ops, which tf2onnx cannot
-                              # convert; the gradient itself is not saved (experimental_custom_gradients).
-                              "with_gradient": True}
+    kwargs: Dict[str, Any] = {
+        "polymorphic_shapes": [None, *ctx.polymorphic_shapes],
+        # with_gradient=False would add PreventGradient ops, which tf2onnx cannot
+        # convert; the gradient itself is not saved (experimental_custom_gradients).
+        "with_gradient": True,
+    }
     if non_native_supported():  # jax <= 0.7.1: the flags still choose the serialization
         kwargs.update(enable_xla=enable_xla, native_serialization=enable_xla)
-    specs = [tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
-             for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes, strict=True)]
+    specs = [
+        tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
+        for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes, strict=True)
+    ]
 
     def build(platforms: Optional[Sequence[str]]) -> Tuple[Any, Any]:
         options = dict(kwargs)
@@ -177,8 +196,10 @@ def serving_module(ctx: JaxExportContext, enable_xla: bool, jit_compile: bool) -
         def serve(*inputs):
             outputs = converted(variables, *inputs)
             if len(outputs) != len(output_names):
-                raise ValueError(f"the predict function returned {len(outputs)} outputs while converting, "
-                                 f"expected {len(output_names)} {output_names}")
+                raise ValueError(
+                    f"the predict function returned {len(outputs)} outputs while converting, "
+                    f"expected {len(output_names)} {output_names}"
+                )
             return {name: tf.identity(t) for name, t in zip(output_names, outputs, strict=True)}
 
         return serve, serve.get_concrete_function()
@@ -207,12 +228,21 @@ def export_savedmodel(request: ProduceRequest) -> Dict[str, Any]:
         with written_in_staging(out_path) as staged:  # never half a SavedModel under its final name
             tf.saved_model.save(holder, str(staged), signatures={SIGNATURE_KEY: concrete}, options=options)
     native = "XlaCallModule" in ops
-    LOGGER.info("jax2tf SavedModel %s: enable_xla=%s jit_compile=%s native serialization=%s ops=%s",
-                spec.key, enable_xla, jit_compile, native, ops)
-    return {"signature": SIGNATURE_KEY, "jax_version": jax_version(), "native_serialization": native,
-            "serialization_platforms": platforms,
-            "polymorphic_shapes": dict(zip(ctx.input_names, [p or "static" for p in ctx.polymorphic_shapes],
-                                           strict=True))}
+    LOGGER.info(
+        "jax2tf SavedModel %s: enable_xla=%s jit_compile=%s native serialization=%s ops=%s",
+        spec.key,
+        enable_xla,
+        jit_compile,
+        native,
+        ops,
+    )
+    return {
+        "signature": SIGNATURE_KEY,
+        "jax_version": jax_version(),
+        "native_serialization": native,
+        "serialization_platforms": platforms,
+        "polymorphic_shapes": dict(zip(ctx.input_names, [p or "static" for p in ctx.polymorphic_shapes], strict=True)),
+    }
 
 
 def variant_unavailable(spec: PathSpec) -> Optional[str]:
@@ -229,9 +259,11 @@ def savedmodel_onnx_unavailable(spec: PathSpec) -> Optional[str]:
     cannot convert, so that path is known impossible and skipped with the reason instead of tried."""
     if not spec.selector_dict.get("enable_xla", False):
         return None
-    return ("the enable_xla=True SavedModel holds the function as one XlaCallModule op (jax2tf's native "
-            "serialization, the only one since jax 0.7.2), which tf2onnx cannot convert; ONNX comes from "
-            "onnx-jax2onnx (format=ONNX without enable_xla / jit_compile)")
+    return (
+        "the enable_xla=True SavedModel holds the function as one XlaCallModule op (jax2tf's native "
+        "serialization, the only one since jax 0.7.2), which tf2onnx cannot convert; ONNX comes from "
+        "onnx-jax2onnx (format=ONNX without enable_xla / jit_compile)"
+    )
 
 
 def context_from_status(model: JaxModel, workspace: Any, status: Any) -> JaxExportContext:
@@ -250,8 +282,13 @@ def _needs_samples(inputs: Sequence[Any], batch_dim: Optional[int]) -> bool:
     return any(d < 0 and axis != batch_dim for m in inputs for axis, d in enumerate(m.shape))
 
 
-def make_context(model: JaxModel, config: Any, inputs: Sequence[Any], outputs: Sequence[Any],
-                 samples: Sequence[Dict[str, np.ndarray]]) -> JaxExportContext:
+def make_context(
+    model: JaxModel,
+    config: Any,
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+    samples: Sequence[Dict[str, np.ndarray]],
+) -> JaxExportContext:
     """The export context of `model` under `config`, tensors described by `inputs`/`outputs`
     (TensorMetadata); `samples` (conversion, then correctness) pair the dynamic axes that vary together."""
     names = tuple(m.name for m in inputs)

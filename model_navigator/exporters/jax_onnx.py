@@ -79,8 +79,9 @@ def _rename_value(graph: Any, old: str, new: str) -> None:
             value.name = new
 
 
-def name_graph_io(model: Any, input_names: Sequence[str], input_dtypes: Sequence[str],
-                  output_names: Sequence[str]) -> None:
+def name_graph_io(
+    model: Any, input_names: Sequence[str], input_dtypes: Sequence[str], output_names: Sequence[str]
+) -> None:
     """Give the graph's inputs and outputs the export's names, and its inputs the export's dtypes
     (a Cast to the traced dtype after an input whose dtype JAX narrowed)."""
     import onnx
@@ -91,7 +92,8 @@ def name_graph_io(model: Any, input_names: Sequence[str], input_dtypes: Sequence
         raise RuntimeError(
             f"jax2onnx made a graph with {len(graph.input)} inputs and {len(graph.output)} outputs; the predict "
             f"function has {len(input_names)} inputs {tuple(input_names)} and {len(output_names)} outputs "
-            f"{tuple(output_names)}")
+            f"{tuple(output_names)}"
+        )
     for value, name in zip(list(graph.output), output_names, strict=True):
         if value.name != name:
             _rename_value(graph, value.name, name)
@@ -128,19 +130,22 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
         return tuple(tensors)
 
     shapes = [symbolic_shape(poly, shape) for poly, shape in zip(ctx.polymorphic_shapes, ctx.input_shapes, strict=True)]
-    specs = [jax.ShapeDtypeStruct(shape, np.dtype(dtype))
-             for shape, dtype in zip(shapes, ctx.input_dtypes, strict=True)]
+    specs = [
+        jax.ShapeDtypeStruct(shape, np.dtype(dtype)) for shape, dtype in zip(shapes, ctx.input_dtypes, strict=True)
+    ]
     version = jax2onnx_version()
     opset = max(ctx.opset, MIN_OPSET)
     if opset != ctx.opset:
-        LOGGER.info("%s: opset %d raised to %d, the lowest jax2onnx writes valid models for",
-                    spec.key, ctx.opset, opset)
+        LOGGER.info(
+            "%s: opset %d raised to %d, the lowest jax2onnx writes valid models for", spec.key, ctx.opset, opset
+        )
     try:
         proto = jax2onnx.to_onnx(flat_predict, specs, model_name=spec.key.replace("-", "_"), opset=opset)
     except Exception as e:  # jax2onnx's reason names the primitive it cannot lower
         first = (str(e).strip().splitlines() or [""])[0]
-        raise RuntimeError(f"jax2onnx {version} could not convert the predict function: "
-                           f"{type(e).__name__}: {first}") from e
+        raise RuntimeError(
+            f"jax2onnx {version} could not convert the predict function: {type(e).__name__}: {first}"
+        ) from e
     name_graph_io(proto, ctx.input_names, ctx.input_dtypes, ctx.output_names)  # the export's names
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,10 +153,16 @@ def export_jax_onnx(request: ProduceRequest) -> Dict[str, Any]:
     if not external:
         onnx.checker.check_model(proto)
     with written_in_staging(out_path) as staged:  # never half a model.onnx under its final name
-        onnx.save_model(proto, str(staged), save_as_external_data=external,
-                        location=f"{out_path.name}.data" if external else None)
+        onnx.save_model(
+            proto, str(staged), save_as_external_data=external, location=f"{out_path.name}.data" if external else None
+        )
     if external:  # a model over 2 GiB is checked from its file
         onnx.checker.check_model(str(out_path))
     dims: List[str] = sorted({d for shape in shapes for d in shape if isinstance(d, str)})
-    return {"exporter": "jax2onnx", "jax2onnx_version": version, "opset": opset,
-            "symbolic_dims": dims, "input_shapes": dict(zip(ctx.input_names, [list(s) for s in shapes], strict=True))}
+    return {
+        "exporter": "jax2onnx",
+        "jax2onnx_version": version,
+        "opset": opset,
+        "symbolic_dims": dims,
+        "input_shapes": dict(zip(ctx.input_names, [list(s) for s in shapes], strict=True)),
+    }

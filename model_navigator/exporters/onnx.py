@@ -82,8 +82,12 @@ def opset_of(model: Any) -> int:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def check_samples(samples: Sequence[Dict[str, np.ndarray]], inputs: Sequence[GraphTensor],
-                  batch_dim: Optional[int], describe: Optional[Callable[[int], str]] = None) -> None:
+def check_samples(
+    samples: Sequence[Dict[str, np.ndarray]],
+    inputs: Sequence[GraphTensor],
+    batch_dim: Optional[int],
+    describe: Optional[Callable[[int], str]] = None,
+) -> None:
     """Every sample fits the graph's inputs (rank, fixed sizes, dtype), checked before any work;
     errors name the input, both shapes and what to change, and the sample as `describe` says
     (SampleSet.describe: the dataloader item and position). Samples are single (batch axis 1) when
@@ -95,8 +99,10 @@ def check_samples(samples: Sequence[Dict[str, np.ndarray]], inputs: Sequence[Gra
             value = sample[tensor.name]
             expected = tuple("?" if s is None else s for s in tensor.shape)
             if value.ndim != len(tensor.shape):
-                raise UserInputError(f"{where}: input {tensor.name!r} has shape {value.shape}, but the "
-                                     f"ONNX graph takes rank {len(tensor.shape)} {expected}.")
+                raise UserInputError(
+                    f"{where}: input {tensor.name!r} has shape {value.shape}, but the "
+                    f"ONNX graph takes rank {len(tensor.shape)} {expected}."
+                )
             for axis, size in enumerate(tensor.shape):
                 if size is None or value.shape[axis] == size:
                     continue
@@ -104,14 +110,22 @@ def check_samples(samples: Sequence[Dict[str, np.ndarray]], inputs: Sequence[Gra
                     raise UserInputError(
                         f"Input {tensor.name!r}: the ONNX graph fixes its batch axis {axis} to {size} {expected}, so "
                         f"model-navigator cannot split and rebuild batches along it; pass batch_dim=None to feed "
-                        f"whole batches of {size}, or give a model with a dynamic batch axis.")
-                shown = (value.shape if batch_dim is None
-                         else value.shape[:batch_dim] + ("b",) + value.shape[batch_dim + 1:])
-                raise UserInputError(f"{where}: input {tensor.name!r} has shape {shown}, but the ONNX "
-                                     f"graph takes {expected} (axis {axis} is fixed to {size}).")
+                        f"whole batches of {size}, or give a model with a dynamic batch axis."
+                    )
+                shown = (
+                    value.shape
+                    if batch_dim is None
+                    else value.shape[:batch_dim] + ("b",) + value.shape[batch_dim + 1 :]
+                )
+                raise UserInputError(
+                    f"{where}: input {tensor.name!r} has shape {shown}, but the ONNX "
+                    f"graph takes {expected} (axis {axis} is fixed to {size})."
+                )
             if value.dtype != tensor.dtype:
-                raise UserInputError(f"{where}: input {tensor.name!r} has dtype {value.dtype}, but the "
-                                     f"ONNX graph takes {tensor.dtype}; feed {tensor.dtype} tensors.")
+                raise UserInputError(
+                    f"{where}: input {tensor.name!r} has dtype {value.dtype}, but the "
+                    f"ONNX graph takes {tensor.dtype}; feed {tensor.dtype} tensors."
+                )
 
 
 def copy_onnx(request: ProduceRequest) -> Dict[str, Any]:

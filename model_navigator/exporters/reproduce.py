@@ -14,9 +14,14 @@ def write_export_reproduce(workspace: Any, spec: Any, template: str, needs: str 
     and its .sh, through the one reproduce-script writer."""
     from model_navigator.steps.base import write_reproduce
 
-    write_reproduce(workspace.root, spec.key, "export", ["--workdir", ".", "--path", spec.key],
-                    py_text=template.format(path=spec.key),
-                    note=f"Implement {needs} in {spec.key}/reproduce_export.py first.")
+    write_reproduce(
+        workspace.root,
+        spec.key,
+        "export",
+        ["--workdir", ".", "--path", spec.key],
+        py_text=template.format(path=spec.key),
+        note=f"Implement {needs} in {spec.key}/reproduce_export.py first.",
+    )
 
 
 def context_from_status(framework: Framework, model: Any, workspace: Any, status: Any) -> Any:
@@ -25,7 +30,8 @@ def context_from_status(framework: Framework, model: Any, workspace: Any, status
     import importlib
 
     return importlib.import_module(f"model_navigator.exporters.{framework.value}").context_from_status(
-        model, workspace, status)
+        model, workspace, status
+    )
 
 
 def run_reproduce_export(framework: Framework, make_context: Callable[[Any, Any], Any], argv: List[str]) -> int:

@@ -53,8 +53,10 @@ class TensorFlowExportContext(ExportContext):
 def serving_function(ctx: TensorFlowExportContext) -> Any:
     """The tf.function the SavedModel serves: named inputs in, dict of named outputs out."""
     tf = import_tensorflow()
-    specs = [tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
-             for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes, strict=True)]
+    specs = [
+        tf.TensorSpec(shape=list(shape), dtype=tf.as_dtype(dtype), name=name)
+        for name, shape, dtype in zip(ctx.input_names, ctx.input_shapes, ctx.input_dtypes, strict=True)
+    ]
     model, keyword, output_names = ctx.model, ctx.keyword, ctx.output_names
     names = ctx.kw_names or ctx.input_names  # input_names may have renamed the model's dict inputs
 
@@ -62,8 +64,9 @@ def serving_function(ctx: TensorFlowExportContext) -> Any:
     def serve(*inputs):
         tensors, _ = flatten_outputs(call_model(model, inputs, names, keyword))
         if len(tensors) != len(output_names):
-            raise ValueError(f"the model returned {len(tensors)} outputs while tracing, expected "
-                             f"{len(output_names)} {output_names}")
+            raise ValueError(
+                f"the model returned {len(tensors)} outputs while tracing, expected {len(output_names)} {output_names}"
+            )
         return {name: tf.identity(t) for name, t in zip(output_names, tensors, strict=True)}
 
     return serve
@@ -140,4 +143,5 @@ def reproduce_export_main(get_model: Any, argv: List[str]) -> int:
     from model_navigator.exporters.reproduce import run_reproduce_export
 
     return run_reproduce_export(
-        Framework.TENSORFLOW, lambda workspace, status: context_from_status(get_model(), workspace, status), argv)
+        Framework.TENSORFLOW, lambda workspace, status: context_from_status(get_model(), workspace, status), argv
+    )

@@ -22,15 +22,20 @@ BATCH_HINT = "mark the batch axis dynamic or avoid shape-dependent Python code i
 
 # Known exporter limits and what works instead (paths.base.match_hint).
 _HINTS: Tuple[Hint, ...] = (
-    (("Failed to get source", "could not get source", "Can't get source", "requires source access"),
-     "torchscript-script",
-     "torch.jit.script cannot read this model's source (a library model built at run time); tracing works: "
-     "jit_options=('trace',)"),
+    (
+        ("Failed to get source", "could not get source", "Can't get source", "requires source access"),
+        "torchscript-script",
+        "torch.jit.script cannot read this model's source (a library model built at run time); tracing works: "
+        "jit_options=('trace',)",
+    ),
 )
 _TORCHSCRIPT_ONNX_HINTS: Tuple[Hint, ...] = (  # the TorchScript-based ONNX exporter's (onnx_dynamo=False)
-    (("UnsupportedOperatorError", "to ONNX opset version"), "onnx",
-     "the TorchScript-based ONNX exporter lacks this operator; onnx_dynamo=True (the torch.export-based exporter) "
-     "often has it"),
+    (
+        ("UnsupportedOperatorError", "to ONNX opset version"),
+        "onnx",
+        "the TorchScript-based ONNX exporter lacks this operator; onnx_dynamo=True (the torch.export-based exporter) "
+        "often has it",
+    ),
 )
 
 
@@ -201,19 +206,32 @@ def export_onnx(request: ProduceRequest) -> Dict[str, Any]:
         warnings.simplefilter("ignore", DeprecationWarning)
         if ctx.onnx_dynamo:
             torch.onnx.export(
-                ctx.model, args, str(staged), kwargs=kwargs or None, input_names=list(ctx.input_names),
-                output_names=list(ctx.output_names), opset_version=ctx.opset, dynamo=True,
-                dynamic_shapes=_dynamic_shapes(ctx), external_data=False,
+                ctx.model,
+                args,
+                str(staged),
+                kwargs=kwargs or None,
+                input_names=list(ctx.input_names),
+                output_names=list(ctx.output_names),
+                opset_version=ctx.opset,
+                dynamo=True,
+                dynamic_shapes=_dynamic_shapes(ctx),
+                external_data=False,
             )
         else:
-            dynamic_axes = {n: {a: f"{n}_dim{a}" for a in ctx.dynamic_axes[n]}
-                            for n in names if ctx.dynamic_axes.get(n)}
+            dynamic_axes = {
+                n: {a: f"{n}_dim{a}" for a in ctx.dynamic_axes[n]} for n in names if ctx.dynamic_axes.get(n)
+            }
             model = ctx.model
             if kwargs:  # keyword samples: the exporter sees positional inputs only (see keyword_adapter)
                 model, args = keyword_adapter(ctx.model, tuple(kwargs)), tuple(kwargs.values())
             torch.onnx.export(
-                model, args, str(staged), input_names=list(ctx.input_names),
-                output_names=list(ctx.output_names), opset_version=ctx.opset, dynamo=False,
+                model,
+                args,
+                str(staged),
+                input_names=list(ctx.input_names),
+                output_names=list(ctx.output_names),
+                opset_version=ctx.opset,
+                dynamo=False,
                 dynamic_axes=dynamic_axes or None,
             )
     return {"opset": ctx.opset, "exporter": "dynamo" if ctx.onnx_dynamo else "torchscript"}
@@ -233,12 +251,18 @@ def context_from_status(model: Any, workspace: Any, status: Any) -> TorchExportC
     `convert --model`: there is no export in memory)."""
     from model_navigator.core.samples import load_sample_dir
 
-    return make_context(model, status.config, status.inputs, status.outputs,
-                        load_sample_dir(workspace.input_dir("conversion")))
+    return make_context(
+        model, status.config, status.inputs, status.outputs, load_sample_dir(workspace.input_dir("conversion"))
+    )
 
 
-def make_context(model: Any, config: Any, inputs: Sequence[Any], outputs: Sequence[Any],
-                 conversion_samples: List[Dict[str, np.ndarray]]) -> TorchExportContext:
+def make_context(
+    model: Any,
+    config: Any,
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+    conversion_samples: List[Dict[str, np.ndarray]],
+) -> TorchExportContext:
     """The export context of `model` under `config`, tensors named by `inputs`/`outputs` (TensorMetadata)."""
     return TorchExportContext(
         model=model,
@@ -287,4 +311,5 @@ def reproduce_export_main(get_model: Any, argv: List[str]) -> int:
     from model_navigator.exporters.reproduce import run_reproduce_export
 
     return run_reproduce_export(
-        Framework.TORCH, lambda workspace, status: context_from_status(get_model(), workspace, status), argv)
+        Framework.TORCH, lambda workspace, status: context_from_status(get_model(), workspace, status), argv
+    )

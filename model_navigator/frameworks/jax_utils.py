@@ -175,8 +175,7 @@ def params_argument(fn: Callable[..., Any]) -> str:
     sig = _signature(fn)
     if sig is None:
         return DEFAULT_PARAMS_ARG
-    named = [p for p in sig.parameters.values()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    named = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     return named[-1].name if named else DEFAULT_PARAMS_ARG
 
 
@@ -199,8 +198,11 @@ def check_predict(fn: Any, input_names: Sequence[str], keyword: bool) -> str:
             sig.bind(*([None] * (len(input_names) + 1)))
     except TypeError as e:
         shown = ", ".join(input_names)
-        call = (f"model({', '.join(f'{n}=...' for n in input_names)}, {params_arg}=params)" if keyword
-                else f"model({shown}, params)")
+        call = (
+            f"model({', '.join(f'{n}=...' for n in input_names)}, {params_arg}=params)"
+            if keyword
+            else f"model({shown}, params)"
+        )
         raise UserInputError(
             f"The predict function {getattr(fn, '__name__', type(fn).__name__)}{sig} cannot be called as {call} "
             f"({e}): it must take one argument per dataloader input ({len(input_names)}: {shown}) and the params "
@@ -225,8 +227,9 @@ def check_params(params: Any) -> None:
             )
 
 
-def call_predict(model: JaxModel, inputs: Sequence[Any], names: Sequence[str], keyword: bool,
-                 params: Any = None) -> Any:
+def call_predict(
+    model: JaxModel, inputs: Sequence[Any], names: Sequence[str], keyword: bool, params: Any = None
+) -> Any:
     """predict(*inputs, params) or predict(**inputs, <params_arg>=params); `params` defaults to the
     model's own (the exporter passes them as traced values)."""
     weights = model.params if params is None else params

@@ -145,8 +145,12 @@ def tf_quiet(what: str = "tensorflow") -> Iterator[None]:
         caught: List[Any] = []
         with tempfile.TemporaryFile(mode="w+b") as capture:
             try:
-                with _forwarded_loggers(), muted_terminal(), _stderr_fd_to(capture), \
-                        warnings.catch_warnings(record=True) as caught:
+                with (
+                    _forwarded_loggers(),
+                    muted_terminal(),
+                    _stderr_fd_to(capture),
+                    warnings.catch_warnings(record=True) as caught,
+                ):
                     warnings.simplefilter("always")
                     yield
             finally:
@@ -175,8 +179,9 @@ def is_keras_model(model: Any) -> bool:
     """A Keras 3 (or tf.keras) model or layer, checked without importing keras ourselves."""
     for cls in type(model).__mro__:
         module = cls.__module__ or ""
-        if cls.__name__ == "Layer" and (module.startswith("keras") or module.startswith("tf_keras")
-                                        or module.startswith("tensorflow.python.keras")):
+        if cls.__name__ == "Layer" and (
+            module.startswith("keras") or module.startswith("tf_keras") or module.startswith("tensorflow.python.keras")
+        ):
             return True
     return False
 

@@ -9,8 +9,13 @@ import numpy as np
 from model_navigator.core.tensor import flatten_outputs  # noqa: F401  (shared by every framework)
 
 
-def to_torch_inputs(sample: Dict[str, np.ndarray], names: Sequence[str], device: str, keyword: bool,
-                    kw_names: Optional[Sequence[str]] = None):
+def to_torch_inputs(
+    sample: Dict[str, np.ndarray],
+    names: Sequence[str],
+    device: str,
+    keyword: bool,
+    kw_names: Optional[Sequence[str]] = None,
+):
     """numpy sample -> (args, kwargs) for calling a torch model; keyword inputs are passed under
     `kw_names` (the forward's parameter names, when `input_names` renamed them) or their own names."""
     import torch

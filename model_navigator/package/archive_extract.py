@@ -58,7 +58,8 @@ def extract_archive(path: Path, target: Path, skip: Collection[str] = ()) -> Non
                     dest = root.joinpath(*parts)
                     if not dest.resolve().is_relative_to(root) or dest.resolve() == root:
                         raise PackageError(
-                            f"{where}: entry {info.filename!r} refused: resolves outside {str(target)!r}.")
+                            f"{where}: entry {info.filename!r} refused: resolves outside {str(target)!r}."
+                        )
                     _make_folders(root, parts if info.is_dir() else parts[:-1], written, where, info.filename)
                     if not info.is_dir():
                         # npz files were loaded without pickle by validate_zip; _extract_entry checks
@@ -84,7 +85,12 @@ def _make_folders(root: Path, parts: List[str], written: List[Path], where: str,
 
 
 def _extract_entry(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, entry: Dict[str, Any], written: List[Path], where: str,
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    dest: Path,
+    entry: Dict[str, Any],
+    written: List[Path],
+    where: str,
     pool: Any = None,
 ) -> None:
     """Stream one file entry to `dest` (a stored one copied in the kernel, as `cp` does), enforcing the

@@ -131,8 +131,9 @@ def _zipfile_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[Chun
 def _stored_start(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Tuple[int, int]:
     """(archive fd, offset of the data) of a stored entry, after zipfile's own header checks."""
     if info.compress_size != info.file_size:
-        raise zipfile.BadZipFile(f"stored entry {info.filename!r} declares {info.compress_size} bytes stored "
-                                 f"but {info.file_size} unpacked")
+        raise zipfile.BadZipFile(
+            f"stored entry {info.filename!r} declares {info.compress_size} bytes stored but {info.file_size} unpacked"
+        )
     with zf.open(info):  # zipfile's own header checks: magic number, name, flags
         pass
     assert zf.fp is not None

@@ -46,8 +46,7 @@ def read_manifest(path: Path) -> dict:
         infos = [i for i in zf.infolist() if i.filename == MANIFEST_FILE]
         if len(infos) != 1:
             raise PackageError(
-                f"{where}: entry {MANIFEST_FILE!r} is "
-                f"{'missing' if not infos else 'duplicated'}: not a .nav package."
+                f"{where}: entry {MANIFEST_FILE!r} is {'missing' if not infos else 'duplicated'}: not a .nav package."
             )
         return parse_manifest(_read_small(zf, infos[0], where), where)
 
@@ -206,7 +205,10 @@ def _check_listing(
 
 
 def _check_contents(
-    zf: zipfile.ZipFile, files: Dict[str, zipfile.ZipInfo], listed: Dict[str, Dict[str, Any]], where: str,
+    zf: zipfile.ZipFile,
+    files: Dict[str, zipfile.ZipInfo],
+    listed: Dict[str, Dict[str, Any]],
+    where: str,
     read_data: bool = True,
 ) -> None:
     """One streaming pass checks each CRC-32 (what testzip does) and each sha256, and loads every npz
@@ -218,8 +220,9 @@ def _check_contents(
                 _check_entry(zf, files[name], entry, where, is_npz, pool)
 
 
-def _check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Dict[str, Any], where: str, is_npz: bool,
-                 pool: Any) -> None:
+def _check_entry(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Dict[str, Any], where: str, is_npz: bool, pool: Any
+) -> None:
     """One entry's size and sha256 against the manifest (CRC-32 by the stream), an npz loaded without pickle."""
     name = info.filename
     with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
@@ -286,8 +289,9 @@ def _read_small(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
         raise PackageError(f"{where}: entry {info.filename!r} cannot be read: {e}") from e
 
 
-def _hash_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[IO[bytes]] = None,
-                pool: Any = None) -> Tuple[int, str]:
+def _hash_entry(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[IO[bytes]] = None, pool: Any = None
+) -> Tuple[int, str]:
     """Stream one entry: (bytes produced, sha256 hex), writing them to `copy` too when given;
     CRC-32 is checked by zipfile at the end."""
     hasher = ChunkHasher(pool)

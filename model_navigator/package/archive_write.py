@@ -116,8 +116,9 @@ def _package_log(files: List[Tuple[str, Path]], scratch: Path) -> List[Tuple[str
     return rest
 
 
-def _write_checked(workdir: Path, path: Path, files: List[Tuple[str, Path]], format_version: Any,
-                   save_data: bool) -> None:
+def _write_checked(
+    workdir: Path, path: Path, files: List[Tuple[str, Path]], format_version: Any, save_data: bool
+) -> None:
     """Write `files` to a temporary zip beside `path`, validate it, and rename it into place."""
     problems = name_conflicts([name for name, _ in files])
     for name, _ in files:
@@ -226,8 +227,9 @@ def _write_zip(
     return too_compressible
 
 
-def _copy_in(zf: zipfile.ZipFile, info: zipfile.ZipInfo, f: io.BufferedReader, buffers: Tuple[memoryview, memoryview],
-             pool: Any) -> Tuple[int, str]:
+def _copy_in(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, f: io.BufferedReader, buffers: Tuple[memoryview, memoryview], pool: Any
+) -> Tuple[int, str]:
     """Stream `f` into the new entry `info`: (bytes written, their sha256), hashed on `pool`'s thread
     while the chunk is compressed/written, the two buffers taking turns."""
     hasher = ChunkHasher(pool)

@@ -96,8 +96,14 @@ class PackageDescriptor:
             return full
         return found
 
-    def get_path(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
-                 enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> PathStatus:
+    def get_path(
+        self,
+        format: Union[str, Format],
+        jit_type: Any = None,
+        precision: Any = None,
+        enable_xla: Optional[bool] = None,
+        jit_compile: Optional[bool] = None,
+    ) -> PathStatus:
         """Exactly one path for these selectors, or a UserInputError naming the choices. When several
         match, the one that passed its default runtime's check wins, then the one that exported, then
         the one that was not skipped (any, when all were); in
@@ -106,8 +112,10 @@ class PackageDescriptor:
         found = self._matching(format, jit_type, precision, enable_xla, jit_compile)
         if not found:
             known = ", ".join(sorted(self.status.paths)) or "none"
-            raise UserInputError(f"No path matches format={format!s} jit_type={jit_type} precision={precision}; "
-                                 f"paths in this package: {known}.")
+            raise UserInputError(
+                f"No path matches format={format!s} jit_type={jit_type} precision={precision}; "
+                f"paths in this package: {known}."
+            )
         if len(found) > 1:
             no_flags = enable_xla is None and jit_compile is None
             tried = [p for p in found if p.status != StepStatus.SKIPPED] or found
@@ -161,12 +169,19 @@ class PackageDescriptor:
         """The reference's meaning: True when a matching path exported and passed correctness on
         `runtime_provider`, or on the path's default runtime (the first it was checked on) when none
         is given; so `if get_status(f): get_runner(f)` never hands out a model that failed its check."""
-        runtime = parse_runtime(runtime_provider, "runtime_provider", self._device) \
-            if runtime_provider is not None else None
+        runtime = (
+            parse_runtime(runtime_provider, "runtime_provider", self._device) if runtime_provider is not None else None
+        )
         return any(p.passed(runtime) for p in self._matching(format, jit_type, precision, enable_xla, jit_compile))
 
-    def get_model(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
-                  enable_xla: Optional[bool] = None, jit_compile: Optional[bool] = None) -> Any:
+    def get_model(
+        self,
+        format: Union[str, Format],
+        jit_type: Any = None,
+        precision: Any = None,
+        enable_xla: Optional[bool] = None,
+        jit_compile: Optional[bool] = None,
+    ) -> Any:
         """The exported model object (torch module, onnx.ModelProto, ...); a path for TensorRT plans;
         None when the package has no such model: no such path, or one that failed or was skipped (as the
         reference, whose file is then missing; the reason is logged, and get_runner raises with it)."""
@@ -184,18 +199,30 @@ class PackageDescriptor:
         model_path = self._workdir / path.model_path
         return load_function(loader)(model_path) if loader else model_path
 
-    def get_runner(self, format: Union[str, Format], jit_type: Any = None, precision: Any = None,
-                   runtime: Optional[Union[str, RuntimeProvider]] = None, enable_xla: Optional[bool] = None,
-                   jit_compile: Optional[bool] = None) -> NavigatorRunner:
+    def get_runner(
+        self,
+        format: Union[str, Format],
+        jit_type: Any = None,
+        precision: Any = None,
+        runtime: Optional[Union[str, RuntimeProvider]] = None,
+        enable_xla: Optional[bool] = None,
+        jit_compile: Optional[bool] = None,
+    ) -> NavigatorRunner:
         """A Polygraphy-style runner (activate/infer/deactivate, context manager) for the path and runtime."""
         from model_navigator.runners.registry import make_runner
 
         path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
         return make_runner(self._workdir, self.status, path, self._runtime(path, runtime), self.source_model)
 
-    def set_verified(self, format: Union[str, Format], runtime: Union[str, RuntimeProvider], jit_type: Any = None,
-                     precision: Any = None, enable_xla: Optional[bool] = None,
-                     jit_compile: Optional[bool] = None) -> None:
+    def set_verified(
+        self,
+        format: Union[str, Format],
+        runtime: Union[str, RuntimeProvider],
+        jit_type: Any = None,
+        precision: Any = None,
+        enable_xla: Optional[bool] = None,
+        jit_compile: Optional[bool] = None,
+    ) -> None:
         """Mark a path and runtime as verified by the user's own tests (saved in status.yaml)."""
         path = self.get_path(format, jit_type, precision, enable_xla, jit_compile)
         if not path.ok:
@@ -207,13 +234,22 @@ class PackageDescriptor:
         if not result.passed:  # a mark belongs to a result that passed (RuntimeResult.is_verified)
             import warnings
 
-            warnings.warn(f"{path.key} on {rt.value} is marked verified, but it has not passed a correctness check "
-                          f"here; the mark counts once a check passes.", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{path.key} on {rt.value} is marked verified, but it has not passed a correctness check "
+                f"here; the mark counts once a check passes.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     # Runtime selection -------------------------------------------------------------------------
-    def get_best(self, strategy: Any = None, latency_budget_ms: Optional[float] = None,
-                 batch_size: Optional[int] = None, latency_percentile: Optional[int] = None,
-                 max_precision_loss: Optional[float] = float("inf")) -> Any:
+    def get_best(
+        self,
+        strategy: Any = None,
+        latency_budget_ms: Optional[float] = None,
+        batch_size: Optional[int] = None,
+        latency_percentile: Optional[int] = None,
+        max_precision_loss: Optional[float] = float("inf"),
+    ) -> Any:
         """The path and runtime to deploy (a model_navigator.selection.Selection) by `strategy`:
         'min-latency' (default), 'max-throughput' or 'max-throughput-within-latency' (with
         `latency_budget_ms`, the default when a budget is given). Only paths that passed correctness
@@ -223,20 +259,27 @@ class PackageDescriptor:
         Raises NoRuntimeQualifiesError when none qualifies."""
         from model_navigator.selection import select_runtime
 
-        return select_runtime(self.status, strategy, latency_budget_ms, batch_size, latency_percentile,
-                              max_precision_loss)
+        return select_runtime(
+            self.status, strategy, latency_budget_ms, batch_size, latency_percentile, max_precision_loss
+        )
 
-    def get_best_runner(self, strategy: Any = None, latency_budget_ms: Optional[float] = None,
-                        batch_size: Optional[int] = None, latency_percentile: Optional[int] = None,
-                        max_precision_loss: Optional[float] = float("inf")) -> NavigatorRunner:
+    def get_best_runner(
+        self,
+        strategy: Any = None,
+        latency_budget_ms: Optional[float] = None,
+        batch_size: Optional[int] = None,
+        latency_percentile: Optional[int] = None,
+        max_precision_loss: Optional[float] = float("inf"),
+    ) -> NavigatorRunner:
         """The runner (inactive; use it as a context manager) of get_best(...)'s path and runtime."""
         from model_navigator.runners.registry import make_runner
 
         best = self.get_best(strategy, latency_budget_ms, batch_size, latency_percentile, max_precision_loss)
         return make_runner(self._workdir, self.status, self.status.paths[best.path], best.runtime, self.source_model)
 
-    def save(self, path: Union[str, Path], keep_workdir: bool = True, override: bool = False,
-             save_data: bool = True) -> None:
+    def save(
+        self, path: Union[str, Path], keep_workdir: bool = True, override: bool = False, save_data: bool = True
+    ) -> None:
         """Write the workspace as a .nav zip (nav.save(self, path, ...) says how)."""
         import shutil
         import time
@@ -257,8 +300,10 @@ class PackageDescriptor:
 
         unfinished = unfinished_load(self.status)
         if unfinished is not None:  # a package of it would lack the files the load did not reach
-            raise PackageError(f"workspace {str(self.workdir)!r} is incomplete: {unfinished}; load the package "
-                               f"into it again (override_workdir=True) before saving it.")
+            raise PackageError(
+                f"workspace {str(self.workdir)!r} is incomplete: {unfinished}; load the package "
+                f"into it again (override_workdir=True) before saving it."
+            )
         with workdir_lock(self.workdir, "save"):  # not while another process writes it
             if self.status_changed():  # unchanged: nothing to write (the workdir's disk may be full)
                 self.save_status()

@@ -87,8 +87,17 @@ def load(
         LOGGER.info("loaded %s into %s in %.2f s", package, root, time.perf_counter() - start)
         record = next(r for r in descriptor.status.runs if r.id == record.id)
         with recorded_run(descriptor.status, descriptor.save_status, "load", record=record):
-            _recheck_loaded(descriptor, bool(manifest.get("save_data", True)), device, config_profiler,
-                            retest_conversions, run_profiling, verbose=verbose, debug=debug, record=record)
+            _recheck_loaded(
+                descriptor,
+                bool(manifest.get("save_data", True)),
+                device,
+                config_profiler,
+                retest_conversions,
+                run_profiling,
+                verbose=verbose,
+                debug=debug,
+                record=record,
+            )
     if verbose:
         from model_navigator.package.table import print_status_table
 
@@ -175,12 +184,26 @@ def _recheck_loaded(
         descriptor.status.config.profiler_config = config_profiler
     if retest_conversions or profile:
         with debug_console(debug):
-            recheck(descriptor.status, descriptor.workdir, retest=retest_conversions, profile=profile,
-                    has_data=has_data, verbose=verbose, operation="load", record=record)
+            recheck(
+                descriptor.status,
+                descriptor.workdir,
+                retest=retest_conversions,
+                profile=profile,
+                has_data=has_data,
+                verbose=verbose,
+                operation="load",
+                record=record,
+            )
 
 
-def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[ProfilerConfig] = None,
-            *, verbose: bool = True, debug: bool = False, table: bool = True) -> PackageDescriptor:
+def profile(
+    package_descriptor: PackageDescriptor,
+    profiler_config: Optional[ProfilerConfig] = None,
+    *,
+    verbose: bool = True,
+    debug: bool = False,
+    table: bool = True,
+) -> PackageDescriptor:
     """Profile every path that passed correctness again with `profiler_config` (no re-export), the
     source model too when this process has it (its old figures are dropped otherwise: they came from
     another profile); a runtime never checked (installed after the package was made) is checked
@@ -196,8 +219,16 @@ def profile(package_descriptor: PackageDescriptor, profiler_config: Optional[Pro
     package_descriptor.status.config.profiler_config = config
     with debug_console(debug):
         has_data = any(Workspace(package_descriptor.workdir).input_dir("correctness").glob("*.npz"))
-        recheck(package_descriptor.status, package_descriptor.workdir, retest=False, profile=True, has_data=has_data,
-                verbose=verbose, source_model=package_descriptor.source_model, operation="profile")
+        recheck(
+            package_descriptor.status,
+            package_descriptor.workdir,
+            retest=False,
+            profile=True,
+            has_data=has_data,
+            verbose=verbose,
+            source_model=package_descriptor.source_model,
+            operation="profile",
+        )
     package_descriptor.save_status()
     if verbose and table:
         from model_navigator.package.table import print_status_table

@@ -16,8 +16,11 @@ from model_navigator.package.archive_format import BOMB_MIN_SIZE, DEFAULT_MAX_RA
 
 
 def check_npz_safe(
-    path: Union[Path, str, IO[bytes]], *, where: Optional[str] = None,
-    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES, max_ratio: float = DEFAULT_MAX_RATIO
+    path: Union[Path, str, IO[bytes]],
+    *,
+    where: Optional[str] = None,
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES,
+    max_ratio: float = DEFAULT_MAX_RATIO,
 ) -> None:
     """Load every array of the npz `path` (a file, or a seekable binary file object such as an
     entry copied out of a package) without pickle; refuse object arrays, bombs and broken files."""

@@ -16,35 +16,62 @@ def status_rows(status: NavigatorStatus) -> List[Dict[str, Any]]:
     """One row per path and runtime (one per path when it has no runtime results)."""
     rows: List[Dict[str, Any]] = []
     for key, path in status.paths.items():
-        base = {"path": key, "format": path.format.value, "status": path.status.value, "reason": path.reason,
-                "precision": path.precision.value if path.precision else None}
+        base = {
+            "path": key,
+            "format": path.format.value,
+            "status": path.status.value,
+            "reason": path.reason,
+            "precision": path.precision.value if path.precision else None,
+        }
         if not path.runtimes:
-            rows.append({**base, "runtime": None, "outcome": path.outcome(), "correctness": None, "errors": {},
-                         "performance": [], "verified": False, "warnings": list(path.warnings)})
+            rows.append(
+                {
+                    **base,
+                    "runtime": None,
+                    "outcome": path.outcome(),
+                    "correctness": None,
+                    "errors": {},
+                    "performance": [],
+                    "verified": False,
+                    "warnings": list(path.warnings),
+                }
+            )
             continue
         for runtime, result in path.runtimes.items():
             corr = result.correctness
             perf = result.performance
-            rows.append({
-                **base,
-                "runtime": runtime.value,
-                "outcome": path.outcome(runtime),
-                "correctness": "reference" if path.is_reference(runtime) else (corr.status.value if corr else None),
-                "correctness_reason": corr.reason if corr else None,
-                "errors": {n: [e.max_abs_error, e.max_rel_error] for n, e in (corr.per_output if corr else {}).items()},
-                # reduced precision: the whole-output measures its budget judged (core/budget.py)
-                "measures": {n: {"rel_l2": e.rel_l2, "cosine": e.cosine, "top1": e.top1}
-                             for n, e in (corr.per_output if corr else {}).items() if e.rel_l2 is not None},
-                "performance": [
-                    {"batch_size": r.batch_size, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "throughput": r.throughput,
-                     "stable": r.stable}
-                    for r in (perf.results if perf else [])
-                ],
-                "performance_status": perf.status.value if perf else None,
-                "verified": result.is_verified,
-                "tolerance": corr.tolerance if corr else None,
-                "warnings": list(path.warnings) + list(corr.warnings if corr else []),
-            })
+            rows.append(
+                {
+                    **base,
+                    "runtime": runtime.value,
+                    "outcome": path.outcome(runtime),
+                    "correctness": "reference" if path.is_reference(runtime) else (corr.status.value if corr else None),
+                    "correctness_reason": corr.reason if corr else None,
+                    "errors": {
+                        n: [e.max_abs_error, e.max_rel_error] for n, e in (corr.per_output if corr else {}).items()
+                    },
+                    # reduced precision: the whole-output measures its budget judged (core/budget.py)
+                    "measures": {
+                        n: {"rel_l2": e.rel_l2, "cosine": e.cosine, "top1": e.top1}
+                        for n, e in (corr.per_output if corr else {}).items()
+                        if e.rel_l2 is not None
+                    },
+                    "performance": [
+                        {
+                            "batch_size": r.batch_size,
+                            "p50_ms": r.p50_ms,
+                            "p99_ms": r.p99_ms,
+                            "throughput": r.throughput,
+                            "stable": r.stable,
+                        }
+                        for r in (perf.results if perf else [])
+                    ],
+                    "performance_status": perf.status.value if perf else None,
+                    "verified": result.is_verified,
+                    "tolerance": corr.tolerance if corr else None,
+                    "warnings": list(path.warnings) + list(corr.warnings if corr else []),
+                }
+            )
     return rows
 
 
@@ -83,8 +110,11 @@ def tolerances_text(labels: List[str]) -> str:
         if label.endswith(" budget") or label.startswith("task metric"):
             parts.append(describe_budget(label))
         else:
-            parts.append(f"the default {name} tolerance ({describe(DEFAULT_TOLERANCES[name])})"
-                         if name in DEFAULT_TOLERANCES else "your atol/rtol")
+            parts.append(
+                f"the default {name} tolerance ({describe(DEFAULT_TOLERANCES[name])})"
+                if name in DEFAULT_TOLERANCES
+                else "your atol/rtol"
+            )
     return ", ".join(parts)
 
 
@@ -158,8 +188,10 @@ def _row_cells(row: Dict[str, Any], best: Any) -> Tuple[str, ...]:
     """The seven cells of a table row; the path of `best` (when given) gets a star."""
     from rich.markup import escape
 
-    errors = "\n".join(f"{n}: {a:.2e} / {r:.2e}" + _measures_text(row.get("measures", {}).get(n))
-                       for n, (a, r) in row["errors"].items())
+    errors = "\n".join(
+        f"{n}: {a:.2e} / {r:.2e}" + _measures_text(row.get("measures", {}).get(n))
+        for n, (a, r) in row["errors"].items()
+    )
     if row.get("correctness") == "reference":
         errors = "reference"
     perf = row["performance"]
@@ -168,8 +200,15 @@ def _row_cells(row: Dict[str, Any], best: Any) -> Tuple[str, ...]:
     runtime = (row["runtime"] or "-").replace("ExecutionProvider", "")
     runtime += f" {row['precision']}" if row.get("precision") in ("int8", "bf16") else ""
     star = best is not None and row["path"] == best.path and row["runtime"] == best.runtime.value
-    return (escape(row["path"]) + (" [bold yellow]★[/]" if star else ""), runtime, _status_cell(row),
-            escape(errors) or "-", p50 or "-", thr or "-", "yes" if row["verified"] else "")
+    return (
+        escape(row["path"]) + (" [bold yellow]★[/]" if star else ""),
+        runtime,
+        _status_cell(row),
+        escape(errors) or "-",
+        p50 or "-",
+        thr or "-",
+        "yes" if row["verified"] else "",
+    )
 
 
 def _measures_text(measures: Optional[Dict[str, Any]]) -> str:
@@ -207,9 +246,12 @@ def _print_notes(out: Any, status: NavigatorStatus, best: Any) -> None:
 
     tolerances = sorted({row["tolerance"] for row in status_rows(status) if row.get("tolerance")})
     if tolerances:
-        out.print(f"[dim]Correctness judged by {escape(tolerances_text(tolerances))}; an element fails when it "
-                  f"exceeds both its atol and rtol" + ("; a budget judges each whole output" if any(
-                      t.endswith(" budget") for t in tolerances) else "") + "[/]")
+        out.print(
+            f"[dim]Correctness judged by {escape(tolerances_text(tolerances))}; an element fails when it "
+            f"exceeds both its atol and rtol"
+            + ("; a budget judges each whole output" if any(t.endswith(" budget") for t in tolerances) else "")
+            + "[/]"
+        )
     if any(not p["stable"] for row in status_rows(status) for p in row["performance"]):
         out.print("[dim]~ unstable measurement: the last windows differed more than stability_percentage[/]")
     if best is not None:

@@ -42,31 +42,71 @@ def path_key(base: str, enable_xla: bool, jit_compile: bool) -> str:
 
 def jax_paths() -> Tuple[PathSpec, ...]:
     """Every JAX path, parents before children."""
-    paths = [PathSpec(DIRECT_ONNX, Format.ONNX, "model.onnx", "model_navigator.exporters.jax_onnx:export_jax_onnx",
-                      cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
-                      gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
-                      requires_modules=("jax", "jax2onnx", "onnx"), extra="jax")]
-    paths += [tensorrt_plan_path(precision, parent=DIRECT_ONNX, key=f"trt-{precision.value}-jax2onnx")
-              for precision in _PRECISIONS]
+    paths = [
+        PathSpec(
+            DIRECT_ONNX,
+            Format.ONNX,
+            "model.onnx",
+            "model_navigator.exporters.jax_onnx:export_jax_onnx",
+            cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
+            gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
+            requires_modules=("jax", "jax2onnx", "onnx"),
+            extra="jax",
+        )
+    ]
+    paths += [
+        tensorrt_plan_path(precision, parent=DIRECT_ONNX, key=f"trt-{precision.value}-jax2onnx")
+        for precision in _PRECISIONS
+    ]
     paths += reduced_precision_paths(parent=DIRECT_ONNX, suffix="-jax2onnx")
     for enable_xla, jit_compile in VARIANTS:
         selectors = (("enable_xla", enable_xla), ("jit_compile", jit_compile))
         savedmodel = path_key("tf-savedmodel", enable_xla, jit_compile)
         onnx = path_key("onnx", enable_xla, jit_compile)
-        paths.append(PathSpec(savedmodel, Format.TF_SAVEDMODEL, "model.savedmodel",
-                              "model_navigator.exporters.jax:export_savedmodel", selectors=selectors,
-                              requires_modules=("jax", "tensorflow"), extra="jax",
-                              availability="model_navigator.exporters.jax:variant_unavailable"))
-        paths.append(PathSpec(onnx, Format.ONNX, "model.onnx",
-                              "model_navigator.converters.tf2onnx:convert_savedmodel_to_onnx", parent=savedmodel,
-                              selectors=selectors, cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
-                              gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
-                              requires_modules=("tf2onnx", "onnx"), extra="jax",
-                              availability="model_navigator.exporters.jax:savedmodel_onnx_unavailable"))
-        paths += [tf_trt_path(precision, parent=savedmodel, extra="jax", selectors=selectors,
-                              key=path_key(f"tf-trt-{precision.value}", enable_xla, jit_compile))
-                  for precision in _PRECISIONS]
-        paths += [tensorrt_plan_path(precision, parent=onnx, selectors=selectors,
-                                     key=path_key(f"trt-{precision.value}", enable_xla, jit_compile))
-                  for precision in _PRECISIONS]
+        paths.append(
+            PathSpec(
+                savedmodel,
+                Format.TF_SAVEDMODEL,
+                "model.savedmodel",
+                "model_navigator.exporters.jax:export_savedmodel",
+                selectors=selectors,
+                requires_modules=("jax", "tensorflow"),
+                extra="jax",
+                availability="model_navigator.exporters.jax:variant_unavailable",
+            )
+        )
+        paths.append(
+            PathSpec(
+                onnx,
+                Format.ONNX,
+                "model.onnx",
+                "model_navigator.converters.tf2onnx:convert_savedmodel_to_onnx",
+                parent=savedmodel,
+                selectors=selectors,
+                cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),
+                gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
+                requires_modules=("tf2onnx", "onnx"),
+                extra="jax",
+                availability="model_navigator.exporters.jax:savedmodel_onnx_unavailable",
+            )
+        )
+        paths += [
+            tf_trt_path(
+                precision,
+                parent=savedmodel,
+                extra="jax",
+                selectors=selectors,
+                key=path_key(f"tf-trt-{precision.value}", enable_xla, jit_compile),
+            )
+            for precision in _PRECISIONS
+        ]
+        paths += [
+            tensorrt_plan_path(
+                precision,
+                parent=onnx,
+                selectors=selectors,
+                key=path_key(f"trt-{precision.value}", enable_xla, jit_compile),
+            )
+            for precision in _PRECISIONS
+        ]
     return tuple(paths)

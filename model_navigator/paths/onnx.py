@@ -14,9 +14,14 @@ from model_navigator.paths.gpu import tensorrt_plan_path
 def onnx_paths() -> Tuple[PathSpec, ...]:
     """Every ONNX-source path, parents before children."""
     return (
-        PathSpec("onnx", Format.ONNX, "model.onnx", "model_navigator.exporters.onnx:copy_onnx",
-                 cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),  # OpenVINO when installed
-                 gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT)),
+        PathSpec(
+            "onnx",
+            Format.ONNX,
+            "model.onnx",
+            "model_navigator.exporters.onnx:copy_onnx",
+            cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),  # OpenVINO when installed
+            gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
+        ),
         tensorrt_plan_path(TensorRTPrecision.FP32),
         tensorrt_plan_path(TensorRTPrecision.FP16),
         *reduced_precision_paths(),

@@ -20,26 +20,54 @@ _CUDA = (RuntimeProvider.CUDA,)
 def torch_paths() -> Tuple[PathSpec, ...]:
     """Every PyTorch path, parents before children."""
     paths = [
-        PathSpec("torchscript-script", Format.TORCHSCRIPT, "model.pt",
-                 "model_navigator.exporters.torch:export_torchscript", jit_type=JitType.SCRIPT),
-        PathSpec("torchscript-trace", Format.TORCHSCRIPT, "model.pt",
-                 "model_navigator.exporters.torch:export_torchscript", jit_type=JitType.TRACE),
-        PathSpec("torch-exportedprogram", Format.TORCH_EXPORTEDPROGRAM, "model.pt2",
-                 "model_navigator.exporters.torch:export_exportedprogram"),
-        PathSpec("onnx", Format.ONNX, "model.onnx", "model_navigator.exporters.torch:export_onnx",
-                 cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),  # OpenVINO when installed
-                 gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT)),
+        PathSpec(
+            "torchscript-script",
+            Format.TORCHSCRIPT,
+            "model.pt",
+            "model_navigator.exporters.torch:export_torchscript",
+            jit_type=JitType.SCRIPT,
+        ),
+        PathSpec(
+            "torchscript-trace",
+            Format.TORCHSCRIPT,
+            "model.pt",
+            "model_navigator.exporters.torch:export_torchscript",
+            jit_type=JitType.TRACE,
+        ),
+        PathSpec(
+            "torch-exportedprogram",
+            Format.TORCH_EXPORTEDPROGRAM,
+            "model.pt2",
+            "model_navigator.exporters.torch:export_exportedprogram",
+        ),
+        PathSpec(
+            "onnx",
+            Format.ONNX,
+            "model.onnx",
+            "model_navigator.exporters.torch:export_onnx",
+            cpu_runtimes=(RuntimeProvider.CPU, RuntimeProvider.OPENVINO),  # OpenVINO when installed
+            gpu_runtimes=(RuntimeProvider.CUDA, RuntimeProvider.TRT),
+        ),
     ]
     paths += [tensorrt_plan_path(precision) for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16)]
     paths += reduced_precision_paths()
     for jit_type in (JitType.SCRIPT, JitType.TRACE):
         for precision in (TensorRTPrecision.FP32, TensorRTPrecision.FP16):
             paths.append(
-                PathSpec(f"torch-trt-{jit_type.value}-{precision.value}", Format.TORCH_TRT, "model.pt",
-                         "model_navigator.converters.torch_trt:convert_torchscript_to_torch_trt",
-                         parent=f"torchscript-{jit_type.value}", jit_type=jit_type,
-                         precision=precision, cpu_runtimes=(), gpu_runtimes=_CUDA,
-                         requires_modules=("torch_tensorrt",), requires_gpu=True, extra="tensorrt",
-                         availability="model_navigator.converters.torch_trt:frontend_unavailable")
+                PathSpec(
+                    f"torch-trt-{jit_type.value}-{precision.value}",
+                    Format.TORCH_TRT,
+                    "model.pt",
+                    "model_navigator.converters.torch_trt:convert_torchscript_to_torch_trt",
+                    parent=f"torchscript-{jit_type.value}",
+                    jit_type=jit_type,
+                    precision=precision,
+                    cpu_runtimes=(),
+                    gpu_runtimes=_CUDA,
+                    requires_modules=("torch_tensorrt",),
+                    requires_gpu=True,
+                    extra="tensorrt",
+                    availability="model_navigator.converters.torch_trt:frontend_unavailable",
+                )
             )
     return tuple(paths)

@@ -80,13 +80,23 @@ def _write_report(source: Union[Any, str, Path], output_dir: Union[str, Path]) -
             target.unlink()
     html_file, md_file = out / HTML_FILE, out / MARKDOWN_FILE
     _write_atomic(html_file, render_html(data, plots).encode("utf-8"))
-    _write_atomic(md_file, render_markdown(data, None if plots is None else {n: p.name for n, p in images.items()})
-                  .encode("utf-8"))
+    _write_atomic(
+        md_file,
+        render_markdown(data, None if plots is None else {n: p.name for n, p in images.items()}).encode("utf-8"),
+    )
     if plots is None:
         LOGGER.warning("matplotlib is not installed: the report has no plots (pip install 'model-navigator[report]')")
-    return ReportFiles(html=html_file, markdown=md_file, images=images, failures=list(data.failures),
-                       plots_missing=plots is None)
+    return ReportFiles(
+        html=html_file, markdown=md_file, images=images, failures=list(data.failures), plots_missing=plots is None
+    )
 
 
-__all__ = ["HTML_FILE", "MARKDOWN_FILE", "ReportData", "ReportFiles", "build_report_data", "load_status",
-           "write_report"]
+__all__ = [
+    "HTML_FILE",
+    "MARKDOWN_FILE",
+    "ReportData",
+    "ReportFiles",
+    "build_report_data",
+    "load_status",
+    "write_report",
+]

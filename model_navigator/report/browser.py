@@ -30,9 +30,18 @@ def find_chromium() -> Optional[str]:
 
 
 def _flags(user_data_dir: str) -> List[str]:
-    flags = ["--headless", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--mute-audio",
-             f"--user-data-dir={user_data_dir}"]
+    flags = [
+        "--headless",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--mute-audio",
+        f"--user-data-dir={user_data_dir}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags.append("--no-sandbox")  # Chromium refuses to start its sandbox as root
     return flags
@@ -54,8 +63,14 @@ def dump_dom(page: Union[str, Path], browser: Optional[str] = None, timeout: flo
     return _run(browser, ["--dump-dom", Path(page).resolve().as_uri()], timeout).stdout
 
 
-def screenshot(page: Union[str, Path], png: Union[str, Path], width: int = 1400, height: int = 2000,
-               browser: Optional[str] = None, timeout: float = 60.0) -> Path:
+def screenshot(
+    page: Union[str, Path],
+    png: Union[str, Path],
+    width: int = 1400,
+    height: int = 2000,
+    browser: Optional[str] = None,
+    timeout: float = 60.0,
+) -> Path:
     """Save a `width` x `height` screenshot of `page` (a local file) to `png`."""
     browser = browser or find_chromium()
     if browser is None:

@@ -124,8 +124,10 @@ def load_status(source: Union[NavigatorStatus, Any, str, Path]) -> NavigatorStat
     if isinstance(described, NavigatorStatus):  # PackageDescriptor
         return described
     if not isinstance(source, (str, Path)):
-        raise UserInputError(f"Cannot report on a {type(source).__name__}; give a PackageDescriptor, a .nav "
-                             f"package or a workspace folder.")
+        raise UserInputError(
+            f"Cannot report on a {type(source).__name__}; give a PackageDescriptor, a .nav "
+            f"package or a workspace folder."
+        )
     path = Path(source)
     if path.is_file():
         from model_navigator.package.archive_validate import read_package_status
@@ -144,11 +146,16 @@ def _series(status: NavigatorStatus) -> List[Series]:
         for runtime, result in path.runtimes.items():
             if not result.profiled:
                 continue
-            found.append(Series(
-                path=key, runtime=runtime.value, is_source=path.is_reference(runtime),
-                correct=path.passed(runtime), verified=result.is_verified,
-                points=sorted(result.performance.results, key=lambda r: r.batch_size),  # type: ignore[union-attr]
-            ))
+            found.append(
+                Series(
+                    path=key,
+                    runtime=runtime.value,
+                    is_source=path.is_reference(runtime),
+                    correct=path.passed(runtime),
+                    verified=result.is_verified,
+                    points=sorted(result.performance.results, key=lambda r: r.batch_size),  # type: ignore[union-attr]
+                )
+            )
     return found
 
 
@@ -164,15 +171,31 @@ def _correctness_rows(status: NavigatorStatus) -> List[CorrectnessRow]:
             if corr is None:
                 rows.append(CorrectnessRow(key, runtime.value, None, "not run", None, None, None, None, [], 0, None))
                 continue
-            common: Dict[str, Any] = dict(batch_sizes=list(corr.batch_sizes), sample_count=corr.sample_count,
-                                          reason=corr.reason, tolerance=corr.tolerance)
+            common: Dict[str, Any] = dict(
+                batch_sizes=list(corr.batch_sizes),
+                sample_count=corr.sample_count,
+                reason=corr.reason,
+                tolerance=corr.tolerance,
+            )
             if not corr.per_output:
-                rows.append(CorrectnessRow(key, runtime.value, None, corr.status.value, None, None, None, None,
-                                           **common))
+                rows.append(
+                    CorrectnessRow(key, runtime.value, None, corr.status.value, None, None, None, None, **common)
+                )
             for name, error in corr.per_output.items():  # the tolerance that judged this output
-                rows.append(CorrectnessRow(key, runtime.value, name, corr.status.value, error.max_abs_error,
-                                           error.max_rel_error, error.atol, error.rtol, **common,
-                                           measures=_measures(error)))
+                rows.append(
+                    CorrectnessRow(
+                        key,
+                        runtime.value,
+                        name,
+                        corr.status.value,
+                        error.max_abs_error,
+                        error.max_rel_error,
+                        error.atol,
+                        error.rtol,
+                        **common,
+                        measures=_measures(error),
+                    )
+                )
     return rows
 
 
@@ -184,7 +207,8 @@ def _measures(error: Any) -> Optional[str]:
     from model_navigator.core.budget import AT_LEAST
 
     text = f"rel L2 {error.rel_l2:.2%}, cosine {error.cosine:.5f}" + (
-        f", top1 {error.top1:.0%}" if error.top1 is not None else "")
+        f", top1 {error.top1:.0%}" if error.top1 is not None else ""
+    )
     limits = ", ".join(f"{k} {'>=' if k in AT_LEAST else '<='} {v:g}" for k, v in (error.budget or {}).items())
     return text + (f" within {limits}" if limits else "")
 
@@ -208,8 +232,9 @@ def _pick(status: NavigatorStatus, series: List[Series], strategy: str) -> Tuple
         speedup = reference.p50_ms / chosen.p50_ms if reference is not None and chosen.p50_ms > 0 else None
     elif source is not None:  # at the same batch size only: a batch-32 figure against batch 3 says nothing
         reference = source.at(chosen.batch_size)
-        speedup = chosen.throughput / reference.throughput if reference is not None and reference.throughput > 0 \
-            else None
+        speedup = (
+            chosen.throughput / reference.throughput if reference is not None and reference.throughput > 0 else None
+        )
     return Pick(found, chosen.figures, speedup, chosen.precision_note), [str(r) for r in chosen.rejected], ""
 
 
@@ -252,8 +277,10 @@ def row_status(row: Dict[str, Any]) -> Tuple[str, Optional[str]]:
 
 def p50_lines(row: Dict[str, Any], mark: Callable[[int], str]) -> List[str]:
     """A row's p50 per profiled batch size, "~" when unstable, then `mark(batch_size)` (the skew mark)."""
-    return [f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}{mark(p['batch_size'])}"
-            for p in row["performance"]]
+    return [
+        f"{fmt_ms(p['p50_ms'])} ({p['batch_size']}){'' if p['stable'] else ' ~'}{mark(p['batch_size'])}"
+        for p in row["performance"]
+    ]
 
 
 def throughput_lines(row: Dict[str, Any]) -> List[str]:
@@ -293,9 +320,11 @@ def skew_flags(p: ProfilingResult) -> List[str]:
         flags.append(f"p99 {fmt_ms(p.p99_ms)} ms is {p.p99_ms / p.p50_ms:.1f}x p50 {fmt_ms(p.p50_ms)} ms (heavy tail)")
     if mean_off(p):
         ratio = p.mean_ms / p.p50_ms
-        flags.append(f"mean {fmt_ms(p.mean_ms)} ms is {ratio:.1f}x p50, so throughput (batch / mean) is "
-                     f"{fmt_throughput(p.throughput)}/s where batch / p50 would give "
-                     f"{fmt_throughput(p.batch_size * 1000.0 / p.p50_ms)}/s")
+        flags.append(
+            f"mean {fmt_ms(p.mean_ms)} ms is {ratio:.1f}x p50, so throughput (batch / mean) is "
+            f"{fmt_throughput(p.throughput)}/s where batch / p50 would give "
+            f"{fmt_throughput(p.batch_size * 1000.0 / p.p50_ms)}/s"
+        )
     return flags
 
 
@@ -307,8 +336,9 @@ def fmt_error(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2e}"
 
 
-def fmt_tolerance(atol: Optional[float], rtol: Optional[float], source: Optional[str] = None,
-                  measures: Optional[str] = None) -> str:
+def fmt_tolerance(
+    atol: Optional[float], rtol: Optional[float], source: Optional[str] = None, measures: Optional[str] = None
+) -> str:
     if measures:  # a reduced-precision result: judged by its budget (or task metric), not atol/rtol
         return f"{measures} ({source})" if source else measures
     if atol is None and rtol is None:
@@ -327,15 +357,21 @@ def fmt_shape(shape: Any) -> str:
 
 # Prose of the report itself, not from status.yaml: `backticks` mark code, which each renderer
 # shows as code (HTML <code>, Markdown code spans); see report/html.py and report/markdown.py.
-SELECTION_NOTE = ("Chosen as `model-navigator inspect` chooses (`model_navigator.selection`): exported paths that "
-                  "passed correctness and were profiled; when any path is verified, only verified ones. The "
-                  "source model is the baseline.")
+SELECTION_NOTE = (
+    "Chosen as `model-navigator inspect` chooses (`model_navigator.selection`): exported paths that "
+    "passed correctness and were profiled; when any path is verified, only verified ones. The "
+    "source model is the baseline."
+)
 STAR_NOTE = f"{STAR} recommended: the lowest p50 latency, the row `model-navigator inspect` stars."
-THROUGHPUT_NOTE = (f"Throughput (samples/s) is {THROUGHPUT_DEFINITION}, so a slow tail lowers it while p50 "
-                   f"stays put: {SKEW_MARK} marks a measurement whose p99 is more than {TAIL_RATIO:g}x its p50 or "
-                   f"whose mean is more than {MEAN_RATIO:g}x above or below it.")
-NOTHING_PROFILED = ("Nothing was profiled: export with `run_profiling=True` or run `model-navigator profile` on the "
-                    "package, then report again.")
+THROUGHPUT_NOTE = (
+    f"Throughput (samples/s) is {THROUGHPUT_DEFINITION}, so a slow tail lowers it while p50 "
+    f"stays put: {SKEW_MARK} marks a measurement whose p99 is more than {TAIL_RATIO:g}x its p50 or "
+    f"whose mean is more than {MEAN_RATIO:g}x above or below it."
+)
+NOTHING_PROFILED = (
+    "Nothing was profiled: export with `run_profiling=True` or run `model-navigator profile` on the "
+    "package, then report again."
+)
 
 
 def pick_sentences(data: ReportData) -> List[Tuple[str, str]]:
@@ -344,15 +380,25 @@ def pick_sentences(data: ReportData) -> List[Tuple[str, str]]:
     pick = data.latency_pick
     if pick is not None:
         against = f", {fmt_speedup(pick.speedup)} faster than the source model" if pick.speedup else ""
-        out.append(("Lowest latency", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
-                    f"{fmt_ms(pick.result.p50_ms)} ms p50 at batch size {pick.result.batch_size}{against}"
-                    f"{_caveats(pick.result)}{_precision(pick)}."))
+        out.append(
+            (
+                "Lowest latency",
+                f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
+                f"{fmt_ms(pick.result.p50_ms)} ms p50 at batch size {pick.result.batch_size}{against}"
+                f"{_caveats(pick.result)}{_precision(pick)}.",
+            )
+        )
     pick = data.throughput_pick
     if pick is not None:
         against = f", {fmt_speedup(pick.speedup)} the source model's at that batch size" if pick.speedup else ""
-        out.append(("Highest throughput", f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
-                    f"{fmt_throughput(pick.result.throughput)} samples/s ({THROUGHPUT_DEFINITION}) at batch size "
-                    f"{pick.result.batch_size}{against}{_caveats(pick.result)}{_precision(pick)}."))
+        out.append(
+            (
+                "Highest throughput",
+                f"{pick.series.path} on {runtime_label(pick.series.runtime)}: "
+                f"{fmt_throughput(pick.result.throughput)} samples/s ({THROUGHPUT_DEFINITION}) at batch size "
+                f"{pick.result.batch_size}{against}{_caveats(pick.result)}{_precision(pick)}.",
+            )
+        )
     return out
 
 

@@ -108,9 +108,10 @@ def _deploy(data: ReportData) -> str:
     sentences = pick_sentences(data)
     if not sentences:
         items = "".join(f"<li>{_e(r)}</li>" for r in data.rejected)
-        return ('<div class="cards"><div class="card none"><h3>Nothing to deploy yet</h3>'
-                f'<p>{_prose(no_pick_reason(data))}</p></div></div>'
-                + (f'<ul class="sub">{items}</ul>' if items else ""))
+        return (
+            '<div class="cards"><div class="card none"><h3>Nothing to deploy yet</h3>'
+            f"<p>{_prose(no_pick_reason(data))}</p></div></div>" + (f'<ul class="sub">{items}</ul>' if items else "")
+        )
     cards = "".join(f'<div class="card"><h3>{_e(h)}</h3><p>{_e(s)}</p></div>' for h, s in sentences)
     notes = []
     if data.verified:
@@ -135,24 +136,44 @@ def _status_section(data: ReportData) -> str:
         thr = "<br>".join(throughput_lines(row))
         picked = data.is_pick(row["path"], row["runtime"])
         star = f' <span class="star" title="recommended">{STAR}</span>' if picked else ""
-        rows.append([_e(row["path"]) + star, _e(runtime_label(row["runtime"])),
-                     _status_cell(st, reason, row.get("warnings")),
-                     errors or "-", p50 or "-", thr or "-", "yes" if row["verified"] else ""])
-    out = [_table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER, "Verified"],
-                  rows, numeric=(4, 5))]
+        rows.append(
+            [
+                _e(row["path"]) + star,
+                _e(runtime_label(row["runtime"])),
+                _status_cell(st, reason, row.get("warnings")),
+                errors or "-",
+                p50 or "-",
+                thr or "-",
+                "yes" if row["verified"] else "",
+            ]
+        )
+    out = [
+        _table(
+            ["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER, "Verified"],
+            rows,
+            numeric=(4, 5),
+        )
+    ]
     if data.latency_pick is not None:
         star_note = _prose(STAR_NOTE).replace(STAR, f'<span class="star">{STAR}</span>', 1)
         out.append(f'<p class="sub">{star_note}</p>')
     if data.unstable:
-        out.append('<p class="sub">~ unstable measurement: the last windows differed more than '
-                   '<code>stability_percentage</code>.</p>')
+        out.append(
+            '<p class="sub">~ unstable measurement: the last windows differed more than '
+            "<code>stability_percentage</code>.</p>"
+        )
     out.append(f'<p class="sub">{_prose(THROUGHPUT_NOTE)}</p>')
     if data.skewed:
-        items = "".join(f'<li><span class="skew">{SKEW_MARK}</span> {_e(s.path)} on {_e(runtime_label(s.runtime))}, '
-                        f'batch size {p.batch_size}: {_e("; ".join(flags))}</li>' for s, p, flags in data.skewed)
-        out.append(f'<p><b class="failed">Read with care</b>: {len(data.skewed)} measurement(s) with a p99 or mean far '
-                   f'from p50 (a busy machine, or a runtime with stalls); profile again on a quiet machine.</p>'
-                   f'<ul class="failures">{items}</ul>')
+        items = "".join(
+            f'<li><span class="skew">{SKEW_MARK}</span> {_e(s.path)} on {_e(runtime_label(s.runtime))}, '
+            f"batch size {p.batch_size}: {_e('; '.join(flags))}</li>"
+            for s, p, flags in data.skewed
+        )
+        out.append(
+            f'<p><b class="failed">Read with care</b>: {len(data.skewed)} measurement(s) with a p99 or mean far '
+            f"from p50 (a busy machine, or a runtime with stalls); profile again on a quiet machine.</p>"
+            f'<ul class="failures">{items}</ul>'
+        )
     for reason, keys in data.skipped:
         out.append(f'<p class="sub"><span class="skipped">Skipped</span> {_e(", ".join(keys))}: {_e(reason)}</p>')
     if data.failures:
@@ -172,7 +193,7 @@ def _performance_section(data: ReportData, plots: Optional[Dict[str, bytes]]) ->
         return f'<p class="note">{_prose(no_pick_reason(data))}</p>'
     out = []
     if plots is None:
-        out.append('<p class="note">Plots need matplotlib: pip install \'model-navigator[report]\'.</p>')
+        out.append("<p class=\"note\">Plots need matplotlib: pip install 'model-navigator[report]'.</p>")
     else:
         images = []
         for name, (title, _) in PLOTS.items():
@@ -185,14 +206,42 @@ def _performance_section(data: ReportData, plots: Optional[Dict[str, bytes]]) ->
         for p in s.points:
             tail = mark if heavy_tail(p) else ""
             mean = mark if mean_off(p) else ""
-            rows.append([_e(s.path), _e(runtime_label(s.runtime)), str(p.batch_size), fmt_ms(p.p50_ms),
-                         fmt_ms(p.p90_ms), fmt_ms(p.p95_ms), fmt_ms(p.p99_ms) + tail,
-                         f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}{mean}", fmt_throughput(p.throughput),
-                         str(p.windows), "yes" if p.stable else "no"])
-    table = _table(["Path", "Runtime", "Batch", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "mean ± std ms",
-                    THROUGHPUT_HEADER, "Windows", "Stable"], rows, numeric=tuple(range(2, 10)))
-    out.append(f"<details open><summary>All measurements</summary>{table}"
-               f'<p class="sub">{_prose(THROUGHPUT_NOTE)}</p></details>')
+            rows.append(
+                [
+                    _e(s.path),
+                    _e(runtime_label(s.runtime)),
+                    str(p.batch_size),
+                    fmt_ms(p.p50_ms),
+                    fmt_ms(p.p90_ms),
+                    fmt_ms(p.p95_ms),
+                    fmt_ms(p.p99_ms) + tail,
+                    f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}{mean}",
+                    fmt_throughput(p.throughput),
+                    str(p.windows),
+                    "yes" if p.stable else "no",
+                ]
+            )
+    table = _table(
+        [
+            "Path",
+            "Runtime",
+            "Batch",
+            "p50 ms",
+            "p90 ms",
+            "p95 ms",
+            "p99 ms",
+            "mean ± std ms",
+            THROUGHPUT_HEADER,
+            "Windows",
+            "Stable",
+        ],
+        rows,
+        numeric=tuple(range(2, 10)),
+    )
+    out.append(
+        f"<details open><summary>All measurements</summary>{table}"
+        f'<p class="sub">{_prose(THROUGHPUT_NOTE)}</p></details>'
+    )
     return "\n".join(out)
 
 
@@ -201,14 +250,37 @@ def _correctness_section(data: ReportData) -> str:
         return '<p class="sub">No exported path was checked.</p>'
     rows = []
     for c in data.correctness:
-        rows.append([_e(c.path), _e(runtime_label(c.runtime)), _e(c.output or "-"), _status_cell(c.status, c.reason),
-                     fmt_error(c.max_abs_error), fmt_error(c.max_rel_error),
-                     _e(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
-                     _e(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)])
-    return _table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance", "Batch sizes",
-                   "Samples"], rows, numeric=(4, 5, 8)) + (
+        rows.append(
+            [
+                _e(c.path),
+                _e(runtime_label(c.runtime)),
+                _e(c.output or "-"),
+                _status_cell(c.status, c.reason),
+                fmt_error(c.max_abs_error),
+                fmt_error(c.max_rel_error),
+                _e(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
+                _e(", ".join(str(b) for b in c.batch_sizes) or "-"),
+                str(c.sample_count),
+            ]
+        )
+    return _table(
+        [
+            "Path",
+            "Runtime",
+            "Output",
+            "Status",
+            "Max abs error",
+            "Max rel error",
+            "Tolerance",
+            "Batch sizes",
+            "Samples",
+        ],
+        rows,
+        numeric=(4, 5, 8),
+    ) + (
         '<p class="sub">Errors against the source model on the saved correctness samples: max |a - b| and '
-        'max |a - b| / |b| (b = source output, b = 0 ignored).</p>')
+        "max |a - b| / |b| (b = source output, b = 0 ignored).</p>"
+    )
 
 
 def _model_section(data: ReportData) -> str:
@@ -241,8 +313,11 @@ def render_html(data: ReportData, plots: Optional[Dict[str, bytes]]) -> str:
     """The whole page. `plots`: {"latency": png, "throughput": png}, {} (nothing profiled) or None
     (matplotlib missing)."""
     status = data.status
-    verdict = (f'<span class="failed">{len(data.failures)} failure(s)</span>' if data.failures
-               else '<span class="ok">no failures</span>')
+    verdict = (
+        f'<span class="failed">{len(data.failures)} failure(s)</span>'
+        if data.failures
+        else '<span class="ok">no failures</span>'
+    )
     sections = [
         ("deploy", "Which format to deploy", _deploy(data)),
         ("status", "Status", _status_section(data)),
@@ -251,8 +326,9 @@ def render_html(data: ReportData, plots: Optional[Dict[str, bytes]]) -> str:
         ("model", "Inputs and outputs", _model_section(data)),
         ("environment", "Environment and configuration", _environment_section(data)),
     ]
-    body = "\n".join(f'<section id="{sid}"><h2>{_e(title)}</h2>\n{content}\n</section>'
-                     for sid, title, content in sections)
+    body = "\n".join(
+        f'<section id="{sid}"><h2>{_e(title)}</h2>\n{content}\n</section>' for sid, title, content in sections
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -73,10 +73,14 @@ def _skew_mark(data: ReportData, row: dict, batch_size: int) -> str:
 def _header(data: ReportData) -> List[str]:
     """The title and the line naming the version, framework, date and failure count."""
     status = data.status
-    return [f"# {md(status.model_name)}", "",
-            f"model-navigator {md(status.navigator_version)} report · framework {md(status.framework)} · "
-            f"created {md(status.created_at)} · "
-            + (f"**{len(data.failures)} failure(s)**" if data.failures else "no failures"), ""]
+    return [
+        f"# {md(status.model_name)}",
+        "",
+        f"model-navigator {md(status.navigator_version)} report · framework {md(status.framework)} · "
+        f"created {md(status.created_at)} · "
+        + (f"**{len(data.failures)} failure(s)**" if data.failures else "no failures"),
+        "",
+    ]
 
 
 def _pick_section(data: ReportData) -> List[str]:
@@ -107,8 +111,15 @@ def _status_row(data: ReportData, row: dict) -> List[str]:
     p50 = "<br>".join(p50_lines(row, lambda batch: _skew_mark(data, row, batch)))
     thr = "<br>".join(throughput_lines(row))
     star = f" {STAR}" if data.is_pick(row["path"], row["runtime"]) else ""
-    return [md(row["path"]) + star, md(runtime_label(row["runtime"])), status_text, errors or "-",
-            p50 or "-", thr or "-", "yes" if row["verified"] else ""]
+    return [
+        md(row["path"]) + star,
+        md(runtime_label(row["runtime"])),
+        status_text,
+        errors or "-",
+        p50 or "-",
+        thr or "-",
+        "yes" if row["verified"] else "",
+    ]
 
 
 def _status_notes(data: ReportData) -> List[str]:
@@ -120,10 +131,16 @@ def _status_notes(data: ReportData) -> List[str]:
         out += ["~ unstable measurement: the last windows differed more than `stability_percentage`.", ""]
     out += [prose(THROUGHPUT_NOTE), ""]
     if data.skewed:
-        out += [f"**Read with care**: {len(data.skewed)} measurement(s) with a p99 or mean far from p50 (a busy "
-                f"machine, or a runtime with stalls); profile again on a quiet machine.", ""]
-        out += [f"- {SKEW_MARK} {md(s.path)} on {md(runtime_label(s.runtime))}, batch size {p.batch_size}: "
-                f"{md('; '.join(flags))}" for s, p, flags in data.skewed] + [""]
+        out += [
+            f"**Read with care**: {len(data.skewed)} measurement(s) with a p99 or mean far from p50 (a busy "
+            f"machine, or a runtime with stalls); profile again on a quiet machine.",
+            "",
+        ]
+        out += [
+            f"- {SKEW_MARK} {md(s.path)} on {md(runtime_label(s.runtime))}, batch size {p.batch_size}: "
+            f"{md('; '.join(flags))}"
+            for s, p, flags in data.skewed
+        ] + [""]
     for reason, keys in data.skipped:
         out += [f"Skipped {md(', '.join(keys))}: {md(reason)}", ""]
     if data.failures:
@@ -134,9 +151,16 @@ def _status_notes(data: ReportData) -> List[str]:
 def _status_section(data: ReportData) -> List[str]:
     """'Status': one row per path and runtime, then its notes."""
     rows = [_status_row(data, row) for row in data.rows]
-    return ["## Status", "",
-            _table(["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER,
-                    "Verified"], rows, numeric=(4, 5)), ""] + _status_notes(data)
+    return [
+        "## Status",
+        "",
+        _table(
+            ["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER, "Verified"],
+            rows,
+            numeric=(4, 5),
+        ),
+        "",
+    ] + _status_notes(data)
 
 
 def _performance_section(data: ReportData, images: Optional[Dict[str, str]]) -> List[str]:
@@ -149,14 +173,45 @@ def _performance_section(data: ReportData, images: Optional[Dict[str, str]]) -> 
     else:
         out += [f"![{md(title)}]({images[name]})" for name, (title, _) in PLOTS.items()] + [""]
     mark = f" {SKEW_MARK}"
-    rows = [[md(s.path), md(runtime_label(s.runtime)), str(p.batch_size), fmt_ms(p.p50_ms), fmt_ms(p.p90_ms),
-             fmt_ms(p.p95_ms), fmt_ms(p.p99_ms) + (mark if heavy_tail(p) else ""),
-             f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}" + (mark if mean_off(p) else ""),
-             fmt_throughput(p.throughput), str(p.windows), "yes" if p.stable else "no"]
-            for s in data.series for p in s.points]
-    return out + [_table(["Path", "Runtime", "Batch", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "mean ± std ms",
-                          THROUGHPUT_HEADER, "Windows", "Stable"], rows, numeric=tuple(range(2, 10))), "",
-                  prose(THROUGHPUT_NOTE), ""]
+    rows = [
+        [
+            md(s.path),
+            md(runtime_label(s.runtime)),
+            str(p.batch_size),
+            fmt_ms(p.p50_ms),
+            fmt_ms(p.p90_ms),
+            fmt_ms(p.p95_ms),
+            fmt_ms(p.p99_ms) + (mark if heavy_tail(p) else ""),
+            f"{fmt_ms(p.mean_ms)} ± {fmt_ms(p.std_ms)}" + (mark if mean_off(p) else ""),
+            fmt_throughput(p.throughput),
+            str(p.windows),
+            "yes" if p.stable else "no",
+        ]
+        for s in data.series
+        for p in s.points
+    ]
+    return out + [
+        _table(
+            [
+                "Path",
+                "Runtime",
+                "Batch",
+                "p50 ms",
+                "p90 ms",
+                "p95 ms",
+                "p99 ms",
+                "mean ± std ms",
+                THROUGHPUT_HEADER,
+                "Windows",
+                "Stable",
+            ],
+            rows,
+            numeric=tuple(range(2, 10)),
+        ),
+        "",
+        prose(THROUGHPUT_NOTE),
+        "",
+    ]
 
 
 def _correctness_section(data: ReportData) -> List[str]:
@@ -164,21 +219,48 @@ def _correctness_section(data: ReportData) -> List[str]:
     out = ["## Correctness per output", ""]
     if not data.correctness:
         return out + ["No exported path was checked.", ""]
-    rows = [[md(c.path), md(runtime_label(c.runtime)), md(c.output or "-"),
-             md(c.status) if c.status == "ok" or not c.reason else f"**{md(c.status)}**: {md(c.reason[:400])}",
-             fmt_error(c.max_abs_error), fmt_error(c.max_rel_error),
-             md(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
-             md(", ".join(str(b) for b in c.batch_sizes) or "-"), str(c.sample_count)]
-            for c in data.correctness]
-    return out + [_table(["Path", "Runtime", "Output", "Status", "Max abs error", "Max rel error", "Tolerance",
-                          "Batch sizes", "Samples"], rows, numeric=(4, 5, 8)), ""]
+    rows = [
+        [
+            md(c.path),
+            md(runtime_label(c.runtime)),
+            md(c.output or "-"),
+            md(c.status) if c.status == "ok" or not c.reason else f"**{md(c.status)}**: {md(c.reason[:400])}",
+            fmt_error(c.max_abs_error),
+            fmt_error(c.max_rel_error),
+            md(fmt_tolerance(c.atol, c.rtol, c.tolerance, c.measures)),
+            md(", ".join(str(b) for b in c.batch_sizes) or "-"),
+            str(c.sample_count),
+        ]
+        for c in data.correctness
+    ]
+    return out + [
+        _table(
+            [
+                "Path",
+                "Runtime",
+                "Output",
+                "Status",
+                "Max abs error",
+                "Max rel error",
+                "Tolerance",
+                "Batch sizes",
+                "Samples",
+            ],
+            rows,
+            numeric=(4, 5, 8),
+        ),
+        "",
+    ]
 
 
 def _model_sections(data: ReportData) -> List[str]:
     """'Inputs and outputs' and 'Environment': the model's tensors and where it was run."""
     status = data.status
-    rows = [[md(m.name), kind, md(fmt_shape(m.shape)), md(m.dtype)]
-            for kind, items in (("input", status.inputs), ("output", status.outputs)) for m in items]
+    rows = [
+        [md(m.name), kind, md(fmt_shape(m.shape)), md(m.dtype)]
+        for kind, items in (("input", status.inputs), ("output", status.outputs))
+        for m in items
+    ]
     out = ["## Inputs and outputs", "", _table(["Name", "Kind", "Shape (? = dynamic)", "Dtype"], rows), ""]
     env = dict(status.environment or {})
     packages = env.pop("packages", None) or {}
@@ -189,6 +271,12 @@ def _model_sections(data: ReportData) -> List[str]:
 def render_markdown(data: ReportData, images: Optional[Dict[str, str]]) -> str:
     """The Markdown page. `images`: plot name -> file name beside the page ({} when nothing was
     profiled, None when matplotlib is missing)."""
-    out = (_header(data) + _pick_section(data) + _status_section(data) + _performance_section(data, images)
-           + _correctness_section(data) + _model_sections(data))
+    out = (
+        _header(data)
+        + _pick_section(data)
+        + _status_section(data)
+        + _performance_section(data, images)
+        + _correctness_section(data)
+        + _model_sections(data)
+    )
     return "\n".join(out)

@@ -46,15 +46,25 @@ def _figure(series: List[Series], metric: str, title: str, ylabel: str, model: s
         if s.is_source:
             style = dict(color="#555555", linestyle="--", marker="o", linewidth=1.6)
         else:
-            style = dict(color=colors[artifact_index % len(colors)], linestyle="-",
-                         marker=MARKERS[artifact_index % len(MARKERS)], linewidth=2.0)
+            style = dict(
+                color=colors[artifact_index % len(colors)],
+                linestyle="-",
+                marker=MARKERS[artifact_index % len(MARKERS)],
+                linewidth=2.0,
+            )
             artifact_index += 1
         label = s.label + ("" if s.correct else ", correctness failed")
         ax.plot(s.batch_sizes, values, label=label, markersize=6, **style)
         unstable = [(b, v) for b, v, p in zip(s.batch_sizes, values, s.points, strict=True) if not p.stable]
         if unstable:  # a white centre marks a measurement that did not stabilise
-            ax.plot([b for b, _ in unstable], [v for _, v in unstable], linestyle="none", marker=style["marker"],
-                    markersize=4, color="white")
+            ax.plot(
+                [b for b, _ in unstable],
+                [v for _, v in unstable],
+                linestyle="none",
+                marker=style["marker"],
+                markersize=4,
+                color="white",
+            )
     if len(batch_sizes) > 1:
         ax.set_xscale("log", base=2)
     ax.set_xticks(batch_sizes)

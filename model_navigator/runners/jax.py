@@ -59,5 +59,6 @@ class JaxSourceRunner(SourceRunner):
 
 def jax_source_runner(model: JaxModel, a: RunnerArgs) -> NavigatorRunner:
     """The factory named by the JAX source format's declaration (core/formats.py)."""
-    return JaxSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name,
-                           kw_names=a.kw_names)
+    return JaxSourceRunner(
+        model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name, kw_names=a.kw_names
+    )

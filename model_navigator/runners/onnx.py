@@ -52,8 +52,9 @@ class OnnxRuntimeRunner(NavigatorRunner):
             gpu = {"device_id": int(self.device.split(":", 1)[1]) if ":" in self.device else 0}
             provider_options = [gpu] * len(providers) + [{}]
             providers.append(RuntimeProvider.CPU.value)
-        self._session = onnxruntime.InferenceSession(str(self.model_path), sess_options=options, providers=providers,
-                                                     provider_options=provider_options)
+        self._session = onnxruntime.InferenceSession(
+            str(self.model_path), sess_options=options, providers=providers, provider_options=provider_options
+        )
         if self.provider.value not in self._session.get_providers():
             # ONNX Runtime drops a provider it cannot load (missing CUDA/cuDNN/TensorRT libraries)
             # and runs on the CPU: refuse, so no result claims a provider that did not run.
@@ -119,5 +120,7 @@ def provider_unavailable(runtime: RuntimeProvider) -> Optional[str]:
         return f"onnxruntime does not import ({e}); pip install onnxruntime-gpu"
     if runtime.value in providers:
         return None
-    return (f"this ONNX Runtime has no {runtime.value} (it has {', '.join(providers)}); "
-            f"pip install onnxruntime-gpu in place of onnxruntime")
+    return (
+        f"this ONNX Runtime has no {runtime.value} (it has {', '.join(providers)}); "
+        f"pip install onnxruntime-gpu in place of onnxruntime"
+    )

@@ -39,7 +39,8 @@ def make_runner(
     else:
         if path.model_path is None:
             raise UserInputError(
-                f"Path {path.key!r} has no model ({path.status.value}): {path.reason or 'not exported'}.")
+                f"Path {path.key!r} has no model ({path.status.value}): {path.reason or 'not exported'}."
+            )
         if factory is None:
             raise UserInputError(f"No runner for format {path.format.value!r}.")
         model = Path(workdir) / path.model_path
@@ -53,6 +54,14 @@ def runner_args(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvi
     target = status.config.target_device
     if device == "cuda" and target.startswith("cuda"):
         device = target  # 'cuda:1' stays device 1, where the source model and the exports live
-    return RunnerArgs(inputs=status.inputs, outputs=status.outputs, device=device, target=target,
-                      keyword=bool(kw_names), kw_names=kw_names, name=f"{path.key}:{runtime.value}",
-                      runtime=runtime, reported=path.reported)
+    return RunnerArgs(
+        inputs=status.inputs,
+        outputs=status.outputs,
+        device=device,
+        target=target,
+        keyword=bool(kw_names),
+        kw_names=kw_names,
+        name=f"{path.key}:{runtime.value}",
+        runtime=runtime,
+        reported=path.reported,
+    )

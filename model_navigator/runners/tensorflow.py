@@ -105,8 +105,9 @@ def savedmodel_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
 
 
 def tensorflow_source_runner(model: Any, a: RunnerArgs) -> NavigatorRunner:
-    return TensorFlowSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name,
-                                  kw_names=a.kw_names)
+    return TensorFlowSourceRunner(
+        model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name, kw_names=a.kw_names
+    )
 
 
 def load_savedmodel(model_path: Path) -> Any:

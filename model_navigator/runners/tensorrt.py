@@ -15,8 +15,13 @@ from model_navigator.runners.base import NavigatorRunner, RunnerArgs
 class TensorRTRunner(NavigatorRunner):
     """Runs a serialized TensorRT engine on the GPU; feeds are cast to the engine's input dtypes."""
 
-    def __init__(self, model_path: Path, input_metadata: Sequence[TensorMetadata],
-                 output_metadata: Sequence[TensorMetadata], name: Optional[str] = None):
+    def __init__(
+        self,
+        model_path: Path,
+        input_metadata: Sequence[TensorMetadata],
+        output_metadata: Sequence[TensorMetadata],
+        name: Optional[str] = None,
+    ):
         super().__init__(input_metadata, output_metadata, "cuda", name or "tensorrt")
         self.model_path = Path(model_path)
         self._runner: Any = None

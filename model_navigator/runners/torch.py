@@ -108,8 +108,7 @@ class TorchCompileRunner(_TorchRunner):
     Runners of the same model share torch's compiled code, so re-activating does not recompile.
     """
 
-    def __init__(self, model: Any, *args: Any, backend: str = "inductor", mode: Optional[str] = None,
-                 **kwargs: Any):
+    def __init__(self, model: Any, *args: Any, backend: str = "inductor", mode: Optional[str] = None, **kwargs: Any):
         kwargs.setdefault("name", "torch-compile")
         super().__init__(*args, **kwargs)
         self.model = model
@@ -126,8 +125,9 @@ class TorchCompileRunner(_TorchRunner):
         # After a failed compilation torch may run later calls eagerly: that is not this runtime, so
         # the first error sticks and every later inference raises it too.
         if self._error is not None:
-            raise RuntimeError(f"torch.compile failed earlier: {type(self._error).__name__}: {self._error}") \
-                from self._error
+            raise RuntimeError(
+                f"torch.compile failed earlier: {type(self._error).__name__}: {self._error}"
+            ) from self._error
         try:
             return super()._infer(feed_dict)
         except Exception as e:
@@ -137,24 +137,28 @@ class TorchCompileRunner(_TorchRunner):
 
 # Factories and loaders named by the torch formats' declarations (core/formats.py) --------------
 def torch_source_runner(model: Any, a: RunnerArgs) -> NavigatorRunner:
-    return TorchSourceRunner(model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name,
-                             kw_names=a.kw_names)
+    return TorchSourceRunner(
+        model, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name, kw_names=a.kw_names
+    )
 
 
 def torch_compile_runner(model: Any, a: RunnerArgs) -> NavigatorRunner:
     # compiles for the model's device
-    return TorchCompileRunner(model, a.inputs, a.outputs, device=a.target, keyword=a.keyword, name=a.name,
-                              kw_names=a.kw_names)
+    return TorchCompileRunner(
+        model, a.inputs, a.outputs, device=a.target, keyword=a.keyword, name=a.name, kw_names=a.kw_names
+    )
 
 
 def torchscript_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
-    return TorchScriptRunner(model_path, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name,
-                             kw_names=a.kw_names)
+    return TorchScriptRunner(
+        model_path, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name, kw_names=a.kw_names
+    )
 
 
 def exportedprogram_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
-    return TorchExportedProgramRunner(model_path, a.inputs, a.outputs, device=a.device, keyword=a.keyword,
-                                      name=a.name, kw_names=a.kw_names)
+    return TorchExportedProgramRunner(
+        model_path, a.inputs, a.outputs, device=a.device, keyword=a.keyword, name=a.name, kw_names=a.kw_names
+    )
 
 
 def torch_trt_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
@@ -162,8 +166,9 @@ def torch_trt_runner(model_path: Path, a: RunnerArgs) -> NavigatorRunner:
     # order the conversion compiled it for.
     order = a.reported.get("input_order") or [m.name for m in a.inputs]
     by_name = {m.name: m for m in a.inputs}
-    return TorchTensorRTRunner(model_path, [by_name[n] for n in order], a.outputs, device=a.device, keyword=False,
-                               name=a.name)
+    return TorchTensorRTRunner(
+        model_path, [by_name[n] for n in order], a.outputs, device=a.device, keyword=False, name=a.name
+    )
 
 
 def load_torchscript(model_path: Path) -> Any:

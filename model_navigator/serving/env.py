@@ -87,13 +87,16 @@ def check_port(host: str, port: int, what: str) -> int:
         try:
             s.bind((host, port))
         except OSError as e:
-            raise UserInputError(f"{what} {port} on {host} is not free ({e.strerror}); choose another port "
-                                 f"or leave it out to take a free one.") from None
+            raise UserInputError(
+                f"{what} {port} on {host} is not free ({e.strerror}); choose another port "
+                f"or leave it out to take a free one."
+            ) from None
     return port
 
 
-def choose_ports(host: str, http_port: Optional[int], grpc_port: Optional[int],
-                 metrics_port: Optional[int]) -> Dict[str, int]:
+def choose_ports(
+    host: str, http_port: Optional[int], grpc_port: Optional[int], metrics_port: Optional[int]
+) -> Dict[str, int]:
     """The HTTP, gRPC and metrics ports: the user's (checked free) or free ones, all different."""
     chosen: Dict[str, int] = {}
     for name, port in (("http_port", http_port), ("grpc_port", grpc_port), ("metrics_port", metrics_port)):
@@ -119,15 +122,18 @@ def _processes() -> Iterator[Tuple[int, str, str, int]]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        yield int(entry.name), stat[stat.index("(") + 1: stat.rindex(")")], fields[0], int(fields[1])
+        fields = stat[stat.rindex(")") + 2 :].split()
+        yield int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")], fields[0], int(fields[1])
 
 
 def triton_processes() -> List[Dict[str, Any]]:
     """Running tritonserver and Python-backend stub processes of this machine: pid, parent pid, name."""
-    return [{"pid": pid, "ppid": ppid, "name": name} for pid, name, state, ppid in _processes()
-            # a zombie holds nothing (its parent has not reaped it yet); /proc cuts names to 15 characters
-            if state != "Z" and any(name.startswith(n[:15]) for n in TRITON_PROCESS_NAMES)]
+    return [
+        {"pid": pid, "ppid": ppid, "name": name}
+        for pid, name, state, ppid in _processes()
+        # a zombie holds nothing (its parent has not reaped it yet); /proc cuts names to 15 characters
+        if state != "Z" and any(name.startswith(n[:15]) for n in TRITON_PROCESS_NAMES)
+    ]
 
 
 def descendants(pid: int) -> List[int]:
@@ -148,7 +154,7 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return state[state.rindex(")") + 2:].split()[0] != "Z"
+    return state[state.rindex(")") + 2 :].split()[0] != "Z"
 
 
 def reap(pids: List[int], grace_s: float) -> List[int]:

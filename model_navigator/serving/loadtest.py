@@ -105,8 +105,14 @@ class _Workers:
             t.join(timeout=60)
 
 
-def measure_concurrency(make_sender: Callable[[], Sender], level: int, batch_size: int, config: ProfilerConfig,
-                        name: str, clock: Clock = time.perf_counter) -> ProfilingResult:
+def measure_concurrency(
+    make_sender: Callable[[], Sender],
+    level: int,
+    batch_size: int,
+    config: ProfilerConfig,
+    name: str,
+    clock: Clock = time.perf_counter,
+) -> ProfilingResult:
     """`level` threads with a sender each (warmup_requests each first), measured by the profiler's
     window and stability rules (profiler.measure_window_runner)."""
     from model_navigator.steps.profiler import measure_window_runner
@@ -145,34 +151,59 @@ class LoadtestReport:
         def figures(r: Optional[ProfilingResult]) -> Optional[Dict[str, Any]]:
             if r is None:
                 return None
-            return {"p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p95_ms": r.p95_ms, "p99_ms": r.p99_ms,
-                    "mean_ms": r.mean_ms, "throughput": r.throughput, "stable": r.stable, "windows": r.windows,
-                    "request_count": r.request_count}
+            return {
+                "p50_ms": r.p50_ms,
+                "p90_ms": r.p90_ms,
+                "p95_ms": r.p95_ms,
+                "p99_ms": r.p99_ms,
+                "mean_ms": r.mean_ms,
+                "throughput": r.throughput,
+                "stable": r.stable,
+                "windows": r.windows,
+                "request_count": r.request_count,
+            }
 
-        return {"model_name": self.model_name, "path": self.path, "runtime": self.runtime, "url": self.url,
-                "batch_size": self.batch_size, "max_batch_size": self.max_batch_size, "batching": self.batching,
-                "profiled": figures(self.profiled),
-                "rows": [{"concurrency": r.concurrency, "served": figures(r.served),
-                          "inprocess": figures(r.inprocess)} for r in self.rows]}
+        return {
+            "model_name": self.model_name,
+            "path": self.path,
+            "runtime": self.runtime,
+            "url": self.url,
+            "batch_size": self.batch_size,
+            "max_batch_size": self.max_batch_size,
+            "batching": self.batching,
+            "profiled": figures(self.profiled),
+            "rows": [
+                {"concurrency": r.concurrency, "served": figures(r.served), "inprocess": figures(r.inprocess)}
+                for r in self.rows
+            ],
+        }
 
     def to_markdown(self) -> str:
         """The table a user reads: served p50/p90/p99 and throughput against in-process p50 and throughput."""
-        lines = [f"Served {self.model_name!r} ({self.path} on {self.runtime}) at {self.url}, requests of batch size "
-                 f"{self.batch_size}; {self.batching}.", "",
-                 "| concurrency | served p50 ms | served p90 ms | served p99 ms | served samples/s "
-                 "| in-process p50 ms | in-process samples/s | p50 served / in-process |",
-                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines = [
+            f"Served {self.model_name!r} ({self.path} on {self.runtime}) at {self.url}, requests of batch size "
+            f"{self.batch_size}; {self.batching}.",
+            "",
+            "| concurrency | served p50 ms | served p90 ms | served p99 ms | served samples/s "
+            "| in-process p50 ms | in-process samples/s | p50 served / in-process |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for r in self.rows:
             s, i = r.served, r.inprocess
             mark = "" if s.stable else " (unstable)"
             ratio = f"{s.p50_ms / i.p50_ms:.1f}x" if i is not None and i.p50_ms > 0 else "-"
-            lines.append(f"| {r.concurrency} | {s.p50_ms:.3f}{mark} | {s.p90_ms:.3f} | {s.p99_ms:.3f} | "
-                         f"{s.throughput:.1f} | {f'{i.p50_ms:.3f}' if i else '-'}"
-                         f"{'' if i is None or i.stable else ' (unstable)'} | "
-                         f"{f'{i.throughput:.1f}' if i else '-'} | {ratio} |")
+            lines.append(
+                f"| {r.concurrency} | {s.p50_ms:.3f}{mark} | {s.p90_ms:.3f} | {s.p99_ms:.3f} | "
+                f"{s.throughput:.1f} | {f'{i.p50_ms:.3f}' if i else '-'}"
+                f"{'' if i is None or i.stable else ' (unstable)'} | "
+                f"{f'{i.throughput:.1f}' if i else '-'} | {ratio} |"
+            )
         if self.profiled is not None:
-            lines += ["", f"The package's own profiling of this path at batch size {self.batch_size}: p50 "
-                          f"{self.profiled.p50_ms:.3f} ms, {self.profiled.throughput:.1f} samples/s."]
+            lines += [
+                "",
+                f"The package's own profiling of this path at batch size {self.batch_size}: p50 "
+                f"{self.profiled.p50_ms:.3f} ms, {self.profiled.throughput:.1f} samples/s.",
+            ]
         lines += ["", "Throughput is samples/s (batch size x requests / wall time of the last 3 windows)."]
         return "\n".join(lines)
 
@@ -187,8 +218,10 @@ def _sample(workdir: Path) -> Dict[str, np.ndarray]:
         samples = load_sample_dir(folder)
         if samples:
             return samples[0]
-    raise UserInputError(f"The package has no saved samples in {workspace.input_dir('profiling')} (saved without "
-                         f"data?); a load test needs one.")
+    raise UserInputError(
+        f"The package has no saved samples in {workspace.input_dir('profiling')} (saved without "
+        f"data?); a load test needs one."
+    )
 
 
 def _check_concurrency(concurrency: Sequence[int]) -> List[int]:
@@ -198,8 +231,13 @@ def _check_concurrency(concurrency: Sequence[int]) -> List[int]:
     return levels
 
 
-def loadtest_served(served: Any, concurrency: Sequence[int] = (1, 2, 4), batch_size: int = 1,
-                    profiler_config: Optional[ProfilerConfig] = None, inprocess: bool = True) -> LoadtestReport:
+def loadtest_served(
+    served: Any,
+    concurrency: Sequence[int] = (1, 2, 4),
+    batch_size: int = 1,
+    profiler_config: Optional[ProfilerConfig] = None,
+    inprocess: bool = True,
+) -> LoadtestReport:
     """Load-test a running ServedModel (see loadtest)."""
     from model_navigator.core.samples import build_batch
 
@@ -217,9 +255,16 @@ def loadtest_served(served: Any, concurrency: Sequence[int] = (1, 2, 4), batch_s
     profiled = None
     if result is not None and result.performance is not None:
         profiled = next((r for r in result.performance.results if r.batch_size == batch_size), None)
-    report = LoadtestReport(model_name=plan.model_name, path=plan.path.key, runtime=plan.runtime.value,
-                            url=served.url, batch_size=batch_size, max_batch_size=mbs, batching=plan.batching,
-                            profiled=profiled)
+    report = LoadtestReport(
+        model_name=plan.model_name,
+        path=plan.path.key,
+        runtime=plan.runtime.value,
+        url=served.url,
+        batch_size=batch_size,
+        max_batch_size=mbs,
+        batching=plan.batching,
+        profiled=profiled,
+    )
     runner = served.runner
     infer = (lambda c: c.infer_batch(**feed)) if mbs > 0 else (lambda c: c.infer_sample(**feed))
 
@@ -231,16 +276,24 @@ def loadtest_served(served: Any, concurrency: Sequence[int] = (1, 2, 4), batch_s
         return (lambda: infer(client)), client.close
 
     for level in levels:
-        local = measure_concurrency(local_sender, level, batch_size, config, f"{plan.path.key} in process") \
-            if inprocess else None
+        local = (
+            measure_concurrency(local_sender, level, batch_size, config, f"{plan.path.key} in process")
+            if inprocess
+            else None
+        )
         remote = measure_concurrency(served_sender, level, batch_size, config, f"{plan.model_name} served")
         report.rows.append(LoadtestRow(level, remote, local))
     return report
 
 
-def loadtest(package: Union[Any, str, Path], concurrency: Sequence[int] = (1, 2, 4), batch_size: int = 1,
-             profiler_config: Optional[ProfilerConfig] = None, inprocess: bool = True,
-             **serve_options: Any) -> LoadtestReport:
+def loadtest(
+    package: Union[Any, str, Path],
+    concurrency: Sequence[int] = (1, 2, 4),
+    batch_size: int = 1,
+    profiler_config: Optional[ProfilerConfig] = None,
+    inprocess: bool = True,
+    **serve_options: Any,
+) -> LoadtestReport:
     """Serve `package` (nav.serve's options), measure it through the Triton client at each concurrency
     (and the same runner in process unless `inprocess=False`), stop the server, return the report."""
     from model_navigator.serving.server import serve

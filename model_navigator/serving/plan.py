@@ -18,8 +18,10 @@ from model_navigator.triton.tensors import triton_tensor
 def triton_tensors(status: NavigatorStatus, batched: bool) -> Tuple[List[TritonTensor], List[TritonTensor]]:
     """Inputs and outputs under the package's own names with Triton data types and dims (the batch axis
     left out when `batched`), by the repository writer's own rule (triton.tensors.triton_tensor)."""
-    return ([triton_tensor(m, batched, m.name) for m in status.inputs],
-            [triton_tensor(m, batched, m.name) for m in status.outputs])
+    return (
+        [triton_tensor(m, batched, m.name) for m in status.inputs],
+        [triton_tensor(m, batched, m.name) for m in status.outputs],
+    )
 
 
 @dataclass
@@ -68,8 +70,9 @@ def plan_serving(
         raise UserInputError(
             f"`model_name` {model_name!r} is not a name Triton accepts (letters, digits, '_', '.', '-')."
         )
-    if max_batch_size is not None and (isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
-                                       or max_batch_size < 0):
+    if max_batch_size is not None and (
+        isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 0
+    ):
         raise UserInputError(f"`max_batch_size` must be an integer >= 0, got {max_batch_size!r}.")
     check_precision_loss(max_precision_loss)
     strategy = parse_strategy(strategy, latency_budget_ms) if path_key is None else strategy
@@ -79,8 +82,10 @@ def plan_serving(
         rt = resolve_runtime(rt, status.config.target_device)
     path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms, max_precision_loss)
     if not path.deployable(rt):
-        raise UserInputError(f"Path {path.key!r} has not passed correctness on {rt.value}; only a path and runtime "
-                             f"that passed are served (run correctness on it first).")
+        raise UserInputError(
+            f"Path {path.key!r} has not passed correctness on {rt.value}; only a path and runtime "
+            f"that passed are served (run correctness on it first)."
+        )
     if path.model_path is None or not (workdir / path.model_path).exists():
         raise UserInputError(f"The artifact of path {path.key!r} is missing from {workdir}.")
     percentile = selection.latency_percentile if selection is not None and latency_budget_ms else 99
@@ -88,7 +93,16 @@ def plan_serving(
     if batching.off and max_batch_size:
         raise UserInputError(f"max_batch_size={max_batch_size} cannot apply: {batching.off}.")
     inputs, outputs = triton_tensors(status, batching.max_batch_size > 0)
-    return ServePlan(workdir=workdir, status=status, path=path, runtime=rt,
-                     model_name=model_name or sanitize_model_name(status.model_name), inputs=inputs, outputs=outputs,
-                     max_batch_size=batching.max_batch_size, preferred_batch_sizes=list(batching.preferred),
-                     batching=batching.reason, selection=selection)
+    return ServePlan(
+        workdir=workdir,
+        status=status,
+        path=path,
+        runtime=rt,
+        model_name=model_name or sanitize_model_name(status.model_name),
+        inputs=inputs,
+        outputs=outputs,
+        max_batch_size=batching.max_batch_size,
+        preferred_batch_sizes=list(batching.preferred),
+        batching=batching.reason,
+        selection=selection,
+    )

@@ -76,8 +76,7 @@ class ServedModel:
     """A running Triton server with one model bound to a package's runner; stop() (or leaving the
     `with` block) stops the server, deactivates the runner and removes any unpacked package."""
 
-    def __init__(self, plan: ServePlan, triton: Any, runner: Any, host: str, ports: Dict[str, int],
-                 stack: List[Any]):
+    def __init__(self, plan: ServePlan, triton: Any, runner: Any, host: str, ports: Dict[str, int], stack: List[Any]):
         self.plan = plan
         self.host = host
         self.http_port = ports["http_port"]
@@ -123,8 +122,12 @@ class ServedModel:
         """A new PyTriton ModelClient for the model (one per thread; close it, or use it as a context manager)."""
         from pytriton.client import ModelClient
 
-        return ModelClient(self.grpc_url if grpc else self.url, self.model_name, init_timeout_s=timeout_s,
-                           inference_timeout_s=timeout_s)
+        return ModelClient(
+            self.grpc_url if grpc else self.url,
+            self.model_name,
+            init_timeout_s=timeout_s,
+            inference_timeout_s=timeout_s,
+        )
 
     def infer(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """One request through Triton's HTTP endpoint (the batch axis first when the model batches)."""
@@ -170,8 +173,10 @@ class ServedModel:
 
     def describe(self) -> str:
         """What is served where: model, path, runtime, endpoints, batching."""
-        return (f"{self.plan.summary()}\n  HTTP {self.url}  gRPC {self.grpc_url}  metrics port {self.metrics_port}\n"
-                f"  {self.plan.batching}")
+        return (
+            f"{self.plan.summary()}\n  HTTP {self.url}  gRPC {self.grpc_url}  metrics port {self.metrics_port}\n"
+            f"  {self.plan.batching}"
+        )
 
 
 def _check_queue_delay(max_queue_delay_us: Any) -> None:
@@ -184,13 +189,17 @@ def _model_config(plan: ServePlan, max_queue_delay_us: int) -> Tuple[List[Any], 
     """PyTriton's inputs, outputs and ModelConfig: the package's dtypes, config.pbtxt's dims and batching."""
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 
-    inputs = [Tensor(name=t.name, dtype=_np_dtype(t, plan.status, "input"), shape=tuple(t.dims))
-              for t in plan.inputs]
-    outputs = [Tensor(name=t.name, dtype=_np_dtype(t, plan.status, "output"), shape=tuple(t.dims))
-               for t in plan.outputs]
-    config = ModelConfig(batching=plan.max_batch_size > 0, max_batch_size=max(plan.max_batch_size, 1),
-                         batcher=DynamicBatcher(max_queue_delay_microseconds=max_queue_delay_us,
-                                                preferred_batch_size=plan.preferred_batch_sizes or None))
+    inputs = [Tensor(name=t.name, dtype=_np_dtype(t, plan.status, "input"), shape=tuple(t.dims)) for t in plan.inputs]
+    outputs = [
+        Tensor(name=t.name, dtype=_np_dtype(t, plan.status, "output"), shape=tuple(t.dims)) for t in plan.outputs
+    ]
+    config = ModelConfig(
+        batching=plan.max_batch_size > 0,
+        max_batch_size=max(plan.max_batch_size, 1),
+        batcher=DynamicBatcher(
+            max_queue_delay_microseconds=max_queue_delay_us, preferred_batch_size=plan.preferred_batch_sizes or None
+        ),
+    )
     return inputs, outputs, config
 
 
@@ -208,8 +217,15 @@ def _triton_config(host: str, ports: Dict[str, int], verbose: bool, log_file: Op
     """PyTriton's TritonConfig: every endpoint on `host` at `ports`, logging to `log_file` (or verbosely)."""
     from pytriton.triton import TritonConfig
 
-    return TritonConfig(http_address=host, grpc_address=host, metrics_address=host,
-                        log_verbose=1 if verbose else None, log_file=log_file, allow_gpu_metrics=False, **ports)
+    return TritonConfig(
+        http_address=host,
+        grpc_address=host,
+        metrics_address=host,
+        log_verbose=1 if verbose else None,
+        log_file=log_file,
+        allow_gpu_metrics=False,
+        **ports,
+    )
 
 
 def _quiet(triton: Any, verbose: bool) -> None:
@@ -270,16 +286,26 @@ def serve(
     stack: List[Any] = []
     runner = triton = log_file = None
     try:
-        plan = plan_serving(package, stack, path_key, runtime, strategy, latency_budget_ms, model_name,
-                            max_batch_size, max_precision_loss)
+        plan = plan_serving(
+            package,
+            stack,
+            path_key,
+            runtime,
+            strategy,
+            latency_budget_ms,
+            model_name,
+            max_batch_size,
+            max_precision_loss,
+        )
         source = getattr(package, "source_model", None)
         runner = make_runner(plan.workdir, plan.status, plan.path, plan.runtime, source)
         runner.activate()  # load the model before the server starts: its errors come first
         inputs, outputs, config = _model_config(plan, max_queue_delay_us)
         log_file = _log_file(verbose, stack)
         triton = Triton(config=_triton_config(host, ports, verbose, log_file))
-        triton.bind(plan.model_name, make_infer_func(runner, plan), inputs=inputs, outputs=outputs, config=config,
-                    strict=True)
+        triton.bind(
+            plan.model_name, make_infer_func(runner, plan), inputs=inputs, outputs=outputs, config=config, strict=True
+        )
         with python_backend_environment():
             triton.run()
         _quiet(triton, verbose)

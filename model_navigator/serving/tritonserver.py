@@ -93,10 +93,21 @@ def python_backend_twin(model: Any, repo: Path, name: Optional[str] = None) -> P
     if artifact.suffix not in (".onnx", ".pt"):
         raise UserInputError(f"The Python-backend twin runs ONNX and TorchScript models, not {artifact.name}.")
     name = name or f"{model.config.name}_python"
-    config = replace(model.config, name=name, platform=None, backend="python", default_model_filename=None,
-                     parameters={}, gpu_execution_accelerators=[])
-    text = config.to_pbtxt([f"model-navigator's config.pbtxt of {model.config.name!r} with backend python "
-                            f"(the server has no {model.config.backend!r} backend)"])
+    config = replace(
+        model.config,
+        name=name,
+        platform=None,
+        backend="python",
+        default_model_filename=None,
+        parameters={},
+        gpu_execution_accelerators=[],
+    )
+    text = config.to_pbtxt(
+        [
+            f"model-navigator's config.pbtxt of {model.config.name!r} with backend python "
+            f"(the server has no {model.config.backend!r} backend)"
+        ]
+    )
     parse_model_config(text)
     folder = Path(repo) / name
     version_dir = folder / model.version_dir.name
@@ -118,8 +129,15 @@ class TritonServerProcess:
     free ports; a context manager that waits until every model is ready and stops the server (and
     its stubs) on exit."""
 
-    def __init__(self, repo: Path, host: str = "127.0.0.1", http_port: Optional[int] = None,
-                 grpc_port: Optional[int] = None, metrics_port: Optional[int] = None, timeout_s: float = 120.0):
+    def __init__(
+        self,
+        repo: Path,
+        host: str = "127.0.0.1",
+        http_port: Optional[int] = None,
+        grpc_port: Optional[int] = None,
+        metrics_port: Optional[int] = None,
+        timeout_s: float = 120.0,
+    ):
         self.repo = Path(repo)
         self.host = host
         self.ports: Dict[str, int] = choose_ports(host, http_port, grpc_port, metrics_port)
@@ -134,8 +152,9 @@ class TritonServerProcess:
 
     def _environment(self, libs: Path) -> Dict[str, str]:
         env = dict(os.environ)
-        env["LD_LIBRARY_PATH"] = stub_library_path(os.pathsep.join(filter(None, [env.get("LD_LIBRARY_PATH"),
-                                                                                  str(libs)]))) or str(libs)
+        env["LD_LIBRARY_PATH"] = stub_library_path(
+            os.pathsep.join(filter(None, [env.get("LD_LIBRARY_PATH"), str(libs)]))
+        ) or str(libs)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         # The stub's interpreter finds this environment's packages (numpy, onnxruntime, torch) here.
         env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p and Path(p).is_dir()])
@@ -148,19 +167,35 @@ class TritonServerProcess:
         backends = root / "backends"
         shutil.copytree(dist / "backends", backends)
         version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        shutil.copy2(dist / "python_backend_stubs" / version / "triton_python_backend_stub",
-                     backends / "python" / "triton_python_backend_stub")
+        shutil.copy2(
+            dist / "python_backend_stubs" / version / "triton_python_backend_stub",
+            backends / "python" / "triton_python_backend_stub",
+        )
         self.log_path = root / "tritonserver.log"
-        args = [str(dist / "bin" / "tritonserver"), f"--model-repository={self.repo}",
-                f"--backend-directory={backends}", f"--cache-directory={dist / 'caches'}",
-                f"--http-address={self.host}", f"--http-port={self.ports['http_port']}",
-                f"--grpc-address={self.host}", f"--grpc-port={self.ports['grpc_port']}",
-                f"--metrics-address={self.host}", f"--metrics-port={self.ports['metrics_port']}",
-                "--exit-timeout-secs=10", "--strict-readiness=true", "--allow-gpu-metrics=false"]
+        args = [
+            str(dist / "bin" / "tritonserver"),
+            f"--model-repository={self.repo}",
+            f"--backend-directory={backends}",
+            f"--cache-directory={dist / 'caches'}",
+            f"--http-address={self.host}",
+            f"--http-port={self.ports['http_port']}",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.ports['grpc_port']}",
+            f"--metrics-address={self.host}",
+            f"--metrics-port={self.ports['metrics_port']}",
+            "--exit-timeout-secs=10",
+            "--strict-readiness=true",
+            "--allow-gpu-metrics=false",
+        ]
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=self._environment(dist.parent.parent / "nvidia_pytriton.libs"),
-                                            preexec_fn=_die_with_parent)
+            self.process = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._environment(dist.parent.parent / "nvidia_pytriton.libs"),
+                preexec_fn=_die_with_parent,
+            )
         try:
             self._wait_ready()
         except BaseException:
@@ -175,8 +210,9 @@ class TritonServerProcess:
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with {self.process.returncode} before it was ready:\n"
-                                   f"{self.log_tail()}")
+                raise RuntimeError(
+                    f"tritonserver exited with {self.process.returncode} before it was ready:\n{self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as response:
                     if response.status == 200:

@@ -121,8 +121,9 @@ def step_main(step: str, argv: Optional[Sequence[str]] = None) -> int:
     reply = run_step(step, argv)
     result = to_plain(reply.result)
     if args.results_path:  # the traceback too, for a failure
-        Path(args.results_path).write_text(json.dumps({**result, "traceback": reply.traceback} if reply.traceback
-                                                      else result, indent=2))
+        Path(args.results_path).write_text(
+            json.dumps({**result, "traceback": reply.traceback} if reply.traceback else result, indent=2)
+        )
     print(json.dumps(result, indent=2))
     if reply.traceback:
         print(reply.traceback, file=sys.stderr)
@@ -145,8 +146,15 @@ if __name__ == "__main__":
 '''
 
 
-def write_reproduce(root: Path, path_key: str, step: str, argv: List[str], py_text: Optional[str] = None,
-                    note: Optional[str] = None, default_runtime: Optional[str] = None) -> Path:
+def write_reproduce(
+    root: Path,
+    path_key: str,
+    step: str,
+    argv: List[str],
+    py_text: Optional[str] = None,
+    note: Optional[str] = None,
+    default_runtime: Optional[str] = None,
+) -> Path:
     """Write <path>/reproduce_<step>.py and .sh (the exact command line, run from the workspace root).
 
     `py_text` replaces the stand-alone step script (export scripts need the user's get_model());
@@ -161,9 +169,11 @@ def write_reproduce(root: Path, path_key: str, step: str, argv: List[str], py_te
     usage = ""
     if default_runtime is not None and "--runtime" in argv:
         quoted[argv.index("--runtime") + 2] = '"$RUNTIME"'  # the value after --runtime (the script is quoted[0])
-        usage = (f"# Usage: bash {path_key}/reproduce_{step}.sh [RUNTIME]  (default {default_runtime}, the path's "
-                 f"first runtime; `--help` of {script} lists the runtimes)\n"
-                 f'RUNTIME="${{1:-{default_runtime}}}"\n')
+        usage = (
+            f"# Usage: bash {path_key}/reproduce_{step}.sh [RUNTIME]  (default {default_runtime}, the path's "
+            f"first runtime; `--help` of {script} lists the runtimes)\n"
+            f'RUNTIME="${{1:-{default_runtime}}}"\n'
+        )
     sh = folder / f"reproduce_{step}.sh"
     sh.write_text(
         "#!/usr/bin/env bash\n"

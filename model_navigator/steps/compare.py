@@ -25,8 +25,10 @@ def _nonfinite_mismatch(a: np.ndarray, b: np.ndarray) -> Optional[str]:
     if not wrong.any():
         return None
     index = tuple(int(i) for i in np.argwhere(wrong)[0])
-    return (f"holds {a[index]} where the source model has {b[index]} at index {list(index)} "
-            f"({int(wrong.sum())} of {wrong.size} elements differ in NaN/inf)")
+    return (
+        f"holds {a[index]} where the source model has {b[index]} at index {list(index)} "
+        f"({int(wrong.sum())} of {wrong.size} elements differ in NaN/inf)"
+    )
 
 
 def compare_outputs(

@@ -32,5 +32,9 @@ def run(args: argparse.Namespace, base_dir: Path) -> ConversionResult:
     out_path = out_dir / spec.artifact
     parent_path = workspace.root / parent.model_path
     reported = produce(ProduceRequest(spec, out_path, workspace, status, parent_path=parent_path))
-    return ConversionResult(status=StepStatus.OK, model_path=workspace.relative(out_path), reported=to_plain(reported),
-                            duration_s=time.perf_counter() - start)
+    return ConversionResult(
+        status=StepStatus.OK,
+        model_path=workspace.relative(out_path),
+        reported=to_plain(reported),
+        duration_s=time.perf_counter() - start,
+    )

@@ -49,14 +49,23 @@ def export_batch_of(framework: Framework) -> Tuple[Optional[int], str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser(__doc__)
     parser.add_argument("--runtime", required=True, choices=[r.value for r in RuntimeProvider])
-    parser.add_argument("--atol", type=_tolerance_arg, default=None,
-                        help="a number, or JSON {output: number}; default: the path's default tolerance")
+    parser.add_argument(
+        "--atol",
+        type=_tolerance_arg,
+        default=None,
+        help="a number, or JSON {output: number}; default: the path's default tolerance",
+    )
     parser.add_argument("--rtol", type=_tolerance_arg, default=None, help="as --atol")
-    parser.add_argument("--batch-sizes", type=int, nargs="*", default=None,
-                        help="extra batch sizes (> 1) to check with rebuilt batches")
-    parser.add_argument("--task-metric", default=None, metavar="MODULE:FUNCTION",
-                        help="the task metric that judges a reduced-precision path (the one recorded in "
-                             "status.yaml is never run from there)")
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="*", default=None, help="extra batch sizes (> 1) to check with rebuilt batches"
+    )
+    parser.add_argument(
+        "--task-metric",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="the task metric that judges a reduced-precision path (the one recorded in "
+        "status.yaml is never run from there)",
+    )
     return parser
 
 
@@ -74,8 +83,9 @@ def tolerance_argv(atol: UserTolerance, rtol: UserTolerance) -> List[str]:
     return argv
 
 
-def output_tolerances(path: PathStatus, runtime: RuntimeProvider, output_names: List[str], atol: UserTolerance,
-                      rtol: UserTolerance) -> Tuple[str, Dict[str, Tolerance]]:
+def output_tolerances(
+    path: PathStatus, runtime: RuntimeProvider, output_names: List[str], atol: UserTolerance, rtol: UserTolerance
+) -> Tuple[str, Dict[str, Tolerance]]:
     """(the default's name, the tolerance of every output) for a path checked on `runtime`."""
     name = default_tolerance_name(path.format, path.precision, runtime)
     default = DEFAULT_TOLERANCES[name]
@@ -91,12 +101,17 @@ def constant_output_warnings(outputs: List[Dict[str, np.ndarray]], output_names:
         if not values or values[0].dtype.kind not in "fciub":
             continue
         if all(not v.any() for v in values):
-            warnings.append(f"output {name!r} of the source model is all zero on every correctness sample: the "
-                            f"check cannot tell a right export from a wrong one; use samples that exercise the model")
-        elif len(values) > 1 and all(v.shape == values[0].shape and np.array_equal(v, values[0], equal_nan=True)
-                                     for v in values[1:]):
-            warnings.append(f"output {name!r} of the source model is the same for all {len(values)} correctness "
-                            f"samples: the samples do not exercise the model, so the check proves little")
+            warnings.append(
+                f"output {name!r} of the source model is all zero on every correctness sample: the "
+                f"check cannot tell a right export from a wrong one; use samples that exercise the model"
+            )
+        elif len(values) > 1 and all(
+            v.shape == values[0].shape and np.array_equal(v, values[0], equal_nan=True) for v in values[1:]
+        ):
+            warnings.append(
+                f"output {name!r} of the source model is the same for all {len(values)} correctness "
+                f"samples: the samples do not exercise the model, so the check proves little"
+            )
     return warnings
 
 
@@ -104,8 +119,13 @@ def _repeat_output(output: Dict[str, np.ndarray], batch: int, batch_dim: int) ->
     return {k: np.repeat(v, batch, axis=batch_dim) if v.ndim > batch_dim else v for k, v in output.items()}
 
 
-def _works_at(runner: Any, pair: Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]], batch: int, batch_dim: int,
-              output_names: List[str]) -> bool:
+def _works_at(
+    runner: Any,
+    pair: Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]],
+    batch: int,
+    batch_dim: int,
+    output_names: List[str],
+) -> bool:
     """Does the runner give the right outputs for this sample rebuilt at `batch`?"""
     sample, expected = pair
     try:
@@ -155,8 +175,11 @@ def check_correctness(
                 if batch_dim is None:
                     raise
                 if not checked:  # batch 1 fails: specialised to another batch size, or broken?
-                    if export_batch is None or batch == export_batch or not _works_at(
-                            runner, pairs[index], export_batch, batch_dim, output_names):
+                    if (
+                        export_batch is None
+                        or batch == export_batch
+                        or not _works_at(runner, pairs[index], export_batch, batch_dim, output_names)
+                    ):
                         raise
                     checked = [export_batch]
                 works = f" while batch size {', '.join(map(str, checked))} works"
@@ -170,18 +193,28 @@ def check_correctness(
         checked.append(batch)
     return CorrectnessResult.judged(
         failure,
-        per_output={n: OutputError(max_abs_error=a, max_rel_error=r,
-                                   atol=tolerances[n].atol if n in tolerances else None,
-                                   rtol=tolerances[n].rtol if n in tolerances else None)
-                    for n, (a, r) in errors.items()},
+        per_output={
+            n: OutputError(
+                max_abs_error=a,
+                max_rel_error=r,
+                atol=tolerances[n].atol if n in tolerances else None,
+                rtol=tolerances[n].rtol if n in tolerances else None,
+            )
+            for n, (a, r) in errors.items()
+        },
         batch_sizes=checked,
         sample_count=len(inputs),
         warnings=constant_output_warnings(outputs, output_names),
     )
 
 
-def apply_budget(result: CorrectnessResult, path: PathStatus, status: NavigatorStatus, pairs: List[Any],
-                 task_metric: Optional[str] = None) -> None:
+def apply_budget(
+    result: CorrectnessResult,
+    path: PathStatus,
+    status: NavigatorStatus,
+    pairs: List[Any],
+    task_metric: Optional[str] = None,
+) -> None:
     """Judge a reduced-precision result by its accuracy budget or the task metric this run was given
     (core/budget.judge) and record every measure per output. A task metric status.yaml records but this
     run was not given is not run (a re-test of a package runs no code the package names): said in a warning."""
@@ -191,9 +224,16 @@ def apply_budget(result: CorrectnessResult, path: PathStatus, status: NavigatorS
         result.warnings.append(
             f"the task metric {config.task_metric} recorded by the export was not run: a re-test runs no code that "
             f"status.yaml names; the {path.precision.value} budget judged this result (export again with "
-            f"task_metric=... to have the metric decide)")
-    verdict = judge(path.precision.value, pairs, [m.name for m in status.outputs], config.batch_dim,
-                    config.accuracy_budget, task_metric)
+            f"task_metric=... to have the metric decide)"
+        )
+    verdict = judge(
+        path.precision.value,
+        pairs,
+        [m.name for m in status.outputs],
+        config.batch_dim,
+        config.accuracy_budget,
+        task_metric,
+    )
     for name, measures in verdict.measures.items():
         error = result.per_output.get(name)
         if error is not None:
@@ -218,10 +258,17 @@ def _sample_name(index: int, items: Optional[List[Any]], batch_dim: Optional[int
     return f"sample {index}: dataloader item {item}{where}"
 
 
-def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspace, path: PathStatus,
-                            runtime: RuntimeProvider, atol: UserTolerance, rtol: UserTolerance,
-                            batch_sizes: Optional[List[int]] = None,
-                            task_metric: Optional[str] = None) -> CorrectnessResult:
+def correctness_with_runner(
+    runner: Any,
+    status: NavigatorStatus,
+    workspace: Workspace,
+    path: PathStatus,
+    runtime: RuntimeProvider,
+    atol: UserTolerance,
+    rtol: UserTolerance,
+    batch_sizes: Optional[List[int]] = None,
+    task_metric: Optional[str] = None,
+) -> CorrectnessResult:
     """Check an inactive runner of `path` on `runtime` against the workspace's correctness samples
     (what `run` does for a path; also used in the user's process for runtimes that need the source
     model, e.g. torch.compile). Outputs are judged by the user's atol/rtol, else the path's default."""
@@ -240,10 +287,19 @@ def correctness_with_runner(runner: Any, status: NavigatorStatus, workspace: Wor
     pairs: Optional[List[Any]] = [] if reduced else None
     with runner:
         export_batch, batch_hint = export_batch_of(status.config.framework)
-        result = check_correctness(runner, inputs, outputs, output_names, status.config.batch_dim,
-                                   batch_sizes, {} if reduced else tolerances,
-                                   items=(status.dataloader or {}).get("correctness_items"),
-                                   export_batch=export_batch, batch_hint=batch_hint, collected=pairs)
+        result = check_correctness(
+            runner,
+            inputs,
+            outputs,
+            output_names,
+            status.config.batch_dim,
+            batch_sizes,
+            {} if reduced else tolerances,
+            items=(status.dataloader or {}).get("correctness_items"),
+            export_batch=export_batch,
+            batch_hint=batch_hint,
+            collected=pairs,
+        )
         result.warnings += [w for w in [getattr(runner, "precision_warning", None)] if w]
     result.atol, result.rtol = atol, rtol
     result.tolerance = "user" if atol is not None or rtol is not None else f"default {default_name}"
@@ -259,5 +315,6 @@ def run(args: argparse.Namespace, base_dir: Path) -> CorrectnessResult:
     path = status.paths[args.path]
     runtime = RuntimeProvider(args.runtime)
     runner = make_runner(workspace.root, status, path, runtime)
-    return correctness_with_runner(runner, status, workspace, path, runtime, args.atol, args.rtol, args.batch_sizes,
-                                   args.task_metric)
+    return correctness_with_runner(
+        runner, status, workspace, path, runtime, args.atol, args.rtol, args.batch_sizes, args.task_metric
+    )

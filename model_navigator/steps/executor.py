@@ -59,8 +59,14 @@ class RoutingExecutor:
             self._worker = shared_worker(self.framework if self.mode == "full" else "runtimes")
         return self._worker
 
-    def run(self, step: str, argv: Sequence[str], root: Path, timeout_s: Optional[float] = None,
-            format: Optional[str] = None) -> StepReply:
+    def run(
+        self,
+        step: str,
+        argv: Sequence[str],
+        root: Path,
+        timeout_s: Optional[float] = None,
+        format: Optional[str] = None,
+    ) -> StepReply:
         if self.mode == "off" or (self.mode == "auto" and step != "conversion" and format in self.local_formats):
             return self.local.run(step, argv, root, timeout_s)
         return self._worker_handle().run(step, argv, root, timeout_s)

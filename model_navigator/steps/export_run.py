@@ -50,8 +50,9 @@ class ExportJob:
     source_problem: Optional[str] = None  # why no path can be checked (NaN/inf in the source outputs)
 
 
-def save_samples(workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]],
-                 with_outputs: bool = True) -> Dict[str, List[str]]:
+def save_samples(
+    workspace: Workspace, sample_set: SampleSet, outputs: Dict[int, Dict[str, np.ndarray]], with_outputs: bool = True
+) -> Dict[str, List[str]]:
     """Write model_input/<set>/<i>.npz and model_output/<set>/<i>.npz (left empty without
     `with_outputs`: outputs no path may be checked against); return the files per set."""
     files: Dict[str, List[str]] = {}
@@ -79,8 +80,9 @@ def check_samples_fit(workspace: Workspace, sample_set: SampleSet, outputs: Dict
     from model_navigator.core.errors import UserInputError
 
     indices = {i for name in SAMPLE_SETS for i in sample_set.selected[name]}
-    total = sum(int(np.asarray(a).nbytes) for i in indices for a in (*sample_set.samples[i].values(),
-                                                                     *outputs[i].values()))
+    total = sum(
+        int(np.asarray(a).nbytes) for i in indices for a in (*sample_set.samples[i].values(), *outputs[i].values())
+    )
     problem = space_problem(workspace.root, total, "saving the samples")
     if problem is not None:
         raise UserInputError(f"Cannot export: {problem}.")
@@ -101,14 +103,21 @@ def new_status(job: ExportJob) -> NavigatorStatus:
             "batch_size": sample_set.dataloader_batch_size,
             "sample_count": len(sample_set.samples),
             # [dataloader item, position in its batch] of each correctness sample, for messages
-            "correctness_items": [list(sample_set.origins[i]) for i in sample_set.selected.get("correctness", [])
-                                  if i < len(sample_set.origins)],
+            "correctness_items": [
+                list(sample_set.origins[i])
+                for i in sample_set.selected.get("correctness", [])
+                if i < len(sample_set.origins)
+            ],
         },
         inputs=job.inputs_meta,
         outputs=job.outputs_meta,
     )
-    source = PathStatus(key=job.source_format.value, format=job.source_format, status=StepStatus.OK,
-                        reason="source model (the reference for correctness)")
+    source = PathStatus(
+        key=job.source_format.value,
+        format=job.source_format,
+        status=StepStatus.OK,
+        reason="source model (the reference for correctness)",
+    )
     status.paths[source.key] = source
     return status
 
@@ -128,8 +137,9 @@ def run_export(job: ExportJob, verbose: bool = True, debug: bool = False) -> Tup
         with log_to_file(workspace.log_file), debug_console(debug):
             if previous_holder is not None:
                 progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
-            LOGGER.info("model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name,
-                        config.framework.value)
+            LOGGER.info(
+                "model-navigator %s: exporting %s (%s)", navigator_version(), config.model_name, config.framework.value
+            )
             # no worker when nothing can be checked (NaN/inf in the source outputs)
             executor = make_executor(config, workspace.root) if job.source_problem is None else None
             try:
@@ -137,16 +147,23 @@ def run_export(job: ExportJob, verbose: bool = True, debug: bool = False) -> Tup
                 # status.yaml first, with this run marked unfinished: a run killed from here on says so
                 with recorded_run(status, lambda: status.save(workspace.root), "export") as record:
                     check_samples_fit(workspace, job.sample_set, job.outputs)
-                    status.samples = save_samples(workspace, job.sample_set, job.outputs,
-                                                  with_outputs=job.source_problem is None)
+                    status.samples = save_samples(
+                        workspace, job.sample_set, job.outputs, with_outputs=job.source_problem is None
+                    )
                     status.save(workspace.root)
                     progress.note(f"model-navigator: {config.model_name} -> {workspace.root}")
                     if job.source_problem is not None:
                         _record_unchecked(job, status, record, progress)
                         status.save(workspace.root)
                         return status, workspace.root
-                    pipeline = Pipeline.create(Run(workspace, status, config), job.specs, executor, progress,
-                                               export_context=job.export_context, source_model=job.source_model)
+                    pipeline = Pipeline.create(
+                        Run(workspace, status, config),
+                        job.specs,
+                        executor,
+                        progress,
+                        export_context=job.export_context,
+                        source_model=job.source_model,
+                    )
                     run_paths(pipeline, executor)
             finally:
                 if executor is not None:
@@ -171,9 +188,15 @@ def _record_unchecked(job: ExportJob, status: NavigatorStatus, record: Any, prog
     for spec in job.specs:
         if requested(spec, job.config):
             status.paths[spec.key] = PathStatus(
-                key=spec.key, format=spec.format, status=StepStatus.FAILED, jit_type=spec.jit_type,
-                precision=spec.precision, selectors=spec.selector_dict, parent=spec.parent,
-                reason=f"not produced: {short}; allow_nonfinite_outputs=True accepts it")
+                key=spec.key,
+                format=spec.format,
+                status=StepStatus.FAILED,
+                jit_type=spec.jit_type,
+                precision=spec.precision,
+                selectors=spec.selector_dict,
+                parent=spec.parent,
+                reason=f"not produced: {short}; allow_nonfinite_outputs=True accepts it",
+            )
     finish_run(record, "failed", problem)
 
 

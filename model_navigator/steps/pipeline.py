@@ -19,6 +19,7 @@ from model_navigator.steps.execution import Run, StepRunner
 from model_navigator.steps.recording import Recorder
 from model_navigator.steps.scope import requested, runtime_unavailable_reason, selected_runtimes, source_runtimes
 
+
 class Pipeline:
     """Runs every requested path; a failing path is recorded and the others go on."""
 
@@ -31,8 +32,15 @@ class Pipeline:
         self.gpu_present = run.config.target_device != "cpu" or gpu_present()
 
     @classmethod
-    def create(cls, run: Run, specs: List[PathSpec], executor: Any, progress: Progress, export_context: Any = None,
-               source_model: Any = None) -> "Pipeline":
+    def create(
+        cls,
+        run: Run,
+        specs: List[PathSpec],
+        executor: Any,
+        progress: Progress,
+        export_context: Any = None,
+        source_model: Any = None,
+    ) -> "Pipeline":
         recorder = Recorder(run.status, run.workspace.root, progress)
         return cls(run, specs, StepRunner(run, recorder, executor, export_context, source_model), recorder)
 
@@ -69,8 +77,15 @@ class Pipeline:
 
     def produce_path(self, spec: PathSpec) -> PathStatus:
         """Export or convert one path, or record why it is skipped."""
-        path = PathStatus(key=spec.key, format=spec.format, status=StepStatus.NOT_RUN, jit_type=spec.jit_type,
-                          precision=spec.precision, selectors=spec.selector_dict, parent=spec.parent)
+        path = PathStatus(
+            key=spec.key,
+            format=spec.format,
+            status=StepStatus.NOT_RUN,
+            jit_type=spec.jit_type,
+            precision=spec.precision,
+            selectors=spec.selector_dict,
+            parent=spec.parent,
+        )
         self.status.paths[spec.key] = path
         reason = self._skip_reason(spec)
         if reason is not None:
@@ -117,8 +132,7 @@ class Pipeline:
         }
         (folder / PATH_CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
 
-    def check_and_profile(self, path: PathStatus, runtime: RuntimeProvider, profile: bool,
-                          check: bool = True) -> None:
+    def check_and_profile(self, path: PathStatus, runtime: RuntimeProvider, profile: bool, check: bool = True) -> None:
         """Correctness (unless `check` is False: keep the recorded one), then, only when it passed,
         profiling of one path on one runtime: nothing unchecked is ever profiled or recommended."""
         result = path.runtimes.setdefault(runtime, RuntimeResult())
@@ -140,8 +154,11 @@ class Pipeline:
             result.performance, seconds = self.steps.profile(path, runtime)
             self.recorder.profiled(path.key, runtime, result.performance, seconds)
         else:
-            reason = f"correctness {corr.status.value}" if corr is not None else \
-                "correctness was never checked on this runtime (re-test with the saved samples first)"
+            reason = (
+                f"correctness {corr.status.value}"
+                if corr is not None
+                else "correctness was never checked on this runtime (re-test with the saved samples first)"
+            )
             result.performance = PerformanceResult(status=StepStatus.SKIPPED, reason=reason)
             self.recorder.profiling_skipped(path.key, runtime, reason)
 

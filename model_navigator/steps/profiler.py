@@ -139,8 +139,9 @@ def _measure_windows(
     return windows, stable, spread
 
 
-def _summarize(windows: List[np.ndarray], batch_size: int, stable: bool, spread: float,
-               walls: Optional[Sequence[float]] = None) -> ProfilingResult:
+def _summarize(
+    windows: List[np.ndarray], batch_size: int, stable: bool, spread: float, walls: Optional[Sequence[float]] = None
+) -> ProfilingResult:
     """Figures over the last 3 windows' latencies. Throughput is batch_size / mean latency, or, with
     `walls` (concurrent requests), the requests of those windows over their wall time."""
     latencies_ms = np.concatenate(windows[-STABILITY_WINDOWS:]) * 1000.0
@@ -187,15 +188,22 @@ def measure(
     return result
 
 
-def measure_window_runner(run_window: WindowRunner, batch_size: int, config: ProfilerConfig,
-                          name: str = "runner") -> ProfilingResult:
+def measure_window_runner(
+    run_window: WindowRunner, batch_size: int, config: ProfilerConfig, name: str = "runner"
+) -> ProfilingResult:
     """The profiler's window and stability rules around any way of sending requests (the served load
     test's concurrent clients): throughput is the requests of the last 3 windows over their wall time."""
     windows, walls, stable, spread = run_windows(run_window, batch_size, config)
     result = _summarize(windows, batch_size, stable, spread, walls)
     if not stable:
-        LOGGER.warning("%s: did not stabilise within %s%% after %d windows (last 3 windows spread %.1f%%); keeping "
-                       "the result marked unstable.", name, config.stability_percentage, len(windows), spread)
+        LOGGER.warning(
+            "%s: did not stabilise within %s%% after %d windows (last 3 windows spread %.1f%%); keeping "
+            "the result marked unstable.",
+            name,
+            config.stability_percentage,
+            len(windows),
+            spread,
+        )
     return result
 
 

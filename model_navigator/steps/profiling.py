@@ -39,8 +39,9 @@ def report_batch(path: str, runtime: str) -> Callable[[ProfilingResult], None]:
     return lambda result: report_progress(path, "profiling", f"{runtime}: {profile_summary([result])}")
 
 
-def profile_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspace, config: ProfilerConfig,
-                        on_result: Any = None) -> PerformanceResult:
+def profile_with_runner(
+    runner: Any, status: NavigatorStatus, workspace: Workspace, config: ProfilerConfig, on_result: Any = None
+) -> PerformanceResult:
     """Profile an inactive runner on the workspace's profiling sample."""
     from model_navigator.steps.profiler import profile_runner
 
@@ -50,8 +51,12 @@ def profile_with_runner(runner: Any, status: NavigatorStatus, workspace: Workspa
         raise FileNotFoundError(f"no profiling sample in {workspace.input_dir('profiling')} (saved without data?)")
     with runner:
         results = profile_runner(
-            runner, samples[0], status.config.batch_dim, config,
-            int(status.dataloader.get("batch_size", 1)), on_result=on_result,
+            runner,
+            samples[0],
+            status.config.batch_dim,
+            config,
+            int(status.dataloader.get("batch_size", 1)),
+            on_result=on_result,
         )
     return PerformanceResult(status=StepStatus.OK, results=results, duration_s=time.perf_counter() - start)
 

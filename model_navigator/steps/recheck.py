@@ -17,8 +17,10 @@ from model_navigator.steps.execution import Run
 from model_navigator.steps.pipeline import Pipeline
 from model_navigator.steps.scope import selected_runtimes
 
-NOT_REPROFILED = ("not re-profiled: the source model is not part of a package; its figures from the export were "
-                  "dropped so that no comparison mixes two profiles")
+NOT_REPROFILED = (
+    "not re-profiled: the source model is not part of a package; its figures from the export were "
+    "dropped so that no comparison mixes two profiles"
+)
 
 
 def recheck(
@@ -56,8 +58,10 @@ def recheck(
         if previous_holder is not None:
             progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
         if config.target_device != "cpu" and not gpu_present():
-            progress.note(f"This package was made for target_device={config.target_device!r} and this machine has "
-                          f"no GPU: re-testing on the CPU.")
+            progress.note(
+                f"This package was made for target_device={config.target_device!r} and this machine has "
+                f"no GPU: re-testing on the CPU."
+            )
             config.target_device = status.config.target_device = "cpu"
         if retest and not has_data:
             progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
@@ -65,9 +69,14 @@ def recheck(
         executor = make_executor(config, workspace.root)
         try:
             run = Run(workspace, status, config, run_task_metric=False)  # runs no code status.yaml names
-            pipeline = Pipeline.create(run, specs, executor, progress,
-                                       export_context=_export_context(user_model, workspace, status),
-                                       source_model=source_model)
+            pipeline = Pipeline.create(
+                run,
+                specs,
+                executor,
+                progress,
+                export_context=_export_context(user_model, workspace, status),
+                source_model=source_model,
+            )
             # saved at once (the steps read status.yaml: a re-targeted device must be on disk first),
             # with this run marked unfinished until it ends
             with recorded_run(status, pipeline.save, operation, record=record):
@@ -99,8 +108,10 @@ def _refuse_unfinished_load(status: NavigatorStatus, root: Path, record: Optiona
 
     why = unfinished_load(status)
     if why is not None and (record is None or last_load(status) is not record):
-        raise PackageError(f"workspace {str(root)!r} is incomplete: {why}; load the package into it again "
-                           f"(nav.load(..., override_workdir=True)) before profiling or converting it.")
+        raise PackageError(
+            f"workspace {str(root)!r} is incomplete: {why}; load the package into it again "
+            f"(nav.load(..., override_workdir=True)) before profiling or converting it."
+        )
 
 
 def _reprofile_source(pipeline: Pipeline) -> None:
@@ -164,8 +175,9 @@ def _report_marks(pipeline: Pipeline, path: Any, checked: Any) -> None:
             text += "; set_verified again once it is right"
             LOGGER.warning(text)
             if progress.enabled:
-                progress.line(False, path.key, "verified", f"{runtime.value}: {what}; set_verified again "
-                              f"once it is right")
+                progress.line(
+                    False, path.key, "verified", f"{runtime.value}: {what}; set_verified again once it is right"
+                )
             else:
                 warnings.warn(text, UserWarning, stacklevel=2)  # on the terminal, verbose or not
         pipeline.save()
@@ -174,9 +186,12 @@ def _report_marks(pipeline: Pipeline, path: Any, checked: Any) -> None:
             progress.note(
                 f"{path.key} on {runtime.value} is verified and not profiled since its check: only verified paths "
                 f"qualify, so none is chosen until it is profiled "
-                f"(model-navigator profile {pipeline.run.workspace.root})")
+                f"(model-navigator profile {pipeline.run.workspace.root})"
+            )
         elif result.verified and not result.failed and not path.deployable(runtime):
-            text = (f"{path.key} on {runtime.value} is verified but cannot be deployed from here "
-                    f"({path.unfit(runtime)}): only verified paths qualify, so none is chosen until it passes here")
+            text = (
+                f"{path.key} on {runtime.value} is verified but cannot be deployed from here "
+                f"({path.unfit(runtime)}): only verified paths qualify, so none is chosen until it passes here"
+            )
             LOGGER.warning(text)
             progress.note(text)

@@ -72,13 +72,18 @@ def source_runtimes(config: ExportConfig, source_format: Format) -> List[Runtime
     wanted = [r for r in (config.runtimes or ()) if r in OPT_IN_RUNTIMES]
     declared = [r for r in wanted if format_spec(source_format).names_runtime(r)]
     if len(declared) < len(wanted):
-        LOGGER.warning("runtimes %s do not run %s models; ignored", [r.value for r in wanted if r not in declared],
-                       source_format.value)
+        LOGGER.warning(
+            "runtimes %s do not run %s models; ignored",
+            [r.value for r in wanted if r not in declared],
+            source_format.value,
+        )
     return declared
 
 
 def correctness_summary(result: CorrectnessResult) -> str:
-    errs = "; ".join(f"{n}: abs {e.max_abs_error:.2e} rel {e.max_rel_error:.2e}"
-                     + (f" rel L2 {e.rel_l2:.2%} cos {e.cosine:.5f}" if e.rel_l2 is not None else "")
-                     for n, e in result.per_output.items())
+    errs = "; ".join(
+        f"{n}: abs {e.max_abs_error:.2e} rel {e.max_rel_error:.2e}"
+        + (f" rel L2 {e.rel_l2:.2%} cos {e.cosine:.5f}" if e.rel_l2 is not None else "")
+        for n, e in result.per_output.items()
+    )
     return f"max error {errs}" if errs else "ok"

@@ -122,10 +122,18 @@ class WorkerExecutor:
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         from_main = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "model_navigator.steps.worker", self.framework,
-             *lifeline_args(os.getpid(), from_main)],  # the worker dies with this process (lifeline.py)
-            cwd=package_root, env=env,  # requests carry absolute paths; the caller's cwd may vanish
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "model_navigator.steps.worker",
+                self.framework,
+                *lifeline_args(os.getpid(), from_main),
+            ],  # the worker dies with this process (lifeline.py)
+            cwd=package_root,
+            env=env,  # requests carry absolute paths; the caller's cwd may vanish
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
         self._ready = False

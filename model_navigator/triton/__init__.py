@@ -24,6 +24,16 @@ from model_navigator.triton.repository import (
 )
 
 __all__ = [
-    "CONFIG_FILE", "Batching", "TritonConfigError", "TritonModel", "TritonModelConfig", "TritonTensor", "backend_for",
-    "model_config_for", "parse_model_config", "plan_batching", "triton_dtype", "write_model_repository",
+    "CONFIG_FILE",
+    "Batching",
+    "TritonConfigError",
+    "TritonModel",
+    "TritonModelConfig",
+    "TritonTensor",
+    "backend_for",
+    "model_config_for",
+    "parse_model_config",
+    "plan_batching",
+    "triton_dtype",
+    "write_model_repository",
 ]

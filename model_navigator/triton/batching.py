@@ -25,9 +25,14 @@ def _sizes(results: List[Any]) -> str:
     return ", ".join(str(r.batch_size) for r in sorted(results, key=lambda r: r.batch_size))
 
 
-def plan_batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider,
-                  max_batch_size: Optional[int] = None, latency_budget_ms: Optional[float] = None,
-                  latency_percentile: int = 99) -> Batching:
+def plan_batching(
+    status: NavigatorStatus,
+    path: PathStatus,
+    runtime: RuntimeProvider,
+    max_batch_size: Optional[int] = None,
+    latency_budget_ms: Optional[float] = None,
+    latency_percentile: int = 99,
+) -> Batching:
     """max_batch_size from what was measured on this path and runtime: the largest profiled batch size
     whose p`latency_percentile` meets `latency_budget_ms` when a budget is given, else the largest
     profiled one; without profiling results the largest batch size correctness was checked at, else 1.
@@ -53,23 +58,35 @@ def plan_batching(status: NavigatorStatus, path: PathStatus, runtime: RuntimePro
         fitting = [r for r in profiled if getattr(r, key) <= latency_budget_ms]
         if fitting:
             max_batch_size = max(r.batch_size for r in fitting)
-            reason = (f"max_batch_size {max_batch_size}: the largest batch size of {where} whose p{latency_percentile} "
-                      f"met the {latency_budget_ms:g} ms budget (profiled: {_sizes(profiled)})")
+            reason = (
+                f"max_batch_size {max_batch_size}: the largest batch size of {where} whose p{latency_percentile} "
+                f"met the {latency_budget_ms:g} ms budget (profiled: {_sizes(profiled)})"
+            )
         else:
             max_batch_size = min(r.batch_size for r in profiled)
-            reason = (f"max_batch_size {max_batch_size}: no profiled batch size of {where} met the "
-                      f"{latency_budget_ms:g} ms budget (profiled: {_sizes(profiled)}); the smallest")
+            reason = (
+                f"max_batch_size {max_batch_size}: no profiled batch size of {where} met the "
+                f"{latency_budget_ms:g} ms budget (profiled: {_sizes(profiled)}); the smallest"
+            )
     elif profiled:
         max_batch_size = max(r.batch_size for r in profiled)
-        reason = (f"max_batch_size {max_batch_size}: the largest batch size profiled on {where} (profiled: "
-                  f"{_sizes(profiled)}); profile larger ones (`model-navigator profile --max-batch-size N`) or "
-                  f"give max_batch_size (--max-batch-size) to serve more")
+        reason = (
+            f"max_batch_size {max_batch_size}: the largest batch size profiled on {where} (profiled: "
+            f"{_sizes(profiled)}); profile larger ones (`model-navigator profile --max-batch-size N`) or "
+            f"give max_batch_size (--max-batch-size) to serve more"
+        )
     else:
         checked = list(result.correctness.batch_sizes) if result is not None and result.passed else []  # type: ignore[union-attr]
         max_batch_size = max(checked) if checked else 1
-        reason = (f"max_batch_size {max_batch_size}: {where} was not profiled; "
-                  + ("the largest batch size its correctness was checked at" if checked else "nothing says a larger "
-                     "batch works") + "; give max_batch_size (--max-batch-size) to choose")
+        reason = (
+            f"max_batch_size {max_batch_size}: {where} was not profiled; "
+            + (
+                "the largest batch size its correctness was checked at"
+                if checked
+                else "nothing says a larger batch works"
+            )
+            + "; give max_batch_size (--max-batch-size) to choose"
+        )
     if max_batch_size < 1:
         return Batching(0, [], "max_batch_size 0 (no batching): as asked")
     fitting = [r for r in profiled if 1 < r.batch_size <= max_batch_size]

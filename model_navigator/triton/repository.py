@@ -74,8 +74,9 @@ def sanitize_model_name(name: str) -> str:
     return cleaned
 
 
-def _filtered_status(status: NavigatorStatus, path_key: Optional[str],
-                     runtime: Optional[RuntimeProvider]) -> NavigatorStatus:
+def _filtered_status(
+    status: NavigatorStatus, path_key: Optional[str], runtime: Optional[RuntimeProvider]
+) -> NavigatorStatus:
     paths = {}
     for key, path in status.paths.items():
         if path_key is not None and key != path_key:
@@ -87,23 +88,29 @@ def _filtered_status(status: NavigatorStatus, path_key: Optional[str],
     return replace(status, paths=paths)
 
 
-def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optional[RuntimeProvider],
-                strategy: Any, latency_budget_ms: Optional[float],
-                max_precision_loss: Optional[float] = float("inf")) -> Tuple[PathStatus, RuntimeProvider, Any]:
+def choose_path(
+    status: NavigatorStatus,
+    path_key: Optional[str],
+    runtime: Optional[RuntimeProvider],
+    strategy: Any,
+    latency_budget_ms: Optional[float],
+    max_precision_loss: Optional[float] = float("inf"),
+) -> Tuple[PathStatus, RuntimeProvider, Any]:
     """The path and runtime to serve, and the Selection when a strategy decided it; `max_precision_loss`
     caps a reduced-precision (int8, bf16) result's relative L2 error (None: full precision only)."""
     from model_navigator.selection import NoRuntimeQualifiesError, select_runtime
 
     if path_key is None:
-        selection = select_runtime(_filtered_status(status, None, runtime), strategy, latency_budget_ms,
-                                   max_precision_loss=max_precision_loss)
+        selection = select_runtime(
+            _filtered_status(status, None, runtime), strategy, latency_budget_ms, max_precision_loss=max_precision_loss
+        )
         return status.paths[selection.path], selection.runtime, selection
     path = _named_path(status, path_key)
     if runtime is not None:
         result = path.runtimes.get(runtime)
         if result is not None and not result.unchecked and not result.passed:
-            raise UserInputError(f"Path {path_key!r} failed correctness on {runtime.value}: "
-                                 f"{result.correctness.reason}.")  # type: ignore[union-attr]
+            reason = result.correctness.reason if result.correctness is not None else None
+            raise UserInputError(f"Path {path_key!r} failed correctness on {runtime.value}: {reason}.")
         _refuse_over_loss(path, {runtime: result}, max_precision_loss)
         if result is None or result.unchecked:  # a config for another machine: allowed, said
             LOGGER.warning("Path %s was never checked on %s here; writing it as asked", path_key, runtime.value)
@@ -111,8 +118,12 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
     passed = _within_loss(path, path.passed_runtimes(), max_precision_loss)
     if len(passed) > 1:
         try:
-            selection = select_runtime(_filtered_status(status, path_key, None), strategy, latency_budget_ms,
-                                       max_precision_loss=max_precision_loss)
+            selection = select_runtime(
+                _filtered_status(status, path_key, None),
+                strategy,
+                latency_budget_ms,
+                max_precision_loss=max_precision_loss,
+            )
             return path, selection.runtime, selection
         except NoRuntimeQualifiesError:
             pass  # not profiled: take the first that passed
@@ -120,8 +131,10 @@ def choose_path(status: NavigatorStatus, path_key: Optional[str], runtime: Optio
         return path, passed[0], None
     checked = {rt: r.correctness.status.value for rt, r in path.runtimes.items() if not r.unchecked}  # type: ignore[union-attr]
     if checked:
-        raise UserInputError(f"Path {path_key!r} passed correctness on no runtime "
-                             f"({', '.join(f'{rt.value} {st}' for rt, st in checked.items())}).")
+        raise UserInputError(
+            f"Path {path_key!r} passed correctness on no runtime "
+            f"({', '.join(f'{rt.value} {st}' for rt, st in checked.items())})."
+        )
     device = status.config.target_device
     rt = RuntimeProvider.CPU if device == "cpu" else RuntimeProvider.CUDA
     _refuse_over_loss(path, {rt: None}, max_precision_loss)
@@ -134,15 +147,17 @@ def _named_path(status: NavigatorStatus, path_key: str) -> PathStatus:
     if path is None:
         raise UserInputError(f"No path {path_key!r} in this package; paths: {', '.join(status.paths)}.")
     if path.is_source:
-        raise UserInputError(f"Path {path_key!r} is the source model, which is not part of a package; choose an "
-                             f"exported path.")
+        raise UserInputError(
+            f"Path {path_key!r} is the source model, which is not part of a package; choose an exported path."
+        )
     if not path.ok:
         raise UserInputError(f"Path {path_key!r} {path.status.value}: {path.reason}; it has no model to serve.")
     return path
 
 
-def _within_loss(path: PathStatus, passed: List[RuntimeProvider],
-                 max_precision_loss: Optional[float]) -> List[RuntimeProvider]:
+def _within_loss(
+    path: PathStatus, passed: List[RuntimeProvider], max_precision_loss: Optional[float]
+) -> List[RuntimeProvider]:
     """The runtimes of `passed` that `max_precision_loss` keeps; refused when it keeps none of them."""
     from model_navigator.selection import precision_loss_reason
 
@@ -151,22 +166,31 @@ def _within_loss(path: PathStatus, passed: List[RuntimeProvider],
     return [rt for rt in passed if precision_loss_reason(path, path.runtimes[rt], max_precision_loss) is None]
 
 
-def _refuse_over_loss(path: PathStatus, results: Dict[RuntimeProvider, Any],
-                      max_precision_loss: Optional[float]) -> None:
+def _refuse_over_loss(
+    path: PathStatus, results: Dict[RuntimeProvider, Any], max_precision_loss: Optional[float]
+) -> None:
     """A named reduced-precision path is refused when `max_precision_loss` excludes it on every runtime at hand."""
     from model_navigator.selection import precision_loss_reason
 
     reasons = {rt: precision_loss_reason(path, r, max_precision_loss) for rt, r in results.items()}
     if reasons and all(reasons.values()):
         why = "; ".join(f"{rt.value}: {reason}" for rt, reason in reasons.items())
-        raise UserInputError(f"Path {path.key!r} is excluded by `max_precision_loss` ({why}); raise "
-                             f"max_precision_loss (--max-precision-loss) or name a full-precision path.")
+        raise UserInputError(
+            f"Path {path.key!r} is excluded by `max_precision_loss` ({why}); raise "
+            f"max_precision_loss (--max-precision-loss) or name a full-precision path."
+        )
 
 
-def model_config_for(status: NavigatorStatus, path: PathStatus, runtime: RuntimeProvider, model_name: str,
-                     max_batch_size: Optional[int] = None, max_queue_delay_us: Optional[int] = None,
-                     instance_count: int = 1, batching: Optional[Batching] = None,
-                     ) -> Tuple[TritonModelConfig, Dict[str, str], Backend]:
+def model_config_for(
+    status: NavigatorStatus,
+    path: PathStatus,
+    runtime: RuntimeProvider,
+    model_name: str,
+    max_batch_size: Optional[int] = None,
+    max_queue_delay_us: Optional[int] = None,
+    instance_count: int = 1,
+    batching: Optional[Batching] = None,
+) -> Tuple[TritonModelConfig, Dict[str, str], Backend]:
     """The config.pbtxt of one path and runtime; `batching` defaults to plan_batching's without a budget."""
     backend = backend_for(path.format, runtime)
     batching = batching or plan_batching(status, path, runtime, max_batch_size)
@@ -231,26 +255,31 @@ def _finished_load(root: Path, status: NavigatorStatus) -> Tuple[Path, Navigator
 
     why = unfinished_load(status)
     if why is not None:
-        raise PackageError(f"workspace {str(root)!r} is incomplete: {why}; load the package into it again "
-                           f"(nav.load(..., override_workdir=True)) before writing a Triton repository or serving it.")
+        raise PackageError(
+            f"workspace {str(root)!r} is incomplete: {why}; load the package into it again "
+            f"(nav.load(..., override_workdir=True)) before writing a Triton repository or serving it."
+        )
     return root, status
 
 
-def _check_arguments(version: Any, instance_count: Any, max_batch_size: Any, max_queue_delay_us: Any,
-                     model_name: Optional[str]) -> None:
+def _check_arguments(
+    version: Any, instance_count: Any, max_batch_size: Any, max_queue_delay_us: Any, model_name: Optional[str]
+) -> None:
     """Refuse bad numbers and model names before the package is opened."""
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise UserInputError(f"`version` must be an integer >= 1, got {version!r}.")
     if isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count < 1:
         raise UserInputError(f"`instance_count` must be an integer >= 1, got {instance_count!r}.")
-    if max_batch_size is not None and (isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
-                                       or max_batch_size < 0):
+    if max_batch_size is not None and (
+        isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 0
+    ):
         raise UserInputError(f"`max_batch_size` must be an integer >= 0, got {max_batch_size!r}.")
     if max_queue_delay_us is not None and (not isinstance(max_queue_delay_us, int) or max_queue_delay_us < 0):
         raise UserInputError(f"`max_queue_delay_us` must be an integer >= 0, got {max_queue_delay_us!r}.")
     if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
-        raise UserInputError(f"`model_name` {model_name!r} is not a folder name Triton accepts "
-                             f"(letters, digits, '_', '.', '-').")
+        raise UserInputError(
+            f"`model_name` {model_name!r} is not a folder name Triton accepts (letters, digits, '_', '.', '-')."
+        )
 
 
 def _artifact_of(workdir: Path, path: PathStatus) -> Path:
@@ -263,8 +292,14 @@ def _artifact_of(workdir: Path, path: PathStatus) -> Path:
     return artifact
 
 
-def _config_text(config: TritonModelConfig, path: PathStatus, runtime: RuntimeProvider, selection: Any,
-                 batching: Batching, renamed: Dict[str, str]) -> str:
+def _config_text(
+    config: TritonModelConfig,
+    path: PathStatus,
+    runtime: RuntimeProvider,
+    selection: Any,
+    batching: Batching,
+    renamed: Dict[str, str],
+) -> str:
     """config.pbtxt with a header saying where it came from and why, checked against Triton's schema
     (when protobuf is there) so that nothing invalid is written."""
     header = [f"written by model-navigator from path {path.key!r} ({path.format.value}), runtime {runtime.value}"]
@@ -272,8 +307,9 @@ def _config_text(config: TritonModelConfig, path: PathStatus, runtime: RuntimePr
         header.append(f"chosen by {selection.summary()}")
     header.append(batching.reason)
     if renamed:
-        header.append("tensors renamed for the PyTorch backend: "
-                      + ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
+        header.append(
+            "tensors renamed for the PyTorch backend: " + ", ".join(f"{a} -> {b}" for a, b in renamed.items())
+        )
     text = config.to_pbtxt(header)
     try:
         parse_model_config(text)  # Triton's schema and load-time rules, before writing anything
@@ -289,8 +325,10 @@ def _install(repo: Path, name: str, version: int, artifact: Path, filename: str,
     one only when `override`), so that a failure leaves no half-written model; return the model folder."""
     model_dir = repo / name
     if model_dir.exists() and not override:
-        raise UserInputError(f"{str(model_dir)!r} already exists and was left untouched; pass override=True "
-                             f"(--override) to replace it, or choose another model_name.")
+        raise UserInputError(
+            f"{str(model_dir)!r} already exists and was left untouched; pass override=True "
+            f"(--override) to replace it, or choose another model_name."
+        )
     repo.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
     try:
@@ -341,9 +379,21 @@ def write_model_repository(
     from model_navigator.core.workdir_lock import source_lock
 
     with source_lock(package, "triton"):  # a workspace is not read while another process writes it
-        return _write_model_repository(package, repo_path, path_key, runtime, strategy, latency_budget_ms, model_name,
-                                       version, max_batch_size, max_queue_delay_us, instance_count, override,
-                                       max_precision_loss)
+        return _write_model_repository(
+            package,
+            repo_path,
+            path_key,
+            runtime,
+            strategy,
+            latency_budget_ms,
+            model_name,
+            version,
+            max_batch_size,
+            max_queue_delay_us,
+            instance_count,
+            override,
+            max_precision_loss,
+        )
 
 
 def _write_model_repository(
@@ -376,17 +426,32 @@ def _write_model_repository(
         path, rt, selection = choose_path(status, path_key, rt, strategy, latency_budget_ms, max_precision_loss)
         artifact = _artifact_of(workdir, path)
         name = model_name or sanitize_model_name(status.model_name)
-        batching = plan_batching(status, path, rt, max_batch_size, latency_budget_ms,
-                                 selection.latency_percentile if selection is not None and latency_budget_ms else 99)
-        config, renamed, backend = model_config_for(status, path, rt, name, max_batch_size, max_queue_delay_us,
-                                                    instance_count, batching)
+        batching = plan_batching(
+            status,
+            path,
+            rt,
+            max_batch_size,
+            latency_budget_ms,
+            selection.latency_percentile if selection is not None and latency_budget_ms else 99,
+        )
+        config, renamed, backend = model_config_for(
+            status, path, rt, name, max_batch_size, max_queue_delay_us, instance_count, batching
+        )
         text = _config_text(config, path, rt, selection, batching, renamed)
         model_dir = _install(Path(repo_path), name, version, artifact, backend.filename, text, override)
         LOGGER.info("Triton model %s: %s (%s on %s)", name, model_dir, path.key, rt.value)
-        return TritonModel(model_dir=model_dir, version_dir=model_dir / str(version),
-                           config_path=model_dir / CONFIG_FILE, model_path=model_dir / str(version) / backend.filename,
-                           path=path.key, runtime=rt, config=config, renamed=renamed, selection=selection,
-                           batching=batching.reason)
+        return TritonModel(
+            model_dir=model_dir,
+            version_dir=model_dir / str(version),
+            config_path=model_dir / CONFIG_FILE,
+            model_path=model_dir / str(version) / backend.filename,
+            path=path.key,
+            runtime=rt,
+            config=config,
+            renamed=renamed,
+            selection=selection,
+            batching=batching.reason,
+        )
     finally:
         for tmp in stack:
             tmp.cleanup()

@@ -50,13 +50,14 @@ def dataloader_from_tokenizer(
     if pad_to_max_length and max_length is None:
         raise UserInputError("`pad_to_max_length=True` needs `max_length`.")
     if not callable(tokenizer):
-        raise UserInputError(f"`tokenizer` must be a transformers tokenizer (callable), got "
-                             f"{type(tokenizer).__name__}.")
+        raise UserInputError(
+            f"`tokenizer` must be a transformers tokenizer (callable), got {type(tokenizer).__name__}."
+        )
     torch = _torch()
     batches = []
     for start in range(0, len(texts), batch_size):
         encoded = tokenizer(
-            list(texts[start:start + batch_size]),
+            list(texts[start : start + batch_size]),
             padding="max_length" if pad_to_max_length else "longest",
             truncation=max_length is not None,
             max_length=max_length,
@@ -75,8 +76,10 @@ def input_spec_from_config(config: Any, input_names: Optional[Sequence[str]] = N
     config has token types. `input_names` picks a subset (in that order)."""
     vocab = getattr(config, "vocab_size", None)
     if not isinstance(vocab, int) or vocab < 1:
-        raise UserInputError(f"`config` has no positive `vocab_size` ({type(config).__name__}); build the spec "
-                             f"yourself: {{name: (shape, dtype, (low, high))}}.")
+        raise UserInputError(
+            f"`config` has no positive `vocab_size` ({type(config).__name__}); build the spec "
+            f"yourself: {{name: (shape, dtype, (low, high))}}."
+        )
     spec: Dict[str, Any] = {
         "input_ids": ((BATCH, SEQUENCE), "int64", (0, vocab)),
         "attention_mask": ((BATCH, SEQUENCE), "int64", (1, 2)),
@@ -132,8 +135,9 @@ def dummy_dataloader(
             raise UserInputError(f"input spec {name!r} must be (shape, dtype, (low, high)), got {entry!r}.") from None
         for dim in shape:
             if dim not in (BATCH, SEQUENCE) and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
-                raise UserInputError(f"input spec {name!r}: shape entries are positive ints, {BATCH!r} or "
-                                     f"{SEQUENCE!r}; got {dim!r}.")
+                raise UserInputError(
+                    f"input spec {name!r}: shape entries are positive ints, {BATCH!r} or {SEQUENCE!r}; got {dim!r}."
+                )
         if not high > low:
             raise UserInputError(f"input spec {name!r}: the range ({low}, {high}) is empty; high must exceed low.")
         parsed[name] = (tuple(shape), _dtype(torch, dtype, name), low, high)

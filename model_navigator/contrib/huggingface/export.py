@@ -23,8 +23,10 @@ def _first_batch(dataloader: Any) -> Dict[str, Any]:
     except TypeError:
         raise UserInputError(f"`dataloader` must be iterable, got {type(dataloader).__name__}.") from None
     if not isinstance(first, dict) or not first or not all(isinstance(v, torch.Tensor) for v in first.values()):
-        raise UserInputError("The dataloader must yield dicts name -> torch tensor (what dataloader_from_tokenizer "
-                             "and dummy_dataloader build).")
+        raise UserInputError(
+            "The dataloader must yield dicts name -> torch tensor (what dataloader_from_tokenizer "
+            "and dummy_dataloader build)."
+        )
     return first
 
 
@@ -60,14 +62,18 @@ def _probe(batch: Dict[str, Any], groups: Dict[Tuple[int, ...], List[Any]]) -> D
         value = value[:-1] if value.shape[0] > 1 else torch.cat([value, value])
         for axis in range(1, value.ndim):
             if (name, axis) in shorten:
-                value = value.narrow(axis, 0, value.shape[axis] - 1) if value.shape[axis] > 1 \
+                value = (
+                    value.narrow(axis, 0, value.shape[axis] - 1)
+                    if value.shape[axis] > 1
                     else torch.cat([value, value], dim=axis)
+                )
         probe[name] = value
     return probe
 
 
-def export_arguments(model: Any, dataloader: Any, output_names: Optional[Sequence[str]] = None,
-                     batch_dim: Optional[int] = 0) -> Dict[str, Any]:
+def export_arguments(
+    model: Any, dataloader: Any, output_names: Optional[Sequence[str]] = None, batch_dim: Optional[int] = 0
+) -> Dict[str, Any]:
     """nav.torch.export's `input_names`, `output_names` and `dynamic_axes` for a transformers model.
 
     Inputs are named as the dataloader names them, in the order the model's forward() declares
@@ -119,8 +125,13 @@ def export_arguments(model: Any, dataloader: Any, output_names: Optional[Sequenc
     return {"input_names": tuple(names), "output_names": tuple(first), "dynamic_axes": dynamic_axes}
 
 
-def export_hf_model(model: Any, dataloader: Any, output_names: Optional[Sequence[str]] = None,
-                    model_kwargs: Optional[Dict[str, Any]] = None, **export_kwargs: Any) -> Any:
+def export_hf_model(
+    model: Any,
+    dataloader: Any,
+    output_names: Optional[Sequence[str]] = None,
+    model_kwargs: Optional[Dict[str, Any]] = None,
+    **export_kwargs: Any,
+) -> Any:
     """nav.torch.export of a transformers model: wraps it in ModelOutputWrapper, fills in
     input_names, output_names and dynamic_axes from `export_arguments` (explicit `export_kwargs`
     win), names the package after the model's class and traces (`jit_options=("trace",)`:
@@ -133,8 +144,9 @@ def export_hf_model(model: Any, dataloader: Any, output_names: Optional[Sequence
     else:
         inner = model
         batch = _first_batch(dataloader)
-        wrapper = ModelOutputWrapper(model, input_names=_ordered_names(model, batch), output_names=output_names,
-                                     model_kwargs=model_kwargs)
+        wrapper = ModelOutputWrapper(
+            model, input_names=_ordered_names(model, batch), output_names=output_names, model_kwargs=model_kwargs
+        )
     arguments = export_arguments(wrapper, dataloader, batch_dim=export_kwargs.get("batch_dim", 0))
     kwargs = {"model_name": type(inner).__name__, "jit_options": ("trace",), **arguments, **export_kwargs}
     return nav.torch.export(model=wrapper, dataloader=dataloader, **kwargs)

@@ -15,12 +15,27 @@ torch = _import_torch()
 _TorchModule: Any = torch.nn.Module  # imported at run time: the base class through a typed name
 
 # forward() parameters of transformers models that are options, not input tensors.
-NOT_INPUTS = frozenset({
-    "labels", "return_dict", "output_attentions", "output_hidden_states", "use_cache", "past_key_values", "cache",
-    "cache_position", "head_mask", "cross_attn_head_mask", "decoder_head_mask", "return_loss",
-    "interpolate_pos_encoding",
-    "encoder_outputs", "logits_to_keep", "num_logits_to_keep", "kwargs",
-})
+NOT_INPUTS = frozenset(
+    {
+        "labels",
+        "return_dict",
+        "output_attentions",
+        "output_hidden_states",
+        "use_cache",
+        "past_key_values",
+        "cache",
+        "cache_position",
+        "head_mask",
+        "cross_attn_head_mask",
+        "decoder_head_mask",
+        "return_loss",
+        "interpolate_pos_encoding",
+        "encoder_outputs",
+        "logits_to_keep",
+        "num_logits_to_keep",
+        "kwargs",
+    }
+)
 
 
 def unwrap_model_output(output: Any, prefix: str = "") -> Dict[str, Any]:
@@ -69,12 +84,18 @@ class ModelOutputWrapper(_TorchModule):
     no cache objects. `model_kwargs` are passed on every call (e.g. `output_hidden_states=True`).
     """
 
-    def __init__(self, model: Any, input_names: Optional[Sequence[str]] = None,
-                 output_names: Optional[Sequence[str]] = None, model_kwargs: Optional[Dict[str, Any]] = None):
+    def __init__(
+        self,
+        model: Any,
+        input_names: Optional[Sequence[str]] = None,
+        output_names: Optional[Sequence[str]] = None,
+        model_kwargs: Optional[Dict[str, Any]] = None,
+    ):
         super().__init__()
         if not isinstance(model, torch.nn.Module):
-            raise UserInputError(f"`model` must be a torch.nn.Module (a transformers model), got "
-                                 f"{type(model).__name__}.")
+            raise UserInputError(
+                f"`model` must be a torch.nn.Module (a transformers model), got {type(model).__name__}."
+            )
         self.model = model
         self.training = model.training  # the wrapper is in the model's mode
         names = tuple(input_names) if input_names is not None else tuple(model_input_names(model))
@@ -90,8 +111,11 @@ class ModelOutputWrapper(_TorchModule):
             accepted = inspect.signature(model.forward).parameters
         except (TypeError, ValueError):
             accepted = {}
-        self.model_kwargs = {"return_dict": True, **({"use_cache": False} if "use_cache" in accepted else {}),
-                             **(model_kwargs or {})}
+        self.model_kwargs = {
+            "return_dict": True,
+            **({"use_cache": False} if "use_cache" in accepted else {}),
+            **(model_kwargs or {}),
+        }
         signature = inspect.Signature(
             [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
             + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
@@ -108,8 +132,10 @@ class ModelOutputWrapper(_TorchModule):
 
     def _forward(self, *args: Any, **kwargs: Any) -> Dict[str, Any]:
         if len(args) > len(self.input_names):
-            raise TypeError(f"forward() takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
-                            f"got {len(args)} positional")
+            raise TypeError(
+                f"forward() takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), "
+                f"got {len(args)} positional"
+            )
         inputs = dict(zip(self.input_names, args, strict=False))
         for name, value in kwargs.items():
             if name not in self.input_names:
@@ -120,11 +146,14 @@ class ModelOutputWrapper(_TorchModule):
         output = self.model(**{k: v for k, v in inputs.items() if v is not None}, **self.model_kwargs)
         if self.output_names is not None:
             if not isinstance(output, Mapping):
-                raise UserInputError(f"`output_names` needs a model that returns a ModelOutput or dict, got "
-                                     f"{type(output).__name__}.")
+                raise UserInputError(
+                    f"`output_names` needs a model that returns a ModelOutput or dict, got {type(output).__name__}."
+                )
             missing = [n for n in self.output_names if output.get(n) is None]
             if missing:
-                raise UserInputError(f"outputs {missing} are not among the model's outputs "
-                                     f"{[k for k, v in output.items() if v is not None]}.")
+                raise UserInputError(
+                    f"outputs {missing} are not among the model's outputs "
+                    f"{[k for k, v in output.items() if v is not None]}."
+                )
             output = {n: output[n] for n in self.output_names}
         return unwrap_model_output(output)
