@@ -217,10 +217,44 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
     """Validate everything before any work, run the source model on the samples, then export,
     check and profile every requested path; return the PackageDescriptor of the workspace."""
     from model_navigator.paths.registry import paths_for
-    from model_navigator.steps.executor import normalize_isolation
 
     adapter.check_model()
     specs = list(paths_for(adapter.framework))
+    fields, in_names, out_names = _checked_options(adapter, args, specs)
+    adapter.check_late()
+    root = check_workdir(args.workdir, args.override_workdir)
+
+    # Samples: checked against the model before anything is written.
+    device, atol, rtol = fields["target_device"], fields["atol"], fields["rtol"]
+    sample_set = adapter.collect(args.dataloader, in_names, args.batch_dim)
+    selected = select_samples(sample_set, fields["sample_count"])
+    if TensorRTPrecision.INT8 in fields["target_precisions"]:
+        select_calibration(sample_set)
+    needed = sorted({i for name, idx in selected.items() if name != CALIBRATION_SET for i in idx})
+    adapter.prepare(sample_set, device)
+    outputs, final_out_names = reference_outputs(adapter, sample_set, needed, device, out_names)
+    problem = check_source_outputs(
+        outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs), sample_set.describe
+    )
+    check_budget_outputs(fields["accuracy_budget"], final_out_names)
+    axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
+        sample_set, outputs, final_out_names, adapter.dynamic_axes(args.dynamic_axes), args.trt_dynamic_axes
+    )
+    config = ExportConfig(
+        **fields,
+        **adapter.config_fields(),
+        **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
+    )
+    return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, problem)
+
+
+def _checked_options(
+    adapter: FrameworkAdapter, args: ExportArguments, specs: List[Any]
+) -> Tuple[Dict[str, Any], Optional[Tuple[str, ...]], Any]:
+    """Every export argument checked, in the order the user wrote them (the first bad one is named):
+    (the ExportConfig fields they give, input names, output names)."""
+    from model_navigator.steps.executor import normalize_isolation
+
     formats = check_formats(
         parse_enum_tuple(Format, args.target_formats, "target_formats"), adapter.formats, adapter.label, specs
     )
@@ -253,27 +287,7 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
         raise UserInputError(f"`model_name` must be a non-empty string, got {name!r}.")
     if args.step_timeout_s is not None and args.step_timeout_s <= 0:
         raise UserInputError("`step_timeout_s` must be > 0 or None.")
-    isolation = normalize_isolation(args.isolation)
-    adapter.check_late()
-    root = check_workdir(args.workdir, args.override_workdir)
-
-    # Samples: checked against the model before anything is written.
-    sample_set = adapter.collect(args.dataloader, in_names, args.batch_dim)
-    selected = select_samples(sample_set, count)
-    if TensorRTPrecision.INT8 in precisions:
-        select_calibration(sample_set)
-    needed = sorted({i for name, idx in selected.items() if name != CALIBRATION_SET for i in idx})
-    adapter.prepare(sample_set, device)
-    outputs, final_out_names = reference_outputs(adapter, sample_set, needed, device, out_names)
-    problem = check_source_outputs(
-        outputs, final_out_names, atol, rtol, bool(args.allow_nonfinite_outputs), sample_set.describe
-    )
-    check_budget_outputs(budget, final_out_names)
-    axes, trt_axes, inputs_meta, outputs_meta = axes_and_metadata(
-        sample_set, outputs, final_out_names, adapter.dynamic_axes(args.dynamic_axes), args.trt_dynamic_axes
-    )
-
-    config = ExportConfig(
+    fields = dict(
         framework=adapter.framework,
         model_name=name or adapter.default_name(),
         target_formats=formats,
@@ -289,14 +303,12 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
         run_profiling=bool(args.run_profiling),
         profiler_config=profiler,
         disable_git_info=bool(args.disable_git_info),
-        isolation=isolation,
+        isolation=normalize_isolation(args.isolation),
         step_timeout_s=args.step_timeout_s,
         accuracy_budget=budget,
         task_metric=task_metric,
-        **adapter.config_fields(),
-        **sample_config_fields(sample_set, final_out_names, axes, trt_axes),
     )
-    return _run(adapter, config, root, args, sample_set, outputs, inputs_meta, outputs_meta, specs, problem)
+    return fields, in_names, out_names
 
 
 def _run(

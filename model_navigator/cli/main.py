@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from model_navigator.cli.common import (
     EXIT_FAILURES,
@@ -203,18 +203,17 @@ def _has_correctness_samples(workspace: Any) -> bool:
     )
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
+def _convert_request(
+    args: argparse.Namespace, config_file: Path, data: Dict[str, Any], root: Path, status: Any
+) -> Tuple[Any, str]:
+    """(the export configuration config.yaml records, the path key) of a `convert` request, refused
+    (UserInputError, PackageError) before anything is written when it cannot run as asked."""
     from model_navigator.core.config import ExportConfig
     from model_navigator.core.enums import StepStatus
     from model_navigator.core.errors import PackageError, UserInputError
     from model_navigator.core.workspace import Workspace
-    from model_navigator.package.descriptor import PackageDescriptor
     from model_navigator.paths.registry import paths_for
 
-    config_file = Path(args.config)
-    data = _load_path_config(config_file)
-    root = config_file.absolute().parent.parent
-    descriptor = PackageDescriptor.from_workdir(root)
     try:
         config = ExportConfig.from_dict(data["export_config"])
     except (TypeError, ValueError, KeyError) as e:
@@ -245,7 +244,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             f"--correctness-only to re-check the exported artifact."
         )
     if args.correctness_only:
-        path = descriptor.status.paths.get(key)
+        path = status.paths.get(key)
         if path is None or path.status != StepStatus.OK:
             state = (
                 "is not in status.yaml"
@@ -257,6 +256,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UserInputError(
             f"{root} has no correctness samples (saved with save_data=False?): correctness cannot be checked."
         )
+    return config, key
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from model_navigator.core.enums import StepStatus
+    from model_navigator.package.descriptor import PackageDescriptor
+
+    config_file = Path(args.config)
+    data = _load_path_config(config_file)
+    root = config_file.absolute().parent.parent
+    descriptor = PackageDescriptor.from_workdir(root)
+    config, key = _convert_request(args, config_file, data, root, descriptor.status)
     from model_navigator.steps.recheck import recheck
 
     model = None

@@ -172,39 +172,62 @@ def check_correctness(
                 if collected is not None:  # every batch size: a budget judges the batched runs too
                     collected.append((expected, dict(actual)))
             except Exception as e:
-                if batch_dim is None:
+                error = None
+                if batch_dim is not None:
+                    error = _specialised(
+                        e, runner, pairs[index], batch, checked, export_batch, batch_dim, output_names, batch_hint
+                    )
+                if error is None:
                     raise
-                if not checked:  # batch 1 fails: specialised to another batch size, or broken?
-                    if (
-                        export_batch is None
-                        or batch == export_batch
-                        or not _works_at(runner, pairs[index], export_batch, batch_dim, output_names)
-                    ):
-                        raise
-                    checked = [export_batch]
-                works = f" while batch size {', '.join(map(str, checked))} works"
-                message = e if isinstance(e, OutputMismatch) else short_reason(e)
-                made = f" (exports are made from a batch of {export_batch})" if export_batch else ""
-                raise BatchSizeError(
-                    f"fails at batch size {batch}{works}: {message}. The export is likely specialised to the "
-                    f"batch size it was made with{made}; {batch_hint}."
-                ) from e
+                raise error from e
             failure = failure or reason
         checked.append(batch)
     return CorrectnessResult.judged(
         failure,
-        per_output={
-            n: OutputError(
-                max_abs_error=a,
-                max_rel_error=r,
-                atol=tolerances[n].atol if n in tolerances else None,
-                rtol=tolerances[n].rtol if n in tolerances else None,
-            )
-            for n, (a, r) in errors.items()
-        },
+        per_output={n: _output_error(a, r, tolerances.get(n)) for n, (a, r) in errors.items()},
         batch_sizes=checked,
         sample_count=len(inputs),
         warnings=constant_output_warnings(outputs, output_names),
+    )
+
+
+def _specialised(
+    e: Exception,
+    runner: Any,
+    pair: Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]],
+    batch: int,
+    checked: List[int],
+    export_batch: Optional[int],
+    batch_dim: int,
+    output_names: List[str],
+    batch_hint: str,
+) -> Optional[BatchSizeError]:
+    """The error for a run that failed at `batch` while the export works at another batch size (the
+    ones `checked`, or the size it was made with when batch 1 fails), or None: broken at every size."""
+    if not checked:  # batch 1 fails: specialised to another batch size, or broken?
+        if (
+            export_batch is None
+            or batch == export_batch
+            or not _works_at(runner, pair, export_batch, batch_dim, output_names)
+        ):
+            return None
+        checked = [export_batch]
+    works = f" while batch size {', '.join(map(str, checked))} works"
+    message = e if isinstance(e, OutputMismatch) else short_reason(e)
+    made = f" (exports are made from a batch of {export_batch})" if export_batch else ""
+    return BatchSizeError(
+        f"fails at batch size {batch}{works}: {message}. The export is likely specialised to the "
+        f"batch size it was made with{made}; {batch_hint}."
+    )
+
+
+def _output_error(max_abs: float, max_rel: float, tolerance: Optional[Tolerance]) -> OutputError:
+    """One output's largest errors and the tolerance that judged them (None: measured, not judged)."""
+    return OutputError(
+        max_abs_error=max_abs,
+        max_rel_error=max_rel,
+        atol=tolerance.atol if tolerance is not None else None,
+        rtol=tolerance.rtol if tolerance is not None else None,
     )
 
 
