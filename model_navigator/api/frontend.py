@@ -251,8 +251,7 @@ def export(adapter: FrameworkAdapter, args: ExportArguments) -> Any:
 def _checked_options(
     adapter: FrameworkAdapter, args: ExportArguments, specs: List[Any]
 ) -> Tuple[Dict[str, Any], Optional[Tuple[str, ...]], Any]:
-    """Every export argument checked, in the order the user wrote them (the first bad one is named):
-    (the ExportConfig fields they give, input names, output names)."""
+    """Every export argument checked in order, the first bad one named: (ExportConfig fields, in/out names)."""
     from model_navigator.steps.executor import normalize_isolation
 
     formats = check_formats(

@@ -47,6 +47,29 @@ def _failed_ops(messages: List[str]) -> List[str]:
     return ops
 
 
+def _check_converted(messages: List[str], model_proto: Any, status: Any) -> None:
+    """Refuse what tf2onnx made when it said an op is not supported, or when the ONNX graph's input and
+    output names are not the SavedModel signature's (the runners feed and read them by name)."""
+    unsupported = [m for m in messages if "is not supported" in m]
+    if unsupported:
+        ops = sorted({m.split(": ", 1)[1].split("]", 1)[0] for m in unsupported if ": " in m and "]" in m})
+        hints = "".join(f"; {_OP_HINTS[op]}" for op in ops if op in _OP_HINTS)
+        raise RuntimeError(
+            f"tf2onnx has no ONNX conversion for the TensorFlow op(s) {', '.join(ops) or '?'}: "
+            + "; ".join(unsupported)
+            + hints
+        )
+    expected_in = [m.name for m in status.inputs]
+    expected_out = [m.name for m in status.outputs]
+    got_in = [i.name for i in model_proto.graph.input]
+    got_out = [o.name for o in model_proto.graph.output]
+    if sorted(got_in) != sorted(expected_in) or sorted(got_out) != sorted(expected_out):
+        raise RuntimeError(
+            f"tf2onnx named the ONNX inputs {got_in} and outputs {got_out}; expected inputs {expected_in} "
+            f"and outputs {expected_out} (the SavedModel signature's names)"
+        )
+
+
 def convert_savedmodel_to_onnx(request: ProduceRequest) -> Dict[str, Any]:
     status, config = request.status, request.config
     parent_artifact_path, out_path = request.parent_path, request.out_path
@@ -94,25 +117,7 @@ def convert_savedmodel_to_onnx(request: ProduceRequest) -> Dict[str, Any]:
                     ) from e
         finally:
             tf2onnx_logger.removeHandler(collect)
-    unsupported = [m for m in collect.messages if "is not supported" in m]
-    if unsupported:
-        ops = sorted({m.split(": ", 1)[1].split("]", 1)[0] for m in unsupported if ": " in m and "]" in m})
-        hints = "".join(f"; {_OP_HINTS[op]}" for op in ops if op in _OP_HINTS)
-        raise RuntimeError(
-            f"tf2onnx has no ONNX conversion for the TensorFlow op(s) {', '.join(ops) or '?'}: "
-            + "; ".join(unsupported)
-            + hints
-        )
-
-    expected_in = [m.name for m in status.inputs]
-    expected_out = [m.name for m in status.outputs]
-    got_in = [i.name for i in model_proto.graph.input]
-    got_out = [o.name for o in model_proto.graph.output]
-    if sorted(got_in) != sorted(expected_in) or sorted(got_out) != sorted(expected_out):
-        raise RuntimeError(
-            f"tf2onnx named the ONNX inputs {got_in} and outputs {got_out}; expected inputs {expected_in} "
-            f"and outputs {expected_out} (the SavedModel signature's names)"
-        )
+    _check_converted(collect.messages, model_proto, status)
     import onnx
 
     onnx.checker.check_model(model_proto)

@@ -44,7 +44,6 @@ def recheck(
     With a `user_model` (see cli/user_model.py) export paths are exported again too, with the settings
     status.yaml records;
     `record` continues a run the caller already marked (nav.load) instead of recording a new one."""
-    from model_navigator.core.environment import gpu_present
     from model_navigator.core.runs import recorded_run
     from model_navigator.paths.registry import paths_for
     from model_navigator.steps.executor import make_executor
@@ -57,15 +56,7 @@ def recheck(
         _refuse_unfinished_load(status, workspace.root, record)
         if previous_holder is not None:
             progress.note(takeover_message(workspace.root, previous_holder))  # printed and logged
-        if config.target_device != "cpu" and not gpu_present():
-            progress.note(
-                f"This package was made for target_device={config.target_device!r} and this machine has "
-                f"no GPU: re-testing on the CPU."
-            )
-            config.target_device = status.config.target_device = "cpu"
-        if retest and not has_data:
-            progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
-            retest = False
+        retest = _fit_to_machine(status, config, progress, retest, has_data)
         executor = make_executor(config, workspace.root)
         try:
             run = Run(workspace, status, config, run_task_metric=False)  # runs no code status.yaml names
@@ -89,6 +80,25 @@ def recheck(
                 pipeline.recorder.gpu_skips_done()
         finally:
             executor.close()
+
+
+def _fit_to_machine(
+    status: NavigatorStatus, config: ExportConfig, progress: Progress, retest: bool, has_data: bool
+) -> bool:
+    """Re-target a package made for a GPU to this machine's CPU when it has none, and re-test only with the
+    samples there; say both. Returns whether to re-test."""
+    from model_navigator.core.environment import gpu_present
+
+    if config.target_device != "cpu" and not gpu_present():
+        progress.note(
+            f"This package was made for target_device={config.target_device!r} and this machine has "
+            f"no GPU: re-testing on the CPU."
+        )
+        config.target_device = status.config.target_device = "cpu"
+    if retest and not has_data:
+        progress.note("This package was saved without data (save_data=False): correctness cannot be re-tested.")
+        return False
+    return retest
 
 
 def _export_context(user_model: Any, workspace: Workspace, status: NavigatorStatus) -> Any:

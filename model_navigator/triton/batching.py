@@ -25,6 +25,18 @@ def _sizes(results: List[Any]) -> str:
     return ", ".join(str(r.batch_size) for r in sorted(results, key=lambda r: r.batch_size))
 
 
+def _why_no_batching(status: NavigatorStatus) -> Optional[str]:
+    """Why Triton cannot batch this model (max_batch_size 0), or None."""
+    batch_dim = status.config.batch_dim
+    tensors = list(status.inputs) + list(status.outputs)
+    if batch_dim is None:
+        return "the model takes no batch (batch_dim=None)"
+    if batch_dim != 0:
+        return f"Triton batches along the first axis; this model's batch axis is {batch_dim}"
+    fixed = [t.name for t in tensors if len(t.shape) == 0 or t.shape[0] != -1]
+    return f"tensors {fixed} have no dynamic batch axis" if fixed else None
+
+
 def plan_batching(
     status: NavigatorStatus,
     path: PathStatus,
@@ -37,15 +49,7 @@ def plan_batching(
     whose p`latency_percentile` meets `latency_budget_ms` when a budget is given, else the largest
     profiled one; without profiling results the largest batch size correctness was checked at, else 1.
     Never the dataloader's batch size as such. `max_batch_size` given by the user wins."""
-    batch_dim = status.config.batch_dim
-    tensors = list(status.inputs) + list(status.outputs)
-    off = None
-    if batch_dim is None:
-        off = "the model takes no batch (batch_dim=None)"
-    elif batch_dim != 0:
-        off = f"Triton batches along the first axis; this model's batch axis is {batch_dim}"
-    elif any(len(t.shape) == 0 or t.shape[0] != -1 for t in tensors):
-        off = f"tensors {[t.name for t in tensors if len(t.shape) == 0 or t.shape[0] != -1]} have no dynamic batch axis"
+    off = _why_no_batching(status)
     if off is not None:
         return Batching(0, [], f"max_batch_size 0 (no batching): {off}", off=off)
     result = path.runtimes.get(runtime)
