@@ -299,6 +299,22 @@ TAIL_RATIO = 3.0  # p99 > 3x p50: a heavy tail
 MEAN_RATIO = 1.5  # mean > 1.5x p50 (or < p50 / 1.5)
 
 THROUGHPUT_DEFINITION = "batch size / mean latency"
+THROUGHPUT_HEADER = f"Throughput /s ({THROUGHPUT_DEFINITION})"
+# The columns of the status table and of the table of every measurement, in the HTML and Markdown reports alike.
+STATUS_COLUMNS = ("Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER, "Verified")
+MEASUREMENT_COLUMNS = (
+    "Path",
+    "Runtime",
+    "Batch",
+    "p50 ms",
+    "p90 ms",
+    "p95 ms",
+    "p99 ms",
+    "mean ± std ms",
+    THROUGHPUT_HEADER,
+    "Windows",
+    "Stable",
+)
 STAR = "★"
 SKEW_MARK = "!"
 

@@ -10,11 +10,12 @@ import re
 from typing import Dict, List, Optional
 
 from model_navigator.report.data import (
+    MEASUREMENT_COLUMNS,
+    STATUS_COLUMNS,
     SELECTION_NOTE,
     SKEW_MARK,
     STAR,
     STAR_NOTE,
-    THROUGHPUT_DEFINITION,
     THROUGHPUT_NOTE,
     ReportData,
     fmt_error,
@@ -35,7 +36,6 @@ from model_navigator.report.data import (
 from model_navigator.report.plots import PLOTS
 
 _CODE = re.compile(r"`([^`]+)`")
-THROUGHPUT_HEADER = f"Throughput /s ({THROUGHPUT_DEFINITION})"
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; margin: 0;
@@ -149,7 +149,7 @@ def _status_section(data: ReportData) -> str:
         )
     out = [
         _table(
-            ["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER, "Verified"],
+            list(STATUS_COLUMNS),
             rows,
             numeric=(4, 5),
         )
@@ -222,19 +222,7 @@ def _performance_section(data: ReportData, plots: Optional[Dict[str, bytes]]) ->
                 ]
             )
     table = _table(
-        [
-            "Path",
-            "Runtime",
-            "Batch",
-            "p50 ms",
-            "p90 ms",
-            "p95 ms",
-            "p99 ms",
-            "mean ± std ms",
-            THROUGHPUT_HEADER,
-            "Windows",
-            "Stable",
-        ],
+        list(MEASUREMENT_COLUMNS),
         rows,
         numeric=tuple(range(2, 10)),
     )

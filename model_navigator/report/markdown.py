@@ -7,11 +7,12 @@ import re
 from typing import Dict, List, Optional
 
 from model_navigator.report.data import (
+    MEASUREMENT_COLUMNS,
+    STATUS_COLUMNS,
     SELECTION_NOTE,
     SKEW_MARK,
     STAR,
     STAR_NOTE,
-    THROUGHPUT_DEFINITION,
     THROUGHPUT_NOTE,
     ReportData,
     fmt_error,
@@ -51,9 +52,6 @@ def prose(text: str) -> str:
         return (" " if part[:1].isspace() else "") + md(part) + (" " if part[-1:].isspace() else "")
 
     return "".join(f"`{part}`" if i % 2 else escaped(part) for i, part in enumerate(parts))
-
-
-THROUGHPUT_HEADER = f"Throughput /s ({THROUGHPUT_DEFINITION})"
 
 
 def _table(headers: List[str], rows: List[List[str]], numeric: tuple = ()) -> str:
@@ -155,7 +153,7 @@ def _status_section(data: ReportData) -> List[str]:
         "## Status",
         "",
         _table(
-            ["Path", "Runtime", "Status", "Max abs / rel error", "p50 ms (batch)", THROUGHPUT_HEADER, "Verified"],
+            list(STATUS_COLUMNS),
             rows,
             numeric=(4, 5),
         ),
@@ -192,19 +190,7 @@ def _performance_section(data: ReportData, images: Optional[Dict[str, str]]) -> 
     ]
     return out + [
         _table(
-            [
-                "Path",
-                "Runtime",
-                "Batch",
-                "p50 ms",
-                "p90 ms",
-                "p95 ms",
-                "p99 ms",
-                "mean ± std ms",
-                THROUGHPUT_HEADER,
-                "Windows",
-                "Stable",
-            ],
+            list(MEASUREMENT_COLUMNS),
             rows,
             numeric=tuple(range(2, 10)),
         ),
