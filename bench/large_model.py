@@ -73,6 +73,7 @@ def _tree_bytes(path: Path) -> int:
 
 
 def _measure(argv: List[str], cwd: str, env: Dict[str, str]) -> Dict[str, Any]:
+    settle()
     result = run_measured(argv, cwd, env)
     lines = result.pop("stdout").splitlines()
     op = [float(line.split()[1]) for line in lines if line.startswith("op_s ")]
@@ -81,8 +82,16 @@ def _measure(argv: List[str], cwd: str, env: Dict[str, str]) -> Dict[str, Any]:
     return result
 
 
+def settle() -> None:
+    """Write back every dirty page first, so an operation is not throttled by the one before it (a
+    2 GiB write leaves most of its bytes dirty: the next write would wait for their writeback)."""
+    subprocess.run(["sync"], check=True)
+
+
 def _cp(src: Path, dst: Path, sync: bool) -> Dict[str, float]:
-    """Wall and CPU time of `cp -r src dst` (then `sync -f` of the copy when `sync`, as nav.save fsyncs)."""
+    """Wall and CPU time of `cp -r src dst` (then `sync -f` of the copy when `sync`, as nav.save fsyncs),
+    started with no dirty pages left by the step before (settle)."""
+    settle()
     cpu = children_cpu_s()
     start = time.perf_counter()
     subprocess.run(["cp", "-r", str(src), str(dst)], check=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from large_model import PHASE, _cp  # noqa: E402
+from large_model import PHASE, _cp, settle  # noqa: E402
 from rss import run_measured  # noqa: E402
 
 
@@ -60,6 +60,7 @@ def main() -> int:
                 env = dict(os.environ, PYTHONPATH=code)
                 pkg.unlink(missing_ok=True)
                 for op, target in (("save", scratch / "unused"), ("load", scratch / "loaded")):
+                    settle()
                     result = run_measured(
                         [sys.executable, str(script), op, str(w), str(pkg), str(target)], str(scratch), env
                     )

@@ -1,6 +1,7 @@
 """Extracting a .nav package into a new or empty folder: the archive's structure, metadata and npz
-entries are validated first; every other entry is streamed once, its size, CRC-32 and sha256
-enforced while it is written (the checks validate_archive makes, in the same pass); no entry lands
+entries are validated first; every other entry is streamed once, its size and sha256 (and a
+deflated one's CRC-32) enforced while it is written (the checks validate_archive makes, in the same
+pass); no entry lands
 outside the folder or passes through anything but a folder, no file is overwritten, and a failed
 extraction removes what it wrote."""
 
@@ -11,7 +12,7 @@ import stat
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Collection, Dict, List
+from typing import Any, Collection, Dict, List, Optional
 
 from model_navigator.core.errors import PackageError, UserInputError
 from model_navigator.core.workspace import LOG_FILE, PACKAGE_LOG_FILE
@@ -22,7 +23,7 @@ from model_navigator.package.archive_format import (
     O_BINARY,
     O_NOFOLLOW,
 )
-from model_navigator.package.archive_stream import ChunkHasher, copied_chunks, hashing_pool
+from model_navigator.package.archive_stream import Buffers, ChunkHasher, copied_chunks, hashing_pool, new_buffers
 from model_navigator.package.archive_validate import open_zip, validate_zip
 
 
@@ -48,6 +49,7 @@ def extract_archive(path: Path, target: Path, skip: Collection[str] = ()) -> Non
         root = target.resolve()
         written: List[Path] = []  # files and folders this call made, in creation order
         try:
+            buffers = new_buffers()
             with hashing_pool() as pool:
                 for info in zf.infolist():
                     if info.filename == MANIFEST_FILE or info.filename in skip:
@@ -64,7 +66,7 @@ def extract_archive(path: Path, target: Path, skip: Collection[str] = ()) -> Non
                     if not info.is_dir():
                         # npz files were loaded without pickle by validate_zip; _extract_entry checks
                         # these are the very bytes (sha256)
-                        _extract_entry(zf, info, dest, expected[info.filename], written, where, pool)
+                        _extract_entry(zf, info, dest, expected[info.filename], written, where, pool, buffers)
         except BaseException:
             _remove_written(written, created)
             raise
@@ -92,9 +94,11 @@ def _extract_entry(
     written: List[Path],
     where: str,
     pool: Any = None,
+    buffers: Optional[Buffers] = None,
 ) -> None:
     """Stream one file entry to `dest` (a stored one copied in the kernel, as `cp` does), enforcing the
-    declared size, the CRC-32 and the manifest sha256 of the bytes written (hashed on `pool`'s thread)."""
+    declared size and the manifest sha256 of the bytes written (hashed on `pool`'s thread; it makes a
+    stored entry's CRC-32 pass redundant: a deflated one's is checked by zipfile)."""
     mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
     try:
         fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, mode)
@@ -105,7 +109,9 @@ def _extract_entry(
     hasher = ChunkHasher(pool)
     size = 0
     try:
-        for chunk in copied_chunks(zf, info, fd):  # each chunk is in the file (read back) when it comes
+        for chunk in copied_chunks(
+            zf, info, fd, check_crc=False, buffers=buffers
+        ):  # each chunk is in the file (read back) when it comes
             size += len(chunk)
             if size > limit:
                 raise PackageError(

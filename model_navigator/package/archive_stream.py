@@ -1,7 +1,10 @@
 """Streaming a zip entry's bytes in two reused buffers: a stored entry is read straight from the
 archive file (no decompressor, no allocation per chunk: disk speed for weights), any other through
-zipfile; the CRC-32 is checked at the end either way. ChunkHasher takes the sha256 of the chunks
-on a helper thread while the caller writes them (hashlib releases the GIL): hashing overlaps I/O."""
+zipfile, which checks its CRC-32. A stored entry's CRC-32 is checked at the end unless the caller
+checks the bytes' sha256 against the manifest (check_crc=False): the stronger check of the same bytes
+makes the CRC pass redundant, and it costs as much CPU as the copy. ChunkHasher takes the sha256 of
+the chunks on a helper thread while the caller writes them (hashlib releases the GIL): hashing
+overlaps I/O."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _LOCAL_HEADER_MAGIC = b"PK\003\004"
 
 Chunk = Union[bytes, memoryview]
+Buffers = Tuple[memoryview, memoryview]
 
 
 # Chunks smaller than this are hashed on the caller's thread (a hand-over costs more).
@@ -59,41 +63,55 @@ def hashing_pool() -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nav-sha256")
 
 
-def entry_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[Chunk]:
+def new_buffers(size: int = CHUNK) -> Buffers:
+    """Two chunk buffers taking turns (a ChunkHasher may still read the previous one), for entries of
+    up to `size` bytes at a time; allocate them once per archive operation and pass them to every
+    entry (a fresh 4 MiB buffer costs its page faults)."""
+    n = min(CHUNK, max(size, 1))
+    return memoryview(bytearray(n)), memoryview(bytearray(n))
+
+
+def entry_chunks(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, check_crc: bool = True, buffers: Optional[Buffers] = None
+) -> Iterator[Chunk]:
     """The entry's bytes in chunks; a yielded memoryview is reused two chunks later: use it (and
-    let a ChunkHasher finish with it) before asking for the one after next.
+    let a ChunkHasher finish with it) before asking for the one after next. `check_crc=False` only
+    where the caller checks every byte's sha256 against the manifest.
 
     Raises zipfile.BadZipFile (bad header, CRC-32 mismatch), EOFError (data cut short), zlib.error."""
     if not _direct(zf, info):
         yield from _zipfile_chunks(zf, info)
         return
     fd, offset = _stored_start(zf, info)
-    views = _buffers(info.file_size)
+    views = buffers or new_buffers(info.file_size)
     crc = 0
     for position, n in _spans(info.file_size):
         view = views[(position // CHUNK) % 2][:n]
         if os.preadv(fd, [view], offset + position) != n:
             raise EOFError(f"the archive ends before the end of entry {info.filename!r}")
-        crc = zlib.crc32(view, crc)
+        if check_crc:
+            crc = zlib.crc32(view, crc)
         yield view
-    if crc != info.CRC:
+    if check_crc and crc != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
 
 
-def copied_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out_fd: int) -> Iterator[Chunk]:
+def copied_chunks(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, out_fd: int, check_crc: bool = True, buffers: Optional[Buffers] = None
+) -> Iterator[Chunk]:
     """The entry's bytes, each chunk already written to `out_fd` (a new file opened for reading and
     writing) when it is yielded, as entry_chunks yields them. A stored entry is copied in the kernel
-    (copy_file_range, as `cp` does) and each chunk read back from `out_fd`: what is hashed and
-    CRC-checked is what the file holds."""
+    (copy_file_range, as `cp` does) and each chunk read back from `out_fd`: what is hashed (and
+    CRC-checked with check_crc) is what the file holds."""
     if not _direct(zf, info) or not hasattr(os, "copy_file_range"):
         position = 0
-        for chunk in entry_chunks(zf, info):
+        for chunk in entry_chunks(zf, info, check_crc, buffers):
             _write_at(out_fd, chunk, position)
             position += len(chunk)
             yield chunk
         return
     fd, offset = _stored_start(zf, info)
-    views = _buffers(info.file_size)
+    views = buffers or new_buffers(info.file_size)
     crc = 0
     in_kernel = True
     for position, n in _spans(info.file_size):
@@ -108,9 +126,10 @@ def copied_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out_fd: int) -> It
             _write_at(out_fd, view[:copied], position)
         if copied != n or os.preadv(out_fd, [view], position) != n:
             raise EOFError(f"the archive ends before the end of entry {info.filename!r}")
-        crc = zlib.crc32(view, crc)
+        if check_crc:
+            crc = zlib.crc32(view, crc)
         yield view
-    if crc != info.CRC:
+    if check_crc and crc != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
 
 
@@ -139,12 +158,6 @@ def _stored_start(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Tuple[int, int]
     assert zf.fp is not None
     fd = zf.fp.fileno()
     return fd, _data_offset(fd, info)
-
-
-def _buffers(size: int) -> Tuple[memoryview, memoryview]:
-    """Two chunk buffers taking turns (a ChunkHasher may still read the previous one)."""
-    n = min(CHUNK, max(size, 1))
-    return memoryview(bytearray(n)), memoryview(bytearray(n))
 
 
 def _spans(size: int) -> Iterator[Tuple[int, int]]:

@@ -30,7 +30,7 @@ from model_navigator.package.archive_format import (
     parse_manifest,
     parse_status,
 )
-from model_navigator.package.archive_stream import ChunkHasher, entry_chunks, hashing_pool
+from model_navigator.package.archive_stream import Buffers, ChunkHasher, entry_chunks, hashing_pool, new_buffers
 from model_navigator.package.npz_check import check_npz_safe
 
 NPZ_SPOOL_BYTES = 64 * 2**20  # an npz entry is checked from memory up to this size, from a temp file beyond
@@ -52,12 +52,17 @@ def read_manifest(path: Path) -> dict:
 
 
 def validate_archive(
-    path: Path, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES, max_ratio: float = DEFAULT_MAX_RATIO
+    path: Path,
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES,
+    max_ratio: float = DEFAULT_MAX_RATIO,
+    read_data: bool = True,
 ) -> dict:
-    """Check the package `path` completely without writing anything; return its manifest."""
+    """Check the package `path` completely without writing anything; return its manifest.
+    `read_data=False` leaves the entries' bytes (but the npz) to a caller that checks them as it
+    extracts them (extract_archive)."""
     path = Path(path)
     with open_zip(path) as zf:
-        return validate_zip(zf, str(path), max_unpacked_bytes, max_ratio)
+        return validate_zip(zf, str(path), max_unpacked_bytes, max_ratio, read_data)
 
 
 def read_package_status(path: Path) -> NavigatorStatus:
@@ -213,20 +218,28 @@ def _check_contents(
 ) -> None:
     """One streaming pass checks each CRC-32 (what testzip does) and each sha256, and loads every npz
     without pickle (from a spooled copy: the entry is read once); only the npz when not `read_data`."""
+    buffers = new_buffers(max((files[name].file_size for name in listed), default=0))
     with hashing_pool() as pool:
         for name, entry in listed.items():
             is_npz = name.lower().endswith(".npz")
             if is_npz or read_data:
-                _check_entry(zf, files[name], entry, where, is_npz, pool)
+                _check_entry(zf, files[name], entry, where, is_npz, pool, buffers)
 
 
 def _check_entry(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Dict[str, Any], where: str, is_npz: bool, pool: Any
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    entry: Dict[str, Any],
+    where: str,
+    is_npz: bool,
+    pool: Any,
+    buffers: Optional[Buffers] = None,
 ) -> None:
-    """One entry's size and sha256 against the manifest (CRC-32 by the stream), an npz loaded without pickle."""
+    """One entry's size and sha256 against the manifest (which makes a stored entry's CRC-32 redundant;
+    zipfile checks a deflated one's), an npz loaded without pickle."""
     name = info.filename
     with tempfile.SpooledTemporaryFile(max_size=NPZ_SPOOL_BYTES) if is_npz else contextlib.nullcontext() as copy:
-        size, digest = _hash_entry(zf, info, where, copy, pool)
+        size, digest = _hash_entry(zf, info, where, copy, pool, check_crc=False, buffers=buffers)
         if size != entry["size"]:
             raise PackageError(
                 f"{where}: entry {name!r} refused: holds {size} bytes, {MANIFEST_FILE} says {entry['size']}."
@@ -290,14 +303,20 @@ def _read_small(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
 
 
 def _hash_entry(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, copy: Optional[IO[bytes]] = None, pool: Any = None
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    where: str,
+    copy: Optional[IO[bytes]] = None,
+    pool: Any = None,
+    check_crc: bool = True,
+    buffers: Optional[Buffers] = None,
 ) -> Tuple[int, str]:
     """Stream one entry: (bytes produced, sha256 hex), writing them to `copy` too when given;
-    CRC-32 is checked by zipfile at the end."""
+    the CRC-32 is checked at the end (a stored entry's only with `check_crc`)."""
     hasher = ChunkHasher(pool)
     size = 0
     try:
-        for chunk in entry_chunks(zf, info):
+        for chunk in entry_chunks(zf, info, check_crc, buffers):
             size += len(chunk)
             if size > info.file_size:
                 raise PackageError(f"{where}: entry {info.filename!r} refused: unpacks beyond its declared size.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, List, Optional, Union
 
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.errors import UserInputError
@@ -64,7 +64,7 @@ def load(
     """
     from model_navigator.core.config import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
-    from model_navigator.package.archive_validate import read_manifest, validate_archive
+    from model_navigator.package.archive_validate import validate_archive
 
     package = Path(path).absolute()
     if not package.is_file():
@@ -74,11 +74,49 @@ def load(
     config_profiler = check_profiler_config(profiler_config) if profiler_config is not None else None
     device = check_target_device(target_device, gpu_present()) if target_device is not None else None
     _check_workdir_replaceable(root, package, override_workdir)
-    validate_archive(package)
+    # Every byte is checked before an existing workdir is deleted for it; a new one is checked as it
+    # is written (extract_archive), which reads the package once instead of twice.
+    replacing = root.exists()
+    validate_archive(package, read_data=replacing)
+    made = [folder for folder in root.parents if not folder.exists()]  # by the lock, for the new workdir
+    try:
+        return _load_locked(
+            package,
+            root,
+            replacing,
+            device,
+            config_profiler,
+            retest_conversions,
+            run_profiling,
+            verbose=verbose,
+            debug=debug,
+        )
+    except BaseException:
+        _remove_empty(made)  # a package refused while unpacking leaves no trace
+        raise
+
+
+def _load_locked(
+    package: Path,
+    root: Path,
+    replacing: bool,
+    device: Any,
+    config_profiler: Any,
+    retest_conversions: bool,
+    run_profiling: Optional[bool],
+    *,
+    verbose: bool,
+    debug: bool,
+) -> PackageDescriptor:
+    """nav.load's work once its arguments and the package are checked, under the workdir's lock."""
+    from model_navigator.package.archive_validate import read_manifest, validate_archive
+
     with workdir_lock(root, "load") as previous_holder:  # nothing is deleted under another process
         if previous_holder is not None:
             LOGGER.warning(takeover_message(root, previous_holder))
         if root.exists():
+            if not replacing:  # made meanwhile by someone else: check everything before it goes
+                validate_archive(package)
             remove_workdir(root)
         start = time.perf_counter()
         record = _unpack_marked(package, root)
@@ -103,6 +141,15 @@ def load(
 
         print_status_table(descriptor.status)
     return descriptor
+
+
+def _remove_empty(folders: List[Path]) -> None:
+    """Remove the folders (deepest first) that are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone
+            return
 
 
 def _unpack_marked(package: Path, root: Path) -> RunRecord:
