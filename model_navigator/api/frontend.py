@@ -105,7 +105,9 @@ class FrameworkAdapter:
         return False
 
     def opset(self, requested: Optional[int]) -> int:
-        return check_opset(requested if requested is not None else DEFAULT_OPSET)
+        """The opset asked for, checked against the installed onnx; the default needs no check (every onnx
+        the extras admit, >= 1.16, knows opset 21), which keeps onnx (~0.4 s, 12 MiB) out of the user's process."""
+        return DEFAULT_OPSET if requested is None else check_opset(requested)
 
     def check_late(self) -> None:
         """Checks that come after the common ones but before the workdir is touched."""

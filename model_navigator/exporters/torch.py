@@ -70,6 +70,19 @@ class TorchExportContext(ExportContext):
     def failure_hint(self, spec: PathSpec, reason: str) -> Optional[str]:
         return match_hint(_HINTS + (() if self.onnx_dynamo else _TORCHSCRIPT_ONNX_HINTS), spec, reason)
 
+    def forks(self) -> bool:
+        """On the CPU, with no CUDA context in this process (one does not survive a fork)."""
+        import torch
+
+        return self.device == "cpu" and not torch.cuda.is_initialized()
+
+    def after_fork(self) -> None:
+        """One intra-op thread: GNU OpenMP's thread pool does not survive a fork (a parallel region in the
+        child would wait forever for the parent's threads), as torch's DataLoader workers do."""
+        import torch
+
+        torch.set_num_threads(1)
+
 
 def export_torchscript(request: ProduceRequest) -> Dict[str, Any]:
     """torch.jit.script or torch.jit.trace, then save."""

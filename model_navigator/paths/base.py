@@ -43,6 +43,10 @@ class PathSpec:
     requires_gpu: bool = False
     extra: Optional[str] = None
     availability: Optional[str] = None
+    # An export that may run in a child forked from the user's process where the framework allows it
+    # (ExportContext.forks, steps/forked.py): False where this process needs what the exporter imports
+    # anyway, to check the artifact (a child would import it a second time).
+    forkable: bool = True
 
     @property
     def is_export(self) -> bool:
@@ -96,6 +100,14 @@ class ExportContext:
     def failure_hint(self, spec: "PathSpec", reason: str) -> Optional[str]:
         """What to try when the export of `spec` failed for a known exporter limit, or None."""
         return None
+
+    def forks(self) -> bool:
+        """Whether exports may run in a child forked from this process (steps/forked.py): only where the
+        framework survives a fork."""
+        return False
+
+    def after_fork(self) -> None:
+        """Make the framework usable in the forked child, before the export runs there."""
 
 
 Hint = Tuple[Tuple[str, ...], str, str]  # (phrases in the reason, path key prefix, what to try)

@@ -39,6 +39,7 @@ def torch_paths() -> Tuple[PathSpec, ...]:
             Format.TORCH_EXPORTEDPROGRAM,
             "model.pt2",
             "model_navigator.exporters.torch:export_exportedprogram",
+            forkable=False,  # torch.export.load, which its check runs here, imports torch._dynamo (~100 MiB, ~1.3 s)
         ),
         PathSpec(
             "onnx",

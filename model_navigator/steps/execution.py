@@ -10,7 +10,7 @@ import errno
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from model_navigator.core.config import ExportConfig
 from model_navigator.core.diskspace import mentions_no_space
@@ -21,6 +21,10 @@ from model_navigator.core.workspace import Workspace
 from model_navigator.paths.base import PathSpec, ProduceRequest, produce
 from model_navigator.steps.base import reproduce_hint, short_reason, write_reproduce
 from model_navigator.steps.recording import Recorder
+
+
+# Exports of models up to this size run in a forked child where the framework allows it (steps/forked.py).
+FORK_MAX_MODEL_BYTES = 2**30
 
 
 @dataclass
@@ -66,25 +70,62 @@ class StepRunner:
         path.duration_s = time.perf_counter() - start
 
     def _export(self, spec: PathSpec, path: PathStatus) -> None:
+        """Export from the user's model: in a forked child where the framework allows it (see
+        steps/forked.py: what the exporter imports and allocates stays out of the user's process, and
+        its crash fails the path only), else here."""
+        from model_navigator.steps.forked import ForkedCallFailed, run_forked
+
         workspace, context = self.run.workspace, self.export_context
-        out_path = workspace.path_dir(spec.key) / spec.artifact
         if not (workspace.path_dir(spec.key) / "reproduce_export.py").exists():
             # an export's workspace starts empty; a re-export (convert --model) keeps the script the
             # README asks the user to complete with their get_model()
             context.write_reproduce(workspace, spec)
+        if self._forks(spec):
+            try:
+                outcome = run_forked(lambda: self._export_outcome(spec), short_reason, context.after_fork)
+            except ForkedCallFailed as e:  # the child died (a crash, out of memory)
+                LOGGER.error("export of %s failed: %s\n%s", spec.key, e.reason, e.child_traceback)
+                outcome = {"reason": e.reason}
+        else:
+            outcome = self._export_outcome(spec)
+        path.warnings = list(outcome.get("warnings", []))
+        if outcome.get("model_path"):
+            path.status, path.model_path = StepStatus.OK, outcome["model_path"]
+            path.record_reported(outcome.get("reported") or {})
+        else:
+            path.status, path.reason = StepStatus.FAILED, outcome["reason"]
+
+    def _forks(self, spec: PathSpec) -> bool:
+        """Whether the export of `spec` runs in a forked child: a forkable path of a model up to
+        FORK_MAX_MODEL_BYTES (the child runs one intra-op thread: a large model's traced forward would be
+        slow there, and its weights, not the exporter, are what its process holds), unless isolation is off."""
+        from model_navigator.steps.forked import fork_supported
+
+        return (
+            spec.forkable
+            and self.model_bytes <= FORK_MAX_MODEL_BYTES
+            and getattr(self.executor, "mode", "auto") != "off"
+            and fork_supported()
+            and self.export_context.forks()
+        )
+
+    def _export_outcome(self, spec: PathSpec) -> Dict[str, Any]:
+        """Run the path's exporter: {"model_path", "reported"} or {"reason"} (with a hint), and the
+        graph warnings; plain data, as it comes back from a forked child."""
+        workspace, context = self.run.workspace, self.export_context
+        out_path = workspace.path_dir(spec.key) / spec.artifact
         graph_warnings: List[str] = []
         try:
             with capture_warnings() as graph_warnings, context.scope():
                 reported = produce(ProduceRequest(spec, out_path, workspace, self.run.status, context=context))
-            path.status, path.model_path = StepStatus.OK, workspace.relative(out_path)
-            path.record_reported(reported)
+            return {"model_path": workspace.relative(out_path), "reported": reported, "warnings": graph_warnings}
         except Exception as e:
             LOGGER.exception("export of %s failed", spec.key)
-            path.status, path.reason = StepStatus.FAILED, self.failure_reason(spec, e)
-            hint = context.failure_hint(spec, path.reason)
+            reason = self.failure_reason(spec, e)
+            hint = context.failure_hint(spec, reason)
             if hint:
-                path.reason += f"\nHint: {hint}"
-        path.warnings = graph_warnings
+                reason += f"\nHint: {hint}"
+            return {"reason": reason, "warnings": graph_warnings}
 
     def _convert(self, spec: PathSpec, path: PathStatus) -> None:
         argv = ["--workdir", ".", "--path", spec.key]
