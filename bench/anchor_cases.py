@@ -22,7 +22,16 @@ from typing import Any, Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rss import run_measured  # noqa: E402
 
-KEYS = ("wall_s", "cpu_s", "peak_tree_mib", "peak_process_mib", "peak_main_mib", "peak_child_mib", "peak_anon_mib")
+KEYS = (
+    "wall_s",
+    "cpu_s",
+    "peak_tree_mib",
+    "peak_tree_pss_mib",
+    "peak_process_mib",
+    "peak_main_mib",
+    "peak_child_mib",
+    "peak_anon_mib",
+)
 
 
 def _median(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -61,7 +70,8 @@ def main() -> int:
             print(
                 f"{case:7} {name:5} wall {m['wall_s']:6.2f} s  cpu {m['cpu_s']:6.2f} s  largest process "
                 f"{m['peak_process_mib']:5.0f} MiB (main {m['peak_main_mib']:.0f}, worker {m['peak_child_mib']:.0f}, "
-                f"private {m['peak_anon_mib']:.0f})  tree {m['peak_tree_mib']:.0f} MiB  load "
+                f"private {m['peak_anon_mib']:.0f})  tree {m['peak_tree_mib']:.0f} MiB "
+                f"(Pss {m['peak_tree_pss_mib']:.0f})  load "
                 f"{[r['load_1min'] for r in runs[name]]}",
                 flush=True,
             )

@@ -42,6 +42,19 @@ def _rss_kib(pid: int) -> Tuple[int, int]:
     return rss, anon
 
 
+def _pss_kib(pid: int) -> int:
+    """Pss of pid in KiB: its pages, each shared one divided among the processes that map it (a forked
+    child's copy-on-write pages count once over the tree, where VmRSS counts them in every process)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def tree_rss_kib(pid: int) -> Tuple[int, Dict[int, Tuple[int, int]]]:
     """(sum of VmRSS over pid and its descendants, pid -> (VmRSS, RssAnon) of each), in KiB."""
     children = _children()
@@ -56,12 +69,14 @@ def tree_rss_kib(pid: int) -> Tuple[int, Dict[int, Tuple[int, int]]]:
 
 def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s: float = 0.01) -> Dict[str, Any]:
     """Run argv to completion and measure it: wall_s, cpu_s (user + system of the tree, steadier
-    than wall on a shared machine), peak_tree_mib (largest sum of VmRSS), peak_process_mib (largest
+    than wall on a shared machine), peak_tree_mib (largest sum of VmRSS), peak_tree_pss_mib (largest sum
+    of Pss, sampled every third time: memory the tree holds, shared pages once), peak_process_mib (largest
     VmRSS of one process), peak_main_mib / peak_child_mib (the process started / its largest
     descendant), peak_anon_mib (largest RssAnon of one process: private memory only), load_1min (the
     machine's 1-minute load average before and after), stdout.
     Output goes to files (a full pipe would stall the child); a failure raises RuntimeError."""
-    peaks = {"tree": 0, "process": 0, "main": 0, "child": 0, "anon": 0}
+    peaks = {"tree": 0, "tree_pss": 0, "process": 0, "main": 0, "child": 0, "anon": 0}
+    samples = 0
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         cpu_before = children_cpu_s()
         load_before = round(os.getloadavg()[0], 2)  # the machine's load average, before and after (shared machine)
@@ -70,6 +85,9 @@ def run_measured(argv: Sequence[str], cwd: str, env: Dict[str, str], interval_s:
         while proc.poll() is None:
             total, each = tree_rss_kib(proc.pid)
             peaks["tree"] = max(peaks["tree"], total)
+            if samples % 3 == 0:  # smaps_rollup walks the page tables: every third sample
+                peaks["tree_pss"] = max(peaks["tree_pss"], sum(_pss_kib(p) for p in each))
+            samples += 1
             for pid, (rss, anon) in each.items():
                 peaks["process"] = max(peaks["process"], rss)
                 peaks["anon"] = max(peaks["anon"], anon)

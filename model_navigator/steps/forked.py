@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import signal
 import sys
@@ -18,7 +19,9 @@ import threading
 import traceback
 from typing import Any, Callable, Dict, List, Optional
 
+from model_navigator.core.logging import LOGGER
 from model_navigator.core.serialization import to_plain
+from model_navigator.steps.lifeline import set_parent_death_signal
 
 
 class ForkedCallFailed(Exception):
@@ -52,15 +55,20 @@ def run_forked(
     # The collector's walks over every object would copy each page the child shares with this process
     # (its bookkeeping writes to them): what exists now is frozen out of them, in the child.
     gc.freeze()
+    handlers = _log_handlers()
+    for handler in handlers:  # no other thread (the worker's log relay) is inside a write at the fork
+        handler.acquire()
     pid = -1
     try:
         pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(read_fd)
-            _child(call, describe_error, after_fork, write_fd, parent, from_main_thread)
     finally:
-        if pid != 0:
+        if pid != 0:  # in the child, logging's own fork hook has made every handler's lock anew
+            for handler in reversed(handlers):
+                handler.release()
             gc.unfreeze()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        _child(call, describe_error, after_fork, write_fd, parent, from_main_thread)
     os.close(write_fd)
     try:
         data = _read_all(read_fd)
@@ -78,6 +86,16 @@ def run_forked(
     return reply["result"]
 
 
+def _log_handlers() -> List[logging.Handler]:
+    """model_navigator's log handlers and its ancestors' (the terminal, navigator.log, format.log)."""
+    handlers: List[logging.Handler] = []
+    logger: Optional[logging.Logger] = LOGGER
+    while logger is not None:
+        handlers += [h for h in logger.handlers if h not in handlers]
+        logger = logger.parent if logger.propagate else None
+    return handlers
+
+
 def _child(
     call: Callable[[], Any],
     describe_error: Callable[[BaseException], str],
@@ -86,8 +104,6 @@ def _child(
     parent: int,
     from_main_thread: bool,
 ) -> None:
-    from model_navigator.steps.lifeline import set_parent_death_signal
-
     code = 0
     try:
         # the signal follows the thread that forked: only the main thread lives as long as the process
