@@ -53,7 +53,7 @@ if phase == "export":
     dataloader = [torch.randn(2, dim) for _ in range(3)]
     desc = nav.torch.export(model, dataloader, workdir=workdir, target_formats=formats, run_profiling=False,
                             verbose=False)
-    print("verdicts", {k: [r.verified for r in p.runtimes.values()] for k, p in desc.status.paths.items()})
+    print("verdicts", {k: [r.passed for r in p.runtimes.values()] for k, p in desc.status.paths.items()})
 elif phase == "save":
     begin = time.perf_counter()
     nav.save(PackageDescriptor.from_workdir(workdir), package)
@@ -62,7 +62,7 @@ elif phase in ("load", "retest"):
     begin = time.perf_counter()
     desc = nav.load(package, workdir=target, retest_conversions=phase == "retest", verbose=False)
     print("op_s", time.perf_counter() - begin)
-    print("verdicts", {k: [r.verified for r in p.runtimes.values()] for k, p in desc.status.paths.items()})
+    print("verdicts", {k: [r.passed for r in p.runtimes.values()] for k, p in desc.status.paths.items()})
 """
 
 
