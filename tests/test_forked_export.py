@@ -99,3 +99,42 @@ def test_isolation_off_exports_in_the_users_process(tmp_path: Path) -> None:
     )
     assert desc.status.paths["torchscript-trace"].status == StepStatus.OK
     assert pids == {os.getpid()}
+
+
+def _linear_export(workdir: Path) -> "nav.PackageDescriptor":
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU()).eval()
+    return nav.torch.export(
+        model,
+        [torch.randn(2, 5) for _ in range(3)],
+        workdir=workdir,
+        target_formats=("torchscript", "onnx"),
+        jit_options=("trace",),
+        run_profiling=False,
+        verbose=False,
+    )
+
+
+def test_exports_work_when_the_users_process_ignores_sigchld(tmp_path: Path) -> None:
+    # With SIGCHLD ignored the kernel reaps children itself: waitpid finds none, the reply still counts.
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        desc = _linear_export(tmp_path / "w")
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    for key in ("torchscript-trace", "onnx"):
+        assert desc.status.paths[key].runtimes[nav.RuntimeProvider.CPU].passed
+
+
+def test_a_refused_fork_exports_in_the_users_process(tmp_path: Path, monkeypatch) -> None:
+    # A machine out of memory or processes refuses fork (ENOMEM, EAGAIN): the export runs here instead.
+    import errno
+
+    def refuse() -> int:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    desc = _linear_export(tmp_path / "w")
+    for key in ("torchscript-trace", "onnx"):
+        assert desc.status.paths[key].runtimes[nav.RuntimeProvider.CPU].passed
+    assert "could not fork for the export of onnx" in (tmp_path / "w" / "navigator.log").read_text()

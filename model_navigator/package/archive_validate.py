@@ -122,7 +122,7 @@ def validate_zip(
     """All checks of validate_archive on an open zip, cheapest first; returns the manifest.
 
     `read_data=False` reads only the metadata and the npz entries (checked as always): for a caller
-    that streams every other entry itself and checks its size, CRC-32 and sha256 in that same pass
+    that streams every other entry itself and checks its size and sha256 in that same pass
     (extraction while it writes, the writer while it zips), so no entry is read twice."""
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
@@ -216,8 +216,9 @@ def _check_contents(
     where: str,
     read_data: bool = True,
 ) -> None:
-    """One streaming pass checks each CRC-32 (what testzip does) and each sha256, and loads every npz
-    without pickle (from a spooled copy: the entry is read once); only the npz when not `read_data`."""
+    """One streaming pass checks each entry's sha256 (and a deflated one's CRC-32; a stored one's is
+    redundant with the sha256 of the same bytes), and loads every npz without pickle (from a spooled
+    copy: the entry is read once); only the npz when not `read_data`."""
     buffers = new_buffers(max((files[name].file_size for name in listed), default=0))
     with hashing_pool() as pool:
         for name, entry in listed.items():

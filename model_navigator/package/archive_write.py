@@ -242,8 +242,13 @@ class EarlyFlush:
         self._pending: Optional[concurrent.futures.Future] = None
 
     def wrote(self, n: int) -> None:
+        """Count `n` more bytes written; start a flush when enough are and none runs. A flush that
+        failed raises its OSError here (the kernel reports a writeback error once per file: the final
+        fsync would not see it again)."""
         self._since += n
         if self._since >= self.FLUSH_EVERY and (self._pending is None or self._pending.done()):
+            if self._pending is not None:
+                self._pending.result()
             self._since = 0
             self._pending = self._pool.submit(os.fdatasync if hasattr(os, "fdatasync") else os.fsync, self._fd)
 
@@ -251,7 +256,9 @@ class EarlyFlush:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._pool.shutdown(wait=True)  # before the file is closed; a failed flush shows in the final fsync
+        self._pool.shutdown(wait=True)  # before the file is closed
+        if exc[0] is None and self._pending is not None:
+            self._pending.result()
 
 
 def _copy_in(

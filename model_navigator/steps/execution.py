@@ -73,20 +73,25 @@ class StepRunner:
         """Export from the user's model: in a forked child where the framework allows it (see
         steps/forked.py: what the exporter imports and allocates stays out of the user's process, and
         its crash fails the path only), else here."""
-        from model_navigator.steps.forked import ForkedCallFailed, run_forked
+        from model_navigator.core.diskspace import remove_stale_partials
+        from model_navigator.steps.forked import ForkedCallFailed, ForkRefused, run_forked
 
         workspace, context = self.run.workspace, self.export_context
         if not (workspace.path_dir(spec.key) / "reproduce_export.py").exists():
             # an export's workspace starts empty; a re-export (convert --model) keeps the script the
             # README asks the user to complete with their get_model()
             context.write_reproduce(workspace, spec)
+        outcome: Optional[Dict[str, Any]] = None
         if self._forks(spec):
             try:
                 outcome = run_forked(lambda: self._export_outcome(spec), short_reason, context.after_fork)
+            except ForkRefused as e:  # no child (memory, process limits): the export runs here
+                LOGGER.warning("could not fork for the export of %s (%s); exporting in this process", spec.key, e)
             except ForkedCallFailed as e:  # the child died (a crash, out of memory)
                 LOGGER.error("export of %s failed: %s\n%s", spec.key, e.reason, e.child_traceback)
+                remove_stale_partials(workspace.path_dir(spec.key))  # what the dead child was writing
                 outcome = {"reason": e.reason}
-        else:
+        if outcome is None:
             outcome = self._export_outcome(spec)
         path.warnings = list(outcome.get("warnings", []))
         if outcome.get("model_path"):
@@ -96,14 +101,18 @@ class StepRunner:
             path.status, path.reason = StepStatus.FAILED, outcome["reason"]
 
     def _forks(self, spec: PathSpec) -> bool:
-        """Whether the export of `spec` runs in a forked child: a forkable path of a model up to
-        FORK_MAX_MODEL_BYTES (the child runs one intra-op thread: a large model's traced forward would be
-        slow there, and its weights, not the exporter, are what its process holds), unless isolation is off."""
+        """Whether the export of `spec` runs in a forked child: a forkable path of a model whose tensors
+        (parameters and buffers) take up to FORK_MAX_MODEL_BYTES (the child runs one intra-op thread: a
+        large model's traced forward would be slow there, and its weights, not the exporter, are what its
+        process holds), unless isolation is off."""
+        from model_navigator.core.diskspace import model_parameter_bytes
         from model_navigator.steps.forked import fork_supported
 
+        # `convert --model` gives the export context a model but no source model to run
+        model_bytes = self.model_bytes or model_parameter_bytes(getattr(self.export_context, "model", None))
         return (
             spec.forkable
-            and self.model_bytes <= FORK_MAX_MODEL_BYTES
+            and model_bytes <= FORK_MAX_MODEL_BYTES
             and getattr(self.executor, "mode", "auto") != "off"
             and fork_supported()
             and self.export_context.forks()
