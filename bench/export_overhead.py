@@ -10,8 +10,9 @@ Variants per model (Linear = the reference example, CNN = 1x3x64x64 small convne
   nav-isolated  nav.torch.export(run_profiling=False)             (isolation='auto', the default)
   nav-full-isolation  nav.torch.export(run_profiling=False, isolation=True)  (torch steps in the worker too)
   nav-default   nav.torch.export() with every default, profiling included
-Peak memory is the largest sum of RSS over the whole process tree, the largest RSS of one process
-and its private part (RssAnon), sampled every 10 ms (bench/rss.py).
+Peak memory is the largest sum of RSS over the whole process tree (and of Pss: shared pages once, which
+is what a forked export costs), the largest RSS of one process and its private part (RssAnon), sampled
+every 10 ms (bench/rss.py).
 Results: bench/results/export_overhead.json
 """
 
@@ -47,6 +48,7 @@ MODELS = {
 }
 
 SCRIPT = """
+import time
 start = time.perf_counter()
 import numpy as np, torch, onnxruntime as ort, warnings
 {model}
@@ -76,6 +78,7 @@ print("errors", errors, "in", time.perf_counter() - start)
 """
 
 NAV = """
+import time
 start = time.perf_counter()
 import torch
 import model_navigator as nav
@@ -117,6 +120,8 @@ def main() -> int:
             results.setdefault(model_name, {})[variant] = {
                 "wall_s": statistics.median(r["wall_s"] for r in runs),
                 "peak_rss_mib": statistics.median(r["peak_tree_mib"] for r in runs),
+                # the memory the tree holds: a forked export's pages shared with its parent count once
+                "peak_pss_mib": statistics.median(r["peak_tree_pss_mib"] for r in runs),
                 "peak_process_mib": statistics.median(r["peak_process_mib"] for r in runs),
                 "peak_anon_mib": statistics.median(r["peak_anon_mib"] for r in runs),
                 "runs": runs,
@@ -124,7 +129,8 @@ def main() -> int:
             r = results[model_name][variant]
             print(
                 f"{model_name:7} {variant:13} wall {r['wall_s']:6.2f} s   peak RSS {r['peak_rss_mib']:7.0f} MiB "
-                f"(largest process {r['peak_process_mib']:.0f}, private {r['peak_anon_mib']:.0f})",
+                f"(Pss {r['peak_pss_mib']:.0f}, largest process {r['peak_process_mib']:.0f}, "
+                f"private {r['peak_anon_mib']:.0f})",
                 flush=True,
             )
         base = results[model_name]["script"]
@@ -132,6 +138,7 @@ def main() -> int:
             r = results[model_name][variant]
             r["wall_ratio_vs_script"] = r["wall_s"] / base["wall_s"]
             r["memory_ratio_vs_script"] = r["peak_rss_mib"] / base["peak_rss_mib"]
+            r["pss_ratio_vs_script"] = r["peak_pss_mib"] / base["peak_pss_mib"]
         results[model_name]["isolation_cost"] = (
             results[model_name]["nav-isolated"]["wall_s"] / results[model_name]["nav-inproc"]["wall_s"] - 1
         )
@@ -144,7 +151,8 @@ def main() -> int:
             f"{model_name}: in-process {r['nav-inproc']['wall_ratio_vs_script']:.2f}x script wall, "
             f"{r['nav-inproc']['memory_ratio_vs_script']:.2f}x memory; isolated "
             f"{r['nav-isolated']['wall_ratio_vs_script']:.2f}x wall, "
-            f"{r['nav-isolated']['memory_ratio_vs_script']:.2f}x memory; "
+            f"{r['nav-isolated']['memory_ratio_vs_script']:.2f}x memory "
+            f"({r['nav-isolated']['pss_ratio_vs_script']:.2f}x in Pss); "
             f"isolation 'auto' costs {100 * r['isolation_cost']:+.0f}%, full "
             f"{100 * r['full_isolation_cost']:+.0f}%; defaults with profiling "
             f"{r['nav-default']['wall_s']:.2f} s"
