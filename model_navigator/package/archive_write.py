@@ -31,7 +31,7 @@ from model_navigator.package.archive_format import (
     name_problem,
     parse_status,
 )
-from model_navigator.package.archive_stream import ChunkHasher, hashing_pool, new_buffers
+from model_navigator.package.archive_stream import Buffers, ChunkHasher, hashing_pool, new_buffers
 from model_navigator.package.archive_validate import validate_zip
 from model_navigator.package.save_temporaries import temporary_prefix
 
@@ -265,9 +265,9 @@ def _copy_in(
     zf: zipfile.ZipFile,
     info: zipfile.ZipInfo,
     f: io.BufferedReader,
-    buffers: Tuple[memoryview, memoryview],
+    buffers: Buffers,
     pool: Any,
-    flusher: Optional[EarlyFlush] = None,
+    flusher: EarlyFlush,
 ) -> Tuple[int, str]:
     """Stream `f` into the new entry `info`: (bytes written, their sha256), hashed on `pool`'s thread
     while the chunk is compressed/written, the two buffers taking turns."""
@@ -285,8 +285,7 @@ def _copy_in(
             hasher.update(chunk)
             out.write(chunk)
             size += n
-            if flusher is not None:
-                flusher.wrote(n)
+            flusher.wrote(n)
     return size, hasher.hexdigest()
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
 from model_navigator.core.config import ProfilerConfig
 from model_navigator.core.errors import UserInputError
@@ -64,7 +65,7 @@ def load(
     """
     from model_navigator.core.config import check_profiler_config, check_target_device
     from model_navigator.core.environment import gpu_present
-    from model_navigator.package.archive_validate import validate_archive
+    from model_navigator.package.archive_validate import read_manifest, validate_archive
 
     package = Path(path).absolute()
     if not package.is_file():
@@ -78,40 +79,9 @@ def load(
     # is written (extract_archive), which reads the package once instead of twice.
     replacing = root.exists()
     validate_archive(package, read_data=replacing)
-    made = [folder for folder in root.parents if not folder.exists()]  # by the lock, for the new workdir
-    try:
-        return _load_locked(
-            package,
-            root,
-            replacing,
-            device,
-            config_profiler,
-            retest_conversions,
-            run_profiling,
-            verbose=verbose,
-            debug=debug,
-        )
-    except BaseException:
-        _remove_empty(made)  # a package refused while unpacking leaves no trace
-        raise
-
-
-def _load_locked(
-    package: Path,
-    root: Path,
-    replacing: bool,
-    device: Any,
-    config_profiler: Any,
-    retest_conversions: bool,
-    run_profiling: Optional[bool],
-    *,
-    verbose: bool,
-    debug: bool,
-) -> PackageDescriptor:
-    """nav.load's work once its arguments and the package are checked, under the workdir's lock."""
-    from model_navigator.package.archive_validate import read_manifest, validate_archive
-
-    with workdir_lock(root, "load") as previous_holder:  # nothing is deleted under another process
+    # nothing is deleted under another process; a package refused while unpacking leaves no folder the
+    # lock made for the new workdir (the lock is released first)
+    with _empty_folders_removed_on_failure(root.parents), workdir_lock(root, "load") as previous_holder:
         if previous_holder is not None:
             LOGGER.warning(takeover_message(root, previous_holder))
         if root.exists():
@@ -143,13 +113,20 @@ def _load_locked(
     return descriptor
 
 
-def _remove_empty(folders: List[Path]) -> None:
-    """Remove the folders (deepest first) that are still empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty, or gone
-            return
+@contextlib.contextmanager
+def _empty_folders_removed_on_failure(folders: Sequence[Path]) -> Iterator[None]:
+    """Of `folders` (deepest first), those that do not exist now and are still empty when the block
+    fails are removed."""
+    made = [folder for folder in folders if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or gone
+                break
+        raise
 
 
 def _unpack_marked(package: Path, root: Path) -> RunRecord:
